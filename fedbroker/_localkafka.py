@@ -1,0 +1,346 @@
+"""A local Apache Kafka in KRaft mode, started from the official Maven Central jars.
+
+There is no Docker engine on the project's machines, but Java 17 and Maven are,
+so ``fedbroker kafka up`` resolves ``org.apache.kafka:kafka_2.13`` with Maven
+into a cache, formats KRaft storage once and runs each node as a background JVM
+with a PID file and a log file. One node for development and tests; three on
+loopback (replication factor 3, ``min.insync.replicas=2``) for fault tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedbroker._errors import CommandError
+
+__all__ = [
+    "DEFAULT_PORT",
+    "KAFKA_VERSION",
+    "KafkaCluster",
+    "KafkaNode",
+    "LocalKafkaError",
+    "fedbroker_home",
+]
+
+logger = logging.getLogger(__name__)
+
+KAFKA_VERSION = "4.4.0"
+DEFAULT_PORT = 9092
+DEFAULT_HEAP = "-Xmx512m -Xms192m"
+CONTROLLER_PORT_OFFSET = 1000
+STARTUP_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 30.0
+_DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy" / "kafka"
+
+
+class LocalKafkaError(CommandError):
+    """The local broker could not be prepared, started, reached or stopped."""
+
+    reason = "local-kafka"
+
+
+def fedbroker_home() -> Path:
+    """Where the CLI keeps jars, Kafka data and logs: ``$FEDBROKER_HOME`` or ``./.fedbroker``."""
+    return Path(os.environ.get("FEDBROKER_HOME", ".fedbroker")).resolve()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child (ours, exited, not yet reaped) still answers kill(0).
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return True
+    return status != "Z"
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaNode:
+    """One combined broker+controller JVM and the files that belong to it."""
+
+    node_id: int
+    port: int
+    controller_port: int
+    directory: Path
+
+    @property
+    def pid_file(self) -> Path:
+        return self.directory / "kafka.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.directory / "kafka.log"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.directory / "data"
+
+    def pid(self) -> int | None:
+        """The running JVM's PID, or None; a stale PID file is removed."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if _pid_alive(pid):
+            return pid
+        self.pid_file.unlink(missing_ok=True)
+        return None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log yet)"
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaCluster:
+    """A local cluster of ``brokers`` nodes whose first broker listens on ``port``."""
+
+    brokers: int = 1
+    port: int = DEFAULT_PORT
+    home: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.brokers not in (1, 3):
+            raise LocalKafkaError("--brokers must be 1 or 3")
+
+    @property
+    def root(self) -> Path:
+        return (self.home or fedbroker_home()) / "kafka"
+
+    @property
+    def directory(self) -> Path:
+        return self.root / f"cluster-{self.brokers}x{self.port}"
+
+    @property
+    def libs(self) -> Path:
+        return self.root / f"libs-{KAFKA_VERSION}"
+
+    @property
+    def nodes(self) -> tuple[KafkaNode, ...]:
+        return tuple(
+            KafkaNode(
+                node_id=i + 1,
+                port=self.port + i,
+                controller_port=self.port + i + CONTROLLER_PORT_OFFSET,
+                directory=self.directory / f"node-{i + 1}",
+            )
+            for i in range(self.brokers)
+        )
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    # -- preparation -------------------------------------------------------
+
+    def ensure_jars(self) -> Path:
+        """Resolve the Kafka jars once with Maven; later calls reuse the cache."""
+        marker = self.libs / ".complete"
+        if marker.exists():
+            return self.libs
+        if shutil.which("mvn") is None or shutil.which("java") is None:
+            raise LocalKafkaError(
+                "Java >= 17 and Maven are needed to run Kafka locally "
+                "(or set KAFKA_BOOTSTRAP_SERVERS to an existing cluster)"
+            )
+        self.libs.mkdir(parents=True, exist_ok=True)
+        command = [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(_DEPLOY_DIR / "pom.xml"),
+            f"-Dkafka.version={KAFKA_VERSION}",
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={self.libs}",
+        ]
+        logger.info("resolving Apache Kafka %s jars with Maven", KAFKA_VERSION)
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise LocalKafkaError(
+                f"Maven could not resolve Kafka {KAFKA_VERSION}: "
+                f"{(result.stdout + result.stderr).strip()[-2000:]}"
+            )
+        marker.touch()
+        return self.libs
+
+    def _java(self, main: str, *args: str, heap: str = "-Xmx256m") -> list[str]:
+        log4j = _DEPLOY_DIR / "log4j2.xml"
+        return [
+            "java",
+            *heap.split(),
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp",
+            f"{self.libs}/*",
+            main,
+            *args,
+        ]
+
+    def _write_config(self, node: KafkaNode) -> Path:
+        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
+        template = (_DEPLOY_DIR / "server.properties.template").read_text()
+        text = template.format(
+            node_id=node.node_id,
+            voters=voters,
+            port=node.port,
+            controller_port=node.controller_port,
+            data_dir=node.data_dir,
+            replication=self.brokers,
+            min_isr=2 if self.brokers == 3 else 1,
+        )
+        node.directory.mkdir(parents=True, exist_ok=True)
+        path = node.directory / "server.properties"
+        path.write_text(text)
+        return path
+
+    def _cluster_id(self) -> str:
+        path = self.directory / "cluster.id"
+        if not path.exists():
+            self.directory.mkdir(parents=True, exist_ok=True)
+            path.write_text(base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="))
+        return path.read_text().strip()
+
+    def _format(self, node: KafkaNode, config: Path) -> None:
+        if (node.data_dir / "meta.properties").exists():
+            return
+        command = self._java(
+            "kafka.tools.StorageTool", "format", "-t", self._cluster_id(), "-c", str(config)
+        )
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise LocalKafkaError(f"formatting KRaft storage failed: {result.stderr[-2000:]}")
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def up(self, *, fresh: bool = False, timeout: float = STARTUP_TIMEOUT_S) -> str:
+        """Start every node not already running and wait until all answer metadata."""
+        self.ensure_jars()
+        if fresh:
+            self.down()
+            shutil.rmtree(self.directory, ignore_errors=True)
+        for node in self.nodes:
+            if node.pid() is not None:
+                continue
+            config = self._write_config(node)
+            self._format(node, config)
+            self.start_node(node)
+        self.wait_ready(timeout=timeout)
+        return self.bootstrap
+
+    def start_node(self, node: KafkaNode) -> int:
+        """Launch one node's JVM in its own session so it outlives the CLI."""
+        config = node.directory / "server.properties"
+        heap = os.environ.get("FEDBROKER_KAFKA_HEAP", DEFAULT_HEAP)
+        with node.log_file.open("ab") as log:
+            process = subprocess.Popen(
+                self._java("kafka.Kafka", str(config), heap=heap),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        node.pid_file.write_text(str(process.pid))
+        return process.pid
+
+    def wait_ready(self, *, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        last_error = ""
+        while time.monotonic() < deadline:
+            dead = [n for n in self.nodes if n.pid() is None]
+            if dead:
+                raise LocalKafkaError(
+                    f"Kafka node {dead[0].node_id} exited during start-up; "
+                    f"last lines of {dead[0].log_file}:\n{dead[0].log_tail()}"
+                )
+            try:
+                if len(self.live_brokers()) == self.brokers:
+                    return
+            except Exception as exc:  # noqa: BLE001 - any client error means "not yet"
+                last_error = str(exc)
+            time.sleep(0.5)
+        node = self.nodes[0]
+        raise LocalKafkaError(
+            f"Kafka did not answer a metadata request within {timeout:.0f}s ({last_error}); "
+            f"last lines of {node.log_file}:\n{node.log_tail()}"
+        )
+
+    def live_brokers(self) -> list[int]:
+        """Broker ids that the cluster reports in a metadata response."""
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
+        try:
+            cluster = admin.describe_cluster()
+        finally:
+            admin.close()
+        return sorted(int(b["broker_id"]) for b in cluster["brokers"])
+
+    def status(self) -> list[tuple[KafkaNode, int | None]]:
+        return [(node, node.pid()) for node in self.nodes]
+
+    def kill_node(self, node_id: int, *, sig: int = signal.SIGKILL) -> None:
+        """Stop one node abruptly, for fault tests."""
+        node = self.nodes[node_id - 1]
+        pid = node.pid()
+        if pid is not None:
+            os.kill(pid, sig)
+            _wait_gone(pid, STOP_TIMEOUT_S)
+        node.pid_file.unlink(missing_ok=True)
+
+    def down(self) -> list[int]:
+        """Stop the nodes this cluster started (by PID), gracefully then by force."""
+        stopped = []
+        for node in self.nodes:
+            pid = node.pid()
+            if pid is None:
+                continue
+            os.kill(pid, signal.SIGTERM)
+            if not _wait_gone(pid, STOP_TIMEOUT_S):
+                os.kill(pid, signal.SIGKILL)
+                _wait_gone(pid, 5.0)
+            node.pid_file.unlink(missing_ok=True)
+            stopped.append(node.node_id)
+        return stopped
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if not _pid_alive(pid):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def known_clusters(home: Path | None = None) -> Sequence[KafkaCluster]:
+    """Every local cluster that has a directory under the home, for ``status``/``down``."""
+    root = (home or fedbroker_home()) / "kafka"
+    clusters = []
+    for path in sorted(root.glob("cluster-*x*")):
+        brokers, _, port = path.name.removeprefix("cluster-").partition("x")
+        if brokers.isdigit() and port.isdigit():
+            clusters.append(KafkaCluster(int(brokers), int(port), home))
+    return clusters

@@ -1,0 +1,63 @@
+"""The ``fedbroker`` command: one click group, each subcommand in its own module.
+
+Subcommands are imported lazily so that ``fedbroker kafka status`` does not pay
+for loading Faust, and one broken subcommand cannot break the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from schemas import FedbrokerError
+
+__all__ = ["main"]
+
+# name -> "module:attribute"; each module owns one command or group.
+_COMMANDS = {
+    "kafka": "fedbroker.cli._kafka:kafka",
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=_LazyGroup)
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO instead of WARNING.")
+def cli(verbose: bool) -> None:
+    """fedbroker: a federated data broker for combined authorities."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main() -> None:
+    """Entry point: fedbroker errors become a one-line message and exit code 1."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except FedbrokerError as exc:
+        click.echo(f"error [{exc.reason}]: {exc}", err=True)
+        sys.exit(1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

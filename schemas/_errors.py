@@ -1,0 +1,35 @@
+"""The root of every fedbroker exception, and the schema errors.
+
+Tree (mirrored in docs/errors.md)::
+
+    FedbrokerError
+    └── SchemaError                    reason codes below are also metric labels
+        ├── DecodeError                 bytes are not a valid message
+        │   ├── TruncatedMessage        "truncated"
+        │   ├── BadMarker               "bad-marker"
+        │   ├── InvalidUtf8             "invalid-utf8"
+        │   ├── BadLength               "bad-length"
+        │   ├── TrailingBytes           "trailing-bytes"
+        │   └── MessageTooLarge         "too-large"
+        ├── UnknownSchema               "unknown-schema"
+        ├── EncodeError                 "encode-failed"
+        └── IncompatibleSchema          "incompatible-schema"
+
+The root lives here because every package may import ``schemas``. Exceptions
+carry identifiers and reason codes only, never field values.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FedbrokerError"]
+
+
+class FedbrokerError(Exception):
+    """Root of every fedbroker error; ``reason`` is the stable code used in metrics."""
+
+    reason: str = "error"
+
+    def __init__(self, message: str = "", *, reason: str | None = None) -> None:
+        super().__init__(message or self.__class__.__name__)
+        if reason is not None:
+            self.reason = reason
