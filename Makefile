@@ -22,6 +22,7 @@ kafka-jars: install
 	$(BIN)/python -c 'from fedbroker import KafkaCluster; KafkaCluster().ensure_jars()'
 
 services: install kafka-jars
+	deploy/tools/ensure.sh
 	@if [ -x deploy/postgres/ensure.sh ]; then deploy/postgres/ensure.sh; fi
 
 lint: install

@@ -61,9 +61,11 @@ def status() -> None:
 
 
 @kafka.command()
-def down() -> None:
+@click.option("--port", type=int, default=None, help="Only the cluster whose first port is P.")
+def down(port: int | None) -> None:
     """Stop every node that ``kafka up`` started, by PID; data stays unless ``up --fresh``."""
     stopped = 0
     for cluster in known_clusters():
-        stopped += len(cluster.down())
+        if port is None or cluster.port == port:
+            stopped += len(cluster.down())
     click.echo(f"stopped {stopped} Kafka node(s)")

@@ -1,0 +1,7 @@
+"""``python -m fedbroker`` runs the CLI, for environments without the console script."""
+
+from __future__ import annotations
+
+from fedbroker.cli import main
+
+main()

@@ -1,0 +1,115 @@
+"""The local KRaft cluster that `fedbroker kafka` runs: lifecycle, kcat, and a broker failure."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
+
+from fedbroker import KafkaCluster
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+CLI_PORT = 39292
+TRIO_PORT = 39392
+
+
+def _fedbroker(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fedbroker", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FEDBROKER_HOME": str(home)},
+        timeout=240,
+        check=False,
+    )
+
+
+def _kcat_metadata(bootstrap: str) -> str:
+    kcat = shutil.which("kcat")
+    assert kcat, "kcat (Debian package) must be installed by `make services`"
+    result = subprocess.run(
+        [kcat, "-L", "-b", bootstrap, "-m", "20"], capture_output=True, text=True, check=True
+    )
+    return result.stdout
+
+
+def test_cli_up_status_down_single_broker(fedbroker_home: Path):
+    up = _fedbroker(fedbroker_home, "kafka", "up", "--port", str(CLI_PORT), "--fresh")
+    try:
+        assert up.returncode == 0, up.stderr
+        bootstrap = up.stdout.strip().splitlines()[-1]
+        assert bootstrap == f"127.0.0.1:{CLI_PORT}"
+
+        again = _fedbroker(fedbroker_home, "kafka", "up", "--port", str(CLI_PORT))
+        assert again.returncode == 0 and again.stdout.strip().endswith(bootstrap)
+
+        status = _fedbroker(fedbroker_home, "kafka", "status")
+        assert status.returncode == 0
+        assert f"{bootstrap}: 1/1 node(s) running, brokers answering: [1]" in status.stdout
+
+        assert "1 brokers:" in _kcat_metadata(bootstrap)
+    finally:
+        down = _fedbroker(fedbroker_home, "kafka", "down", "--port", str(CLI_PORT))
+    assert down.returncode == 0 and "stopped 1 Kafka node(s)" in down.stdout
+    assert KafkaCluster(1, CLI_PORT, fedbroker_home).status()[0][1] is None
+
+
+def test_stale_pid_file_is_handled(fedbroker_home: Path):
+    cluster = KafkaCluster(1, CLI_PORT + 50, fedbroker_home)
+    node = cluster.nodes[0]
+    node.directory.mkdir(parents=True, exist_ok=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    node.pid_file.write_text(str(dead.pid))
+    assert node.pid() is None
+    assert not node.pid_file.exists()
+    assert cluster.down() == []
+
+
+def test_three_brokers_survive_one_killed_with_acks_all(fedbroker_home: Path):
+    cluster = KafkaCluster(3, TRIO_PORT, fedbroker_home)
+    bootstrap = cluster.up(fresh=True)
+    try:
+        assert cluster.live_brokers() == [1, 2, 3]
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            admin.create_topics(
+                [
+                    NewTopic(
+                        "replicated",
+                        num_partitions=3,
+                        replication_factor=3,
+                        topic_configs={"min.insync.replicas": "2"},
+                    )
+                ]
+            )
+        finally:
+            admin.close()
+        assert "3 brokers:" in _kcat_metadata(bootstrap)
+
+        cluster.kill_node(3)
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            retries=10,
+            request_timeout_ms=30000,
+        )
+        try:
+            acknowledged = [
+                producer.send("replicated", key=str(i).encode(), value=b"x").get(timeout=60)
+                for i in range(30)
+            ]
+        finally:
+            producer.close()
+        assert len(acknowledged) == 30
+        assert {meta.partition for meta in acknowledged} == {0, 1, 2}
+    finally:
+        cluster.down()
