@@ -3,8 +3,125 @@
 Pure where it can be: ``consent`` imports only ``schemas`` and does no Kafka I/O,
 so an information-governance officer's questions can be answered by reading and
 testing this package alone (DESIGN sections 2, 6 and 9).
+
+Sealing is HPKE (RFC 9180) base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
+AES-256-GCM, with the event id bound through HPKE's ``info``.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from consent._agreement import Agreement, ConsentModel, LawfulBasis, MatchRule, Routing
+from consent._agreement_loader import load_agreement, parse_agreement
+from consent._consent_state import (
+    ALL_SCOPES,
+    ConsentEntry,
+    ConsentLedger,
+    ConsentView,
+    TokenConsent,
+    effective_consent,
+)
+from consent._decisions import (
+    CandidateDisclosure,
+    Decision,
+    DisclosedEvent,
+    Reason,
+    decide,
+    decision_id,
+)
+from consent._devfederation import (
+    AGREEMENTS_DIR,
+    GM_COUNCILS,
+    DevFederation,
+    MemberKeys,
+    build_dev_federation,
+    example_agreement_paths,
+)
+from consent._directory import DIRECTORY_FORMAT, Directory, Member, MemberKind, parse_directory
+from consent._directory_signing import load_directory, sign_directory, verify_directory
+from consent._durations import format_duration, parse_duration
+from consent._errors import (
+    AgreementInvalid,
+    AuditInvalid,
+    ConsentError,
+    ConsentStateInvalid,
+    DirectoryExpired,
+    DirectoryInvalid,
+    KeyInvalid,
+    SealingFailed,
+    SignatureInvalid,
+)
+from consent._keys import (
+    KeyPairPaths,
+    generate_sealing_key,
+    generate_signing_key,
+    load_private_key,
+    load_public_key,
+    private_key_pem,
+    public_key_b64,
+    public_key_pem,
+    sign,
+    verify_signature,
+    write_key_pair,
+)
+from consent._sealing import SEALING_SUITE, open_sealed, seal
+
+__all__ = [
+    "AGREEMENTS_DIR",
+    "ALL_SCOPES",
+    "DIRECTORY_FORMAT",
+    "GM_COUNCILS",
+    "SEALING_SUITE",
+    "Agreement",
+    "AgreementInvalid",
+    "AuditInvalid",
+    "CandidateDisclosure",
+    "ConsentEntry",
+    "ConsentError",
+    "ConsentLedger",
+    "ConsentModel",
+    "ConsentStateInvalid",
+    "ConsentView",
+    "Decision",
+    "DevFederation",
+    "Directory",
+    "DirectoryExpired",
+    "DirectoryInvalid",
+    "DisclosedEvent",
+    "KeyInvalid",
+    "KeyPairPaths",
+    "LawfulBasis",
+    "MatchRule",
+    "Member",
+    "MemberKeys",
+    "MemberKind",
+    "Reason",
+    "Routing",
+    "SealingFailed",
+    "SignatureInvalid",
+    "TokenConsent",
+    "build_dev_federation",
+    "decide",
+    "decision_id",
+    "effective_consent",
+    "example_agreement_paths",
+    "format_duration",
+    "generate_sealing_key",
+    "generate_signing_key",
+    "load_agreement",
+    "load_directory",
+    "load_private_key",
+    "load_public_key",
+    "open_sealed",
+    "parse_agreement",
+    "parse_directory",
+    "parse_duration",
+    "private_key_pem",
+    "public_key_b64",
+    "public_key_pem",
+    "seal",
+    "sign",
+    "sign_directory",
+    "verify_directory",
+    "verify_signature",
+    "write_key_pair",
+]

@@ -1,0 +1,188 @@
+"""Residents' consent as the broker holds it: the latest record per token and scope.
+
+A ``ConsentRecord`` names a subject's tokens, a scope (an agreement id,
+``purpose:<name>`` or ``*``) and a state. For each token and scope only the
+latest record counts, ordered by ``recorded_at`` and then ``record_id`` so that
+two brokers replaying the same records in any order agree. An erasure request
+removes everything held about the token and leaves only a tombstone, because
+without it a later event under an objection-model agreement would look like a
+resident who never objected (DESIGN section 6).
+
+``TokenConsent`` is one token's state, small and serialisable (``to_bytes`` /
+``from_bytes``) so the broker can keep it as the value of a Faust table keyed by
+the token; ``ConsentLedger`` is an immutable in-memory collection of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from consent._errors import ConsentStateInvalid
+from schemas import ConsentRecord, ConsentState
+
+__all__ = [
+    "ALL_SCOPES",
+    "ConsentEntry",
+    "ConsentLedger",
+    "ConsentView",
+    "TokenConsent",
+    "effective_consent",
+]
+
+ALL_SCOPES = "*"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ConsentEntry:
+    """The latest record for one token and scope; ordering is the precedence order."""
+
+    recorded_at: datetime
+    record_id: str
+    scope: str
+    state: ConsentState
+    council: str
+
+    @classmethod
+    def from_record(cls, record: ConsentRecord) -> ConsentEntry:
+        return cls(record.recorded_at, record.record_id, record.scope, record.state,
+                   record.council)  # fmt: skip
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "recorded_at": self.recorded_at.isoformat(),
+            "record_id": self.record_id,
+            "scope": self.scope,
+            "state": self.state.value,
+            "council": self.council,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ConsentEntry:
+        try:
+            recorded_at = datetime.fromisoformat(data["recorded_at"])
+            return cls(recorded_at, str(data["record_id"]), str(data["scope"]),
+                       ConsentState(data["state"]), str(data["council"]))  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConsentStateInvalid("malformed consent entry") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class TokenConsent:
+    """Everything the broker holds about one token's consent: one entry per scope."""
+
+    entries: tuple[ConsentEntry, ...] = ()
+
+    def apply(self, record: ConsentRecord) -> TokenConsent:
+        """The state after ``record``; a record older than what is held changes nothing."""
+        entry = ConsentEntry.from_record(record)
+        if any(e.state is ConsentState.ERASURE_REQUESTED and e >= entry for e in self.entries):
+            return self  # recorded before an erasure that already removed the subject
+        if entry.state is ConsentState.ERASURE_REQUESTED:
+            later = tuple(e for e in self.entries if e > entry)
+            return TokenConsent(tuple(sorted((entry, *later), key=_by_scope)))
+        current = {e.scope: e for e in self.entries}
+        held = current.get(entry.scope)
+        if held is not None and held >= entry:
+            return self
+        current[entry.scope] = entry
+        return TokenConsent(tuple(sorted(current.values(), key=_by_scope)))
+
+    @property
+    def erased(self) -> bool:
+        """Whether an erasure request has been recorded for this token."""
+        return any(e.state is ConsentState.ERASURE_REQUESTED for e in self.entries)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"v": 1, "entries": [e.to_dict() for e in self.entries]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TokenConsent:
+        if not isinstance(data, Mapping) or data.get("v") != 1:
+            raise ConsentStateInvalid("unknown consent state version")
+        raw = data.get("entries")
+        if not isinstance(raw, list):
+            raise ConsentStateInvalid("malformed consent state")
+        return cls(tuple(sorted((ConsentEntry.from_dict(e) for e in raw), key=_by_scope)))
+
+    def to_bytes(self) -> bytes:
+        """Compact JSON: the value to store in a Faust table keyed by the token."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TokenConsent:
+        try:
+            return cls.from_dict(json.loads(data))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ConsentStateInvalid("consent state is not valid JSON") from exc
+
+
+def _by_scope(entry: ConsentEntry) -> tuple[str, datetime, str]:
+    return entry.scope, entry.recorded_at, entry.record_id
+
+
+class ConsentView(Protocol):
+    """What ``decide`` needs: the consent held for one token (a Faust table fits)."""
+
+    def get(self, token: str) -> TokenConsent | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentLedger:
+    """An immutable map of token -> ``TokenConsent``; ``apply`` returns a new ledger."""
+
+    tokens: Mapping[str, TokenConsent] = field(default_factory=lambda: MappingProxyType({}))
+
+    def get(self, token: str) -> TokenConsent | None:
+        return self.tokens.get(token)
+
+    def apply(self, record: ConsentRecord) -> ConsentLedger:
+        """Apply a record to every token it names."""
+        updated = dict(self.tokens)
+        for token in record.tokens:
+            key = token.key()
+            updated[key] = updated.get(key, TokenConsent()).apply(record)
+        return ConsentLedger(MappingProxyType(updated))
+
+    @classmethod
+    def from_records(cls, records: Iterable[ConsentRecord]) -> ConsentLedger:
+        ledger = cls()
+        for record in records:
+            ledger = ledger.apply(record)
+        return ledger
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self.tokens))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {token: self.tokens[token].to_dict() for token in sorted(self.tokens)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ConsentLedger:
+        return cls(MappingProxyType({k: TokenConsent.from_dict(v) for k, v in data.items()}))
+
+
+def effective_consent(
+    view: ConsentView, tokens: Iterable[str], *, agreement_id: str, purpose: str
+) -> ConsentEntry | None:
+    """The record that governs one subject under one agreement, or None if none does.
+
+    A subject is known by several tokens; every entry under any of them whose scope
+    is the agreement, its purpose or ``*`` competes, and the latest wins. An
+    erasure request under any scope governs every agreement.
+    """
+    scopes = {agreement_id, f"purpose:{purpose}", ALL_SCOPES}
+    best: ConsentEntry | None = None
+    for token in tokens:
+        held = view.get(token)
+        if held is None:
+            continue
+        for entry in held.entries:
+            applies = entry.scope in scopes or entry.state is ConsentState.ERASURE_REQUESTED
+            if applies and (best is None or entry > best):
+                best = entry
+    return best

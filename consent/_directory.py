@@ -1,0 +1,272 @@
+"""The directory: who is in the federation, their keys and topics, and the agreements.
+
+Like X-Road's global configuration, it is one document signed by the combined
+authority (see ``consent._directory_signing``). Every component loads it and
+trusts nothing it does not list: a council's events are checked against the
+council's signing key here, sealed fields go to the recipient's key here, and an
+agreement is in force only if it is embedded here (DESIGN section 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from types import MappingProxyType
+
+import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+from consent._agreement import Agreement
+from consent._agreement_loader import compile_agreement
+from consent._errors import DirectoryInvalid, KeyInvalid
+from consent._keys import KeyKind, PublicKey, load_public_key
+from consent._yamlnodes import NodeReader, compose
+
+__all__ = ["DIRECTORY_FORMAT", "Directory", "Member", "MemberKind", "parse_directory"]
+
+DIRECTORY_FORMAT = "fedbroker-directory/1"
+
+_TOP = frozenset(
+    {"format", "serial", "authority", "issued_at", "expires_at", "members", "agreements"}
+)
+_MEMBER = frozenset({"id", "kind", "name", "council", "signing_key", "sealing_key", "topics"})
+
+
+class MemberKind(StrEnum):
+    COUNCIL = "council"
+    SERVICE = "service"
+    BROKER = "broker"
+    AUTHORITY = "authority"
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One party: a council (by GSS code), a service, the broker or the authority.
+
+    ``council`` is the council a service belongs to (used for routing);
+    ``topics`` maps roles (``events``, ``consent``) to topic names.
+    """
+
+    member_id: str
+    kind: MemberKind
+    name: str
+    signing_key: Ed25519PublicKey | None = None
+    sealing_key: X25519PublicKey | None = None
+    topics: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    council: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Directory:
+    """A verified directory. Obtain it from ``load_directory``, never build one by hand."""
+
+    authority: str
+    serial: int
+    issued_at: datetime
+    expires_at: datetime
+    members: Mapping[str, Member]
+    agreements: Mapping[str, Agreement]
+
+    def member(self, member_id: str) -> Member:
+        """The member, or ``DirectoryInvalid`` (reason ``unknown-member``) if not listed."""
+        try:
+            return self.members[member_id]
+        except KeyError:
+            raise DirectoryInvalid(
+                f"member '{member_id}' is not in the directory", reason="unknown-member"
+            ) from None
+
+    def of_kind(self, kind: MemberKind) -> tuple[Member, ...]:
+        """Members of one kind, sorted by id."""
+        return tuple(m for _, m in sorted(self.members.items()) if m.kind is kind)
+
+    @property
+    def councils(self) -> tuple[Member, ...]:
+        return self.of_kind(MemberKind.COUNCIL)
+
+    @property
+    def services(self) -> tuple[Member, ...]:
+        return self.of_kind(MemberKind.SERVICE)
+
+    @property
+    def broker(self) -> Member:
+        """The broker member (exactly one is required)."""
+        return self.of_kind(MemberKind.BROKER)[0]
+
+    def signing_key(self, member_id: str) -> Ed25519PublicKey:
+        """The member's Ed25519 key; ``DirectoryInvalid`` if it has none."""
+        key = self.member(member_id).signing_key
+        if key is None:
+            raise DirectoryInvalid(f"member '{member_id}' has no signing key", reason="no-key")
+        return key
+
+    def sealing_key(self, member_id: str) -> X25519PublicKey:
+        """The member's X25519 key; ``DirectoryInvalid`` if it has none."""
+        key = self.member(member_id).sealing_key
+        if key is None:
+            raise DirectoryInvalid(f"member '{member_id}' has no sealing key", reason="no-key")
+        return key
+
+    def services_of(self, council: str) -> tuple[Member, ...]:
+        """The services belonging to one council (routing by council)."""
+        return tuple(m for m in self.services if m.council == council)
+
+    def agreement(self, agreement_id: str) -> Agreement | None:
+        """The agreement with that id, if the directory has it in force."""
+        return self.agreements.get(agreement_id)
+
+    def topic(self, member_id: str, role: str) -> str:
+        """A member's topic for a role (``events``, ``consent``)."""
+        try:
+            return self.member(member_id).topics[role]
+        except KeyError:
+            raise DirectoryInvalid(
+                f"member '{member_id}' has no '{role}' topic", reason="unknown-topic"
+            ) from None
+
+
+def _time(
+    reader: NodeReader, parent: yaml.Node, fields: dict[str, yaml.Node], key: str
+) -> datetime:
+    text = reader.text(parent, fields, key)
+    try:
+        value = datetime.fromisoformat(text or "")
+    except ValueError:
+        if text is not None:
+            reader.problem(fields[key], f"'{key}' must be an ISO 8601 datetime")
+        return datetime.min.replace(tzinfo=UTC)
+    if value.tzinfo is None:
+        reader.problem(fields[key], f"'{key}' needs a timezone")
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _key(
+    reader: NodeReader, fields: dict[str, yaml.Node], key: str, member_id: str
+) -> PublicKey | None:
+    node = fields.get(key)
+    if node is None:
+        return None
+    kind: KeyKind = "signing" if key == "signing_key" else "sealing"
+    try:
+        return load_public_key(str(node.value), kind=kind)
+    except KeyInvalid as exc:
+        reader.problem(node, f"member '{member_id}': {key}: {exc}")
+        return None
+
+
+def _member(reader: NodeReader, node: yaml.Node) -> Member | None:
+    fields = reader.mapping(node, "member")
+    reader.unknown_keys(fields, _MEMBER, "member")
+    member_id = reader.text(node, fields, "id")
+    kind_text = reader.text(node, fields, "kind")
+    if member_id is None or kind_text is None:
+        return None
+    try:
+        kind = MemberKind(kind_text)
+    except ValueError:
+        reader.problem(fields["kind"], f"member '{member_id}': unknown kind '{kind_text}'")
+        return None
+    signing = _key(reader, fields, "signing_key", member_id)
+    sealing = _key(reader, fields, "sealing_key", member_id)
+    if kind is not MemberKind.SERVICE and signing is None:
+        reader.problem(node, f"member '{member_id}': a {kind} needs a signing_key")
+    if kind is MemberKind.SERVICE and sealing is None:
+        reader.problem(node, f"member '{member_id}': a service needs a sealing_key")
+    topics: dict[str, str] = {}
+    if kind is MemberKind.COUNCIL:
+        topics = {"events": f"fed.events.{member_id}", "consent": f"fed.consent.{member_id}"}
+    if "topics" in fields:
+        for role, value in reader.mapping(fields["topics"], "topics").items():
+            topics[role] = str(value.value)
+    assert signing is None or isinstance(signing, Ed25519PublicKey)
+    assert sealing is None or isinstance(sealing, X25519PublicKey)
+    return Member(
+        member_id=member_id,
+        kind=kind,
+        name=reader.text(node, fields, "name", required=False) or member_id,
+        signing_key=signing,
+        sealing_key=sealing,
+        topics=MappingProxyType(topics),
+        council=reader.text(node, fields, "council", required=False),
+    )
+
+
+def parse_directory(text: str, *, source: str = "<directory>") -> Directory:
+    """Parse and check a directory document's content (not its signature or dates).
+
+    Raises:
+        DirectoryInvalid: listing every problem with its line, embedded agreements'
+            problems included.
+    """
+    try:
+        root = compose(text)
+    except yaml.YAMLError as exc:
+        raise DirectoryInvalid(f"{source}: not valid YAML") from exc
+    reader = NodeReader()
+    fields = reader.mapping(root, "directory")
+    if root is None:
+        raise DirectoryInvalid(f"{source}: empty document")
+    reader.unknown_keys(fields, _TOP, "directory")
+    if reader.text(root, fields, "format") not in (None, DIRECTORY_FORMAT):
+        reader.problem(fields["format"], f"format must be '{DIRECTORY_FORMAT}'")
+    serial_text = reader.text(root, fields, "serial", required=False) or "1"
+    if not serial_text.isdigit():
+        reader.problem(fields.get("serial"), "'serial' must be a whole number")
+    authority = reader.text(root, fields, "authority") or ""
+    issued_at = _time(reader, root, fields, "issued_at")
+    expires_at = _time(reader, root, fields, "expires_at")
+    if expires_at <= issued_at:
+        reader.problem(fields.get("expires_at"), "'expires_at' must be after 'issued_at'")
+
+    members: dict[str, Member] = {}
+    members_node = fields.get("members")
+    if not isinstance(members_node, yaml.SequenceNode):
+        reader.problem(members_node or root, "'members' must be a list")
+    else:
+        for item in members_node.value:
+            member = _member(reader, item)
+            if member is None:
+                continue
+            if member.member_id in members:
+                reader.problem(item, f"member '{member.member_id}' is listed twice")
+            members[member.member_id] = member
+    for member in members.values():
+        if member.council is not None and member.council not in members:
+            reader.problem(members_node, f"service '{member.member_id}': unknown council")
+    if authority and members.get(authority, None) is None:
+        reader.problem(fields.get("authority"), f"authority '{authority}' is not a member")
+    elif authority and members[authority].kind is not MemberKind.AUTHORITY:
+        reader.problem(fields.get("authority"), f"member '{authority}' is not of kind authority")
+    if sum(m.kind is MemberKind.BROKER for m in members.values()) != 1:
+        reader.problem(members_node or root, "the directory must list exactly one broker")
+
+    councils = {m.member_id for m in members.values() if m.kind is MemberKind.COUNCIL}
+    services = {m.member_id for m in members.values() if m.kind is MemberKind.SERVICE}
+    agreements: dict[str, Agreement] = {}
+    agreements_node = fields.get("agreements")
+    if agreements_node is not None and not isinstance(agreements_node, yaml.SequenceNode):
+        reader.problem(agreements_node, "'agreements' must be a list")
+    elif agreements_node is not None:
+        for item in agreements_node.value:
+            agreement = compile_agreement(item, reader, councils=councils, services=services)
+            if agreement is None:
+                continue
+            if agreement.agreement_id in agreements:
+                reader.problem(item, f"agreement '{agreement.agreement_id}' is listed twice")
+            agreements[agreement.agreement_id] = agreement
+
+    if reader.problems:
+        listing = "\n".join(f"  {source}:{p}" for p in reader.problems)
+        raise DirectoryInvalid(f"{len(reader.problems)} problem(s) in directory:\n{listing}")
+    return Directory(
+        authority=authority,
+        serial=int(serial_text),
+        issued_at=issued_at,
+        expires_at=expires_at,
+        members=MappingProxyType(members),
+        agreements=MappingProxyType(agreements),
+    )

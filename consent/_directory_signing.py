@@ -1,0 +1,145 @@
+"""Signing and loading the directory: a signed envelope around the exact document.
+
+The envelope is a small JSON object holding the directory's YAML text verbatim
+and an Ed25519 signature over it (with a domain prefix so the signature cannot be
+replayed as any other fedbroker signature). Signing the exact bytes, rather than
+a re-serialisation, means there is no canonicalisation for two implementations
+to disagree on: what was signed is what is parsed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from consent._directory import Directory, parse_directory
+from consent._errors import DirectoryExpired, DirectoryInvalid, KeyInvalid, SignatureInvalid
+from consent._keys import PublicKey, load_public_key, public_key_b64, sign, verify_signature
+
+__all__ = [
+    "SIGNED_DIRECTORY_FORMAT",
+    "load_directory",
+    "sign_directory",
+    "verify_directory",
+]
+
+SIGNED_DIRECTORY_FORMAT = "fedbroker-signed-directory/1"
+_DOMAIN = b"fedbroker/directory/v1\x00"
+
+
+def sign_directory(document: str, private_key: Ed25519PrivateKey) -> bytes:
+    """Check ``document`` parses, then wrap it in a signed envelope (JSON bytes).
+
+    Args:
+        document: the directory YAML text.
+        private_key: the combined authority's Ed25519 key.
+
+    Raises:
+        DirectoryInvalid: the document itself has problems (nothing is signed).
+    """
+    directory = parse_directory(document)
+    authority_key = directory.members[directory.authority].signing_key
+    if authority_key is None or public_key_b64(authority_key) != public_key_b64(private_key):
+        raise DirectoryInvalid(
+            "the signing key is not the authority's key listed in the directory",
+            reason="directory-signer-mismatch",
+        )
+    envelope = {
+        "format": SIGNED_DIRECTORY_FORMAT,
+        "algorithm": "ed25519",
+        "signer": directory.authority,
+        "signature": base64.b64encode(sign(private_key, _DOMAIN + document.encode())).decode(),
+        "document": document,
+    }
+    return (json.dumps(envelope, indent=1, sort_keys=True) + "\n").encode("utf-8")
+
+
+def verify_directory(
+    signed: bytes, *, trust_anchor: PublicKey | str | Path, now: datetime
+) -> Directory:
+    """Verify a signed envelope against the trust anchor and the clock.
+
+    Args:
+        signed: the envelope bytes (``sign_directory``'s output).
+        trust_anchor: the combined authority's Ed25519 public key (key, PEM or path).
+        now: the time to check ``issued_at``/``expires_at`` against (timezone-aware).
+
+    Raises:
+        DirectoryInvalid: reason ``directory-unsigned`` (no envelope),
+            ``directory-signature-invalid``, ``directory-signer-mismatch`` or
+            ``directory-invalid`` (content).
+        DirectoryExpired: reason ``directory-expired`` or ``directory-not-yet-valid``.
+    """
+    anchor = _anchor(trust_anchor)
+    try:
+        envelope = json.loads(signed.decode("utf-8"))
+        ok = isinstance(envelope, dict) and envelope.get("format") == SIGNED_DIRECTORY_FORMAT
+    except (UnicodeDecodeError, ValueError):
+        ok = False
+    if not ok:
+        raise DirectoryInvalid(
+            "not a signed directory: sign it with 'fedbroker directory sign'",
+            reason="directory-unsigned",
+        )
+    document, signature_b64 = envelope.get("document"), envelope.get("signature")
+    if not isinstance(document, str) or not isinstance(signature_b64, str):
+        raise DirectoryInvalid("signed directory lacks its document or signature",
+                               reason="directory-unsigned")  # fmt: skip
+    try:
+        signature = base64.b64decode(signature_b64, validate=True)
+        verify_signature(anchor, _DOMAIN + document.encode("utf-8"), signature)
+    except (binascii.Error, SignatureInvalid) as exc:
+        raise DirectoryInvalid(
+            "directory signature does not verify under the trust anchor",
+            reason="directory-signature-invalid",
+        ) from exc
+    directory = parse_directory(document)
+    listed = directory.members[directory.authority].signing_key
+    if listed is None or public_key_b64(listed) != public_key_b64(anchor):
+        raise DirectoryInvalid(
+            "the directory's authority key differs from the trust anchor",
+            reason="directory-signer-mismatch",
+        )
+    if now < directory.issued_at:
+        raise DirectoryExpired(
+            f"directory serial {directory.serial} is not valid until "
+            f"{directory.issued_at.isoformat()}",
+            reason="directory-not-yet-valid",
+        )
+    if now >= directory.expires_at:
+        raise DirectoryExpired(
+            f"directory serial {directory.serial} expired at {directory.expires_at.isoformat()}"
+        )
+    return directory
+
+
+def load_directory(
+    path: Path | str, *, trust_anchor: PublicKey | str | Path, now: datetime
+) -> Directory:
+    """Read a signed directory file and ``verify_directory`` it.
+
+    Raises:
+        DirectoryInvalid: unreadable, unsigned, wrongly signed or malformed.
+        DirectoryExpired: outside its validity window at ``now``.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise DirectoryInvalid(f"cannot read directory {path}") from exc
+    return verify_directory(data, trust_anchor=trust_anchor, now=now)
+
+
+def _anchor(trust_anchor: PublicKey | str | Path) -> Ed25519PublicKey:
+    key = (
+        trust_anchor
+        if isinstance(trust_anchor, Ed25519PublicKey)
+        else load_public_key(trust_anchor, kind="signing")  # type: ignore[arg-type]
+    )
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyInvalid("the trust anchor must be an Ed25519 public key")
+    return key

@@ -1,0 +1,99 @@
+"""Consent's exception tree: every refusal of a key, directory or agreement.
+
+Tree (mirrored in docs/errors.md)::
+
+    FedbrokerError
+    └── ConsentError                   "consent"
+        ├── KeyInvalid                 "key-invalid"      a PEM file is not the expected key
+        ├── SignatureInvalid           "signature-invalid"
+        ├── SealingFailed              "sealing-failed"   a sealed payload does not open
+        ├── DirectoryInvalid           "directory-invalid" (also "directory-unsigned")
+        │   └── DirectoryExpired       "directory-expired" (also "directory-not-yet-valid")
+        ├── AgreementInvalid           "agreement-invalid" lists every problem with its line
+        ├── ConsentStateInvalid        "consent-state-invalid"
+        └── AuditInvalid               "audit-invalid"    an audit record cannot be built
+
+Messages name files, lines, member ids and agreement ids; they never contain a
+token, a key, a plaintext or any personal data, so they are safe to log.
+"""
+
+from __future__ import annotations
+
+from schemas import FedbrokerError
+
+__all__ = [
+    "AgreementInvalid",
+    "AuditInvalid",
+    "ConsentError",
+    "ConsentStateInvalid",
+    "DirectoryExpired",
+    "DirectoryInvalid",
+    "KeyInvalid",
+    "SealingFailed",
+    "SignatureInvalid",
+]
+
+
+class ConsentError(FedbrokerError):
+    """Base of every error raised by ``consent``."""
+
+    reason = "consent"
+
+
+class KeyInvalid(ConsentError):
+    """A key file or value is missing, malformed or of the wrong kind."""
+
+    reason = "key-invalid"
+
+
+class SignatureInvalid(ConsentError):
+    """A signature does not verify under the expected public key."""
+
+    reason = "signature-invalid"
+
+
+class SealingFailed(ConsentError):
+    """A sealed payload cannot be opened: wrong key, wrong event id or altered bytes."""
+
+    reason = "sealing-failed"
+
+
+class DirectoryInvalid(ConsentError):
+    """The directory is unsigned, wrongly signed or malformed; nothing may trust it."""
+
+    reason = "directory-invalid"
+
+
+class DirectoryExpired(DirectoryInvalid):
+    """The directory is outside its issued-at/expires-at window."""
+
+    reason = "directory-expired"
+
+
+class AgreementInvalid(ConsentError):
+    """An agreement failed validation; ``problems`` lists every one, with its line.
+
+    Args:
+        source: the file (or document) the agreement came from.
+        problems: one line per problem, each starting with ``line N:``.
+    """
+
+    reason = "agreement-invalid"
+
+    def __init__(self, source: str, problems: list[str] | tuple[str, ...]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        listing = "\n".join(f"  {source}:{problem}" for problem in self.problems)
+        super().__init__(f"{len(self.problems)} problem(s) in agreement {source}:\n{listing}")
+
+
+class ConsentStateInvalid(ConsentError):
+    """Serialised consent state could not be read back."""
+
+    reason = "consent-state-invalid"
+
+
+class AuditInvalid(ConsentError):
+    """An audit record or chain cannot be built as asked (not a verification result)."""
+
+    reason = "audit-invalid"
