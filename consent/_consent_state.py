@@ -73,41 +73,56 @@ class ConsentEntry:
 
 @dataclass(frozen=True, slots=True)
 class TokenConsent:
-    """Everything the broker holds about one token's consent: one entry per scope."""
+    """Everything the broker holds about one token's consent.
+
+    ``entries`` holds the latest non-erasure record per scope; ``erasure`` the
+    latest erasure request, a tombstone that hides everything recorded before it.
+    Applying the same records in any order gives the same value.
+    """
 
     entries: tuple[ConsentEntry, ...] = ()
+    erasure: ConsentEntry | None = None
 
     def apply(self, record: ConsentRecord) -> TokenConsent:
         """The state after ``record``; a record older than what is held changes nothing."""
         entry = ConsentEntry.from_record(record)
-        if any(e.state is ConsentState.ERASURE_REQUESTED and e >= entry for e in self.entries):
+        if self.erasure is not None and entry <= self.erasure:
             return self  # recorded before an erasure that already removed the subject
         if entry.state is ConsentState.ERASURE_REQUESTED:
             later = tuple(e for e in self.entries if e > entry)
-            return TokenConsent(tuple(sorted((entry, *later), key=_by_scope)))
+            return TokenConsent(later, entry)
         current = {e.scope: e for e in self.entries}
         held = current.get(entry.scope)
         if held is not None and held >= entry:
             return self
         current[entry.scope] = entry
-        return TokenConsent(tuple(sorted(current.values(), key=_by_scope)))
+        return TokenConsent(tuple(sorted(current.values(), key=_by_scope)), self.erasure)
 
     @property
     def erased(self) -> bool:
         """Whether an erasure request has been recorded for this token."""
-        return any(e.state is ConsentState.ERASURE_REQUESTED for e in self.entries)
+        return self.erasure is not None
+
+    def governing(self) -> tuple[ConsentEntry, ...]:
+        """Every entry that can govern a decision: the per-scope ones and the tombstone."""
+        return self.entries if self.erasure is None else (*self.entries, self.erasure)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"v": 1, "entries": [e.to_dict() for e in self.entries]}
+        return {
+            "v": 1,
+            "entries": [e.to_dict() for e in self.entries],
+            "erasure": self.erasure.to_dict() if self.erasure is not None else None,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TokenConsent:
         if not isinstance(data, Mapping) or data.get("v") != 1:
             raise ConsentStateInvalid("unknown consent state version")
-        raw = data.get("entries")
-        if not isinstance(raw, list):
+        raw, erasure = data.get("entries"), data.get("erasure")
+        if not isinstance(raw, list) or not (erasure is None or isinstance(erasure, Mapping)):
             raise ConsentStateInvalid("malformed consent state")
-        return cls(tuple(sorted((ConsentEntry.from_dict(e) for e in raw), key=_by_scope)))
+        entries = tuple(sorted((ConsentEntry.from_dict(e) for e in raw), key=_by_scope))
+        return cls(entries, ConsentEntry.from_dict(erasure) if erasure is not None else None)
 
     def to_bytes(self) -> bytes:
         """Compact JSON: the value to store in a Faust table keyed by the token."""
@@ -181,7 +196,7 @@ def effective_consent(
         held = view.get(token)
         if held is None:
             continue
-        for entry in held.entries:
+        for entry in held.governing():
             applies = entry.scope in scopes or entry.state is ConsentState.ERASURE_REQUESTED
             if applies and (best is None or entry > best):
                 best = entry

@@ -1,0 +1,160 @@
+"""The signed directory: loads when signed and current, refused otherwise, typed."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+import yaml
+
+from consent import (
+    DirectoryExpired,
+    DirectoryInvalid,
+    MemberKind,
+    generate_signing_key,
+    load_directory,
+    parse_directory,
+    public_key_pem,
+    sign_directory,
+    verify_directory,
+)
+from tests.consent.conftest import COUNCILS, T0
+
+
+def test_dev_federation_loads_with_members_keys_topics_and_agreements(federation):
+    directory = federation.load(T0)
+    assert [m.member_id for m in directory.councils] == list(COUNCILS)
+    assert directory.broker.member_id == "broker"
+    assert directory.member("E08000006").topics["events"] == "fed.events.E08000006"
+    assert directory.topic("E08000006", "consent") == "fed.consent.E08000006"
+    assert {m.member_id for m in directory.services_of("E08000009")} == {
+        "E08000009.revenues",
+        "E08000009.electoral-registration",
+    }
+    assert set(directory.agreements) == {
+        "gm-cross-boundary-move",
+        "gm-single-person-discount-duplicate",
+        "gm-multiple-disadvantage",
+    }
+    # agreements were narrowed to the councils present
+    assert directory.agreements["gm-cross-boundary-move"].controllers == set(COUNCILS)
+    key = federation.signing_key("E08000006")
+    assert directory.signing_key("E08000006").public_bytes_raw() == (
+        key.public_key().public_bytes_raw()
+    )
+    sealing = federation.sealing_key("E08000009.revenues")
+    assert directory.sealing_key("E08000009.revenues").public_bytes_raw() == (
+        sealing.public_key().public_bytes_raw()
+    )
+    assert directory.of_kind(MemberKind.AUTHORITY)[0].member_id == "gmca"
+    assert directory.agreement("nope") is None
+
+
+def test_unknown_member_and_missing_keys_are_typed(federation):
+    directory = federation.load(T0)
+    with pytest.raises(DirectoryInvalid) as caught:
+        directory.member("E08000099")
+    assert caught.value.reason == "unknown-member"
+    with pytest.raises(DirectoryInvalid):
+        directory.sealing_key("E08000006")
+    with pytest.raises(DirectoryInvalid):
+        directory.signing_key("E08000009.revenues")
+    with pytest.raises(DirectoryInvalid):
+        directory.topic("broker", "events")
+
+
+def test_unsigned_directory_is_refused(federation):
+    with pytest.raises(DirectoryInvalid) as caught:
+        load_directory(federation.document_path, trust_anchor=federation.trust_anchor, now=T0)
+    assert caught.value.reason == "directory-unsigned"
+    with pytest.raises(DirectoryInvalid) as caught:
+        verify_directory(b'{"format": "fedbroker-signed-directory/1"}',
+                         trust_anchor=federation.trust_anchor, now=T0)  # fmt: skip
+    assert caught.value.reason == "directory-unsigned"
+
+
+def test_wrong_trust_anchor_is_refused(federation):
+    other = public_key_pem(generate_signing_key())
+    with pytest.raises(DirectoryInvalid) as caught:
+        load_directory(federation.directory_path, trust_anchor=other, now=T0)
+    assert caught.value.reason == "directory-signature-invalid"
+
+
+def test_altered_document_is_refused(federation):
+    envelope = json.loads(federation.directory_path.read_bytes())
+    envelope["document"] = envelope["document"].replace("E08000009", "E08000099", 1)
+    with pytest.raises(DirectoryInvalid) as caught:
+        verify_directory(json.dumps(envelope).encode(), trust_anchor=federation.trust_anchor,
+                         now=T0)  # fmt: skip
+    assert caught.value.reason == "directory-signature-invalid"
+
+
+def test_expired_and_not_yet_valid_are_refused(federation):
+    with pytest.raises(DirectoryExpired) as caught:
+        federation.load(T0 + timedelta(days=31))
+    assert caught.value.reason == "directory-expired"
+    with pytest.raises(DirectoryExpired) as caught:
+        federation.load(T0 - timedelta(minutes=1))
+    assert caught.value.reason == "directory-not-yet-valid"
+    assert isinstance(caught.value, DirectoryInvalid)
+
+
+def test_signing_with_a_key_other_than_the_authoritys_is_refused(federation):
+    text = federation.document_path.read_text()
+    with pytest.raises(DirectoryInvalid) as caught:
+        sign_directory(text, generate_signing_key())
+    assert caught.value.reason == "directory-signer-mismatch"
+
+
+def test_a_directory_whose_authority_key_differs_from_the_anchor_is_refused(federation):
+    """Signed by the anchor but listing another authority key: inconsistent, refused."""
+    import base64
+
+    from consent import public_key_b64, sign
+    from consent._directory_signing import _DOMAIN
+
+    doc = yaml.safe_load(federation.document_path.read_text())
+    doc["members"][0]["signing_key"] = "ed25519:" + public_key_b64(generate_signing_key())
+    text = yaml.safe_dump(doc, sort_keys=False)
+    signature = sign(federation.signing_key("gmca"), _DOMAIN + text.encode())
+    envelope = {
+        "format": "fedbroker-signed-directory/1",
+        "document": text,
+        "signature": base64.b64encode(signature).decode(),
+    }
+    with pytest.raises(DirectoryInvalid) as caught:
+        verify_directory(json.dumps(envelope).encode(), trust_anchor=federation.trust_anchor,
+                         now=T0)  # fmt: skip
+    assert caught.value.reason == "directory-signer-mismatch"
+
+
+def test_content_problems_are_listed_with_lines(federation):
+    doc = yaml.safe_load(federation.document_path.read_text())
+    doc["members"].append({"id": "E08000006", "kind": "council", "name": "dup"})
+    doc["members"].append({"id": "x", "kind": "planet"})
+    doc["agreements"][0]["recipients"].append("nobody")
+    with pytest.raises(DirectoryInvalid) as caught:
+        parse_directory(yaml.safe_dump(doc, sort_keys=False))
+    message = str(caught.value)
+    assert "member 'E08000006' is listed twice" in message
+    assert "a council needs a signing_key" in message
+    assert "unknown kind 'planet'" in message
+    assert "recipient 'nobody' is not a service in the directory" in message
+    assert ":line " in message
+
+
+def test_structural_problems():
+    with pytest.raises(DirectoryInvalid):
+        parse_directory("")
+    with pytest.raises(DirectoryInvalid):
+        parse_directory("a: [")
+    with pytest.raises(DirectoryInvalid) as caught:
+        parse_directory(
+            "format: other\nauthority: gmca\nissued_at: 2026-01-02T00:00:00Z\n"
+            "expires_at: 2026-01-01T00:00:00Z\nmembers: {}\n"
+        )
+    message = str(caught.value)
+    assert "format must be" in message
+    assert "'expires_at' must be after 'issued_at'" in message
+    assert "'members' must be a list" in message

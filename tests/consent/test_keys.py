@@ -1,0 +1,94 @@
+"""Keys and sealing: PEM round trips, 0600 private files, signatures, HPKE sealing."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from consent import (
+    KeyInvalid,
+    SealingFailed,
+    SignatureInvalid,
+    generate_sealing_key,
+    generate_signing_key,
+    load_private_key,
+    load_public_key,
+    open_sealed,
+    public_key_b64,
+    public_key_pem,
+    seal,
+    sign,
+    verify_signature,
+    write_key_pair,
+)
+
+
+def test_key_pair_files_are_pem_and_the_private_one_is_0600(tmp_path):
+    key = generate_signing_key()
+    paths = write_key_pair(key, tmp_path / "sub" / "council")
+    assert stat.S_IMODE(paths.private.stat().st_mode) == 0o600
+    assert paths.private.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+    assert paths.public.read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    loaded = load_private_key(paths.private)
+    assert public_key_b64(loaded) == public_key_b64(key)
+    assert public_key_b64(load_public_key(paths.public)) == public_key_b64(key)
+
+
+def test_public_key_forms_pem_text_path_string_and_base64():
+    key = generate_sealing_key()
+    b64 = public_key_b64(key)
+    assert public_key_b64(load_public_key(public_key_pem(key))) == b64
+    assert public_key_b64(load_public_key(f"x25519:{b64}")) == b64
+    with pytest.raises(KeyInvalid):
+        load_public_key(f"x25519:{b64}", kind="signing")
+    with pytest.raises(KeyInvalid):
+        load_public_key("ed25519:not-base64!")
+    with pytest.raises(KeyInvalid):
+        load_public_key("nonsense")
+
+
+def test_load_private_key_refuses_missing_and_garbage(tmp_path):
+    with pytest.raises(KeyInvalid):
+        load_private_key(tmp_path / "missing.key")
+    (tmp_path / "bad.key").write_text("not a key")
+    with pytest.raises(KeyInvalid):
+        load_private_key(tmp_path / "bad.key")
+
+
+def test_sign_and_verify():
+    key = generate_signing_key()
+    signature = sign(key, b"data")
+    verify_signature(key.public_key(), b"data", signature)
+    with pytest.raises(SignatureInvalid):
+        verify_signature(key.public_key(), b"datA", signature)
+    with pytest.raises(SignatureInvalid):
+        verify_signature(generate_signing_key().public_key(), b"data", signature)
+    with pytest.raises(SignatureInvalid):
+        verify_signature(generate_sealing_key().public_key(), b"data", signature)
+
+
+def test_seal_opens_only_with_the_right_key_and_event_id():
+    recipient = generate_sealing_key()
+    enc, ciphertext = seal(recipient.public_key(), b'{"postcode": "M1 1AA"}', aad="evt-1")
+    assert len(enc) == 32
+    assert b"M1 1AA" not in ciphertext
+    assert open_sealed(recipient, enc, ciphertext, aad="evt-1") == b'{"postcode": "M1 1AA"}'
+    with pytest.raises(SealingFailed):
+        open_sealed(recipient, enc, ciphertext, aad="evt-2")
+    with pytest.raises(SealingFailed):
+        open_sealed(generate_sealing_key(), enc, ciphertext, aad="evt-1")
+    altered = bytes([ciphertext[0] ^ 1]) + ciphertext[1:]
+    with pytest.raises(SealingFailed):
+        open_sealed(recipient, enc, altered, aad="evt-1")
+    with pytest.raises(SealingFailed):
+        open_sealed(recipient, enc[:-1], ciphertext, aad="evt-1")
+
+
+def test_sealing_is_randomised_and_refuses_signing_keys():
+    recipient = generate_sealing_key()
+    assert seal(recipient.public_key(), b"x", aad="e") != seal(
+        recipient.public_key(), b"x", aad="e"
+    )
+    with pytest.raises(KeyInvalid):
+        seal(generate_signing_key().public_key(), b"x", aad="e")  # type: ignore[arg-type]
