@@ -12,6 +12,16 @@ from __future__ import annotations
 
 from consent._agreement import Agreement, ConsentModel, LawfulBasis, MatchRule, Routing
 from consent._agreement_loader import load_agreement, parse_agreement
+from consent._audit import (
+    DEFAULT_CHECKPOINT_EVERY,
+    DEFAULT_CHECKPOINT_INTERVAL,
+    GENESIS_HASH,
+    AuditChain,
+    ChainHead,
+    audit_bytes,
+    audit_record_hash,
+)
+from consent._audit_verify import AuditProblem, AuditReport, ChainSummary, ProblemKind, verify_audit
 from consent._consent_state import (
     ALL_SCOPES,
     ConsentEntry,
@@ -68,13 +78,21 @@ from consent._sealing import SEALING_SUITE, open_sealed, seal
 __all__ = [
     "AGREEMENTS_DIR",
     "ALL_SCOPES",
+    "DEFAULT_CHECKPOINT_EVERY",
+    "DEFAULT_CHECKPOINT_INTERVAL",
     "DIRECTORY_FORMAT",
+    "GENESIS_HASH",
     "GM_COUNCILS",
     "SEALING_SUITE",
     "Agreement",
     "AgreementInvalid",
+    "AuditChain",
     "AuditInvalid",
+    "AuditProblem",
+    "AuditReport",
     "CandidateDisclosure",
+    "ChainHead",
+    "ChainSummary",
     "ConsentEntry",
     "ConsentError",
     "ConsentLedger",
@@ -94,11 +112,14 @@ __all__ = [
     "Member",
     "MemberKeys",
     "MemberKind",
+    "ProblemKind",
     "Reason",
     "Routing",
     "SealingFailed",
     "SignatureInvalid",
     "TokenConsent",
+    "audit_bytes",
+    "audit_record_hash",
     "build_dev_federation",
     "decide",
     "decision_id",
@@ -121,6 +142,7 @@ __all__ = [
     "seal",
     "sign",
     "sign_directory",
+    "verify_audit",
     "verify_directory",
     "verify_signature",
     "write_key_pair",

@@ -1,0 +1,258 @@
+"""The audit trail: every decision, allowed or denied, as a link in a SHA-256 hash chain.
+
+One chain per ``fed.audit`` partition (the broker worker that owns the partition
+owns the chain), so appending never needs coordination. Each ``AuditRecord``
+carries the previous record's hash and its own hash over its canonical bytes; a
+changed, removed or reordered record breaks the chain. A bare chain cannot show
+that its tail was cut, so the broker also signs a *checkpoint* of the head
+(count and hash) every ``checkpoint_every`` records, every ``checkpoint_interval``
+and on shutdown, in the spirit of X-Road's time-stamped message-log batches. A
+checkpoint is itself a link: its ``seq`` is the number of records before it and
+its ``prev_hash`` the head it vouches for (DESIGN sections 6 and 7).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from consent._decisions import Decision
+from consent._errors import AuditInvalid
+from consent._keys import sign
+from schemas import AuditKind, AuditRecord
+
+__all__ = [
+    "DEFAULT_CHECKPOINT_EVERY",
+    "DEFAULT_CHECKPOINT_INTERVAL",
+    "GENESIS_HASH",
+    "AuditChain",
+    "ChainHead",
+    "audit_bytes",
+    "audit_record_hash",
+]
+
+GENESIS_HASH = b"\x00" * 32
+"""The ``prev_hash`` of a chain's first record."""
+
+DEFAULT_CHECKPOINT_EVERY = 1000
+DEFAULT_CHECKPOINT_INTERVAL = timedelta(minutes=1)
+
+
+def audit_bytes(record: AuditRecord) -> bytes:
+    """The bytes that are hashed and signed: every field but ``record_hash`` and ``signature``.
+
+    Provisional: a sorted-key JSON rendering, to be replaced by
+    ``schemas.canonical_bytes`` once the codec lands, so that one definition of
+    canonical bytes serves signing events and hashing audit records alike.
+    """
+    fields: dict[str, Any] = {
+        "decision_id": record.decision_id,
+        "chain": record.chain,
+        "seq": record.seq,
+        "kind": record.kind.value,
+        "decided_at": record.decided_at.isoformat(),
+        "agreement_id": record.agreement_id,
+        "outcome": record.outcome.value if record.outcome is not None else None,
+        "reasons": list(record.reasons),
+        "subject_tokens": list(record.subject_tokens),
+        "event_ids": list(record.event_ids),
+        "recipients": list(record.recipients),
+        "notification_id": record.notification_id,
+        "prev_hash": record.prev_hash.hex(),
+    }
+    body = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return b"fedbroker/audit/v1\x00" + body.encode("ascii")
+
+
+def audit_record_hash(record: AuditRecord) -> bytes:
+    """SHA-256 over ``audit_bytes``: what ``record_hash`` must equal."""
+    return hashlib.sha256(audit_bytes(record)).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """Where a chain stands: records so far, the last hash, the last checkpoint.
+
+    Small and serialisable so the broker can keep it in a changelogged table and
+    resume the chain after a restart without rereading the topic.
+    """
+
+    chain: str
+    count: int = 0
+    head_hash: bytes = GENESIS_HASH
+    last_checkpoint_count: int = 0
+    last_checkpoint_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chain": self.chain,
+            "count": self.count,
+            "head_hash": self.head_hash.hex(),
+            "last_checkpoint_count": self.last_checkpoint_count,
+            "last_checkpoint_at": (
+                self.last_checkpoint_at.isoformat() if self.last_checkpoint_at else None
+            ),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChainHead:
+        try:
+            at = data.get("last_checkpoint_at")
+            return cls(
+                chain=str(data["chain"]),
+                count=int(data["count"]),
+                head_hash=bytes.fromhex(data["head_hash"]),
+                last_checkpoint_count=int(data["last_checkpoint_count"]),
+                last_checkpoint_at=datetime.fromisoformat(at) if at else None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AuditInvalid("malformed chain head") from exc
+
+    @classmethod
+    def after(cls, record: AuditRecord) -> ChainHead:
+        """The head once ``record`` (the last one read back from the topic) is appended."""
+        checkpoint = record.kind is AuditKind.CHECKPOINT
+        return cls(
+            chain=record.chain,
+            count=record.seq + 1,
+            head_hash=record.record_hash,
+            last_checkpoint_count=record.seq + 1 if checkpoint else 0,
+            last_checkpoint_at=record.decided_at if checkpoint else None,
+        )
+
+
+class AuditChain:
+    """Appends decisions to one chain and signs its checkpoints with the broker's key.
+
+    Args:
+        head: where the chain stands (a fresh chain: ``ChainHead(chain_id)``).
+        signing_key: the broker's Ed25519 key.
+        checkpoint_every: records between checkpoints (default 1000).
+        checkpoint_interval: time between checkpoints (default one minute),
+            measured on the decisions' ``decided_at``.
+    """
+
+    def __init__(
+        self,
+        head: ChainHead,
+        signing_key: Ed25519PrivateKey,
+        *,
+        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+        checkpoint_interval: timedelta = DEFAULT_CHECKPOINT_INTERVAL,
+    ) -> None:
+        if checkpoint_every < 1:
+            raise AuditInvalid("checkpoint_every must be at least 1")
+        self._head = head
+        self._key = signing_key
+        self._every = checkpoint_every
+        self._interval = checkpoint_interval
+
+    @property
+    def head(self) -> ChainHead:
+        return self._head
+
+    def _link(self, record: AuditRecord) -> AuditRecord:
+        record = replace(
+            record,
+            chain=self._head.chain,
+            seq=self._head.count,
+            prev_hash=self._head.head_hash,
+            record_hash=b"",
+            signature=b"",
+        )
+        linked = replace(record, record_hash=audit_record_hash(record))
+        self._head = replace(self._head, count=linked.seq + 1, head_hash=linked.record_hash)
+        return linked
+
+    def append(
+        self, decision: Decision, *, notification_id: str | None = None
+    ) -> list[AuditRecord]:
+        """Link a decision; returns it, followed by a checkpoint if one is due."""
+        record = self._link(
+            AuditRecord(
+                decision_id=decision.decision_id,
+                chain=self._head.chain,
+                seq=0,
+                kind=AuditKind.DECISION,
+                decided_at=decision.decided_at,
+                agreement_id=decision.agreement_id,
+                outcome=decision.outcome,
+                reasons=tuple(r.value for r in decision.reasons),
+                subject_tokens=decision.subject_tokens,
+                event_ids=decision.event_ids,
+                recipients=(decision.recipient,),
+                notification_id=notification_id,
+                prev_hash=b"",
+            )
+        )
+        if self.checkpoint_due(decision.decided_at):
+            return [record, self.checkpoint(decision.decided_at)]
+        return [record]
+
+    def append_erasure(
+        self, erasure_id: str, subject_tokens: tuple[str, ...], at: datetime
+    ) -> AuditRecord:
+        """Record that a subject's state was erased (tokens only, no personal data)."""
+        return self._link(
+            AuditRecord(
+                erasure_id,
+                self._head.chain,
+                0,
+                AuditKind.ERASURE,
+                at,
+                "",
+                None,
+                ("erasure-requested",),
+                tuple(sorted(subject_tokens)),
+                (),
+                (),
+                None,
+                b"",
+            )
+        )
+
+    def checkpoint_due(self, now: datetime) -> bool:
+        """Whether enough records or time have passed since the last checkpoint."""
+        pending = self._head.count - self._head.last_checkpoint_count
+        if pending <= 0:
+            return False
+        last = self._head.last_checkpoint_at
+        return pending >= self._every or (last is not None and now - last >= self._interval)
+
+    def checkpoint(self, now: datetime, *, reason: str = "interval") -> AuditRecord:
+        """Sign the current head: ``seq`` = records before it, ``prev_hash`` = head hash.
+
+        Call with ``reason="shutdown"`` when the worker stops.
+        """
+        record = self._link(
+            AuditRecord(
+                f"chk-{self._head.chain}-{self._head.count}",
+                self._head.chain,
+                0,
+                AuditKind.CHECKPOINT,
+                now,
+                "",
+                None,
+                (reason,),
+                (),
+                (),
+                (),
+                None,
+                b"",
+            )
+        )
+        signed = replace(record, signature=sign(self._key, audit_bytes(record)))
+        self._head = replace(
+            self._head, last_checkpoint_count=self._head.count, last_checkpoint_at=now
+        )
+        return signed
+
+    def start(self, now: datetime) -> None:
+        """Start the interval clock (a fresh chain has no checkpoint to measure from)."""
+        if self._head.last_checkpoint_at is None:
+            self._head = replace(self._head, last_checkpoint_at=now)

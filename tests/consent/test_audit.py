@@ -1,0 +1,175 @@
+"""The audit chain: built, checkpointed, and every kind of tampering found."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from consent import (
+    AuditChain,
+    AuditInvalid,
+    ChainHead,
+    Decision,
+    ProblemKind,
+    Reason,
+    audit_record_hash,
+    generate_signing_key,
+    verify_audit,
+)
+from schemas import AuditKind, Outcome
+
+T = datetime(2026, 6, 1, tzinfo=UTC)
+KEY = generate_signing_key()
+PUB = KEY.public_key()
+
+
+def decision(n: int, at: datetime = T) -> Decision:
+    return Decision(
+        decision_id=f"dec-{n}",
+        agreement_id="gm-multiple-disadvantage",
+        recipient="gmca.supporting-families",
+        outcome=Outcome.ALLOWED if n % 2 else Outcome.DENIED,
+        reasons=(Reason.ALLOWED,) if n % 2 else (Reason.OBJECTED,),
+        event_ids=(f"evt-{n}",),
+        subject_tokens=(f"nhs:1:{n:064x}",),
+        decided_at=at,
+    )
+
+
+def build(n: int, *, every: int = 4, chain: str = "p0", close: bool = True):
+    audit = AuditChain(ChainHead(chain), KEY, checkpoint_every=every,
+                       checkpoint_interval=timedelta(days=1))  # fmt: skip
+    audit.start(T)
+    records = []
+    for i in range(n):
+        records.extend(audit.append(decision(i)))
+    if close:
+        records.append(audit.checkpoint(T, reason="shutdown"))
+    return records, audit
+
+
+def kinds(report):
+    return [(p.kind, p.seq) for p in report.problems]
+
+
+def test_a_chain_links_checkpoints_and_verifies():
+    records, audit = build(10)
+    assert [r.seq for r in records] == list(range(len(records)))
+    checkpoints = [r for r in records if r.kind is AuditKind.CHECKPOINT]
+    assert [c.seq for c in checkpoints] == [4, 9, 12]  # after every 4 decisions, then shutdown
+    assert checkpoints[-1].reasons == ("shutdown",)
+    assert all(c.prev_hash == records[c.seq - 1].record_hash for c in checkpoints)
+    report = verify_audit(records, PUB)
+    assert report.ok, kinds(report)
+    summary = report.chains["p0"]
+    assert summary.verified == len(records) and summary.unanchored == 0
+    assert audit.head.count == len(records)
+    assert ChainHead.from_dict(audit.head.to_dict()) == audit.head
+    assert ChainHead.after(records[-1]).count == audit.head.count
+    # audit records hold tokens and references only
+    assert records[0].subject_tokens[0].startswith("nhs:1:")
+
+
+def test_interval_checkpoint_and_erasure_record():
+    audit = AuditChain(ChainHead("p1"), KEY, checkpoint_every=100,
+                       checkpoint_interval=timedelta(minutes=1))  # fmt: skip
+    assert not audit.checkpoint_due(T)
+    audit.start(T)
+    assert len(audit.append(decision(1, T))) == 1
+    erasure = audit.append_erasure("era-1", ("nhs:1:ab",), T)
+    assert erasure.kind is AuditKind.ERASURE
+    out = audit.append(decision(2, T + timedelta(minutes=2)))
+    assert [r.kind for r in out] == [AuditKind.DECISION, AuditKind.CHECKPOINT]
+    assert verify_audit([*([]), *out], PUB).problems  # missing the start
+    with pytest.raises(AuditInvalid):
+        AuditChain(ChainHead("x"), KEY, checkpoint_every=0)
+    with pytest.raises(AuditInvalid):
+        ChainHead.from_dict({"chain": "x"})
+
+
+def test_altered_record_is_found():
+    records, _ = build(6)
+    records[3] = dataclasses.replace(records[3], outcome=Outcome.DENIED, reasons=("objected",))
+    assert kinds(verify_audit(records, PUB))[0] == (ProblemKind.ALTERED, 3)
+
+
+def test_altered_record_with_recomputed_hash_breaks_the_next_link():
+    records, _ = build(6)
+    forged = dataclasses.replace(records[2], recipients=("someone-else",))
+    records[2] = dataclasses.replace(forged, record_hash=audit_record_hash(forged))
+    assert kinds(verify_audit(records, PUB))[0] == (ProblemKind.ALTERED, 2)
+
+
+def test_missing_record_is_found():
+    records, _ = build(6)
+    del records[2]
+    report = verify_audit(records, PUB)
+    assert kinds(report) == [(ProblemKind.MISSING, 2)]
+    assert "2 absent" in str(report.problems[0])
+    records, _ = build(6)
+    assert kinds(verify_audit(records[3:], PUB)) == [(ProblemKind.MISSING, 0)]
+
+
+def test_duplicated_record_is_found():
+    records, _ = build(6)
+    records.insert(4, records[3])
+    assert kinds(verify_audit(records, PUB)) == [(ProblemKind.DUPLICATED, 3)]
+
+
+def test_reordered_records_are_found():
+    records, _ = build(6)
+    records[2], records[3] = records[3], records[2]
+    assert kinds(verify_audit(records, PUB)) == [(ProblemKind.REORDERED, 3)]
+
+
+def test_forged_checkpoint_is_found():
+    records, _ = build(6)
+    other = generate_signing_key()
+    from consent import audit_bytes, sign
+
+    records[4] = dataclasses.replace(records[4], signature=sign(other, audit_bytes(records[4])))
+    assert kinds(verify_audit(records, PUB)) == [(ProblemKind.BAD_CHECKPOINT, 4)]
+
+
+def test_truncated_tail_is_found_against_an_earlier_checkpoint():
+    records, _ = build(10)
+    anchor = records[-1]  # the auditor kept the shutdown checkpoint last time
+    assert verify_audit(records, PUB, anchors=[anchor]).ok
+    cut = records[:9]  # everything after the second checkpoint is cut
+    report = verify_audit(cut, PUB, anchors=[anchor])
+    assert kinds(report) == [(ProblemKind.TRUNCATED, 9)]
+    assert "tail cut" in str(report.problems[0])
+    # without an anchor the cut chain is consistent, but its unprotected tail is reported
+    records2, _ = build(5, close=False)
+    summary = verify_audit(records2, PUB).chains["p0"]
+    assert summary.unanchored == 1 and summary.last_checkpoint.seq == 4
+
+
+def test_rewritten_history_differs_from_the_anchor():
+    records, _ = build(6)
+    anchor = records[4]
+    rebuilt, _ = build(6)  # same decisions, different checkpoint signatures
+    other, _ = build(7)
+    report = verify_audit(other, PUB, anchors=[anchor])
+    assert report.ok  # same content => same hashes up to the anchor
+    changed = [dataclasses.replace(r, decided_at=T + timedelta(seconds=1)) for r in rebuilt]
+    audit = AuditChain(ChainHead("p0"), KEY, checkpoint_every=4)
+    relinked = []
+    for r in changed:
+        if r.kind is AuditKind.DECISION:
+            relinked.extend(audit.append(decision(int(r.decision_id[4:]), r.decided_at)))
+    report = verify_audit(relinked, PUB, anchors=[anchor])
+    assert kinds(report) == [(ProblemKind.ALTERED, 4)]
+
+
+def test_bad_anchor_and_interleaved_chains():
+    a, _ = build(3, chain="p0")
+    b, _ = build(3, chain="p1")
+    interleaved = [r for pair in zip(a, b) for r in pair]
+    report = verify_audit(interleaved, PUB)
+    assert report.ok and set(report.chains) == {"p0", "p1"}
+    bad = dataclasses.replace(a[-1], signature=b"\x00" * 64)
+    report = verify_audit(interleaved, PUB, anchors=[bad])
+    assert kinds(report) == [(ProblemKind.BAD_CHECKPOINT, a[-1].seq)]
