@@ -25,11 +25,22 @@ __all__ = ["compile_agreement", "load_agreement", "parse_agreement"]
 
 _FIELDS = frozenset(
     {
-        "id", "version", "title", "purpose", "lawful_basis", "controllers", "recipients",
-        "routing", "disclose", "match", "consent_model", "valid_from", "valid_until",
+        "id",
+        "version",
+        "title",
+        "purpose",
+        "lawful_basis",
+        "controllers",
+        "recipients",
+        "routing",
+        "disclose",
+        "match",
+        "consent_model",
+        "valid_from",
+        "valid_until",
         "retention",
     }
-)  # fmt: skip
+)
 _BASIS_FIELDS = frozenset({"article_6", "article_9", "statutory_power", "notes"})
 _MATCH_FIELDS = frozenset({"event_types", "distinct_sources_min", "count_min", "window"})
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")

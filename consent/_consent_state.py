@@ -49,8 +49,7 @@ class ConsentEntry:
 
     @classmethod
     def from_record(cls, record: ConsentRecord) -> ConsentEntry:
-        return cls(record.recorded_at, record.record_id, record.scope, record.state,
-                   record.council)  # fmt: skip
+        return cls(record.recorded_at, record.record_id, record.scope, record.state, record.council)
 
     def to_dict(self) -> dict[str, str]:
         return {
@@ -65,8 +64,13 @@ class ConsentEntry:
     def from_dict(cls, data: Mapping[str, Any]) -> ConsentEntry:
         try:
             recorded_at = datetime.fromisoformat(data["recorded_at"])
-            return cls(recorded_at, str(data["record_id"]), str(data["scope"]),
-                       ConsentState(data["state"]), str(data["council"]))  # fmt: skip
+            return cls(
+                recorded_at,
+                str(data["record_id"]),
+                str(data["scope"]),
+                ConsentState(data["state"]),
+                str(data["council"]),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConsentStateInvalid("malformed consent entry") from exc
 

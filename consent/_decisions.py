@@ -20,8 +20,7 @@ from consent._agreement import Agreement, ConsentModel
 from consent._consent_state import ConsentView, effective_consent
 from schemas import CitizenEvent, EventType, Outcome
 
-__all__ = ["CandidateDisclosure", "Decision", "DisclosedEvent", "Reason", "decide",
-           "decision_id"]  # fmt: skip
+__all__ = ["CandidateDisclosure", "Decision", "DisclosedEvent", "Reason", "decide", "decision_id"]
 
 
 class Reason(StrEnum):
@@ -55,8 +54,13 @@ class DisclosedEvent:
 
     @classmethod
     def from_event(cls, event: CitizenEvent, fields: Iterable[str] = ()) -> DisclosedEvent:
-        return cls(event.event_id, event.source_council, event.event_type, event.occurred_at,
-                   frozenset(fields))  # fmt: skip
+        return cls(
+            event.event_id,
+            event.source_council,
+            event.event_type,
+            event.occurred_at,
+            frozenset(fields),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,8 +88,9 @@ def verify_directory(
         )
     document, signature_b64 = envelope.get("document"), envelope.get("signature")
     if not isinstance(document, str) or not isinstance(signature_b64, str):
-        raise DirectoryInvalid("signed directory lacks its document or signature",
-                               reason="directory-unsigned")  # fmt: skip
+        raise DirectoryInvalid(
+            "signed directory lacks its document or signature", reason="directory-unsigned"
+        )
     try:
         signature = base64.b64decode(signature_b64, validate=True)
         verify_signature(anchor, _DOMAIN + document.encode("utf-8"), signature)

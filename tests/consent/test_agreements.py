@@ -185,18 +185,20 @@ def test_every_problem_is_reported_at_once(agreement_yaml):
 def test_structural_mistakes(agreement_yaml):
     assert _problems("- just\n- a list\n")
     assert _problems("id: [unclosed\n")
-    assert any("must be after 'valid_from'" in p for p in _problems(agreement_yaml(
-        valid_until="2025-01-01")))  # fmt: skip
-    assert any("needs a timezone" in p for p in _problems(agreement_yaml(
-        valid_from="2026-01-01T00:00:00")))  # fmt: skip
-    assert any("not in match.event_types" in p for p in _problems(agreement_yaml(
-        disclose={"rent-arrears": ["tenancy_reference"]})))  # fmt: skip
-    assert any("cannot be below" in p for p in _problems(agreement_yaml(
-        match__count_min=1)))  # fmt: skip
-    assert any("missing required field 'match'" in p for p in _problems(agreement_yaml(
-        match=None)))  # fmt: skip
-    assert any("'id' must be lower-case" in p for p in _problems(agreement_yaml(
-        id="Bad Id")))  # fmt: skip
+    assert any(
+        "must be after 'valid_from'" in p
+        for p in _problems(agreement_yaml(valid_until="2025-01-01"))
+    )
+    assert any(
+        "needs a timezone" in p for p in _problems(agreement_yaml(valid_from="2026-01-01T00:00:00"))
+    )
+    assert any(
+        "not in match.event_types" in p
+        for p in _problems(agreement_yaml(disclose={"rent-arrears": ["tenancy_reference"]}))
+    )
+    assert any("cannot be below" in p for p in _problems(agreement_yaml(match__count_min=1)))
+    assert any("missing required field 'match'" in p for p in _problems(agreement_yaml(match=None)))
+    assert any("'id' must be lower-case" in p for p in _problems(agreement_yaml(id="Bad Id")))
 
 
 def test_load_agreement_missing_file(tmp_path):

@@ -39,8 +39,9 @@ def decision(n: int, at: datetime = T) -> Decision:
 
 
 def build(n: int, *, every: int = 4, chain: str = "p0", close: bool = True):
-    audit = AuditChain(ChainHead(chain), KEY, checkpoint_every=every,
-                       checkpoint_interval=timedelta(days=1))  # fmt: skip
+    audit = AuditChain(
+        ChainHead(chain), KEY, checkpoint_every=every, checkpoint_interval=timedelta(days=1)
+    )
     audit.start(T)
     records = []
     for i in range(n):
@@ -73,8 +74,9 @@ def test_a_chain_links_checkpoints_and_verifies():
 
 
 def test_interval_checkpoint_and_erasure_record():
-    audit = AuditChain(ChainHead("p1"), KEY, checkpoint_every=100,
-                       checkpoint_interval=timedelta(minutes=1))  # fmt: skip
+    audit = AuditChain(
+        ChainHead("p1"), KEY, checkpoint_every=100, checkpoint_interval=timedelta(minutes=1)
+    )
     assert not audit.checkpoint_due(T)
     audit.start(T)
     assert len(audit.append(decision(1, T))) == 1
@@ -167,7 +169,7 @@ def test_rewritten_history_differs_from_the_anchor():
 def test_bad_anchor_and_interleaved_chains():
     a, _ = build(3, chain="p0")
     b, _ = build(3, chain="p1")
-    interleaved = [r for pair in zip(a, b) for r in pair]
+    interleaved = [r for pair in zip(a, b, strict=False) for r in pair]
     report = verify_audit(interleaved, PUB)
     assert report.ok and set(report.chains) == {"p0", "p1"}
     bad = dataclasses.replace(a[-1], signature=b"\x00" * 64)

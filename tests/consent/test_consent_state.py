@@ -92,8 +92,12 @@ def test_serialisation_round_trips():
         held = ledger.get(key)
         assert TokenConsent.from_bytes(held.to_bytes()) == held
     assert ConsentLedger.from_dict(ledger.to_dict()) == ledger
-    for bad in (b"nope", b'{"v": 2}', b'{"v": 1, "entries": 3}',
-                b'{"v": 1, "entries": [{"scope": "x"}]}'):  # fmt: skip
+    for bad in (
+        b"nope",
+        b'{"v": 2}',
+        b'{"v": 1, "entries": 3}',
+        b'{"v": 1, "entries": [{"scope": "x"}]}',
+    ):
         with pytest.raises(ConsentStateInvalid):
             TokenConsent.from_bytes(bad)
 

@@ -47,7 +47,7 @@ def agreement(model: ConsentModel = ConsentModel.OBJECTION, **changes) -> Agreem
             2,
             2,
             timedelta(days=90),
-        ),  # fmt: skip
+        ),
         consent_model=model,
         valid_from=datetime(2026, 1, 1, tzinfo=UTC),
         valid_until=datetime(2027, 1, 1, tzinfo=UTC),
@@ -71,9 +71,11 @@ def candidate(events=None, subjects=None, **changes) -> CandidateDisclosure:
     return CandidateDisclosure(
         agreement_id=changes.pop("agreement_id", "a1"),
         recipient=changes.pop("recipient", RECIPIENT),
-        events=tuple(events if events is not None else (event(1), event(2, source_council="E08000006"))),
+        events=tuple(
+            events if events is not None else (event(1), event(2, source_council="E08000006"))
+        ),
         subjects=tuple(subjects if subjects is not None else ((token(1).key(),),)),
-    )  # fmt: skip
+    )
 
 
 def record(n: int, state: ConsentState, scope: str = "a1", at: datetime = T, tok: int = 1):
@@ -102,13 +104,18 @@ def test_each_condition_names_its_reason():
         Reason.NOT_IN_FORCE: (agreement(), candidate([event(occurred_at=T.replace(year=2025))])),
         Reason.SOURCE_NOT_CONTROLLER: (agreement(), candidate([event(source_council="E08000009")])),
         Reason.EVENT_TYPE_NOT_ALLOWED: (
-            agreement(), candidate([event(event_type=EventType.DEATH_REGISTERED)])),
-        Reason.FIELD_NOT_ALLOWED: (agreement(), candidate([event(fields=frozenset({"arrears_amount"}))])),
+            agreement(),
+            candidate([event(event_type=EventType.DEATH_REGISTERED)]),
+        ),
+        Reason.FIELD_NOT_ALLOWED: (
+            agreement(),
+            candidate([event(fields=frozenset({"arrears_amount"}))]),
+        ),
         Reason.RECIPIENT_NOT_NAMED: (agreement(), candidate(recipient="E08000009.revenues")),
         Reason.NO_EVENTS: (agreement(), candidate([])),
         Reason.NO_SUBJECTS: (agreement(), candidate(subjects=[])),
         Reason.CONSENT_NOT_GRANTED: (agreement(ConsentModel.REQUIRED), candidate()),
-    }  # fmt: skip
+    }
     for reason, (agr, cand) in cases.items():
         decision = decide(agr, cand, ledger, T)
         assert decision.outcome is Outcome.DENIED, reason
@@ -116,12 +123,16 @@ def test_each_condition_names_its_reason():
 
 
 def test_every_failing_condition_is_reported_together():
-    cand = candidate([event(source_council="E08000009", fields=frozenset({"arrears_amount"}))],
-                     recipient="nobody")  # fmt: skip
+    cand = candidate(
+        [event(source_council="E08000009", fields=frozenset({"arrears_amount"}))],
+        recipient="nobody",
+    )
     reasons = decide(agreement(), cand, ConsentLedger(), T).reasons
     assert set(reasons) == {
-        Reason.SOURCE_NOT_CONTROLLER, Reason.FIELD_NOT_ALLOWED, Reason.RECIPIENT_NOT_NAMED
-    }  # fmt: skip
+        Reason.SOURCE_NOT_CONTROLLER,
+        Reason.FIELD_NOT_ALLOWED,
+        Reason.RECIPIENT_NOT_NAMED,
+    }
 
 
 def test_consent_models():
@@ -176,9 +187,17 @@ def test_decision_id_is_deterministic_and_order_free():
 # --- property: any missing condition means denied -------------------------------------
 
 BREAKERS = (
-    "no-agreement", "mismatch", "not-in-force", "not-controller", "type", "field",
-    "recipient", "no-events", "no-subjects", "consent",
-)  # fmt: skip
+    "no-agreement",
+    "mismatch",
+    "not-in-force",
+    "not-controller",
+    "type",
+    "field",
+    "recipient",
+    "no-events",
+    "no-subjects",
+    "consent",
+)
 
 
 @st.composite
@@ -215,8 +234,11 @@ def test_never_allows_when_any_condition_is_missing(scenario):
         if model is ConsentModel.REQUIRED:
             records.append(record(s, ConsentState.GRANTED, tok=s + 1))
         if s == bad_subject and "consent" in broken:
-            state = ConsentState.ERASURE_REQUESTED if model is ConsentModel.NOT_REQUIRED else (
-                ConsentState.OBJECTED)  # fmt: skip
+            state = (
+                ConsentState.ERASURE_REQUESTED
+                if model is ConsentModel.NOT_REQUIRED
+                else (ConsentState.OBJECTED)
+            )
             records.append(record(100 + s, state, tok=s + 1, at=T + timedelta(seconds=1)))
     cand = candidate(
         [] if "no-events" in broken else events,
@@ -250,7 +272,8 @@ def test_allowed_only_if_every_condition_holds(
 ):
     agr = agreement(model)
     events = [
-        DisclosedEvent(f"e{i}", c, t, T, fields) for i, (c, t) in enumerate(zip(councils, types))
+        DisclosedEvent(f"e{i}", c, t, T, fields)
+        for i, (c, t) in enumerate(zip(councils, types, strict=False))
     ]
     cand = CandidateDisclosure(agreement_id, recipient, tuple(events), ((token(1).key(),),))
     ledger = ConsentLedger.from_records([record(1, ConsentState.GRANTED)])

@@ -69,8 +69,11 @@ def test_unsigned_directory_is_refused(federation):
         load_directory(federation.document_path, trust_anchor=federation.trust_anchor, now=T0)
     assert caught.value.reason == "directory-unsigned"
     with pytest.raises(DirectoryInvalid) as caught:
-        verify_directory(b'{"format": "fedbroker-signed-directory/1"}',
-                         trust_anchor=federation.trust_anchor, now=T0)  # fmt: skip
+        verify_directory(
+            b'{"format": "fedbroker-signed-directory/1"}',
+            trust_anchor=federation.trust_anchor,
+            now=T0,
+        )
     assert caught.value.reason == "directory-unsigned"
 
 
@@ -85,8 +88,9 @@ def test_altered_document_is_refused(federation):
     envelope = json.loads(federation.directory_path.read_bytes())
     envelope["document"] = envelope["document"].replace("E08000009", "E08000099", 1)
     with pytest.raises(DirectoryInvalid) as caught:
-        verify_directory(json.dumps(envelope).encode(), trust_anchor=federation.trust_anchor,
-                         now=T0)  # fmt: skip
+        verify_directory(
+            json.dumps(envelope).encode(), trust_anchor=federation.trust_anchor, now=T0
+        )
     assert caught.value.reason == "directory-signature-invalid"
 
 
@@ -124,8 +128,9 @@ def test_a_directory_whose_authority_key_differs_from_the_anchor_is_refused(fede
         "signature": base64.b64encode(signature).decode(),
     }
     with pytest.raises(DirectoryInvalid) as caught:
-        verify_directory(json.dumps(envelope).encode(), trust_anchor=federation.trust_anchor,
-                         now=T0)  # fmt: skip
+        verify_directory(
+            json.dumps(envelope).encode(), trust_anchor=federation.trust_anchor, now=T0
+        )
     assert caught.value.reason == "directory-signer-mismatch"
 
 
