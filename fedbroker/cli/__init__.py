@@ -19,6 +19,8 @@ __all__ = ["main"]
 # name -> "module:attribute"; each module owns one command or group.
 _COMMANDS = {
     "kafka": "fedbroker.cli._kafka:kafka",
+    "keys": "fedbroker.cli._keys:keys",
+    "directory": "fedbroker.cli._directory:directory",
 }
 
 
