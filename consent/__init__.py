@@ -21,6 +21,11 @@ from consent._audit import (
     audit_bytes,
     audit_record_hash,
 )
+from consent._audit_records import (
+    audit_record_from_dict,
+    audit_record_to_dict,
+    decisions_concerning,
+)
 from consent._audit_verify import AuditProblem, AuditReport, ChainSummary, ProblemKind, verify_audit
 from consent._consent_state import (
     ALL_SCOPES,
@@ -119,10 +124,13 @@ __all__ = [
     "SignatureInvalid",
     "TokenConsent",
     "audit_bytes",
+    "audit_record_from_dict",
     "audit_record_hash",
+    "audit_record_to_dict",
     "build_dev_federation",
     "decide",
     "decision_id",
+    "decisions_concerning",
     "effective_consent",
     "example_agreement_paths",
     "format_duration",

@@ -21,6 +21,7 @@ _COMMANDS = {
     "kafka": "fedbroker.cli._kafka:kafka",
     "keys": "fedbroker.cli._keys:keys",
     "directory": "fedbroker.cli._directory:directory",
+    "audit": "fedbroker.cli._audit:audit",
 }
 
 
