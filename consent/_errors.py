@@ -4,14 +4,17 @@ Tree (mirrored in docs/errors.md)::
 
     FedbrokerError
     └── ConsentError                   "consent"
-        ├── KeyInvalid                 "key-invalid"      a PEM file is not the expected key
+        ├── KeyInvalid                 "key-invalid"        a key file or value is not the expected key
         ├── SignatureInvalid           "signature-invalid"
-        ├── SealingFailed              "sealing-failed"   a sealed payload does not open
-        ├── DirectoryInvalid           "directory-invalid" (also "directory-unsigned")
-        │   └── DirectoryExpired       "directory-expired" (also "directory-not-yet-valid")
-        ├── AgreementInvalid           "agreement-invalid" lists every problem with its line
+        ├── SealingFailed              "sealing-failed"     wrong key, wrong event id or altered bytes
+        ├── DirectoryInvalid           "directory-invalid"  malformed content (every problem listed)
+        │   │                          also: "directory-unsigned", "directory-signature-invalid",
+        │   │                          "directory-signer-mismatch", "unknown-member", "no-key",
+        │   │                          "unknown-topic"
+        │   └── DirectoryExpired       "directory-expired", "directory-not-yet-valid"
+        ├── AgreementInvalid           "agreement-invalid"  every problem, each with its line
         ├── ConsentStateInvalid        "consent-state-invalid"
-        └── AuditInvalid               "audit-invalid"    an audit record cannot be built
+        └── AuditInvalid               "audit-invalid"      an audit record or head cannot be built/read
 
 Messages name files, lines, member ids and agreement ids; they never contain a
 token, a key, a plaintext or any personal data, so they are safe to log.
