@@ -4,9 +4,9 @@ Tree (mirrored in docs/errors.md)::
 
     FedbrokerError
     └── ConsentError                   "consent"
-        ├── KeyInvalid                 "key-invalid"        a key file or value is not the expected key
+        ├── KeyInvalid                 "key-invalid"        not the expected kind of key
         ├── SignatureInvalid           "signature-invalid"
-        ├── SealingFailed              "sealing-failed"     wrong key, wrong event id or altered bytes
+        ├── SealingFailed              "sealing-failed"     wrong key, event id or bytes
         ├── DirectoryInvalid           "directory-invalid"  malformed content (every problem listed)
         │   │                          also: "directory-unsigned", "directory-signature-invalid",
         │   │                          "directory-signer-mismatch", "unknown-member", "no-key",
@@ -14,7 +14,7 @@ Tree (mirrored in docs/errors.md)::
         │   └── DirectoryExpired       "directory-expired", "directory-not-yet-valid"
         ├── AgreementInvalid           "agreement-invalid"  every problem, each with its line
         ├── ConsentStateInvalid        "consent-state-invalid"
-        └── AuditInvalid               "audit-invalid"      an audit record or head cannot be built/read
+        └── AuditInvalid               "audit-invalid"      a record or head cannot be built
 
 Messages name files, lines, member ids and agreement ids; they never contain a
 token, a key, a plaintext or any personal data, so they are safe to log.
@@ -56,7 +56,7 @@ class SignatureInvalid(ConsentError):
 
 
 class SealingFailed(ConsentError):
-    """A sealed payload cannot be opened: wrong key, wrong event id or altered bytes."""
+    """A sealed payload cannot be opened: wrong key, event id or bytes."""
 
     reason = "sealing-failed"
 
