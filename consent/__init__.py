@@ -78,7 +78,7 @@ from consent._keys import (
     verify_signature,
     write_key_pair,
 )
-from consent._sealing import SEALING_SUITE, open_sealed, seal
+from consent._sealing import SEALING_SUITE, open_fields, open_sealed, seal, seal_fields
 
 __all__ = [
     "AGREEMENTS_DIR",
@@ -140,6 +140,7 @@ __all__ = [
     "load_directory",
     "load_private_key",
     "load_public_key",
+    "open_fields",
     "open_sealed",
     "parse_agreement",
     "parse_directory",
@@ -148,6 +149,7 @@ __all__ = [
     "public_key_b64",
     "public_key_pem",
     "seal",
+    "seal_fields",
     "sign",
     "sign_directory",
     "verify_audit",

@@ -136,11 +136,10 @@ def load_directory(
 
 
 def _anchor(trust_anchor: PublicKey | str | Path) -> Ed25519PublicKey:
-    key = (
-        trust_anchor
-        if isinstance(trust_anchor, Ed25519PublicKey)
-        else load_public_key(trust_anchor, kind="signing")  # type: ignore[arg-type]
-    )
-    if not isinstance(key, Ed25519PublicKey):
+    if isinstance(trust_anchor, Ed25519PublicKey):
+        return trust_anchor
+    if not isinstance(trust_anchor, str | Path):
         raise KeyInvalid("the trust anchor must be an Ed25519 public key")
+    key = load_public_key(trust_anchor, kind="signing")
+    assert isinstance(key, Ed25519PublicKey)
     return key

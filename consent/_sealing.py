@@ -15,13 +15,16 @@ field for it.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 
 from consent._errors import KeyInvalid, SealingFailed
 
-__all__ = ["SEALING_SUITE", "open_sealed", "seal"]
+__all__ = ["SEALING_SUITE", "open_fields", "open_sealed", "seal", "seal_fields"]
 
 SEALING_SUITE = "HPKE-base DHKEM(X25519,HKDF-SHA256) HKDF-SHA256 AES-256-GCM"
 """What ``seal`` uses, as a label for documentation and the directory."""
@@ -65,3 +68,36 @@ def open_sealed(
         return _SUITE.decrypt(enc + ciphertext, private_key, info=_info(aad))
     except (InvalidTag, ValueError) as exc:
         raise SealingFailed("sealed payload does not open") from exc
+
+
+def seal_fields(
+    recipient_public_key: X25519PublicKey, fields: Mapping[str, str], *, event_id: str
+) -> tuple[bytes, bytes]:
+    """Seal a small map of payload fields as canonical JSON (sorted keys, UTF-8).
+
+    One encoding for every sealer and opener, so connectors and subscribers agree.
+    Seal only what the agreement allows (``Agreement.allowed_fields``): the broker
+    cannot look inside to check.
+    """
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in fields.items()):
+        raise SealingFailed("sealed fields must map names to text values")
+    body = json.dumps(dict(fields), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return seal(recipient_public_key, body.encode("utf-8"), aad=event_id)
+
+
+def open_fields(
+    private_key: X25519PrivateKey, enc: bytes, ciphertext: bytes, *, event_id: str
+) -> dict[str, str]:
+    """Open what ``seal_fields`` sealed.
+
+    Raises:
+        SealingFailed: it does not open, or is not a map of text fields.
+    """
+    plaintext = open_sealed(private_key, enc, ciphertext, aad=event_id)
+    try:
+        fields = json.loads(plaintext.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise SealingFailed("sealed payload is not a field map") from exc
+    if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+        raise SealingFailed("sealed payload is not a field map")
+    return fields

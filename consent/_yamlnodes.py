@@ -8,11 +8,10 @@ problems as ``line N: ...`` strings instead of stopping at the first one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import yaml
 
-__all__ = ["NodeReader", "compose", "line_of", "plain"]
+__all__ = ["NodeReader", "compose", "line_of"]
 
 
 def compose(text: str) -> yaml.Node | None:
@@ -23,15 +22,6 @@ def compose(text: str) -> yaml.Node | None:
 def line_of(node: yaml.Node | None) -> int:
     """1-based line of a node (0 when unknown)."""
     return node.start_mark.line + 1 if node is not None else 0
-
-
-def plain(node: yaml.Node) -> Any:
-    """The Python value of a node, as ``safe_load`` would build it."""
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
 
 
 @dataclass

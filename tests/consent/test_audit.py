@@ -175,3 +175,15 @@ def test_bad_anchor_and_interleaved_chains():
     bad = dataclasses.replace(a[-1], signature=b"\x00" * 64)
     report = verify_audit(interleaved, PUB, anchors=[bad])
     assert kinds(report) == [(ProblemKind.BAD_CHECKPOINT, a[-1].seq)]
+
+
+def test_audit_records_round_trip_as_json_and_subject_query():
+    from consent import audit_record_from_dict, audit_record_to_dict, decisions_concerning
+
+    records, _ = build(5)
+    assert [audit_record_from_dict(audit_record_to_dict(r)) for r in records] == records
+    with pytest.raises(AuditInvalid):
+        audit_record_from_dict({"seq": 1})
+    person = records[1].subject_tokens[0]
+    found = decisions_concerning(records, [person, "nobody"])
+    assert [r.decision_id for r in found] == ["dec-1"]

@@ -287,3 +287,15 @@ def test_allowed_only_if_every_condition_holds(
         and all(e.event_type in agr.match.event_types for e in events)
     )
     assert decision.allowed == holds
+
+
+def test_disclosed_event_from_a_citizen_event():
+    from schemas import CitizenEvent
+
+    citizen = CitizenEvent(
+        "evt-7", "E08000006", "housing", EventType.RENT_ARREARS, T, T, 1, "ref-7"
+    )
+    disclosed = DisclosedEvent.from_event(citizen, ["postcode"])
+    assert disclosed == DisclosedEvent(
+        "evt-7", "E08000006", EventType.RENT_ARREARS, T, frozenset({"postcode"})
+    )

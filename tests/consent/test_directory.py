@@ -163,3 +163,70 @@ def test_structural_problems():
     assert "format must be" in message
     assert "'expires_at' must be after 'issued_at'" in message
     assert "'members' must be a list" in message
+
+
+def _doc(federation):
+    return yaml.safe_load(federation.document_path.read_text())
+
+
+def test_member_and_top_level_problems(federation):
+    doc = _doc(federation)
+    doc["serial"] = "one"
+    doc["issued_at"] = "2026-06-01T00:00:00"
+    doc["authority"] = "broker"
+    doc["members"][2]["topics"] = {"events": "custom.events"}
+    doc["members"].append("not a mapping")
+    doc["members"].append(
+        {"id": "svc", "kind": "service", "council": "E08000099", "sealing_key": "x25519:AAAA"}
+    )
+    doc["members"].append(
+        {"id": "broker2", "kind": "broker", "signing_key": doc["members"][1]["signing_key"]}
+    )
+    doc["agreements"].append(doc["agreements"][0])
+    with pytest.raises(DirectoryInvalid) as caught:
+        parse_directory(yaml.safe_dump(doc, sort_keys=False), source="d.yaml")
+    message = str(caught.value)
+    for expected in (
+        "'serial' must be a whole number",
+        "'issued_at' needs a timezone",
+        "member 'broker' is not of kind authority",
+        "member must be a mapping",
+        "member 'svc': sealing_key: malformed x25519 base64 public key",
+        "service 'svc': unknown council",
+        "exactly one broker",
+        "is listed twice",
+    ):
+        assert expected in message, expected
+    doc = _doc(federation)
+    doc["members"][2]["topics"] = {"events": "custom.events"}
+    doc["authority"] = "nobody"
+    doc["agreements"] = {"not": "a list"}
+    doc["issued_at"] = "yesterday"
+    with pytest.raises(DirectoryInvalid) as caught:
+        parse_directory(yaml.safe_dump(doc, sort_keys=False))
+    message = str(caught.value)
+    assert "authority 'nobody' is not a member" in message
+    assert "'agreements' must be a list" in message
+    assert "'issued_at' must be an ISO 8601 datetime" in message
+
+
+def test_custom_topics_are_kept(federation):
+    doc = _doc(federation)
+    council = next(m for m in doc["members"] if m["kind"] == "council")
+    council["topics"] = {"events": "custom.events"}
+    directory = parse_directory(yaml.safe_dump(doc, sort_keys=False))
+    topics = directory.member(council["id"]).topics
+    assert topics["events"] == "custom.events"
+    assert topics["consent"] == f"fed.consent.{council['id']}"
+
+
+def test_unreadable_directory_file(tmp_path, federation):
+    with pytest.raises(DirectoryInvalid):
+        load_directory(tmp_path / "none", trust_anchor=federation.trust_anchor, now=T0)
+    with pytest.raises(DirectoryInvalid) as caught:
+        verify_directory(b"\xff\xfe", trust_anchor=federation.trust_anchor, now=T0)
+    assert caught.value.reason == "directory-unsigned"
+    from consent import KeyInvalid, generate_sealing_key
+
+    with pytest.raises(KeyInvalid):
+        verify_directory(b"{}", trust_anchor=generate_sealing_key().public_key(), now=T0)

@@ -92,3 +92,50 @@ def test_sealing_is_randomised_and_refuses_signing_keys():
     )
     with pytest.raises(KeyInvalid):
         seal(generate_signing_key().public_key(), b"x", aad="e")  # type: ignore[arg-type]
+
+
+def test_key_kinds_are_checked(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    signing, sealing = generate_signing_key(), generate_sealing_key()
+    paths = write_key_pair(signing, tmp_path / "k")
+    assert public_key_b64(load_public_key(paths.public, kind="signing")) == public_key_b64(signing)
+    assert public_key_b64(load_public_key(str(paths.public))) == public_key_b64(signing)
+    with pytest.raises(KeyInvalid):
+        load_public_key(paths.public, kind="sealing")
+    with pytest.raises(KeyInvalid):
+        load_public_key(tmp_path / "missing.pub")
+    with pytest.raises(KeyInvalid):
+        load_public_key("-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n")
+    with pytest.raises(KeyInvalid):
+        sign(sealing, b"x")  # type: ignore[arg-type]
+    with pytest.raises(KeyInvalid):
+        open_sealed(signing, b"\x00" * 32, b"", aad="e")  # type: ignore[arg-type]
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    pem = ec_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (tmp_path / "ec.key").write_bytes(pem)
+    with pytest.raises(KeyInvalid):
+        load_private_key(tmp_path / "ec.key")
+    ec_pub = ec_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    with pytest.raises(KeyInvalid):
+        load_public_key(ec_pub)
+
+
+def test_seal_fields_round_trip():
+    from consent import open_fields, seal_fields
+
+    recipient = generate_sealing_key()
+    fields = {"postcode": "M1 1AA", "given_name": "Zoë"}
+    enc, ciphertext = seal_fields(recipient.public_key(), fields, event_id="evt-9")
+    assert open_fields(recipient, enc, ciphertext, event_id="evt-9") == fields
+    with pytest.raises(SealingFailed):
+        seal_fields(recipient.public_key(), {"n": 1}, event_id="e")  # type: ignore[dict-item]
+    for plaintext in (b"\xff", b"[1]", b'{"a": 1}'):
+        enc, ciphertext = seal(recipient.public_key(), plaintext, aad="e")
+        with pytest.raises(SealingFailed):
+            open_fields(recipient, enc, ciphertext, event_id="e")
