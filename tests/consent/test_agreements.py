@@ -212,3 +212,51 @@ def test_durations_round_trip():
     for text in ("2w", "3d", "5h", "7m", "61s"):
         assert format_duration(parse_duration(text)) == text
     assert EventType("address-change") in EVENT_CATALOGUE
+
+
+RAW = """\
+id: raw-test
+id: raw-test-again
+title: [not, text]
+purpose: "  "
+lawful_basis:
+  article_6: 6(1)(e) public task
+  article_9: nine
+  statutory_power: An Act
+controllers: E08000003
+recipients: []
+disclose:
+  address-change: postcode
+  not-a-type: [x]
+match:
+  event_types: [address-change, {nested: 1}]
+  distinct_sources_min: 1
+  count_min: 1
+  window: {days: 3}
+consent_model: required
+"""
+
+
+def test_malformed_structure_is_reported_per_line():
+    problems = "\n".join(_problems(RAW))
+    for expected in (
+        "line 2: agreement: key 'id' is given twice",
+        "line 3: 'title' must be a non-empty text value",
+        "line 4: 'purpose' must be a non-empty text value",
+        "line 7: 'article_9' must start 9(2)(a)..(j)",
+        "line 9: 'controllers' must be a list",
+        "line 10: 'recipients' must not be empty",
+        "line 12: disclose.address-change must be a list of field names",
+        "line 13: unknown event type 'not-a-type'",
+        "line 15: 'event_types' items must be non-empty text values",
+        "line 18: bad duration for 'window': must be text like 30d",
+        "missing required field 'valid_from'",
+        "missing required field 'retention'",
+    ):
+        assert expected in problems, expected
+    problems = "\n".join(_problems("id: x-y\nmatch: {event_types: [address-change]}\n"))
+    assert "match: missing required field 'window'" in problems
+    assert "missing required field 'disclose'" in problems
+    assert "line 1: agreement must be a mapping" in "\n".join(_problems("just text\n"))
+    assert "agreement must be a mapping" in "\n".join(_problems(""))
+    assert "empty document" in "\n".join(_problems("{}\n"))
