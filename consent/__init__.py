@@ -78,6 +78,7 @@ from consent._keys import (
     verify_signature,
     write_key_pair,
 )
+from consent._routing import agreements_for, route
 from consent._sealing import SEALING_SUITE, open_fields, open_sealed, seal, seal_fields
 
 __all__ = [
@@ -123,6 +124,7 @@ __all__ = [
     "SealingFailed",
     "SignatureInvalid",
     "TokenConsent",
+    "agreements_for",
     "audit_bytes",
     "audit_record_from_dict",
     "audit_record_hash",
@@ -148,6 +150,7 @@ __all__ = [
     "private_key_pem",
     "public_key_b64",
     "public_key_pem",
+    "route",
     "seal",
     "seal_fields",
     "sign",

@@ -230,3 +230,26 @@ def test_unreadable_directory_file(tmp_path, federation):
 
     with pytest.raises(KeyInvalid):
         verify_directory(b"{}", trust_anchor=generate_sealing_key().public_key(), now=T0)
+
+
+def test_routing_and_agreements_for_an_event(federation):
+    from consent import agreements_for, route
+    from schemas import EventType
+
+    directory = federation.load(T0)
+    found = agreements_for(directory, EventType.ADDRESS_CHANGE, "E08000006")
+    assert [a.agreement_id for a in found] == ["gm-cross-boundary-move"]
+    assert agreements_for(directory, "rent-arrears", "E08000099") == ()
+    assert agreements_for(directory, "no-such-type", "E08000006") == ()
+    move = directory.agreement("gm-cross-boundary-move")
+    assert route(
+        move, directory, source_councils=["E08000006", "E08000009"], destination_council="E08000009"
+    ) == ("E08000009.electoral-registration", "E08000009.revenues")
+    assert route(move, directory, source_councils=["E08000006"]) == ()
+    spd = directory.agreement("gm-single-person-discount-duplicate")
+    assert route(spd, directory, source_councils=["E08000003", "E08000006"]) == (
+        "E08000003.revenues",
+        "E08000006.revenues",
+    )
+    families = directory.agreement("gm-multiple-disadvantage")
+    assert route(families, directory, source_councils=[]) == ("gmca.supporting-families",)

@@ -1,0 +1,64 @@
+"""Which of an agreement's recipients a match goes to, and which agreements an event serves.
+
+The agreement names every recipient that may ever receive a notification; its
+``routing`` narrows that per match (the receiving council's services only, or
+the services of the councils whose events matched). Keeping this next to the
+agreement, not in the broker, lets an information-governance officer read and
+test the whole disclosure rule in one package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from consent._agreement import Agreement, Routing
+from consent._directory import Directory
+from schemas import EventType
+
+__all__ = ["agreements_for", "route"]
+
+
+def agreements_for(
+    directory: Directory, event_type: EventType | str, source_council: str
+) -> tuple[Agreement, ...]:
+    """Agreements under which an event of this type from this council could be shared.
+
+    Sorted by id; validity at the event's time is still for ``decide`` to check.
+    """
+    try:
+        wanted = EventType(event_type)
+    except ValueError:
+        return ()
+    return tuple(
+        agreement
+        for _, agreement in sorted(directory.agreements.items())
+        if wanted in agreement.match.event_types and source_council in agreement.controllers
+    )
+
+
+def route(
+    agreement: Agreement,
+    directory: Directory,
+    *,
+    source_councils: Iterable[str],
+    destination_council: str | None = None,
+) -> tuple[str, ...]:
+    """The recipients of one match, sorted (each still needs its own ``decide``).
+
+    Args:
+        agreement: the agreement the match falls under.
+        directory: gives each service's owning council.
+        source_councils: the councils whose events matched.
+        destination_council: for ``destination-council`` routing, the council the
+            subject moved to (default None: nobody, so nothing is routed).
+    """
+    recipients = sorted(agreement.recipients)
+    if agreement.routing is Routing.ALL:
+        return tuple(recipients)
+    if agreement.routing is Routing.DESTINATION_COUNCIL:
+        councils = {destination_council} if destination_council else set()
+    else:
+        councils = set(source_councils)
+    return tuple(
+        r for r in recipients if r in directory.members and directory.members[r].council in councils
+    )
