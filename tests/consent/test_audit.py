@@ -6,6 +6,8 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consent import (
     AuditChain,
@@ -187,3 +189,41 @@ def test_audit_records_round_trip_as_json_and_subject_query():
     person = records[1].subject_tokens[0]
     found = decisions_concerning(records, [person, "nobody"])
     assert [r.decision_id for r in found] == ["dec-1"]
+
+
+# --- property: every single tampering is found -----------------------------------------
+
+
+_CLOSED, _ = build(9, every=3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    action=st.sampled_from(["alter", "delete", "duplicate", "swap", "forge-link"]),
+    index=st.integers(0, len(_CLOSED) - 1),
+    field=st.sampled_from(["agreement_id", "recipients", "event_ids", "reasons", "decided_at"]),
+)
+def test_any_single_tampering_is_found(action, index, field):
+    records = list(_CLOSED)
+    anchor = records[-1]
+    record = records[index]
+    value = {
+        "agreement_id": "other",
+        "recipients": ("elsewhere",),
+        "event_ids": ("evt-x",),
+        "reasons": ("allowed", "x"),
+        "decided_at": T + timedelta(days=1),
+    }[field]
+    if action == "alter":
+        records[index] = dataclasses.replace(record, **{field: value})
+    elif action == "forge-link":
+        forged = dataclasses.replace(record, **{field: value})
+        records[index] = dataclasses.replace(forged, record_hash=audit_record_hash(forged))
+    elif action == "delete":
+        del records[index]
+    elif action == "duplicate":
+        records.insert(index, record)
+    else:
+        other = (index + 1) % len(records)
+        records[index], records[other] = records[other], records[index]
+    assert not verify_audit(records, PUB, anchors=[anchor]).ok
