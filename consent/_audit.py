@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,8 @@ __all__ = [
 
 GENESIS_HASH = b"\x00" * 32
 """The ``prev_hash`` of a chain's first record."""
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT_EVERY = 1000
 DEFAULT_CHECKPOINT_INTERVAL = timedelta(minutes=1)
@@ -247,6 +250,7 @@ class AuditChain:
             )
         )
         signed = replace(record, signature=sign(self._key, audit_bytes(record)))
+        _log.info("audit chain %s checkpoint at %d records (%s)", record.chain, record.seq, reason)
         self._head = replace(
             self._head, last_checkpoint_count=self._head.count, last_checkpoint_at=now
         )

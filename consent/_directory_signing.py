@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from datetime import datetime
 from pathlib import Path
 
@@ -30,6 +31,7 @@ __all__ = [
 
 SIGNED_DIRECTORY_FORMAT = "fedbroker-signed-directory/1"
 _DOMAIN = b"fedbroker/directory/v1\x00"
+_log = logging.getLogger(__name__)
 
 
 def sign_directory(document: str, private_key: Ed25519PrivateKey) -> bytes:
@@ -116,6 +118,13 @@ def verify_directory(
         raise DirectoryExpired(
             f"directory serial {directory.serial} expired at {directory.expires_at.isoformat()}"
         )
+    _log.info(
+        "directory serial %d verified: %d members, %d agreements, expires %s",
+        directory.serial,
+        len(directory.members),
+        len(directory.agreements),
+        directory.expires_at.isoformat(),
+    )
     return directory
 
 

@@ -253,3 +253,10 @@ def test_routing_and_agreements_for_an_event(federation):
     )
     families = directory.agreement("gm-multiple-disadvantage")
     assert route(families, directory, source_councils=[]) == ("gmca.supporting-families",)
+
+
+def test_a_json_directory_document_is_accepted(federation):
+    import json as _json
+
+    directory = parse_directory(_json.dumps(_doc(federation), default=str))
+    assert directory.broker.member_id == "broker"
