@@ -1,0 +1,71 @@
+"""Connector errors: what can go wrong between a council's records and Kafka.
+
+Tree (mirrored in docs/errors.md)::
+
+    FedbrokerError
+    └── ConnectorError
+        ├── InvalidIdentifier      "invalid-<field>": a value failed normalisation
+        ├── MappingInvalid         "mapping-invalid": a mapping file is wrong (names the key)
+        ├── ConfigInvalid          "config-invalid": a connector config file is wrong
+        ├── SourceError            "source-unreadable": a file or table cannot be read
+        ├── OutboxError            "outbox-failed": the local outbox cannot be written
+        └── KafkaUnavailable       "kafka-unavailable": Kafka did not acknowledge in time
+
+Messages name fields, files, rows and reasons, never the values themselves:
+the connector is the one place personal data exists in clear.
+"""
+
+from __future__ import annotations
+
+from schemas import FedbrokerError
+
+__all__ = [
+    "ConfigInvalid",
+    "ConnectorError",
+    "InvalidIdentifier",
+    "KafkaUnavailable",
+    "MappingInvalid",
+    "OutboxError",
+    "SourceError",
+]
+
+
+class ConnectorError(FedbrokerError):
+    """Base of every connector error."""
+
+    reason = "connector-error"
+
+
+class InvalidIdentifier(ConnectorError):
+    """An identifier failed validation; it never becomes a token.
+
+    ``field`` is the canonical field name and ``code`` the short reason
+    (``bad-check-digit``, ``bad-format``, ...); the value is never kept.
+    """
+
+    reason = "invalid-identifier"
+
+    def __init__(self, field: str, code: str) -> None:
+        super().__init__(f"{field}: {code}", reason=f"invalid-{field}")
+        self.field = field
+        self.code = code
+
+
+class MappingInvalid(ConnectorError):
+    reason = "mapping-invalid"
+
+
+class ConfigInvalid(ConnectorError):
+    reason = "config-invalid"
+
+
+class SourceError(ConnectorError):
+    reason = "source-unreadable"
+
+
+class OutboxError(ConnectorError):
+    reason = "outbox-failed"
+
+
+class KafkaUnavailable(ConnectorError):
+    reason = "kafka-unavailable"
