@@ -6,4 +6,80 @@ sealed fields, and must not import ``connectors`` (DESIGN section 9).
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from broker._errors import BrokerError, EncodingMismatch, StateInvalid, ThresholdInvalid
+from broker._matching import (
+    EXACT,
+    FUZZY,
+    BatchResult,
+    Match,
+    Matcher,
+    MatchMethod,
+    Observation,
+    dedupe_matches,
+    match_batch,
+    pair_id,
+    run_batch,
+)
+from broker._notifications import build_notification, notification_id, sign_notification
+from broker._rules import RuleHit, disclosures_for, evaluate, evaluate_rule, recipients_for
+from broker._sightings import Sighting, TokenState
+from broker._similarity import (
+    DEFAULT_DICE_THRESHOLD,
+    DiceAtThreshold,
+    check_threshold,
+    dice,
+    dice_many,
+    popcount,
+)
+from broker._threshold import (
+    DEFAULT_HISTOGRAM_BINS,
+    DEFAULT_MAX_ITERATIONS,
+    DEFAULT_MIN_SCORES,
+    ScoreHistogram,
+    ThresholdFit,
+    ThresholdSource,
+    choose_threshold,
+    fit_threshold,
+)
+
+__all__ = [
+    "DEFAULT_DICE_THRESHOLD",
+    "DEFAULT_HISTOGRAM_BINS",
+    "DEFAULT_MAX_ITERATIONS",
+    "DEFAULT_MIN_SCORES",
+    "EXACT",
+    "FUZZY",
+    "BatchResult",
+    "BrokerError",
+    "DiceAtThreshold",
+    "EncodingMismatch",
+    "Match",
+    "MatchMethod",
+    "Matcher",
+    "Observation",
+    "RuleHit",
+    "ScoreHistogram",
+    "Sighting",
+    "StateInvalid",
+    "ThresholdFit",
+    "ThresholdInvalid",
+    "ThresholdSource",
+    "TokenState",
+    "build_notification",
+    "check_threshold",
+    "choose_threshold",
+    "dedupe_matches",
+    "dice",
+    "dice_many",
+    "disclosures_for",
+    "evaluate",
+    "evaluate_rule",
+    "fit_threshold",
+    "match_batch",
+    "notification_id",
+    "pair_id",
+    "popcount",
+    "recipients_for",
+    "run_batch",
+    "sign_notification",
+]
