@@ -1,0 +1,1 @@
+"""Benchmarks with in-run baselines; figures recorded in bench/RESULTS.md."""
