@@ -95,9 +95,9 @@ class Observation:
     scores: tuple[float, ...]
 
 
-def _owner(mine: Iterable[str], theirs: Iterable[str]) -> str | None:
-    shared = set(mine).intersection(theirs)
-    return min(shared) if shared else None
+def _owner(mine: frozenset[str], theirs: Iterable[str]) -> str | None:
+    """The token that owns a pair: the smallest one both sightings carry."""
+    return min((t for t in theirs if t in mine), default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,17 +131,19 @@ class Matcher:
         A sighting already present (a replay) finds nothing and changes nothing.
         """
         live = (state or TokenState()).live(now)
-        if sighting.event_id in live.event_ids():
+        if any(s.event_id == sighting.event_id for s in live.sightings):
             return Observation(live, (), ())
         exact = token in sighting.tokens
+        mine_exact = frozenset(sighting.tokens)
+        mine_blocking = frozenset(sighting.blocking)
         matches: list[Match] = []
         scores: list[float] = []
         blocked: list[Sighting] = []
         for other in live.sightings:
             if exact:
-                if _owner(sighting.tokens, other.tokens) == token:
+                if _owner(mine_exact, other.tokens) == token:
                     matches.append(Match(sighting, other, _CERTAIN, EXACT, token))
-            elif other.fuzzy is not None and _owner(sighting.blocking, other.blocking) == token:
+            elif other.fuzzy is not None and _owner(mine_blocking, other.blocking) == token:
                 blocked.append(other)
         if blocked and sighting.fuzzy is not None:
             values = dice_many(sighting.fuzzy, [o.fuzzy or b"" for o in blocked])
@@ -150,9 +152,9 @@ class Matcher:
                 # sample (they are most of the true matches the fit must see)
                 # but are reported by their exact token, not here.
                 scores.append(value)
-                if value >= self.threshold and _owner(sighting.tokens, other.tokens) is None:
+                if value >= self.threshold and _owner(mine_exact, other.tokens) is None:
                     matches.append(Match(sighting, other, value, FUZZY, token))
-        return Observation(live.add(sighting), tuple(matches), tuple(scores))
+        return Observation(TokenState((*live.sightings, sighting)), tuple(matches), tuple(scores))
 
 
 def dedupe_matches(matches: Iterable[Match]) -> tuple[Match, ...]:

@@ -14,9 +14,10 @@ worker and the batch dry run forget the same things at the same points.
 
 from __future__ import annotations
 
-import base64
 import json
-from collections.abc import Collection, Iterable, Mapping
+from binascii import Error as BinasciiError
+from binascii import a2b_base64, b2a_base64
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -30,12 +31,28 @@ __all__ = ["Sighting", "TokenState"]
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
+_FIELDS = (
+    "event_id",
+    "source_council",
+    "source_ref",
+    "event_type",
+    "occurred_at",
+    "key_epoch",
+    "tokens",
+    "blocking",
+    "fuzzy",
+    "attributes",
+    "sealed",
+    "expires_at",
+)
+
+
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return b2a_base64(data, newline=False).decode("ascii")
 
 
 def _unb64(text: str) -> bytes:
-    return base64.b64decode(text.encode("ascii"), validate=True)
+    return a2b_base64(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,22 +111,7 @@ class Sighting:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (bytes as base64, times as ISO 8601)."""
-        return {
-            "event_id": self.event_id,
-            "source_council": self.source_council,
-            "source_ref": self.source_ref,
-            "event_type": self.event_type.value,
-            "occurred_at": self.occurred_at.isoformat(),
-            "key_epoch": self.key_epoch,
-            "tokens": list(self.tokens),
-            "blocking": list(self.blocking),
-            "fuzzy": None if self.fuzzy is None else _b64(self.fuzzy),
-            "attributes": dict(self.attributes),
-            "sealed": [
-                [p.recipient, p.agreement_id, _b64(p.enc), _b64(p.ciphertext)] for p in self.sealed
-            ],
-            "expires_at": None if self.expires_at is None else self.expires_at.isoformat(),
-        }
+        return dict(zip(_FIELDS, self.to_row(), strict=True))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Sighting:
@@ -119,28 +121,49 @@ class Sighting:
             StateInvalid: a field is missing or malformed.
         """
         try:
-            expires = data["expires_at"]
-            fuzzy = data["fuzzy"]
+            row = [data[name] for name in _FIELDS]
+        except (KeyError, TypeError) as exc:
+            raise StateInvalid("sighting cannot be read back (missing field)") from exc
+        return cls.from_row(row)
+
+    def to_row(self) -> list[Any]:
+        """Positional JSON-able form: what ``TokenState.to_bytes`` stores, compactly."""
+        return [
+            self.event_id,
+            self.source_council,
+            self.source_ref,
+            self.event_type.value,
+            self.occurred_at.isoformat(),
+            self.key_epoch,
+            list(self.tokens),
+            list(self.blocking),
+            None if self.fuzzy is None else b2a_base64(self.fuzzy, newline=False).decode(),
+            dict(self.attributes),
+            [[p.recipient, p.agreement_id, _b64(p.enc), _b64(p.ciphertext)] for p in self.sealed],
+            None if self.expires_at is None else self.expires_at.isoformat(),
+        ]
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Sighting:
+        """Inverse of ``to_row``; raises ``StateInvalid`` on malformed input."""
+        try:
+            (event_id, council, ref, kind, occurred, epoch, tokens, blocking, fuzzy, attributes,
+             sealed, expires) = row  # fmt: skip
             return cls(
-                event_id=str(data["event_id"]),
-                source_council=str(data["source_council"]),
-                source_ref=str(data["source_ref"]),
-                event_type=EventType(data["event_type"]),
-                occurred_at=datetime.fromisoformat(data["occurred_at"]),
-                key_epoch=int(data["key_epoch"]),
-                tokens=tuple(str(t) for t in data["tokens"]),
-                blocking=tuple(str(t) for t in data["blocking"]),
-                fuzzy=None if fuzzy is None else _unb64(fuzzy),
-                attributes=MappingProxyType(
-                    {str(k): str(v) for k, v in data["attributes"].items()}
-                ),
-                sealed=tuple(
-                    SealedPayload(str(r), str(a), _unb64(e), _unb64(c))
-                    for r, a, e, c in data["sealed"]
-                ),
-                expires_at=None if expires is None else datetime.fromisoformat(expires),
+                str(event_id),
+                str(council),
+                str(ref),
+                EventType(kind),
+                datetime.fromisoformat(occurred),
+                int(epoch),
+                tuple(tokens),
+                tuple(blocking),
+                None if fuzzy is None else a2b_base64(fuzzy),
+                MappingProxyType(dict(attributes)) if attributes else _EMPTY,
+                tuple(SealedPayload(r, a, _unb64(e), _unb64(c)) for r, a, e, c in sealed),
+                None if expires is None else datetime.fromisoformat(expires),
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, BinasciiError) as exc:
             raise StateInvalid(f"sighting cannot be read back ({type(exc).__name__})") from exc
 
     def without_sealed(self) -> Sighting:
@@ -194,8 +217,9 @@ class TokenState:
             raise StateInvalid("token state has no sightings list") from exc
 
     def to_bytes(self) -> bytes:
-        """Compact UTF-8 JSON of ``to_dict`` (a Faust ``raw`` table value)."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True).encode()
+        """Compact UTF-8 JSON, one positional row per sighting (a Faust ``raw`` value)."""
+        rows = [s.to_row() for s in self.sightings]
+        return json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TokenState:
@@ -204,6 +228,6 @@ class TokenState:
             decoded = json.loads(data)
         except (UnicodeDecodeError, ValueError) as exc:
             raise StateInvalid("token state bytes are not JSON") from exc
-        if not isinstance(decoded, dict):
-            raise StateInvalid("token state is not an object")
-        return cls.from_dict(decoded)
+        if not isinstance(decoded, list):
+            raise StateInvalid("token state is not a list of sightings")
+        return cls(tuple(Sighting.from_row(row) for row in decoded))

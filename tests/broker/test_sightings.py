@@ -48,11 +48,22 @@ def test_round_trip_through_dict_and_bytes():
     state = TokenState((sighting, bare))
     assert TokenState.from_bytes(state.to_bytes()) == state
     assert TokenState.from_dict(state.to_dict()) == state
+    assert TokenState.from_bytes(TokenState().to_bytes()) == TokenState()
+    with pytest.raises(StateInvalid):
+        TokenState.from_dict({"sightings": [{"event_id": "e"}]})
+    with pytest.raises(StateInvalid):
+        TokenState.from_dict({})
     assert Sighting.from_dict(sighting.to_dict()) == sighting
 
 
 @pytest.mark.parametrize(
-    "data", [b"not json", b"[]", b'{"x": 1}', b'{"sightings": [{"event_id": "e"}]}']
+    "data",
+    [
+        b"not json",
+        b"{}",
+        b'[["e"]]',
+        b'[["e", "c", "r", "no-such-type", "", 1, [], [], null, {}, [], null]]',
+    ],
 )
 def test_bad_state_bytes_are_refused(data):
     with pytest.raises(StateInvalid) as caught:
