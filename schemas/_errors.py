@@ -21,7 +21,21 @@ carry identifiers and reason codes only, never field values.
 
 from __future__ import annotations
 
-__all__ = ["FedbrokerError"]
+__all__ = [
+    "BadLength",
+    "BadMarker",
+    "DecodeError",
+    "EncodeError",
+    "FedbrokerError",
+    "IncompatibleSchema",
+    "InvalidUtf8",
+    "MessageTooLarge",
+    "SchemaError",
+    "TrailingBytes",
+    "TruncatedMessage",
+    "UnknownSchema",
+    "WrongRecordType",
+]
 
 
 class FedbrokerError(Exception):
@@ -33,3 +47,55 @@ class FedbrokerError(Exception):
         super().__init__(message or self.__class__.__name__)
         if reason is not None:
             self.reason = reason
+
+
+class SchemaError(FedbrokerError):
+    """Base of the schema and codec errors."""
+
+    reason = "schema-error"
+
+
+class DecodeError(SchemaError):
+    """The bytes are not a valid message."""
+
+    reason = "decode-failed"
+
+
+class TruncatedMessage(DecodeError):
+    reason = "truncated"
+
+
+class BadMarker(DecodeError):
+    reason = "bad-marker"
+
+
+class InvalidUtf8(DecodeError):
+    reason = "invalid-utf8"
+
+
+class BadLength(DecodeError):
+    reason = "bad-length"
+
+
+class TrailingBytes(DecodeError):
+    reason = "trailing-bytes"
+
+
+class MessageTooLarge(DecodeError):
+    reason = "too-large"
+
+
+class WrongRecordType(DecodeError):
+    reason = "wrong-record-type"
+
+
+class UnknownSchema(SchemaError):
+    reason = "unknown-schema"
+
+
+class EncodeError(SchemaError):
+    reason = "encode-failed"
+
+
+class IncompatibleSchema(SchemaError):
+    reason = "incompatible-schema"

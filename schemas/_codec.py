@@ -1,0 +1,176 @@
+"""The wire codec: Avro single-object encoding by default, Confluent framing on request.
+
+Every message names its writer schema (DESIGN section 4), so a reader decodes
+old and new versions alike through Avro schema resolution. Decoding treats its
+input as hostile: whatever the bytes, it returns a record or raises one of the
+typed ``DecodeError`` leaves, and never reads past the message or its size limit.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from fastavro import schemaless_reader, schemaless_writer
+
+from schemas._convert import Record, from_datum, to_datum
+from schemas._errors import (
+    BadLength,
+    BadMarker,
+    DecodeError,
+    EncodeError,
+    InvalidUtf8,
+    MessageTooLarge,
+    TrailingBytes,
+    TruncatedMessage,
+    UnknownSchema,
+    WrongRecordType,
+)
+from schemas._records import AuditRecord, RejectedRecord
+from schemas._registry import AVRO_DIR, SchemaVersion, load_versions
+
+__all__ = [
+    "CONFLUENT_MAGIC",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "SINGLE_OBJECT_MARKER",
+    "Codec",
+    "canonical_bytes",
+]
+
+SINGLE_OBJECT_MARKER = b"\xc3\x01"
+CONFLUENT_MAGIC = b"\x00"
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+_T = TypeVar("_T")
+
+
+def _latest() -> Mapping[str, SchemaVersion]:
+    return {name: versions[-1] for name, versions in load_versions(AVRO_DIR).items()}
+
+
+def canonical_bytes(record: Record) -> bytes:
+    """Deterministic bytes of a record without its signature (and audit hash): what is signed.
+
+    Schemaless Avro under the latest schema: no framing, so the bytes do not
+    depend on how the message travelled.
+    """
+    blank: Any = record
+    if not isinstance(blank, RejectedRecord):
+        blank = replace(blank, signature=b"")
+    if isinstance(blank, AuditRecord):
+        blank = replace(blank, record_hash=b"")
+    name, datum = to_datum(blank)
+    out = io.BytesIO()
+    schemaless_writer(out, _latest()[name].parsed, datum)
+    return out.getvalue()
+
+
+class Codec:
+    """Encodes records with their schema's identity and decodes any released version.
+
+    Args:
+        registry_ids: schema name -> Confluent Schema Registry id of its latest
+            version; when given, messages use the Confluent framing (default None:
+            Avro single-object encoding).
+        max_message_bytes: messages larger than this are refused (default 1 MiB).
+    """
+
+    def __init__(
+        self,
+        *,
+        registry_ids: Mapping[str, int] | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        versions = load_versions(AVRO_DIR)
+        self._latest = {name: v[-1] for name, v in versions.items()}
+        self._by_fingerprint = {sv.fingerprint: sv for v in versions.values() for sv in v}
+        self._headers = {
+            name: SINGLE_OBJECT_MARKER + struct.pack("<Q", sv.fingerprint)
+            for name, sv in self._latest.items()
+        }
+        self._registry_ids = dict(registry_ids or {})
+        self._by_registry_id = {
+            i: self._latest[name] for name, i in self._registry_ids.items() if name in self._latest
+        }
+        if registry_ids is not None:
+            self._headers = {
+                name: CONFLUENT_MAGIC + struct.pack(">I", i)
+                for name, i in self._registry_ids.items()
+            }
+        self.max_message_bytes = max_message_bytes
+
+    def encode(self, record: Record) -> bytes:
+        """The framed Avro bytes of a record."""
+        name, datum = to_datum(record)
+        try:
+            header = self._headers[name]
+            out = io.BytesIO()
+            out.write(header)
+            schemaless_writer(out, self._latest[name].parsed, datum)
+        except (KeyError, ValueError, TypeError, OverflowError) as exc:
+            raise EncodeError(f"cannot encode {name}: {type(exc).__name__}") from exc
+        data = out.getvalue()
+        if len(data) > self.max_message_bytes:
+            raise MessageTooLarge(f"{name} message of {len(data)} bytes exceeds the limit")
+        return data
+
+    def _writer(self, data: bytes) -> tuple[SchemaVersion, int]:
+        if data[:2] == SINGLE_OBJECT_MARKER:
+            if len(data) < 10:
+                raise TruncatedMessage("message ends inside the single-object header")
+            (fingerprint,) = struct.unpack_from("<Q", data, 2)
+            writer = self._by_fingerprint.get(fingerprint)
+            if writer is None:
+                raise UnknownSchema(f"no released schema has fingerprint {fingerprint:016x}")
+            return writer, 10
+        if data[:1] == CONFLUENT_MAGIC and self._registry_ids:
+            if len(data) < 5:
+                raise TruncatedMessage("message ends inside the registry header")
+            (schema_id,) = struct.unpack_from(">I", data, 1)
+            writer = self._by_registry_id.get(schema_id)
+            if writer is None:
+                raise UnknownSchema(f"no schema is registered with id {schema_id}")
+            return writer, 5
+        if not data:
+            raise TruncatedMessage("empty message")
+        raise BadMarker("message does not start with a known framing marker")
+
+    def decode(self, data: bytes) -> Record:
+        """The record in a message, read with the latest schema of its kind.
+
+        Raises:
+            DecodeError: one of its leaves, with a ``reason`` code; nothing else.
+        """
+        if len(data) > self.max_message_bytes:
+            raise MessageTooLarge(f"message of {len(data)} bytes exceeds the limit")
+        writer, start = self._writer(data)
+        reader = self._latest[writer.name]
+        stream = io.BytesIO(data)
+        stream.seek(start)
+        try:
+            datum: Any = schemaless_reader(stream, writer.parsed, reader.parsed)
+        except UnicodeDecodeError as exc:
+            raise InvalidUtf8(f"{writer.name}: a string is not valid UTF-8") from exc
+        except (EOFError, StopIteration, struct.error) as exc:
+            raise TruncatedMessage(f"{writer.name}: message is truncated") from exc
+        except (MemoryError, OverflowError) as exc:
+            raise BadLength(f"{writer.name}: a length prefix is out of range") from exc
+        except Exception as exc:  # noqa: BLE001 - fastavro raises many kinds on corrupt input
+            raise BadLength(f"{writer.name}: corrupt data ({type(exc).__name__})") from exc
+        if stream.tell() != len(data):
+            raise TrailingBytes(
+                f"{writer.name}: {len(data) - stream.tell()} bytes after the record"
+            )
+        try:
+            return from_datum(writer.name, datum)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DecodeError(f"{writer.name}: datum does not form a record") from exc
+
+    def decode_as(self, data: bytes, kind: type[_T]) -> _T:
+        """Decode and insist on one record type (a consent topic carries consent records)."""
+        record = self.decode(data)
+        if not isinstance(record, kind):
+            raise WrongRecordType(f"expected {kind.__name__}, got {type(record).__name__}")
+        return record

@@ -1,0 +1,124 @@
+"""The released Avro schemas on disk, every version, indexed by name and by fingerprint.
+
+Layout: ``schemas/avro/<Name>/v<N>.avsc``, one named type per file. A record
+refers to other named types by full name; loading resolves them, so each file
+stays one record. The fingerprint is CRC-64-AVRO of the Parsing Canonical Form
+of the fully inlined schema, as the single-object encoding requires.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fastavro import parse_schema
+from fastavro.schema import to_parsing_canonical_form
+
+__all__ = ["AVRO_DIR", "NAMESPACE", "SchemaVersion", "crc64_avro", "load_versions"]
+
+AVRO_DIR = Path(__file__).resolve().parent / "avro"
+NAMESPACE = "uk.gov.fedbroker"
+_CRC64_EMPTY = 0xC15D213AA4D7A795
+
+
+def _crc_table() -> list[int]:
+    table = []
+    for i in range(256):
+        fp = i
+        for _ in range(8):
+            fp = (fp >> 1) ^ (_CRC64_EMPTY & -(fp & 1))
+        table.append(fp)
+    return table
+
+
+_TABLE = _crc_table()
+
+
+def crc64_avro(data: bytes) -> int:
+    """The Rabin fingerprint the Avro specification calls CRC-64-AVRO."""
+    fp = _CRC64_EMPTY
+    for byte in data:
+        fp = (fp >> 8) ^ _TABLE[(fp ^ byte) & 0xFF]
+    return fp
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaVersion:
+    """One released version of one top-level schema, parsed and fingerprinted."""
+
+    name: str
+    version: int
+    inlined: Mapping[str, Any]
+    parsed: Any
+    fingerprint: int
+
+    @property
+    def full_name(self) -> str:
+        return f"{NAMESPACE}.{self.name}"
+
+
+def _inline(schema: Any, named: Mapping[str, Any], seen: set[str]) -> Any:
+    """Replace references to named types with their definitions (first use only)."""
+    if isinstance(schema, str):
+        if schema in named and schema not in seen:
+            seen.add(schema)
+            return _inline(named[schema], named, seen)
+        return schema
+    if isinstance(schema, list):
+        return [_inline(s, named, seen) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kind = schema.get("type")
+    if kind in ("record", "enum", "fixed"):
+        seen.add(f"{schema.get('namespace', NAMESPACE)}.{schema['name']}")
+    result = dict(schema)
+    if kind == "record":
+        result["fields"] = [
+            {**field, "type": _inline(field["type"], named, seen)} for field in schema["fields"]
+        ]
+    elif kind == "array":
+        result["items"] = _inline(schema["items"], named, seen)
+    elif kind == "map":
+        result["values"] = _inline(schema["values"], named, seen)
+    elif isinstance(kind, dict | list) or (isinstance(kind, str) and kind in named):
+        result["type"] = _inline(kind, named, seen)
+    return result
+
+
+def _latest_named(root: Path) -> dict[str, Any]:
+    named: dict[str, Any] = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        latest = max(folder.glob("v*.avsc"), key=lambda p: int(p.stem[1:]))
+        schema = json.loads(latest.read_text())
+        named[f"{schema.get('namespace', NAMESPACE)}.{schema['name']}"] = schema
+    return named
+
+
+def _version(root: Path, path: Path) -> SchemaVersion:
+    named = _latest_named(root)
+    schema = json.loads(path.read_text())
+    inlined = _inline(schema, named, set())
+    canonical = to_parsing_canonical_form(inlined)
+    return SchemaVersion(
+        name=schema["name"],
+        version=int(path.stem[1:]),
+        inlined=inlined,
+        parsed=parse_schema(inlined, _write_hint=False),
+        fingerprint=crc64_avro(canonical.encode("utf-8")),
+    )
+
+
+@cache
+def load_versions(root: Path = AVRO_DIR) -> Mapping[str, tuple[SchemaVersion, ...]]:
+    """Every version of every record schema under ``root``, oldest first."""
+    versions: dict[str, tuple[SchemaVersion, ...]] = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(folder.glob("v*.avsc"), key=lambda p: int(p.stem[1:]))
+        if json.loads(files[0].read_text()).get("type") != "record":
+            continue
+        versions[folder.name] = tuple(_version(root, f) for f in files)
+    return versions
