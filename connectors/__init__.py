@@ -2,8 +2,101 @@
 
 The only package that sees personal data in clear and holds the linkage key.
 It imports ``schemas`` and ``consent``; the broker never imports it (DESIGN 9).
+Linkage: ``normalise_identity`` -> ``Identity`` -> ``Tokeniser.tokenise``.
+Pipeline: ``load_config`` -> ``open_connector`` -> ``Connector.run``.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from connectors._assembly import open_connector
+from connectors._bloom import BLOOM_BITS, BloomEncoder, bigrams
+from connectors._config import ConnectorConfig, SourceConfig, load_config
+from connectors._errors import (
+    ConfigInvalid,
+    ConnectorError,
+    InvalidIdentifier,
+    KafkaUnavailable,
+    MappingInvalid,
+    OutboxError,
+    SourceError,
+)
+from connectors._events import EventFactory, event_id_for
+from connectors._mapping import SourceMapping, load_mapping, parse_mapping
+from connectors._metrics import ConnectorMetrics
+from connectors._normalise import (
+    Identity,
+    normalise_date_of_birth,
+    normalise_free_text,
+    normalise_identity,
+    normalise_name,
+    normalise_nhs_number,
+    normalise_nino,
+    normalise_postcode,
+    normalise_uprn,
+    postcode_outward,
+)
+from connectors._outbox import Outbox, OutboxEntry, QuarantineEntry
+from connectors._publisher import Publisher
+from connectors._runner import Connector, IngestReport
+from connectors._sources import FolderSource, PostgresSource, SourceRow
+from connectors._synth import SyntheticFederation, generate_federation, nhs_number, ni_number
+from connectors._tokens import (
+    LinkageKey,
+    Tokeniser,
+    Tokens,
+    generate_linkage_key,
+    load_linkage_keys,
+    opaque_reference,
+)
+
+__all__ = [
+    "BLOOM_BITS",
+    "BloomEncoder",
+    "ConfigInvalid",
+    "Connector",
+    "ConnectorConfig",
+    "ConnectorError",
+    "ConnectorMetrics",
+    "EventFactory",
+    "FolderSource",
+    "Identity",
+    "IngestReport",
+    "InvalidIdentifier",
+    "KafkaUnavailable",
+    "LinkageKey",
+    "MappingInvalid",
+    "Outbox",
+    "OutboxEntry",
+    "OutboxError",
+    "PostgresSource",
+    "Publisher",
+    "QuarantineEntry",
+    "SourceConfig",
+    "SourceError",
+    "SourceMapping",
+    "SourceRow",
+    "SyntheticFederation",
+    "Tokeniser",
+    "Tokens",
+    "bigrams",
+    "event_id_for",
+    "generate_federation",
+    "generate_linkage_key",
+    "load_config",
+    "load_linkage_keys",
+    "load_mapping",
+    "nhs_number",
+    "ni_number",
+    "normalise_date_of_birth",
+    "normalise_free_text",
+    "normalise_identity",
+    "normalise_name",
+    "normalise_nhs_number",
+    "normalise_nino",
+    "normalise_postcode",
+    "normalise_uprn",
+    "opaque_reference",
+    "open_connector",
+    "parse_mapping",
+    "postcode_outward",
+]

@@ -18,6 +18,7 @@ __all__ = ["main"]
 
 # name -> "module:attribute"; each module owns one command or group.
 _COMMANDS = {
+    "connector": "fedbroker.cli._connector:connector",
     "kafka": "fedbroker.cli._kafka:kafka",
     "keys": "fedbroker.cli._keys:keys",
     "directory": "fedbroker.cli._directory:directory",

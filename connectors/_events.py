@@ -1,0 +1,186 @@
+"""From one mapped source row to a signed, sealed, pseudonymous event or consent record.
+
+Pure apart from the randomness in sealing: given the row, the mapping, the keys
+and the directory it returns a record ready to encode. Clear values exist only
+inside this function's frame; what leaves it holds tokens, the Bloom encoding,
+catalogue attributes and sealed payloads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from connectors._errors import InvalidIdentifier
+from connectors._mapping import ColumnOrFixed, SourceMapping
+from connectors._normalise import normalise_identity
+from connectors._sources import SourceRow
+from connectors._tokens import LinkageKey, Tokeniser, opaque_reference
+from consent import Directory, agreements_for, seal_fields, sign
+from schemas import (
+    EVENT_CATALOGUE,
+    CitizenEvent,
+    ConsentRecord,
+    ConsentState,
+    EventType,
+    SealedPayload,
+    canonical_bytes,
+)
+
+__all__ = ["EventFactory", "event_id_for", "parse_timestamp"]
+
+ISO = "iso"
+_R = TypeVar("_R", CitizenEvent, ConsentRecord)
+_ID_HEX = 32
+
+
+def event_id_for(*parts: str) -> str:
+    """Deterministic id: the same source record always yields the same id (replays show)."""
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:_ID_HEX]
+
+
+def parse_timestamp(value: str | None, spec: ColumnOrFixed, field: str) -> datetime:
+    """A source time as aware UTC; naive times are taken as UTC (councils' systems are)."""
+    if value is None:
+        raise InvalidIdentifier(field, "missing")
+    try:
+        fmt = spec.format or ISO
+        parsed = datetime.fromisoformat(value) if fmt == ISO else datetime.strptime(value, fmt)
+    except ValueError as exc:
+        raise InvalidIdentifier(field, "bad-format") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFactory:
+    """Everything a council needs to turn its rows into records it may publish."""
+
+    council: str
+    signing_key: Ed25519PrivateKey
+    directory: Directory
+    tokeniser: Tokeniser
+    reference_key: LinkageKey
+
+    def _identity_and_tokens(self, row: SourceRow, mapping: SourceMapping):  # type: ignore[no-untyped-def]
+        if "__malformed__" in row.values:
+            raise InvalidIdentifier("row", str(row.values["__malformed__"]))
+        raw = {name: row.values.get(column) for name, column in mapping.identity.items()}
+        raw.update({name: row.values.get(column) for name, column in mapping.extra.items()})
+        identity = normalise_identity(
+            raw, date_format=mapping.date_of_birth_format, free_text=mapping.free_text
+        )
+        tokens = self.tokeniser.tokenise(identity)
+        if not tokens.tokens and not tokens.blocking_tokens:
+            raise InvalidIdentifier("identity", "no-usable-identifier")
+        return tokens
+
+    def _reference(self, row: SourceRow, mapping: SourceMapping) -> str:
+        local = row.values.get(mapping.reference)
+        if local is None:
+            raise InvalidIdentifier("reference", "missing")
+        return opaque_reference(self.reference_key, self.council, mapping.system, local)
+
+    def event(self, row: SourceRow, mapping: SourceMapping, *, now: datetime) -> CitizenEvent:
+        """Build and sign one citizen event; raises ``InvalidIdentifier`` for a bad row."""
+        assert mapping.event_type is not None
+        tokens = self._identity_and_tokens(row, mapping)
+        code = mapping.event_type.read(row.values)
+        try:
+            event_type = EventType(code or "")
+        except ValueError as exc:
+            raise InvalidIdentifier("event_type", "unknown") from exc
+        occurred_at = parse_timestamp(
+            mapping.occurred_at.read(row.values), mapping.occurred_at, "occurred_at"
+        )
+        source_ref = self._reference(row, mapping)
+        event_id = event_id_for(
+            self.council, mapping.system, source_ref, event_type.value, occurred_at.isoformat()
+        )
+        spec = EVENT_CATALOGUE[event_type]
+        attributes = {
+            name: value
+            for name, column in sorted(mapping.attributes.items())
+            if name in spec.attributes and (value := row.values.get(column)) is not None
+        }
+        event = CitizenEvent(
+            event_id=event_id,
+            source_council=self.council,
+            source_system=mapping.system,
+            event_type=event_type,
+            occurred_at=occurred_at,
+            published_at=now,
+            key_epoch=tokens.epoch,
+            source_ref=source_ref,
+            tokens=tokens.tokens,
+            blocking_tokens=tokens.blocking_tokens,
+            fuzzy=tokens.fuzzy,
+            attributes=attributes,
+            sealed=self._seal(event_id, event_type, _payload(row, mapping)),
+        )
+        return _signed(event, self.signing_key)
+
+    def _seal(
+        self, event_id: str, event_type: EventType, payload: Mapping[str, str]
+    ) -> tuple[SealedPayload, ...]:
+        sealed = []
+        for agreement in agreements_for(self.directory, event_type, self.council):
+            allowed = agreement.allowed_fields(event_type)
+            fields = {k: v for k, v in payload.items() if k in allowed}
+            if not fields:
+                continue
+            for recipient in sorted(agreement.recipients):
+                key = self.directory.member(recipient).sealing_key
+                if key is None:
+                    continue
+                enc, ciphertext = seal_fields(key, fields, event_id=event_id)
+                sealed.append(SealedPayload(recipient, agreement.agreement_id, enc, ciphertext))
+        return tuple(sealed)
+
+    def consent(self, row: SourceRow, mapping: SourceMapping, *, now: datetime) -> ConsentRecord:
+        """Build and sign one consent record (same tokens as the subject's events)."""
+        assert mapping.scope is not None and mapping.state is not None
+        tokens = self._identity_and_tokens(row, mapping)
+        scope = mapping.scope.read(row.values)
+        if scope is None:
+            raise InvalidIdentifier("scope", "missing")
+        try:
+            state = ConsentState(mapping.state.read(row.values) or "")
+        except ValueError as exc:
+            raise InvalidIdentifier("state", "unknown") from exc
+        recorded_at = parse_timestamp(
+            mapping.occurred_at.read(row.values), mapping.occurred_at, "recorded_at"
+        )
+        source_ref = self._reference(row, mapping)
+        record = ConsentRecord(
+            record_id=event_id_for(
+                self.council,
+                mapping.system,
+                source_ref,
+                scope,
+                state.value,
+                recorded_at.isoformat(),
+            ),
+            council=self.council,
+            tokens=tokens.tokens,
+            scope=scope,
+            state=state,
+            recorded_at=recorded_at,
+            published_at=now,
+            key_epoch=tokens.epoch,
+        )
+        return _signed(record, self.signing_key)
+
+
+def _payload(row: SourceRow, mapping: SourceMapping) -> dict[str, str]:
+    """The clear fields a recipient might be granted, as the council's system holds them."""
+    columns = {**mapping.identity, **mapping.payload}
+    return {name: value for name, column in columns.items() if (value := row.values.get(column))}
+
+
+def _signed(record: _R, key: Ed25519PrivateKey) -> _R:
+    return replace(record, signature=sign(key, canonical_bytes(record)))

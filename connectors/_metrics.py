@@ -1,0 +1,67 @@
+"""The connector's Prometheus metrics: counts and timings, labelled by source and reason only.
+
+Labels are the source name, the topic and reason codes, all chosen by the
+operator or the code; no label ever carries a value from a record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+__all__ = ["ConnectorMetrics"]
+
+
+def _registry() -> CollectorRegistry:
+    return CollectorRegistry(auto_describe=True)
+
+
+@dataclass
+class ConnectorMetrics:
+    """One registry per connector, so tests and several connectors never share counters."""
+
+    registry: CollectorRegistry = field(default_factory=_registry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.rows_read = Counter(
+            "fedbroker_connector_rows_read", "Source rows read", ["source"], registry=r
+        )
+        self.rows_quarantined = Counter(
+            "fedbroker_connector_rows_quarantined",
+            "Rows refused and quarantined, by reason code",
+            ["source", "reason"],
+            registry=r,
+        )
+        self.events_enqueued = Counter(
+            "fedbroker_connector_events_enqueued",
+            "Records committed to the outbox",
+            ["source"],
+            registry=r,
+        )
+        self.events_published = Counter(
+            "fedbroker_connector_events_published",
+            "Records acknowledged by Kafka",
+            ["topic"],
+            registry=r,
+        )
+        self.outbox_depth = Gauge(
+            "fedbroker_connector_outbox_depth", "Records waiting for Kafka", registry=r
+        )
+        self.publish_latency = Histogram(
+            "fedbroker_connector_publish_latency_seconds",
+            "From outbox commit to Kafka acknowledgement",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+        self.kafka_unavailable = Counter(
+            "fedbroker_connector_kafka_unavailable",
+            "Publish attempts that found Kafka unavailable",
+            registry=r,
+        )
+
+    def serve(self, port: int, address: str = "127.0.0.1") -> None:
+        """Expose ``/metrics`` over HTTP (port 0 disables)."""
+        if port:
+            start_http_server(port, addr=address, registry=self.registry)

@@ -1,0 +1,215 @@
+"""The connector process: read sources into the outbox, drain the outbox into Kafka.
+
+Reading and publishing are separate steps of one loop, so that while Kafka is
+down the connector keeps reading (the outbox grows) and catches up when Kafka
+returns. Every source step commits in one outbox transaction: the rows' records
+and the step's progress (file done, high-water mark) together.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from connectors._config import ConnectorConfig, SourceConfig
+from connectors._errors import InvalidIdentifier, KafkaUnavailable, SourceError
+from connectors._events import EventFactory
+from connectors._mapping import SourceMapping, load_mapping
+from connectors._metrics import ConnectorMetrics
+from connectors._outbox import Outbox, OutboxBatch
+from connectors._publisher import Publisher
+from connectors._sources import FolderSource, PostgresSource, SourceRow
+from schemas import CitizenEvent, Codec, ConsentRecord
+
+__all__ = ["DEFAULT_PUBLISH_BATCH", "Connector", "IngestReport"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PUBLISH_BATCH = 2000
+_Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    read: int = 0
+    enqueued: int = 0
+    quarantined: int = 0
+
+
+class Connector:
+    """One council's connector, assembled from its config by ``connectors.open_connector``."""
+
+    def __init__(
+        self,
+        config: ConnectorConfig,
+        factory: EventFactory,
+        *,
+        outbox: Outbox,
+        publisher: Publisher,
+        metrics: ConnectorMetrics,
+        codec: Codec,
+        clock: _Clock = _utc_now,
+    ) -> None:
+        self.config = config
+        self.factory = factory
+        self.outbox = outbox
+        self.publisher = publisher
+        self.metrics = metrics
+        self.codec = codec
+        self.clock = clock
+        self.mappings: dict[str, SourceMapping] = {
+            s.name: load_mapping(s.mapping) for s in config.sources
+        }
+
+    # -- reading -----------------------------------------------------------
+
+    def ingest(self) -> IngestReport:
+        """Read every source once, as far as it goes, into the outbox."""
+        total = IngestReport()
+        for source in self.config.sources:
+            if source.kind == "postgres":
+                report = self._ingest_table(source)
+            else:
+                report = self._ingest_folder(source)
+            total = IngestReport(
+                total.read + report.read,
+                total.enqueued + report.enqueued,
+                total.quarantined + report.quarantined,
+            )
+        self.metrics.outbox_depth.set(self.outbox.depth())
+        return total
+
+    def _ingest_folder(self, source: SourceConfig) -> IngestReport:
+        assert source.path is not None
+        mapping = self.mappings[source.name]
+        folder = FolderSource(source.name, source.path, "csv" if source.kind == "csv" else "jsonl")
+        read = enqueued = quarantined = 0
+        for path in folder.ready_files():
+            digest = folder.digest(path)
+            if self.outbox.file_done(source.name, digest):
+                folder.finish(path, ok=True)  # committed before a crash, not yet moved
+                continue
+            try:
+                rows = list(folder.rows(path, mapping.columns))
+            except SourceError as exc:
+                logger.warning("source %s: file refused: %s", source.name, exc)
+                with self.outbox.transaction() as batch:
+                    batch.quarantine(source.name, path.name, 0, "file", exc.reason)
+                    batch.mark_file(source.name, digest, path.name)
+                self.metrics.rows_quarantined.labels(source.name, exc.reason).inc()
+                folder.finish(path, ok=False)
+                continue
+            with self.outbox.transaction() as batch:
+                self._enqueue_rows(batch, source.name, mapping, rows)
+                batch.mark_file(source.name, digest, path.name)
+            folder.finish(path, ok=True)
+            read += len(rows)
+            enqueued += batch.added
+            quarantined += batch.quarantined
+            logger.info(
+                "source %s: %s: %d rows, %d records, %d quarantined",
+                source.name,
+                path.name,
+                len(rows),
+                batch.added,
+                batch.quarantined,
+            )
+        return IngestReport(read, enqueued, quarantined)
+
+    def _ingest_table(self, source: SourceConfig) -> IngestReport:
+        assert source.dsn and source.table and source.high_water_column
+        mapping = self.mappings[source.name]
+        table = PostgresSource(source.name, source.dsn, source.table, source.high_water_column)
+        read = enqueued = quarantined = 0
+        while True:
+            batch_rows = table.batch_after(self.outbox.high_water(source.name))
+            if not batch_rows:
+                return IngestReport(read, enqueued, quarantined)
+            with self.outbox.transaction() as batch:
+                self._enqueue_rows(batch, source.name, mapping, [r for _, r in batch_rows])
+                batch.set_high_water(source.name, batch_rows[-1][0])
+            read += len(batch_rows)
+            enqueued += batch.added
+            quarantined += batch.quarantined
+
+    def _enqueue_rows(
+        self, batch: OutboxBatch, source: str, mapping: SourceMapping, rows: Iterable[SourceRow]
+    ) -> None:
+        now = self.clock()
+        consent = mapping.record == "consent"
+        topic = self.config.topic("consent" if consent else "events")
+        for row in rows:
+            self.metrics.rows_read.labels(source).inc()
+            try:
+                record: CitizenEvent | ConsentRecord = (
+                    self.factory.consent(row, mapping, now=now)
+                    if consent
+                    else self.factory.event(row, mapping, now=now)
+                )
+            except InvalidIdentifier as exc:
+                batch.quarantine(source, row.location, row.row, exc.field, exc.code)
+                self.metrics.rows_quarantined.labels(source, exc.reason).inc()
+                continue
+            record_id = record.record_id if isinstance(record, ConsentRecord) else record.event_id
+            key = record.tokens[0].key() if record.tokens else record_id
+            batch.add(record_id, topic, key.encode("ascii"), self.codec.encode(record))
+            self.metrics.events_enqueued.labels(source).inc()
+
+    # -- publishing --------------------------------------------------------
+
+    def publish(self, *, batch_size: int = DEFAULT_PUBLISH_BATCH) -> int:
+        """Drain the outbox into Kafka until empty; raises ``KafkaUnavailable`` if it cannot."""
+        published = 0
+        while entries := self.outbox.pending(batch_size):
+            acknowledged = self.publisher.publish(entries)
+            self.outbox.remove([e.seq for e in acknowledged])
+            now = time.time()
+            for entry in acknowledged:
+                self.metrics.events_published.labels(entry.topic).inc()
+                self.metrics.publish_latency.observe(max(0.0, now - entry.enqueued_at))
+            published += len(acknowledged)
+            self.metrics.outbox_depth.set(self.outbox.depth())
+            if len(acknowledged) < len(entries):
+                raise KafkaUnavailable("Kafka acknowledged part of a batch; retrying later")
+        return published
+
+    def run(self, *, once: bool = False, stop: threading.Event | None = None) -> int:
+        """Loop read-then-publish until ``stop`` is set; with ``once``, until all is published.
+
+        Returns how many records were published.
+        """
+        stop = stop or threading.Event()
+        published = 0
+        while not stop.is_set():
+            self.ingest()
+            try:
+                published += self.publish()
+            except KafkaUnavailable as exc:
+                self.metrics.kafka_unavailable.inc()
+                logger.warning("%s; %d records wait in the outbox", exc, self.outbox.depth())
+            if once and self.outbox.depth() == 0:
+                break
+            stop.wait(self.config.poll_interval_s)
+        return published
+
+    def close(self) -> None:
+        self.publisher.close()
+        self.outbox.close()
+
+
+def quarantine_report(outbox_path: Path) -> list[tuple[str, str, int, str, str]]:
+    """Rows refused so far, for the operator: source, file, row, field, reason."""
+    outbox = Outbox(outbox_path)
+    try:
+        return [(q.source, q.location, q.row, q.field, q.reason) for q in outbox.quarantined()]
+    finally:
+        outbox.close()

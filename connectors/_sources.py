@@ -1,0 +1,174 @@
+"""Where council records come from: files dropped in a watched folder, or a PostgreSQL table.
+
+Sources only read; they never decide what a row means (the mapping does) and
+never move a high-water mark themselves: the pipeline does that in the outbox
+transaction, so a crash cannot skip rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import shutil
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from connectors._errors import SourceError
+
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "FileKind",
+    "FolderSource",
+    "PostgresSource",
+    "SourceRow",
+]
+
+logger = logging.getLogger(__name__)
+
+FileKind = Literal["csv", "jsonl"]
+DEFAULT_BATCH_ROWS = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    """One record as text values by column, and where it came from (for quarantine)."""
+
+    location: str
+    row: int
+    values: Mapping[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class FolderSource:
+    """A folder a council system drops CSV or JSON Lines files into.
+
+    A file is taken whole: the pipeline commits all its rows in one outbox
+    transaction, then ``finish`` moves it to ``done/`` (or ``failed/`` if it
+    could not be read at all). Hidden and ``.tmp`` files are still being written.
+    """
+
+    name: str
+    directory: Path
+    kind: FileKind
+
+    def ready_files(self) -> list[Path]:
+        if not self.directory.is_dir():
+            raise SourceError(f"source {self.name}: folder {self.directory} does not exist")
+        return sorted(
+            p
+            for p in self.directory.iterdir()
+            if p.is_file() and p.suffix == f".{self.kind}" and not p.name.startswith(".")
+        )
+
+    @staticmethod
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def rows(self, path: Path, required: frozenset[str]) -> Iterator[SourceRow]:
+        """Rows of one file; raises ``SourceError`` if the file as a whole is unreadable."""
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SourceError(f"{path.name}: unreadable ({type(exc).__name__})") from exc
+        if self.kind == "csv":
+            yield from _csv_rows(path.name, text, required)
+        else:
+            yield from _jsonl_rows(path.name, text)
+
+    def finish(self, path: Path, *, ok: bool) -> Path:
+        target = self.directory / ("done" if ok else "failed")
+        target.mkdir(exist_ok=True)
+        destination = target / path.name
+        shutil.move(str(path), destination)
+        return destination
+
+
+def _csv_rows(name: str, text: str, required: frozenset[str]) -> Iterator[SourceRow]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = set(reader.fieldnames or ())
+    missing = sorted(required - header)
+    if missing:
+        raise SourceError(f"{name}: missing columns {missing}")
+    for number, record in enumerate(reader, start=1):
+        if None in record:  # more cells than the header names
+            yield SourceRow(name, number, {"__malformed__": "extra-cells"})
+            continue
+        yield SourceRow(name, number, {k: (v if v != "" else None) for k, v in record.items()})
+
+
+def _jsonl_rows(name: str, text: str) -> Iterator[SourceRow]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record: Any = json.loads(line)
+        except ValueError:
+            yield SourceRow(name, number, {"__malformed__": "not-json"})
+            continue
+        if not isinstance(record, dict):
+            yield SourceRow(name, number, {"__malformed__": "not-an-object"})
+            continue
+        yield SourceRow(name, number, {str(k): _text(v) for k, v in record.items()})
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresSource:
+    """A table read incrementally by a high-water-mark column (an id or a timestamp).
+
+    Rows that share the last high-water value of a batch are always read together,
+    so moving the mark past them can never skip a tie.
+    """
+
+    name: str
+    dsn: str
+    table: str
+    high_water_column: str
+    batch_rows: int = DEFAULT_BATCH_ROWS
+
+    def batch_after(self, high_water: str | None) -> list[tuple[str, SourceRow]]:
+        import psycopg
+        from psycopg import sql
+
+        table = sql.Identifier(*self.table.split("."))
+        column = sql.Identifier(self.high_water_column)
+        where = sql.SQL("WHERE {} > %s").format(column) if high_water is not None else sql.SQL("")
+        params: tuple[Any, ...] = (high_water,) if high_water is not None else ()
+        query = sql.SQL("SELECT * FROM {} {} ORDER BY {} LIMIT %s").format(table, where, column)
+        try:
+            with psycopg.connect(self.dsn, connect_timeout=10) as connection:
+                cursor = connection.execute(query, (*params, self.batch_rows))
+                rows = cursor.fetchall()
+                names = [d.name for d in cursor.description or ()]
+                if len(rows) == self.batch_rows:
+                    last = rows[-1][names.index(self.high_water_column)]
+                    ties = sql.SQL("SELECT * FROM {} WHERE {} = %s").format(table, column)
+                    seen = sum(1 for r in rows if r[names.index(self.high_water_column)] == last)
+                    all_ties = connection.execute(ties, (last,)).fetchall()
+                    rows = [r for r in rows if r[names.index(self.high_water_column)] != last]
+                    rows.extend(all_ties)
+                    logger.debug("batch ended in %d of %d tied rows", seen, len(all_ties))
+        except psycopg.Error as exc:
+            raise SourceError(f"source {self.name}: {type(exc).__name__}") from exc
+        index = names.index(self.high_water_column)
+        return [
+            (
+                str(row[index]),
+                SourceRow(
+                    f"{self.table}@{row[index]}",
+                    number,
+                    {n: None if v is None else str(v) for n, v in zip(names, row, strict=True)},
+                ),
+            )
+            for number, row in enumerate(rows, start=1)
+        ]

@@ -1,0 +1,172 @@
+"""Keyed linkage tokens: exact tokens, blocking tokens and the fuzzy encoding (DESIGN 5).
+
+Only member councils hold the linkage key, so only they can turn a person into
+tokens; the broker sees HMAC values it can compare but not reverse. Every token
+carries a domain tag (so an NHS number never collides with a UPRN) and the key's
+epoch; during a key rotation the connector emits tokens under every key it
+holds, so events published either side of the switch still meet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jellyfish
+
+from connectors._bloom import BloomEncoder
+from connectors._errors import ConfigInvalid
+from connectors._normalise import Identity, postcode_outward
+from schemas import LinkageToken
+
+__all__ = [
+    "LinkageKey",
+    "Tokeniser",
+    "Tokens",
+    "generate_linkage_key",
+    "load_linkage_keys",
+    "opaque_reference",
+]
+
+_MIN_SECRET_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class LinkageKey:
+    """The combined authority's linkage secret for one epoch. Never printed."""
+
+    epoch: int
+    secret: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.secret) < _MIN_SECRET_BYTES:
+            raise ConfigInvalid(f"linkage key epoch {self.epoch}: secret shorter than 32 bytes")
+
+    def mac(self, domain: str, value: str) -> bytes:
+        return hmac.new(self.secret, f"{domain}\x1f{value}".encode(), hashlib.sha256).digest()
+
+
+def generate_linkage_key(epoch: int) -> LinkageKey:
+    return LinkageKey(epoch, os.urandom(32))
+
+
+def load_linkage_keys(source: Path | str) -> tuple[LinkageKey, ...]:
+    """Keys from a JSON file or JSON text: ``{"<epoch>": "<hex secret>", ...}``.
+
+    The newest epoch is the current one; older ones are kept during a rotation.
+    """
+    text = source.read_text() if isinstance(source, Path) else source
+    try:
+        document = json.loads(text)
+        keys = tuple(
+            sorted(
+                (
+                    LinkageKey(int(epoch), bytes.fromhex(secret))
+                    for epoch, secret in document.items()
+                ),
+                key=lambda k: k.epoch,
+            )
+        )
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise ConfigInvalid("linkage keys: expected a JSON map of epoch to hex secret") from exc
+    if not keys:
+        raise ConfigInvalid("linkage keys: none given")
+    return keys
+
+
+def opaque_reference(key: LinkageKey, council: str, system: str, local_ref: str) -> str:
+    """A council's own record reference, keyed so that it means nothing outside the council."""
+    return key.mac("source-ref", f"{council}\x1f{system}\x1f{local_ref}").hex()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """What a subject becomes on the wire; ``epoch`` is the current key's."""
+
+    tokens: tuple[LinkageToken, ...]
+    blocking_tokens: tuple[LinkageToken, ...]
+    fuzzy: bytes | None
+    epoch: int
+
+
+def _exact_keys(identity: Identity) -> list[tuple[str, str]]:
+    keys = []
+    if identity.nhs_number:
+        keys.append(("nhs", identity.nhs_number))
+    if identity.nino:
+        keys.append(("nino", identity.nino))
+    if identity.given_name and identity.family_name and identity.date_of_birth:
+        name = f"{identity.given_name}|{identity.family_name}"
+        keys.append(("name+dob", f"{name}|{identity.date_of_birth.isoformat()}"))
+    if identity.uprn:
+        keys.append(("uprn", identity.uprn))
+    return keys
+
+
+def _soundex(name: str) -> str:
+    return str(jellyfish.soundex(name.replace(" ", "")))
+
+
+def _blocking_keys(identity: Identity) -> list[tuple[str, str]]:
+    """Coarse keys, each surviving a different kind of error (documented per key)."""
+    given, family, dob = identity.given_name, identity.family_name, identity.date_of_birth
+    keys = []
+    if family and dob:  # survives given-name typos and nicknames
+        keys.append(("sx-family+yob", f"{_soundex(family)}|{dob.year}"))
+    if given and dob:  # survives family-name changes and typos
+        keys.append(("sx-given+dob", f"{_soundex(given)}|{dob.isoformat()}"))
+    if given and family:  # survives a wrong date of birth; order-free, so swapped names too
+        keys.append(("sx-names", "|".join(sorted((_soundex(given), _soundex(family))))))
+    if dob and identity.postcode:  # survives name errors for people who stayed put
+        keys.append(("outward+dob", f"{postcode_outward(identity.postcode)}|{dob.isoformat()}"))
+    if family and dob:  # transposed day and month
+        day_month = tuple(sorted((dob.day, dob.month)))
+        keys.append(("sx-family+dm", f"{_soundex(family)}|{dob.year}|{day_month}"))
+    return keys
+
+
+def _fuzzy_fields(identity: Identity) -> dict[str, str]:
+    fields = {
+        "given_name": identity.given_name,
+        "family_name": identity.family_name,
+        "date_of_birth": identity.date_of_birth.isoformat() if identity.date_of_birth else None,
+        "postcode": identity.postcode,
+    }
+    result = {k: v for k, v in fields.items() if v}
+    result.update(identity.extra)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Tokeniser:
+    """Turns identities into tokens under every key held (newest is current)."""
+
+    keys: Sequence[LinkageKey]
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise ConfigInvalid("a tokeniser needs at least one linkage key")
+
+    @property
+    def current(self) -> LinkageKey:
+        return max(self.keys, key=lambda k: k.epoch)
+
+    def tokenise(self, identity: Identity) -> Tokens:
+        exact = _exact_keys(identity)
+        blocking = _blocking_keys(identity)
+        ordered = sorted(self.keys, key=lambda k: -k.epoch)
+        fields = _fuzzy_fields(identity)
+        current = self.current
+        return Tokens(
+            tokens=tuple(LinkageToken(d, k.epoch, k.mac(d, v)) for k in ordered for d, v in exact),
+            blocking_tokens=tuple(
+                LinkageToken(d, k.epoch, k.mac(d, v)) for k in ordered for d, v in blocking
+            ),
+            fuzzy=BloomEncoder(current.secret).encode(fields) if fields else None,
+            epoch=current.epoch,
+        )
