@@ -188,7 +188,7 @@ def generate_federation(
     people: int = 200,
     seed: int = 7,
     error_rate: float = DEFAULT_ERROR_RATE,
-    start: date = date(2026, 1, 5),
+    start: date = date(2026, 9, 7),
 ) -> SyntheticFederation:
     """Write one CSV per council (``<gss>.csv``), a mapping, and ``truth.csv``.
 

@@ -1,0 +1,140 @@
+"""Factories for connector tests: a signed dev federation, synthetic councils, configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from kafka import KafkaConsumer, TopicPartition
+
+from connectors import SyntheticFederation, generate_federation, generate_linkage_key
+from consent import DevFederation, build_dev_federation
+
+COUNCILS = ("E08000001", "E08000002", "E08000003")
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class CouncilSetup:
+    """One council's connector, ready to run: config, watched folder, its federation."""
+
+    council: str
+    config: Path
+    inbox: Path
+    outbox: Path
+    federation: DevFederation
+    synth: SyntheticFederation
+    prefix: str
+    linkage_keys: Path
+
+    @property
+    def events_topic(self) -> str:
+        return f"{self.prefix}.events.{self.council}"
+
+    @property
+    def consent_topic(self) -> str:
+        return f"{self.prefix}.consent.{self.council}"
+
+
+@pytest.fixture(scope="session")
+def federation(tmp_path_factory) -> DevFederation:
+    return build_dev_federation(tmp_path_factory.mktemp("federation"), councils=list(COUNCILS))
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory) -> SyntheticFederation:
+    return generate_federation(tmp_path_factory.mktemp("synth"), councils=COUNCILS, people=60)
+
+
+@pytest.fixture(scope="session")
+def linkage_keys(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("linkage") / "linkage-keys.json"
+    path.write_text(json.dumps({"1": generate_linkage_key(1).secret.hex()}))
+    return path
+
+
+@pytest.fixture
+def council_factory(
+    tmp_path, kafka_bootstrap, topic_factory, federation, synthetic, linkage_keys
+) -> Callable[..., CouncilSetup]:
+    def make(
+        council: str = COUNCILS[0],
+        *,
+        sources: Sequence[dict[str, object]] | None = None,
+        bootstrap: str | None = None,
+        prefix: str | None = None,
+    ) -> CouncilSetup:
+        home = tmp_path / council
+        inbox = home / "inbox"
+        inbox.mkdir(parents=True, exist_ok=True)
+        prefix = prefix or topic_factory("fed")
+        keys = federation.keys[council].signing
+        assert keys is not None
+        document = {
+            "council": council,
+            "directory": str(federation.directory_path),
+            "trust_anchor": str(federation.trust_anchor),
+            "signing_key": str(keys.private),
+            "linkage_keys": str(linkage_keys),
+            "outbox": str(home / "outbox.sqlite"),
+            "kafka": {"bootstrap": bootstrap or kafka_bootstrap, "topic_prefix": prefix},
+            "poll_interval_s": 0.2,
+            "sources": list(
+                sources
+                or [
+                    {
+                        "name": "revenues",
+                        "kind": "csv",
+                        "path": str(inbox),
+                        "mapping": str(synthetic.mapping),
+                    }
+                ]
+            ),
+        }
+        config = home / "connector.yaml"
+        config.write_text(yaml.safe_dump(document))
+        return CouncilSetup(
+            council, config, inbox, home / "outbox.sqlite", federation, synthetic, prefix,
+            linkage_keys,
+        )  # fmt: skip
+
+    return make
+
+
+def read_topic(
+    bootstrap: str, topic: str, *, expect: int | None = None
+) -> list[tuple[bytes, bytes]]:
+    """Every (key, value) on a topic, from the beginning to its current end."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        ends = consumer.end_offsets(assigned)
+        messages: list[tuple[bytes, bytes]] = []
+        while any(consumer.position(tp) < ends[tp] for tp in assigned):
+            for records in consumer.poll(timeout_ms=1000).values():
+                messages.extend((r.key, r.value) for r in records)
+        if expect is not None:
+            assert len(messages) == expect
+        return messages
+    finally:
+        consumer.close()
+
+
+def run_connector(setup: CouncilSetup, *args: str, timeout: float = 240) -> str:
+    result = subprocess.run(
+        [str(REPO / ".venv/bin/fedbroker"), "connector", "run", "--config", str(setup.config),
+         *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout + result.stderr
