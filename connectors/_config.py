@@ -96,8 +96,8 @@ def load_config(path: Path, *, bootstrap: str | None = None) -> ConnectorConfig:
     kafka = doc.get("kafka", {})
     if not isinstance(kafka, dict):
         _fail(path, "kafka", "must be a mapping with 'bootstrap' and optional 'topic_prefix'")
-    resolved_bootstrap = (
-        bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or kafka.get("bootstrap")
+    resolved_bootstrap = (  # a flag beats the file; the file beats the environment
+        bootstrap or kafka.get("bootstrap") or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     )
     if not resolved_bootstrap:
         _fail(path, "kafka.bootstrap", "is required (or set KAFKA_BOOTSTRAP_SERVERS)")
