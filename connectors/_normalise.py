@@ -106,9 +106,10 @@ def postcode_outward(postcode: str) -> str:
 def normalise_uprn(value: str) -> str:
     """A Unique Property Reference Number: 1 to 12 digits, leading zeros dropped."""
     digits = value.strip()
-    if not digits.isdigit() or not 1 <= len(digits) <= 12 or int(digits) == 0:
+    significant = digits.lstrip("0")
+    if not digits.isdigit() or not 1 <= len(significant) <= 12:
         raise InvalidIdentifier("uprn", "bad-format")
-    return str(int(digits))
+    return significant
 
 
 def normalise_nhs_number(value: str) -> str:
