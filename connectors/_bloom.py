@@ -53,7 +53,7 @@ class BloomEncoder:
             k = self.field_hashes.get(name, EXTRA_FIELD_HASHES)
             key = self._field_key(name)
             for gram in bigrams(value):
-                digest = hmac.new(key, gram.encode(), hashlib.sha256).digest()
+                digest = hmac.digest(key, gram.encode(), "sha256")
                 h1 = int.from_bytes(digest[:8], "little")
                 h2 = int.from_bytes(digest[8:16], "little") | 1
                 for i in range(k):

@@ -9,7 +9,6 @@ holds, so events published either side of the switch still meet.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import os
@@ -48,7 +47,7 @@ class LinkageKey:
             raise ConfigInvalid(f"linkage key epoch {self.epoch}: secret shorter than 32 bytes")
 
     def mac(self, domain: str, value: str) -> bytes:
-        return hmac.new(self.secret, f"{domain}\x1f{value}".encode(), hashlib.sha256).digest()
+        return hmac.digest(self.secret, f"{domain}\x1f{value}".encode(), "sha256")
 
 
 def generate_linkage_key(epoch: int) -> LinkageKey:

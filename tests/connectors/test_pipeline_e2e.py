@@ -139,3 +139,17 @@ def test_postgres_table_read_incrementally(
     outbox.close()
     events = verify_events(setup, kafka_bootstrap, len(rows) - quarantined)
     assert len(events) == len(rows) - quarantined, "a second run must not re-read old rows"
+
+
+def test_synth_command_writes_councils_mapping_and_truth(tmp_path):
+    result = subprocess.run(
+        [str(REPO / ".venv/bin/fedbroker"), "synth", "--councils", "2", "--people", "30",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    truth = _rows(tmp_path / "truth.csv")
+    files = sorted(p.name for p in tmp_path.glob("E08*.csv"))
+    assert files == ["E08000001.csv", "E08000002.csv"]
+    assert len(truth) == sum(len(_rows(tmp_path / f)) for f in files) >= 30
+    assert "person_id" not in _rows(tmp_path / files[0])[0]
