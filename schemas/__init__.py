@@ -14,6 +14,7 @@ from schemas._codec import (
     Codec,
     canonical_bytes,
 )
+from schemas._compatibility import CompatibilityProblem, check_compatibility, sample_datum
 from schemas._convert import RECORD_TYPES, Record
 from schemas._errors import (
     BadLength,
@@ -58,6 +59,7 @@ __all__ = [
     "BadMarker",
     "CitizenEvent",
     "Codec",
+    "CompatibilityProblem",
     "ConsentRecord",
     "ConsentState",
     "DecodeError",
@@ -82,6 +84,8 @@ __all__ = [
     "UnknownSchema",
     "WrongRecordType",
     "canonical_bytes",
+    "check_compatibility",
     "crc64_avro",
     "load_versions",
+    "sample_datum",
 ]

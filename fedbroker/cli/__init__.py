@@ -23,6 +23,7 @@ _COMMANDS = {
     "keys": "fedbroker.cli._keys:keys",
     "directory": "fedbroker.cli._directory:directory",
     "audit": "fedbroker.cli._audit:audit",
+    "schemas": "fedbroker.cli._schemas:schemas",
     "synth": "fedbroker.cli._synth:synth",
 }
 

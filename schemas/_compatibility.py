@@ -1,0 +1,131 @@
+"""Full compatibility between every released version of every schema.
+
+A connector on last year's release and a broker on this year's must still
+understand each other, in both directions. So each newer version must read data
+written by every earlier one (backward) and every earlier one must read data
+written by the newer (forward). Both are proved by real round trips through
+fastavro's schema resolution, and the Avro rules that make them hold are checked
+by name so that a failure says which field to fix.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastavro import schemaless_reader, schemaless_writer
+
+from schemas._registry import AVRO_DIR, SchemaVersion, load_versions
+
+__all__ = ["CompatibilityProblem", "check_compatibility", "sample_datum"]
+
+
+@dataclass(frozen=True, slots=True)
+class CompatibilityProblem:
+    """One reason two versions of a schema cannot read each other's data."""
+
+    schema: str
+    older: int
+    newer: int
+    field: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.schema} v{self.older} -> v{self.newer}: field '{self.field}': {self.problem}"
+
+
+def sample_datum(schema: Any) -> Any:
+    """A small valid datum for a (fully inlined) schema, exercising every field."""
+    if isinstance(schema, list):
+        branches = [s for s in schema if s != "null"]
+        return sample_datum(branches[0]) if branches else None
+    if isinstance(schema, str):
+        return {
+            "null": None, "boolean": True, "int": 1, "long": 1, "float": 1.0, "double": 1.0,
+            "bytes": b"x", "string": "x",
+        }[schema]  # fmt: skip
+    kind = schema["type"]
+    if schema.get("logicalType", "").startswith("timestamp"):
+        return datetime(2026, 1, 1, tzinfo=UTC)
+    if kind == "record":
+        return {f["name"]: sample_datum(f["type"]) for f in schema["fields"]}
+    if kind == "enum":
+        return schema["symbols"][0]
+    if kind == "fixed":
+        return bytes(schema["size"])
+    if kind == "array":
+        return [sample_datum(schema["items"])]
+    if kind == "map":
+        return {"k": sample_datum(schema["values"])}
+    return sample_datum(kind)
+
+
+def _round_trip(writer: SchemaVersion, reader: SchemaVersion) -> str | None:
+    out = io.BytesIO()
+    try:
+        schemaless_writer(out, writer.parsed, sample_datum(writer.inlined))
+        out.seek(0)
+        schemaless_reader(out, writer.parsed, reader.parsed)
+    except Exception as exc:  # noqa: BLE001 - any failure to resolve is the finding
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _fields(schema: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    return {f["name"]: f for f in schema.get("fields", [])}
+
+
+def _enum_problems(old: Any, new: Any, path: str) -> Iterator[str]:
+    if isinstance(old, dict) and isinstance(new, dict) and old.get("type") == "enum":
+        if new["symbols"][: len(old["symbols"])] != old["symbols"]:
+            yield f"{path}: enum symbols may only be appended"
+        if "default" not in new:
+            yield f"{path}: enum has no default symbol"
+
+
+def _pair_problems(old: SchemaVersion, new: SchemaVersion) -> Iterator[CompatibilityProblem]:
+    def problem(field: str, text: str) -> CompatibilityProblem:
+        return CompatibilityProblem(new.name, old.version, new.version, field, text)
+
+    old_fields, new_fields = _fields(old.inlined), _fields(new.inlined)
+    for name, field in new_fields.items():
+        if name not in old_fields and "default" not in field:
+            yield problem(name, "added without a default (old data cannot be read)")
+    for name, field in old_fields.items():
+        if name not in new_fields and "default" not in field:
+            yield problem(name, "removed but has no default in the older version")
+    for name in old_fields.keys() & new_fields.keys():
+        for text in _enum_problems(old_fields[name]["type"], new_fields[name]["type"], name):
+            yield problem(name, text.split(": ", 1)[1])
+    backward, forward = _round_trip(old, new), _round_trip(new, old)
+    for direction, failure in (("newer reading older", backward), ("older reading newer", forward)):
+        if failure is not None:
+            yield problem("(record)", f"{direction} fails: {failure}")
+
+
+def check_compatibility(root: Path = AVRO_DIR) -> list[CompatibilityProblem]:
+    """Every problem between any two released versions of each schema under ``root``."""
+    problems: list[CompatibilityProblem] = list(_enum_versions(root))
+    for versions in load_versions(root).values():
+        for i, older in enumerate(versions):
+            for newer in versions[i + 1 :]:
+                problems.extend(_pair_problems(older, newer))
+    return problems
+
+
+def _enum_versions(root: Path) -> Iterator[CompatibilityProblem]:
+    """Enums are released on their own; each version may only append symbols."""
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(folder.glob("v*.avsc"), key=lambda p: int(p.stem[1:]))
+        schemas = [json.loads(f.read_text()) for f in files]
+        if not schemas or schemas[0].get("type") != "enum":
+            continue
+        for number, (older, newer) in enumerate(zip(schemas, schemas[1:], strict=False), 1):
+            for text in _enum_problems(older, newer, "symbols"):
+                problem = text.split(": ", 1)[1]
+                yield CompatibilityProblem(folder.name, number, number + 1, "symbols", problem)
