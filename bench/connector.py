@@ -21,7 +21,12 @@ from pathlib import Path
 import yaml
 from kafka import KafkaProducer
 
-from connectors import Outbox, generate_federation, generate_linkage_key, load_config, open_connector
+from connectors import (
+    generate_federation,
+    generate_linkage_key,
+    load_config,
+    open_connector,
+)
 from consent import build_dev_federation
 from fedbroker import KafkaCluster
 

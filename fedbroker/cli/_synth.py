@@ -16,8 +16,13 @@ __all__ = ["synth"]
 @click.option("--people", type=click.IntRange(1), default=1000, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.3, show_default=True,
-              help="Share of cross-council rows that carry one realistic error.")
+@click.option(
+    "--error-rate",
+    type=click.FloatRange(0, 1),
+    default=0.3,
+    show_default=True,
+    help="Share of cross-council rows that carry one realistic error.",
+)
 def synth(councils: int, people: int, out: Path, seed: int, error_rate: float) -> None:
     """Write one CSV per council, a mapping YAML and the ground truth (truth.csv)."""
     result = generate_federation(
