@@ -10,7 +10,8 @@ Tree (mirrored in docs/errors.md)::
         │   ├── InvalidUtf8             "invalid-utf8"
         │   ├── BadLength               "bad-length"
         │   ├── TrailingBytes           "trailing-bytes"
-        │   └── MessageTooLarge         "too-large"
+        │   ├── MessageTooLarge         "too-large"
+        │   └── WrongRecordType         "wrong-record-type"  decode_as got another type
         ├── UnknownSchema               "unknown-schema"
         ├── EncodeError                 "encode-failed"
         └── IncompatibleSchema          "incompatible-schema"
