@@ -31,6 +31,7 @@ from schemas._errors import (
 )
 from schemas._records import AuditRecord, RejectedRecord
 from schemas._registry import AVRO_DIR, SchemaVersion, load_versions
+from schemas._scan import diagnose
 
 __all__ = [
     "CONFLUENT_MAGIC",
@@ -65,6 +66,25 @@ def canonical_bytes(record: Record) -> bytes:
     out = io.BytesIO()
     schemaless_writer(out, _latest()[name].parsed, datum)
     return out.getvalue()
+
+
+def _classify(writer: SchemaVersion, data: bytes, start: int, exc: Exception) -> DecodeError:
+    """The typed error for bytes fastavro could not read (error path only: no hot-path cost).
+
+    The bounds-checked walk in ``_scan`` names the first fault (a negative or
+    too-long length is ``bad-length``, not the ``EOFError`` fastavro reports);
+    fastavro's own exception decides only when the walk finds nothing.
+    """
+    found = diagnose(writer.inlined, data, start)
+    if found is not None:
+        return type(found)(f"{writer.name}: {found}")
+    if isinstance(exc, UnicodeDecodeError):
+        return InvalidUtf8(f"{writer.name}: a string is not valid UTF-8")
+    if isinstance(exc, EOFError | StopIteration | struct.error):
+        return TruncatedMessage(f"{writer.name}: message is truncated")
+    if isinstance(exc, MemoryError | OverflowError):
+        return BadLength(f"{writer.name}: a length prefix is out of range")
+    return BadLength(f"{writer.name}: corrupt data ({type(exc).__name__})")
 
 
 class Codec:
@@ -151,14 +171,8 @@ class Codec:
         stream.seek(start)
         try:
             datum: Any = schemaless_reader(stream, writer.parsed, reader.parsed)
-        except UnicodeDecodeError as exc:
-            raise InvalidUtf8(f"{writer.name}: a string is not valid UTF-8") from exc
-        except (EOFError, StopIteration, struct.error) as exc:
-            raise TruncatedMessage(f"{writer.name}: message is truncated") from exc
-        except (MemoryError, OverflowError) as exc:
-            raise BadLength(f"{writer.name}: a length prefix is out of range") from exc
         except Exception as exc:  # noqa: BLE001 - fastavro raises many kinds on corrupt input
-            raise BadLength(f"{writer.name}: corrupt data ({type(exc).__name__})") from exc
+            raise _classify(writer, data, start, exc) from exc
         if stream.tell() != len(data):
             raise TrailingBytes(
                 f"{writer.name}: {len(data) - stream.tell()} bytes after the record"
