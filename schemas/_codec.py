@@ -68,14 +68,16 @@ def canonical_bytes(record: Record) -> bytes:
     return out.getvalue()
 
 
-def _classify(writer: SchemaVersion, data: bytes, start: int, exc: Exception) -> DecodeError:
+def _classify(
+    writer: SchemaVersion, data: bytes, start: int, limit: int, exc: Exception
+) -> DecodeError:
     """The typed error for bytes fastavro could not read (error path only: no hot-path cost).
 
     The bounds-checked walk in ``_scan`` names the first fault (a negative or
     too-long length is ``bad-length``, not the ``EOFError`` fastavro reports);
     fastavro's own exception decides only when the walk finds nothing.
     """
-    found = diagnose(writer.inlined, data, start)
+    found = diagnose(writer.inlined, data, start, limit)
     if found is not None:
         return type(found)(f"{writer.name}: {found}")
     if isinstance(exc, UnicodeDecodeError):
@@ -172,7 +174,7 @@ class Codec:
         try:
             datum: Any = schemaless_reader(stream, writer.parsed, reader.parsed)
         except Exception as exc:  # noqa: BLE001 - fastavro raises many kinds on corrupt input
-            raise _classify(writer, data, start, exc) from exc
+            raise _classify(writer, data, start, self.max_message_bytes, exc) from exc
         if stream.tell() != len(data):
             raise TrailingBytes(
                 f"{writer.name}: {len(data) - stream.tell()} bytes after the record"

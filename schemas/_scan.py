@@ -46,8 +46,14 @@ def _collect(schema: Any, named: dict[str, Any]) -> None:
 
 
 class _Walker:
-    def __init__(self, data: bytes, pos: int, named: Mapping[str, Any]) -> None:
-        self.data, self.pos, self.named = data, pos, named
+    def __init__(self, data: bytes, pos: int, named: Mapping[str, Any], limit: int) -> None:
+        self.data, self.pos, self.named, self.limit = data, pos, named, limit
+
+    def _beyond(self, size: int, what: str) -> DecodeError:
+        """Past the end: a cut message if the size is plausible, else a forged length."""
+        if size > self.limit:
+            return BadLength(f"{what} length larger than any message")
+        return TruncatedMessage(f"message ends inside a {what}")
 
     def _long(self) -> int:
         shift = result = 0
@@ -67,7 +73,7 @@ class _Walker:
         if size < 0:
             raise BadLength(f"negative {what} length")
         if size > len(self.data) - self.pos:
-            raise BadLength(f"{what} length beyond the end of the message")
+            raise self._beyond(size, what)
         chunk = self.data[self.pos : self.pos + size]
         self.pos += size
         return chunk
@@ -78,7 +84,7 @@ class _Walker:
             self._long()  # block size in bytes follows a negative count
             count = -count
         if count > len(self.data) - self.pos:
-            raise BadLength(f"{what} count beyond the end of the message")
+            raise self._beyond(count, f"{what} count")
         return count
 
     def walk(self, schema: Any) -> None:
@@ -127,12 +133,16 @@ class _Walker:
                     self.walk(schema["items"])
 
 
-def diagnose(schema: Any, data: bytes, start: int) -> DecodeError | None:
-    """The typed error for a message fastavro could not read, or None if none is found."""
+def diagnose(schema: Any, data: bytes, start: int, limit: int) -> DecodeError | None:
+    """The typed error for a message fastavro could not read, or None if none is found.
+
+    A length or count past the end is ``truncated`` when it is at most ``limit``
+    (the codec's size limit: a message cut short) and ``bad-length`` beyond it.
+    """
     named: dict[str, Any] = {}
     _collect(schema, named)
     try:
-        _Walker(data, start, named).walk(schema)
+        _Walker(data, start, named, limit).walk(schema)
     except DecodeError as exc:
         return exc
     except (RecursionError, struct.error, KeyError, TypeError):

@@ -36,7 +36,7 @@ def _first_string(length: int) -> bytes:
     return data[:10] + _zigzag(length) + data[11:]
 
 
-@pytest.mark.parametrize("length", [-1, -(2**62), 2**31, 2**62])
+@pytest.mark.parametrize("length", [-1, -(2**62), 2**21, 2**31, 2**62])
 def test_negative_or_huge_length_is_bad_length(length: int):
     with pytest.raises(BadLength) as caught:
         CODEC.decode(_first_string(length))
@@ -72,6 +72,12 @@ def test_invalid_utf8_in_a_later_field():
         CODEC.decode(data[:at] + b"\xc3\x28" + data[at + 2 :])
 
 
+def test_a_plausible_length_cut_short_is_truncated():
+    data = CODEC.encode(typical_event())
+    with pytest.raises(TruncatedMessage):
+        CODEC.decode(data[:-3])
+
+
 def test_truncation_inside_a_number_is_truncated():
     data = CODEC.encode(typical_event())
     with pytest.raises(TruncatedMessage):
@@ -82,7 +88,7 @@ def test_truncation_inside_a_number_is_truncated():
 def test_scanner_walks_every_valid_message_to_its_end(record):
     data = CODEC.encode(record)  # type: ignore[arg-type]
     writer = load_versions()[type(record).__name__][-1]
-    assert diagnose(writer.inlined, data, 10) is None
+    assert diagnose(writer.inlined, data, 10, 1 << 20) is None
 
 
 @pytest.mark.parametrize("record", every_record(), ids=lambda r: type(r).__name__)
