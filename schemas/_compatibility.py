@@ -21,6 +21,7 @@ from typing import Any
 from fastavro import schemaless_reader, schemaless_writer
 
 from schemas._registry import AVRO_DIR, SchemaVersion, load_versions
+from schemas._resolution import house_rules, named_types, resolution_problems
 
 __all__ = ["CompatibilityProblem", "check_compatibility", "sample_datum"]
 
@@ -102,16 +103,45 @@ def _pair_problems(old: SchemaVersion, new: SchemaVersion) -> Iterator[Compatibi
     for name in old_fields.keys() & new_fields.keys():
         for text in _enum_problems(old_fields[name]["type"], new_fields[name]["type"], name):
             yield problem(name, text.split(": ", 1)[1])
+    yield from _deep_problems(old, new, problem)
     backward, forward = _round_trip(old, new), _round_trip(new, old)
     for direction, failure in (("newer reading older", backward), ("older reading newer", forward)):
         if failure is not None:
             yield problem("(record)", f"{direction} fails: {failure}")
 
 
+def _deep_problems(
+    old: SchemaVersion, new: SchemaVersion, problem: Any
+) -> Iterator[CompatibilityProblem]:
+    """The resolution rules at every depth, both directions; top-level add/remove is above."""
+    for direction, writer, reader in (
+        ("newer reading older", old, new),
+        ("older reading newer", new, old),
+    ):
+        for path, why in resolution_problems(writer.inlined, reader.inlined):
+            if "." in path or "[" in path or "{" in path or "default" not in why:
+                yield problem(path or "(record)", f"{direction}: {why}")
+    onamed, nnamed = named_types(old.inlined), named_types(new.inlined)
+    direct = [f["type"] for f in old.inlined.get("fields", [])]  # checked by _enum_problems
+    for name, definition in onamed.items():
+        if definition.get("type") == "enum" and name in nnamed and definition not in direct:
+            before, after = definition["symbols"], nnamed[name]["symbols"]
+            if after[: len(before)] != before:
+                yield problem(name, "enum symbols may only be appended")
+
+
 def check_compatibility(root: Path = AVRO_DIR) -> list[CompatibilityProblem]:
-    """Every problem between any two released versions of each schema under ``root``."""
+    """Every problem between any two released versions of each schema under ``root``.
+
+    Checked: the round trips both ways on sample data, the resolution rules at
+    every depth (naming the field path), enum symbols only appended, and on
+    every version the house rules (each field has a doc, each enum a default).
+    """
     problems: list[CompatibilityProblem] = list(_enum_versions(root))
     for versions in load_versions(root).values():
+        for sv in versions:
+            for path, why in house_rules(sv.inlined):
+                problems.append(CompatibilityProblem(sv.name, sv.version, sv.version, path, why))
         for i, older in enumerate(versions):
             for newer in versions[i + 1 :]:
                 problems.extend(_pair_problems(older, newer))
