@@ -1,9 +1,12 @@
 """The released Avro schemas on disk, every version, indexed by name and by fingerprint.
 
 Layout: ``schemas/avro/<Name>/v<N>.avsc``, one named type per file. A record
-refers to other named types by full name; loading resolves them, so each file
-stays one record. The fingerprint is CRC-64-AVRO of the Parsing Canonical Form
-of the fully inlined schema, as the single-object encoding requires.
+refers to other named types by full name; loading inlines them (at version 1,
+or the version the record pins in its ``"fedbroker.nested"`` map, e.g.
+``{"EventType": 2}``), so each file stays one record and each released record
+version keeps its fingerprint when a nested type gains a version. The
+fingerprint is CRC-64-AVRO of the Parsing Canonical Form of the fully inlined
+schema, as the single-object encoding requires.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ from typing import Any
 from fastavro import parse_schema
 from fastavro.schema import to_parsing_canonical_form
 
-__all__ = ["AVRO_DIR", "NAMESPACE", "SchemaVersion", "crc64_avro", "load_versions"]
+__all__ = [
+    "AVRO_DIR",
+    "NAMESPACE",
+    "NESTED_PINS",
+    "SchemaVersion",
+    "crc64_avro",
+    "load_versions",
+]
 
 AVRO_DIR = Path(__file__).resolve().parent / "avro"
 NAMESPACE = "uk.gov.fedbroker"
@@ -89,18 +99,30 @@ def _inline(schema: Any, named: Mapping[str, Any], seen: set[str]) -> Any:
     return result
 
 
-def _latest_named(root: Path) -> dict[str, Any]:
+NESTED_PINS = "fedbroker.nested"
+
+
+def _pinned_named(root: Path, pins: Mapping[str, int]) -> dict[str, Any]:
+    """Named types at the versions a record pins (``"fedbroker.nested"``), else v1.
+
+    A released record version must keep its fingerprint for ever, so it cannot
+    follow the newest version of a type it refers to: when ``EventType`` gains a
+    v2, ``CitizenEvent`` v1 still means ``EventType`` v1, and a new
+    ``CitizenEvent`` v2 pins ``{"EventType": 2}``. Pins apply transitively.
+    """
     named: dict[str, Any] = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        latest = max(folder.glob("v*.avsc"), key=lambda p: int(p.stem[1:]))
-        schema = json.loads(latest.read_text())
+        chosen = folder / f"v{pins.get(folder.name, 1)}.avsc"
+        if not chosen.exists():
+            chosen = min(folder.glob("v*.avsc"), key=lambda p: int(p.stem[1:]))
+        schema = json.loads(chosen.read_text())
         named[f"{schema.get('namespace', NAMESPACE)}.{schema['name']}"] = schema
     return named
 
 
 def _version(root: Path, path: Path) -> SchemaVersion:
-    named = _latest_named(root)
     schema = json.loads(path.read_text())
+    named = _pinned_named(root, schema.get(NESTED_PINS, {}))
     inlined = _inline(schema, named, set())
     canonical = to_parsing_canonical_form(inlined)
     return SchemaVersion(
