@@ -29,7 +29,7 @@ from schemas._errors import (
     UnknownSchema,
     WrongRecordType,
 )
-from schemas._records import AuditRecord, RejectedRecord
+from schemas._records import AuditRecord, CitizenEvent, ConsentRecord, RejectedRecord
 from schemas._registry import AVRO_DIR, SchemaVersion, load_versions
 from schemas._scan import diagnose
 
@@ -66,6 +66,29 @@ def canonical_bytes(record: Record) -> bytes:
     out = io.BytesIO()
     schemaless_writer(out, _latest()[name].parsed, datum)
     return out.getvalue()
+
+
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+
+
+def _check_ints(record: Record) -> None:
+    """Avro ``int`` fields hold 32 bits; fastavro would write a larger value silently.
+
+    Readers in other languages (Java) would then fail on the message, so the
+    writer refuses it. Only the fields the schemas declare ``int`` are checked.
+    """
+    if isinstance(record, CitizenEvent):
+        values = [record.key_epoch, *(t.epoch for t in record.tokens)]
+        values.extend(t.epoch for t in record.blocking_tokens)
+    elif isinstance(record, ConsentRecord):
+        values = [record.key_epoch, *(t.epoch for t in record.tokens)]
+    elif isinstance(record, RejectedRecord):
+        values = [record.partition]
+    else:
+        return
+    for value in values:
+        if not isinstance(value, int) or not _INT_MIN <= value <= _INT_MAX:
+            raise EncodeError(f"{type(record).__name__}: an int field is outside 32 bits")
 
 
 def _classify(
@@ -125,7 +148,11 @@ class Codec:
 
     def encode(self, record: Record) -> bytes:
         """The framed Avro bytes of a record."""
-        name, datum = to_datum(record)
+        try:
+            name, datum = to_datum(record)
+        except (KeyError, AttributeError) as exc:
+            raise EncodeError(f"cannot encode a {type(record).__name__}") from exc
+        _check_ints(record)
         try:
             header = self._headers[name]
             out = io.BytesIO()

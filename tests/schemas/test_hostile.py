@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 from schemas import (
     BadLength,
     Codec,
+    EncodeError,
     InvalidUtf8,
+    LinkageToken,
     SchemaError,
     TruncatedMessage,
     load_versions,
@@ -106,3 +108,25 @@ def test_mutated_messages_of_every_type_raise_only_schema_errors(record, data):
     except SchemaError:
         return
     assert type(decoded) is type(record)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"key_epoch": 2**31},
+        {"key_epoch": -(2**31) - 1},
+        {"tokens": (LinkageToken("nhs", 2**40, b"\x01" * 32),)},
+        {"tokens": (LinkageToken("nhs", 1, b"\x01" * 31),)},
+        {"attributes": {"a": 1}},
+        {"key_epoch": "3"},
+    ],
+)
+def test_records_that_do_not_fit_their_schema_raise_encode_error(bad):
+    with pytest.raises(EncodeError) as caught:
+        CODEC.encode(typical_event(**bad))
+    assert caught.value.reason == "encode-failed"
+
+
+def test_encoding_something_that_is_not_a_record_raises_encode_error():
+    with pytest.raises(EncodeError):
+        CODEC.encode({"event_id": "x"})  # type: ignore[arg-type]
