@@ -41,16 +41,19 @@ from broker._threshold import (
     choose_threshold,
     fit_threshold,
 )
+from broker.app import DEFAULT_PARTITIONS, BrokerSettings, build_app
 
 __all__ = [
     "DEFAULT_DICE_THRESHOLD",
     "DEFAULT_HISTOGRAM_BINS",
     "DEFAULT_MAX_ITERATIONS",
     "DEFAULT_MIN_SCORES",
+    "DEFAULT_PARTITIONS",
     "EXACT",
     "FUZZY",
     "BatchResult",
     "BrokerError",
+    "BrokerSettings",
     "DiceAtThreshold",
     "EncodingMismatch",
     "Match",
@@ -65,6 +68,7 @@ __all__ = [
     "ThresholdInvalid",
     "ThresholdSource",
     "TokenState",
+    "build_app",
     "build_notification",
     "check_threshold",
     "choose_threshold",

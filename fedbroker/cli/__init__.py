@@ -18,12 +18,14 @@ __all__ = ["main"]
 
 # name -> "module:attribute"; each module owns one command or group.
 _COMMANDS = {
+    "broker": "fedbroker.cli._broker:broker",
     "connector": "fedbroker.cli._connector:connector",
     "kafka": "fedbroker.cli._kafka:kafka",
     "keys": "fedbroker.cli._keys:keys",
     "directory": "fedbroker.cli._directory:directory",
     "audit": "fedbroker.cli._audit:audit",
     "schemas": "fedbroker.cli._schemas:schemas",
+    "subscribe": "fedbroker.cli._subscribe:subscribe",
     "synth": "fedbroker.cli._synth:synth",
 }
 

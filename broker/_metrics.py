@@ -1,0 +1,51 @@
+"""The broker's Prometheus metrics; labels are council codes, event types, agreement
+ids, outcomes and reason codes, never tokens or references."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+__all__ = ["BrokerMetrics"]
+
+
+def _registry() -> CollectorRegistry:
+    return CollectorRegistry(auto_describe=True)
+
+
+@dataclass
+class BrokerMetrics:
+    """One registry per broker process."""
+
+    registry: CollectorRegistry = field(default_factory=_registry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.events = Counter(
+            "fedbroker_broker_events", "Accepted events by source and type",
+            ["source", "event_type"], registry=r,
+        )  # fmt: skip
+        self.rejected = Counter(
+            "fedbroker_broker_rejected", "Refused messages by reason", ["reason"], registry=r
+        )
+        self.decisions = Counter(
+            "fedbroker_broker_decisions", "Decisions by agreement and outcome",
+            ["agreement", "outcome"], registry=r,
+        )  # fmt: skip
+        self.notifications = Counter(
+            "fedbroker_broker_notifications", "Notifications published", ["agreement"], registry=r
+        )
+        self.sightings = Gauge(
+            "fedbroker_broker_tokens_held", "Tokens with state in this worker", registry=r
+        )
+        self.notified_latency = Histogram(
+            "fedbroker_broker_published_to_notified_seconds",
+            "From the connector's publish time to the notification",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+
+    def serve(self, port: int, address: str = "127.0.0.1") -> None:
+        if port:
+            start_http_server(port, addr=address, registry=self.registry)

@@ -1,0 +1,69 @@
+"""Checking what arrives on a council's topic before anything is believed.
+
+Pure: given the decoded record, the topic it came from and the directory, either
+accept it or say why not. The topic decides who must have signed (an event on
+``fed.events.X`` is accepted only with council X's signature), so a council
+cannot speak for another even if it can write to the other's topic.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from broker._errors import BrokerError
+from consent import Directory, SignatureInvalid, verify_signature
+from schemas import CitizenEvent, ConsentRecord, canonical_bytes
+
+__all__ = ["DEFAULT_MAX_AGE", "DEFAULT_MAX_SKEW", "Rejected", "topic_council", "verify_record"]
+
+DEFAULT_MAX_AGE = timedelta(days=30)
+DEFAULT_MAX_SKEW = timedelta(minutes=5)
+
+
+class Rejected(BrokerError):
+    """A message the broker refuses; ``reason`` goes to ``fed.rejected`` and metrics."""
+
+    reason = "rejected"
+
+
+def topic_council(topic: str) -> str:
+    """The council that owns ``<prefix>.events.<gss>`` or ``<prefix>.consent.<gss>``."""
+    return topic.rsplit(".", 1)[-1]
+
+
+def verify_record(
+    record: CitizenEvent | ConsentRecord,
+    *,
+    topic: str,
+    directory: Directory,
+    now: datetime,
+    accepted_epochs: frozenset[int] | None = None,
+    max_age: timedelta = DEFAULT_MAX_AGE,
+    max_skew: timedelta = DEFAULT_MAX_SKEW,
+) -> None:
+    """Accept the record or raise ``Rejected`` with a reason code.
+
+    Reasons: ``unknown-council`` (topic owner not in the directory),
+    ``wrong-council`` (record claims another council), ``bad-signature``,
+    ``stale-key-epoch``, ``stale`` (published longer than ``max_age`` ago) and
+    ``from-the-future`` (published more than ``max_skew`` ahead of ``now``).
+    """
+    owner = topic_council(topic)
+    member = directory.members.get(owner)
+    if member is None or member.signing_key is None:
+        raise Rejected(
+            f"{topic}: owner is not a council in the directory", reason="unknown-council"
+        )
+    claimed = record.source_council if isinstance(record, CitizenEvent) else record.council
+    if claimed != owner:
+        raise Rejected(f"{topic}: record names another council", reason="wrong-council")
+    try:
+        verify_signature(member.signing_key, canonical_bytes(record), record.signature)
+    except SignatureInvalid as exc:
+        raise Rejected(f"{topic}: signature does not verify", reason="bad-signature") from exc
+    if accepted_epochs is not None and record.key_epoch not in accepted_epochs:
+        raise Rejected(f"{topic}: linkage-key epoch not accepted", reason="stale-key-epoch")
+    if record.published_at < now - max_age:
+        raise Rejected(f"{topic}: published too long ago", reason="stale")
+    if record.published_at > now + max_skew:
+        raise Rejected(f"{topic}: published in the future", reason="from-the-future")

@@ -1,0 +1,50 @@
+"""``fedbroker broker run``: one broker worker (run several with the same --app-id to scale)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from broker import BrokerSettings, build_app
+
+__all__ = ["broker"]
+
+_file = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.group()
+def broker() -> None:
+    """The matching broker (Faust)."""
+
+
+@broker.command()
+@click.option("--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS", required=True)
+@click.option("--directory", type=_file, required=True, help="The signed directory.")
+@click.option("--trust-anchor", type=_file, required=True, help="The authority's public key.")
+@click.option("--signing-key", type=_file, required=True, help="The broker's Ed25519 key.")
+@click.option("--app-id", default="fedbroker-broker", show_default=True)
+@click.option("--prefix", default="fed", show_default=True, help="Topic name prefix.")
+@click.option("--partitions", type=int, default=3, show_default=True)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Dice threshold (default: the matcher's default).",
+)
+@click.option("--metrics-port", type=int, default=0, help="Serve /metrics here (0: off).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".fedbroker/broker"))
+def run(
+    bootstrap: str, directory: Path, trust_anchor: Path, signing_key: Path, app_id: str,
+    prefix: str, partitions: int, threshold: float | None, metrics_port: int, data_dir: Path,
+) -> None:  # fmt: skip
+    """Verify, route, match, decide, notify and audit until stopped."""
+    settings = BrokerSettings(
+        bootstrap=bootstrap, directory=directory, trust_anchor=trust_anchor,
+        signing_key=signing_key, app_id=app_id, topic_prefix=prefix, partitions=partitions,
+        threshold=threshold, metrics_port=metrics_port, data_dir=data_dir,
+    )  # fmt: skip
+    app = build_app(settings)
+    sys.argv = [sys.argv[0], "worker", "-l", "warn", "--without-web"]
+    app.main()

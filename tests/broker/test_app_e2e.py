@@ -1,0 +1,160 @@
+"""The broker end to end through real Kafka: councils' connectors, a worker, a subscriber.
+
+A resident moves from one council to another: the receiving council's services
+are notified under the cross-boundary agreement and can open exactly the fields
+it grants; every decision is audited; a forged and a replayed event are refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+
+from consent import verify_signature
+from schemas import (
+    AuditKind,
+    AuditRecord,
+    CitizenEvent,
+    Codec,
+    MatchNotification,
+    RejectedRecord,
+    canonical_bytes,
+)
+from tests.connectors.conftest import (  # noqa: F401 - fixtures shared with the connector tests
+    COUNCILS,
+    REPO,
+    council_factory,
+    federation,
+    linkage_keys,
+    read_topic,
+    run_connector,
+    synthetic,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+AGREEMENT = "gm-cross-boundary-move"
+FROM, TO = COUNCILS[0], COUNCILS[1]
+PERSON = {"forename": "Alice", "surname": "Example-Jones", "dob": "14/02/1984",
+          "postcode": "M1 1AE", "address_1": "1 Piccadilly", "uprn": "10023456789",
+          "nhs_no": "9434765919", "ni_number": "JG103759A"}  # fmt: skip
+
+
+def _write(inbox: Path, rows: list[dict[str, str]]) -> None:
+    path = inbox / ".extract.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(path, inbox / "extract.csv")
+
+
+def _wait_for(bootstrap: str, topic: str, count: int, timeout: float = 120) -> list[bytes]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            values = [v for _, v in read_topic(bootstrap, topic)]
+        except AssertionError:
+            values = []
+        if len(values) >= count or time.monotonic() > deadline:
+            return values
+        time.sleep(1)
+
+
+def test_move_is_notified_audited_and_forgeries_refused(
+    council_factory, kafka_bootstrap, federation, topic_factory, tmp_path
+):
+    prefix = topic_factory("fed")
+    origin = council_factory(FROM, prefix=prefix)
+    destination = council_factory(TO, prefix=prefix)
+    _write(
+        origin.inbox, [{**PERSON, "ref": "A-1", "event": "CT_CLOSE", "event_date": "2026-09-01"}]
+    )
+    _write(destination.inbox, [{**PERSON, "ref": "B-7", "event": "MOVE", "event_date": "2026-09-04",
+                                "postcode": "M32 0AA", "address_1": "2 Chester Rd"}])  # fmt: skip
+    broker_key = federation.keys["broker"].signing
+    worker = subprocess.Popen(
+        [str(REPO / ".venv/bin/fedbroker"), "broker", "run", "--bootstrap", kafka_bootstrap,
+         "--directory", str(federation.directory_path), "--trust-anchor",
+         str(federation.trust_anchor), "--signing-key", str(broker_key.private),
+         "--app-id", topic_factory("broker"), "--prefix", prefix,
+         "--data-dir", str(tmp_path / "broker")],
+        stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        run_connector(origin, "--once")
+        time.sleep(3)
+        run_connector(destination, "--once")
+        codec = Codec()
+        values = _wait_for(kafka_bootstrap, f"{prefix}.match.{AGREEMENT}", 1, timeout=40)
+        debug = {
+            t: len(read_topic(kafka_bootstrap, f"{prefix}.{t}"))
+            for t in ("rejected", "audit", "broker.routed", f"events.{FROM}", f"events.{TO}")
+        }
+        assert values, (debug, (tmp_path / "worker.log").read_text()[-3000:])
+        notification = codec.decode_as(values[0], MatchNotification)
+        directory = federation.load()
+        verify_signature(
+            directory.member("broker").signing_key, canonical_bytes(notification),
+            notification.signature,
+        )  # fmt: skip
+        assert notification.recipients == (f"{TO}.electoral-registration", f"{TO}.revenues")
+        assert {e.source_council for e in notification.events} == {FROM, TO}
+        assert notification.method == "exact" and notification.score == 1.0
+
+        subscriber = subprocess.run(
+            [str(REPO / ".venv/bin/fedbroker"), "subscribe", "--bootstrap", kafka_bootstrap,
+             "--agreement", AGREEMENT, "--service", f"{TO}.revenues",
+             "--key", str(federation.keys[f"{TO}.revenues"].sealing.private),
+             "--directory", str(federation.directory_path),
+             "--trust-anchor", str(federation.trust_anchor), "--prefix", prefix,
+             "--max-messages", "1", "--timeout", "20"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert subscriber.returncode == 0, subscriber.stderr
+        line = json.loads(subscriber.stdout.splitlines()[0])
+        opened = {k: v for fields in line["fields"].values() for k, v in fields.items()}
+        assert opened["given_name"] == "Alice" and opened["postcode"] == "M32 0AA"
+        assert "nino" not in opened and "nhs_number" not in opened
+
+        audit = [codec.decode_as(v, AuditRecord)
+                 for v in _wait_for(kafka_bootstrap, f"{prefix}.audit", 2)]  # fmt: skip
+        decisions = [a for a in audit if a.kind is AuditKind.DECISION]
+        assert {a.recipients[0] for a in decisions} >= set(notification.recipients)
+        assert all(a.notification_id == notification.notification_id for a in decisions
+                   if a.outcome is not None and a.outcome.value == "allowed")  # fmt: skip
+
+        # A forgery on the origin's topic signed by the destination, and a replay.
+        original = read_topic(kafka_bootstrap, origin.events_topic)[0]
+        event = codec.decode_as(original[1], CitizenEvent)
+        forged = replace(event, event_id="f" * 32, signature=b"\x00" * 64)
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        producer.send(origin.events_topic, key=original[0], value=codec.encode(forged))
+        producer.send(origin.events_topic, key=original[0], value=original[1])
+        producer.send(origin.events_topic, key=b"junk", value=original[1][:40])
+        producer.flush()
+        producer.close()
+        rejected = [codec.decode_as(v, RejectedRecord)
+                    for v in _wait_for(kafka_bootstrap, f"{prefix}.rejected", 3)]  # fmt: skip
+        assert sorted(r.reason for r in rejected) == ["bad-signature", "duplicate", "truncated"]
+        assert len(_wait_for(kafka_bootstrap, f"{prefix}.match.{AGREEMENT}", 2, timeout=5)) == 1
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+
+
+def test_cli_help_lists_every_command():
+    result = subprocess.run([sys.executable, "-m", "fedbroker", "--help"], capture_output=True,
+                            text=True, check=True)  # fmt: skip
+    for command in ("audit", "broker", "connector", "directory", "kafka", "keys", "schemas",
+                    "subscribe", "synth"):  # fmt: skip
+        assert command in result.stdout
