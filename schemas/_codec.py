@@ -12,6 +12,7 @@ import io
 import struct
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import cache
 from typing import Any, TypeVar
 
 from fastavro import schemaless_reader, schemaless_writer
@@ -47,7 +48,9 @@ DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 _T = TypeVar("_T")
 
 
+@cache
 def _latest() -> Mapping[str, SchemaVersion]:
+    """The latest version of each record, built once: canonical_bytes is on the signing path."""
     return {name: versions[-1] for name, versions in load_versions(AVRO_DIR).items()}
 
 
