@@ -70,7 +70,7 @@ def _wait_for(bootstrap: str, topic: str, count: int, timeout: float = 120) -> l
         time.sleep(1)
 
 
-def test_move_is_notified_audited_and_forgeries_refused(
+def test_move_is_notified_audited_and_forgeries_refused(  # noqa: F811 - fixtures
     council_factory, kafka_bootstrap, federation, topic_factory, tmp_path
 ):
     prefix = topic_factory("fed")
