@@ -70,8 +70,12 @@ def _wait_for(bootstrap: str, topic: str, count: int, timeout: float = 120) -> l
         time.sleep(1)
 
 
-def test_move_is_notified_audited_and_forgeries_refused(  # noqa: F811 - fixtures
-    council_factory, kafka_bootstrap, federation, topic_factory, tmp_path
+def test_move_is_notified_audited_and_forgeries_refused(
+    council_factory,
+    kafka_bootstrap,
+    federation,
+    topic_factory,
+    tmp_path,  # noqa: F811 - shared fixtures
 ):
     prefix = topic_factory("fed")
     origin = council_factory(FROM, prefix=prefix)
