@@ -75,7 +75,7 @@ def test_move_is_notified_audited_and_forgeries_refused(
     kafka_bootstrap,
     federation,
     topic_factory,
-    tmp_path,  # noqa: F811 - shared fixtures
+    tmp_path,
 ):
     prefix = topic_factory("fed")
     origin = council_factory(FROM, prefix=prefix)
