@@ -22,6 +22,7 @@ _COMMANDS = {
     "connector": "fedbroker.cli._connector:connector",
     "kafka": "fedbroker.cli._kafka:kafka",
     "keys": "fedbroker.cli._keys:keys",
+    "demo": "fedbroker.cli._demo:demo",
     "directory": "fedbroker.cli._directory:directory",
     "audit": "fedbroker.cli._audit:audit",
     "schemas": "fedbroker.cli._schemas:schemas",
@@ -52,6 +53,8 @@ def cli(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:
+        logging.getLogger("kafka").setLevel(logging.ERROR)  # its retries are ours to report
 
 
 def main() -> None:
