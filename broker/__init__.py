@@ -41,6 +41,7 @@ from broker._threshold import (
     choose_threshold,
     fit_threshold,
 )
+from broker._verify import Rejected, verify_record
 from broker.app import DEFAULT_PARTITIONS, BrokerSettings, build_app
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "MatchMethod",
     "Matcher",
     "Observation",
+    "Rejected",
     "RuleHit",
     "ScoreHistogram",
     "Sighting",
@@ -86,4 +88,5 @@ __all__ = [
     "recipients_for",
     "run_batch",
     "sign_notification",
+    "verify_record",
 ]
