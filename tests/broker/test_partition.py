@@ -1,0 +1,131 @@
+"""The broker's per-partition core and its verification, without Kafka.
+
+Events are built by the real connector code (signed, sealed, tokenised) so the
+core sees exactly what it would see on the wire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from broker import Matcher, Rejected, Sighting, verify_record
+from broker._partition import PartitionCore, retention_for
+from connectors import EventFactory, LinkageKey, SourceRow, Tokeniser, parse_mapping
+from consent import AuditChain, ChainHead, TokenConsent, build_dev_federation, verify_audit
+from schemas import CitizenEvent, ConsentRecord, ConsentState, Outcome
+
+FROM, TO = "E08000001", "E08000002"
+KEY = LinkageKey(1, b"k" * 32)
+NOW = datetime(2026, 9, 10, tzinfo=UTC)
+MAPPING = parse_mapping({
+    "system": "rev",
+    "identity": {"given_name": "f", "family_name": "s", "date_of_birth": "d", "nhs_number": "n"},
+    "reference": "ref",
+    "event_type": {"column": "e", "values": {"C": "council-tax-account-closed",
+                                             "M": "address-change"}},
+    "occurred_at": {"column": "t"},
+    "payload": {"address_line_1": "a"},
+})  # fmt: skip
+PERSON = {"f": "Alice", "s": "Example", "d": "1984-02-14", "n": "9434765919", "a": "1 High St"}
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory):
+    return build_dev_federation(tmp_path_factory.mktemp("fed"), councils=[FROM, TO], now=NOW)
+
+
+def _event(federation, council: str, code: str, when: str, ref: str) -> CitizenEvent:
+    factory = EventFactory(council, federation.signing_key(council), federation.load(NOW),
+                           Tokeniser([KEY]), KEY)  # fmt: skip
+    row = SourceRow("x.csv", 1, {**PERSON, "e": code, "t": when, "ref": ref})
+    return factory.event(row, MAPPING, now=NOW)
+
+
+def _consent(federation, state: ConsentState, scope: str) -> ConsentRecord:
+    from schemas import canonical_bytes
+    from consent import sign
+
+    tokens = _event(federation, FROM, "C", "2026-09-01", "r").tokens
+    record = ConsentRecord("c" * 32, FROM, tokens, scope, state, NOW - timedelta(days=30), NOW, 1)
+    return replace(record, signature=sign(federation.signing_key(FROM), canonical_bytes(record)))
+
+
+def _run(federation, consent: TokenConsent | None = None):
+    directory = federation.load(NOW)
+    core = PartitionCore(directory, Matcher(), federation.signing_key("broker"))
+    chain = AuditChain(ChainHead("test/0"), federation.signing_key("broker"))
+    first = _event(federation, FROM, "C", "2026-09-01", "a-1")
+    second = _event(federation, TO, "M", "2026-09-04", "b-7")
+    token = min(t.key() for t in first.tokens)  # the pair is reported under its first token
+    state, effects = None, None
+    for event in (first, second):
+        sighting = Sighting.from_event(event, retention=retention_for(directory, event))
+        state, effects = core.on_sighting(token, sighting, state, consent, chain, NOW)
+    return effects, chain, directory
+
+
+def test_a_move_is_allowed_and_notified_to_the_destination(federation):
+    effects, chain, directory = _run(federation)
+    assert [n.agreement_id for n in effects.notifications] == ["gm-cross-boundary-move"]
+    assert effects.notifications[0].recipients == (f"{TO}.electoral-registration", f"{TO}.revenues")
+    assert {o for _, o in effects.decisions} == {Outcome.ALLOWED}
+    assert verify_audit(effects.audit, directory.member("broker").signing_key).ok
+
+
+def test_an_erasure_request_denies_even_without_a_consent_model(federation):
+    consent = TokenConsent().apply(_consent(federation, ConsentState.ERASURE_REQUESTED, "*"))
+    effects, _, _ = _run(federation, consent)
+    assert effects.notifications == []
+    assert {r for a in effects.audit for r in a.reasons} == {"erasure-requested"}
+
+
+def test_a_replayed_event_is_recognised(federation):
+    directory = federation.load(NOW)
+    core = PartitionCore(directory, Matcher(), federation.signing_key("broker"))
+    chain = AuditChain(ChainHead("test/0"), federation.signing_key("broker"))
+    event = _event(federation, FROM, "C", "2026-09-01", "a-1")
+    sighting = Sighting.from_event(event, retention=retention_for(directory, event))
+    state, _ = core.on_sighting("t", sighting, None, None, chain, NOW)
+    _, effects = core.on_sighting("t", sighting, state, None, chain, NOW)
+    assert effects.duplicate
+
+
+def test_erasure_forgets_the_tokens_sightings(federation):
+    directory = federation.load(NOW)
+    core = PartitionCore(directory, Matcher(), federation.signing_key("broker"))
+    chain = AuditChain(ChainHead("test/0"), federation.signing_key("broker"))
+    event = _event(federation, FROM, "C", "2026-09-01", "a-1")
+    sighting = Sighting.from_event(event, retention=retention_for(directory, event))
+    state, _ = core.on_sighting("t", sighting, None, None, chain, NOW)
+    assert len(state) == 1
+    erased, consent, audit = core.on_consent(
+        "t", _consent(federation, ConsentState.ERASURE_REQUESTED, "*"), state, None, chain, NOW
+    )
+    assert erased is not None and len(erased) == 0 and consent.erased
+    assert audit[0].kind.value == "erasure"
+
+
+def test_verify_refuses_forgeries_and_other_councils(federation):
+    directory = federation.load(NOW)
+    event = _event(federation, FROM, "C", "2026-09-01", "a-1")
+    verify_record(event, topic=f"fed.events.{FROM}", directory=directory, now=NOW)
+    cases = [
+        (event, f"fed.events.{TO}", "wrong-council"),
+        (replace(event, signature=b"\x00" * 64), f"fed.events.{FROM}", "bad-signature"),
+        (replace(event, source_ref="tampered"), f"fed.events.{FROM}", "bad-signature"),
+        (event, "fed.events.E09999999", "unknown-council"),
+    ]
+    for record, topic, reason in cases:
+        with pytest.raises(Rejected) as caught:
+            verify_record(record, topic=topic, directory=directory, now=NOW)
+        assert caught.value.reason == reason
+    with pytest.raises(Rejected, match="published too long ago"):
+        verify_record(event, topic=f"fed.events.{FROM}", directory=directory,
+                      now=NOW + timedelta(days=365))  # fmt: skip
+    with pytest.raises(Rejected) as caught:
+        verify_record(event, topic=f"fed.events.{FROM}", directory=directory, now=NOW,
+                      accepted_epochs=frozenset({2}))  # fmt: skip
+    assert caught.value.reason == "stale-key-epoch"
