@@ -45,8 +45,8 @@ def _event(federation, council: str, code: str, when: str, ref: str) -> CitizenE
 
 
 def _consent(federation, state: ConsentState, scope: str) -> ConsentRecord:
-    from schemas import canonical_bytes
     from consent import sign
+    from schemas import canonical_bytes
 
     tokens = _event(federation, FROM, "C", "2026-09-01", "r").tokens
     record = ConsentRecord("c" * 32, FROM, tokens, scope, state, NOW - timedelta(days=30), NOW, 1)
