@@ -104,12 +104,15 @@ class PartitionCore:
         """
         effects = Effects()
         held = (state or TokenState()).live(now)
-        if sighting.event_id in held.event_ids():
-            effects.duplicate = True
-            return held, effects
-        observation = self.matcher.observe(held, token, sighting, now)
+        # A replay (a restarted worker, or a message sent twice) is matched again
+        # against everything but itself: its notifications are re-sent under the
+        # same deterministic ids, so nothing is lost between state and output.
+        effects.duplicate = sighting.event_id in held.event_ids()
+        base = held.without({sighting.event_id}) if effects.duplicate else held
+        observation = self.matcher.observe(base, token, sighting, now)
+        new_state = held if effects.duplicate else observation.state
         if not observation.matches:
-            return observation.state, effects
+            return new_state, effects
         view = _OneToken(token, consent)
         agreements = agreements_for(self.directory, sighting.event_type, sighting.source_council)
         for agreement in agreements:
@@ -154,7 +157,7 @@ class PartitionCore:
                         else None,
                     )
                 )
-        return observation.state, effects
+        return new_state, effects
 
     def on_consent(
         self,

@@ -150,7 +150,9 @@ def test_move_is_notified_audited_and_forgeries_refused(
         rejected = [codec.decode_as(v, RejectedRecord)
                     for v in _wait_for(kafka_bootstrap, f"{prefix}.rejected", 3)]  # fmt: skip
         assert sorted(r.reason for r in rejected) == ["bad-signature", "duplicate", "truncated"]
-        assert len(_wait_for(kafka_bootstrap, f"{prefix}.match.{AGREEMENT}", 2, timeout=5)) == 1
+        after = _wait_for(kafka_bootstrap, f"{prefix}.match.{AGREEMENT}", 2, timeout=10)
+        ids = {codec.decode_as(v, MatchNotification).notification_id for v in after}
+        assert ids == {notification.notification_id}, "a replay is recognisable by its id"
     finally:
         worker.terminate()
         worker.wait(timeout=60)
