@@ -117,6 +117,9 @@ def build_app(settings: BrokerSettings) -> faust.App:
         web_enabled=False,
         datadir=str(settings.data_dir),
         producer_acks=-1,
+        # A killed worker's partitions move to the survivors after this, not a minute.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
         consumer_auto_offset_reset="earliest",
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}

@@ -70,10 +70,10 @@ def council_factory(
         bootstrap: str | None = None,
         prefix: str | None = None,
     ) -> CouncilSetup:
-        home = tmp_path / council
+        prefix = prefix or topic_factory("fed")
+        home = tmp_path / prefix / council
         inbox = home / "inbox"
         inbox.mkdir(parents=True, exist_ok=True)
-        prefix = prefix or topic_factory("fed")
         keys = federation.keys[council].signing
         assert keys is not None
         document = {
