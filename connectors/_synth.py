@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -35,6 +35,7 @@ __all__ = [
 
 GM_CODES = tuple(f"E0800000{i}" for i in range(1, 10)) + ("E08000010",)
 DEFAULT_ERROR_RATE = 0.3
+SHARED_HOUSEHOLD_RATE = 0.15
 DOB_FORMAT = "%d/%m/%Y"
 CSV_COLUMNS = (
     "ref", "forename", "surname", "dob", "postcode", "address_1", "uprn", "nhs_no",
@@ -192,7 +193,8 @@ def generate_federation(
 ) -> SyntheticFederation:
     """Write one CSV per council (``<gss>.csv``), a mapping, and ``truth.csv``.
 
-    Each person lives in one council and has one or two ordinary events there;
+    About one person in seven shares a household (address, UPRN) with the one
+    before. Each person lives in one council and has one or two ordinary events there;
     some move to another council (address change there, account closed at home),
     some claim a single-person discount in two councils, some households show
     rent arrears, council-tax arrears and persistent absence across councils.
@@ -214,6 +216,7 @@ def generate_federation(
             row = _corrupt(rng, fake, row)
         rows[council].append(row)
 
+    previous: _Person | None = None
     for i in range(people):
         forename = rng.choice(list(NICKNAMES)) if rng.random() < 0.2 else fake.first_name()
         person = _Person(
@@ -228,6 +231,13 @@ def generate_federation(
             ni_number=ni_number(rng),
             council=rng.choice(codes),
         )
+        if previous is not None and rng.random() < SHARED_HOUSEHOLD_RATE:
+            # Shares a home with the previous person: same address, UPRN and council.
+            person = replace(
+                person, postcode=previous.postcode, address_1=previous.address_1,
+                uprn=previous.uprn, council=previous.council,
+            )  # fmt: skip
+        previous = person
         when = start + timedelta(days=rng.randint(0, 60))
         others = [c for c in codes if c != person.council] or [person.council]
         emit(

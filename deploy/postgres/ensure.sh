@@ -28,7 +28,9 @@ if [ "$(id -u)" -eq 0 ]; then chown postgres "$home/postgres"; fi
 if [ ! -f "$data/PG_VERSION" ]; then
   "${run[@]}" "$bindir/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
 fi
-if ! "${run[@]}" "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+if "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port"; then
+  : # a server already answers on the port (ours from an earlier run, or a checkout's twin)
+elif ! "${run[@]}" "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
   "${run[@]}" "$bindir/pg_ctl" -D "$data" -l "$home/postgres/server.log" -w -t 60 \
     -o "-p $port -c listen_addresses=127.0.0.1 -k /tmp -c fsync=off" start >/dev/null
 fi

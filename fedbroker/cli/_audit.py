@@ -260,6 +260,19 @@ def verify(
     multiple=True,
     help="A token key (domain:epoch:hex) of the person; repeat for each.",
 )
+@click.option(
+    "--linkage-keys",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Council side: compute the tokens from the person's details with these keys.",
+)
+@click.option("--given-name", default=None)
+@click.option("--family-name", default=None)
+@click.option("--date-of-birth", default=None)
+@click.option("--dob-format", default="%Y-%m-%d", show_default=True)
+@click.option("--nhs-number", default=None)
+@click.option("--nino", default=None)
+@click.option("--postcode", default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON lines.")
 def subject(
     bootstrap: str,
@@ -267,16 +280,41 @@ def subject(
     timeout_s: float,
     wire: str,
     tokens: tuple[str, ...],
+    linkage_keys: Path | None,
+    given_name: str | None,
+    family_name: str | None,
+    date_of_birth: str | None,
+    dob_format: str,
+    nhs_number: str | None,
+    nino: str | None,
+    postcode: str | None,
     as_json: bool,
 ) -> None:
     """List every decision that concerned a person (a subject-access request).
 
-    The person's tokens are computed at the council side with the linkage key
-    (connectors' tokeniser) and passed with --token; this command never needs
+    Run at a council: with --linkage-keys and the person's details the tokens are
+    computed here by the connectors' tokeniser (nothing in clear leaves this
+    process); or pass token keys with --token. The broker's side never needs
     the person's details in clear.
     """
+    if linkage_keys is not None:
+        from connectors import Tokeniser, load_linkage_keys, normalise_identity
+
+        identity = normalise_identity(
+            {
+                "given_name": given_name,
+                "family_name": family_name,
+                "date_of_birth": date_of_birth,
+                "nhs_number": nhs_number,
+                "nino": nino,
+                "postcode": postcode,
+            },
+            date_format=dob_format,
+        )
+        made = Tokeniser(load_linkage_keys(linkage_keys)).tokenise(identity)
+        tokens = (*tokens, *(t.key() for t in made.tokens))
     if not tokens:
-        raise CommandError("give the person's tokens with --token (one or more)")
+        raise CommandError("give --linkage-keys with the person's details, or --token")
     decode = _json_decoder if wire == "json" else _avro_decoder()
     messages = read_audit_topic(bootstrap, topic, decode, timeout_s=timeout_s)
     found = decisions_concerning([m.record for m in messages], tokens)

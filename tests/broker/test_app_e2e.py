@@ -137,6 +137,19 @@ def test_move_is_notified_audited_and_forgeries_refused(
         assert all(a.notification_id == notification.notification_id for a in decisions
                    if a.outcome is not None and a.outcome.value == "allowed")  # fmt: skip
 
+        # A subject-access request at a council: tokens computed from the person's details.
+        sar = subprocess.run(
+            [str(REPO / ".venv/bin/fedbroker"), "audit", "subject", "--bootstrap",
+             kafka_bootstrap, "--topic", f"{prefix}.audit", "--linkage-keys",
+             str(origin.linkage_keys), "--given-name", "Alice", "--family-name",
+             "Example-Jones", "--date-of-birth", "14/02/1984", "--dob-format", "%d/%m/%Y",
+             "--nhs-number", "9434765919"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert sar.returncode == 0, sar.stderr
+        assert f"{len(decisions)} decision(s) concerned this person" in sar.stdout
+        assert "Alice" not in sar.stdout and "9434765919" not in sar.stdout
+
         # A forgery on the origin's topic signed by the destination, and a replay.
         original = read_topic(kafka_bootstrap, origin.events_topic)[0]
         event = codec.decode_as(original[1], CitizenEvent)

@@ -17,7 +17,7 @@ import pytest
 
 from connectors import ConnectorMetrics, Outbox, load_config, open_connector
 from consent import open_fields, verify_signature
-from schemas import CitizenEvent, Codec, canonical_bytes
+from schemas import CitizenEvent, Codec, ConsentRecord, canonical_bytes
 from tests.connectors.conftest import COUNCILS, REPO, CouncilSetup, read_topic, run_connector
 
 pytestmark = pytest.mark.kafka
@@ -153,3 +153,40 @@ def test_synth_command_writes_councils_mapping_and_truth(tmp_path):
     assert files == ["E08000001.csv", "E08000002.csv"]
     assert len(truth) == sum(len(_rows(tmp_path / f)) for f in files) >= 30
     assert "person_id" not in _rows(tmp_path / files[0])[0]
+
+
+def test_consent_records_and_unreadable_files(council_factory, kafka_bootstrap):
+    """Consent comes through the same sources; a file without its columns goes to failed/."""
+    setup = council_factory(
+        COUNCILS[0],
+        sources=[{"name": "consent", "kind": "csv", "path": "inbox", "mapping": "consent.yaml"}],
+    )
+    (setup.config.parent / "consent.yaml").write_text(
+        "system: consent-register\nrecord: consent\n"
+        "identity: {given_name: first, family_name: last, date_of_birth: dob, nhs_number: nhs}\n"
+        "reference: ref\noccurred_at: {column: at}\nscope: {column: agreement}\n"
+        "state: {column: choice, values: {Y: granted, N: withdrawn, O: objected, E: erasure-requested}}\n"
+    )
+    (setup.inbox / "choices.csv").write_text(
+        "ref,first,last,dob,nhs,agreement,choice,at\n"
+        "c1,Ann,Lee,1970-01-02,9434765919,gm-multiple-disadvantage,O,2026-09-01T10:00:00\n"
+        "c2,Bo,Wu,1980-05-06,,*,E,2026-09-02T11:00:00\n"
+    )
+    (setup.inbox / "broken.csv").write_text("nothing,useful\n1,2\n")
+    _run_in_process(setup)
+    assert (setup.inbox / "failed" / "broken.csv").exists()
+    assert (setup.inbox / "done" / "choices.csv").exists()
+    codec = Codec()
+    directory = setup.federation.load()
+    records = [codec.decode_as(v, ConsentRecord) for _, v in read_topic(kafka_bootstrap,
+                                                                         setup.consent_topic)]  # fmt: skip
+    assert sorted(r.state.value for r in records) == ["erasure-requested", "objected"]
+    for record in records:
+        verify_signature(directory.member(setup.council).signing_key, canonical_bytes(record),
+                         record.signature)  # fmt: skip
+        assert record.tokens and all(len(t.value) == 32 for t in record.tokens)
+    outbox = Outbox(setup.outbox)
+    assert [(q.location, q.field, q.reason) for q in outbox.quarantined()] == [
+        ("broken.csv", "file", "source-unreadable")
+    ]
+    outbox.close()

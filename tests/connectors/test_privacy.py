@@ -23,7 +23,9 @@ def _clear_values(path) -> set[bytes]:
         for row in csv.DictReader(handle):
             for column in ("forename", "surname", "nhs_no", "ni_number", "address_1"):
                 if len(row[column]) >= 4:
-                    values |= {row[column], row[column].lower(), row[column].upper()}
+                    values.add(row[column])
+                if len(row[column]) >= 6:  # shorter case variants occur in ordinary words
+                    values |= {row[column].lower(), row[column].upper()}
             if row["postcode"]:
                 values |= {row["postcode"], row["postcode"].replace(" ", "")}
             dob = datetime.strptime(row["dob"], "%d/%m/%Y").date()
