@@ -165,7 +165,8 @@ def test_consent_records_and_unreadable_files(council_factory, kafka_bootstrap):
         "system: consent-register\nrecord: consent\n"
         "identity: {given_name: first, family_name: last, date_of_birth: dob, nhs_number: nhs}\n"
         "reference: ref\noccurred_at: {column: at}\nscope: {column: agreement}\n"
-        "state: {column: choice, values: {Y: granted, N: withdrawn, O: objected, E: erasure-requested}}\n"
+        "state: {column: choice, values: {Y: granted, N: withdrawn, O: objected,\n"
+        "  E: erasure-requested}}\n"
     )
     (setup.inbox / "choices.csv").write_text(
         "ref,first,last,dob,nhs,agreement,choice,at\n"
@@ -178,8 +179,8 @@ def test_consent_records_and_unreadable_files(council_factory, kafka_bootstrap):
     assert (setup.inbox / "done" / "choices.csv").exists()
     codec = Codec()
     directory = setup.federation.load()
-    records = [codec.decode_as(v, ConsentRecord) for _, v in read_topic(kafka_bootstrap,
-                                                                         setup.consent_topic)]  # fmt: skip
+    messages = read_topic(kafka_bootstrap, setup.consent_topic)
+    records = [codec.decode_as(v, ConsentRecord) for _, v in messages]
     assert sorted(r.state.value for r in records) == ["erasure-requested", "objected"]
     for record in records:
         verify_signature(directory.member(setup.council).signing_key, canonical_bytes(record),
