@@ -181,12 +181,14 @@ def test_cli_help_lists_every_command():
 
 def test_demo_runs_end_to_end_and_finds_no_clear_values(kafka_bootstrap, tmp_path):
     result = subprocess.run(
-        [str(REPO / ".venv/bin/fedbroker"), "demo", "--people", "60", "--bootstrap",
+        [str(REPO / ".venv/bin/fedbroker"), "demo", "--people", "150", "--bootstrap",
          kafka_bootstrap],
         capture_output=True, text=True, check=False, timeout=400,
         env={**os.environ, "FEDBROKER_HOME": str(tmp_path)},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "audit chain:" in result.stdout and "verified" in result.stdout
-    assert "gm-cross-boundary-move:" in result.stdout
+    for agreement in ("gm-cross-boundary-move", "gm-single-person-discount-duplicate",
+                      "gm-multiple-disadvantage"):  # fmt: skip
+        assert f"  {agreement}: " in result.stdout, f"{agreement} never fired"
     assert "0 clear values found" in result.stdout
