@@ -102,8 +102,6 @@ def _exact_keys(identity: Identity) -> list[tuple[str, str]]:
     if identity.given_name and identity.family_name and identity.date_of_birth:
         name = f"{identity.given_name}|{identity.family_name}"
         keys.append(("name+dob", f"{name}|{identity.date_of_birth.isoformat()}"))
-    if identity.uprn:
-        keys.append(("uprn", identity.uprn))
     return keys
 
 
@@ -123,6 +121,8 @@ def _blocking_keys(identity: Identity) -> list[tuple[str, str]]:
         keys.append(("sx-names", "|".join(sorted((_soundex(given), _soundex(family))))))
     if dob and identity.postcode:  # survives name errors for people who stayed put
         keys.append(("outward+dob", f"{postcode_outward(identity.postcode)}|{dob.isoformat()}"))
+    if identity.uprn:  # a property, not a person: household members share it
+        keys.append(("uprn", identity.uprn))
     if family and dob:  # transposed day and month
         day_month = tuple(sorted((dob.day, dob.month)))
         keys.append(("sx-family+dm", f"{_soundex(family)}|{dob.year}|{day_month}"))
