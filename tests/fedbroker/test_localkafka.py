@@ -55,10 +55,20 @@ def test_cli_up_status_down_single_broker(fedbroker_home: Path):
         assert f"{bootstrap}: 1/1 node(s) running, brokers answering: [1]" in status.stdout
 
         assert "1 brokers:" in _kcat_metadata(bootstrap)
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin.create_topics([NewTopic("kept-across-restarts", 1, 1)])
+        admin.close()
     finally:
         down = _fedbroker(fedbroker_home, "kafka", "down", "--port", str(CLI_PORT))
     assert down.returncode == 0 and "stopped 1 Kafka node(s)" in down.stdout
     assert KafkaCluster(1, CLI_PORT, fedbroker_home).status()[0][1] is None
+
+    again = _fedbroker(fedbroker_home, "kafka", "up", "--port", str(CLI_PORT))
+    try:
+        assert again.returncode == 0, again.stderr
+        assert "kept-across-restarts" in _kcat_metadata(bootstrap), "data survives down/up"
+    finally:
+        _fedbroker(fedbroker_home, "kafka", "down", "--port", str(CLI_PORT))
 
 
 def test_stale_pid_file_is_handled(fedbroker_home: Path):
