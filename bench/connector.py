@@ -37,7 +37,7 @@ def _bootstrap(home: Path) -> tuple[str, KafkaCluster | None]:
     existing = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if existing:
         return existing, None
-    cluster = KafkaCluster(1, 39492, home)
+    cluster = KafkaCluster(1, 29492, home)
     return cluster.up(fresh=True), cluster
 
 

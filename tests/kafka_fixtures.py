@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-TEST_KAFKA_PORT = int(os.environ.get("FEDBROKER_TEST_KAFKA_PORT", "39092"))
+# Below the Linux ephemeral range (32768+), so a client socket never holds it.
+TEST_KAFKA_PORT = int(os.environ.get("FEDBROKER_TEST_KAFKA_PORT", "29092"))
 
 
 def _docker_answers() -> bool:

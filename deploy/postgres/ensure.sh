@@ -3,10 +3,10 @@
 # installing Debian's postgresql first if it is missing. Idempotent: a running
 # server is left alone. Prints the DSN on the last line.
 #   FEDBROKER_HOME      where the data folder goes (default ./.fedbroker)
-#   FEDBROKER_PG_PORT   loopback port (default 55432)
+#   FEDBROKER_PG_PORT   loopback port (default 25432)
 set -euo pipefail
 home=${FEDBROKER_HOME:-$(pwd)/.fedbroker}
-port=${FEDBROKER_PG_PORT:-55432}
+port=${FEDBROKER_PG_PORT:-25432}
 data="$home/postgres/data"
 as_root=()
 [ "$(id -u)" -eq 0 ] || as_root=(sudo -n)

@@ -20,7 +20,7 @@ from tests.connectors.conftest import COUNCILS, REPO, read_topic, run_connector
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-OUTAGE_PORT = 39192
+OUTAGE_PORT = 29192
 
 
 def _event_ids(bootstrap: str, topic: str) -> list[str]:

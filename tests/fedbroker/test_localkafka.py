@@ -16,8 +16,8 @@ from fedbroker import KafkaCluster
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-CLI_PORT = 39292
-TRIO_PORT = 39392
+CLI_PORT = 29292
+TRIO_PORT = 29392
 
 
 def _fedbroker(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
