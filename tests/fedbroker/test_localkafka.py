@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,16 @@ def _fedbroker(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _kcat_until(bootstrap: str, text: str, timeout: float = 60) -> str:
+    """kcat's metadata once it contains ``text`` (a loaded machine may lag)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = _kcat_metadata(bootstrap)
+        if text in metadata or time.monotonic() > deadline:
+            return metadata
+        time.sleep(1)
+
+
 def _kcat_metadata(bootstrap: str) -> str:
     kcat = shutil.which("kcat")
     assert kcat, "kcat (Debian package) must be installed by `make services`"
@@ -54,7 +65,7 @@ def test_cli_up_status_down_single_broker(fedbroker_home: Path):
         assert status.returncode == 0
         assert f"{bootstrap}: 1/1 node(s) running, brokers answering: [1]" in status.stdout
 
-        assert "1 brokers:" in _kcat_metadata(bootstrap)
+        assert "1 brokers:" in _kcat_until(bootstrap, "1 brokers:")
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         admin.create_topics([NewTopic("kept-across-restarts", 1, 1)])
         admin.close()
@@ -66,7 +77,8 @@ def test_cli_up_status_down_single_broker(fedbroker_home: Path):
     again = _fedbroker(fedbroker_home, "kafka", "up", "--port", str(CLI_PORT))
     try:
         assert again.returncode == 0, again.stderr
-        assert "kept-across-restarts" in _kcat_metadata(bootstrap), "data survives down/up"
+        listing = _kcat_until(bootstrap, "kept-across-restarts")
+        assert "kept-across-restarts" in listing, "data survives down/up"
     finally:
         _fedbroker(fedbroker_home, "kafka", "down", "--port", str(CLI_PORT))
 
@@ -102,7 +114,7 @@ def test_three_brokers_survive_one_killed_with_acks_all(fedbroker_home: Path):
             )
         finally:
             admin.close()
-        assert "3 brokers:" in _kcat_metadata(bootstrap)
+        assert "3 brokers:" in _kcat_until(bootstrap, "3 brokers:")
 
         cluster.kill_node(3)
         producer = KafkaProducer(
