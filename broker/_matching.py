@@ -23,7 +23,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from broker._sightings import Sighting, TokenState
 from broker._similarity import DEFAULT_DICE_THRESHOLD, check_threshold, dice_many
@@ -79,6 +79,24 @@ class Match:
         """Both event ids, sorted."""
         a, b = sorted((self.sighting.event_id, self.other.event_id))
         return a, b
+
+    def to_dict(self) -> dict[str, Any]:
+        """The pair as the broker's ``<prefix>.broker.matches`` topic carries it.
+
+        References only (event ids, councils, opaque source references): what an
+        operator needs to measure linkage quality, and nothing about the person.
+        """
+        events = sorted((self.sighting, self.other), key=lambda s: s.event_id)
+        return {
+            "pair_id": self.pair_id,
+            "method": self.method,
+            "score": self.score,
+            "events": [
+                {"event_id": s.event_id, "source_council": s.source_council,
+                 "source_ref": s.source_ref}
+                for s in events
+            ],
+        }  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,9 @@ class BrokerMetrics:
         self.notifications = Counter(
             "fedbroker_broker_notifications", "Notifications published", ["agreement"], registry=r
         )
+        self.matches = Counter(
+            "fedbroker_broker_matches", "Matched pairs found, by method", ["method"], registry=r
+        )
         self.sightings = Gauge(
             "fedbroker_broker_tokens_held", "Tokens with state in this worker", registry=r
         )
@@ -44,6 +47,22 @@ class BrokerMetrics:
             "From the connector's publish time to the notification",
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=r,
+        )
+        self.processing = Histogram(
+            "fedbroker_broker_processing_seconds",
+            "Time spent on one message by each stage (verify, match)",
+            ["stage"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+            registry=r,
+        )
+        self.lag = Gauge(
+            "fedbroker_broker_consumer_lag",
+            "Messages behind the partition's high-water mark, as last seen by this worker",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.threshold = Gauge(
+            "fedbroker_broker_dice_threshold", "The Dice threshold in use", registry=r
         )
 
     def serve(self, port: int, address: str = "127.0.0.1") -> None:

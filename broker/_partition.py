@@ -8,23 +8,22 @@ the same steps are tested without Kafka and replayed identically after a crash.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from broker._matching import Matcher
+from broker._matching import Match, Matcher
 from broker._notifications import build_notification, sign_notification
 from broker._rules import evaluate_rule, recipients_for
 from broker._sightings import Sighting, TokenState
 from consent import (
-    Agreement,
     AuditChain,
     CandidateDisclosure,
-    ConsentView,
+    ConsentLedger,
     Directory,
     DisclosedEvent,
-    TokenConsent,
     agreements_for,
     decide,
 )
@@ -44,31 +43,27 @@ __all__ = ["Effects", "PartitionCore", "retention_for"]
 class Effects:
     """What one step asks the app to publish, in order."""
 
+    matches: tuple[Match, ...] = ()
+    scores: tuple[float, ...] = ()
     notifications: list[MatchNotification] = field(default_factory=list)
     audit: list[AuditRecord] = field(default_factory=list)
     duplicate: bool = False
     decisions: list[tuple[str, Outcome]] = field(default_factory=list)
 
 
-class _OneToken(ConsentView):
-    """The consent held in this partition: the routed token's record."""
+def _sealed_fields(sighting: Sighting, agreement_id: str, recipient: str) -> frozenset[str]:
+    """The names of the fields this recipient would be able to open under this agreement.
 
-    def __init__(self, token: str, held: TokenConsent | None) -> None:
-        self._token, self._held = token, held
-
-    def get(self, token: str) -> TokenConsent | None:
-        return self._held if token == self._token else None
-
-
-def _sealed_fields(sighting: Sighting, agreement_id: str, agreement: Agreement) -> frozenset[str]:
-    """The fields a sealed payload under this agreement can hold.
-
-    The broker cannot open a payload to list its fields; the connector seals only
-    what the agreement allows, so the agreement's list is what would be revealed.
+    The broker cannot open a payload; the connector lists the names (never the
+    values) beside the ciphertext, so a council that seals more than the
+    agreement grants is refused with ``field-not-allowed``.
     """
-    if any(p.agreement_id == agreement_id for p in sighting.sealed):
-        return agreement.allowed_fields(sighting.event_type)
-    return frozenset()
+    return frozenset(
+        name
+        for p in sighting.sealed
+        if p.agreement_id == agreement_id and p.recipient == recipient
+        for name in p.fields
+    )
 
 
 def retention_for(directory: Directory, sighting: Sighting | CitizenEvent) -> timedelta | None:
@@ -92,15 +87,16 @@ class PartitionCore:
         token: str,
         sighting: Sighting,
         state: TokenState | None,
-        consent: TokenConsent | None,
+        consent: ConsentLedger | None,
         chain: AuditChain,
         now: datetime,
     ) -> tuple[TokenState, Effects]:
         """Match the sighting under ``token``; decide and notify what the agreements allow.
 
-        Rules are evaluated only where the event is routed by an exact token or
-        finds a fuzzy match, and consent is read from this token's record, which
-        connectors route to the same partition (DESIGN section 6).
+        ``consent`` is what this partition holds: every consent record routed by
+        ``token``, kept under the subjects' exact tokens. Consent records travel
+        by blocking tokens as well as exact ones, so a fuzzy match decided here
+        sees the residents' choices too (DESIGN section 6).
         """
         effects = Effects()
         held = (state or TokenState()).live(now)
@@ -111,9 +107,10 @@ class PartitionCore:
         base = held.without({sighting.event_id}) if effects.duplicate else held
         observation = self.matcher.observe(base, token, sighting, now)
         new_state = held if effects.duplicate else observation.state
+        effects.matches, effects.scores = observation.matches, observation.scores
         if not observation.matches:
             return new_state, effects
-        view = _OneToken(token, consent)
+        view = consent or ConsentLedger()
         agreements = agreements_for(self.directory, sighting.event_type, sighting.source_council)
         for agreement in agreements:
             hit = evaluate_rule(agreement, sighting, observation.matches, now=now)
@@ -131,11 +128,11 @@ class PartitionCore:
                             s.source_council,
                             s.event_type,
                             s.occurred_at,
-                            _sealed_fields(s, agreement.agreement_id, agreement),
+                            _sealed_fields(s, agreement.agreement_id, recipient),
                         )
                         for s in hit.sightings
                     ),
-                    subjects=(tuple(sorted({token, *sighting.tokens})),),
+                    subjects=(_subject(token, hit.sightings),),
                 )
                 decision = decide(agreement, candidate, view, now)
                 decisions.append(decision)
@@ -164,13 +161,34 @@ class PartitionCore:
         token: str,
         record: ConsentRecord,
         state: TokenState | None,
-        consent: TokenConsent | None,
+        consent: ConsentLedger | None,
         chain: AuditChain,
         now: datetime,
-    ) -> tuple[TokenState | None, TokenConsent, list[AuditRecord]]:
-        """Apply a consent record; an erasure request forgets the token's sightings."""
-        updated = (consent or TokenConsent()).apply(record)
+    ) -> tuple[TokenState | None, ConsentLedger, list[AuditRecord]]:
+        """Apply a consent record routed by ``token``; an erasure forgets the subject.
+
+        Under a blocking token other people's sightings live beside the
+        subject's, so an erasure removes only the sightings that share one of
+        the record's exact tokens.
+        """
+        updated = (consent or ConsentLedger()).apply(record)
         if record.state is not ConsentState.ERASURE_REQUESTED:
             return state, updated, []
-        erasure = chain.append_erasure(f"era-{record.record_id}-{token[-12:]}", (token,), now)
-        return TokenState(), updated, [erasure]
+        subject = {t.key() for t in record.tokens}
+        held = state or TokenState()
+        erased = {s.event_id for s in held.sightings if subject.intersection(s.tokens)}
+        erasure = chain.append_erasure(
+            f"era-{record.record_id}-{token[-12:]}", tuple(sorted(subject)), now
+        )
+        return held.without(erased), updated, [erasure]
+
+
+def _subject(token: str, sightings: Iterable[Sighting]) -> tuple[str, ...]:
+    """The matched person's exact tokens: every one any of their events carries.
+
+    Consent given or refused under any of them governs the disclosure. Events
+    met only through a blocking token may carry no exact token; then the routed
+    token names them, and a consent-based agreement finds nothing and denies.
+    """
+    exact = {t for s in sightings for t in s.tokens}
+    return tuple(sorted(exact or {token}))

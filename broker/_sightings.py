@@ -139,7 +139,10 @@ class Sighting:
             list(self.blocking),
             None if self.fuzzy is None else b2a_base64(self.fuzzy, newline=False).decode(),
             dict(self.attributes),
-            [[p.recipient, p.agreement_id, _b64(p.enc), _b64(p.ciphertext)] for p in self.sealed],
+            [
+                [p.recipient, p.agreement_id, _b64(p.enc), _b64(p.ciphertext), list(p.fields)]
+                for p in self.sealed
+            ],
             None if self.expires_at is None else self.expires_at.isoformat(),
         ]
 
@@ -160,7 +163,10 @@ class Sighting:
                 tuple(blocking),
                 None if fuzzy is None else a2b_base64(fuzzy),
                 MappingProxyType(dict(attributes)) if attributes else _EMPTY,
-                tuple(SealedPayload(r, a, _unb64(e), _unb64(c)) for r, a, e, c in sealed),
+                tuple(
+                    SealedPayload(r, a, _unb64(e), _unb64(c), tuple(f[0]) if f else ())
+                    for r, a, e, c, *f in sealed
+                ),
                 None if expires is None else datetime.fromisoformat(expires),
             )
         except (KeyError, TypeError, ValueError, AttributeError, BinasciiError) as exc:

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,13 +27,13 @@ from broker._matching import Matcher
 from broker._metrics import BrokerMetrics
 from broker._partition import PartitionCore, retention_for
 from broker._sightings import Sighting, TokenState
-from broker._similarity import DEFAULT_DICE_THRESHOLD
+from broker._threshold import ScoreHistogram, choose_threshold, fit_threshold
 from broker._verify import Rejected, topic_council, verify_record
 from consent import (
     AuditChain,
     ChainHead,
+    ConsentLedger,
     MemberKind,
-    TokenConsent,
     load_directory,
     load_private_key,
 )
@@ -50,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PARTITIONS = 3
 DEFAULT_TOPIC_PREFIX = "fed"
+#: Blocked-pair scores buffered per partition before the histogram table is written.
+_SCORE_FLUSH = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,26 +70,42 @@ class BrokerSettings:
     threshold: float | None = None
     metrics_port: int = 0
     data_dir: Path = Path(".fedbroker/broker")
+    store: str = "rocksdb://"
+    accepted_epochs: frozenset[int] | None = None
+    refit_interval_s: float = 30.0
 
 
 def _rejected_id(topic: str, partition: int, offset: int) -> str:
     return hashlib.sha256(f"{topic}/{partition}/{offset}".encode()).hexdigest()[:32]
 
 
-def ensure_topics(bootstrap: str, names: list[str], *, partitions: int, replication: int) -> None:
+def ensure_topics(
+    bootstrap: str,
+    names: list[str],
+    *,
+    partitions: int,
+    replication: int,
+    configs: dict[str, dict[str, str]] | None = None,
+) -> None:
     """Create the federation's topics the broker reads or writes, if missing.
 
     A worker subscribes to every council's topics at start; a topic created later
     would only be seen after a metadata refresh, so they are made up front.
+    ``configs`` gives per-topic settings (the audit topic keeps records for ever).
     """
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
+    configs = configs or {}
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(n, partitions, replication) for n in names if n not in existing]
+        missing = [
+            NewTopic(n, partitions, replication, topic_configs=configs.get(n, {}))
+            for n in names
+            if n not in existing
+        ]
         if missing:
             try:
                 admin.create_topics(missing)
@@ -105,13 +124,16 @@ def build_app(settings: BrokerSettings) -> faust.App:
     if not isinstance(key, Ed25519PrivateKey):
         raise Rejected("the broker's signing key is not Ed25519", reason="bad-key")
     codec = Codec()
-    core = PartitionCore(directory, Matcher(settings.threshold or DEFAULT_DICE_THRESHOLD), key)
+    threshold = choose_threshold(settings.threshold, None)
+    core = PartitionCore(directory, Matcher(threshold.threshold), key)
     metrics = BrokerMetrics()
+    metrics.threshold.set(threshold.threshold)
+    logger.info("matching at %s", threshold.describe())
     prefix = settings.topic_prefix
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
-        store="memory://",
+        store=settings.store,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
         web_enabled=False,
@@ -125,27 +147,39 @@ def build_app(settings: BrokerSettings) -> faust.App:
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     table: dict[str, Any] = {"key_type": str, "value_type": bytes}
     councils = sorted(m for m, v in directory.members.items() if v.kind is MemberKind.COUNCIL)
+    source_names = [f"{prefix}.{role}.{gss}" for gss in councils for role in ("events", "consent")]
     ensure_topics(
         settings.bootstrap,
-        [f"{prefix}.{role}.{gss}" for gss in councils for role in ("events", "consent")]
-        + [f"{prefix}.rejected", f"{prefix}.audit"]
+        source_names
+        + [f"{prefix}.rejected", f"{prefix}.audit", f"{prefix}.broker.matches"]
         + [f"{prefix}.match.{a}" for a in directory.agreements],
         partitions=settings.partitions,
         replication=settings.replication,
+        # Deleting old audit records would break every chain's first link.
+        configs={f"{prefix}.audit": {"retention.ms": "-1"}},
     )
-    sources = app.topic(
-        *[f"{prefix}.{role}.{gss}" for gss in councils for role in ("events", "consent")], **raw
-    )
+    sources = app.topic(*source_names, **raw)
     routed = app.topic(
         f"{prefix}.broker.routed", partitions=settings.partitions, internal=True, **raw
     )
     rejected_topic = app.topic(f"{prefix}.rejected", **raw)
     audit_topic = app.topic(f"{prefix}.audit", **raw)
+    matches_topic = app.topic(f"{prefix}.broker.matches", **raw)
     match_topics = {a: app.topic(f"{prefix}.match.{a}", **raw) for a in directory.agreements}
     states = app.Table("token-state", partitions=settings.partitions, default=None, **table)
     consents = app.Table("token-consent", partitions=settings.partitions, default=None, **table)
     heads = app.Table("audit-heads", partitions=settings.partitions, default=None, **table)
+    histograms = app.Table(
+        "score-histograms", partitions=settings.partitions, default=None, **table
+    )
     chains: dict[str, AuditChain] = {}
+    pending_scores: dict[int, list[float]] = {}
+
+    def observe_lag(message: Any) -> None:
+        highwater = app.consumer.highwater(message.tp)
+        if highwater is not None:
+            lag = max(int(highwater) - int(message.offset) - 1, 0)
+            metrics.lag.labels(message.topic, str(message.partition)).set(lag)
 
     async def reject(
         topic: str, partition: int, offset: int, reason: str, event_id: str | None
@@ -168,12 +202,17 @@ def build_app(settings: BrokerSettings) -> faust.App:
     async def verify(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
+            started = time.perf_counter()
             try:
                 record = codec.decode(message.value or b"")
                 if not isinstance(record, CitizenEvent | ConsentRecord):
                     raise Rejected("not an event or consent record", reason="wrong-record-type")
                 verify_record(
-                    record, topic=message.topic, directory=directory, now=datetime.now(UTC)
+                    record,
+                    topic=message.topic,
+                    directory=directory,
+                    now=datetime.now(UTC),
+                    accepted_epochs=settings.accepted_epochs,
                 )
             except (SchemaError, Rejected) as exc:
                 await reject(message.topic, message.partition, message.offset, exc.reason, None)
@@ -183,7 +222,10 @@ def build_app(settings: BrokerSettings) -> faust.App:
                     "kind": "consent",
                     "record": base64.b64encode(message.value).decode(),
                 }
-                tokens = [t.key() for t in record.tokens]
+                # By blocking tokens too: fuzzy matches are decided in those partitions.
+                tokens = list(
+                    dict.fromkeys(t.key() for t in record.tokens + record.blocking_tokens)
+                )
             else:
                 metrics.events.labels(record.source_council, record.event_type.value).inc()
                 sighting = Sighting.from_event(record, retention=retention_for(directory, record))
@@ -197,6 +239,8 @@ def build_app(settings: BrokerSettings) -> faust.App:
             body = json.dumps(envelope).encode()
             for token in tokens:
                 await routed.send(key=token.encode(), value=body)
+            metrics.processing.labels("verify").observe(time.perf_counter() - started)
+            observe_lag(message)
 
     def chain_for(partition: int) -> AuditChain:
         chain_id = f"{prefix}.broker/{partition}"
@@ -207,22 +251,35 @@ def build_app(settings: BrokerSettings) -> faust.App:
             chains[chain_id].start(datetime.now(UTC))
         return chains[chain_id]
 
+    def keep_scores(partition: int, scores: tuple[float, ...]) -> None:
+        """Add blocked-pair scores to this partition's histogram, in batches."""
+        buffer = pending_scores.setdefault(partition, [])
+        buffer.extend(scores)
+        if len(buffer) >= _SCORE_FLUSH:
+            name = f"scores/{partition}"
+            stored = histograms.get(name)
+            held = ScoreHistogram.from_dict(json.loads(stored)) if stored else ScoreHistogram()
+            histograms[name] = json.dumps(held.add(buffer).to_dict()).encode()
+            buffer.clear()
+
     @app.agent(routed)
     async def match(stream: Any) -> None:
         async for event in stream.events():
+            started = time.perf_counter()
             token = event.key.decode()
             envelope = json.loads(event.value)
-            chain = chain_for(event.message.partition)
+            partition = event.message.partition
+            chain = chain_for(partition)
             state_bytes, consent_bytes = states.get(token), consents.get(token)
             state = TokenState.from_bytes(state_bytes) if state_bytes else None
-            consent = TokenConsent.from_bytes(consent_bytes) if consent_bytes else None
+            consent = _ledger(consent_bytes)
             now = datetime.now(UTC)
             if envelope["kind"] == "consent":
                 record = codec.decode_as(base64.b64decode(envelope["record"]), ConsentRecord)
-                new_state, consent, audit = core.on_consent(
+                new_state, ledger, audit = core.on_consent(
                     token, record, state, consent, chain, now
                 )
-                consents[token] = consent.to_bytes()
+                consents[token] = json.dumps(ledger.to_dict()).encode()
                 if new_state is not None:
                     states[token] = new_state.to_bytes()
                 notifications = []
@@ -231,15 +288,21 @@ def build_app(settings: BrokerSettings) -> faust.App:
                 new_state, effects = core.on_sighting(token, sighting, state, consent, chain, now)
                 states[token] = new_state.to_bytes()
                 if effects.duplicate and token == sighting.all_tokens()[0]:
-                    topic, partition, offset = envelope["coordinates"]
-                    await reject(topic, partition, offset, "duplicate", sighting.event_id)
+                    topic, source_partition, offset = envelope["coordinates"]
+                    await reject(topic, source_partition, offset, "duplicate", sighting.event_id)
                 audit, notifications = effects.audit, effects.notifications
+                if effects.scores and not effects.duplicate:
+                    keep_scores(partition, effects.scores)
+                for pair in effects.matches:
+                    metrics.matches.labels(pair.method).inc()
+                    await matches_topic.send(
+                        key=pair.pair_id.encode(), value=json.dumps(pair.to_dict()).encode()
+                    )
                 for agreement_id, outcome in effects.decisions:
                     metrics.decisions.labels(agreement_id, outcome.value).inc()
                 published = datetime.fromisoformat(envelope["published_at"])
                 for _ in notifications:
                     metrics.notified_latency.observe((now - published).total_seconds())
-            metrics.sightings.set(len(states))
             heads[chain.head.chain] = json.dumps(chain.head.to_dict()).encode()
             for notification in notifications:
                 metrics.notifications.labels(notification.agreement_id).inc()
@@ -248,7 +311,29 @@ def build_app(settings: BrokerSettings) -> faust.App:
                 )
             for entry in audit:
                 await audit_topic.send(key=chain.head.chain.encode(), value=codec.encode(entry))
+            metrics.processing.labels("match").observe(time.perf_counter() - started)
+            observe_lag(event.message)
+
+    @app.timer(interval=settings.refit_interval_s)  # type: ignore[untyped-decorator]
+    async def refit() -> None:
+        """Refit the Dice threshold from the held partitions' scores; report state size."""
+        metrics.sightings.set(len(states))
+        if settings.threshold is not None:
+            return
+        merged = ScoreHistogram()
+        for name, stored in list(histograms.items()):
+            if name.startswith("scores/") and stored:
+                merged = merged.merge(ScoreHistogram.from_dict(json.loads(stored)))
+        fit = choose_threshold(None, fit_threshold(merged))
+        if fit.source == "fitted" and fit.threshold != core.matcher.threshold:
+            logger.warning("Dice threshold now %s", fit.describe())
+            core.matcher = Matcher(fit.threshold)
+            metrics.threshold.set(fit.threshold)
 
     metrics.serve(settings.metrics_port)
 
     return app
+
+
+def _ledger(stored: bytes | None) -> ConsentLedger | None:
+    return ConsentLedger.from_dict(json.loads(stored)) if stored else None

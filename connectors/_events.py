@@ -138,7 +138,11 @@ class EventFactory:
                 if key is None:
                     continue
                 enc, ciphertext = seal_fields(key, fields, event_id=event_id)
-                sealed.append(SealedPayload(recipient, agreement.agreement_id, enc, ciphertext))
+                sealed.append(
+                    SealedPayload(
+                        recipient, agreement.agreement_id, enc, ciphertext, tuple(sorted(fields))
+                    )
+                )
         return tuple(sealed)
 
     def consent(self, row: SourceRow, mapping: SourceMapping, *, now: datetime) -> ConsentRecord:
@@ -167,6 +171,7 @@ class EventFactory:
             ),
             council=self.council,
             tokens=tokens.tokens,
+            blocking_tokens=tokens.blocking_tokens,
             scope=scope,
             state=state,
             recorded_at=recorded_at,

@@ -40,30 +40,40 @@ class CompatibilityProblem:
         return f"{self.schema} v{self.older} -> v{self.newer}: field '{self.field}': {self.problem}"
 
 
-def sample_datum(schema: Any) -> Any:
-    """A small valid datum for a (fully inlined) schema, exercising every field."""
+def sample_datum(schema: Any, named: dict[str, Any] | None = None) -> Any:
+    """A small valid datum for an inlined schema, exercising every field.
+
+    A named type is defined at its first use and referred to by full name after
+    that (as Avro requires), so definitions are remembered as they are met.
+    """
+    named = {} if named is None else named
     if isinstance(schema, list):
         branches = [s for s in schema if s != "null"]
-        return sample_datum(branches[0]) if branches else None
+        return sample_datum(branches[0], named) if branches else None
     if isinstance(schema, str):
-        return {
+        primitives = {
             "null": None, "boolean": True, "int": 1, "long": 1, "float": 1.0, "double": 1.0,
             "bytes": b"x", "string": "x",
-        }[schema]  # fmt: skip
+        }  # fmt: skip
+        return primitives[schema] if schema in primitives else sample_datum(named[schema], named)
     kind = schema["type"]
+    if "name" in schema and kind in ("record", "enum", "fixed"):
+        name = schema["name"]
+        full = name if "." in name else f"{schema.get('namespace', 'uk.gov.fedbroker')}.{name}"
+        named.setdefault(full, schema)
     if schema.get("logicalType", "").startswith("timestamp"):
         return datetime(2026, 1, 1, tzinfo=UTC)
     if kind == "record":
-        return {f["name"]: sample_datum(f["type"]) for f in schema["fields"]}
+        return {f["name"]: sample_datum(f["type"], named) for f in schema["fields"]}
     if kind == "enum":
         return schema["symbols"][0]
     if kind == "fixed":
         return bytes(schema["size"])
     if kind == "array":
-        return [sample_datum(schema["items"])]
+        return [sample_datum(schema["items"], named)]
     if kind == "map":
-        return {"k": sample_datum(schema["values"])}
-    return sample_datum(kind)
+        return {"k": sample_datum(schema["values"], named)}
+    return sample_datum(kind, named)
 
 
 def _round_trip(writer: SchemaVersion, reader: SchemaVersion) -> str | None:

@@ -47,7 +47,7 @@ def _tokens(tokens: tuple[LinkageToken, ...]) -> list[dict[str, Any]]:
 def _sealed(sealed: tuple[SealedPayload, ...]) -> list[dict[str, Any]]:
     return [
         {"recipient": s.recipient, "agreement_id": s.agreement_id, "enc": s.enc,
-         "ciphertext": s.ciphertext}
+         "ciphertext": s.ciphertext, "fields": list(s.fields)}
         for s in sealed
     ]  # fmt: skip
 
@@ -76,6 +76,7 @@ def _consent_to(r: ConsentRecord) -> dict[str, Any]:
         "record_id": r.record_id,
         "council": r.council,
         "tokens": _tokens(r.tokens),
+        "blocking_tokens": _tokens(r.blocking_tokens),
         "scope": r.scope,
         "state": r.state.name,
         "recorded_at": r.recorded_at,
@@ -185,7 +186,10 @@ def _tokens_from(items: list[dict[str, Any]]) -> tuple[LinkageToken, ...]:
 
 def _sealed_from(items: list[dict[str, Any]]) -> tuple[SealedPayload, ...]:
     return tuple(
-        SealedPayload(s["recipient"], s["agreement_id"], s["enc"], s["ciphertext"]) for s in items
+        SealedPayload(
+            s["recipient"], s["agreement_id"], s["enc"], s["ciphertext"], tuple(s["fields"])
+        )
+        for s in items
     )
 
 
@@ -219,6 +223,7 @@ def from_datum(name: str, d: dict[str, Any]) -> Record:
             published_at=d["published_at"],
             key_epoch=d["key_epoch"],
             signature=d["signature"],
+            blocking_tokens=_tokens_from(d["blocking_tokens"]),
         )
     if name == "MatchNotification":
         return MatchNotification(

@@ -64,6 +64,7 @@ class SealedPayload:
     agreement_id: str
     enc: bytes
     ciphertext: bytes
+    fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,7 @@ class ConsentRecord:
     published_at: datetime
     key_epoch: int
     signature: bytes = b""
+    blocking_tokens: tuple[LinkageToken, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

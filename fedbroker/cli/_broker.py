@@ -31,19 +31,35 @@ def broker() -> None:
     "--threshold",
     type=click.FloatRange(0, 1),
     default=None,
-    help="Dice threshold (default: the matcher's default).",
+    help="Fix the Dice threshold (default: fitted from the blocked pairs' scores as they come).",
 )
 @click.option("--metrics-port", type=int, default=0, help="Serve /metrics here (0: off).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".fedbroker/broker"))
+@click.option(
+    "--store",
+    type=click.Choice(["rocksdb://", "memory://"]),
+    default="rocksdb://",
+    show_default=True,
+    help="Where table state lives between changelog writes.",
+)
+@click.option(
+    "--key-epoch",
+    "key_epochs",
+    type=int,
+    multiple=True,
+    help="Accept events under this linkage-key epoch (repeat; default: any).",
+)
 def run(
     bootstrap: str, directory: Path, trust_anchor: Path, signing_key: Path, app_id: str,
     prefix: str, partitions: int, threshold: float | None, metrics_port: int, data_dir: Path,
+    store: str, key_epochs: tuple[int, ...],
 ) -> None:  # fmt: skip
     """Verify, route, match, decide, notify and audit until stopped."""
     settings = BrokerSettings(
         bootstrap=bootstrap, directory=directory, trust_anchor=trust_anchor,
         signing_key=signing_key, app_id=app_id, topic_prefix=prefix, partitions=partitions,
-        threshold=threshold, metrics_port=metrics_port, data_dir=data_dir,
+        threshold=threshold, metrics_port=metrics_port, data_dir=data_dir, store=store,
+        accepted_epochs=frozenset(key_epochs) if key_epochs else None,
     )  # fmt: skip
     app = build_app(settings)
     sys.argv = [sys.argv[0], "worker", "-l", "warn", "--without-web"]

@@ -14,7 +14,7 @@ import pytest
 from broker import Matcher, Rejected, Sighting, verify_record
 from broker._partition import PartitionCore, retention_for
 from connectors import EventFactory, LinkageKey, SourceRow, Tokeniser, parse_mapping
-from consent import AuditChain, ChainHead, TokenConsent, build_dev_federation, verify_audit
+from consent import AuditChain, ChainHead, ConsentLedger, build_dev_federation, verify_audit
 from schemas import CitizenEvent, ConsentRecord, ConsentState, Outcome
 
 FROM, TO = "E08000001", "E08000002"
@@ -37,10 +37,10 @@ def federation(tmp_path_factory):
     return build_dev_federation(tmp_path_factory.mktemp("fed"), councils=[FROM, TO], now=NOW)
 
 
-def _event(federation, council: str, code: str, when: str, ref: str) -> CitizenEvent:
+def _event(federation, council: str, code: str, when: str, ref: str, **person: str) -> CitizenEvent:
     factory = EventFactory(council, federation.signing_key(council), federation.load(NOW),
                            Tokeniser([KEY]), KEY)  # fmt: skip
-    row = SourceRow("x.csv", 1, {**PERSON, "e": code, "t": when, "ref": ref})
+    row = SourceRow("x.csv", 1, {**PERSON, **person, "e": code, "t": when, "ref": ref})
     return factory.event(row, MAPPING, now=NOW)
 
 
@@ -53,12 +53,12 @@ def _consent(federation, state: ConsentState, scope: str) -> ConsentRecord:
     return replace(record, signature=sign(federation.signing_key(FROM), canonical_bytes(record)))
 
 
-def _run(federation, consent: TokenConsent | None = None):
+def _run(federation, consent: ConsentLedger | None = None, second: CitizenEvent | None = None):
     directory = federation.load(NOW)
     core = PartitionCore(directory, Matcher(), federation.signing_key("broker"))
     chain = AuditChain(ChainHead("test/0"), federation.signing_key("broker"))
     first = _event(federation, FROM, "C", "2026-09-01", "a-1")
-    second = _event(federation, TO, "M", "2026-09-04", "b-7")
+    second = second or _event(federation, TO, "M", "2026-09-04", "b-7")
     token = min(t.key() for t in first.tokens)  # the pair is reported under its first token
     state, effects = None, None
     for event in (first, second):
@@ -76,7 +76,7 @@ def test_a_move_is_allowed_and_notified_to_the_destination(federation):
 
 
 def test_an_erasure_request_denies_even_without_a_consent_model(federation):
-    consent = TokenConsent().apply(_consent(federation, ConsentState.ERASURE_REQUESTED, "*"))
+    consent = ConsentLedger().apply(_consent(federation, ConsentState.ERASURE_REQUESTED, "*"))
     effects, _, _ = _run(federation, consent)
     assert effects.notifications == []
     assert {r for a in effects.audit for r in a.reasons} == {"erasure-requested"}
@@ -104,8 +104,62 @@ def test_erasure_forgets_the_tokens_sightings(federation):
     erased, consent, audit = core.on_consent(
         "t", _consent(federation, ConsentState.ERASURE_REQUESTED, "*"), state, None, chain, NOW
     )
-    assert erased is not None and len(erased) == 0 and consent.erased
+    assert erased is not None and len(erased) == 0
+    assert all(consent.get(t.key()).erased for t in event.tokens)
     assert audit[0].kind.value == "erasure"
+
+
+def test_a_sealed_field_the_agreement_does_not_grant_is_refused(federation):
+    second = _event(federation, TO, "M", "2026-09-04", "b-7")
+    widened = tuple(replace(p, fields=(*p.fields, "nhs_number")) for p in second.sealed)
+    effects, _, _ = _run(federation, second=replace(second, sealed=widened))
+    assert effects.notifications == []
+    assert {r for a in effects.audit for r in a.reasons} == {"field-not-allowed"}
+
+
+def _shared_blocking(a: CitizenEvent, b: CitizenEvent) -> str:
+    shared = {t.key() for t in a.blocking_tokens} & {t.key() for t in b.blocking_tokens}
+    assert shared and not {t.key() for t in a.tokens} & {t.key() for t in b.tokens}
+    return min(shared)
+
+
+def test_a_fuzzy_match_sees_consent_routed_by_a_blocking_token(federation):
+    """The two events share no exact token, so they meet only under a blocking one."""
+    directory = federation.load(NOW)
+    core = PartitionCore(directory, Matcher(0.5), federation.signing_key("broker"))
+    chain = AuditChain(ChainHead("test/0"), federation.signing_key("broker"))
+    first = _event(federation, FROM, "C", "2026-09-01", "a-1")
+    variant = _event(federation, TO, "M", "2026-09-04", "b-7", f="Alicia", n="")
+    token = _shared_blocking(first, variant)
+    erasure = _consent(federation, ConsentState.ERASURE_REQUESTED, "*")
+    state, ledger, _ = core.on_consent(token, erasure, None, None, chain, NOW)
+    for event in (first, variant):
+        sighting = Sighting.from_event(event, retention=retention_for(directory, event))
+        state, effects = core.on_sighting(token, sighting, state, ledger, chain, NOW)
+    assert [m.method for m in effects.matches] == ["fuzzy"]
+    assert effects.notifications == []
+    assert {r for a in effects.audit for r in a.reasons} == {"erasure-requested"}
+    # Without the record under the blocking token the same match is notified.
+    _, allowed = core.on_sighting(token, sighting, state.without({sighting.event_id}), None,
+                                  chain, NOW)  # fmt: skip
+    assert [n.agreement_id for n in allowed.notifications] == ["gm-cross-boundary-move"]
+
+
+def test_erasure_under_a_blocking_token_forgets_only_the_subject(federation):
+    directory = federation.load(NOW)
+    core = PartitionCore(directory, Matcher(), federation.signing_key("broker"))
+    chain = AuditChain(ChainHead("test/0"), federation.signing_key("broker"))
+    subject = _event(federation, FROM, "C", "2026-09-01", "a-1")
+    neighbour = _event(federation, FROM, "C", "2026-09-01", "a-2", f="Bob", n="")
+    token = _shared_blocking(subject, neighbour)
+    state = None
+    for event in (subject, neighbour):
+        sighting = Sighting.from_event(event, retention=retention_for(directory, event))
+        state, _ = core.on_sighting(token, sighting, state, None, chain, NOW)
+    erasure = _consent(federation, ConsentState.ERASURE_REQUESTED, "*")
+    erased, _, audit = core.on_consent(token, erasure, state, None, chain, NOW)
+    assert erased is not None and erased.event_ids() == {neighbour.event_id}
+    assert set(audit[0].subject_tokens) == {t.key() for t in subject.tokens}
 
 
 def test_verify_refuses_forgeries_and_other_councils(federation):
