@@ -36,7 +36,10 @@ from schemas import (
     Outcome,
 )
 
-__all__ = ["Effects", "PartitionCore", "retention_for"]
+__all__ = ["NO_AGREEMENT_LABEL", "Effects", "PartitionCore", "retention_for"]
+
+#: The agreement label of a match no agreement covers, in metrics.
+NO_AGREEMENT_LABEL = "none"
 
 
 @dataclass
@@ -66,12 +69,16 @@ def _sealed_fields(sighting: Sighting, agreement_id: str, recipient: str) -> fro
     )
 
 
-def retention_for(directory: Directory, sighting: Sighting | CitizenEvent) -> timedelta | None:
-    """The longest retention among the agreements this event could serve (None: none)."""
+def retention_for(directory: Directory, sighting: Sighting | CitizenEvent) -> timedelta:
+    """The longest retention among the agreements this event could serve.
+
+    An event no agreement uses may be matched on arrival (and the match audited
+    as ``no-agreement``) but is not kept: zero retention.
+    """
     spans = [
         a.retention for a in agreements_for(directory, sighting.event_type, sighting.source_council)
     ]
-    return max(spans, default=None)
+    return max(spans, default=timedelta(0))
 
 
 @dataclass
@@ -106,12 +113,17 @@ class PartitionCore:
         effects.duplicate = sighting.event_id in held.event_ids()
         base = held.without({sighting.event_id}) if effects.duplicate else held
         observation = self.matcher.observe(base, token, sighting, now)
-        new_state = held if effects.duplicate else observation.state
+        keep = not effects.duplicate and not sighting.expired(now)
+        new_state = observation.state if keep else held
         effects.matches, effects.scores = observation.matches, observation.scores
         if not observation.matches:
             return new_state, effects
         view = consent or ConsentLedger()
         agreements = agreements_for(self.directory, sighting.event_type, sighting.source_council)
+        if not agreements:
+            effects.audit.extend(
+                self._no_agreement(token, sighting, observation.matches, chain, now)
+            )
         for agreement in agreements:
             hit = evaluate_rule(agreement, sighting, observation.matches, now=now)
             if hit is None:
@@ -155,6 +167,27 @@ class PartitionCore:
                     )
                 )
         return new_state, effects
+
+    def _no_agreement(
+        self,
+        token: str,
+        sighting: Sighting,
+        matches: tuple[Match, ...],
+        chain: AuditChain,
+        now: datetime,
+    ) -> list[AuditRecord]:
+        """Deny by default, on the record: a match no agreement covers is audited."""
+        events = [sighting, *(m.other if m.sighting is sighting else m.sighting for m in matches)]
+        candidate = CandidateDisclosure(
+            agreement_id="",
+            recipient="",
+            events=tuple(
+                DisclosedEvent(s.event_id, s.source_council, s.event_type, s.occurred_at)
+                for s in events
+            ),
+            subjects=(_subject(token, events),),
+        )
+        return chain.append(decide(None, candidate, ConsentLedger(), now))
 
     def on_consent(
         self,

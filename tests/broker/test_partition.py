@@ -25,7 +25,7 @@ MAPPING = parse_mapping({
     "identity": {"given_name": "f", "family_name": "s", "date_of_birth": "d", "nhs_number": "n"},
     "reference": "ref",
     "event_type": {"column": "e", "values": {"C": "council-tax-account-closed",
-                                             "M": "address-change"}},
+                                             "M": "address-change", "B": "benefit-claim"}},
     "occurred_at": {"column": "t"},
     "payload": {"address_line_1": "a"},
 })  # fmt: skip
@@ -183,3 +183,20 @@ def test_verify_refuses_forgeries_and_other_councils(federation):
         verify_record(event, topic=f"fed.events.{FROM}", directory=directory, now=NOW,
                       accepted_epochs=frozenset({2}))  # fmt: skip
     assert caught.value.reason == "stale-key-epoch"
+
+
+def test_a_match_no_agreement_covers_is_denied_on_the_record_and_not_kept(federation):
+    directory = federation.load(NOW)
+    core = PartitionCore(directory, Matcher(), federation.signing_key("broker"))
+    chain = AuditChain(ChainHead("test/0"), federation.signing_key("broker"))
+    move = _event(federation, FROM, "M", "2026-09-01", "a-1")
+    claim = _event(federation, TO, "B", "2026-09-03", "b-1")
+    token = min(t.key() for t in move.tokens)
+    state = None
+    for event in (move, claim):
+        sighting = Sighting.from_event(event, retention=retention_for(directory, event))
+        state, effects = core.on_sighting(token, sighting, state, None, chain, NOW)
+    assert effects.notifications == []
+    assert [(a.agreement_id, a.reasons) for a in effects.audit] == [("", ("no-agreement",))]
+    assert set(effects.audit[0].event_ids) == {move.event_id, claim.event_id}
+    assert state.event_ids() == {move.event_id}, "an event no agreement uses is not kept"
