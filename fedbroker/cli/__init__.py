@@ -22,6 +22,7 @@ _COMMANDS = {
     "connector": "fedbroker.cli._connector:connector",
     "kafka": "fedbroker.cli._kafka:kafka",
     "keys": "fedbroker.cli._keys:keys",
+    "link": "fedbroker.cli._link:link",
     "demo": "fedbroker.cli._demo:demo",
     "directory": "fedbroker.cli._directory:directory",
     "audit": "fedbroker.cli._audit:audit",

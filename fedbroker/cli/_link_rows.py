@@ -1,0 +1,149 @@
+"""From one row of an extract to the ``Sighting`` the broker would hold for it.
+
+``fedbroker link`` promises the pairs the live federation would find, so a row
+must become exactly the tokens and Bloom encoding a council's connector puts on
+the wire: the file is read by the connector's own ``FolderSource``, the row
+mapped by the council's mapping (identity columns, ``identity.extra`` fuzzy
+columns, ``free_text`` identifiers), normalised by ``normalise_identity`` and
+encoded by ``Tokeniser``, the same steps and order as ``EventFactory``. The
+token keys are then laid out as ``Sighting.from_event`` lays out a verified
+event's. Nothing here normalises or encodes by itself.
+
+A row the connector would quarantine is refused here too, as a value naming
+the row and the reason code, never the offending value.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from broker import Sighting
+from connectors import (
+    FolderSource,
+    InvalidIdentifier,
+    LinkageKey,
+    SourceMapping,
+    SourceRow,
+    Tokeniser,
+    Tokens,
+    normalise_identity,
+)
+from schemas import EventType
+
+__all__ = ["Refused", "RowEncoder", "read_rows"]
+
+logger = logging.getLogger(__name__)
+
+# The matcher ignores type and time, and a dry run keeps every sighting
+# (no retention), so each sighting gets the same fixed ones.
+_EVENT_TYPE = EventType.ADDRESS_CHANGE
+_OCCURRED_AT = datetime(1970, 1, 1, tzinfo=UTC)
+_MALFORMED = "__malformed__"  # FolderSource's marker for a row it could not split
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A row the connector would have quarantined: where it is and why, no values.
+
+    ``reason`` is the error's stable code (``invalid-postcode``) and ``code`` the
+    detail (``bad-format``), as the connector's quarantine records them.
+    """
+
+    side: str
+    row: int
+    reason: str
+    code: str
+
+    def describe(self) -> str:
+        return f"{self.side} row {self.row}: {self.reason} ({self.code})"
+
+
+def read_rows(path: Path, required: frozenset[str]) -> Iterator[SourceRow]:
+    """The rows of one extract, read as the connector reads a dropped file.
+
+    CSV, or JSON Lines when the name ends in ``.jsonl``; blank cells are missing
+    values, and a row with more cells than the header is marked malformed.
+
+    Raises:
+        SourceError: the file cannot be read, or its header lacks a column in
+            ``required`` (the message names the columns).
+    """
+    kind: Literal["csv", "jsonl"] = "jsonl" if path.suffix == ".jsonl" else "csv"
+    return FolderSource(path.stem, path.parent, kind).rows(path, required)
+
+
+@dataclass(frozen=True, slots=True)
+class RowEncoder:
+    """A council's mapping and linkage keys: rows in, sightings out."""
+
+    mapping: SourceMapping
+    tokeniser: Tokeniser
+
+    @classmethod
+    def of(cls, mapping: SourceMapping, keys: Sequence[LinkageKey]) -> RowEncoder:
+        return cls(mapping, Tokeniser(tuple(keys)))
+
+    @property
+    def columns(self) -> frozenset[str]:
+        """The columns linkage reads: identifiers, extra fuzzy columns, the reference.
+
+        Narrower than ``SourceMapping.columns`` on purpose: a dry run needs no
+        event type, time, attributes or payload, so extracts without them work.
+        """
+        mapping = self.mapping
+        return frozenset([*mapping.identity.values(), *mapping.extra.values(), mapping.reference])
+
+    def tokens(self, row: SourceRow) -> Tokens:
+        """The row's tokens, as ``EventFactory`` makes them for an event.
+
+        Raises:
+            InvalidIdentifier: the row is malformed, an identifier fails
+                normalisation, or nothing usable is left to link on.
+        """
+        if _MALFORMED in row.values:
+            raise InvalidIdentifier("row", str(row.values[_MALFORMED]))
+        mapping = self.mapping
+        raw = {name: row.values.get(column) for name, column in mapping.identity.items()}
+        raw.update({name: row.values.get(column) for name, column in mapping.extra.items()})
+        identity = normalise_identity(
+            raw, date_format=mapping.date_of_birth_format, free_text=mapping.free_text
+        )
+        tokens = self.tokeniser.tokenise(identity)
+        if not tokens.tokens and not tokens.blocking_tokens:
+            raise InvalidIdentifier("identity", "no-usable-identifier")
+        return tokens
+
+    def sighting(self, row: SourceRow, *, side: str) -> Sighting | Refused:
+        """The sighting of one row (``source_council`` is the side, ``source_ref``
+        the row's local reference), or why the row is refused.
+
+        Args:
+            row: one row from ``read_rows``.
+            side: which file it came from (``left`` or ``right``); with the row
+                number it makes the event id, unique within a run.
+        """
+        try:
+            tokens = self.tokens(row)
+            reference = row.values.get(self.mapping.reference)
+            if reference is None or not reference.strip():
+                raise InvalidIdentifier("reference", "missing")
+        except InvalidIdentifier as exc:
+            logger.debug("refused %s row %d: %s", side, row.row, exc.reason)
+            return Refused(side, row.row, exc.reason, exc.code)
+        return Sighting(
+            event_id=f"{side}:{row.row}",
+            source_council=side,
+            source_ref=reference.strip(),
+            event_type=_EVENT_TYPE,
+            occurred_at=_OCCURRED_AT,
+            key_epoch=tokens.epoch,
+            # Laid out as Sighting.from_event does, so states and owners agree.
+            tokens=tuple(sorted({t.key() for t in tokens.tokens})),
+            blocking=tuple(sorted({t.key() for t in tokens.blocking_tokens})),
+            fuzzy=tokens.fuzzy,
+        )
