@@ -36,7 +36,7 @@ from schemas import (
     Outcome,
 )
 
-__all__ = ["NO_AGREEMENT_LABEL", "Effects", "PartitionCore", "retention_for"]
+__all__ = ["NO_AGREEMENT_LABEL", "ConsentEffects", "Effects", "PartitionCore", "retention_for"]
 
 #: The agreement label of a match no agreement covers, in metrics.
 NO_AGREEMENT_LABEL = "none"
@@ -197,23 +197,57 @@ class PartitionCore:
         consent: ConsentLedger | None,
         chain: AuditChain,
         now: datetime,
-    ) -> tuple[TokenState | None, ConsentLedger, list[AuditRecord]]:
+        *,
+        forget: frozenset[str] = frozenset(),
+    ) -> ConsentEffects:
         """Apply a consent record routed by ``token``; an erasure forgets the subject.
 
         Under a blocking token other people's sightings live beside the
         subject's, so an erasure removes only the sightings that share one of
-        the record's exact tokens.
+        the record's exact tokens, or that ``forget`` names. The subject's events
+        may also sit under tokens the record does not carry (a consent source
+        without the postcode, say), so the effects name, for every other token
+        of each removed sighting, the events to forget there: the app re-routes
+        the record with them (a cascade goes one step: ``forget`` is then set).
         """
         updated = (consent or ConsentLedger()).apply(record)
         if record.state is not ConsentState.ERASURE_REQUESTED:
-            return state, updated, []
+            return ConsentEffects(state, updated)
         subject = {t.key() for t in record.tokens}
         held = state or TokenState()
-        erased = {s.event_id for s in held.sightings if subject.intersection(s.tokens)}
-        erasure = chain.append_erasure(
-            f"era-{record.record_id}-{token[-12:]}", tuple(sorted(subject)), now
+        removed = [
+            s for s in held.sightings if s.event_id in forget or subject.intersection(s.tokens)
+        ]
+        cascade: dict[str, set[str]] = {}
+        if not forget:
+            routed = {t.key() for t in (*record.tokens, *record.blocking_tokens)}
+            for sighting in removed:
+                for other in sighting.all_tokens():
+                    if other not in routed:
+                        cascade.setdefault(other, set()).add(sighting.event_id)
+        audit = []
+        if removed or not forget:
+            audit.append(
+                chain.append_erasure(
+                    f"era-{record.record_id}-{token[-12:]}", tuple(sorted(subject)), now
+                )
+            )
+        return ConsentEffects(
+            held.without({s.event_id for s in removed}),
+            updated,
+            audit,
+            {t: frozenset(ids) for t, ids in sorted(cascade.items())},
         )
-        return held.without(erased), updated, [erasure]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentEffects:
+    """What applying one consent record asks the app to store and publish."""
+
+    state: TokenState | None
+    consent: ConsentLedger
+    audit: list[AuditRecord] = field(default_factory=list)
+    cascade: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 def _subject(token: str, sightings: Iterable[Sighting]) -> tuple[str, ...]:

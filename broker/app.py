@@ -276,13 +276,17 @@ def build_app(settings: BrokerSettings) -> faust.App:
             now = datetime.now(UTC)
             if envelope["kind"] == "consent":
                 record = codec.decode_as(base64.b64decode(envelope["record"]), ConsentRecord)
-                new_state, ledger, audit = core.on_consent(
-                    token, record, state, consent, chain, now
-                )
-                consents[token] = json.dumps(ledger.to_dict()).encode()
-                if new_state is not None:
-                    states[token] = new_state.to_bytes()
-                notifications = []
+                applied = core.on_consent(
+                    token, record, state, consent, chain, now,
+                    forget=frozenset(envelope.get("forget", ())),
+                )  # fmt: skip
+                consents[token] = json.dumps(applied.consent.to_dict()).encode()
+                if applied.state is not None:
+                    states[token] = applied.state.to_bytes()
+                audit, notifications = applied.audit, []
+                for other, event_ids in applied.cascade.items():
+                    onward = {**envelope, "forget": sorted(event_ids)}
+                    await routed.send(key=other.encode(), value=json.dumps(onward).encode())
             else:
                 sighting = Sighting.from_dict(envelope["sighting"])
                 new_state, effects = core.on_sighting(token, sighting, state, consent, chain, now)

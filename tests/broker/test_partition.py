@@ -101,9 +101,10 @@ def test_erasure_forgets_the_tokens_sightings(federation):
     sighting = Sighting.from_event(event, retention=retention_for(directory, event))
     state, _ = core.on_sighting("t", sighting, None, None, chain, NOW)
     assert len(state) == 1
-    erased, consent, audit = core.on_consent(
+    applied = core.on_consent(
         "t", _consent(federation, ConsentState.ERASURE_REQUESTED, "*"), state, None, chain, NOW
     )
+    erased, consent, audit = applied.state, applied.consent, applied.audit
     assert erased is not None and len(erased) == 0
     assert all(consent.get(t.key()).erased for t in event.tokens)
     assert audit[0].kind.value == "erasure"
@@ -132,7 +133,8 @@ def test_a_fuzzy_match_sees_consent_routed_by_a_blocking_token(federation):
     variant = _event(federation, TO, "M", "2026-09-04", "b-7", f="Alicia", n="")
     token = _shared_blocking(first, variant)
     erasure = _consent(federation, ConsentState.ERASURE_REQUESTED, "*")
-    state, ledger, _ = core.on_consent(token, erasure, None, None, chain, NOW)
+    applied = core.on_consent(token, erasure, None, None, chain, NOW)
+    state, ledger = applied.state, applied.consent
     for event in (first, variant):
         sighting = Sighting.from_event(event, retention=retention_for(directory, event))
         state, effects = core.on_sighting(token, sighting, state, ledger, chain, NOW)
@@ -157,9 +159,22 @@ def test_erasure_under_a_blocking_token_forgets_only_the_subject(federation):
         sighting = Sighting.from_event(event, retention=retention_for(directory, event))
         state, _ = core.on_sighting(token, sighting, state, None, chain, NOW)
     erasure = _consent(federation, ConsentState.ERASURE_REQUESTED, "*")
-    erased, _, audit = core.on_consent(token, erasure, state, None, chain, NOW)
-    assert erased is not None and erased.event_ids() == {neighbour.event_id}
-    assert set(audit[0].subject_tokens) == {t.key() for t in subject.tokens}
+    applied = core.on_consent(token, erasure, state, None, chain, NOW)
+    assert applied.state is not None and applied.state.event_ids() == {neighbour.event_id}
+    assert set(applied.audit[0].subject_tokens) == {t.key() for t in subject.tokens}
+    # The subject's event also sits under tokens the consent record does not
+    # carry (its postcode); the erasure is sent on to each of them, once.
+    carried = {t.key() for t in (*erasure.tokens, *erasure.blocking_tokens)}
+    others = set(Sighting.from_event(subject, retention=None).all_tokens()) - carried
+    assert others and applied.cascade == dict.fromkeys(sorted(others),
+                                                       frozenset({subject.event_id}))  # fmt: skip
+    onward = min(others)
+    there = Sighting.from_event(subject, retention=None)
+    held, _ = core.on_sighting(onward, there, None, None, chain, NOW)
+    cascaded = core.on_consent(onward, erasure, held, None, chain, NOW,
+                               forget=applied.cascade[onward])  # fmt: skip
+    assert cascaded.state is not None and len(cascaded.state) == 0
+    assert cascaded.cascade == {}
 
 
 def test_verify_refuses_forgeries_and_other_councils(federation):

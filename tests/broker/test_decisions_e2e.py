@@ -1,0 +1,256 @@
+"""Every kind of refusal, end to end: three councils' connectors, one broker worker, real Kafka.
+
+Each synthetic resident is built to meet one rule of DESIGN section 6 (no
+agreement, an objection, consent withdrawn before the events, events outside the
+agreement's validity, a payload wider than the agreement, an erasure request),
+and one ordinary move is allowed as the control. The test reads the audit topic
+and checks that each resident's decisions carry exactly the expected reason and
+that only the control was notified.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import time
+from collections import defaultdict
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+
+from connectors import EventFactory, SourceRow, Tokeniser, load_linkage_keys, load_mapping
+from connectors._tokens import opaque_reference
+from consent import sign
+from schemas import (
+    AuditKind,
+    AuditRecord,
+    CitizenEvent,
+    Codec,
+    MatchNotification,
+    canonical_bytes,
+)
+from tests.connectors.conftest import (  # noqa: F401 - fixtures shared with the connector tests
+    COUNCILS,
+    REPO,
+    council_factory,
+    federation,
+    linkage_keys,
+    read_topic,
+    run_connector,
+    synthetic,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+A, B, C = COUNCILS
+SYSTEM = "synthetic"
+PEOPLE = {
+    "no-agreement": ("Dora", "Quill", "03/03/1971"),
+    "objected": ("Ezra", "Pennyworth", "11/07/1988"),
+    "withdrawn": ("Farah", "Okonkwo", "29/01/1993"),
+    "not-in-force": ("Gideon", "Marsh", "05/10/1966"),
+    "field": ("Hana", "Takahashi", "17/12/1979"),
+    "erased": ("Ivor", "Blackwood", "08/04/1958"),
+    "allowed": ("Jude", "Fairweather", "21/06/1990"),
+}
+CONSENT_MAPPING = {
+    "system": "consent",
+    "record": "consent",
+    "identity": {"given_name": "forename", "family_name": "surname", "date_of_birth": "dob"},
+    "date_of_birth_format": "%d/%m/%Y",
+    "reference": "ref",
+    "scope": {"column": "scope"},
+    "state": {"column": "state"},
+    "occurred_at": {"column": "recorded", "format": "%Y-%m-%d"},
+}
+
+
+def _row(person: str, council: str, event: str, when: str) -> dict[str, str]:
+    given, family, dob = PEOPLE[person]
+    return {"ref": f"{person}@{council}", "forename": given, "surname": family, "dob": dob,
+            "postcode": "M1 1AE", "address_1": "1 Piccadilly", "uprn": "", "nhs_no": "",
+            "ni_number": "", "event": event, "event_date": when}  # fmt: skip
+
+
+def _consent(person: str, scope: str, state: str, recorded: str) -> dict[str, str]:
+    given, family, dob = PEOPLE[person]
+    return {"ref": f"{person}-consent", "forename": given, "surname": family, "dob": dob,
+            "scope": scope, "state": state, "recorded": recorded}  # fmt: skip
+
+
+def _drop(folder: Path, name: str, rows: list[dict[str, str]]) -> None:
+    partial = folder / f".{name}"
+    with partial.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(partial, folder / name)
+
+
+def _drained(bootstrap: str, group: str, prefix: str, timeout: float = 120) -> None:
+    """Wait until the broker's group has committed everything on its inputs."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            topics = [t for t in admin.list_topics()
+                      if t.startswith(f"{prefix}.events.") or t.startswith(f"{prefix}.consent.")
+                      or t == f"{prefix}.broker.routed"]  # fmt: skip
+            parts = [TopicPartition(t, p) for t in topics
+                     for p in consumer.partitions_for_topic(t) or ()]  # fmt: skip
+            ends = consumer.end_offsets(parts)
+            committed = admin.list_group_offsets({group: None}).get(group, {})
+            behind = {tp: end - (committed[tp].offset if tp in committed else 0)
+                      for tp, end in ends.items() if end}  # fmt: skip
+            if not any(lag > 0 for lag in behind.values()):
+                return
+            assert time.monotonic() < deadline, f"broker still behind: {behind}"
+            time.sleep(1)
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def _widened(setup, row: dict[str, str]) -> CitizenEvent:  # type: ignore[no-untyped-def]
+    """The event a faulty connector would publish: sealed fields beyond the agreement."""
+    keys = load_linkage_keys(setup.linkage_keys)
+    council = setup.council
+    factory = EventFactory(council, setup.federation.signing_key(council),
+                           setup.federation.load(), Tokeniser(keys), keys[-1])  # fmt: skip
+    event = factory.event(SourceRow("faulty.csv", 2, row), load_mapping(setup.synth.mapping),
+                          now=datetime.now(UTC))  # fmt: skip
+    sealed = tuple(replace(p, fields=(*p.fields, "nhs_number")) for p in event.sealed)
+    unsigned = replace(event, sealed=sealed, signature=b"")
+    return replace(unsigned, signature=sign(setup.federation.signing_key(council),
+                                            canonical_bytes(unsigned)))  # fmt: skip
+
+
+def test_each_refusal_is_audited_with_its_reason_and_only_the_control_is_notified(
+    council_factory, kafka_bootstrap, federation, topic_factory, tmp_path
+):
+    prefix = topic_factory("fed")
+    consent_inbox = tmp_path / "consent-inbox"
+    consent_inbox.mkdir()
+    (tmp_path / "consent.yaml").write_text(yaml.safe_dump(CONSENT_MAPPING))
+    consent_source = {"name": "consent", "kind": "csv", "path": str(consent_inbox),
+                      "mapping": str(tmp_path / "consent.yaml")}  # fmt: skip
+    a = council_factory(A, prefix=prefix)
+    document = yaml.safe_load(a.config.read_text())
+    document["sources"].append(consent_source)
+    a.config.write_text(yaml.safe_dump(document))
+    b, c = council_factory(B, prefix=prefix), council_factory(C, prefix=prefix)
+
+    group = topic_factory("broker")
+    worker = subprocess.Popen(
+        [str(REPO / ".venv/bin/fedbroker"), "broker", "run", "--bootstrap", kafka_bootstrap,
+         "--directory", str(federation.directory_path), "--trust-anchor",
+         str(federation.trust_anchor), "--signing-key",
+         str(federation.keys["broker"].signing.private), "--app-id", group, "--prefix", prefix,
+         "--data-dir", str(tmp_path / "broker")],
+        stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        # 1. Residents' choices, recorded before any of their events.
+        _drop(consent_inbox, "choices.csv", [
+            _consent("objected", "gm-multiple-disadvantage", "objected", "2026-08-01"),
+            _consent("withdrawn", "purpose:supporting-families-early-help", "withdrawn",
+                     "2026-08-01"),
+        ])  # fmt: skip
+        run_connector(a, "--once")
+        _drained(kafka_bootstrap, group, prefix)
+
+        # 2. The first council's events.
+        _drop(a.inbox, "events.csv", [
+            _row("no-agreement", A, "MOVE", "2026-09-01"),
+            _row("objected", A, "RENT_ARR", "2026-09-01"),
+            _row("withdrawn", A, "RENT_ARR", "2026-09-01"),
+            _row("not-in-force", A, "RENT_ARR", "2026-03-10"),
+            _row("field", A, "CT_CLOSE", "2026-09-01"),
+            _row("erased", A, "CT_CLOSE", "2026-09-01"),
+            _row("allowed", A, "CT_CLOSE", "2026-09-01"),
+        ])  # fmt: skip
+        run_connector(a, "--once")
+        _drained(kafka_bootstrap, group, prefix)
+
+        # 3. An erasure request at the first council forgets what it held.
+        _drop(consent_inbox, "erasure.csv", [_consent("erased", "*", "erasure-requested",
+                                                      "2026-09-02")])  # fmt: skip
+        run_connector(a, "--once")
+        _drained(kafka_bootstrap, group, prefix)
+
+        # 4. The other councils' events, and one faulty connector's over-wide payload.
+        _drop(b.inbox, "events.csv", [
+            _row("no-agreement", B, "CTR", "2026-09-03"),
+            _row("objected", B, "CT_ARR", "2026-09-05"),
+            _row("withdrawn", B, "CT_ARR", "2026-09-05"),
+            _row("not-in-force", B, "CT_ARR", "2026-03-20"),
+            _row("erased", B, "MOVE", "2026-09-04"),
+            _row("allowed", B, "MOVE", "2026-09-04"),
+        ])  # fmt: skip
+        _drop(c.inbox, "events.csv", [
+            _row("objected", C, "PA", "2026-09-10"),
+            _row("withdrawn", C, "PA", "2026-09-10"),
+            _row("not-in-force", C, "PA", "2026-03-25"),
+            _row("erased", C, "CT_OPEN", "2026-09-05"),
+        ])  # fmt: skip
+        run_connector(b, "--once")
+        run_connector(c, "--once")
+        faulty = _widened(b, _row("field", B, "MOVE", "2026-09-04"))
+        codec = Codec()
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        producer.send(b.events_topic, key=faulty.tokens[0].key().encode(),
+                      value=codec.encode(faulty))  # fmt: skip
+        producer.flush()
+        producer.close()
+        _drained(kafka_bootstrap, group, prefix)
+        time.sleep(3)  # the last outputs' producer flush
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    log = (tmp_path / "worker.log").read_text()[-3000:]
+
+    key = load_linkage_keys(a.linkage_keys)[-1]
+    person_of_ref = {opaque_reference(key, council, SYSTEM, f"{person}@{council}"): person
+                     for person in PEOPLE for council in COUNCILS}  # fmt: skip
+    person_of_event = {}
+    for topic in (a.events_topic, b.events_topic, c.events_topic):
+        for _, value in read_topic(kafka_bootstrap, topic):
+            event = codec.decode_as(value, CitizenEvent)
+            person_of_event[event.event_id] = person_of_ref[event.source_ref]
+    assert read_topic(kafka_bootstrap, f"{prefix}.rejected") == [], log
+
+    audit = [codec.decode_as(v, AuditRecord) for _, v in read_topic(kafka_bootstrap,
+                                                                    f"{prefix}.audit")]  # fmt: skip
+    reasons: dict[str, set[str]] = defaultdict(set)
+    decided: set[str] = set()
+    for record in audit:
+        if record.kind is AuditKind.DECISION:
+            people = {person_of_event[e] for e in record.event_ids}
+            assert len(people) == 1, f"one decision mixed residents: {people}"
+            reasons[people.pop()].update(record.reasons)
+            decided.update(record.event_ids)
+    assert dict(reasons) == {
+        "no-agreement": {"no-agreement"},
+        "objected": {"objected"},
+        "withdrawn": {"consent-withdrawn"},
+        "not-in-force": {"agreement-not-in-force"},
+        "field": {"field-not-allowed"},
+        "erased": {"erasure-requested"},
+        "allowed": {"allowed"},
+    }, log
+    erasures = [r for r in audit if r.kind is AuditKind.ERASURE]
+    assert len(erasures) >= 1 and all(r.subject_tokens for r in erasures)
+    erased_at_a = [e for e, p in person_of_event.items() if p == "erased" and e in decided]
+    assert len(erased_at_a) == 2, "the erased resident's first event was forgotten"
+
+    notified = [codec.decode_as(v, MatchNotification)
+                for t in ("gm-cross-boundary-move", "gm-multiple-disadvantage",
+                          "gm-single-person-discount-duplicate")
+                for _, v in read_topic(kafka_bootstrap, f"{prefix}.match.{t}")]  # fmt: skip
+    assert {person_of_event[e.event_id] for n in notified for e in n.events} == {"allowed"}
