@@ -47,6 +47,9 @@ NICKNAMES = {
     "Jennifer": "Jen", "Michael": "Mike", "Christopher": "Chris", "Rebecca": "Becky",
     "Daniel": "Dan", "Samuel": "Sam", "Alexander": "Alex", "Victoria": "Vicky",
 }  # fmt: skip
+#: The default first event date is this many days ago; events span 73 days from it.
+RECENT_DAYS = 75
+
 _EVENT_CODES = {
     "address-change": "MOVE", "council-tax-account-opened": "CT_OPEN",
     "council-tax-account-closed": "CT_CLOSE", "single-person-discount-awarded": "SPD",
@@ -189,7 +192,7 @@ def generate_federation(
     people: int = 200,
     seed: int = 7,
     error_rate: float = DEFAULT_ERROR_RATE,
-    start: date = date(2026, 9, 7),
+    start: date | None = None,
 ) -> SyntheticFederation:
     """Write one CSV per council (``<gss>.csv``), a mapping, and ``truth.csv``.
 
@@ -200,6 +203,8 @@ def generate_federation(
     rent arrears, council-tax arrears and persistent absence across councils.
     A share ``error_rate`` of the rows in the *other* council carry one error.
     """
+    if start is None:  # recent enough that every agreement's retention still holds them
+        start = date.today() - timedelta(days=RECENT_DAYS)
     codes = tuple(councils) if not isinstance(councils, int) else GM_CODES[:councils]
     rng = random.Random(seed)
     fake = Faker("en_GB")

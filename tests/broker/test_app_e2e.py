@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,7 @@ from tests.connectors.conftest import (  # noqa: F401 - fixtures shared with the
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 AGREEMENT = "gm-cross-boundary-move"
+DAY0 = date.today() - timedelta(days=20)  # inside the agreement's retention
 FROM, TO = COUNCILS[0], COUNCILS[1]
 PERSON = {"forename": "Alice", "surname": "Example-Jones", "dob": "14/02/1984",
           "postcode": "M1 1AE", "address_1": "1 Piccadilly", "uprn": "10023456789",
@@ -81,9 +83,11 @@ def test_move_is_notified_audited_and_forgeries_refused(
     origin = council_factory(FROM, prefix=prefix)
     destination = council_factory(TO, prefix=prefix)
     _write(
-        origin.inbox, [{**PERSON, "ref": "A-1", "event": "CT_CLOSE", "event_date": "2026-09-01"}]
+        origin.inbox,
+        [{**PERSON, "ref": "A-1", "event": "CT_CLOSE", "event_date": DAY0.isoformat()}],
     )
-    _write(destination.inbox, [{**PERSON, "ref": "B-7", "event": "MOVE", "event_date": "2026-09-04",
+    moved = (DAY0 + timedelta(days=3)).isoformat()
+    _write(destination.inbox, [{**PERSON, "ref": "B-7", "event": "MOVE", "event_date": moved,
                                 "postcode": "M32 0AA", "address_1": "2 Chester Rd"}])  # fmt: skip
     broker_key = federation.keys["broker"].signing
     worker = subprocess.Popen(

@@ -16,7 +16,7 @@ import subprocess
 import time
 from collections import defaultdict
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -48,6 +48,18 @@ from tests.connectors.conftest import (  # noqa: F401 - fixtures shared with the
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 A, B, C = COUNCILS
+DAY0 = date.today() - timedelta(days=30)  # inside every agreement's retention
+BEFORE_IN_FORCE = "2026-03-10"  # the example agreements apply from 2026-04-01
+
+
+def _day(offset: int) -> str:
+    return (DAY0 + timedelta(days=offset)).isoformat()
+
+
+def _day_before(offset: int) -> str:
+    return (date.fromisoformat(BEFORE_IN_FORCE) + timedelta(days=offset)).isoformat()
+
+
 SYSTEM = "synthetic"
 PEOPLE = {
     "no-agreement": ("Dora", "Quill", "03/03/1971"),
@@ -158,50 +170,50 @@ def test_each_refusal_is_audited_with_its_reason_and_only_the_control_is_notifie
     try:
         # 1. Residents' choices, recorded before any of their events.
         _drop(consent_inbox, "choices.csv", [
-            _consent("objected", "gm-multiple-disadvantage", "objected", "2026-08-01"),
+            _consent("objected", "gm-multiple-disadvantage", "objected", _day(-31)),
             _consent("withdrawn", "purpose:supporting-families-early-help", "withdrawn",
-                     "2026-08-01"),
+                     _day(-31)),
         ])  # fmt: skip
         run_connector(a, "--once")
         _drained(kafka_bootstrap, group, prefix)
 
         # 2. The first council's events.
         _drop(a.inbox, "events.csv", [
-            _row("no-agreement", A, "MOVE", "2026-09-01"),
-            _row("objected", A, "RENT_ARR", "2026-09-01"),
-            _row("withdrawn", A, "RENT_ARR", "2026-09-01"),
-            _row("not-in-force", A, "RENT_ARR", "2026-03-10"),
-            _row("field", A, "CT_CLOSE", "2026-09-01"),
-            _row("erased", A, "CT_CLOSE", "2026-09-01"),
-            _row("allowed", A, "CT_CLOSE", "2026-09-01"),
+            _row("no-agreement", A, "MOVE", _day(0)),
+            _row("objected", A, "RENT_ARR", _day(0)),
+            _row("withdrawn", A, "RENT_ARR", _day(0)),
+            _row("not-in-force", A, "RENT_ARR", BEFORE_IN_FORCE),
+            _row("field", A, "CT_CLOSE", _day(0)),
+            _row("erased", A, "CT_CLOSE", _day(0)),
+            _row("allowed", A, "CT_CLOSE", _day(0)),
         ])  # fmt: skip
         run_connector(a, "--once")
         _drained(kafka_bootstrap, group, prefix)
 
         # 3. An erasure request at the first council forgets what it held.
         _drop(consent_inbox, "erasure.csv", [_consent("erased", "*", "erasure-requested",
-                                                      "2026-09-02")])  # fmt: skip
+                                                      _day(1))])  # fmt: skip
         run_connector(a, "--once")
         _drained(kafka_bootstrap, group, prefix)
 
         # 4. The other councils' events, and one faulty connector's over-wide payload.
         _drop(b.inbox, "events.csv", [
-            _row("no-agreement", B, "CTR", "2026-09-03"),
-            _row("objected", B, "CT_ARR", "2026-09-05"),
-            _row("withdrawn", B, "CT_ARR", "2026-09-05"),
-            _row("not-in-force", B, "CT_ARR", "2026-03-20"),
-            _row("erased", B, "MOVE", "2026-09-04"),
-            _row("allowed", B, "MOVE", "2026-09-04"),
+            _row("no-agreement", B, "CTR", _day(2)),
+            _row("objected", B, "CT_ARR", _day(4)),
+            _row("withdrawn", B, "CT_ARR", _day(4)),
+            _row("not-in-force", B, "CT_ARR", _day_before(10)),
+            _row("erased", B, "MOVE", _day(3)),
+            _row("allowed", B, "MOVE", _day(3)),
         ])  # fmt: skip
         _drop(c.inbox, "events.csv", [
-            _row("objected", C, "PA", "2026-09-10"),
-            _row("withdrawn", C, "PA", "2026-09-10"),
-            _row("not-in-force", C, "PA", "2026-03-25"),
-            _row("erased", C, "CT_OPEN", "2026-09-05"),
+            _row("objected", C, "PA", _day(9)),
+            _row("withdrawn", C, "PA", _day(9)),
+            _row("not-in-force", C, "PA", _day_before(15)),
+            _row("erased", C, "CT_OPEN", _day(4)),
         ])  # fmt: skip
         run_connector(b, "--once")
         run_connector(c, "--once")
-        faulty = _widened(b, _row("field", B, "MOVE", "2026-09-04"))
+        faulty = _widened(b, _row("field", B, "MOVE", _day(3)))
         codec = Codec()
         producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
         producer.send(b.events_topic, key=faulty.tokens[0].key().encode(),
