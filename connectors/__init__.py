@@ -20,7 +20,7 @@ from connectors._errors import (
     OutboxError,
     SourceError,
 )
-from connectors._events import EventFactory, event_id_for
+from connectors._events import EventFactory, event_id_for, row_tokens
 from connectors._mapping import SourceMapping, load_mapping, parse_mapping
 from connectors._metrics import ConnectorMetrics
 from connectors._normalise import (
@@ -99,4 +99,5 @@ __all__ = [
     "open_connector",
     "parse_mapping",
     "postcode_outward",
+    "row_tokens",
 ]

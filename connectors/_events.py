@@ -20,7 +20,7 @@ from connectors._errors import InvalidIdentifier
 from connectors._mapping import ColumnOrFixed, SourceMapping
 from connectors._normalise import normalise_identity
 from connectors._sources import SourceRow
-from connectors._tokens import LinkageKey, Tokeniser, opaque_reference
+from connectors._tokens import LinkageKey, Tokeniser, Tokens, opaque_reference
 from consent import Directory, agreements_for, seal_fields, sign
 from schemas import (
     EVENT_CATALOGUE,
@@ -32,7 +32,7 @@ from schemas import (
     canonical_bytes,
 )
 
-__all__ = ["EventFactory", "event_id_for", "parse_timestamp"]
+__all__ = ["EventFactory", "event_id_for", "parse_timestamp", "row_tokens"]
 
 ISO = "iso"
 _R = TypeVar("_R", CitizenEvent, ConsentRecord)
@@ -56,6 +56,29 @@ def parse_timestamp(value: str | None, spec: ColumnOrFixed, field: str) -> datet
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def row_tokens(row: SourceRow, mapping: SourceMapping, tokeniser: Tokeniser) -> Tokens:
+    """The tokens of one source row: its identifiers normalised, then tokenised.
+
+    Shared by the connector and ``fedbroker link``, so that a dry run encodes a
+    row exactly as the live federation would.
+
+    Raises:
+        InvalidIdentifier: the row is malformed, an identifier fails
+            normalisation, or nothing usable is left to link on.
+    """
+    if "__malformed__" in row.values:
+        raise InvalidIdentifier("row", str(row.values["__malformed__"]))
+    raw = {name: row.values.get(column) for name, column in mapping.identity.items()}
+    raw.update({name: row.values.get(column) for name, column in mapping.extra.items()})
+    identity = normalise_identity(
+        raw, date_format=mapping.date_of_birth_format, free_text=mapping.free_text
+    )
+    tokens = tokeniser.tokenise(identity)
+    if not tokens.tokens and not tokens.blocking_tokens:
+        raise InvalidIdentifier("identity", "no-usable-identifier")
+    return tokens
+
+
 @dataclass(frozen=True, slots=True)
 class EventFactory:
     """Everything a council needs to turn its rows into records it may publish."""
@@ -66,18 +89,8 @@ class EventFactory:
     tokeniser: Tokeniser
     reference_key: LinkageKey
 
-    def _identity_and_tokens(self, row: SourceRow, mapping: SourceMapping):  # type: ignore[no-untyped-def]
-        if "__malformed__" in row.values:
-            raise InvalidIdentifier("row", str(row.values["__malformed__"]))
-        raw = {name: row.values.get(column) for name, column in mapping.identity.items()}
-        raw.update({name: row.values.get(column) for name, column in mapping.extra.items()})
-        identity = normalise_identity(
-            raw, date_format=mapping.date_of_birth_format, free_text=mapping.free_text
-        )
-        tokens = self.tokeniser.tokenise(identity)
-        if not tokens.tokens and not tokens.blocking_tokens:
-            raise InvalidIdentifier("identity", "no-usable-identifier")
-        return tokens
+    def _identity_and_tokens(self, row: SourceRow, mapping: SourceMapping) -> Tokens:
+        return row_tokens(row, mapping, self.tokeniser)
 
     def _reference(self, row: SourceRow, mapping: SourceMapping) -> str:
         local = row.values.get(mapping.reference)

@@ -5,7 +5,7 @@ must become exactly the tokens and Bloom encoding a council's connector puts on
 the wire: the file is read by the connector's own ``FolderSource``, the row
 mapped by the council's mapping (identity columns, ``identity.extra`` fuzzy
 columns, ``free_text`` identifiers), normalised by ``normalise_identity`` and
-encoded by ``Tokeniser``, the same steps and order as ``EventFactory``. The
+encoded by ``Tokeniser``: ``connectors.row_tokens``, which ``EventFactory`` uses. The
 token keys are then laid out as ``Sighting.from_event`` lays out a verified
 event's. Nothing here normalises or encodes by itself.
 
@@ -31,7 +31,7 @@ from connectors import (
     SourceRow,
     Tokeniser,
     Tokens,
-    normalise_identity,
+    row_tokens,
 )
 from schemas import EventType
 
@@ -43,7 +43,6 @@ logger = logging.getLogger(__name__)
 # (no retention), so each sighting gets the same fixed ones.
 _EVENT_TYPE = EventType.ADDRESS_CHANGE
 _OCCURRED_AT = datetime(1970, 1, 1, tzinfo=UTC)
-_MALFORMED = "__malformed__"  # FolderSource's marker for a row it could not split
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,18 +104,7 @@ class RowEncoder:
             InvalidIdentifier: the row is malformed, an identifier fails
                 normalisation, or nothing usable is left to link on.
         """
-        if _MALFORMED in row.values:
-            raise InvalidIdentifier("row", str(row.values[_MALFORMED]))
-        mapping = self.mapping
-        raw = {name: row.values.get(column) for name, column in mapping.identity.items()}
-        raw.update({name: row.values.get(column) for name, column in mapping.extra.items()})
-        identity = normalise_identity(
-            raw, date_format=mapping.date_of_birth_format, free_text=mapping.free_text
-        )
-        tokens = self.tokeniser.tokenise(identity)
-        if not tokens.tokens and not tokens.blocking_tokens:
-            raise InvalidIdentifier("identity", "no-usable-identifier")
-        return tokens
+        return row_tokens(row, self.mapping, self.tokeniser)
 
     def sighting(self, row: SourceRow, *, side: str) -> Sighting | Refused:
         """The sighting of one row (``source_council`` is the side, ``source_ref``
