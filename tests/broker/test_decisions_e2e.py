@@ -25,7 +25,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from connectors import EventFactory, SourceRow, Tokeniser, load_linkage_keys, load_mapping
 from connectors._tokens import opaque_reference
-from consent import sign
+from consent import sign, verify_audit
 from schemas import (
     AuditKind,
     AuditRecord,
@@ -164,7 +164,7 @@ def test_each_refusal_is_audited_with_its_reason_and_only_the_control_is_notifie
          "--directory", str(federation.directory_path), "--trust-anchor",
          str(federation.trust_anchor), "--signing-key",
          str(federation.keys["broker"].signing.private), "--app-id", group, "--prefix", prefix,
-         "--data-dir", str(tmp_path / "broker")],
+         "--data-dir", str(tmp_path / "broker"), "--checkpoint-interval", "3"],
         stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -221,7 +221,7 @@ def test_each_refusal_is_audited_with_its_reason_and_only_the_control_is_notifie
         producer.flush()
         producer.close()
         _drained(kafka_bootstrap, group, prefix)
-        time.sleep(3)  # the last outputs' producer flush
+        time.sleep(6)  # the last outputs' flush, and a checkpoint on every chain
     finally:
         worker.terminate()
         worker.wait(timeout=60)
@@ -256,6 +256,11 @@ def test_each_refusal_is_audited_with_its_reason_and_only_the_control_is_notifie
         "erased": {"erasure-requested"},
         "allowed": {"allowed"},
     }, log
+    report = verify_audit(audit, federation.load().member("broker").signing_key)
+    assert report.ok, report.problems
+    assert report.chains and all(c.unanchored == 0 for c in report.chains.values()), (
+        "every decision is covered by a signed checkpoint, even once the stream is quiet"
+    )
     erasures = [r for r in audit if r.kind is AuditKind.ERASURE]
     assert len(erasures) >= 1 and all(r.subject_tokens for r in erasures)
     erased_at_a = [e for e, p in person_of_event.items() if p == "erased" and e in decided]
