@@ -124,6 +124,7 @@ class PartitionCore:
             effects.audit.extend(
                 self._no_agreement(token, sighting, observation.matches, chain, now)
             )
+            effects.decisions.append((NO_AGREEMENT_LABEL, Outcome.DENIED))
         for agreement in agreements:
             hit = evaluate_rule(agreement, sighting, observation.matches, now=now)
             if hit is None:

@@ -14,6 +14,7 @@ import csv
 import os
 import subprocess
 import time
+import urllib.request
 from collections import defaultdict
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -48,6 +49,7 @@ from tests.connectors.conftest import (  # noqa: F401 - fixtures shared with the
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 A, B, C = COUNCILS
+METRICS_PORT = 29099  # below the ephemeral range
 DAY0 = date.today() - timedelta(days=30)  # inside every agreement's retention
 BEFORE_IN_FORCE = "2026-03-10"  # the example agreements apply from 2026-04-01
 
@@ -129,6 +131,24 @@ def _drained(bootstrap: str, group: str, prefix: str, timeout: float = 120) -> N
         admin.close()
 
 
+def _check_metrics(text: str) -> None:
+    """The operator's view of the same run: labelled counts, and nothing personal."""
+    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+               for line in text.splitlines() if line and not line.startswith("#")}  # fmt: skip
+    assert samples[f'fedbroker_broker_events_total{{event_type="rent-arrears",source="{A}"}}'] == 3
+    assert samples['fedbroker_broker_decisions_total{agreement="none",outcome="denied"}'] >= 1
+    assert samples['fedbroker_broker_decisions_total{agreement="gm-cross-boundary-move",'
+                   'outcome="allowed"}'] >= 1  # fmt: skip
+    assert samples['fedbroker_broker_matches_total{method="exact"}'] >= 7
+    assert samples['fedbroker_broker_processing_seconds_count{stage="match"}'] > 0
+    assert samples["fedbroker_broker_dice_threshold"] == 0.8
+    assert any(k.startswith("fedbroker_broker_consumer_lag{") for k in samples)
+    assert not any(k.startswith("fedbroker_broker_rejected_total{") for k in samples)
+    for given, family, dob in PEOPLE.values():
+        assert given not in text and family not in text and dob not in text
+    assert "@" not in text, "no source reference in a label"
+
+
 def _widened(setup, row: dict[str, str]) -> CitizenEvent:  # type: ignore[no-untyped-def]
     """The event a faulty connector would publish: sealed fields beyond the agreement."""
     keys = load_linkage_keys(setup.linkage_keys)
@@ -164,7 +184,8 @@ def test_each_refusal_is_audited_with_its_reason_and_only_the_control_is_notifie
          "--directory", str(federation.directory_path), "--trust-anchor",
          str(federation.trust_anchor), "--signing-key",
          str(federation.keys["broker"].signing.private), "--app-id", group, "--prefix", prefix,
-         "--data-dir", str(tmp_path / "broker"), "--checkpoint-interval", "3"],
+         "--data-dir", str(tmp_path / "broker"), "--checkpoint-interval", "3",
+         "--metrics-port", str(METRICS_PORT)],
         stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -222,6 +243,8 @@ def test_each_refusal_is_audited_with_its_reason_and_only_the_control_is_notifie
         producer.close()
         _drained(kafka_bootstrap, group, prefix)
         time.sleep(6)  # the last outputs' flush, and a checkpoint on every chain
+        with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics") as response:
+            metrics = response.read().decode()
     finally:
         worker.terminate()
         worker.wait(timeout=60)
@@ -261,6 +284,7 @@ def test_each_refusal_is_audited_with_its_reason_and_only_the_control_is_notifie
     assert report.chains and all(c.unanchored == 0 for c in report.chains.values()), (
         "every decision is covered by a signed checkpoint, even once the stream is quiet"
     )
+    _check_metrics(metrics)
     erasures = [r for r in audit if r.kind is AuditKind.ERASURE]
     assert len(erasures) >= 1 and all(r.subject_tokens for r in erasures)
     erased_at_a = [e for e, p in person_of_event.items() if p == "erased" and e in decided]

@@ -213,5 +213,6 @@ def test_a_match_no_agreement_covers_is_denied_on_the_record_and_not_kept(federa
         state, effects = core.on_sighting(token, sighting, state, None, chain, NOW)
     assert effects.notifications == []
     assert [(a.agreement_id, a.reasons) for a in effects.audit] == [("", ("no-agreement",))]
+    assert effects.decisions == [("none", Outcome.DENIED)]
     assert set(effects.audit[0].event_ids) == {move.event_id, claim.event_id}
     assert state.event_ids() == {move.event_id}, "an event no agreement uses is not kept"
