@@ -1,0 +1,243 @@
+"""Kafka and process plumbing for the broker bench: workers, topics, metrics, progress."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from bench._broker_data import BenchData
+from broker.app import ensure_topics
+
+__all__ = [
+    "Drain",
+    "Worker",
+    "broker_worker",
+    "end_total",
+    "fill",
+    "free_port",
+    "metric_counts",
+    "passthrough_worker",
+    "read_topic",
+    "watch",
+]
+
+REPO = Path(__file__).resolve().parents[1]
+POLL_S = 0.1
+_SAMPLE = re.compile(r"^(\w+)(?:\{([^}]*)\})? ([0-9.eE+-]+)$")
+
+
+_GIVEN: set[int] = set()
+
+
+def free_port(start: int = 29600) -> int:
+    """A free local port below the ephemeral range (the project's rule for scripts).
+
+    Never the same one twice in a run: a worker binds its port only once started.
+    """
+    for port in range(start, start + 200):
+        if port in _GIVEN:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            _GIVEN.add(port)
+            return port
+    raise RuntimeError("no free port for a worker's metrics")
+
+
+@dataclass
+class Worker:
+    """One worker subprocess and its log."""
+
+    name: str
+    args: list[str]
+    log: Path
+    metrics_port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        self.process = subprocess.Popen(
+            self.args, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, cwd=REPO
+        )
+        return self
+
+    def check(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"{self.name} exited early:\n{self.tail()}")
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+
+def broker_worker(
+    data: BenchData, name: str, *, bootstrap: str, prefix: str, group: str, work: Path,
+    partitions: int, threshold: float,
+) -> Worker:  # fmt: skip
+    """``fedbroker broker run`` exactly as an operator starts one worker."""
+    keys = data.federation.keys["broker"].signing
+    assert keys is not None
+    port = free_port()
+    args = [
+        str(REPO / ".venv/bin/fedbroker"), "broker", "run", "--bootstrap", bootstrap,
+        "--directory", str(data.federation.directory_path),
+        "--trust-anchor", str(data.federation.trust_anchor),
+        "--signing-key", str(keys.private), "--app-id", group, "--prefix", prefix,
+        "--partitions", str(partitions), "--threshold", f"{threshold:.6f}",
+        "--metrics-port", str(port), "--data-dir", str(work / f"data-{name}"),
+    ]  # fmt: skip
+    return Worker(name, args, work / f"{name}.log", port)
+
+
+def passthrough_worker(
+    name: str, *, bootstrap: str, sources: Sequence[str], sink: str, group: str, work: Path,
+    partitions: int,
+) -> Worker:  # fmt: skip
+    args = [sys.executable, "-m", "bench._broker_passthrough", "--bootstrap", bootstrap,
+            "--app-id", group, "--sink", sink, "--partitions", str(partitions),
+            "--data-dir", str(work / f"data-{name}")]  # fmt: skip
+    for topic in sources:
+        args += ["--source", topic]
+    return Worker(name, args, work / f"{name}.log")
+
+
+def source_topics(prefix: str, councils: Sequence[str]) -> list[str]:
+    return [f"{prefix}.{role}.{c}" for c in councils for role in ("events", "consent")]
+
+
+def fill(bootstrap: str, prefix: str, data: BenchData, councils: Sequence[str],
+         partitions: int, extra: Sequence[str] = ()) -> None:  # fmt: skip
+    """Create the council topics and write every event to them, keyed as the connector does."""
+    ensure_topics(bootstrap, [*source_topics(prefix, councils), *extra],
+                  partitions=partitions, replication=1)  # fmt: skip
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
+                             batch_size=512 * 1024, max_request_size=8 * 1024 * 1024)  # fmt: skip
+    try:
+        for item in data.events:
+            producer.send(f"{prefix}.{item.topic_suffix}", key=item.key, value=item.value)
+        producer.flush(timeout=120)
+    finally:
+        producer.close()
+
+
+def end_total(consumer: KafkaConsumer, topic: str) -> int:
+    """How many messages ``topic`` holds (sum of its partitions' end offsets)."""
+    parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    return sum(consumer.end_offsets(parts).values()) if parts else 0
+
+
+def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes, bytes, int]]:
+    """Every (key, value, timestamp ms) on ``topic``, from its start to its current end."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not parts:
+            return []
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        out: list[tuple[bytes, bytes, int]] = []
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            for records in consumer.poll(timeout_ms=1000).values():
+                out.extend((r.key, r.value, r.timestamp) for r in records)
+        return out
+    finally:
+        consumer.close()
+
+
+def metric_counts(port: int) -> dict[str, float] | None:
+    """Sample sums from one worker's ``/metrics`` (None while it is not serving yet).
+
+    Keys: ``verify`` and ``match`` (messages each stage finished), ``rejected``.
+    """
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
+            text = reply.read().decode()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+    counts = {"verify": 0.0, "match": 0.0, "rejected": 0.0}
+    for line in text.splitlines():
+        sample = _SAMPLE.match(line)
+        if sample is None:
+            continue
+        name, labels, value = sample.group(1), sample.group(2) or "", float(sample.group(3))
+        if name == "fedbroker_broker_processing_seconds_count":
+            for stage in ("verify", "match"):
+                if f'stage="{stage}"' in labels:
+                    counts[stage] += value
+        elif name == "fedbroker_broker_rejected_total":
+            counts["rejected"] += value
+    return counts
+
+
+@dataclass
+class Drain:
+    """Progress of one timed drain: (seconds since watching began, units done)."""
+
+    total: int
+    samples: list[tuple[float, float]] = field(default_factory=list)
+    shares: list[float] = field(default_factory=list)
+
+    def first(self) -> float:
+        return next(t for t, done in self.samples if done > 0)
+
+    def reached(self, fraction: float) -> float:
+        return next(t for t, done in self.samples if done >= fraction * self.total)
+
+    def full_seconds(self) -> float:
+        """From the first message processed to the last."""
+        return self.reached(1.0) - self.first()
+
+    def steady_seconds(self, low: float = 0.1, high: float = 0.9) -> tuple[float, float]:
+        """Time between ``low`` and ``high`` of the work done, and that share of the work."""
+        return self.reached(high) - self.reached(low), high - low
+
+
+def watch(
+    progress: Callable[[], tuple[float, list[float]]],
+    total: int,
+    workers: Sequence[Worker],
+    *,
+    timeout: float = 900.0,
+    stall: float = 120.0,
+) -> Drain:
+    """Poll ``progress`` (units done, per-worker shares) until ``total`` units are done."""
+    drain = Drain(total)
+    started = last_change = time.perf_counter()
+    last = -1.0
+    while True:
+        for worker in workers:
+            worker.check()
+        done, shares = progress()
+        now = time.perf_counter()
+        drain.samples.append((now - started, done))
+        if done != last:
+            last, last_change = done, now
+        if done >= total:
+            drain.shares = shares
+            return drain
+        if now - started > timeout or (done > 0 and now - last_change > stall):
+            logs = "\n".join(f"--- {w.name}\n{w.tail()}" for w in workers)
+            raise RuntimeError(f"drain stuck at {done:.0f}/{total}:\n{logs}")
+        time.sleep(POLL_S)

@@ -1,0 +1,529 @@
+"""The streaming broker, end to end: throughput, scale-out, latency and matching quality.
+
+One run measures, on its own Kafka (or ``KAFKA_BOOTSTRAP_SERVERS``):
+
+* a bare Faust pass-through worker (same ``faust.App`` settings as the broker,
+  one agent that consumes the council topics and produces every message
+  unchanged): the baseline, in events/s;
+* the full pipeline (``fedbroker broker run``: verify, route by every token,
+  match, decide, notify, audit) with one worker and with two, in events/s;
+* end-to-end latency, published -> notified, at a fixed offered rate into a
+  running one-worker broker;
+* precision, recall and F1 of the pairs the stream reports on
+  ``<prefix>.broker.matches`` against the synthetic councils' ground truth, at
+  the threshold fitted by the broker's own EM on the same events' scores.
+
+Every throughput run drains topics that were filled before its workers
+started, so the figures are the broker's, not the connector's; events are
+built once by the connector's ``EventFactory``. Rates are given over the whole
+drain (first message processed to last) and over its steady middle (10%-90% of
+the work), which leaves out start-up and the initial group rebalance.
+Run: ``python -m bench.broker [--people N] [--rate R --seconds S]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from bench._broker_data import COUNCILS, BenchData, build_data, resigned
+from bench._broker_kafka import (
+    Drain,
+    Worker,
+    broker_worker,
+    end_total,
+    fill,
+    metric_counts,
+    passthrough_worker,
+    read_topic,
+    source_topics,
+    watch,
+)
+from bench.linkage_quality import LinkageQuality, quality
+from broker import DEFAULT_DICE_THRESHOLD
+from fedbroker import KafkaCluster
+from schemas import Codec, MatchNotification
+
+__all__ = ["main", "run"]
+
+BENCH_PORT = 29492
+DEFAULT_PEOPLE = 5000
+DEFAULT_SEED = 20261123
+DEFAULT_PARTITIONS = 4
+AIM_VS_BASELINE = 0.5
+AIM_PER_WORKER = 5000.0
+AIM_SCALE = 1.8
+AIM_F1 = 0.99
+MAX_AUTO_RATE = 200
+AUTO_SHARE = 0.5
+Pair = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    """One timed drain, in events/s."""
+
+    label: str
+    workers: int
+    events: int
+    full_seconds: float
+    steady_seconds: float
+    steady_share: float
+    worker_shares: tuple[float, ...]
+
+    @property
+    def full_rate(self) -> float:
+        return self.events / self.full_seconds
+
+    @property
+    def steady_rate(self) -> float:
+        return self.events * self.steady_share / self.steady_seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    offered_rate: float
+    achieved_rate: float
+    sent: int
+    notifications: int
+    created_ms: tuple[float, ...]  # notification created_at - triggering event published_at
+    seen_ms: tuple[float, ...]  # a subscriber reading the match topic - published_at
+
+
+@dataclass(frozen=True, slots=True)
+class Quality:
+    threshold: float
+    fit: str
+    kept: LinkageQuality
+    kept_events: int
+    every: LinkageQuality
+    at_guess: LinkageQuality | None
+    pairs_two_workers_equal: bool | None
+
+
+def _bootstrap(home: Path) -> tuple[str, KafkaCluster | None]:
+    existing = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if existing:
+        return existing, None
+    cluster = KafkaCluster(1, BENCH_PORT, home)
+    return cluster.up(fresh=True), cluster
+
+
+def _prefix() -> str:
+    return f"bench-{uuid.uuid4().hex[:8]}"
+
+
+def _throughput(label: str, drain: Drain, workers: int, events: int) -> Throughput:
+    steady, share = drain.steady_seconds()
+    return Throughput(label, workers, events, drain.full_seconds(), steady, share,
+                      tuple(drain.shares))  # fmt: skip
+
+
+def _stop(workers: Sequence[Worker]) -> None:
+    for worker in workers:
+        worker.stop()
+
+
+def run_passthrough(data: BenchData, bootstrap: str, work: Path, partitions: int) -> Throughput:
+    prefix = _prefix()
+    sink = f"{prefix}.passthrough"
+    fill(bootstrap, prefix, data, COUNCILS, partitions, extra=[sink])
+    worker = passthrough_worker("passthrough", bootstrap=bootstrap,
+                                sources=source_topics(prefix, COUNCILS), sink=sink,
+                                group=f"{prefix}-passthrough", work=work,
+                                partitions=partitions)  # fmt: skip
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        worker.start()
+
+        def progress() -> tuple[float, list[float]]:
+            return float(end_total(consumer, sink)), [1.0]
+
+        drain = watch(progress, len(data.events), [worker])
+    finally:
+        consumer.close()
+        worker.stop()
+    return _throughput("bare Faust pass-through", drain, 1, len(data.events))
+
+
+def run_pipeline(
+    data: BenchData, bootstrap: str, work: Path, partitions: int, workers: int,
+    threshold: float,
+) -> tuple[Throughput, str]:  # fmt: skip
+    """Drain the filled topics with ``workers`` broker workers; returns the prefix used."""
+    prefix = _prefix()
+    fill(bootstrap, prefix, data, COUNCILS, partitions)
+    group = f"{prefix}-broker"
+    started = [broker_worker(data, f"broker-{workers}w-{i}", bootstrap=bootstrap, prefix=prefix,
+                             group=group, work=work, partitions=partitions,
+                             threshold=threshold) for i in range(workers)]  # fmt: skip
+    try:
+        for worker in started:
+            worker.start()
+
+        def progress() -> tuple[float, list[float]]:
+            counts = [metric_counts(w.metrics_port) or {"match": 0.0} for w in started]
+            done = sum(c["match"] for c in counts)
+            return done, [c["match"] / done if done else 0.0 for c in counts]
+
+        drain = watch(progress, data.routed, started)
+        rejected = sum((metric_counts(w.metrics_port) or {}).get("rejected", 0.0)
+                       for w in started)  # fmt: skip
+        if rejected:
+            print(f"warning: {rejected:.0f} messages rejected by the broker")
+    finally:
+        _stop(started)  # a clean stop flushes what the workers were still sending
+    label = f"full pipeline, {workers} worker{'s' if workers > 1 else ''}"
+    return _throughput(label, drain, workers, len(data.events)), prefix
+
+
+def _stream_pairs(bootstrap: str, prefix: str) -> list[dict[str, Any]]:
+    import json
+
+    return [json.loads(v) for _, v, _ in read_topic(bootstrap, f"{prefix}.broker.matches")]
+
+
+def _pair(a: str, b: str) -> Pair:
+    return (a, b) if a <= b else (b, a)
+
+
+def run_quality(
+    data: BenchData, bootstrap: str, prefix: str, threshold: float, other: str | None
+) -> Quality:
+    """Score the stream's pairs against the truth (kept events: what the broker must link)."""
+    person = {e.event.event_id: e.person for e in data.events}
+    kept = {e.event.event_id for e in data.events if e.kept}
+    streamed = _stream_pairs(bootstrap, prefix)
+    found: dict[Pair, dict[str, Any]] = {}
+    for pair in streamed:
+        a, b = (e["event_id"] for e in pair["events"])
+        found[_pair(a, b)] = pair
+    by_person: dict[str, list[str]] = {}
+    for event_id, subject in person.items():
+        by_person.setdefault(subject, []).append(event_id)
+    truth = {_pair(a, b) for ids in by_person.values() for a, b in combinations(ids, 2)}
+
+    def within(pairs: set[Pair]) -> set[Pair]:
+        return {p for p in pairs if p[0] in kept and p[1] in kept}
+
+    at_guess = None
+    if threshold <= DEFAULT_DICE_THRESHOLD:
+        guessed = {p for p, v in found.items()
+                   if v["method"] == "exact" or v["score"] >= DEFAULT_DICE_THRESHOLD}  # fmt: skip
+        at_guess = quality(within(guessed), within(truth))
+    equal = None
+    if other is not None:
+        # Kept events' pairs only: an unkept event meets only what arrived before
+        # it, and two workers see the councils' topics interleaved differently.
+        theirs = {_pair(*(e["event_id"] for e in p["events"])) for p in
+                  _stream_pairs(bootstrap, other)}  # fmt: skip
+        equal = within(theirs) == within(set(found))
+    return Quality(
+        threshold=threshold,
+        fit=data.fit.describe(),
+        kept=quality(within(set(found)), within(truth)),
+        kept_events=len(kept),
+        every=quality(set(found), truth),
+        at_guess=at_guess,
+        pairs_two_workers_equal=equal,
+    )
+
+
+class _Subscriber(threading.Thread):
+    """Reads the match topics as a recipient service would, noting when each arrives."""
+
+    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.consumer = KafkaConsumer(
+            *topics, bootstrap_servers=bootstrap, group_id=f"bench-sub-{uuid.uuid4().hex[:6]}",
+            auto_offset_reset="earliest", fetch_max_wait_ms=5, enable_auto_commit=False,
+        )  # fmt: skip
+        self.seen: list[tuple[float, bytes]] = []
+        self.stopping = threading.Event()
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                batch = self.consumer.poll(timeout_ms=50)
+                now = time.time()
+                if self.consumer.assignment():
+                    self.ready.set()
+                for records in batch.values():
+                    self.seen.extend((now, r.value) for r in records)
+        finally:
+            self.consumer.close()
+
+
+def run_latency(
+    data: BenchData, bootstrap: str, work: Path, partitions: int, threshold: float,
+    rate: float, seconds: float,
+) -> Latency:  # fmt: skip
+    prefix = _prefix()
+    group = f"{prefix}-broker"
+    ensure = [*source_topics(prefix, COUNCILS)]
+    from broker.app import ensure_topics
+
+    ensure_topics(bootstrap, ensure, partitions=partitions, replication=1)
+    worker = broker_worker(data, "broker-latency", bootstrap=bootstrap, prefix=prefix,
+                           group=group, work=work, partitions=partitions,
+                           threshold=threshold)  # fmt: skip
+    agreements = sorted(data.federation.load().agreements)
+    subscriber = _Subscriber(bootstrap, [f"{prefix}.match.{a}" for a in agreements])
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0,
+                             enable_idempotence=True)  # fmt: skip
+    keys, codec = data.signing_keys(), Codec()
+    count = min(int(rate * seconds), len(data.events))
+    items = data.events[:count]
+    published: dict[str, datetime] = {}
+    try:
+        worker.start()
+        # Warm up: the first event is processed before the clock starts.
+        first = items[0]
+        event, value = resigned(first, keys[first.event.source_council], codec,
+                                datetime.now(UTC))  # fmt: skip
+        published[event.event_id] = event.published_at
+        producer.send(f"{prefix}.{first.topic_suffix}", key=first.key, value=value).get(30)
+
+        def matched() -> tuple[float, list[float]]:
+            counts = metric_counts(worker.metrics_port)
+            return (counts["match"] if counts else 0.0), [1.0]
+
+        watch(matched, first.routed, [worker], timeout=300)
+        subscriber.start()
+        if not subscriber.ready.wait(60):
+            raise RuntimeError("the subscriber was never assigned the match topics")
+        start = time.perf_counter()
+        for i, item in enumerate(items[1:], start=1):
+            delay = start + (i - 1) / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            event, value = resigned(item, keys[item.event.source_council], codec,
+                                    datetime.now(UTC))  # fmt: skip
+            published[event.event_id] = event.published_at
+            producer.send(f"{prefix}.{item.topic_suffix}", key=item.key, value=value)
+        producer.flush(timeout=60)
+        achieved = (count - 1) / (time.perf_counter() - start)
+        watch(matched, sum(i.routed for i in items), [worker], timeout=600)
+        time.sleep(2.0)  # the last notifications reach the subscriber
+    finally:
+        producer.close()
+        subscriber.stopping.set()
+        if subscriber.is_alive():
+            subscriber.join(timeout=10)
+        worker.stop()
+    created, seen = [], []
+    noted: set[str] = set()
+    for arrived, raw in subscriber.seen:
+        notification = codec.decode_as(raw, MatchNotification)
+        if notification.notification_id in noted:
+            continue
+        noted.add(notification.notification_id)
+        times = [published[e.event_id] for e in notification.events if e.event_id in published]
+        trigger = max(times)
+        created.append((notification.created_at - trigger).total_seconds() * 1000)
+        seen.append((arrived - trigger.timestamp()) * 1000)
+    return Latency(rate, achieved, count, len(noted), tuple(created), tuple(seen))
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(int(line.split()[1]) for line in
+                      Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal"))  # fmt: skip
+        memory = f"{mem_kb / 1024 / 1024:.0f} GiB"
+    except (OSError, StopIteration, ValueError):
+        memory = "?"
+    return f"{model}, nproc {os.cpu_count()}, {memory}, Python {platform.python_version()}"
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    data: BenchData
+    passthrough: Throughput
+    one: Throughput
+    two: Throughput
+    latency: Latency
+    quality: Quality
+    partitions: int
+    seconds: float
+
+    def rows(self) -> list[tuple[str, str, str, str, str]]:
+        base = self.passthrough.steady_rate
+        one, two, q, lat = self.one, self.two, self.quality, self.latency
+        scale = two.steady_rate / one.steady_rate
+        rows = [
+            ("bare Faust pass-through, 1 worker (baseline)", f"{base:,.0f} ev/s",
+             "1.00", "-", "-"),
+            ("full pipeline, 1 worker", f"{one.steady_rate:,.0f} ev/s",
+             f"{one.steady_rate / base:.2f}", f">= {AIM_VS_BASELINE} x baseline",
+             _met(one.steady_rate >= AIM_VS_BASELINE * base)),
+            ("full pipeline, 1 worker vs 5,000 ev/s", f"{one.steady_rate:,.0f} ev/s",
+             f"{one.steady_rate / base:.2f}", f">= {AIM_PER_WORKER:,.0f} ev/s per worker",
+             _met(one.steady_rate >= AIM_PER_WORKER)),
+            ("full pipeline, 2 workers", f"{two.steady_rate:,.0f} ev/s",
+             f"{two.steady_rate / base:.2f}", f">= {AIM_SCALE} x one worker",
+             f"{_met(scale >= AIM_SCALE)} ({scale:.2f}x)"),
+            (f"latency p50 at {lat.offered_rate:.0f} ev/s offered, published -> on topic",
+             f"{_percentile(lat.seen_ms, 50):,.0f} ms", "-", "-", "-"),
+            (f"latency p99 at {lat.offered_rate:.0f} ev/s offered, published -> on topic",
+             f"{_percentile(lat.seen_ms, 99):,.0f} ms", "-", "-", "-"),
+            (f"precision at fitted threshold {q.threshold:.3f}", f"{q.kept.precision:.4f}",
+             "-", "-", "-"),
+            ("recall", f"{q.kept.recall:.4f}", "-", "-", "-"),
+            ("F1", f"{q.kept.f1:.4f}", "-", f">= {AIM_F1}", _met(q.kept.f1 >= AIM_F1)),
+        ]  # fmt: skip
+        return rows
+
+    def table(self) -> str:
+        header = ("figure", "value", "ratio to baseline", "aim", "aim met")
+        rows = [header, *self.rows()]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    def details(self) -> list[str]:
+        d, lat, q = self.data, self.latency, self.quality
+        out = [
+            f"machine: {_machine()}",
+            f"data: {d.people} synthetic people in {len(COUNCILS)} councils, 30% of "
+            f"cross-council rows with one realistic error; {len(d.events):,} signed events "
+            f"({d.rows - len(d.events)} quarantined), {d.routed:,} routed messages "
+            f"({d.routed / len(d.events):.1f} per event), {self.partitions} partitions",
+        ]
+        for t in (self.passthrough, self.one, self.two):
+            shares = ", ".join(f"{s:.0%}" for s in t.worker_shares)
+            out.append(
+                f"{t.label}: steady (10-90%) {t.steady_rate:,.0f} ev/s; whole drain "
+                f"{t.full_rate:,.0f} ev/s ({t.events:,} events in {t.full_seconds:.1f} s)"
+                + (f"; work per worker {shares}" if t.workers > 1 else "")
+            )
+        out += [
+            f"latency: {lat.sent:,} events offered at {lat.offered_rate:.0f}/s "
+            f"(achieved {lat.achieved_rate:.0f}/s), {lat.notifications} notifications; "
+            f"published -> created_at p50 {_percentile(lat.created_ms, 50):,.0f} ms, "
+            f"p99 {_percentile(lat.created_ms, 99):,.0f} ms; published -> read by a "
+            f"subscriber p50 {_percentile(lat.seen_ms, 50):,.0f} ms, "
+            f"p99 {_percentile(lat.seen_ms, 99):,.0f} ms",
+            f"threshold: {q.fit}",
+            f"quality on the {q.kept_events:,} events an agreement uses (kept for later "
+            f"matches): {q.kept.line()}",
+            f"quality on all events (unkept ones match only what came before): {q.every.line()}",
+        ]
+        if q.at_guess is not None:
+            out.append(f"quality at guessed {DEFAULT_DICE_THRESHOLD:.2f} (same stream, "
+                       f"pairs filtered by score): {q.at_guess.line()}")  # fmt: skip
+        if q.pairs_two_workers_equal is not None:
+            out.append(f"two workers reported the same pairs as one: "
+                       f"{'yes' if q.pairs_two_workers_equal else 'NO'}")  # fmt: skip
+        out.append(f"bench wall time: {self.seconds:.0f} s")
+        return out
+
+    def markdown(self) -> str:
+        lines = ["| figure | value | ratio to baseline | aim | aim met |", "|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(r) + " |" for r in self.rows()]
+        return "\n".join(lines)
+
+
+def run(*, people: int, seed: int, partitions: int, rate: float | None, seconds: float,
+        threshold: float | None) -> Report:  # fmt: skip
+    began = time.perf_counter()
+    home = Path(".fedbroker").resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        print(f"building {people} people's events (connector code, offline) ...", flush=True)
+        data = build_data(work, people=people, seed=seed)
+        chosen = data.fit.threshold if threshold is None else threshold
+        bootstrap, cluster = _bootstrap(home)
+        try:
+            print("pass-through baseline ...", flush=True)
+            passthrough = run_passthrough(data, bootstrap, work, partitions)
+            print("pipeline, one worker ...", flush=True)
+            one, one_prefix = run_pipeline(data, bootstrap, work, partitions, 1, chosen)
+            print("pipeline, two workers ...", flush=True)
+            two, two_prefix = run_pipeline(data, bootstrap, work, partitions, 2, chosen)
+            print("quality ...", flush=True)
+            scored = run_quality(data, bootstrap, one_prefix, chosen, two_prefix)
+            if rate is None:
+                # A fixed rate the one worker can sustain; above it, latency is queueing.
+                rate = float(min(MAX_AUTO_RATE, max(1, round(one.steady_rate * AUTO_SHARE))))
+            print(f"latency at {rate:.0f} events/s ...", flush=True)
+            latency = run_latency(data, bootstrap, work, partitions, chosen, rate, seconds)
+        finally:
+            if cluster is not None:
+                cluster.down()
+    return Report(data, passthrough, one, two, latency, scored, partitions,
+                  time.perf_counter() - began)  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--people", type=int, default=DEFAULT_PEOPLE, help="synthetic people (about 2 events each)"
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--partitions", type=int, default=DEFAULT_PARTITIONS)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help=f"offered events/s for the latency run (default: {MAX_AUTO_RATE}/s "
+        f"or {AUTO_SHARE:.0%} of the measured one-worker rate if lower)",
+    )
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of the latency run")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="fix the Dice threshold (default: the EM fit on the events)",
+    )
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help="also print the table as Markdown for bench/RESULTS.md",
+    )
+    args = parser.parse_args(argv)  # fmt: skip
+    report = run(people=args.people, seed=args.seed, partitions=args.partitions,
+                 rate=args.rate, seconds=args.seconds, threshold=args.threshold)  # fmt: skip
+    print()
+    print(report.table())
+    print()
+    print("\n".join(report.details()))
+    if args.markdown:
+        print()
+        print(report.markdown())
+
+
+if __name__ == "__main__":
+    main()
