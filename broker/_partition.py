@@ -108,10 +108,11 @@ class PartitionCore:
         effects = Effects()
         held = (state or TokenState()).live(now)
         # A replay (a restarted worker, or a message sent twice) is matched again
-        # against everything but itself: its notifications are re-sent under the
-        # same deterministic ids, so nothing is lost between state and output.
+        # against what had arrived before it, as the first time: its notifications
+        # are re-sent under the same deterministic ids, so nothing is lost between
+        # state and output and nothing new is made up from later arrivals.
         effects.duplicate = sighting.event_id in held.event_ids()
-        base = held.without({sighting.event_id}) if effects.duplicate else held
+        base = held.before(sighting.event_id) if effects.duplicate else held
         observation = self.matcher.observe(base, token, sighting, now)
         keep = not effects.duplicate and not sighting.expired(now)
         new_state = observation.state if keep else held

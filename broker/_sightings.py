@@ -206,6 +206,15 @@ class TokenState:
             return self
         return TokenState((*self.sightings, sighting))
 
+    def before(self, event_id: str) -> TokenState:
+        """The sightings that arrived before ``event_id`` (all of them if it is absent).
+
+        Sightings are held in arrival order, so this is the state the event met.
+        """
+        ids = [s.event_id for s in self.sightings]
+        cut = ids.index(event_id) if event_id in ids else len(ids)
+        return TokenState(self.sightings[:cut])
+
     def without(self, event_ids: Collection[str]) -> TokenState:
         """Without the given events (erasure, or an event withdrawn at source)."""
         return TokenState(tuple(s for s in self.sightings if s.event_id not in event_ids))

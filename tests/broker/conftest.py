@@ -12,6 +12,12 @@ import pytest
 from broker import Sighting
 from consent import Agreement, ConsentModel, LawfulBasis, MatchRule
 from schemas import EventType
+from tests.connectors.conftest import (  # noqa: F401 - fixtures for the end-to-end tests
+    council_factory,
+    federation,
+    linkage_keys,
+    synthetic,
+)
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 BLOOM_BITS = 1024

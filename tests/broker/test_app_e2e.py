@@ -30,16 +30,8 @@ from schemas import (
     RejectedRecord,
     canonical_bytes,
 )
-from tests.connectors.conftest import (  # noqa: F401 - fixtures shared with the connector tests
-    COUNCILS,
-    REPO,
-    council_factory,
-    federation,
-    linkage_keys,
-    read_topic,
-    run_connector,
-    synthetic,
-)
+from tests.broker.workers import start_worker
+from tests.connectors.conftest import COUNCILS, REPO, read_topic, run_connector
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -89,15 +81,9 @@ def test_move_is_notified_audited_and_forgeries_refused(
     moved = (DAY0 + timedelta(days=3)).isoformat()
     _write(destination.inbox, [{**PERSON, "ref": "B-7", "event": "MOVE", "event_date": moved,
                                 "postcode": "M32 0AA", "address_1": "2 Chester Rd"}])  # fmt: skip
-    broker_key = federation.keys["broker"].signing
-    worker = subprocess.Popen(
-        [str(REPO / ".venv/bin/fedbroker"), "broker", "run", "--bootstrap", kafka_bootstrap,
-         "--directory", str(federation.directory_path), "--trust-anchor",
-         str(federation.trust_anchor), "--signing-key", str(broker_key.private),
-         "--app-id", topic_factory("broker"), "--prefix", prefix,
-         "--data-dir", str(tmp_path / "broker")],
-        stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    worker = start_worker(kafka_bootstrap, federation, group=topic_factory("broker"),
+                          prefix=prefix, data_dir=tmp_path / "broker",
+                          log=tmp_path / "worker.log")  # fmt: skip
     try:
         run_connector(origin, "--once")
         time.sleep(3)

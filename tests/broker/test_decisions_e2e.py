@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import os
-import subprocess
 import time
 import urllib.request
 from collections import defaultdict
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from connectors import EventFactory, SourceRow, Tokeniser, load_linkage_keys, load_mapping
 from connectors._tokens import opaque_reference
@@ -35,16 +34,8 @@ from schemas import (
     MatchNotification,
     canonical_bytes,
 )
-from tests.connectors.conftest import (  # noqa: F401 - fixtures shared with the connector tests
-    COUNCILS,
-    REPO,
-    council_factory,
-    federation,
-    linkage_keys,
-    read_topic,
-    run_connector,
-    synthetic,
-)
+from tests.broker.workers import settled, start_worker
+from tests.connectors.conftest import COUNCILS, read_topic, run_connector
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -106,31 +97,6 @@ def _drop(folder: Path, name: str, rows: list[dict[str, str]]) -> None:
     os.replace(partial, folder / name)
 
 
-def _drained(bootstrap: str, group: str, prefix: str, timeout: float = 120) -> None:
-    """Wait until the broker's group has committed everything on its inputs."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            topics = [t for t in admin.list_topics()
-                      if t.startswith(f"{prefix}.events.") or t.startswith(f"{prefix}.consent.")
-                      or t == f"{prefix}.broker.routed"]  # fmt: skip
-            parts = [TopicPartition(t, p) for t in topics
-                     for p in consumer.partitions_for_topic(t) or ()]  # fmt: skip
-            ends = consumer.end_offsets(parts)
-            committed = admin.list_group_offsets({group: None}).get(group, {})
-            behind = {tp: end - (committed[tp].offset if tp in committed else 0)
-                      for tp, end in ends.items() if end}  # fmt: skip
-            if not any(lag > 0 for lag in behind.values()):
-                return
-            assert time.monotonic() < deadline, f"broker still behind: {behind}"
-            time.sleep(1)
-    finally:
-        consumer.close()
-        admin.close()
-
-
 def _check_metrics(text: str) -> None:
     """The operator's view of the same run: labelled counts, and nothing personal."""
     samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
@@ -179,15 +145,15 @@ def test_each_refusal_is_audited_with_its_reason_and_only_the_control_is_notifie
     b, c = council_factory(B, prefix=prefix), council_factory(C, prefix=prefix)
 
     group = topic_factory("broker")
-    worker = subprocess.Popen(
-        [str(REPO / ".venv/bin/fedbroker"), "broker", "run", "--bootstrap", kafka_bootstrap,
-         "--directory", str(federation.directory_path), "--trust-anchor",
-         str(federation.trust_anchor), "--signing-key",
-         str(federation.keys["broker"].signing.private), "--app-id", group, "--prefix", prefix,
-         "--data-dir", str(tmp_path / "broker"), "--checkpoint-interval", "3",
-         "--metrics-port", str(METRICS_PORT)],
-        stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    worker = start_worker(
+        kafka_bootstrap,
+        federation,
+        group=group,
+        prefix=prefix,
+        data_dir=tmp_path / "broker",
+        log=tmp_path / "worker.log",
+        options=["--checkpoint-interval", "3", "--metrics-port", str(METRICS_PORT)],
+    )
     try:
         # 1. Residents' choices, recorded before any of their events.
         _drop(consent_inbox, "choices.csv", [
@@ -196,7 +162,7 @@ def test_each_refusal_is_audited_with_its_reason_and_only_the_control_is_notifie
                      _day(-31)),
         ])  # fmt: skip
         run_connector(a, "--once")
-        _drained(kafka_bootstrap, group, prefix)
+        settled(kafka_bootstrap, group, prefix)
 
         # 2. The first council's events.
         _drop(a.inbox, "events.csv", [
@@ -209,13 +175,13 @@ def test_each_refusal_is_audited_with_its_reason_and_only_the_control_is_notifie
             _row("allowed", A, "CT_CLOSE", _day(0)),
         ])  # fmt: skip
         run_connector(a, "--once")
-        _drained(kafka_bootstrap, group, prefix)
+        settled(kafka_bootstrap, group, prefix)
 
         # 3. An erasure request at the first council forgets what it held.
         _drop(consent_inbox, "erasure.csv", [_consent("erased", "*", "erasure-requested",
                                                       _day(1))])  # fmt: skip
         run_connector(a, "--once")
-        _drained(kafka_bootstrap, group, prefix)
+        settled(kafka_bootstrap, group, prefix)
 
         # 4. The other councils' events, and one faulty connector's over-wide payload.
         _drop(b.inbox, "events.csv", [
@@ -241,7 +207,7 @@ def test_each_refusal_is_audited_with_its_reason_and_only_the_control_is_notifie
                       value=codec.encode(faulty))  # fmt: skip
         producer.flush()
         producer.close()
-        _drained(kafka_bootstrap, group, prefix)
+        settled(kafka_bootstrap, group, prefix)
         time.sleep(6)  # the last outputs' flush, and a checkpoint on every chain
         with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics") as response:
             metrics = response.read().decode()

@@ -216,3 +216,25 @@ def test_a_match_no_agreement_covers_is_denied_on_the_record_and_not_kept(federa
     assert effects.decisions == [("none", Outcome.DENIED)]
     assert set(effects.audit[0].event_ids) == {move.event_id, claim.event_id}
     assert state.event_ids() == {move.event_id}, "an event no agreement uses is not kept"
+
+
+def test_a_replay_after_later_arrivals_resends_exactly_what_it_first_sent(federation):
+    """After a crash the state can hold events that arrived after the replayed one."""
+    directory = federation.load(NOW)
+    core = PartitionCore(directory, Matcher(), federation.signing_key("broker"))
+    chain = AuditChain(ChainHead("test/0"), federation.signing_key("broker"))
+    events = [
+        _event(federation, FROM, "C", "2026-09-01", "a-1"),
+        _event(federation, TO, "M", "2026-09-04", "b-7"),
+        _event(federation, TO, "M", "2026-09-06", "b-8"),
+    ]
+    token = min(t.key() for t in events[0].tokens)
+    sightings = [Sighting.from_event(e, retention=retention_for(directory, e)) for e in events]
+    state, sent = None, []
+    for sighting in sightings:
+        state, effects = core.on_sighting(token, sighting, state, None, chain, NOW)
+        sent.append([n.notification_id for n in effects.notifications])
+    assert sent[1] and sent[2] and sent[1] != sent[2]
+    _, replay = core.on_sighting(token, sightings[1], state, None, chain, NOW)
+    assert replay.duplicate
+    assert [n.notification_id for n in replay.notifications] == sent[1]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,17 +19,8 @@ import pytest
 from connectors import generate_federation, load_linkage_keys
 from connectors._tokens import opaque_reference
 from fedbroker.cli._link import link_files
-from tests.broker.test_decisions_e2e import _drained
-from tests.connectors.conftest import (  # noqa: F401 - fixtures shared with the connector tests
-    COUNCILS,
-    REPO,
-    council_factory,
-    federation,
-    linkage_keys,
-    read_topic,
-    run_connector,
-    synthetic,
-)
+from tests.broker.workers import settled, start_worker
+from tests.connectors.conftest import COUNCILS, read_topic, run_connector
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -64,19 +54,20 @@ def test_stream_and_link_find_the_same_pairs(
     prefix = topic_factory("fed")
     setups = {c: council_factory(c, prefix=prefix) for c in (LEFT, RIGHT)}
     group = topic_factory("broker")
-    worker = subprocess.Popen(
-        [str(REPO / ".venv/bin/fedbroker"), "broker", "run", "--bootstrap", kafka_bootstrap,
-         "--directory", str(federation.directory_path), "--trust-anchor",
-         str(federation.trust_anchor), "--signing-key",
-         str(federation.keys["broker"].signing.private), "--app-id", group, "--prefix", prefix,
-         "--threshold", THRESHOLD, "--data-dir", str(tmp_path / "broker")],
-        stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    worker = start_worker(
+        kafka_bootstrap,
+        federation,
+        group=group,
+        prefix=prefix,
+        data_dir=tmp_path / "broker",
+        log=tmp_path / "worker.log",
+        options=["--threshold", THRESHOLD],
+    )
     try:
         for council, setup in setups.items():
             shutil.copy(extracts[council], setup.inbox / "extract.csv")
             run_connector(setup, "--once")
-        _drained(kafka_bootstrap, group, prefix, timeout=240)
+        settled(kafka_bootstrap, group, prefix, timeout=240)
     finally:
         worker.terminate()
         worker.wait(timeout=60)
