@@ -236,6 +236,21 @@ class TokenState:
         rows = [s.to_row() for s in self.sightings]
         return json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode()
 
+    @staticmethod
+    def encode_row(sighting: Sighting) -> bytes:
+        """One sighting as ``to_bytes`` writes it inside the list."""
+        return json.dumps(sighting.to_row(), separators=(",", ":"), ensure_ascii=False).encode()
+
+    @staticmethod
+    def append_encoded(encoded: bytes, row: bytes) -> bytes:
+        """``to_bytes`` of a state with one more sighting, given the state's bytes and
+        the sighting's ``encode_row``."""
+        if encoded.strip() in (b"", b"[]"):
+            return b"[" + row + b"]"
+        if not encoded.endswith(b"]"):
+            raise StateInvalid("token state bytes are not a JSON list")
+        return encoded[:-1] + b"," + row + b"]"
+
     @classmethod
     def from_bytes(cls, data: bytes) -> TokenState:
         """Inverse of ``to_bytes``; raises ``StateInvalid`` on malformed input."""

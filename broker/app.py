@@ -11,6 +11,7 @@ publishes what the core returns: notifications, audit records, rejections.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -26,7 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from broker._matching import Matcher
 from broker._metrics import BrokerMetrics
 from broker._partition import PartitionCore, retention_for
-from broker._sightings import Sighting, TokenState
+from broker._sightings import Sighting
+from broker._state_cache import StateCache
 from broker._threshold import ScoreHistogram, choose_threshold, fit_threshold
 from broker._verify import Rejected, topic_council, verify_record
 from consent import (
@@ -175,6 +177,7 @@ def build_app(settings: BrokerSettings) -> faust.App:
         "score-histograms", partitions=settings.partitions, default=None, **table
     )
     chains: dict[str, AuditChain] = {}
+    state_cache = StateCache()
     pending_scores: dict[int, list[float]] = {}
 
     def observe_lag(message: Any) -> None:
@@ -271,7 +274,7 @@ def build_app(settings: BrokerSettings) -> faust.App:
         async for event in stream.events():
             started = time.perf_counter()
             token = event.key.decode()
-            envelope = json.loads(event.value)
+            envelope, routed_sighting = _envelope(event.value)
             partition = event.message.partition
             chain = chain_for(partition)
             if envelope["kind"] == "tick":
@@ -283,7 +286,7 @@ def build_app(settings: BrokerSettings) -> faust.App:
                     )
                 continue
             state_bytes, consent_bytes = states.get(token), consents.get(token)
-            state = TokenState.from_bytes(state_bytes) if state_bytes else None
+            state = state_cache.load(token, state_bytes)
             consent = _ledger(consent_bytes)
             now = datetime.now(UTC)
             if envelope["kind"] == "consent":
@@ -294,15 +297,16 @@ def build_app(settings: BrokerSettings) -> faust.App:
                 )  # fmt: skip
                 consents[token] = json.dumps(applied.consent.to_dict()).encode()
                 if applied.state is not None:
-                    states[token] = applied.state.to_bytes()
+                    states[token] = state_cache.encode(token, state, state_bytes, applied.state)
                 audit, notifications = applied.audit, []
                 for other, event_ids in applied.cascade.items():
                     onward = {**envelope, "forget": sorted(event_ids)}
                     await routed.send(key=other.encode(), value=json.dumps(onward).encode())
             else:
-                sighting = Sighting.from_dict(envelope["sighting"])
+                assert routed_sighting is not None
+                sighting = routed_sighting
                 new_state, effects = core.on_sighting(token, sighting, state, consent, chain, now)
-                states[token] = new_state.to_bytes()
+                states[token] = state_cache.encode(token, state, state_bytes, new_state)
                 if effects.duplicate and token == sighting.all_tokens()[0]:
                     topic, source_partition, offset = envelope["coordinates"]
                     await reject(topic, source_partition, offset, "duplicate", sighting.event_id)
@@ -359,6 +363,14 @@ def build_app(settings: BrokerSettings) -> faust.App:
     metrics.serve(settings.metrics_port)
 
     return app
+
+
+@functools.lru_cache(maxsize=4096)
+def _envelope(body: bytes) -> tuple[dict[str, Any], Sighting | None]:
+    """A routed message, parsed once per worker: an event arrives once per token."""
+    envelope = json.loads(body)
+    sighting = Sighting.from_dict(envelope["sighting"]) if envelope["kind"] == "event" else None
+    return envelope, sighting
 
 
 def _ledger(stored: bytes | None) -> ConsentLedger | None:

@@ -1,0 +1,76 @@
+"""Keeping token states decoded between messages, and encoding them incrementally.
+
+A token's state is stored as bytes in a Faust table (RocksDB and a changelog);
+decoding it on every message and re-encoding every sighting on every write cost
+more than the matching itself. Most messages only append one sighting, so the
+new bytes are the old ones with one row added, and the decoded state from the
+previous message is still valid if the stored bytes are unchanged. The cache is
+bounded and checked against the stored bytes, so a rebalance or a restart never
+serves a stale state: at worst it decodes again.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from broker._sightings import Sighting, TokenState
+
+__all__ = ["DEFAULT_CACHED_TOKENS", "StateCache"]
+
+DEFAULT_CACHED_TOKENS = 50_000
+_CACHED_ROWS = 4096
+
+
+@dataclass
+class StateCache:
+    """Decoded states of the most recently used tokens, keyed by token."""
+
+    capacity: int = DEFAULT_CACHED_TOKENS
+    _held: OrderedDict[str, tuple[bytes, TokenState]] = field(default_factory=OrderedDict)
+    _rows: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
+
+    def load(self, token: str, stored: bytes | None) -> TokenState | None:
+        """The state the stored bytes encode (decoded only if the cache is stale)."""
+        if not stored:
+            self._held.pop(token, None)
+            return None
+        held = self._held.get(token)
+        if held is not None and held[0] == stored:
+            self._held.move_to_end(token)
+            return held[1]
+        state = TokenState.from_bytes(stored)
+        self._remember(token, stored, state)
+        return state
+
+    def encode(
+        self, token: str, before: TokenState | None, stored: bytes | None, after: TokenState
+    ) -> bytes:
+        """The bytes to store for ``after``, appending to ``stored`` when that is all it takes."""
+        grew = (
+            before is not None
+            and stored
+            and len(after.sightings) == len(before.sightings) + 1
+            and after.sightings[:-1] == before.sightings
+        )
+        if grew and stored is not None:
+            encoded = TokenState.append_encoded(stored, self._row(after.sightings[-1]))
+        else:
+            encoded = after.to_bytes()
+        self._remember(token, encoded, after)
+        return encoded
+
+    def _row(self, sighting: Sighting) -> bytes:
+        """An event reaches one partition per token: encode its row once."""
+        row = self._rows.get(sighting.event_id)
+        if row is None:
+            row = self._rows[sighting.event_id] = TokenState.encode_row(sighting)
+            while len(self._rows) > _CACHED_ROWS:
+                self._rows.popitem(last=False)
+        return row
+
+    def _remember(self, token: str, encoded: bytes, state: TokenState) -> None:
+        self._held[token] = (encoded, state)
+        self._held.move_to_end(token)
+        while len(self._held) > self.capacity:
+            self._held.popitem(last=False)
