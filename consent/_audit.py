@@ -22,6 +22,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from consent._audit_records import audit_record_to_dict
 from consent._decisions import Decision
 from consent._errors import AuditInvalid
 from consent._keys import sign
@@ -49,25 +50,12 @@ DEFAULT_CHECKPOINT_INTERVAL = timedelta(minutes=1)
 def audit_bytes(record: AuditRecord) -> bytes:
     """The bytes that are hashed and signed: every field but ``record_hash`` and ``signature``.
 
-    Provisional: a sorted-key JSON rendering, to be replaced by
-    ``schemas.canonical_bytes`` once the codec lands, so that one definition of
-    canonical bytes serves signing events and hashing audit records alike.
+    Sorted-key JSON under a version tag, deliberately not ``schemas.canonical_bytes``:
+    that follows the latest Avro schema, and an audit chain must verify for as long
+    as it is kept, whatever versions the schemas reach meanwhile.
     """
-    fields: dict[str, Any] = {
-        "decision_id": record.decision_id,
-        "chain": record.chain,
-        "seq": record.seq,
-        "kind": record.kind.value,
-        "decided_at": record.decided_at.isoformat(),
-        "agreement_id": record.agreement_id,
-        "outcome": record.outcome.value if record.outcome is not None else None,
-        "reasons": list(record.reasons),
-        "subject_tokens": list(record.subject_tokens),
-        "event_ids": list(record.event_ids),
-        "recipients": list(record.recipients),
-        "notification_id": record.notification_id,
-        "prev_hash": record.prev_hash.hex(),
-    }
+    fields = audit_record_to_dict(record)
+    del fields["record_hash"], fields["signature"]
     body = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return b"fedbroker/audit/v1\x00" + body.encode("ascii")
 
