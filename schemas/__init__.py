@@ -13,6 +13,7 @@ from schemas._codec import (
     SINGLE_OBJECT_MARKER,
     Codec,
     canonical_bytes,
+    canonical_version,
 )
 from schemas._compatibility import CompatibilityProblem, check_compatibility, sample_datum
 from schemas._convert import RECORD_TYPES, Record
@@ -84,6 +85,7 @@ __all__ = [
     "UnknownSchema",
     "WrongRecordType",
     "canonical_bytes",
+    "canonical_version",
     "check_compatibility",
     "crc64_avro",
     "load_versions",

@@ -40,6 +40,7 @@ __all__ = [
     "SINGLE_OBJECT_MARKER",
     "Codec",
     "canonical_bytes",
+    "canonical_version",
 ]
 
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
@@ -49,26 +50,53 @@ _T = TypeVar("_T")
 
 
 @cache
-def _latest() -> Mapping[str, SchemaVersion]:
-    """The latest version of each record, built once: canonical_bytes is on the signing path."""
-    return {name: versions[-1] for name, versions in load_versions(AVRO_DIR).items()}
+def _versions() -> Mapping[str, tuple[SchemaVersion, ...]]:
+    """Every released version of each record, oldest first, loaded once."""
+    return load_versions(AVRO_DIR)
 
 
-def canonical_bytes(record: Record) -> bytes:
-    """Deterministic bytes of a record without its signature (and audit hash): what is signed.
+def _schemaless(version: SchemaVersion, datum: Any) -> bytes:
+    out = io.BytesIO()
+    schemaless_writer(out, version.parsed, datum)
+    return out.getvalue()
 
-    Schemaless Avro under the latest schema: no framing, so the bytes do not
-    depend on how the message travelled.
-    """
+
+def _blank(record: Record) -> Any:
     blank: Any = record
     if not isinstance(blank, RejectedRecord):
         blank = replace(blank, signature=b"")
     if isinstance(blank, AuditRecord):
         blank = replace(blank, record_hash=b"")
-    name, datum = to_datum(blank)
-    out = io.BytesIO()
-    schemaless_writer(out, _latest()[name].parsed, datum)
-    return out.getvalue()
+    return blank
+
+
+def canonical_version(record: Record) -> SchemaVersion:
+    """The oldest released schema that holds every value of ``record``.
+
+    Signatures must survive schema evolution: a council on an older release signs
+    what its schema can say, and a newer broker must reproduce those bytes. So the
+    canonical form is written under the oldest version from which the record
+    reads back unchanged; a newer version is used only when the record uses what
+    it added (a non-default value of a new field).
+    """
+    name, datum = to_datum(_blank(record))
+    versions = _versions()[name]
+    latest = versions[-1]
+    for version in versions[:-1]:
+        written = _schemaless(version, datum)
+        if schemaless_reader(io.BytesIO(written), version.parsed, latest.parsed) == datum:
+            return version
+    return latest
+
+
+def canonical_bytes(record: Record) -> bytes:
+    """Deterministic bytes of a record without its signature (and audit hash): what is signed.
+
+    Schemaless Avro under ``canonical_version``: no framing, so the bytes do not
+    depend on how the message travelled, nor on which release wrote it.
+    """
+    name, datum = to_datum(_blank(record))
+    return _schemaless(canonical_version(record), datum)
 
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
