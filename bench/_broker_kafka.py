@@ -13,13 +13,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench._broker_data import BenchData
 from broker.app import ensure_topics
 
 __all__ = [
     "Drain",
+    "GroupCaughtUp",
     "Worker",
     "broker_worker",
     "end_total",
@@ -28,6 +29,7 @@ __all__ = [
     "metric_counts",
     "passthrough_worker",
     "read_topic",
+    "source_topics",
     "watch",
 ]
 
@@ -219,12 +221,19 @@ def watch(
     total: int,
     workers: Sequence[Worker],
     *,
+    caught_up: Callable[[], bool] | None = None,
     timeout: float = 900.0,
     stall: float = 120.0,
 ) -> Drain:
-    """Poll ``progress`` (units done, per-worker shares) until ``total`` units are done."""
+    """Poll ``progress`` (units done, per-worker shares) until the work is finished.
+
+    Finished: at least ``total`` units done and, if given, ``caught_up()`` (the
+    group has committed everything). A rebalance re-delivers what was not yet
+    committed, so the count alone may pass ``total`` early; the drain then ends
+    at the last sample where the count moved, and its total is the final count.
+    """
     drain = Drain(total)
-    started = last_change = time.perf_counter()
+    started = last_change = last_check = time.perf_counter()
     last = -1.0
     while True:
         for worker in workers:
@@ -234,10 +243,37 @@ def watch(
         drain.samples.append((now - started, done))
         if done != last:
             last, last_change = done, now
-        if done >= total:
-            drain.shares = shares
+        if done >= total and (caught_up is None or (now - last_check > 1 and caught_up())):
+            drain.total, drain.shares = int(done), shares
+            end = last_change - started
+            drain.samples = [s for s in drain.samples if s[0] <= end]
             return drain
+        if done >= total:
+            last_check = now if now - last_check > 1 else last_check
         if now - started > timeout or (done > 0 and now - last_change > stall):
             logs = "\n".join(f"--- {w.name}\n{w.tail()}" for w in workers)
             raise RuntimeError(f"drain stuck at {done:.0f}/{total}:\n{logs}")
         time.sleep(POLL_S)
+
+
+class GroupCaughtUp:
+    """Whether ``group`` has committed every message of ``topics`` (call it; then close)."""
+
+    def __init__(self, bootstrap: str, group: str, topics: Sequence[str]) -> None:
+        self.group, self.topics = group, list(topics)
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+
+    def __call__(self) -> bool:
+        parts = [TopicPartition(t, p) for t in self.topics
+                 for p in self.consumer.partitions_for_topic(t) or ()]  # fmt: skip
+        ends = self.consumer.end_offsets(parts)
+        committed = self.admin.list_group_offsets({self.group: None}).get(self.group, {})
+        return all(
+            end == 0 or (tp in committed and committed[tp].offset >= end)
+            for tp, end in ends.items()
+        )
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.admin.close()

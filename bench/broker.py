@@ -42,6 +42,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from bench._broker_data import COUNCILS, BenchData, build_data, resigned
 from bench._broker_kafka import (
     Drain,
+    GroupCaughtUp,
     Worker,
     broker_worker,
     end_total,
@@ -60,7 +61,7 @@ from schemas import Codec, MatchNotification
 __all__ = ["main", "run"]
 
 BENCH_PORT = 29492
-DEFAULT_PEOPLE = 5000
+DEFAULT_PEOPLE = 2500
 DEFAULT_SEED = 20261123
 DEFAULT_PARTITIONS = 4
 AIM_VS_BASELINE = 0.5
@@ -83,6 +84,7 @@ class Throughput:
     steady_seconds: float
     steady_share: float
     worker_shares: tuple[float, ...]
+    redelivered: int  # messages processed twice (re-delivered after a rebalance)
 
     @property
     def full_rate(self) -> float:
@@ -126,10 +128,10 @@ def _prefix() -> str:
     return f"bench-{uuid.uuid4().hex[:8]}"
 
 
-def _throughput(label: str, drain: Drain, workers: int, events: int) -> Throughput:
+def _throughput(label: str, drain: Drain, workers: int, events: int, expected: int) -> Throughput:
     steady, share = drain.steady_seconds()
     return Throughput(label, workers, events, drain.full_seconds(), steady, share,
-                      tuple(drain.shares))  # fmt: skip
+                      tuple(drain.shares), drain.total - expected)  # fmt: skip
 
 
 def _stop(workers: Sequence[Worker]) -> None:
@@ -146,17 +148,19 @@ def run_passthrough(data: BenchData, bootstrap: str, work: Path, partitions: int
                                 group=f"{prefix}-passthrough", work=work,
                                 partitions=partitions)  # fmt: skip
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    caught_up = GroupCaughtUp(bootstrap, f"{prefix}-passthrough", source_topics(prefix, COUNCILS))
     try:
         worker.start()
 
         def progress() -> tuple[float, list[float]]:
             return float(end_total(consumer, sink)), [1.0]
 
-        drain = watch(progress, len(data.events), [worker])
+        drain = watch(progress, len(data.events), [worker], caught_up=caught_up)
     finally:
         consumer.close()
+        caught_up.close()
         worker.stop()
-    return _throughput("bare Faust pass-through", drain, 1, len(data.events))
+    return _throughput("bare Faust pass-through", drain, 1, len(data.events), len(data.events))
 
 
 def run_pipeline(
@@ -179,7 +183,12 @@ def run_pipeline(
             done = sum(c["match"] for c in counts)
             return done, [c["match"] / done if done else 0.0 for c in counts]
 
-        drain = watch(progress, data.routed, started)
+        caught_up = GroupCaughtUp(bootstrap, group, [*source_topics(prefix, COUNCILS),
+                                                     f"{prefix}.broker.routed"])  # fmt: skip
+        try:
+            drain = watch(progress, data.routed, started, caught_up=caught_up)
+        finally:
+            caught_up.close()
         rejected = sum((metric_counts(w.metrics_port) or {}).get("rejected", 0.0)
                        for w in started)  # fmt: skip
         if rejected:
@@ -187,7 +196,7 @@ def run_pipeline(
     finally:
         _stop(started)  # a clean stop flushes what the workers were still sending
     label = f"full pipeline, {workers} worker{'s' if workers > 1 else ''}"
-    return _throughput(label, drain, workers, len(data.events)), prefix
+    return _throughput(label, drain, workers, len(data.events), data.routed), prefix
 
 
 def _stream_pairs(bootstrap: str, prefix: str) -> list[dict[str, Any]]:
@@ -428,6 +437,11 @@ class Report:
                 f"{t.label}: steady (10-90%) {t.steady_rate:,.0f} ev/s; whole drain "
                 f"{t.full_rate:,.0f} ev/s ({t.events:,} events in {t.full_seconds:.1f} s)"
                 + (f"; work per worker {shares}" if t.workers > 1 else "")
+                + (
+                    f"; {t.redelivered:,} messages processed twice after a rebalance"
+                    if t.redelivered
+                    else ""
+                )  # fmt: skip
             )
         out += [
             f"latency: {lat.sent:,} events offered at {lat.offered_rate:.0f}/s "
