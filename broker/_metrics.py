@@ -40,7 +40,10 @@ class BrokerMetrics:
             "fedbroker_broker_matches", "Matched pairs found, by method", ["method"], registry=r
         )
         self.sightings = Gauge(
-            "fedbroker_broker_tokens_held", "Tokens with state in this worker", registry=r
+            "fedbroker_broker_sightings_held",
+            "Sightings this worker has added to token state, less those removed, since it"
+            " started (one per token an event is kept under; a rebalance moves state, not this)",
+            registry=r,
         )
         self.notified_latency = Histogram(
             "fedbroker_broker_published_to_notified_seconds",

@@ -10,6 +10,7 @@ publishes what the core returns: notifications, audit records, rejections.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import hashlib
@@ -24,6 +25,7 @@ from typing import Any
 import faust
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from broker._histograms import read_histograms
 from broker._matching import Matcher
 from broker._metrics import BrokerMetrics
 from broker._partition import PartitionCore, retention_for
@@ -54,7 +56,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_PARTITIONS = 3
 DEFAULT_TOPIC_PREFIX = "fed"
 #: Blocked-pair scores buffered per partition before the histogram table is written.
-_SCORE_FLUSH = 200
+_SCORE_FLUSH = 50
+#: Pending producer sends before Faust pauses the streams to flush (its default: 100).
+PRODUCER_BUFFER_MESSAGES = 2000
 _TICK = b"\x00tick"  # not a token key: tokens are "domain:epoch:hex"
 
 
@@ -117,6 +121,34 @@ def ensure_topics(
                 logger.info("another worker created the topics first")
     finally:
         admin.close()
+    _await_metadata(bootstrap, set(names))
+
+
+def _await_metadata(bootstrap: str, names: set[str], timeout: float = 30.0) -> None:
+    """Wait until the brokers report every topic with its partitions.
+
+    A worker that joins the group before a new topic's metadata has reached it
+    subscribes without that topic; the group then assigns its partitions to a
+    member that never fetches them, and they stall (seen with two workers
+    starting together).
+    """
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            unseen = {n for n in names if not consumer.partitions_for_topic(n)}
+            if not unseen:
+                return
+            if time.monotonic() > deadline:
+                raise Rejected(
+                    f"topics not visible after {timeout:.0f} s: {sorted(unseen)[:3]}",
+                    reason="topics-missing",
+                )
+            time.sleep(0.5)
+    finally:
+        consumer.close()
 
 
 def build_app(settings: BrokerSettings) -> faust.App:
@@ -148,6 +180,9 @@ def build_app(settings: BrokerSettings) -> faust.App:
         broker_heartbeat_interval=2.0,
         consumer_auto_offset_reset="earliest",
     )
+    # Faust pauses every stream once 100 table and topic writes await sending;
+    # each routed message writes at least one, so that cap throttled the broker.
+    app.producer.buffer.max_messages = PRODUCER_BUFFER_MESSAGES
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     table: dict[str, Any] = {"key_type": str, "value_type": bytes}
     councils = sorted(m for m, v in directory.members.items() if v.kind is MemberKind.COUNCIL)
@@ -298,6 +333,7 @@ def build_app(settings: BrokerSettings) -> faust.App:
                 consents[token] = json.dumps(applied.consent.to_dict()).encode()
                 if applied.state is not None:
                     states[token] = state_cache.encode(token, state, state_bytes, applied.state)
+                    metrics.sightings.inc(len(applied.state) - (len(state) if state else 0))
                 audit, notifications = applied.audit, []
                 for other, event_ids in applied.cascade.items():
                     onward = {**envelope, "forget": sorted(event_ids)}
@@ -307,6 +343,7 @@ def build_app(settings: BrokerSettings) -> faust.App:
                 sighting = routed_sighting
                 new_state, effects = core.on_sighting(token, sighting, state, consent, chain, now)
                 states[token] = state_cache.encode(token, state, state_bytes, new_state)
+                metrics.sightings.inc(len(new_state) - (len(state) if state else 0))
                 if effects.duplicate and token == sighting.all_tokens()[0]:
                     topic, source_partition, offset = envelope["coordinates"]
                     await reject(topic, source_partition, offset, "duplicate", sighting.event_id)
@@ -323,7 +360,8 @@ def build_app(settings: BrokerSettings) -> faust.App:
                 published = datetime.fromisoformat(envelope["published_at"])
                 for _ in notifications:
                     metrics.notified_latency.observe((now - published).total_seconds())
-            heads[chain.head.chain] = json.dumps(chain.head.to_dict()).encode()
+            if audit:  # the head moved
+                heads[chain.head.chain] = json.dumps(chain.head.to_dict()).encode()
             for notification in notifications:
                 metrics.notifications.labels(notification.agreement_id).inc()
                 await match_topics[notification.agreement_id].send(
@@ -346,14 +384,16 @@ def build_app(settings: BrokerSettings) -> faust.App:
 
     @app.timer(interval=settings.refit_interval_s)  # type: ignore[untyped-decorator]
     async def refit() -> None:
-        """Refit the Dice threshold from the held partitions' scores; report state size."""
-        metrics.sightings.set(len(states))
+        """Refit the Dice threshold from every partition's scores.
+
+        Reads the histograms' changelog, not the table: iterating a RocksDB
+        table from a timer stalled a partition's processing in tests.
+        """
         if settings.threshold is not None:
             return
-        merged = ScoreHistogram()
-        for name, stored in list(histograms.items()):
-            if name.startswith("scores/") and stored:
-                merged = merged.merge(ScoreHistogram.from_dict(json.loads(stored)))
+        merged = await asyncio.get_running_loop().run_in_executor(
+            None, read_histograms, settings.bootstrap, histograms.changelog_topic.get_topic_name()
+        )
         fit = choose_threshold(None, fit_threshold(merged))
         if fit.source == "fitted" and fit.threshold != core.matcher.threshold:
             logger.warning("Dice threshold now %s", fit.describe())

@@ -56,10 +56,17 @@ def broker() -> None:
     show_default=True,
     help="Seconds after which each audit chain's new records get a signed checkpoint.",
 )
+@click.option(
+    "--refit-interval",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Seconds between refits of the Dice threshold (when --threshold is not given).",
+)
 def run(
     bootstrap: str, directory: Path, trust_anchor: Path, signing_key: Path, app_id: str,
     prefix: str, partitions: int, threshold: float | None, metrics_port: int, data_dir: Path,
-    store: str, key_epochs: tuple[int, ...], checkpoint_interval: float,
+    store: str, key_epochs: tuple[int, ...], checkpoint_interval: float, refit_interval: float,
 ) -> None:  # fmt: skip
     """Verify, route, match, decide, notify and audit until stopped."""
     settings = BrokerSettings(
@@ -67,7 +74,7 @@ def run(
         signing_key=signing_key, app_id=app_id, topic_prefix=prefix, partitions=partitions,
         threshold=threshold, metrics_port=metrics_port, data_dir=data_dir, store=store,
         accepted_epochs=frozenset(key_epochs) if key_epochs else None,
-        checkpoint_interval_s=checkpoint_interval,
+        checkpoint_interval_s=checkpoint_interval, refit_interval_s=refit_interval,
     )  # fmt: skip
     app = build_app(settings)
     sys.argv = [sys.argv[0], "worker", "-l", "warn", "--without-web"]

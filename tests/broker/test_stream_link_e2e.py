@@ -12,10 +12,13 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from broker import DEFAULT_DICE_THRESHOLD
 from connectors import generate_federation, load_linkage_keys
 from connectors._tokens import opaque_reference
 from fedbroker.cli._link import link_files
@@ -94,3 +97,48 @@ def test_stream_and_link_find_the_same_pairs(
         f"only in link: {sorted(batch - streamed)[:5]}; "
         + (tmp_path / "worker.log").read_text()[-2000:]
     )
+
+
+def test_the_stream_fits_its_threshold_from_every_partitions_scores(
+    council_factory, kafka_bootstrap, federation, topic_factory, tmp_path
+):
+    synth = generate_federation(tmp_path / "synth", councils=COUNCILS, people=300, seed=29)
+    prefix, group = topic_factory("fed"), topic_factory("broker")
+    workers = [
+        start_worker(kafka_bootstrap, federation, group=group, prefix=prefix,
+                     data_dir=tmp_path / f"broker-{n}", log=tmp_path / f"worker-{n}.log",
+                     options=["--refit-interval", "2", "--metrics-port", str(29096 + n)])
+        for n in range(2)
+    ]  # fmt: skip
+    try:
+        # Partitions never committed can be skipped if the group rebalances while
+        # the first messages arrive (see the closing note); start the group first.
+        time.sleep(15)
+        for council in COUNCILS:
+            setup = council_factory(council, prefix=prefix)
+            shutil.copy(synth.files[council], setup.inbox / "extract.csv")
+            run_connector(setup, "--once")
+        settled(kafka_bootstrap, group, prefix, timeout=240)
+        deadline = time.monotonic() + 60
+        while True:
+            thresholds = [_threshold(29096 + n) for n in range(2)]
+            if all(t != DEFAULT_DICE_THRESHOLD for t in thresholds):
+                break
+            assert time.monotonic() < deadline, thresholds
+            time.sleep(1)
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.wait(timeout=60)
+    assert thresholds[0] == thresholds[1], "both workers fit on the same, whole sample"
+    assert 0.5 < thresholds[0] < 0.95
+    logs = [(tmp_path / f"worker-{n}.log").read_text() for n in range(2)]
+    assert all("Dice threshold now" in log and "fitted by EM" in log for log in logs)
+
+
+def _threshold(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("fedbroker_broker_dice_threshold "):
+                return float(line.split()[1])
+    raise AssertionError("no threshold metric")
