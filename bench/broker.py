@@ -513,7 +513,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=float,
         default=None,
         help=f"offered events/s for the latency run (default: {MAX_AUTO_RATE}/s "
-        f"or {AUTO_SHARE:.0%} of the measured one-worker rate if lower)",
+        f"or {AUTO_SHARE * 100:.0f}%% of the measured one-worker rate if lower)",
     )
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the latency run")
     parser.add_argument(
