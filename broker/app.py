@@ -127,10 +127,9 @@ def ensure_topics(
 def _await_metadata(bootstrap: str, names: set[str], timeout: float = 30.0) -> None:
     """Wait until the brokers report every topic with its partitions.
 
-    A worker that joins the group before a new topic's metadata has reached it
-    subscribes without that topic; the group then assigns its partitions to a
-    member that never fetches them, and they stall (seen with two workers
-    starting together).
+    Topics another worker has just created may not be in this client's metadata
+    yet; joining the group only once they are means the worker subscribes to
+    every council's topics from its first assignment.
     """
     from kafka import KafkaConsumer
 
