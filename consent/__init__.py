@@ -34,6 +34,7 @@ from consent._consent_state import (
     ConsentView,
     TokenConsent,
     effective_consent,
+    effective_time,
 )
 from consent._decisions import (
     CandidateDisclosure,
@@ -61,9 +62,11 @@ from consent._errors import (
     ConsentStateInvalid,
     DirectoryExpired,
     DirectoryInvalid,
+    DirectoryRolledBack,
     KeyInvalid,
     SealingFailed,
     SignatureInvalid,
+    TimeOutOfBounds,
 )
 from consent._keys import (
     KeyPairPaths,
@@ -80,12 +83,22 @@ from consent._keys import (
 )
 from consent._routing import agreements_for, route
 from consent._sealing import SEALING_SUITE, open_fields, open_sealed, seal, seal_fields
+from consent._time_bounds import (
+    DEFAULT_CLOCK_SKEW,
+    DEFAULT_OCCURRED_FLOOR,
+    DEFAULT_RECORDED_FLOOR,
+    check_times,
+    time_problem,
+)
 
 __all__ = [
     "AGREEMENTS_DIR",
     "ALL_SCOPES",
     "DEFAULT_CHECKPOINT_EVERY",
     "DEFAULT_CHECKPOINT_INTERVAL",
+    "DEFAULT_CLOCK_SKEW",
+    "DEFAULT_OCCURRED_FLOOR",
+    "DEFAULT_RECORDED_FLOOR",
     "DIRECTORY_FORMAT",
     "GENESIS_HASH",
     "GM_COUNCILS",
@@ -110,6 +123,7 @@ __all__ = [
     "Directory",
     "DirectoryExpired",
     "DirectoryInvalid",
+    "DirectoryRolledBack",
     "DisclosedEvent",
     "KeyInvalid",
     "KeyPairPaths",
@@ -123,6 +137,7 @@ __all__ = [
     "Routing",
     "SealingFailed",
     "SignatureInvalid",
+    "TimeOutOfBounds",
     "TokenConsent",
     "agreements_for",
     "audit_bytes",
@@ -130,10 +145,12 @@ __all__ = [
     "audit_record_hash",
     "audit_record_to_dict",
     "build_dev_federation",
+    "check_times",
     "decide",
     "decision_id",
     "decisions_concerning",
     "effective_consent",
+    "effective_time",
     "example_agreement_paths",
     "format_duration",
     "generate_sealing_key",
@@ -155,6 +172,7 @@ __all__ = [
     "seal_fields",
     "sign",
     "sign_directory",
+    "time_problem",
     "verify_audit",
     "verify_directory",
     "verify_signature",
