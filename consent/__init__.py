@@ -21,12 +21,20 @@ from consent._audit import (
     audit_bytes,
     audit_record_hash,
 )
+from consent._audit_anchors import ANCHORS_FORMAT, load_anchors, save_anchors
 from consent._audit_records import (
     audit_record_from_dict,
     audit_record_to_dict,
     decisions_concerning,
 )
-from consent._audit_verify import AuditProblem, AuditReport, ChainSummary, ProblemKind, verify_audit
+from consent._audit_verify import (
+    DEFAULT_VOUCH_MARGIN,
+    AuditProblem,
+    AuditReport,
+    ChainSummary,
+    ProblemKind,
+    verify_audit,
+)
 from consent._consent_state import (
     ALL_SCOPES,
     ConsentEntry,
@@ -94,11 +102,13 @@ from consent._time_bounds import (
 __all__ = [
     "AGREEMENTS_DIR",
     "ALL_SCOPES",
+    "ANCHORS_FORMAT",
     "DEFAULT_CHECKPOINT_EVERY",
     "DEFAULT_CHECKPOINT_INTERVAL",
     "DEFAULT_CLOCK_SKEW",
     "DEFAULT_OCCURRED_FLOOR",
     "DEFAULT_RECORDED_FLOOR",
+    "DEFAULT_VOUCH_MARGIN",
     "DIRECTORY_FORMAT",
     "GENESIS_HASH",
     "GM_COUNCILS",
@@ -156,6 +166,7 @@ __all__ = [
     "generate_sealing_key",
     "generate_signing_key",
     "load_agreement",
+    "load_anchors",
     "load_directory",
     "load_private_key",
     "load_public_key",
@@ -168,6 +179,7 @@ __all__ = [
     "public_key_b64",
     "public_key_pem",
     "route",
+    "save_anchors",
     "seal",
     "seal_fields",
     "sign",

@@ -1,0 +1,145 @@
+"""Reading ``fed.audit`` for ``fedbroker audit``: every partition, start to current end.
+
+It reads every partition from the beginning to the end offsets seen at start,
+so ``fed.audit`` must be kept with unlimited retention (``retention.ms=-1``): a
+chain whose start was deleted reports its first records as missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from kafka import KafkaConsumer, TopicPartition
+
+from consent import audit_record_from_dict
+from fedbroker._errors import CommandError
+from schemas import AuditRecord
+
+__all__ = [
+    "DEFAULT_AUDIT_TOPIC",
+    "DEFAULT_BOOTSTRAP",
+    "DEFAULT_READ_TIMEOUT_S",
+    "AuditMessage",
+    "common_options",
+    "decoder",
+    "read_audit_topic",
+]
+
+DEFAULT_AUDIT_TOPIC = "fed.audit"
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_READ_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditMessage:
+    """One record of the topic with its Kafka coordinates, for reporting."""
+
+    partition: int
+    offset: int
+    record: AuditRecord
+
+
+def _avro_decoder() -> Callable[[bytes], AuditRecord]:
+    # imported late so that `audit --help` never needs the codec
+    codec_class = getattr(importlib.import_module("schemas"), "Codec", None)
+    if codec_class is None:
+        raise CommandError("schemas.Codec is not available: cannot decode Avro audit records")
+    codec = codec_class()
+
+    def decode(data: bytes) -> AuditRecord:
+        record = codec.decode_as(data, AuditRecord)
+        assert isinstance(record, AuditRecord)
+        return record
+
+    return decode
+
+
+def _json_decoder(data: bytes) -> AuditRecord:
+    return audit_record_from_dict(json.loads(data))
+
+
+def decoder(wire: str) -> Callable[[bytes], AuditRecord]:
+    """The decoder for ``--wire`` (``avro``, or ``json`` in development)."""
+    return _json_decoder if wire == "json" else _avro_decoder()
+
+
+def read_audit_topic(
+    bootstrap: str,
+    topic: str,
+    decode: Callable[[bytes], AuditRecord],
+    *,
+    timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+) -> list[AuditMessage]:
+    """Every record of every partition, from the beginning to the end offsets seen at start.
+
+    Raises:
+        CommandError: the topic does not exist, or the end was not reached in time.
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise CommandError(f"topic {topic} does not exist at {bootstrap}")
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        ends = consumer.end_offsets(assigned)
+        messages: list[AuditMessage] = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < ends[tp] for tp in assigned):
+            if time.monotonic() > deadline:
+                raise CommandError(f"timed out reading {topic} to its end")
+            for tp, batch in consumer.poll(timeout_ms=500).items():
+                for message in batch:
+                    if message.offset < ends[tp]:
+                        messages.append(
+                            AuditMessage(tp.partition, message.offset, decode(message.value))
+                        )
+    finally:
+        consumer.close()
+    messages.sort(key=lambda m: (m.partition, m.offset))
+    return messages
+
+
+def common_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``--bootstrap``, ``--topic``, ``--timeout`` and the hidden ``--wire``."""
+    for option in reversed(
+        [
+            click.option(
+                "--bootstrap",
+                envvar="KAFKA_BOOTSTRAP_SERVERS",
+                default=DEFAULT_BOOTSTRAP,
+                show_default=True,
+                help="Kafka bootstrap servers.",
+            ),
+            click.option("--topic", default=DEFAULT_AUDIT_TOPIC, show_default=True),
+            click.option(
+                "--timeout",
+                "timeout_s",
+                type=float,
+                default=DEFAULT_READ_TIMEOUT_S,
+                show_default=True,
+                help="Seconds to read the topic to its end.",
+            ),
+            click.option(
+                "--wire",
+                type=click.Choice(["avro", "json"]),
+                default="avro",
+                hidden=True,
+                help="Record encoding on the topic (json: development only).",
+            ),
+        ]
+    ):
+        function = option(function)
+    return function
