@@ -65,6 +65,7 @@ from consent._errors import (
     SealingFailed,
     SignatureInvalid,
 )
+from consent._kafka_security import KafkaSecurity, Secret
 from consent._keys import (
     KeyPairPaths,
     generate_sealing_key,
@@ -111,6 +112,7 @@ __all__ = [
     "DirectoryExpired",
     "DirectoryInvalid",
     "DisclosedEvent",
+    "KafkaSecurity",
     "KeyInvalid",
     "KeyPairPaths",
     "LawfulBasis",
@@ -122,6 +124,7 @@ __all__ = [
     "Reason",
     "Routing",
     "SealingFailed",
+    "Secret",
     "SignatureInvalid",
     "TokenConsent",
     "agreements_for",
