@@ -76,6 +76,7 @@ from consent._errors import (
     SignatureInvalid,
     TimeOutOfBounds,
 )
+from consent._kafka_security import KafkaSecurity, Secret
 from consent._keys import (
     KeyPairPaths,
     generate_sealing_key,
@@ -135,6 +136,7 @@ __all__ = [
     "DirectoryInvalid",
     "DirectoryRolledBack",
     "DisclosedEvent",
+    "KafkaSecurity",
     "KeyInvalid",
     "KeyPairPaths",
     "LawfulBasis",
@@ -146,6 +148,7 @@ __all__ = [
     "Reason",
     "Routing",
     "SealingFailed",
+    "Secret",
     "SignatureInvalid",
     "TimeOutOfBounds",
     "TokenConsent",
