@@ -20,6 +20,7 @@ from connectors import ConnectorConfig, MappingInvalid, SourceConfig, parse_mapp
 from connectors._mapping import IDENTITY_FIELDS
 from consent import _agreement_loader as agreement_loader
 from consent import _directory as directory_loader
+from consent import _kafka_security as kafka_security
 from fedbroker.cli import cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,6 +91,27 @@ def test_every_command_option_is_in_the_reference():
     assert not missing, "missing from docs/reference/configuration.md:\n" + "\n".join(missing)
 
 
+def test_no_documented_option_is_stale():
+    """An option row whose option the command no longer has misleads; name it."""
+    commands = dict(_commands())
+    stale: list[str] = []
+    for heading, body in _sections("###").items():
+        path = heading.strip("` ")
+        command = commands.get(path)
+        if command is None:
+            stale.append(f"{path}: no such command")
+            continue
+        known = {name for p in command.params for name in getattr(p, "opts", [])}
+        known |= {name for p in command.params for name in getattr(p, "secondary_opts", [])}
+        for line in body.splitlines():
+            if line.startswith("| `-"):
+                first = line.split("|")[1]
+                stale += [
+                    f"{path} {n}" for n in re.findall(r"`(-[-\w]+)`", first) if n not in known
+                ]
+    assert not stale, "options documented but gone:\n" + "\n".join(stale)
+
+
 def _keys_missing(section: str, keys: list[str]) -> list[str]:
     body = _section(section)
     return [f"{section}: {key}" for key in keys if f"`{key}`" not in body]
@@ -127,8 +149,14 @@ def test_every_yaml_key_and_settings_field_is_in_the_reference():
 def test_every_environment_variable_the_code_reads_is_in_the_reference():
     sources = [p for package in PACKAGES for p in (REPO / package).rglob("*.py")]
     sources.append(REPO / "tests" / "kafka_fixtures.py")
-    names = sorted({m for path in sources for m in _ENV_NAME.findall(path.read_text("utf-8"))})
-    assert "FEDBROKER_HOME" in names  # the scan itself works
+    found = {m for path in sources for m in _ENV_NAME.findall(path.read_text("utf-8"))}
+    assert "FEDBROKER_HOME" in found  # the scan itself works
+    # KafkaSecurity reads one variable per setting, named by a prefix in code.
+    prefix = kafka_security.ENV_PREFIX
+    found |= {f"{prefix}{name.upper()}" for name in kafka_security._FIELDS}
+    found |= {f"{prefix}SECURITY_FILE", f"{prefix}SASL_PASSWORD", "XDG_STATE_HOME"}
+    found.discard(f"{prefix}X")  # the docstring's placeholder for "each setting x"
+    names = sorted(found)
     body = _section("Environment variables")
     missing = [name for name in names if f"`{name}`" not in body]
     assert not missing, "missing from docs/reference/configuration.md:\n" + "\n".join(missing)
