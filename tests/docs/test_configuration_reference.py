@@ -22,6 +22,7 @@ from consent import _agreement_loader as agreement_loader
 from consent import _directory as directory_loader
 from consent import _kafka_security as kafka_security
 from fedbroker.cli import cli
+from subscriber import SubscriberSettings
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "docs" / "reference" / "configuration.md"
@@ -140,9 +141,11 @@ def test_every_yaml_key_and_settings_field_is_in_the_reference():
     directory = sorted(directory_loader._TOP)
     directory += [f"members[].{k}" for k in sorted(directory_loader._MEMBER)]
     missing += _keys_missing("Directory", directory)
-    missing += _keys_missing(
-        "Broker settings", [f.name for f in dataclasses.fields(BrokerSettings)]
-    )
+    broker = [f.name for f in dataclasses.fields(BrokerSettings)]
+    missing += _keys_missing("Broker settings", broker)
+    missing += _keys_missing("Kafka security settings", sorted(kafka_security._FIELDS))
+    subscriber = [f.name for f in dataclasses.fields(SubscriberSettings)]
+    missing += _keys_missing("Subscriber settings", subscriber)
     assert not missing, "missing from docs/reference/configuration.md:\n" + "\n".join(missing)
 
 
