@@ -5,7 +5,8 @@ from a clone. The wheel is built from this tree, installed (``--no-deps``) into
 a fresh virtualenv that borrows the dependencies of the project's environment,
 and then run from an empty folder with no ``PYTHONPATH``: ``kafka up`` must find
 Kafka's Maven descriptor, configuration template and logging configuration
-inside the installed package, start a real broker, and ``kafka down`` stop it.
+inside the installed package, start a real broker, and ``kafka down`` stop it;
+``demo --help`` answers, and a whole (small) ``demo`` runs on the shared Kafka.
 """
 
 from __future__ import annotations
@@ -127,3 +128,12 @@ def test_demo_help_runs_from_the_installed_wheel(installed):
     result = _run(installed, "demo", "--help")
     assert result.returncode == 0, result.stderr
     assert "--people" in result.stdout
+
+
+@pytest.mark.kafka
+def test_a_whole_demo_runs_from_the_installed_wheel(installed, kafka_bootstrap):
+    script, env = installed
+    result = _run((script, {**env, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}),
+                  "demo", "--people", "60", timeout=600)  # fmt: skip
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert "verified" in result.stdout
