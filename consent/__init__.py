@@ -60,8 +60,17 @@ from consent._devfederation import (
     build_dev_federation,
     example_agreement_paths,
 )
-from consent._directory import DIRECTORY_FORMAT, Directory, Member, MemberKind, parse_directory
+from consent._directory import (
+    DEFAULT_KEY_EPOCH,
+    DIRECTORY_FORMAT,
+    Directory,
+    Member,
+    MemberKind,
+    directory_expires_in,
+    parse_directory,
+)
 from consent._directory_signing import load_directory, sign_directory, verify_directory
+from consent._directory_watch import DirectoryChange, DirectoryWatcher, restart_reasons
 from consent._durations import format_duration, parse_duration
 from consent._errors import (
     AgreementInvalid,
@@ -91,6 +100,7 @@ from consent._keys import (
 )
 from consent._routing import agreements_for, route
 from consent._sealing import SEALING_SUITE, open_fields, open_sealed, seal, seal_fields
+from consent._serial_store import SERIAL_STORE_FORMAT, SerialStore
 from consent._time_bounds import (
     DEFAULT_CLOCK_SKEW,
     DEFAULT_OCCURRED_FLOOR,
@@ -106,6 +116,7 @@ __all__ = [
     "DEFAULT_CHECKPOINT_EVERY",
     "DEFAULT_CHECKPOINT_INTERVAL",
     "DEFAULT_CLOCK_SKEW",
+    "DEFAULT_KEY_EPOCH",
     "DEFAULT_OCCURRED_FLOOR",
     "DEFAULT_RECORDED_FLOOR",
     "DEFAULT_VOUCH_MARGIN",
@@ -113,6 +124,7 @@ __all__ = [
     "GENESIS_HASH",
     "GM_COUNCILS",
     "SEALING_SUITE",
+    "SERIAL_STORE_FORMAT",
     "Agreement",
     "AgreementInvalid",
     "AuditChain",
@@ -131,9 +143,11 @@ __all__ = [
     "Decision",
     "DevFederation",
     "Directory",
+    "DirectoryChange",
     "DirectoryExpired",
     "DirectoryInvalid",
     "DirectoryRolledBack",
+    "DirectoryWatcher",
     "DisclosedEvent",
     "KeyInvalid",
     "KeyPairPaths",
@@ -146,6 +160,7 @@ __all__ = [
     "Reason",
     "Routing",
     "SealingFailed",
+    "SerialStore",
     "SignatureInvalid",
     "TimeOutOfBounds",
     "TokenConsent",
@@ -159,6 +174,7 @@ __all__ = [
     "decide",
     "decision_id",
     "decisions_concerning",
+    "directory_expires_in",
     "effective_consent",
     "effective_time",
     "example_agreement_paths",
@@ -178,6 +194,7 @@ __all__ = [
     "private_key_pem",
     "public_key_b64",
     "public_key_pem",
+    "restart_reasons",
     "route",
     "save_anchors",
     "seal",
