@@ -85,6 +85,7 @@ from consent._errors import (
     SignatureInvalid,
     TimeOutOfBounds,
 )
+from consent._kafka_security import KafkaSecurity, Secret
 from consent._keys import (
     KeyPairPaths,
     generate_sealing_key,
@@ -149,6 +150,7 @@ __all__ = [
     "DirectoryRolledBack",
     "DirectoryWatcher",
     "DisclosedEvent",
+    "KafkaSecurity",
     "KeyInvalid",
     "KeyPairPaths",
     "LawfulBasis",
@@ -160,6 +162,7 @@ __all__ = [
     "Reason",
     "Routing",
     "SealingFailed",
+    "Secret",
     "SerialStore",
     "SignatureInvalid",
     "TimeOutOfBounds",
