@@ -131,6 +131,8 @@ class DirectoryWatcher:
             return None
         self._digest = digest  # a failed version is reported once, not at every poll
         directory = self._accept(data, now)
+        if directory.digest == self._current.digest:
+            return None  # back to the version in force after a refused one
         previous, self._current = self._current, directory
         change = DirectoryChange(previous, directory, restart_reasons(previous, directory))
         _log.info(

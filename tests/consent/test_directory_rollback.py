@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import yaml
@@ -78,6 +79,52 @@ def test_a_rolled_back_directory_is_refused_after_a_restart(federation, serials,
     assert verify_directory(serial1, trust_anchor=federation.trust_anchor, now=T0).serial == 1
 
 
+RESTARTED = """
+import sys
+from consent import DirectoryWatcher, SerialStore
+from tests.consent.conftest import T0
+try:
+    watcher = DirectoryWatcher(
+        sys.argv[1], trust_anchor=sys.argv[2], serial_store=SerialStore(sys.argv[3]), now=T0
+    )
+except Exception as exc:
+    print(getattr(exc, "reason", type(exc).__name__))
+else:
+    print("serial", watcher.current.serial)
+"""
+
+
+def test_a_rollback_is_refused_by_a_new_process(federation, serials, tmp_path):
+    """Two real processes: the second starts on serial 1 after the first accepted serial 2."""
+    import os
+    import subprocess
+    import sys
+
+    serial1, serial2, _ = serials
+    path, store = tmp_path / "directory.signed", tmp_path / "state" / "serials.json"
+
+    def start() -> str:
+        argv = [
+            sys.executable,
+            "-c",
+            RESTARTED,
+            str(path),
+            str(federation.trust_anchor),
+            str(store),
+        ]
+        repo = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": repo}
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=repo, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    path.write_bytes(serial2)
+    assert start() == "serial 2"
+    path.write_bytes(serial1)
+    assert start() == "directory-rolled-back"
+    assert store.exists()
+
+
 def test_the_same_serial_with_other_content_is_refused(federation, tmp_path):
     store = SerialStore(tmp_path / "serials.json")
     store.accept(verify_directory(signed(federation), trust_anchor=federation.trust_anchor, now=T0))
@@ -132,6 +179,8 @@ def test_a_tampered_reload_is_refused_and_the_current_directory_kept(federation,
         watcher.poll(T0)
     assert caught.value.reason == "directory-signature-invalid"
     assert watcher.current.serial == 1
+    path.write_bytes(signed(federation))  # put back: nothing changed after all
+    assert watcher.poll(T0) is None and watcher.current.serial == 1
 
 
 def test_validity_is_exposed_and_enforced(federation, tmp_path):
