@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import importlib
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import click
-from kafka import KafkaConsumer, TopicPartition
 
 from consent import audit_record_from_dict
 from fedbroker._errors import CommandError
+from fedbroker._topics import read_to_end
 from schemas import AuditRecord
 
 __all__ = [
@@ -81,35 +80,11 @@ def read_audit_topic(
     Raises:
         CommandError: the topic does not exist, or the end was not reached in time.
     """
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            raise CommandError(f"topic {topic} does not exist at {bootstrap}")
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(assigned)
-        consumer.seek_to_beginning(*assigned)
-        ends = consumer.end_offsets(assigned)
-        messages: list[AuditMessage] = []
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < ends[tp] for tp in assigned):
-            if time.monotonic() > deadline:
-                raise CommandError(f"timed out reading {topic} to its end")
-            for tp, batch in consumer.poll(timeout_ms=500).items():
-                for message in batch:
-                    if message.offset < ends[tp]:
-                        messages.append(
-                            AuditMessage(tp.partition, message.offset, decode(message.value))
-                        )
-    finally:
-        consumer.close()
-    messages.sort(key=lambda m: (m.partition, m.offset))
-    return messages
+    records = read_to_end(bootstrap, topic, timeout_s=timeout_s, missing_ok=False)
+    return [
+        AuditMessage(r.partition, r.offset, decode(r.value or b""))
+        for r in records  # already in (partition, offset) order
+    ]
 
 
 def common_options(function: Callable[..., Any]) -> Callable[..., Any]:
