@@ -68,7 +68,10 @@ class SerialStore:
             if not isinstance(data, dict) or data.get("format") != SERIAL_STORE_FORMAT:
                 raise ValueError("not a serial store")
             authorities = data["authorities"]
-            if not isinstance(authorities, dict):
+            if not isinstance(authorities, dict) or not all(
+                isinstance(held, dict) and isinstance(held.get("serial"), int)
+                for held in authorities.values()
+            ):
                 raise ValueError("malformed")
             return authorities
         except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -237,6 +237,15 @@ def test_an_unreadable_serial_store_is_an_error_not_a_fresh_start(federation, tm
     with pytest.raises(DirectoryInvalid) as caught:
         SerialStore(store_path).accept(directory)
     assert caught.value.reason == "serial-store-invalid"
+    for malformed in (
+        {"format": "fedbroker-directory-serials/1", "authorities": {"k": {"serial": "2"}}},
+        {"format": "fedbroker-directory-serials/1", "authorities": []},
+        {"format": "other", "authorities": {}},
+    ):
+        store_path.write_text(json.dumps(malformed))
+        with pytest.raises(DirectoryInvalid) as caught:
+            SerialStore(store_path).highest(directory)
+        assert caught.value.reason == "serial-store-invalid"
     assert SerialStore(tmp_path / "none.json").highest(directory) is None
 
 
