@@ -5,8 +5,9 @@ is checked here, at the row: a clerk's 2062 for 2026 would otherwise make a
 consent record outrank every later withdrawal, and 9999-12-31 or
 ``0001-01-01T00:00:00+01:00`` overflow date arithmetic further on (an
 ``OverflowError`` that once failed a whole file). Each is a per-row refusal with
-a reason code. The reason codes are the ones the broker uses for the same
-check, so the connector's quarantine and ``fed.rejected`` agree.
+a reason code. The bounds themselves are ``consent.time_problem``, the check
+the broker repeats after verifying a signature, so the connector's quarantine
+and ``fed.rejected`` give the same reason codes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from typing import Literal
 
 from connectors._errors import InvalidIdentifier
 from connectors._mapping import ColumnOrFixed
+from consent import (
+    DEFAULT_CLOCK_SKEW,
+    DEFAULT_OCCURRED_FLOOR,
+    DEFAULT_RECORDED_FLOOR,
+    time_problem,
+)
 
 __all__ = [
     "DEFAULT_MAX_SKEW",
@@ -31,12 +38,12 @@ __all__ = [
 TimeKind = Literal["occurred", "recorded"]
 
 #: Clocks of a council's systems and its connector may disagree by this much.
-DEFAULT_MAX_SKEW = timedelta(minutes=5)
+DEFAULT_MAX_SKEW = DEFAULT_CLOCK_SKEW
 #: Nothing a council records about a living resident happened before this.
-DEFAULT_OCCURRED_AT_FLOOR = datetime(1900, 1, 1, tzinfo=UTC)
-#: The federation's start: no consent under its agreements can be older. The
-#: default is the day UK GDPR took effect; a federation sets its own start.
-DEFAULT_RECORDED_AT_FLOOR = datetime(2018, 5, 25, tzinfo=UTC)
+DEFAULT_OCCURRED_AT_FLOOR = DEFAULT_OCCURRED_FLOOR
+#: The federation's start: no consent under its agreements can be older
+#: (consent's default; a federation sets its own in the connector config).
+DEFAULT_RECORDED_AT_FLOOR = DEFAULT_RECORDED_FLOOR
 _ISO = "iso"
 #: Longer than any timestamp format; bounds the parser's work on a poisoned cell.
 _MAX_TIMESTAMP_CHARS = 64
@@ -50,7 +57,7 @@ class TimeBounds:
         max_skew: how far after publication a time may lie (default 5 minutes).
         occurred_at_floor: the earliest event time (default 1900-01-01 UTC).
         recorded_at_floor: the earliest consent time (default the federation's
-            start, 2018-05-25 UTC unless configured).
+            start, ``consent.DEFAULT_RECORDED_FLOOR`` unless configured).
     """
 
     max_skew: timedelta = DEFAULT_MAX_SKEW
@@ -66,12 +73,14 @@ def time_bound_reason(
     ``<kind>-in-future`` when ``at`` lies more than the skew after
     ``published_at``; ``<kind>-before-floor`` when it lies before the floor.
     """
-    floor = bounds.occurred_at_floor if kind == "occurred" else bounds.recorded_at_floor
-    if at > published_at + bounds.max_skew:
-        return f"{kind}-in-future"
-    if at < floor:
-        return f"{kind}-before-floor"
-    return None
+    return time_problem(
+        published_at=published_at,
+        recorded_at=at if kind == "recorded" else None,
+        occurred_at=at if kind == "occurred" else None,
+        skew=bounds.max_skew,
+        recorded_floor=bounds.recorded_at_floor,
+        occurred_floor=bounds.occurred_at_floor,
+    )
 
 
 def parse_timestamp(
