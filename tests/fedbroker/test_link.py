@@ -307,11 +307,15 @@ def test_a_free_text_identifier_accepts_a_foreign_postcode(tmp_path):
     uk_only = link_files(left, right, _mapping(tmp_path, "uk"), threshold=0.8)
     # Not a UK postcode: the value is dropped, the row kept on its other identifiers.
     assert uk_only.refused == ()
+    assert [(r.side, r.row, r.reason, r.code) for r in uk_only.dropped] == [
+        ("left", 1, "invalid-postcode", "bad-format"),
+        ("right", 1, "invalid-postcode", "bad-format"),
+    ]
     assert [(p.left_ref, p.right_ref) for p in uk_only.pairs] == [("L1", "R1"), ("L2", "R2")]
     free = link_files(
         left, right, _mapping(tmp_path, "free", free_text=["postcode"]), threshold=0.8
     )
-    assert free.refused == ()
+    assert free.refused == () and free.dropped == ()
     assert [(p.left_ref, p.right_ref) for p in free.pairs] == [("L1", "R1"), ("L2", "R2")]
 
 
@@ -326,6 +330,10 @@ def test_malformed_rows_are_refused_by_reason_and_the_rest_still_link(synth, tmp
     # The bad NHS number (row 3) and date (row 7) cost those values, not the rows.
     assert [(r.side, r.row, r.reason, r.code) for r in result.refused] == [
         ("left", 5, "invalid-row", "extra-cells"),
+    ]
+    assert [(r.side, r.row, r.reason, r.code) for r in result.dropped] == [
+        ("left", 3, "invalid-nhs_number", "bad-check-digit"),
+        ("left", 7, "invalid-date_of_birth", "bad-format"),
     ]
     assert result.records == clean.records - 1
     broken_refs = {rows[i][0] for i in (2, 4, 6)}
@@ -344,6 +352,7 @@ def test_malformed_rows_are_refused_by_reason_and_the_rest_still_link(synth, tmp
     )  # fmt: skip
     assert code == 0
     assert "refused left row 5: invalid-row (extra-cells)" in stderr
+    assert "dropped left row 3: invalid-nhs_number (bad-check-digit)" in stderr
     assert bad_nhs not in stderr and "31/02/1980" not in stderr
 
 
