@@ -8,10 +8,17 @@ cannot speak for another even if it can write to the other's topic.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from broker._errors import BrokerError
-from consent import Directory, SignatureInvalid, verify_signature
+from consent import (
+    DEFAULT_OCCURRED_FLOOR,
+    DEFAULT_RECORDED_FLOOR,
+    Directory,
+    SignatureInvalid,
+    time_problem,
+    verify_signature,
+)
 from schemas import CitizenEvent, ConsentRecord, canonical_bytes
 
 __all__ = [
@@ -20,17 +27,13 @@ __all__ = [
     "DEFAULT_OCCURRED_FLOOR",
     "DEFAULT_RECORDED_FLOOR",
     "Rejected",
-    "time_problem",
+    "source_time_problem",
     "topic_council",
     "verify_record",
 ]
 
 DEFAULT_MAX_AGE = timedelta(days=30)
 DEFAULT_MAX_SKEW = timedelta(minutes=5)
-#: Nothing a council shares happened before this (a birth, a tenancy, a death).
-DEFAULT_OCCURRED_FLOOR = datetime(1900, 1, 1, tzinfo=UTC)
-#: No consent was recorded before the federation started.
-DEFAULT_RECORDED_FLOOR = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 class Rejected(BrokerError):
@@ -84,34 +87,28 @@ def verify_record(
         raise Rejected(f"{topic}: published too long ago", reason="stale")
     if record.published_at > now + max_skew:
         raise Rejected(f"{topic}: published in the future", reason="from-the-future")
-    problem = time_problem(record, skew=max_skew, occurred_floor=occurred_floor,
-                           recorded_floor=recorded_floor)  # fmt: skip
+    problem = source_time_problem(
+        record, skew=max_skew, occurred_floor=occurred_floor, recorded_floor=recorded_floor
+    )
     if problem is not None:
         raise Rejected(f"{topic}: a source time is out of bounds", reason=problem)
 
 
-def time_problem(
+def source_time_problem(
     record: CitizenEvent | ConsentRecord,
     *,
     skew: timedelta = DEFAULT_MAX_SKEW,
     occurred_floor: datetime = DEFAULT_OCCURRED_FLOOR,
     recorded_floor: datetime = DEFAULT_RECORDED_FLOOR,
 ) -> str | None:
-    """The reason code of a source time after ``published_at + skew`` or before its floor.
+    """The reason code of a source time out of bounds (``consent.time_problem``), or None.
 
     A clerk's 2062 for 2026 would otherwise outrank every later withdrawal, and an
-    ``occurred_at`` of 9999-12-31 overflows the first window added to it. Only
-    differences are computed (never ``time + skew``), so no input raises.
+    ``occurred_at`` of 9999-12-31 overflows the first window added to it.
     ``published_at`` itself is bounded by the broker's clock (``from-the-future``).
     """
     if isinstance(record, CitizenEvent):
-        name, value, floor = "occurred", record.occurred_at, occurred_floor
-    else:
-        name, value, floor = "recorded", record.recorded_at, recorded_floor
-    if value.utcoffset() is None or record.published_at.utcoffset() is None:
-        return "time-without-zone"
-    if value - record.published_at > skew:
-        return f"{name}-in-future"
-    if value < floor:
-        return f"{name}-before-floor"
-    return None
+        return time_problem(published_at=record.published_at, occurred_at=record.occurred_at,
+                            skew=skew, occurred_floor=occurred_floor)  # fmt: skip
+    return time_problem(published_at=record.published_at, recorded_at=record.recorded_at,
+                        skew=skew, recorded_floor=recorded_floor)  # fmt: skip
