@@ -24,7 +24,14 @@ from broker._matching import (
     run_batch,
 )
 from broker._notifications import build_notification, notification_id, sign_notification
-from broker._rules import RuleHit, disclosures_for, evaluate, evaluate_rule, recipients_for
+from broker._rules import (
+    RuleHit,
+    disclosures_for,
+    evaluate,
+    evaluate_rule,
+    recipients_for,
+    subjects_of,
+)
 from broker._sightings import Sighting, TokenState
 from broker._similarity import (
     DEFAULT_DICE_THRESHOLD,
@@ -112,5 +119,6 @@ __all__ = [
     "recipients_for",
     "run_batch",
     "sign_notification",
+    "subjects_of",
     "verify_record",
 ]
