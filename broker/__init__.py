@@ -20,7 +20,7 @@ from broker._matching import (
     pair_id,
     run_batch,
 )
-from broker._notifications import build_notification, notification_id, sign_notification
+from broker._notifications import build_notification, notification_id, seal_notification
 from broker._rules import RuleHit, disclosures_for, evaluate, evaluate_rule, recipients_for
 from broker._sightings import Sighting, TokenState
 from broker._similarity import (
@@ -87,6 +87,6 @@ __all__ = [
     "popcount",
     "recipients_for",
     "run_batch",
-    "sign_notification",
+    "seal_notification",
     "verify_record",
 ]

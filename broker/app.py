@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from broker._histograms import read_histograms
 from broker._matching import Matcher
 from broker._metrics import BrokerMetrics
+from broker._notifications import seal_notification
 from broker._partition import PartitionCore, retention_for
 from broker._sightings import Sighting
 from broker._state_cache import StateCache
@@ -40,9 +41,9 @@ from consent import (
     MemberKind,
     load_directory,
     load_private_key,
+    notify_topic,
 )
 from schemas import (
-    CitizenEvent,
     Codec,
     ConsentRecord,
     RejectedRecord,
@@ -190,7 +191,7 @@ def build_app(settings: BrokerSettings) -> faust.App:
         settings.bootstrap,
         source_names
         + [f"{prefix}.rejected", f"{prefix}.audit", f"{prefix}.broker.matches"]
-        + [f"{prefix}.match.{a}" for a in directory.agreements],
+        + [notify_topic(prefix, s.member_id) for s in directory.services],
         partitions=settings.partitions,
         replication=settings.replication,
         # Deleting old audit records would break every chain's first link.
@@ -203,7 +204,10 @@ def build_app(settings: BrokerSettings) -> faust.App:
     rejected_topic = app.topic(f"{prefix}.rejected", **raw)
     audit_topic = app.topic(f"{prefix}.audit", **raw)
     matches_topic = app.topic(f"{prefix}.broker.matches", **raw)
-    match_topics = {a: app.topic(f"{prefix}.match.{a}", **raw) for a in directory.agreements}
+    notify_topics = {
+        s.member_id: app.topic(notify_topic(prefix, s.member_id), **raw) for s in directory.services
+    }
+    broker_id = directory.broker.member_id
     states = app.Table("token-state", partitions=settings.partitions, default=None, **table)
     consents = app.Table("token-consent", partitions=settings.partitions, default=None, **table)
     heads = app.Table("audit-heads", partitions=settings.partitions, default=None, **table)
@@ -243,13 +247,11 @@ def build_app(settings: BrokerSettings) -> faust.App:
             message = event.message
             started = time.perf_counter()
             try:
-                record = codec.decode(message.value or b"")
-                if not isinstance(record, CitizenEvent | ConsentRecord):
-                    raise Rejected("not an event or consent record", reason="wrong-record-type")
-                verify_record(
-                    record,
+                record = verify_record(
+                    message.value or b"",
                     topic=message.topic,
                     directory=directory,
+                    codec=codec,
                     now=datetime.now(UTC),
                     accepted_epochs=settings.accepted_epochs,
                 )
@@ -259,7 +261,7 @@ def build_app(settings: BrokerSettings) -> faust.App:
             if isinstance(record, ConsentRecord):
                 envelope: dict[str, Any] = {
                     "kind": "consent",
-                    "record": base64.b64encode(message.value).decode(),
+                    "record": base64.b64encode(codec.encode(record)).decode(),
                 }
                 # By blocking tokens too: fuzzy matches are decided in those partitions.
                 tokens = list(
@@ -363,8 +365,9 @@ def build_app(settings: BrokerSettings) -> faust.App:
                 heads[chain.head.chain] = json.dumps(chain.head.to_dict()).encode()
             for notification in notifications:
                 metrics.notifications.labels(notification.agreement_id).inc()
-                await match_topics[notification.agreement_id].send(
-                    key=notification.notification_id.encode(), value=codec.encode(notification)
+                await notify_topics[notification.recipient].send(
+                    key=notification.notification_id.encode(),
+                    value=seal_notification(notification, key, broker_id, codec),
                 )
             for entry in audit:
                 await audit_topic.send(key=chain.head.chain.encode(), value=codec.encode(entry))

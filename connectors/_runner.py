@@ -161,7 +161,9 @@ class Connector:
                 continue
             record_id = record.record_id if isinstance(record, ConsentRecord) else record.event_id
             key = record.tokens[0].key() if record.tokens else record_id
-            batch.add(record_id, topic, key.encode("ascii"), self.codec.encode(record))
+            batch.add(
+                record_id, topic, key.encode("ascii"), self.factory.envelope(record, self.codec)
+            )
             self.metrics.events_enqueued.labels(source).inc()
 
     # -- publishing --------------------------------------------------------

@@ -21,9 +21,9 @@ from types import MappingProxyType
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from consent._audit import GENESIS_HASH, audit_bytes, audit_record_hash
+from consent._envelope import verify_detached
 from consent._errors import SignatureInvalid
-from consent._keys import verify_signature
-from schemas import AuditKind, AuditRecord
+from schemas import AuditKind, AuditRecord, SignatureDomain
 
 __all__ = ["AuditProblem", "AuditReport", "ChainSummary", "ProblemKind", "verify_audit"]
 
@@ -78,7 +78,7 @@ class AuditReport:
 
 def _checkpoint_ok(record: AuditRecord, key: Ed25519PublicKey) -> bool:
     try:
-        verify_signature(key, audit_bytes(record), record.signature)
+        verify_detached(key, SignatureDomain.CHECKPOINT, audit_bytes(record), record.signature)
     except SignatureInvalid:
         return False
     return True

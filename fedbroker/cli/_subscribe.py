@@ -1,8 +1,9 @@
 """``fedbroker subscribe``: a combined-authority service reading its match notifications.
 
-Checks the broker's signature on each notification, opens the payloads sealed
-to this service with its own X25519 key, and prints one JSON line per
-notification: what was matched and the fields the agreement grants it.
+Reads the service's own topic, ``<prefix>.notify.<service>``, checks the
+broker's envelope signature on each notification before decoding it, opens the
+payloads sealed to this service with its own X25519 key, and prints one JSON
+line per notification: what was matched and the fields the agreement grants it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,16 @@ import click
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from kafka import KafkaConsumer
 
-from consent import load_directory, load_private_key, open_fields, verify_signature
+from consent import (
+    SealingFailed,
+    load_directory,
+    load_private_key,
+    notify_topic,
+    open_envelope,
+    open_fields,
+)
 from fedbroker._errors import CommandError
-from schemas import Codec, MatchNotification, canonical_bytes
+from schemas import Codec, MatchNotification, SignatureDomain
 
 __all__ = ["subscribe"]
 
@@ -27,8 +35,12 @@ _file = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 @click.command()
 @click.option("--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS", required=True)
-@click.option("--agreement", required=True, help="Agreement id: reads <prefix>.match.<id>.")
-@click.option("--service", required=True, help="This service's id in the directory.")
+@click.option("--agreement", default=None, help="Only this agreement's notifications.")
+@click.option(
+    "--service",
+    required=True,
+    help="This service's id in the directory: reads <prefix>.notify.<id>.",
+)
 @click.option("--key", "key_path", type=_file, required=True, help="The service's X25519 key.")
 @click.option("--directory", type=_file, required=True)
 @click.option("--trust-anchor", type=_file, required=True)
@@ -42,27 +54,36 @@ _file = click.Path(exists=True, dir_okay=False, path_type=Path)
     help="Stop after this many seconds without a new notification.",
 )
 def subscribe(
-    bootstrap: str, agreement: str, service: str, key_path: Path, directory: Path,
+    bootstrap: str, agreement: str | None, service: str, key_path: Path, directory: Path,
     trust_anchor: Path, prefix: str, max_messages: int, timeout: float,
 ) -> None:  # fmt: skip
-    """Print this service's notifications under one agreement, with their opened fields."""
+    """Print this service's notifications, with their opened fields."""
     loaded = load_directory(directory, trust_anchor=trust_anchor, now=datetime.now(UTC))
-    broker_key = loaded.member("broker").signing_key
+    broker = loaded.broker
+    broker_key = broker.signing_key
     key = load_private_key(key_path)
     if broker_key is None or not isinstance(key, X25519PrivateKey):
         raise CommandError("need the broker's signing key in the directory and an X25519 key")
     codec = Codec()
     consumer = KafkaConsumer(
-        f"{prefix}.match.{agreement}", bootstrap_servers=bootstrap,
+        notify_topic(prefix, service), bootstrap_servers=bootstrap,
         auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=500,
     )  # fmt: skip
     seen, last = 0, time.monotonic()
     try:
         while time.monotonic() - last < timeout and not (max_messages and seen >= max_messages):
             for message in consumer:
-                notification = codec.decode_as(message.value, MatchNotification)
-                verify_signature(broker_key, canonical_bytes(notification), notification.signature)
-                if service not in notification.recipients:
+                notification, _ = open_envelope(
+                    message.value,
+                    SignatureDomain.NOTIFICATION,
+                    lambda signer: broker_key if signer == broker.member_id else None,
+                    codec=codec,
+                )
+                assert isinstance(notification, MatchNotification)
+                if notification.recipient != service or agreement not in (
+                    None,
+                    notification.agreement_id,
+                ):
                     continue
                 fields = {}
                 for sealed in notification.sealed:
@@ -71,11 +92,13 @@ def subscribe(
                     for event in notification.events:
                         try:
                             fields[event.event_id] = open_fields(
-                                key, sealed.enc, sealed.ciphertext, event_id=event.event_id
+                                key, sealed, event_id=event.event_id
                             )
                             break
-                        except Exception:  # noqa: BLE001, S112 - sealed to another event
-                            continue
+                        except SealingFailed as exc:
+                            if exc.reason != SealingFailed.reason:
+                                raise  # it opened, but holds other fields than declared
+                            continue  # sealed to another event of the notification
                 click.echo(json.dumps({
                     "notification_id": notification.notification_id,
                     "agreement": notification.agreement_id,
