@@ -157,7 +157,7 @@ class Connector:
             dropped: list[DroppedField] = []
             try:
                 record = self._build(row, mapping, consent, now, dropped)
-                value = self.codec.encode(record)
+                value = self.factory.envelope(record, self.codec)
                 if len(value) > self.config.max_record_bytes:
                     raise InvalidIdentifier("record", "record-too-large")
             except InvalidIdentifier as exc:
