@@ -356,7 +356,12 @@ def build_app(settings: BrokerSettings) -> faust.App:
         else:
             assert routed_sighting is not None
             sighting = routed_sighting
-            new_state, effects = core.on_sighting(token, sighting, state, consent_view, chain, now)
+            published = datetime.fromisoformat(envelope["published_at"])
+            new_state, effects = core.on_sighting(
+                token, sighting, state, consent_view, chain, now,
+                origin="/".join(str(c) for c in envelope["coordinates"]),
+                seen_until=published + policy.max_age + policy.max_skew,
+            )  # fmt: skip
             states[token] = state_cache.encode(token, state, state_bytes, new_state)
             metrics.sightings.inc(len(new_state) - (len(state) if state else 0))
             if effects.duplicate and token == sighting.all_tokens()[0]:
@@ -372,7 +377,6 @@ def build_app(settings: BrokerSettings) -> faust.App:
                 )
             for agreement_id, outcome in effects.decisions:
                 metrics.decisions.labels(agreement_id, outcome.value).inc()
-            published = datetime.fromisoformat(envelope["published_at"])
             for _ in notifications:
                 metrics.notified_latency.observe((now - published).total_seconds())
         if audit:  # the head moved
