@@ -23,8 +23,15 @@ from broker._matching import (
     pair_id,
     run_batch,
 )
-from broker._notifications import build_notification, notification_id, sign_notification
-from broker._rules import RuleHit, disclosures_for, evaluate, evaluate_rule, recipients_for
+from broker._notifications import build_notification, notification_id, seal_notification
+from broker._rules import (
+    RuleHit,
+    disclosures_for,
+    evaluate,
+    evaluate_rule,
+    recipients_for,
+    subjects_of,
+)
 from broker._sightings import Sighting, TokenState
 from broker._similarity import (
     DEFAULT_DICE_THRESHOLD,
@@ -111,6 +118,7 @@ __all__ = [
     "popcount",
     "recipients_for",
     "run_batch",
-    "sign_notification",
+    "seal_notification",
+    "subjects_of",
     "verify_record",
 ]

@@ -23,6 +23,9 @@ from types import MappingProxyType
 __all__ = ["BLOOM_BITS", "DEFAULT_FIELD_HASHES", "BloomEncoder", "bigrams"]
 
 BLOOM_BITS = 1024
+#: The parameter set every event names (``CitizenEvent.encoding``); change it with the
+#: parameters, so a broker never compares encodings made under different ones.
+ENCODING = "clk-v1"
 DEFAULT_FIELD_HASHES: Mapping[str, int] = MappingProxyType(
     {"given_name": 12, "family_name": 14, "date_of_birth": 8, "postcode": 6}
 )
