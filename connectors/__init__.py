@@ -9,7 +9,7 @@ Pipeline: ``load_config`` -> ``open_connector`` -> ``Connector.run``.
 from __future__ import annotations
 
 from connectors._assembly import open_connector
-from connectors._bloom import BLOOM_BITS, BloomEncoder, bigrams
+from connectors._bloom import BLOOM_BITS, ENCODING, BloomEncoder, bigrams
 from connectors._config import ConnectorConfig, SourceConfig, load_config
 from connectors._errors import (
     ConfigInvalid,
@@ -44,6 +44,7 @@ from connectors._tokens import (
     LinkageKey,
     Tokeniser,
     Tokens,
+    blocking_keys,
     generate_linkage_key,
     load_linkage_keys,
     opaque_reference,
@@ -51,6 +52,7 @@ from connectors._tokens import (
 
 __all__ = [
     "BLOOM_BITS",
+    "ENCODING",
     "BloomEncoder",
     "ConfigInvalid",
     "Connector",
@@ -79,6 +81,7 @@ __all__ = [
     "Tokeniser",
     "Tokens",
     "bigrams",
+    "blocking_keys",
     "event_id_for",
     "generate_federation",
     "generate_linkage_key",
