@@ -54,12 +54,13 @@ from broker._threshold import (
 from broker._verify import Rejected, verify_record
 
 if TYPE_CHECKING:
-    from broker.app import DEFAULT_PARTITIONS, BrokerSettings, build_app
+    from broker.app import DEFAULT_METRICS_BIND, DEFAULT_PARTITIONS, BrokerSettings, build_app
 
 # The Faust application is loaded on first use, so the pure matcher (and
 # ``fedbroker link``, which has no Kafka) does not pay for importing Faust,
 # aiokafka and their event loop machinery.
 _LAZY = {
+    "DEFAULT_METRICS_BIND": "broker.app",
     "DEFAULT_PARTITIONS": "broker.app",
     "BrokerSettings": "broker.app",
     "build_app": "broker.app",
@@ -79,6 +80,7 @@ __all__ = [
     "DEFAULT_DICE_THRESHOLD",
     "DEFAULT_HISTOGRAM_BINS",
     "DEFAULT_MAX_ITERATIONS",
+    "DEFAULT_METRICS_BIND",
     "DEFAULT_MIN_SCORES",
     "DEFAULT_PARTITIONS",
     "EXACT",

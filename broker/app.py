@@ -62,6 +62,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_PARTITIONS = 3
 DEFAULT_TOPIC_PREFIX = "fed"
 DEFAULT_DIRECTORY_POLL_S = 5.0
+#: Loopback unless asked: a container sets 0.0.0.0 so its Prometheus can scrape it.
+DEFAULT_METRICS_BIND = "127.0.0.1"
 #: Blocked-pair scores buffered per partition before the histogram table is written.
 _SCORE_FLUSH = 50
 #: Pending producer sends before Faust pauses the streams to flush (its default: 100).
@@ -86,6 +88,7 @@ class BrokerSettings:
     replication: int = 1
     threshold: float | None = None
     metrics_port: int = 0
+    metrics_bind: str = DEFAULT_METRICS_BIND
     data_dir: Path = Path(".fedbroker/broker")
     store: str = "rocksdb://"
     accepted_epochs: frozenset[int] | None = None
@@ -463,7 +466,7 @@ def build_app(settings: BrokerSettings) -> faust.App:
         await _side("directory", directory_backoff, metrics, reload_directory)
 
     metrics.directory_expires_in.set(watch.expires_in(datetime.now(UTC)))
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.metrics_bind)
 
     return app
 

@@ -20,6 +20,7 @@ from connectors._timestamps import DEFAULT_MAX_SKEW, TimeBounds
 
 __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
+    "DEFAULT_METRICS_BIND",
     "DEFAULT_POLL_INTERVAL_S",
     "DEFAULT_TOPIC_PREFIX",
     "LINKAGE_KEYS_ENV",
@@ -32,6 +33,8 @@ __all__ = [
 SourceKind = Literal["csv", "jsonl", "postgres"]
 DEFAULT_TOPIC_PREFIX = "fed"
 DEFAULT_POLL_INTERVAL_S = 2.0
+#: Loopback unless the config says otherwise (0.0.0.0 in a container, for Prometheus).
+DEFAULT_METRICS_BIND = "127.0.0.1"
 LINKAGE_KEYS_ENV = "FEDBROKER_LINKAGE_KEYS"
 #: Below Kafka's default max.message.bytes (1 MiB) with room for the batch
 #: header: a bigger record is refused at the row, not left to wedge the outbox.
@@ -65,6 +68,7 @@ class ConnectorConfig:
     sources: tuple[SourceConfig, ...]
     topic_prefix: str = DEFAULT_TOPIC_PREFIX
     metrics_port: int = 0
+    metrics_bind: str = DEFAULT_METRICS_BIND
     poll_interval_s: float = DEFAULT_POLL_INTERVAL_S
     time_bounds: TimeBounds = TimeBounds()
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
@@ -130,6 +134,7 @@ def load_config(path: Path, *, bootstrap: str | None = None) -> ConnectorConfig:
         sources=sources,
         topic_prefix=str(kafka.get("topic_prefix", DEFAULT_TOPIC_PREFIX)),
         metrics_port=int(doc.get("metrics_port", 0)),
+        metrics_bind=str(doc.get("metrics_bind") or DEFAULT_METRICS_BIND),
         poll_interval_s=float(doc.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S)),
         time_bounds=_time_bounds(path, doc),
         max_record_bytes=_positive_int(path, doc, "max_record_bytes", DEFAULT_MAX_RECORD_BYTES),
