@@ -150,9 +150,9 @@ def test_move_is_notified_audited_and_forgeries_refused(
         sar = subprocess.run(
             [str(REPO / ".venv/bin/fedbroker"), "audit", "subject", "--bootstrap",
              kafka_bootstrap, "--topic", f"{prefix}.audit", "--linkage-keys",
-             str(origin.linkage_keys), "--given-name", "Alice", "--family-name",
-             "Example-Jones", "--date-of-birth", "14/02/1984", "--dob-format", "%d/%m/%Y",
-             "--nhs-number", "9434765919"],
+             str(origin.linkage_keys), "--dob-format", "%d/%m/%Y"],
+            input=json.dumps({"given_name": "Alice", "family_name": "Example-Jones",
+                              "date_of_birth": "14/02/1984", "nhs_number": "9434765919"}),
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         assert sar.returncode == 0, sar.stderr
