@@ -208,3 +208,7 @@ def test_demo_runs_end_to_end_and_finds_no_clear_values(kafka_bootstrap, tmp_pat
                       "gm-multiple-disadvantage"):  # fmt: skip
         assert f"  {agreement}: " in result.stdout, f"{agreement} never fired"
     assert "0 clear values found" in result.stdout
+    # Every secret the demo wrote was created readable by its owner only.
+    secrets = [*tmp_path.rglob("*.key"), *tmp_path.rglob("linkage-keys.json")]
+    assert any(p.name == "linkage-keys.json" for p in secrets)
+    assert {p.name: p.stat().st_mode & 0o777 for p in secrets} == {p.name: 0o600 for p in secrets}
