@@ -15,10 +15,26 @@ from datetime import datetime, timedelta
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from broker._errors import BrokerError
-from consent import Directory, SignatureInvalid, open_envelope
+from consent import (
+    DEFAULT_OCCURRED_FLOOR,
+    DEFAULT_RECORDED_FLOOR,
+    Directory,
+    SignatureInvalid,
+    open_envelope,
+    time_problem,
+)
 from schemas import CitizenEvent, Codec, ConsentRecord, SignatureDomain
 
-__all__ = ["DEFAULT_MAX_AGE", "DEFAULT_MAX_SKEW", "Rejected", "topic_council", "verify_record"]
+__all__ = [
+    "DEFAULT_MAX_AGE",
+    "DEFAULT_MAX_SKEW",
+    "DEFAULT_OCCURRED_FLOOR",
+    "DEFAULT_RECORDED_FLOOR",
+    "Rejected",
+    "source_time_problem",
+    "topic_council",
+    "verify_record",
+]
 
 DEFAULT_MAX_AGE = timedelta(days=30)
 DEFAULT_MAX_SKEW = timedelta(minutes=5)
@@ -48,6 +64,8 @@ def verify_record(
     accepted_epochs: frozenset[int] | None = None,
     max_age: timedelta = DEFAULT_MAX_AGE,
     max_skew: timedelta = DEFAULT_MAX_SKEW,
+    occurred_floor: datetime = DEFAULT_OCCURRED_FLOOR,
+    recorded_floor: datetime = DEFAULT_RECORDED_FLOOR,
 ) -> CitizenEvent | ConsentRecord:
     """The record in a council's message, or ``Rejected`` with a reason code.
 
@@ -55,9 +73,11 @@ def verify_record(
     ``wrong-topic`` (neither an events nor a consent topic), ``wrong-domain``
     (signed as another kind of record), ``wrong-council`` (signed by, or naming,
     another council), ``bad-signature``, ``stale-key-epoch``, ``stale``
-    (published longer than ``max_age`` ago) and ``from-the-future`` (published
-    more than ``max_skew`` ahead of ``now``). Undecodable bytes raise the
-    codec's ``DecodeError`` leaves, each with its own reason.
+    (published longer than ``max_age`` ago), ``from-the-future`` (published
+    more than ``max_skew`` ahead of ``now``), and the source's own times
+    (``time_problem``): ``occurred-in-future``, ``occurred-before-floor``,
+    ``recorded-in-future``, ``recorded-before-floor``. Undecodable bytes raise
+    the codec's ``DecodeError`` leaves, each with its own reason.
     """
     owner = topic_council(topic)
     member = directory.members.get(owner)
@@ -90,4 +110,29 @@ def verify_record(
         raise Rejected(f"{topic}: published too long ago", reason="stale")
     if record.published_at > now + max_skew:
         raise Rejected(f"{topic}: published in the future", reason="from-the-future")
+    problem = source_time_problem(
+        record, skew=max_skew, occurred_floor=occurred_floor, recorded_floor=recorded_floor
+    )
+    if problem is not None:
+        raise Rejected(f"{topic}: a source time is out of bounds", reason=problem)
     return record
+
+
+def source_time_problem(
+    record: CitizenEvent | ConsentRecord,
+    *,
+    skew: timedelta = DEFAULT_MAX_SKEW,
+    occurred_floor: datetime = DEFAULT_OCCURRED_FLOOR,
+    recorded_floor: datetime = DEFAULT_RECORDED_FLOOR,
+) -> str | None:
+    """The reason code of a source time out of bounds (``consent.time_problem``), or None.
+
+    A clerk's 2062 for 2026 would otherwise outrank every later withdrawal, and an
+    ``occurred_at`` of 9999-12-31 overflows the first window added to it.
+    ``published_at`` itself is bounded by the broker's clock (``from-the-future``).
+    """
+    if isinstance(record, CitizenEvent):
+        return time_problem(published_at=record.published_at, occurred_at=record.occurred_at,
+                            skew=skew, occurred_floor=occurred_floor)  # fmt: skip
+    return time_problem(published_at=record.published_at, recorded_at=record.recorded_at,
+                        skew=skew, recorded_floor=recorded_floor)  # fmt: skip

@@ -63,8 +63,17 @@ from consent._devfederation import (
     build_dev_federation,
     example_agreement_paths,
 )
-from consent._directory import DIRECTORY_FORMAT, Directory, Member, MemberKind, parse_directory
+from consent._directory import (
+    DEFAULT_KEY_EPOCH,
+    DIRECTORY_FORMAT,
+    Directory,
+    Member,
+    MemberKind,
+    directory_expires_in,
+    parse_directory,
+)
 from consent._directory_signing import load_directory, sign_directory, verify_directory
+from consent._directory_watch import DirectoryChange, DirectoryWatcher, restart_reasons
 from consent._durations import format_duration, parse_duration
 from consent._envelope import (
     KeyForSigner,
@@ -111,6 +120,7 @@ from consent._sealing import (
     seal_payload,
     sealing_context,
 )
+from consent._serial_store import SERIAL_STORE_FORMAT, SerialStore
 from consent._time_bounds import (
     DEFAULT_CLOCK_SKEW,
     DEFAULT_OCCURRED_FLOOR,
@@ -127,6 +137,7 @@ __all__ = [
     "DEFAULT_CHECKPOINT_EVERY",
     "DEFAULT_CHECKPOINT_INTERVAL",
     "DEFAULT_CLOCK_SKEW",
+    "DEFAULT_KEY_EPOCH",
     "DEFAULT_OCCURRED_FLOOR",
     "DEFAULT_RECORDED_FLOOR",
     "DEFAULT_VOUCH_MARGIN",
@@ -135,6 +146,7 @@ __all__ = [
     "GM_COUNCILS",
     "NOTIFY_ROLE",
     "SEALING_SUITE",
+    "SERIAL_STORE_FORMAT",
     "Agreement",
     "AgreementInvalid",
     "AuditChain",
@@ -153,9 +165,11 @@ __all__ = [
     "Decision",
     "DevFederation",
     "Directory",
+    "DirectoryChange",
     "DirectoryExpired",
     "DirectoryInvalid",
     "DirectoryRolledBack",
+    "DirectoryWatcher",
     "DisclosedEvent",
     "KafkaSecurity",
     "KeyForSigner",
@@ -171,6 +185,7 @@ __all__ = [
     "Routing",
     "SealingFailed",
     "Secret",
+    "SerialStore",
     "SignatureInvalid",
     "TimeOutOfBounds",
     "TokenConsent",
@@ -184,6 +199,7 @@ __all__ = [
     "decide",
     "decision_id",
     "decisions_concerning",
+    "directory_expires_in",
     "effective_consent",
     "effective_time",
     "example_agreement_paths",
@@ -205,6 +221,7 @@ __all__ = [
     "private_key_pem",
     "public_key_b64",
     "public_key_pem",
+    "restart_reasons",
     "route",
     "save_anchors",
     "seal",

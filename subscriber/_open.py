@@ -75,7 +75,7 @@ class OpenedNotification:
 
 
 def read_notification(value: bytes, *, directory: Directory, codec: Codec) -> MatchNotification:
-    """Verify the broker's signature on a message's exact bytes, then decode it.
+    """Decode a message and verify the broker's signature on it.
 
     The broker is whichever member the signed directory lists as the broker:
     no member id is assumed here.
@@ -85,12 +85,13 @@ def read_notification(value: bytes, *, directory: Directory, codec: Codec) -> Ma
         consent.SignatureInvalid: not signed by the directory's broker.
     """
     broker = directory.broker
-    if broker.signing_key is None:  # the directory parser requires one; kept for the type checker
+    broker_key = broker.signing_key
+    if broker_key is None:  # the directory parser requires one; kept for the type checker
         raise UnknownAgreement("the directory's broker has no signing key", reason="no-key")
     notification, _ = open_envelope(
         value,
         SignatureDomain.NOTIFICATION,
-        lambda signer: broker.signing_key if signer == broker.member_id else None,
+        lambda signer: broker_key if signer == broker.member_id else None,
         codec=codec,
     )
     assert isinstance(notification, MatchNotification)
@@ -105,7 +106,7 @@ def _open_payload(
         try:
             return event, open_fields(key, payload, event_id=event.event_id)
         except SealingFailed as exc:
-            if exc.reason == "fields-mismatch":
+            if exc.reason != SealingFailed.reason:  # it opened, but holds undeclared fields
                 raise FieldsMismatch(
                     f"a payload of event {event.event_id} holds other fields than it declares"
                 ) from exc

@@ -96,8 +96,11 @@ def test_jsonl_folder_with_a_bad_row_quarantines_it(council_factory, kafka_boots
     _run_in_process(setup)
     outbox = Outbox(setup.outbox)
     reasons = {(q.row, q.field, q.reason) for q in outbox.quarantined()}
+    dropped = {(d.row, d.field, d.reason) for d in outbox.dropped()}
     outbox.close()
-    assert (len(rows) + 1, "nhs_number", "bad-check-digit") in reasons
+    # A malformed NHS number costs that value, not the row (issue 12): kept, and reported.
+    assert (len(rows) + 1, "nhs_number", "bad-check-digit") in dropped
+    assert not any(row == len(rows) + 1 for row, _, _ in reasons)
     assert (len(rows) + 2, "row", "not-json") in reasons
     assert "9434765918" not in caplog.text
     verify_events(setup, kafka_bootstrap, len(rows) + 2 - len(reasons))
