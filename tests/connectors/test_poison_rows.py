@@ -86,6 +86,7 @@ def test_each_poison_row_is_refused_by_reason_and_the_good_rows_go_on(
         assert len(refs) == len(events.good_refs)
         assert sum(isinstance(r, ConsentRecord) for r in records) == len(consent.good_refs)
         assert report.quarantined == len(events.quarantined) + len(consent.quarantined)
+        assert report.dropped == len(events.dropped)
         # The row whose NHS number was dropped is published without an NHS token.
         assert len([r for r in records if isinstance(r, CitizenEvent)]) == len(events.good_refs)
         scrape = generate_latest(metrics.registry).decode()
