@@ -5,16 +5,24 @@ Tree (mirrored in docs/errors.md)::
     FedbrokerError
     └── ConsentError                   "consent"
         ├── KeyInvalid                 "key-invalid"        not the expected kind of key
-        ├── SignatureInvalid           "signature-invalid"
-        ├── SealingFailed              "sealing-failed"     wrong key, event id or bytes
+        ├── SignatureInvalid           "signature-invalid"; also "wrong-domain" (signed as
+        │                              another kind), "unknown-signer" (no trusted key)
+        ├── SealingFailed              "sealing-failed"     wrong key, event, labels or bytes;
+        │                              also "fields-mismatch" (opened names differ from declared)
         ├── DirectoryInvalid           "directory-invalid"  malformed content (every problem listed)
         │   │                          also: "directory-unsigned", "directory-signature-invalid",
         │   │                          "directory-signer-mismatch", "unknown-member", "no-key",
-        │   │                          "unknown-topic"
-        │   └── DirectoryExpired       "directory-expired", "directory-not-yet-valid"
+        │   │                          "unknown-topic", "serial-store-invalid"
+        │   ├── DirectoryExpired       "directory-expired", "directory-not-yet-valid"
+        │   └── DirectoryRolledBack    "directory-rolled-back"  a lower serial than one accepted,
+        │                              or "directory-serial-reused" (same serial, other content)
         ├── AgreementInvalid           "agreement-invalid"  every problem, each with its line
         ├── ConsentStateInvalid        "consent-state-invalid"
+        ├── TimeOutOfBounds            "recorded-in-future", "recorded-before-floor",
+        │                              "occurred-in-future", "occurred-before-floor",
+        │                              "time-without-zone"
         └── AuditInvalid               "audit-invalid"      a record or head cannot be built
+                                       also: "anchors-invalid" (the anchors file)
 
 Messages name files, lines, member ids and agreement ids; they never contain a
 token, a key, a plaintext or any personal data, so they are safe to log.
@@ -31,9 +39,11 @@ __all__ = [
     "ConsentStateInvalid",
     "DirectoryExpired",
     "DirectoryInvalid",
+    "DirectoryRolledBack",
     "KeyInvalid",
     "SealingFailed",
     "SignatureInvalid",
+    "TimeOutOfBounds",
 ]
 
 
@@ -73,6 +83,12 @@ class DirectoryExpired(DirectoryInvalid):
     reason = "directory-expired"
 
 
+class DirectoryRolledBack(DirectoryInvalid):
+    """An older directory than one already accepted: it may bring back a revoked key."""
+
+    reason = "directory-rolled-back"
+
+
 class AgreementInvalid(ConsentError):
     """An agreement failed validation; ``problems`` lists every one, with its line.
 
@@ -94,6 +110,16 @@ class ConsentStateInvalid(ConsentError):
     """Serialised consent state could not be read back."""
 
     reason = "consent-state-invalid"
+
+
+class TimeOutOfBounds(ConsentError):
+    """A source-supplied time lies after its publication (plus skew) or before its floor.
+
+    ``reason`` names which time and which bound; the message names neither the
+    value nor the record's subject, only the field.
+    """
+
+    reason = "time-out-of-bounds"
 
 
 class AuditInvalid(ConsentError):

@@ -5,11 +5,14 @@ so ``fedbroker kafka up`` resolves ``org.apache.kafka:kafka_2.13`` with Maven
 into a cache, formats KRaft storage once and runs each node as a background JVM
 with a PID file and a log file. One node for development and tests; three on
 loopback (replication factor 3, ``min.insync.replicas=2``) for fault tests.
+With ``secure`` every listener is TLS with client certificates from the
+cluster's own CA (``fedbroker._tls``) and an ACL authoriser (docs/operations.md).
 """
 
 from __future__ import annotations
 
 import base64
+import importlib.resources
 import logging
 import os
 import shutil
@@ -20,7 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from consent import KafkaSecurity
 from fedbroker._errors import CommandError
+from fedbroker._tls import ADMIN_PRINCIPAL, NODE_PRINCIPAL, ClientFiles, LocalPki, write_secret
 
 __all__ = [
     "DEFAULT_PORT",
@@ -39,7 +44,20 @@ DEFAULT_HEAP = "-Xmx512m -Xms192m"
 CONTROLLER_PORT_OFFSET = 1000
 STARTUP_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
-_DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy" / "kafka"
+
+
+def _deploy_dir() -> Path:
+    """Where Kafka's pom.xml, server.properties template and log4j2.xml are.
+
+    They are package data (``fedbroker/_deploy/kafka``), found through
+    ``importlib.resources`` so that an installed wheel finds its own copy
+    wherever it is run from. Maven and the JVM need real files, and a wheel
+    installs unzipped, so the resource is a directory on disk.
+    """
+    return Path(str(importlib.resources.files("fedbroker").joinpath("_deploy", "kafka")))
+
+
+_DEPLOY_DIR = _deploy_dir()
 
 
 class LocalKafkaError(CommandError):
@@ -114,6 +132,7 @@ class KafkaCluster:
     brokers: int = 1
     port: int = DEFAULT_PORT
     home: Path | None = None
+    secure: bool = False
 
     def __post_init__(self) -> None:
         if self.brokers not in (1, 3):
@@ -146,6 +165,39 @@ class KafkaCluster:
     @property
     def bootstrap(self) -> str:
         return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    @property
+    def pki(self) -> LocalPki:
+        """The cluster's CA and every credential it issued (private files are 0600)."""
+        return LocalPki(self.directory / "tls")
+
+    def credentials(self, principal: str) -> ClientFiles:
+        """Issue (once) a principal's client certificate, with a settings file beside it.
+
+        ``<folder>/kafka-security.yaml`` is what ``FEDBROKER_KAFKA_SECURITY_FILE``
+        points at; it names files only, so it is safe to show.
+        """
+        files = self.pki.ensure_client(principal)
+        settings = files.cert_file.parent / "kafka-security.yaml"
+        if not settings.exists():
+            settings.write_text(
+                f"ca_file: {files.ca_file}\ncert_file: {files.cert_file}\n"
+                f"key_file: {files.key_file}\n"
+            )
+        kcat = files.cert_file.parent / "kcat.conf"  # for `kcat -F` and other librdkafka tools
+        if not kcat.exists():
+            config = KafkaSecurity(files.ca_file, files.cert_file, files.key_file).librdkafka()
+            write_secret(kcat, "".join(f"{k}={v}\n" for k, v in config.items()).encode())
+        return files
+
+    def security(self, principal: str = ADMIN_PRINCIPAL) -> KafkaSecurity:
+        """A client's settings for this cluster (unsecured when the cluster is)."""
+        if not self.secure:
+            return KafkaSecurity()
+        files = self.credentials(principal)
+        return KafkaSecurity(
+            ca_file=files.ca_file, cert_file=files.cert_file, key_file=files.key_file
+        )
 
     # -- preparation -------------------------------------------------------
 
@@ -197,19 +249,30 @@ class KafkaCluster:
 
     def _write_config(self, node: KafkaNode) -> Path:
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
-        template = (_DEPLOY_DIR / "server.properties.template").read_text()
-        text = template.format(
-            node_id=node.node_id,
-            voters=voters,
-            port=node.port,
-            controller_port=node.controller_port,
-            data_dir=node.data_dir,
-            replication=self.brokers,
-            min_isr=2 if self.brokers == 3 else 1,
-        )
+        values: dict[str, object] = {
+            "node_id": node.node_id,
+            "voters": voters,
+            "port": node.port,
+            "controller_port": node.controller_port,
+            "data_dir": node.data_dir,
+            "replication": self.brokers,
+            "min_isr": 2 if self.brokers == 3 else 1,
+        }
+        name = "server.properties.template"
+        if self.secure:
+            name = "server-secure.properties.template"
+            self.pki.ensure_node()
+            values |= {
+                "keystore": self.pki.node_keystore,
+                "keystore_password": self.pki.node_password_file.read_text().strip(),
+                "truststore": self.pki.ca_file,
+                "super_users": f"User:{ADMIN_PRINCIPAL};User:{NODE_PRINCIPAL}",
+            }
+        text = (_DEPLOY_DIR / name).read_text().format(**values)
         node.directory.mkdir(parents=True, exist_ok=True)
         path = node.directory / "server.properties"
-        path.write_text(text)
+        # A secured node's properties hold its keystore password.
+        write_secret(path, text.encode())
         return path
 
     def _cluster_id(self) -> str:
@@ -237,6 +300,8 @@ class KafkaCluster:
         if fresh:
             self.down()
             shutil.rmtree(self.directory, ignore_errors=True)
+        if self.secure:
+            self.credentials(ADMIN_PRINCIPAL)
         for node in self.nodes:
             if node.pid() is not None:
                 continue
@@ -287,7 +352,11 @@ class KafkaCluster:
         """Broker ids that the cluster reports in a metadata response."""
         from kafka import KafkaAdminClient
 
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
+        admin = KafkaAdminClient(
+            bootstrap_servers=self.bootstrap,
+            request_timeout_ms=5000,
+            **self.security().kafka_python(),
+        )
         try:
             cluster = admin.describe_cluster()
         finally:
@@ -342,5 +411,6 @@ def known_clusters(home: Path | None = None) -> Sequence[KafkaCluster]:
     for path in sorted(root.glob("cluster-*x*")):
         brokers, _, port = path.name.removeprefix("cluster-").partition("x")
         if brokers.isdigit() and port.isdigit():
-            clusters.append(KafkaCluster(int(brokers), int(port), home))
+            secure = (path / "tls" / "ca.pem").exists()
+            clusters.append(KafkaCluster(int(brokers), int(port), home, secure=secure))
     return clusters

@@ -1,4 +1,4 @@
-"""``fedbroker directory sign|verify|dev``: the signed federation directory.
+"""``fedbroker directory sign|verify|dev|acls``: the signed federation directory.
 
 The combined authority signs the directory with its Ed25519 key; everyone else
 verifies it against that key (the trust anchor) before using any key, topic or
@@ -7,6 +7,7 @@ agreement in it. ``dev`` builds a complete development federation for demos.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,13 +15,17 @@ import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consent import (
+    KafkaSecurity,
     build_dev_federation,
     load_agreement,
     load_directory,
     load_private_key,
     sign_directory,
 )
+from fedbroker._acl_apply import apply_acls
+from fedbroker._acls import AclNames, derive_acls, format_acls, strimzi_users
 from fedbroker._errors import CommandError
+from fedbroker._tls import ADMIN_PRINCIPAL
 
 __all__ = ["directory"]
 
@@ -143,3 +148,53 @@ def dev(out_dir: Path, councils: tuple[str, ...]) -> None:
     click.echo(f"directory: {federation.directory_path}")
     click.echo(f"trust anchor: {federation.trust_anchor}")
     click.echo(f"keys: {federation.folder / 'keys'}")
+
+
+@directory.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--trust-anchor",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="The combined authority's Ed25519 public key (PEM).",
+)
+@click.option("--prefix", default="fed", show_default=True, help="Topic name prefix.")
+@click.option("--app-id", default="fedbroker-broker", show_default=True, help="Broker app id.")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "strimzi"]),
+    default="text",
+    show_default=True,
+    help="One rule per line, or Strimzi KafkaUser resources (YAML).",
+)
+@click.option("--strimzi-cluster", default="fedbroker", show_default=True)
+@click.option("--namespace", default=None, help="Namespace for the KafkaUser resources.")
+@click.option(
+    "--apply",
+    "apply_",
+    is_flag=True,
+    help="Set them on the cluster and delete stale ones, as the admin principal whose "
+    "credentials FEDBROKER_KAFKA_* give.",
+)
+@click.option("--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS", default=None)
+def acls(
+    path: Path, trust_anchor: Path, prefix: str, app_id: str, output: str,
+    strimzi_cluster: str, namespace: str | None, apply_: bool, bootstrap: str | None,
+) -> None:  # fmt: skip
+    """Print (or --apply) the Kafka ACLs the signed directory implies: nothing else is allowed."""
+    loaded = load_directory(path, trust_anchor=trust_anchor, now=datetime.now(UTC))
+    desired = derive_acls(loaded, AclNames(topic_prefix=prefix, app_id=app_id))
+    if output == "strimzi":
+        click.echo(strimzi_users(desired, cluster=strimzi_cluster, namespace=namespace), nl=False)
+    else:
+        click.echo(format_acls(desired))
+    if apply_:
+        if not bootstrap:
+            raise CommandError("--apply needs --bootstrap or KAFKA_BOOTSTRAP_SERVERS")
+        security = KafkaSecurity.from_env(os.environ)
+        changes = apply_acls(bootstrap, security, desired, keep=[f"User:{ADMIN_PRINCIPAL}"])
+        click.echo(
+            f"applied: {len(changes.created)} created, {len(changes.deleted)} stale deleted",
+            err=True,
+        )

@@ -1,10 +1,52 @@
-"""``fedbroker kafka up|down|status``: a local KRaft Kafka for development and tests."""
+"""``fedbroker kafka up|down|status``: a local KRaft Kafka for development and tests.
+
+``up --secure --directory D`` also issues a client certificate to every party
+in the signed directory and sets the ACLs it implies; credentials stay in the
+cluster's folder (0600) and only their paths are printed.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import click
 
+from consent import load_directory
+from fedbroker._acl_apply import apply_acls
+from fedbroker._acls import AclNames, derive_acls
+from fedbroker._errors import CommandError
 from fedbroker._localkafka import DEFAULT_PORT, KAFKA_VERSION, KafkaCluster, known_clusters
+from fedbroker._tls import ADMIN_PRINCIPAL
+
+_file = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _trust_anchor(directory: Path, given: Path | None) -> Path:
+    """The given anchor, or the development federation's (``keys/gmca.signing.pub``)."""
+    if given is not None:
+        return given
+    dev = directory.parent / "keys" / "gmca.signing.pub"
+    if not dev.exists():
+        raise CommandError("--directory needs --trust-anchor (the authority's public key)")
+    return dev
+
+
+def provision(cluster: KafkaCluster, directory: Path, anchor: Path, names: AclNames) -> int:
+    """Issue every party's credentials and set the directory's ACLs; return the party count."""
+    loaded = load_directory(directory, trust_anchor=anchor, now=datetime.now(UTC))
+    for member_id in loaded.members:
+        if member_id == ADMIN_PRINCIPAL:
+            raise CommandError(f"member id '{ADMIN_PRINCIPAL}' is reserved for the Kafka admin")
+        cluster.credentials(member_id)
+    apply_acls(
+        cluster.bootstrap,
+        cluster.security(),
+        derive_acls(loaded, names),
+        keep=[f"User:{ADMIN_PRINCIPAL}"],
+    )
+    return len(loaded.members)
+
 
 __all__ = ["kafka"]
 
@@ -24,11 +66,41 @@ def kafka() -> None:
     help="Port of the first broker; others use the next ports.",
 )
 @click.option("--fresh", is_flag=True, help="Delete this cluster's data before starting.")
-def up(brokers: str, port: int, fresh: bool) -> None:
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="TLS with client certificates and ACLs; no plaintext listener (sticks until --fresh).",
+)
+@click.option(
+    "--directory",
+    "directory_path",
+    type=_file,
+    default=None,
+    help="Signed directory: issue each party's credentials and set its ACLs (with --secure).",
+)
+@click.option("--trust-anchor", type=_file, default=None, help="The authority's public key.")
+@click.option("--prefix", default="fed", show_default=True, help="Topic name prefix.")
+@click.option("--app-id", default="fedbroker-broker", show_default=True, help="Broker app id.")
+def up(
+    brokers: str, port: int, fresh: bool, secure: bool, directory_path: Path | None,
+    trust_anchor: Path | None, prefix: str, app_id: str,
+) -> None:  # fmt: skip
     """Start the cluster (harmless if it is already running) and print its bootstrap."""
-    cluster = KafkaCluster(int(brokers), port)
+    probe = KafkaCluster(int(brokers), port)
+    secure = secure or (not fresh and probe.pki.ca_file.exists())
+    if directory_path is not None and not secure:
+        raise CommandError("--directory is for a --secure cluster")
+    cluster = KafkaCluster(int(brokers), port, secure=secure)
     bootstrap = cluster.up(fresh=fresh)
-    click.echo(f"Apache Kafka {KAFKA_VERSION} ({brokers} broker(s), KRaft) at {bootstrap}")
+    mode = "TLS, client certificates, ACLs" if secure else "plaintext"
+    click.echo(f"Apache Kafka {KAFKA_VERSION} ({brokers} broker(s), KRaft, {mode}) at {bootstrap}")
+    if secure:
+        if directory_path is not None:
+            anchor = _trust_anchor(directory_path, trust_anchor)
+            count = provision(cluster, directory_path, anchor, AclNames(prefix, app_id))
+            click.echo(f"credentials for {count} parties and their ACLs are set")
+        folder = cluster.pki.folder / "principals"
+        click.echo(f"credentials (0600): {folder}/<party>/kafka-security.yaml")
     click.echo(bootstrap)
 
 

@@ -28,12 +28,19 @@ from connectors import (
 from consent import build_dev_federation
 from fedbroker._errors import CommandError
 from fedbroker.cli import cli
-from fedbroker.cli._link import PAIRS_HEADER, REVIEW_HEADER, link_files
-from fedbroker.cli._link_rows import Refused, RowEncoder, read_rows
+from fedbroker.link import (
+    PAIRS_HEADER,
+    REVIEW_HEADER,
+    Refused,
+    RowEncoder,
+    link_files,
+    read_rows,
+    spreadsheet_safe,
+)
 
 LEFT, RIGHT = "E08000001", "E08000002"
 KEY = LinkageKey(1, bytes(range(32)))
-NOW = datetime(2026, 9, 10, tzinfo=UTC)
+NOW = datetime.now(UTC).replace(microsecond=0)  # the synthetic rows are dated from today
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +151,9 @@ def test_rows_become_exactly_what_the_connector_publishes(synth, tmp_path):
             wire.key_epoch,
         )
         compared += 1
-    assert (compared, refused) == (57, 3)
+    # A malformed NHS number or date of birth costs that value, not the row (issue 12):
+    # only the row with an extra cell is refused, by both.
+    assert (compared, refused) == (59, 1)
 
 
 # -- the command --------------------------------------------------------------------
@@ -297,15 +306,17 @@ def test_a_free_text_identifier_accepts_a_foreign_postcode(tmp_path):
                         [["R1", "Amelie", "Durand", "1990-07-14", " 75008 ", *_ADDRESS],
                          ["R2", "Ravi", "Patel", "1975-01-02", "M1 1AE", *_ADDRESS]])  # fmt: skip
     uk_only = link_files(left, right, _mapping(tmp_path, "uk"), threshold=0.8)
-    assert [(r.side, r.row, r.reason, r.code) for r in uk_only.refused] == [
+    # Not a UK postcode: the value is dropped, the row kept on its other identifiers.
+    assert uk_only.refused == ()
+    assert [(r.side, r.row, r.reason, r.code) for r in uk_only.dropped] == [
         ("left", 1, "invalid-postcode", "bad-format"),
         ("right", 1, "invalid-postcode", "bad-format"),
     ]
-    assert [(p.left_ref, p.right_ref) for p in uk_only.pairs] == [("L2", "R2")]
+    assert [(p.left_ref, p.right_ref) for p in uk_only.pairs] == [("L1", "R1"), ("L2", "R2")]
     free = link_files(
         left, right, _mapping(tmp_path, "free", free_text=["postcode"]), threshold=0.8
     )
-    assert free.refused == ()
+    assert free.refused == () and free.dropped == ()
     assert [(p.left_ref, p.right_ref) for p in free.pairs] == [("L1", "R1"), ("L2", "R2")]
 
 
@@ -317,23 +328,32 @@ def test_malformed_rows_are_refused_by_reason_and_the_rest_still_link(synth, tmp
     clean = link_files(synth.files[LEFT], synth.files[RIGHT], synth.mapping,
                        linkage_keys=[KEY], threshold=0.8)  # fmt: skip
     result = link_files(left, synth.files[RIGHT], synth.mapping, linkage_keys=[KEY], threshold=0.8)
+    # The bad NHS number (row 3) and date (row 7) cost those values, not the rows.
     assert [(r.side, r.row, r.reason, r.code) for r in result.refused] == [
-        ("left", 3, "invalid-nhs_number", "bad-check-digit"),
         ("left", 5, "invalid-row", "extra-cells"),
+    ]
+    assert [(r.side, r.row, r.reason, r.code) for r in result.dropped] == [
+        ("left", 3, "invalid-nhs_number", "bad-check-digit"),
         ("left", 7, "invalid-date_of_birth", "bad-format"),
     ]
-    assert result.records == clean.records - 3
-    refused_refs = {rows[i][0] for i in (2, 4, 6)}
+    assert result.records == clean.records - 1
+    broken_refs = {rows[i][0] for i in (2, 4, 6)}
     # A pair depends only on its two records and the threshold, so the others are unchanged.
-    assert result.pairs == tuple(p for p in clean.pairs if p.left_ref not in refused_refs)
-    assert len(result.pairs) < len(clean.pairs)
+    assert tuple(p for p in result.pairs if p.left_ref not in broken_refs) == tuple(
+        p for p in clean.pairs if p.left_ref not in broken_refs
+    )
+    assert rows[4][0] not in {p.left_ref for p in result.pairs}
+    # Rows 3 and 7 kept their other identifiers, and still find their partners.
+    kept = {rows[2][0], rows[6][0]} & {p.left_ref for p in clean.pairs}
+    assert kept and kept <= {p.left_ref for p in result.pairs}
 
     code, _, stderr = _run(
         "--left", str(left), "--right", str(synth.files[RIGHT]),
         "--mapping", str(synth.mapping), "--out", str(tmp_path / "pairs.csv"),
     )  # fmt: skip
     assert code == 0
-    assert "refused left row 3: invalid-nhs_number (bad-check-digit)" in stderr
+    assert "refused left row 5: invalid-row (extra-cells)" in stderr
+    assert "dropped left row 3: invalid-nhs_number (bad-check-digit)" in stderr
     assert bad_nhs not in stderr and "31/02/1980" not in stderr
 
 
@@ -368,3 +388,53 @@ def test_a_bad_mapping_or_unreadable_file_is_a_command_error(synth, tmp_path):
     assert isinstance(result.exception, CommandError)
     assert "--linkage-keys" in str(result.exception)
     assert "not hex" not in str(result.exception)
+
+
+# -- output safety --------------------------------------------------------------------
+
+
+def test_formula_references_are_written_escaped_for_spreadsheets(tmp_path):
+    # A careless clerk's or an attacker's references, each a formula to a spreadsheet.
+    hostile = ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", " =cmd| ' /C calc'!A0"]
+    people = [("Ann", "Lee"), ("Bob", "Ray"), ("Cy", "Orr"), ("Di", "Fox"), ("Ed", "Kay"),
+              ("Flo", "Ng")]  # fmt: skip
+    pairs_in = enumerate(zip(hostile, people[:5], strict=True))
+    left_rows = [[ref, g, f, f"197{i}-01-0{i + 1}", "M1 1AE", *_ADDRESS]
+                 for i, (ref, (g, f)) in pairs_in]  # fmt: skip
+    right_rows = [[f"R{i}", g, f, f"197{i}-01-0{i + 1}", "M1 1AE", *_ADDRESS]
+                  for i, (g, f) in enumerate(people)]  # fmt: skip
+    left = _write_rows(tmp_path / "a.csv", _COLUMNS, left_rows)
+    right = _write_rows(tmp_path / "b.csv", _COLUMNS, right_rows)
+    out, review = tmp_path / "pairs.csv", tmp_path / "review.csv"
+    code, _, _ = _run(
+        "--left", str(left), "--right", str(right), "--mapping", str(_mapping(tmp_path, "m")),
+        "--out", str(out), "--review", str(review), "--threshold", "0.9",
+    )  # fmt: skip
+    assert code == 0
+    _, pairs = _read_csv(out)
+    written = {row[0] for row in pairs}
+    expected = {"'" + ref.strip() for ref in hostile}
+    assert written == expected  # every hostile reference paired, each one escaped
+    _, review_rows = _read_csv(review)
+    cells = [cell for row in [*pairs, *review_rows] for cell in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    unmatched = {row[2] for row in review_rows if row[0] == "unmatched"}
+    assert unmatched == {"R5"}  # a plain reference is left as it is
+
+
+@pytest.mark.parametrize(
+    ("cell", "written"),
+    [
+        ("=1+2", "'=1+2"),
+        ("+44 161", "'+44 161"),
+        ("-1", "'-1"),
+        ("@A1", "'@A1"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("01-0000002", "01-0000002"),
+        ("a=b", "a=b"),
+        ("", ""),
+    ],
+)
+def test_spreadsheet_safe_prefixes_only_formula_starts(cell, written):
+    assert spreadsheet_safe(cell) == written
