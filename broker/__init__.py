@@ -23,7 +23,7 @@ from broker._matching import (
     pair_id,
     run_batch,
 )
-from broker._notifications import build_notification, notification_id, sign_notification
+from broker._notifications import build_notification, notification_id, seal_notification
 from broker._rules import (
     RuleHit,
     disclosures_for,
@@ -120,7 +120,7 @@ __all__ = [
     "popcount",
     "recipients_for",
     "run_batch",
-    "sign_notification",
+    "seal_notification",
     "subjects_of",
     "verify_record",
 ]

@@ -8,15 +8,15 @@ the same steps are tested without Kafka and replayed identically after a crash.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker._matching import Match, Matcher
-from broker._notifications import build_notification, sign_notification
+from broker._notifications import build_notification
 from broker._rules import evaluate_rule, recipients_for, subjects_of
-from broker._sightings import Sighting, TokenState
+from broker._sightings import Seen, Sighting, TokenState
 from consent import (
     AuditChain,
     CandidateDisclosure,
@@ -97,8 +97,17 @@ class PartitionCore:
         consent: ConsentView | None,
         chain: AuditChain,
         now: datetime,
+        *,
+        origin: str = "",
+        seen_until: datetime | None = None,
     ) -> tuple[TokenState, Effects]:
         """Match the sighting under ``token``; decide and notify what the agreements allow.
+
+        ``origin`` is where the event was read (``topic/partition/offset``) and
+        ``seen_until`` the end of its freshness window: the token remembers the
+        id until then, kept or not, so the same event read again from anywhere
+        else is a replay with no effects, even once its sighting has expired
+        (issue 11). Without an origin, a known id is treated as a re-delivery.
 
         ``consent`` is the consent of every subject by exact token, wherever it
         was recorded (the app's global consent table), so a match decided under a
@@ -108,15 +117,21 @@ class PartitionCore:
         """
         effects = Effects()
         held = (state or TokenState()).live(now)
-        # A replay (a restarted worker, or a message sent twice) is matched again
-        # against what had arrived before it, as the first time: its notifications
-        # are re-sent under the same deterministic ids, so nothing is lost between
-        # state and output and nothing new is made up from later arrivals.
-        effects.duplicate = sighting.event_id in held.event_ids()
+        known = held.remembered(sighting.event_id)
+        if known is not None and origin and known.origin != origin:
+            effects.duplicate = True  # the same signed event sent again: nothing to redo
+            return held, effects
+        # A re-delivery (a restarted worker read the same message again) is matched
+        # again against what had arrived before it, as the first time: its
+        # notifications are re-sent under the same deterministic ids, so nothing is
+        # lost between state and output and nothing new is made up from later arrivals.
+        effects.duplicate = sighting.event_id in held.event_ids() or known is not None
         base = held.before(sighting.event_id) if effects.duplicate else held
         observation = self.matcher.observe(base, token, sighting, now)
         keep = not effects.duplicate and not sighting.expired(now)
-        new_state = observation.state if keep else held
+        new_state = replace(observation.state, seen=held.seen) if keep else held
+        if origin and seen_until is not None and known is None:
+            new_state = new_state.remember(Seen(sighting.event_id, origin, seen_until))
         effects.matches, effects.scores = observation.matches, observation.scores
         if not observation.matches:
             return new_state, effects
@@ -154,13 +169,13 @@ class PartitionCore:
                 effects.decisions.append((agreement.agreement_id, decision.outcome))
                 if decision.allowed:
                     allowed.append(recipient)
-            notification = None
-            if allowed:
-                notification = sign_notification(
-                    build_notification(agreement, hit, allowed, created_at=now), self.signing_key
-                )
-                effects.notifications.append(notification)
+            notifications = {
+                recipient: build_notification(agreement, hit, recipient, created_at=now)
+                for recipient in allowed
+            }
+            effects.notifications.extend(notifications.values())
             for decision in decisions:
+                notification = notifications.get(decision.recipient)
                 effects.audit.extend(
                     chain.append(
                         decision,

@@ -38,6 +38,7 @@ from broker._errors import DirectoryNotUsable
 from broker._histograms import read_attempts, read_histograms
 from broker._matching import Matcher
 from broker._metrics import BrokerMetrics
+from broker._notifications import seal_notification
 from broker._partition import PartitionCore, retention_for
 from broker._poison import AttemptCounts, Backoff, guarded
 from broker._sightings import Sighting
@@ -51,7 +52,7 @@ from broker._verify import (
     Rejected,
     topic_council,
 )
-from consent import AuditChain, ChainHead, load_private_key
+from consent import AuditChain, ChainHead, load_private_key, notify_topic
 from schemas import Codec, ConsentRecord, RejectedRecord
 
 __all__ = ["DEFAULT_PARTITIONS", "BrokerSettings", "build_app", "ensure_topics"]
@@ -177,14 +178,13 @@ def build_app(settings: BrokerSettings) -> faust.App:
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     table: dict[str, Any] = {"key_type": str, "value_type": bytes}
     councils = sorted(watch.councils)
-    agreements = sorted(watch.agreements)
     source_names = [f"{prefix}.{role}.{gss}" for gss in councils for role in ("events", "consent")]
     attempts_name = f"{prefix}.broker.attempts"
     ensure_topics(
         settings.bootstrap,
         source_names
         + [f"{prefix}.rejected", f"{prefix}.audit", f"{prefix}.broker.matches", attempts_name]
-        + [f"{prefix}.match.{a}" for a in agreements],
+        + [notify_topic(prefix, s.member_id) for s in watch.current.services],
         partitions=settings.partitions,
         replication=settings.replication,
         # Deleting old audit records would break every chain's first link.
@@ -199,7 +199,11 @@ def build_app(settings: BrokerSettings) -> faust.App:
     audit_topic = app.topic(f"{prefix}.audit", **raw)
     matches_topic = app.topic(f"{prefix}.broker.matches", **raw)
     attempts_topic = app.topic(attempts_name, **raw)
-    match_topics = {a: app.topic(f"{prefix}.match.{a}", **raw) for a in agreements}
+    notify_topics = {
+        s.member_id: app.topic(notify_topic(prefix, s.member_id), **raw)
+        for s in watch.current.services
+    }
+    broker_id = watch.current.broker.member_id
     states = app.Table("token-state", partitions=settings.partitions, default=None, **table)
     consent_table = app.GlobalTable(
         "consent-by-token", partitions=settings.partitions, default=None, **table
@@ -269,7 +273,7 @@ def build_app(settings: BrokerSettings) -> faust.App:
         if isinstance(record, ConsentRecord):
             envelope: dict[str, Any] = {
                 "kind": "consent",
-                "record": base64.b64encode(message.value).decode(),
+                "record": base64.b64encode(codec.encode(record)).decode(),
             }
             # By exact tokens (each writes its own consent entry) and blocking
             # tokens (an erasure forgets the subject's sightings there too).
@@ -355,7 +359,12 @@ def build_app(settings: BrokerSettings) -> faust.App:
         else:
             assert routed_sighting is not None
             sighting = routed_sighting
-            new_state, effects = core.on_sighting(token, sighting, state, consent_view, chain, now)
+            published = datetime.fromisoformat(envelope["published_at"])
+            new_state, effects = core.on_sighting(
+                token, sighting, state, consent_view, chain, now,
+                origin="/".join(str(c) for c in envelope["coordinates"]),
+                seen_until=published + policy.max_age + policy.max_skew,
+            )  # fmt: skip
             states[token] = state_cache.encode(token, state, state_bytes, new_state)
             metrics.sightings.inc(len(new_state) - (len(state) if state else 0))
             if effects.duplicate and token == sighting.all_tokens()[0]:
@@ -371,15 +380,15 @@ def build_app(settings: BrokerSettings) -> faust.App:
                 )
             for agreement_id, outcome in effects.decisions:
                 metrics.decisions.labels(agreement_id, outcome.value).inc()
-            published = datetime.fromisoformat(envelope["published_at"])
             for _ in notifications:
                 metrics.notified_latency.observe((now - published).total_seconds())
         if audit:  # the head moved
             heads[chain.head.chain] = json.dumps(chain.head.to_dict()).encode()
         for notification in notifications:
             metrics.notifications.labels(notification.agreement_id).inc()
-            await match_topics[notification.agreement_id].send(
-                key=notification.notification_id.encode(), value=codec.encode(notification)
+            await notify_topics[notification.recipient].send(
+                key=notification.notification_id.encode(),
+                value=seal_notification(notification, key, broker_id, codec),
             )
         for entry_record in audit:
             await audit_topic.send(key=chain.head.chain.encode(), value=codec.encode(entry_record))

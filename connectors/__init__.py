@@ -9,7 +9,7 @@ Pipeline: ``load_config`` -> ``open_connector`` -> ``Connector.run``.
 from __future__ import annotations
 
 from connectors._assembly import open_connector
-from connectors._bloom import BLOOM_BITS, BloomEncoder, bigrams
+from connectors._bloom import BLOOM_BITS, ENCODING, BloomEncoder, bigrams
 from connectors._config import ConnectorConfig, SourceConfig, load_config
 from connectors._dates import normalise_date_of_birth
 from connectors._errors import (
@@ -49,6 +49,7 @@ from connectors._tokens import (
     LinkageKey,
     Tokeniser,
     Tokens,
+    blocking_keys,
     generate_linkage_key,
     load_linkage_keys,
     opaque_reference,
@@ -56,6 +57,7 @@ from connectors._tokens import (
 
 __all__ = [
     "BLOOM_BITS",
+    "ENCODING",
     "MAX_CELL_CHARS",
     "MAX_VALUE_CHARS",
     "BloomEncoder",
@@ -90,6 +92,7 @@ __all__ = [
     "Tokeniser",
     "Tokens",
     "bigrams",
+    "blocking_keys",
     "encode_row",
     "event_id_for",
     "generate_federation",

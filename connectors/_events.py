@@ -1,4 +1,4 @@
-"""From one mapped source row to a signed, sealed, pseudonymous event or consent record.
+"""From one mapped source row to a sealed, pseudonymous event or consent record, then signed.
 
 Pure apart from the randomness in sealing: given the row, the mapping, the keys
 and the directory it returns a record ready to encode. Clear values exist only
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from connectors._bloom import ENCODING
 from connectors._errors import InvalidIdentifier
 from connectors._mapping import SourceMapping
 from connectors._normalise import DroppedField
@@ -23,20 +23,20 @@ from connectors._rows import encode_row
 from connectors._sources import SourceRow
 from connectors._timestamps import TimeBounds, parse_timestamp
 from connectors._tokens import LinkageKey, Tokeniser, Tokens, opaque_reference
-from consent import Directory, agreements_for, seal_fields, sign
+from consent import Directory, agreements_for, seal_envelope, seal_payload
 from schemas import (
     EVENT_CATALOGUE,
     CitizenEvent,
+    Codec,
     ConsentRecord,
     ConsentState,
     EventType,
     SealedPayload,
-    canonical_bytes,
+    SignatureDomain,
 )
 
 __all__ = ["EventFactory", "event_id_for"]
 
-_R = TypeVar("_R", CitizenEvent, ConsentRecord)
 _ID_HEX = 32
 
 
@@ -78,7 +78,7 @@ class EventFactory:
         now: datetime,
         dropped: list[DroppedField] | None = None,
     ) -> CitizenEvent:
-        """Build and sign one citizen event; raises ``InvalidIdentifier`` for a bad row.
+        """Build one citizen event (``envelope`` signs it); ``InvalidIdentifier`` for a bad row.
 
         ``dropped``, when given, receives the identifiers left out as malformed.
         """
@@ -120,8 +120,9 @@ class EventFactory:
             fuzzy=tokens.fuzzy,
             attributes=attributes,
             sealed=self._seal(event_id, event_type, _payload(row, mapping)),
+            encoding=ENCODING,
         )
-        return _signed(event, self.signing_key)
+        return event
 
     def _seal(
         self, event_id: str, event_type: EventType, payload: Mapping[str, str]
@@ -136,10 +137,13 @@ class EventFactory:
                 key = self.directory.member(recipient).sealing_key
                 if key is None:
                     continue
-                enc, ciphertext = seal_fields(key, fields, event_id=event_id)
                 sealed.append(
-                    SealedPayload(
-                        recipient, agreement.agreement_id, enc, ciphertext, tuple(sorted(fields))
+                    seal_payload(
+                        key,
+                        fields,
+                        event_id=event_id,
+                        agreement_id=agreement.agreement_id,
+                        recipient=recipient,
                     )
                 )
         return tuple(sealed)
@@ -152,7 +156,7 @@ class EventFactory:
         now: datetime,
         dropped: list[DroppedField] | None = None,
     ) -> ConsentRecord:
-        """Build and sign one consent record (same tokens as the subject's events).
+        """Build one consent record (same tokens as the subject's events); ``envelope`` signs it.
 
         ``dropped``, when given, receives the identifiers left out as malformed.
         """
@@ -191,14 +195,17 @@ class EventFactory:
             published_at=now,
             key_epoch=tokens.epoch,
         )
-        return _signed(record, self.signing_key)
+        return record
+
+    def envelope(self, record: CitizenEvent | ConsentRecord, codec: Codec) -> bytes:
+        """The record as this council publishes it: a ``SignedEnvelope`` it signed."""
+        domain = (
+            SignatureDomain.EVENT if isinstance(record, CitizenEvent) else SignatureDomain.CONSENT
+        )
+        return seal_envelope(domain, record, self.signing_key, self.council, codec=codec)
 
 
 def _payload(row: SourceRow, mapping: SourceMapping) -> dict[str, str]:
     """The clear fields a recipient might be granted, as the council's system holds them."""
     columns = {**mapping.identity, **mapping.payload}
     return {name: value for name, column in columns.items() if (value := row.values.get(column))}
-
-
-def _signed(record: _R, key: Ed25519PrivateKey) -> _R:
-    return replace(record, signature=sign(key, canonical_bytes(record)))

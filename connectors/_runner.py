@@ -156,8 +156,7 @@ class Connector:
             self.metrics.rows_read.labels(source).inc()
             dropped: list[DroppedField] = []
             try:
-                record = self._build(row, mapping, consent, now, dropped)
-                value = self.codec.encode(record)
+                record, value = self._build(row, mapping, consent, now, dropped)
                 if len(value) > self.config.max_record_bytes:
                     raise InvalidIdentifier("record", "record-too-large")
             except InvalidIdentifier as exc:
@@ -178,8 +177,8 @@ class Connector:
         consent: bool,
         now: datetime,
         dropped: list[DroppedField],
-    ) -> CitizenEvent | ConsentRecord:
-        """The row's record; an unexpected error is retried a bounded number of times.
+    ) -> tuple[CitizenEvent | ConsentRecord, bytes]:
+        """The row's record, encoded; an unexpected error is retried a bounded number of times.
 
         Building is pure, so an unexpected exception is a bug that will most
         likely recur: after ``ROW_ATTEMPTS`` it becomes an ``unexpected-<type>``
@@ -190,9 +189,12 @@ class Connector:
         for attempt in range(1, ROW_ATTEMPTS + 1):
             dropped.clear()
             try:
-                if consent:
-                    return self.factory.consent(row, mapping, now=now, dropped=dropped)
-                return self.factory.event(row, mapping, now=now, dropped=dropped)
+                record: CitizenEvent | ConsentRecord = (
+                    self.factory.consent(row, mapping, now=now, dropped=dropped)
+                    if consent
+                    else self.factory.event(row, mapping, now=now, dropped=dropped)
+                )
+                return record, self.factory.envelope(record, self.codec)
             except InvalidIdentifier:
                 raise
             except Exception as exc:  # noqa: BLE001 - one row's bug must not fail the file

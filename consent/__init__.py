@@ -5,7 +5,10 @@ so an information-governance officer's questions can be answered by reading and
 testing this package alone (DESIGN sections 2, 6 and 9).
 
 Sealing is HPKE (RFC 9180) base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
-AES-256-GCM, with the event id bound through HPKE's ``info``.
+AES-256-GCM, with the event id, agreement, recipient and sorted field names bound
+through HPKE's ``info``. Signed records travel in ``SignedEnvelope``s
+(``seal_envelope``/``open_envelope``), signed over a domain tag, the writer
+schema's fingerprint and the exact body bytes.
 """
 
 from __future__ import annotations
@@ -72,6 +75,13 @@ from consent._directory import (
 from consent._directory_signing import load_directory, sign_directory, verify_directory
 from consent._directory_watch import DirectoryChange, DirectoryWatcher, restart_reasons
 from consent._durations import format_duration, parse_duration
+from consent._envelope import (
+    KeyForSigner,
+    open_envelope,
+    seal_envelope,
+    sign_detached,
+    verify_detached,
+)
 from consent._errors import (
     AgreementInvalid,
     AuditInvalid,
@@ -97,10 +107,19 @@ from consent._keys import (
     public_key_pem,
     sign,
     verify_signature,
+    warn_if_exposed,
     write_key_pair,
+    write_secret_file,
 )
 from consent._routing import agreements_for, route
-from consent._sealing import SEALING_SUITE, open_fields, open_sealed, seal, seal_fields
+from consent._sealing import (
+    SEALING_SUITE,
+    open_fields,
+    open_sealed,
+    seal,
+    seal_payload,
+    sealing_context,
+)
 from consent._serial_store import SERIAL_STORE_FORMAT, SerialStore
 from consent._time_bounds import (
     DEFAULT_CLOCK_SKEW,
@@ -109,6 +128,7 @@ from consent._time_bounds import (
     check_times,
     time_problem,
 )
+from consent._topics import NOTIFY_ROLE, notify_topic
 
 __all__ = [
     "AGREEMENTS_DIR",
@@ -124,6 +144,7 @@ __all__ = [
     "DIRECTORY_FORMAT",
     "GENESIS_HASH",
     "GM_COUNCILS",
+    "NOTIFY_ROLE",
     "SEALING_SUITE",
     "SERIAL_STORE_FORMAT",
     "Agreement",
@@ -151,6 +172,7 @@ __all__ = [
     "DirectoryWatcher",
     "DisclosedEvent",
     "KafkaSecurity",
+    "KeyForSigner",
     "KeyInvalid",
     "KeyPairPaths",
     "LawfulBasis",
@@ -189,6 +211,8 @@ __all__ = [
     "load_directory",
     "load_private_key",
     "load_public_key",
+    "notify_topic",
+    "open_envelope",
     "open_fields",
     "open_sealed",
     "parse_agreement",
@@ -201,12 +225,18 @@ __all__ = [
     "route",
     "save_anchors",
     "seal",
-    "seal_fields",
+    "seal_envelope",
+    "seal_payload",
+    "sealing_context",
     "sign",
+    "sign_detached",
     "sign_directory",
     "time_problem",
     "verify_audit",
+    "verify_detached",
     "verify_directory",
     "verify_signature",
+    "warn_if_exposed",
     "write_key_pair",
+    "write_secret_file",
 ]

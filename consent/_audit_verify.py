@@ -37,9 +37,9 @@ from consent._audit import (
     audit_bytes,
     audit_record_hash,
 )
+from consent._envelope import verify_detached
 from consent._errors import SignatureInvalid
-from consent._keys import verify_signature
-from schemas import AuditKind, AuditRecord
+from schemas import AuditKind, AuditRecord, SignatureDomain
 
 __all__ = [
     "DEFAULT_VOUCH_MARGIN",
@@ -156,7 +156,7 @@ class _Vouching:
 
 def _checkpoint_ok(record: AuditRecord, key: Ed25519PublicKey) -> bool:
     try:
-        verify_signature(key, audit_bytes(record), record.signature)
+        verify_detached(key, SignatureDomain.CHECKPOINT, audit_bytes(record), record.signature)
     except SignatureInvalid:
         return False
     return True

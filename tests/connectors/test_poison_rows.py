@@ -238,3 +238,26 @@ def test_lord_as_a_surname_is_published_not_quarantined(tmp_path, federation, li
         assert connector.outbox.depth() == 1
     finally:
         connector.close()
+
+
+def test_an_unexpected_error_while_encoding_costs_the_row_too(tmp_path, federation, linkage_keys):
+    connector, _ = _connector(tmp_path, federation, linkage_keys)
+    good = poison_events().lines[0:6:2]  # three good rows
+    (tmp_path / "events" / "extract.jsonl").write_text("\n".join(good) + "\n")
+    real = connector.codec
+    calls = []
+
+    class ExplodingCodec:
+        def encode(self, record):
+            calls.append(record.event_id)
+            if len(set(calls)) == 2:  # the second row, every time it is tried
+                raise OverflowError("as an encoder might")
+            return real.encode(record)
+
+    connector.codec = ExplodingCodec()  # type: ignore[assignment]
+    try:
+        connector.ingest()
+        assert _quarantine(connector.outbox, "housing") == {(2, "row", "unexpected-OverflowError")}
+        assert connector.outbox.depth() == 2
+    finally:
+        connector.close()

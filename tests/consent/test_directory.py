@@ -115,15 +115,18 @@ def test_a_directory_whose_authority_key_differs_from_the_anchor_is_refused(fede
     """Signed by the anchor but listing another authority key: inconsistent, refused."""
     import base64
 
-    from consent import public_key_b64, sign
-    from consent._directory_signing import _DOMAIN
+    from consent import public_key_b64, sign_detached
+    from consent._directory_signing import SIGNED_DIRECTORY_FORMAT
+    from schemas import SignatureDomain
 
     doc = yaml.safe_load(federation.document_path.read_text())
     doc["members"][0]["signing_key"] = "ed25519:" + public_key_b64(generate_signing_key())
     text = yaml.safe_dump(doc, sort_keys=False)
-    signature = sign(federation.signing_key("gmca"), _DOMAIN + text.encode())
+    signature = sign_detached(
+        federation.signing_key("gmca"), SignatureDomain.DIRECTORY, text.encode()
+    )
     envelope = {
-        "format": "fedbroker-signed-directory/1",
+        "format": SIGNED_DIRECTORY_FORMAT,
         "document": text,
         "signature": base64.b64encode(signature).decode(),
     }
