@@ -210,7 +210,7 @@ def workloads() -> list[dict[str, Any]]:
             "metrics_port": CONNECTOR_METRICS_PORT,
             "metrics_bind": POD_BIND,
             "sources": [{"name": "revenues", "kind": "csv", "path": "/var/lib/fedbroker/inbox",
-                         "mapping": "/etc/fedbroker/config/mapping.yaml"}],
+                         "mapping": "/etc/fedbroker/mapping/mapping.yaml"}],
         }  # fmt: skip
         keys_volume, keys_mount = _keys(council)
         text = yaml.safe_dump(config, sort_keys=False)
@@ -224,9 +224,12 @@ def workloads() -> list[dict[str, Any]]:
             CONNECTOR_METRICS_PORT, recreate=True,
             volumes=[_DIRECTORY, keys_volume,
                      {"name": "config", "configMap": {"name": name}},
+                     # The council's own column mapping, which the operator creates.
+                     {"name": "mapping", "configMap": {"name": f"{name}-mapping"}},
                      {"name": "data", "persistentVolumeClaim": {"claimName": name}}],
             mounts=[_DIRECTORY_MOUNT, keys_mount,
                     {"name": "config", "mountPath": "/etc/fedbroker/config", "readOnly": True},
+                    {"name": "mapping", "mountPath": "/etc/fedbroker/mapping", "readOnly": True},
                     {"name": "data", "mountPath": "/var/lib/fedbroker"}],
         ))  # fmt: skip
     keys_volume, keys_mount = _keys(SUBSCRIBER)
