@@ -22,10 +22,18 @@ import yaml
 from kafka import KafkaConsumer
 
 from connectors import generate_federation, generate_linkage_key, load_config, open_connector
-from consent import build_dev_federation, open_fields, verify_audit
+from consent import build_dev_federation, verify_audit
 from fedbroker._localkafka import KafkaCluster, fedbroker_home
 from fedbroker._topics import read_to_end
-from schemas import AuditKind, AuditRecord, Codec, MatchNotification, RejectedRecord
+from schemas import (
+    AuditKind,
+    AuditRecord,
+    Codec,
+    FedbrokerError,
+    MatchNotification,
+    RejectedRecord,
+)
+from subscriber import open_notification
 
 __all__ = ["demo"]
 
@@ -139,22 +147,20 @@ def _report(bootstrap, prefix, federation, notifications, files) -> None:  # typ
     click.echo(f"rejected messages: {len(rejected)}")
     for notification in notifications[:3]:
         service = notification.recipients[0]
-        sealed = [s for s in notification.sealed if s.recipient == service]
-        opened = {}
-        key = federation.sealing_key(service)
-        for payload in sealed:
-            for event in notification.events:
-                try:
-                    fields = open_fields(
-                        key, payload.enc, payload.ciphertext, event_id=event.event_id
-                    )
-                except Exception:  # noqa: BLE001, S112 - sealed for another event
-                    continue
-                opened.update(fields)
+        try:
+            opened = open_notification(
+                notification,
+                service=service,
+                key=federation.sealing_key(service),
+                directory=directory,
+            ).fields
+        except FedbrokerError as exc:  # what a subscriber would dead-letter
+            click.echo(f"\n{service} would refuse {notification.notification_id}: {exc.reason}")
+            continue
         kinds = [e.event_type.value for e in notification.events]
         click.echo(f"\n{service} sees {notification.agreement_id} {kinds} "
                    f"({notification.method}, score {notification.score:.2f}):")  # fmt: skip
-        click.echo(f"  opened fields: {sorted(opened)}")
+        click.echo(f"  opened fields: {sorted({f for fields in opened.values() for f in fields})}")
     leaks = _scan(bootstrap, prefix, files)
     click.echo(f"\nprivacy scan of every {prefix}.* topic: {leaks} clear values found")
     if leaks or not report.ok:
