@@ -37,7 +37,6 @@ from subscriber._settings import (
     DEFAULT_RETRY_BACKOFF,
     SubscriberSettings,
     default_group,
-    notify_topic,
 )
 from subscriber._sinks import CallbackSink, JsonLinesSink, Sink
 from subscriber._store import DEFAULT_RETENTION_SECONDS, DeliveryState, DeliveryStore
@@ -80,7 +79,6 @@ __all__ = [
     "UnknownAgreement",
     "WebhookSink",
     "default_group",
-    "notify_topic",
     "open_notification",
     "read_notification",
 ]

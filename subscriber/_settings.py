@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from consent import notify_topic
 from subscriber._webhook import Backoff
 
 __all__ = [
@@ -13,27 +14,12 @@ __all__ = [
     "DEFAULT_RETRY_BACKOFF",
     "SubscriberSettings",
     "default_group",
-    "notify_topic",
 ]
 
 DEFAULT_PREFIX = "fed"
 DEFAULT_MAX_UNEXPECTED_ATTEMPTS = 3
 DEFAULT_RETRY_BACKOFF = Backoff(initial=0.5, factor=2.0, maximum=30.0, attempts=0)
 """Between hand-overs that failed: grows to 30 s, never gives up (``attempts`` unused)."""
-
-
-def notify_topic(prefix: str, service: str) -> str:
-    """A service's own notification topic (DESIGN section 3): ``<prefix>.notify.<service>``.
-
-    ``consent.notify_topic`` is the one definition once the wire release lands;
-    until then this mirrors it.
-    """
-    import consent
-
-    shared = getattr(consent, "notify_topic", None)
-    if shared is not None:
-        return str(shared(prefix, service))
-    return f"{prefix}.notify.{service}"
 
 
 def default_group(prefix: str, service: str) -> str:

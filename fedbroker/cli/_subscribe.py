@@ -36,16 +36,6 @@ _file = click.Path(exists=True, dir_okay=False, path_type=Path)
 _out = click.Path(dir_okay=False, path_type=Path)
 
 
-def _legacy_topic(prefix: str, agreement: str | None) -> str | None:
-    """Until the broker writes per-service topics (``consent.notify_topic``), read the
-    agreement's ``<prefix>.match.<agreement>``; afterwards None (the service's topic)."""
-    import consent
-
-    if agreement is None or hasattr(consent, "notify_topic"):
-        return None
-    return f"{prefix}.match.{agreement}"
-
-
 @click.command()
 @click.option("--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS", required=True)
 @click.option("--service", required=True, help="This service's id in the directory.")
@@ -72,6 +62,10 @@ def _legacy_topic(prefix: str, agreement: str | None) -> str | None:
     show_default=True, help="Tries per hand-over before backing off and trying again later.",
 )  # fmt: skip
 @click.option("--metrics-port", type=int, default=0, help="Serve Prometheus metrics (0: off).")
+@click.option(
+    "--metrics-bind", default="127.0.0.1", show_default=True,
+    help="Address the metrics listen on (0.0.0.0 in a container, so Prometheus can reach it).",
+)  # fmt: skip
 @click.option("--max-messages", type=int, default=0, help="Stop after N hand-overs (0: no limit).")
 @click.option(
     "--timeout", type=float, default=0.0, show_default=True,
@@ -81,7 +75,7 @@ def subscribe(
     bootstrap: str, service: str, key_path: Path, directory: Path, trust_anchor: Path,
     prefix: str, agreement: str | None, topic: str | None, group: str | None,
     state: Path | None, dead_letters: Path | None, jsonl: str | None, webhook: str | None,
-    webhook_attempts: int, metrics_port: int, max_messages: int, timeout: float,
+    webhook_attempts: int, metrics_port: int, metrics_bind: str, max_messages: int, timeout: float,
 ) -> None:  # fmt: skip
     """Receive this service's notifications: verified, opened, once each, committed after."""
     if jsonl is not None and webhook is not None:
@@ -90,7 +84,6 @@ def subscribe(
     key = load_private_key(key_path)
     if not isinstance(key, X25519PrivateKey):
         raise CommandError("--key must be the service's X25519 sealing key")
-    topic = topic or _legacy_topic(prefix, agreement)
     folder = state or fedbroker_home() / "subscriber" / (group or default_group(prefix, service))
     settings = SubscriberSettings(
         bootstrap=bootstrap, service=service, prefix=prefix, topic=topic, group=group,
@@ -104,7 +97,7 @@ def subscribe(
         sink = JsonLinesSink(jsonl or "-")
     with Subscriber(settings, directory=loaded, key=key, sink=sink) as running:
         if metrics_port:
-            start_http_server(metrics_port, registry=running.metrics.registry)
+            start_http_server(metrics_port, addr=metrics_bind, registry=running.metrics.registry)
 
         def _stop(signum: int, frame: FrameType | None) -> None:
             running.stop()
