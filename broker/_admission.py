@@ -1,12 +1,13 @@
 """Admitting one message from a council's topic: the cheapest refusals first.
 
 Anyone who can write to a council's topic can send anything, and the costly
-steps (Avro decoding, re-encoding for the signature, Ed25519) scale with what
-was sent. So the raw size is checked before decoding, and the numbers and
-sizes of tokens, attributes and sealed payloads before the signature: an
-unsigned 770 KB message is refused by one ``len``, not after half a second of
-decoding and hashing. Then ``verify_record`` checks who signed it, the key
-epoch, and its times. Pure: the app passes the bytes, the topic, the directory
+steps (Avro decoding, Ed25519) scale with what was sent. So the raw size is
+checked before anything is read: an unsigned 770 KB message is refused by one
+``len``, not after half a second of decoding and hashing. Then
+``verify_record`` checks who signed the exact bytes (before decoding the
+body), the key epoch and the times; then the numbers and sizes of tokens,
+attributes and sealed payloads are capped before the broker does any work
+per token. Pure: the app passes the bytes, the topic, the directory
 and the clock, and gets the record or a ``Rejected`` with a reason code.
 """
 
@@ -90,7 +91,7 @@ def check_size(raw: bytes, limits: Limits) -> None:
 
 
 def check_shape(record: CitizenEvent | ConsentRecord, limits: Limits) -> None:
-    """Refuse a decoded record carrying more than the limits allow, before its signature."""
+    """Refuse a decoded record carrying more than the limits allow, before anything keeps it."""
     if len(record.tokens) + len(record.blocking_tokens) > limits.tokens:
         raise Rejected("too many tokens", reason="too-many-tokens")
     if not isinstance(record, CitizenEvent):
@@ -108,11 +109,6 @@ def check_shape(record: CitizenEvent | ConsentRecord, limits: Limits) -> None:
         raise Rejected("the fuzzy encoding is too large", reason="fuzzy-too-large")
 
 
-def _role(topic: str) -> str:
-    parts = topic.rsplit(".", 2)
-    return parts[-2] if len(parts) == 3 else ""
-
-
 def admit(
     raw: bytes,
     *,
@@ -124,32 +120,27 @@ def admit(
 ) -> CitizenEvent | ConsentRecord:
     """The verified record in ``raw`` from ``topic``, or ``Rejected`` with a reason code.
 
-    Order: size, decode (the codec's own reason codes), record type for the
-    topic (``wrong-record-type``), shape, then ``verify_record`` (council,
-    signature, epoch, freshness, source times).
+    Order: size, then ``verify_record`` (the signed envelope's domain for the
+    topic, council, signature over the exact bytes, then decoding with the
+    codec's own reason codes, epoch, freshness, source times), then shape.
+    Since the signature covers the bytes as sent (no re-encoding), checking it
+    before the shape costs one Ed25519 verification, not a decode and encode.
     """
     check_size(raw, policy.limits)
     try:
-        record = codec.decode(raw)
+        record = verify_record(
+            raw,
+            topic=topic,
+            directory=directory,
+            codec=codec,
+            now=now,
+            accepted_epochs=policy.accepted_epochs,
+            max_age=policy.max_age,
+            max_skew=policy.max_skew,
+            occurred_floor=policy.occurred_floor,
+            recorded_floor=policy.recorded_floor,
+        )
     except SchemaError as exc:
         raise Rejected(f"{topic}: not a readable message", reason=exc.reason) from exc
-    role = _role(topic)
-    if isinstance(record, CitizenEvent) and role == "events":
-        admitted: CitizenEvent | ConsentRecord = record
-    elif isinstance(record, ConsentRecord) and role == "consent":
-        admitted = record
-    else:
-        raise Rejected(f"{topic}: not the record this topic carries", reason="wrong-record-type")
-    check_shape(admitted, policy.limits)
-    verify_record(
-        admitted,
-        topic=topic,
-        directory=directory,
-        now=now,
-        accepted_epochs=policy.accepted_epochs,
-        max_age=policy.max_age,
-        max_skew=policy.max_skew,
-        occurred_floor=policy.occurred_floor,
-        recorded_floor=policy.recorded_floor,
-    )
-    return admitted
+    check_shape(record, policy.limits)
+    return record

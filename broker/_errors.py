@@ -3,7 +3,7 @@
 Tree (mirrored in docs/errors.md)::
 
     FedbrokerError
-    └── BrokerError                    "broker"; also "no-canonical-bytes" (cannot sign yet)
+    └── BrokerError                    "broker"
         ├── EncodingMismatch           "encoding-mismatch"   fuzzy encodings of different lengths
         ├── StateInvalid               "state-invalid"       table bytes that are not broker state
         ├── ThresholdInvalid           "threshold-invalid"   a threshold outside [0, 1]

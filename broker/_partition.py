@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker._matching import Match, Matcher
-from broker._notifications import build_notification, sign_notification
+from broker._notifications import build_notification
 from broker._rules import evaluate_rule, recipients_for, subjects_of
 from broker._sightings import Seen, Sighting, TokenState
 from consent import (
@@ -169,13 +169,13 @@ class PartitionCore:
                 effects.decisions.append((agreement.agreement_id, decision.outcome))
                 if decision.allowed:
                     allowed.append(recipient)
-            notification = None
-            if allowed:
-                notification = sign_notification(
-                    build_notification(agreement, hit, allowed, created_at=now), self.signing_key
-                )
-                effects.notifications.append(notification)
+            notifications = {
+                recipient: build_notification(agreement, hit, recipient, created_at=now)
+                for recipient in allowed
+            }
+            effects.notifications.extend(notifications.values())
             for decision in decisions:
+                notification = notifications.get(decision.recipient)
                 effects.audit.extend(
                     chain.append(
                         decision,

@@ -38,6 +38,7 @@ from broker._errors import DirectoryNotUsable
 from broker._histograms import read_attempts, read_histograms
 from broker._matching import Matcher
 from broker._metrics import BrokerMetrics
+from broker._notifications import seal_notification
 from broker._partition import PartitionCore, retention_for
 from broker._poison import AttemptCounts, Backoff, guarded
 from broker._sightings import Sighting
@@ -51,7 +52,7 @@ from broker._verify import (
     Rejected,
     topic_council,
 )
-from consent import AuditChain, ChainHead, load_private_key
+from consent import AuditChain, ChainHead, load_private_key, notify_topic
 from schemas import Codec, ConsentRecord, RejectedRecord
 
 __all__ = ["DEFAULT_PARTITIONS", "BrokerSettings", "build_app", "ensure_topics"]
@@ -61,6 +62,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_PARTITIONS = 3
 DEFAULT_TOPIC_PREFIX = "fed"
 DEFAULT_DIRECTORY_POLL_S = 5.0
+#: Loopback unless asked: a container sets 0.0.0.0 so its Prometheus can scrape it.
+DEFAULT_METRICS_BIND = "127.0.0.1"
 #: Blocked-pair scores buffered per partition before the histogram table is written.
 _SCORE_FLUSH = 50
 #: Pending producer sends before Faust pauses the streams to flush (its default: 100).
@@ -85,6 +88,7 @@ class BrokerSettings:
     replication: int = 1
     threshold: float | None = None
     metrics_port: int = 0
+    metrics_bind: str = DEFAULT_METRICS_BIND
     data_dir: Path = Path(".fedbroker/broker")
     store: str = "rocksdb://"
     accepted_epochs: frozenset[int] | None = None
@@ -174,14 +178,13 @@ def build_app(settings: BrokerSettings) -> faust.App:
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     table: dict[str, Any] = {"key_type": str, "value_type": bytes}
     councils = sorted(watch.councils)
-    agreements = sorted(watch.agreements)
     source_names = [f"{prefix}.{role}.{gss}" for gss in councils for role in ("events", "consent")]
     attempts_name = f"{prefix}.broker.attempts"
     ensure_topics(
         settings.bootstrap,
         source_names
         + [f"{prefix}.rejected", f"{prefix}.audit", f"{prefix}.broker.matches", attempts_name]
-        + [f"{prefix}.match.{a}" for a in agreements],
+        + [notify_topic(prefix, s.member_id) for s in watch.current.services],
         partitions=settings.partitions,
         replication=settings.replication,
         # Deleting old audit records would break every chain's first link.
@@ -196,7 +199,11 @@ def build_app(settings: BrokerSettings) -> faust.App:
     audit_topic = app.topic(f"{prefix}.audit", **raw)
     matches_topic = app.topic(f"{prefix}.broker.matches", **raw)
     attempts_topic = app.topic(attempts_name, **raw)
-    match_topics = {a: app.topic(f"{prefix}.match.{a}", **raw) for a in agreements}
+    notify_topics = {
+        s.member_id: app.topic(notify_topic(prefix, s.member_id), **raw)
+        for s in watch.current.services
+    }
+    broker_id = watch.current.broker.member_id
     states = app.Table("token-state", partitions=settings.partitions, default=None, **table)
     consent_table = app.GlobalTable(
         "consent-by-token", partitions=settings.partitions, default=None, **table
@@ -266,7 +273,7 @@ def build_app(settings: BrokerSettings) -> faust.App:
         if isinstance(record, ConsentRecord):
             envelope: dict[str, Any] = {
                 "kind": "consent",
-                "record": base64.b64encode(message.value).decode(),
+                "record": base64.b64encode(codec.encode(record)).decode(),
             }
             # By exact tokens (each writes its own consent entry) and blocking
             # tokens (an erasure forgets the subject's sightings there too).
@@ -379,8 +386,9 @@ def build_app(settings: BrokerSettings) -> faust.App:
             heads[chain.head.chain] = json.dumps(chain.head.to_dict()).encode()
         for notification in notifications:
             metrics.notifications.labels(notification.agreement_id).inc()
-            await match_topics[notification.agreement_id].send(
-                key=notification.notification_id.encode(), value=codec.encode(notification)
+            await notify_topics[notification.recipient].send(
+                key=notification.notification_id.encode(),
+                value=seal_notification(notification, key, broker_id, codec),
             )
         for entry_record in audit:
             await audit_topic.send(key=chain.head.chain.encode(), value=codec.encode(entry_record))
@@ -458,7 +466,7 @@ def build_app(settings: BrokerSettings) -> faust.App:
         await _side("directory", directory_backoff, metrics, reload_directory)
 
     metrics.directory_expires_in.set(watch.expires_in(datetime.now(UTC)))
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.metrics_bind)
 
     return app
 

@@ -11,12 +11,15 @@ __all__ = [
     "DEFAULT_MAX_UNEXPECTED_ATTEMPTS",
     "DEFAULT_PREFIX",
     "DEFAULT_RETRY_BACKOFF",
+    "DEFAULT_SESSION_TIMEOUT",
     "SubscriberSettings",
     "default_group",
     "notify_topic",
 ]
 
 DEFAULT_PREFIX = "fed"
+DEFAULT_SESSION_TIMEOUT = 10.0
+"""Seconds before Kafka gives a dead subscriber's partitions to another (client default: 45)."""
 DEFAULT_MAX_UNEXPECTED_ATTEMPTS = 3
 DEFAULT_RETRY_BACKOFF = Backoff(initial=0.5, factor=2.0, maximum=30.0, attempts=0)
 """Between hand-overs that failed: grows to 30 s, never gives up (``attempts`` unused)."""
@@ -60,6 +63,9 @@ class SubscriberSettings:
         retry_backoff: waits between failed hand-overs (default
             ``DEFAULT_RETRY_BACKOFF``: up to 30 s, forever).
         poll_timeout: seconds one poll waits for messages (default 0.5).
+        session_timeout: seconds without a heartbeat before the group moves on
+            (default ``DEFAULT_SESSION_TIMEOUT``); a restarted subscriber waits
+            this long for the partitions of the one that died.
     """
 
     bootstrap: str
@@ -73,6 +79,7 @@ class SubscriberSettings:
     max_unexpected_attempts: int = DEFAULT_MAX_UNEXPECTED_ATTEMPTS
     retry_backoff: Backoff = DEFAULT_RETRY_BACKOFF
     poll_timeout: float = 0.5
+    session_timeout: float = DEFAULT_SESSION_TIMEOUT
 
     @property
     def topic_name(self) -> str:
