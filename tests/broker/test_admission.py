@@ -13,11 +13,11 @@ from types import MappingProxyType
 
 import pytest
 
-import broker._verify as verify_module
+import consent._envelope as envelope_module
 from broker import Rejected, Sighting
 from broker._admission import AdmissionPolicy, Limits, admit
-from consent import sign
-from schemas import CitizenEvent, Codec, ConsentRecord, ConsentState, canonical_bytes
+from consent import seal_envelope
+from schemas import CitizenEvent, Codec, ConsentRecord, ConsentState, SignatureDomain
 from tests.broker.test_partition import FROM, NOW, _event, federation
 
 __all__ = ["federation"]
@@ -38,21 +38,27 @@ class CountingCodec(Codec):
 @pytest.fixture
 def signatures(monkeypatch):
     calls = []
-    real = verify_module.verify_signature
+    real = envelope_module.verify_signature
 
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
+    def counting(key, data, signature):  # type: ignore[no-untyped-def]
+        if not data.startswith(SignatureDomain.DIRECTORY.value.encode()):  # loading the directory
+            calls.append(1)
+        return real(key, data, signature)
 
-    monkeypatch.setattr(verify_module, "verify_signature", counting)
+    monkeypatch.setattr(envelope_module, "verify_signature", counting)
     return calls
 
 
-def _resigned(federation, record):
-    unsigned = replace(record, signature=b"")
-    return replace(
-        unsigned, signature=sign(federation.signing_key(FROM), canonical_bytes(unsigned))
-    )
+def _signed(federation, record, *, forged: bool = False) -> bytes:
+    """The record as its council publishes it: a signed envelope (0.2.0 wire format)."""
+    domain = SignatureDomain.EVENT if isinstance(record, CitizenEvent) else SignatureDomain.CONSENT
+    raw = seal_envelope(domain, record, federation.signing_key(FROM), FROM, codec=Codec())
+    if forged:
+        from schemas import SignedEnvelope
+
+        envelope = Codec().decode_as(raw, SignedEnvelope)
+        raw = Codec().encode(replace(envelope, signature=b"\x00" * 64))
+    return raw
 
 
 def _admit(federation, raw: bytes, codec: Codec | None = None, topic: str = EVENTS, **policy):
@@ -69,16 +75,15 @@ def _reason(call) -> str:
 def test_a_good_event_is_admitted_with_one_decode_and_one_signature_check(federation, signatures):
     codec = CountingCodec()
     event = _event(federation, FROM, "C", "2026-09-01", "a-1")
-    assert _admit(federation, Codec().encode(event), codec) == event
-    assert codec.decodes == 1 and len(signatures) == 1
+    assert _admit(federation, _signed(federation, event), codec) == event
+    assert codec.decodes == 1 and len(signatures) == 1  # the envelope; its body after
 
 
 def test_an_unsigned_770_kb_message_is_refused_before_any_decoding(federation, signatures):
     codec = CountingCodec()
     event = _event(federation, FROM, "C", "2026-09-01", "a-1")
-    bloated = replace(event, attributes=MappingProxyType({f"k{i}": "x" * 7700 for i in range(100)}),
-                      signature=b"\x00" * 64)  # fmt: skip
-    raw = Codec().encode(bloated)
+    bloated = replace(event, attributes=MappingProxyType({f"k{i}": "x" * 7700 for i in range(100)}))
+    raw = _signed(federation, bloated, forged=True)
     assert len(raw) > 770_000
     assert _reason(lambda: _admit(federation, raw, codec)) == "too-large"
     assert codec.decodes == 0 and signatures == [], "refused by its length alone"
@@ -98,27 +103,31 @@ def test_an_unsigned_770_kb_message_is_refused_before_any_decoding(federation, s
         ({"fuzzy": b"\xff" * 2048}, "fuzzy-too-large"),
     ],
 )
-def test_oversized_parts_are_refused_before_the_signature_is_checked(
-    federation, signatures, change, reason
-):
+def test_oversized_parts_are_refused_even_when_signed(federation, signatures, change, reason):
+    """The signature covers the bytes as sent, so it is checked first (one Ed25519
+    verification, no decoding); a signed record is then held to the limits."""
     event = _event(federation, FROM, "C", "2026-09-01", "a-1")
     if change == "tokens":
-        change = {"blocking_tokens": event.blocking_tokens * 20}
+        change = {"blocking_tokens": event.blocking_tokens * 64}  # past any default limit
     elif change == "sealed":
         change = {"sealed": event.sealed * 17}
     elif change == "sealed-size":
         change = {"sealed": (replace(event.sealed[0], ciphertext=b"\x01" * 9000),)}
-    forged = replace(event, **change, signature=b"\x00" * 64)
-    assert _reason(lambda: _admit(federation, Codec().encode(forged))) == reason
-    assert signatures == []
+    oversized = replace(event, **change)
+    assert _reason(lambda: _admit(federation, _signed(federation, oversized))) == reason
+    assert len(signatures) == 1
+    forged = _signed(federation, oversized, forged=True)
+    assert _reason(lambda: _admit(federation, forged)) == "bad-signature"
 
 
 def test_malformed_and_misplaced_messages_carry_their_reasons(federation):
     event = _event(federation, FROM, "C", "2026-09-01", "a-1")
-    raw = Codec().encode(event)
+    raw = _signed(federation, event)
     assert _reason(lambda: _admit(federation, raw[:40])) == "truncated"
     assert _reason(lambda: _admit(federation, b"\x00\x01garbage")) in {"bad-marker", "truncated"}
-    assert _reason(lambda: _admit(federation, raw, topic=CONSENT)) == "wrong-record-type"
+    assert _reason(lambda: _admit(federation, raw, topic=CONSENT)) == "wrong-domain"
+    bare = Codec().encode(event)  # a record outside any envelope
+    assert _reason(lambda: _admit(federation, bare)) == "wrong-record-type"
 
 
 @pytest.mark.parametrize(
@@ -131,18 +140,17 @@ def test_malformed_and_misplaced_messages_carry_their_reasons(federation):
 )
 def test_a_signed_event_with_an_impossible_occurred_at_is_refused(federation, occurred, reason):
     """9999-12-31 used to pass and then raise OverflowError in ``Sighting.from_event``."""
-    event = _resigned(federation, replace(_event(federation, FROM, "C", "2026-09-01", "a-1"),
-                                          occurred_at=occurred, published_at=NOW))  # fmt: skip
+    event = replace(_event(federation, FROM, "C", "2026-09-01", "a-1"),
+                    occurred_at=occurred, published_at=NOW)  # fmt: skip
     if occurred.year == 9999:
         with pytest.raises(OverflowError):
             Sighting.from_event(event, retention=timedelta(days=90))
-    assert _reason(lambda: _admit(federation, Codec().encode(event))) == reason
+    assert _reason(lambda: _admit(federation, _signed(federation, event))) == reason
 
 
 def _consent_record(federation, recorded_at: datetime) -> ConsentRecord:
     tokens = _event(federation, FROM, "C", "2026-09-01", "r").tokens
-    record = ConsentRecord("c" * 32, FROM, tokens, "*", ConsentState.GRANTED, recorded_at, NOW, 1)
-    return _resigned(federation, record)
+    return ConsentRecord("c" * 32, FROM, tokens, "*", ConsentState.GRANTED, recorded_at, NOW, 1)
 
 
 @pytest.mark.parametrize(
@@ -153,30 +161,30 @@ def _consent_record(federation, recorded_at: datetime) -> ConsentRecord:
     ],
 )
 def test_a_consent_record_dated_outside_its_bounds_is_refused(federation, recorded, reason):
-    raw = Codec().encode(_consent_record(federation, recorded))
+    raw = _signed(federation, _consent_record(federation, recorded))
     assert _reason(lambda: _admit(federation, raw, topic=CONSENT)) == reason
 
 
 def test_the_floors_and_skew_are_configurable(federation):
-    raw = Codec().encode(_consent_record(federation, datetime(2024, 1, 1, tzinfo=UTC)))
+    raw = _signed(federation, _consent_record(federation, datetime(2024, 1, 1, tzinfo=UTC)))
     assert isinstance(_admit(federation, raw, topic=CONSENT), ConsentRecord)
     start = datetime(2025, 1, 1, tzinfo=UTC)
     assert (
         _reason(lambda: _admit(federation, raw, topic=CONSENT, recorded_floor=start))
         == "recorded-before-floor"
     )
-    late = _resigned(federation, replace(_event(federation, FROM, "C", "2026-09-01", "a-1"),
-                                         occurred_at=NOW + timedelta(minutes=3),
-                                         published_at=NOW))  # fmt: skip
-    assert isinstance(_admit(federation, Codec().encode(late)), CitizenEvent)
+    late = _signed(federation, replace(_event(federation, FROM, "C", "2026-09-01", "a-1"),
+                                       occurred_at=NOW + timedelta(minutes=3),
+                                       published_at=NOW))  # fmt: skip
+    assert isinstance(_admit(federation, late), CitizenEvent)
     assert (
-        _reason(lambda: _admit(federation, Codec().encode(late), max_skew=timedelta(minutes=1)))
+        _reason(lambda: _admit(federation, late, max_skew=timedelta(minutes=1)))
         == "occurred-in-future"
     )
 
 
 def test_limits_are_settings(federation):
     event = _event(federation, FROM, "C", "2026-09-01", "a-1")
-    raw = Codec().encode(event)
+    raw = _signed(federation, event)
     tight = Limits(message_bytes=len(raw) - 1)
     assert _reason(lambda: _admit(federation, raw, limits=tight)) == "too-large"

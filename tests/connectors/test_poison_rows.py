@@ -27,7 +27,7 @@ from connectors import (
     open_connector,
 )
 from connectors._sources import FolderSource
-from schemas import CitizenEvent, Codec, ConsentRecord
+from schemas import CitizenEvent, Codec, ConsentRecord, SignatureDomain, SignedEnvelope
 from tests.connectors.conftest import COUNCILS
 from tests.connectors.poison import poison_consent, poison_events, write_mappings
 
@@ -60,8 +60,14 @@ def _quarantine(outbox: Outbox, source: str) -> set[tuple[int, str, str]]:
 
 
 def _records(outbox: Outbox) -> list[CitizenEvent | ConsentRecord]:
+    """The records in the outbox, each out of its signed envelope (0.2.0 wire format)."""
     codec = Codec()
-    return [codec.decode(e.value) for e in outbox.pending(1000)]
+    records: list[CitizenEvent | ConsentRecord] = []
+    for entry in outbox.pending(1000):
+        envelope = codec.decode_as(entry.value, SignedEnvelope)
+        kind = CitizenEvent if envelope.domain == SignatureDomain.EVENT else ConsentRecord
+        records.append(codec.decode_body(envelope.writer_fingerprint, envelope.body, kind))
+    return records
 
 
 def test_each_poison_row_is_refused_by_reason_and_the_good_rows_go_on(
@@ -131,6 +137,9 @@ def test_an_unexpected_error_in_one_row_is_bounded_then_quarantined(
                 calls.append(row.row)
                 raise ZeroDivisionError(f"secret {row.values.get('forename')}")
             return real.event(row, mapping, now=now, dropped=dropped)
+
+        def envelope(self, record, codec):
+            return real.envelope(record, codec)
 
     connector.factory = Exploding()  # type: ignore[assignment]
     try:
@@ -248,11 +257,14 @@ def test_an_unexpected_error_while_encoding_costs_the_row_too(tmp_path, federati
     calls = []
 
     class ExplodingCodec:
-        def encode(self, record):
+        def encode_body(self, record):
             calls.append(record.event_id)
             if len(set(calls)) == 2:  # the second row, every time it is tried
                 raise OverflowError("as an encoder might")
-            return real.encode(record)
+            return real.encode_body(record)
+
+        def encode(self, envelope):
+            return real.encode(envelope)
 
     connector.codec = ExplodingCodec()  # type: ignore[assignment]
     try:
