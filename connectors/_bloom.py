@@ -50,7 +50,8 @@ __all__ = [
     "bigrams",
 ]
 
-#: The parameter set this module produces, named on the wire (CitizenEvent ``encoding``).
+#: The parameter set every event names (``CitizenEvent.encoding``); change it with the
+#: parameters, so a broker never compares encodings made under different ones.
 ENCODING = "clk-v2"
 BLOOM_BITS = 1024
 DEFAULT_FIELD_HASHES: Mapping[str, int] = MappingProxyType(

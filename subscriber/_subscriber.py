@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 _MAX_POLL_RECORDS = 200
 _DISCOVERY_INTERVAL = 10.0
+_FIRST_DISCOVERY_INTERVAL = 0.5
 
 
 @contextmanager
@@ -104,7 +105,9 @@ class Subscriber:
         """Assign partitions not yet read, each sought to where it resumes."""
         if time.monotonic() < self._next_discovery:
             return
-        self._next_discovery = time.monotonic() + _DISCOVERY_INTERVAL
+        # Sooner while nothing is assigned: the topic may be created any moment.
+        interval = _DISCOVERY_INTERVAL if self._resume_at else _FIRST_DISCOVERY_INTERVAL
+        self._next_discovery = time.monotonic() + interval
         topic = self.settings.topic_name
         with _kafka("reading the topic's partitions"):
             known = self._consumer.partitions_for_topic(topic) or set()
