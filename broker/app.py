@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker._admission import AdmissionPolicy, Limits, admit
 from broker._consent_view import ConsentTableView, own_entry
-from broker._directory_watch import DirectoryWatch, SerialStore
+from broker._directory_watch import DirectoryWatch
 from broker._errors import DirectoryNotUsable
 from broker._histograms import read_attempts, read_histograms
 from broker._matching import Matcher
@@ -52,7 +52,7 @@ from broker._verify import (
     Rejected,
     topic_council,
 )
-from consent import AuditChain, ChainHead, load_private_key, notify_topic
+from consent import AuditChain, ChainHead, SerialStore, load_private_key, notify_topic
 from schemas import Codec, ConsentRecord, RejectedRecord
 
 __all__ = ["DEFAULT_PARTITIONS", "BrokerSettings", "build_app", "ensure_topics"]
@@ -150,6 +150,13 @@ def build_app(settings: BrokerSettings) -> faust.App:
         raise Rejected("the broker's signing key is not Ed25519", reason="bad-key")
     codec = Codec()
     policy = settings.policy()
+
+    def admission() -> AdmissionPolicy:
+        """The policy now: linkage-key epochs from the directory in force unless configured."""
+        if settings.accepted_epochs is not None:
+            return policy
+        return replace(policy, accepted_epochs=watch.current.accepted_epochs)
+
     threshold = choose_threshold(settings.threshold, None)
     core = PartitionCore(watch.current, Matcher(threshold.threshold), key)
     metrics = BrokerMetrics()
@@ -269,7 +276,7 @@ def build_app(settings: BrokerSettings) -> faust.App:
 
     async def verify_one(message: Any) -> None:
         record = admit(message.value or b"", topic=message.topic, directory=watch.current,
-                       codec=codec, now=datetime.now(UTC), policy=policy)  # fmt: skip
+                       codec=codec, now=datetime.now(UTC), policy=admission())  # fmt: skip
         if isinstance(record, ConsentRecord):
             envelope: dict[str, Any] = {
                 "kind": "consent",

@@ -99,6 +99,7 @@ class Subscriber:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 max_poll_records=_MAX_POLL_RECORDS,
+                **settings.security.kafka_python(),
             )
 
     def _discover(self) -> None:

@@ -85,3 +85,28 @@ def test_kill_9_at_random_moments_under_load_never_doubles_or_loses_a_notificati
     counts = Counter(_ids(out))
     assert [nid for nid, n in counts.items() if n > 1] == []
     assert set(counts) == {nid for nid, _ in sent}
+
+
+def test_the_command_hands_over_to_a_webhook_and_dead_letters_a_forgery(
+    federation, kafka_bootstrap, notify_topic, topic_factory, tmp_path
+):
+    from consent import generate_signing_key
+    from tests.subscriber.webhook_server import free_port, serve
+
+    good = [notification_bytes(federation, n) for n in (1, 2)]
+    forged = notification_bytes(federation, 3, signer=generate_signing_key())
+    publish(kafka_bootstrap, notify_topic, [good[0], forged, good[1], good[0]])
+    port, state = free_port(), tmp_path / "state"
+    command = _subscribe(federation, kafka_bootstrap, notify_topic, topic_factory("group"),
+                         state, "unused")  # fmt: skip
+    at = command.index("--jsonl")
+    command[at : at + 2] = ["--webhook", f"http://127.0.0.1:{port}/in", "--timeout", "5"]
+    with serve(port, statuses=[503]) as hook:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert hook.ids() == [nid for nid, _ in good]
+    assert "2 delivered, 1 duplicates, 1 dead-lettered" in result.stderr
+    letters = [json.loads(line) for line in (state / "dead-letters.jsonl").read_text().splitlines()]
+    assert [(d["reason"], d["offset"], d["notification_id"]) for d in letters] == [
+        ("signature-invalid", 1, None)
+    ]
