@@ -91,14 +91,26 @@ class Subscriber:
         self._limit = 0
         self._resume_at: dict[TopicPartition, int] = {}
         self._next_discovery = 0.0
+        try:
+            self._consumer = self._connect(settings)
+        except BaseException:
+            self.dead_letters.close()
+            self.store.close()
+            raise
+
+    @staticmethod
+    def _connect(settings: SubscriberSettings) -> KafkaConsumer:
         with _kafka("connecting"):
-            self._consumer = KafkaConsumer(
+            return KafkaConsumer(
                 bootstrap_servers=settings.bootstrap,
                 group_id=settings.group_id,
                 client_id=f"fedbroker-subscriber-{settings.service}",
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 max_poll_records=_MAX_POLL_RECORDS,
+                # The broker creates the topic with its partitions; a reader must not
+                # create it first with the cluster's defaults.
+                allow_auto_create_topics=False,
                 **settings.security.kafka_python(),
             )
 
