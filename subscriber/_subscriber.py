@@ -90,6 +90,7 @@ class Subscriber:
         self._failures = 0
         self._limit = 0
         self._resume_at: dict[TopicPartition, int] = {}
+        self._started: set[TopicPartition] = set()
         self._next_discovery = 0.0
         try:
             self._consumer = self._connect(settings)
@@ -179,7 +180,13 @@ class Subscriber:
         for record in records:
             offset = int(record.offset)  # type: ignore[attr-defined]
             place = Place(tp.topic, tp.partition, offset)
-            outcome = self._delivery.handle(place, record.value)  # type: ignore[attr-defined]
+            first = tp not in self._started
+            self._started.add(tp)
+            outcome = self._delivery.handle(
+                place,
+                record.value,  # type: ignore[attr-defined]
+                first=first,
+            )
             if isinstance(outcome, Retry):
                 # Read it again after a backoff; what follows it waits its turn.
                 self._consumer.seek(tp, offset)
