@@ -1,6 +1,6 @@
 """The demo's child processes: started, watched, and always stopped.
 
-Each child runs in the demo's process group's shadow: the demo keeps every
+The demo keeps every
 ``Popen`` and, however it ends (normally, Ctrl-C, SIGTERM, a child's death),
 sends SIGTERM to each, waits, and kills what does not leave in time, so that
 nothing but Kafka outlives it.
@@ -31,9 +31,12 @@ class Children:
 
     def start(self, name: str, argv: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
         with log.open("wb") as out:
+            # A session of its own: Ctrl-C on the terminal reaches the demo only,
+            # which then stops each child in order instead of all dying at once.
             process = subprocess.Popen(
-                list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
+                list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
         self.processes[name] = process
         self.logs[name] = log
         return process
