@@ -16,7 +16,7 @@ from connectors._outbox import Outbox
 from connectors._publisher import Publisher
 from connectors._runner import Connector
 from connectors._tokens import Tokeniser, load_linkage_keys
-from consent import load_directory, load_private_key
+from consent import SerialStore, load_directory, load_private_key
 from schemas import Codec
 
 __all__ = ["open_connector"]
@@ -27,10 +27,18 @@ logger = logging.getLogger(__name__)
 def open_connector(
     config: ConnectorConfig, *, metrics: ConnectorMetrics | None = None
 ) -> Connector:
-    """Load keys and the verified directory, open the outbox; refuse anything inconsistent."""
+    """Load keys and the verified directory, open the outbox; refuse anything inconsistent.
+
+    Raises:
+        DirectoryRolledBack: the directory's serial is below one this connector
+            accepted before (an older directory may restore a revoked key).
+    """
     directory = load_directory(
         config.directory, trust_anchor=config.trust_anchor, now=datetime.now(UTC)
     )
+    # Before anything is signed under it: an old file put back must not bring
+    # a revoked recipient key (or a withdrawn agreement) back into the sealing.
+    SerialStore(config.serials_path).accept(directory)
     if config.council not in directory.members:
         raise ConfigInvalid(f"council {config.council} is not a member in the directory")
     signing_key = load_private_key(config.signing_key)
