@@ -221,3 +221,30 @@ def test_the_serial_store_path_is_read_from_the_config(tmp_path, federation, lin
     path.write_text(yaml.safe_dump(dict(config, directory=str(older))))
     with pytest.raises(DirectoryRolledBack):
         open_connector(load_config(path))
+
+
+def test_a_running_connector_takes_up_a_newer_directory_and_refuses_an_older_one(
+    tmp_path, federation, linkage_keys
+):
+    """A revocation bites at the next loop; an old file put back meanwhile changes nothing."""
+    older, newer = _resigned(federation, tmp_path, serial_step=1)
+    live = tmp_path / "directory.signed"
+    live.write_bytes(older.read_bytes())
+    connector, metrics = _connector(tmp_path, federation, linkage_keys, directory=live)
+    try:
+        first = connector.factory.directory
+        live.write_bytes(newer.read_bytes())
+        connector.run(once=True)  # nothing to read or publish: one pass of the loop
+        taken_up = connector.factory.directory
+        assert taken_up.serial == first.serial + 1
+        assert taken_up.broker.signing_key != first.broker.signing_key
+        live.write_bytes(older.read_bytes())
+        connector.run(once=True)
+        assert connector.factory.directory.serial == taken_up.serial
+        scrape = generate_latest(metrics.registry).decode()
+        assert (
+            'fedbroker_connector_directory_refused_total{reason="directory-rolled-back"} 1.0'
+        ) in scrape
+        assert "fedbroker_connector_directory_expires_in_seconds" in scrape
+    finally:
+        connector.close()
