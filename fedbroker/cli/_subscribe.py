@@ -7,6 +7,7 @@ JSON Lines file (``-``: standard output) or a webhook, committing only after.
 
 from __future__ import annotations
 
+import os
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ import click
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from prometheus_client import start_http_server
 
-from consent import load_directory, load_private_key
+from consent import KafkaSecurity, load_directory, load_private_key
 from fedbroker._errors import CommandError
 from fedbroker._localkafka import fedbroker_home
 from subscriber import (
@@ -34,16 +35,6 @@ __all__ = ["subscribe"]
 
 _file = click.Path(exists=True, dir_okay=False, path_type=Path)
 _out = click.Path(dir_okay=False, path_type=Path)
-
-
-def _legacy_topic(prefix: str, agreement: str | None) -> str | None:
-    """Until the broker writes per-service topics (``consent.notify_topic``), read the
-    agreement's ``<prefix>.match.<agreement>``; afterwards None (the service's topic)."""
-    import consent
-
-    if agreement is None or hasattr(consent, "notify_topic"):
-        return None
-    return f"{prefix}.match.{agreement}"
 
 
 @click.command()
@@ -94,12 +85,12 @@ def subscribe(
     key = load_private_key(key_path)
     if not isinstance(key, X25519PrivateKey):
         raise CommandError("--key must be the service's X25519 sealing key")
-    topic = topic or _legacy_topic(prefix, agreement)
     folder = state or fedbroker_home() / "subscriber" / (group or default_group(prefix, service))
     settings = SubscriberSettings(
         bootstrap=bootstrap, service=service, prefix=prefix, topic=topic, group=group,
         agreement=agreement, store=folder / "delivered.sqlite",
         dead_letters=dead_letters or folder / "dead-letters.jsonl",
+        security=KafkaSecurity.from_env(os.environ),
     )  # fmt: skip
     sink: Sink
     if webhook is not None:

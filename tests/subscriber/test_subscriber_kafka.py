@@ -93,9 +93,9 @@ def test_a_restarted_subscriber_resumes_and_hands_nothing_over_twice(
     # The same ids again (a broker replay) and one new one; a new group too, as if
     # Kafka's committed offsets were lost: the store alone must keep the promise.
     publish(kafka_bootstrap, notify_topic, [*first, notification_bytes(federation, 4)])
-    for again in (group, topic_factory("group")):
+    for again, limit in ((group, 1), (topic_factory("group"), 0)):
         restarted = subscriber_factory(notify_topic, received=received, group=again)
-        restarted.run(max_delivered=1, idle_timeout=20)
+        restarted.run(max_delivered=limit, idle_timeout=5)
         restarted.close()
     ids = [n.notification_id for n in received]
     assert len(ids) == len(set(ids)) == 4
@@ -157,3 +157,30 @@ def test_a_webhook_down_for_a_while_then_back_loses_nothing_doubles_nothing_comm
     assert {headers["Idempotency-Key"] for headers, _ in hook.received} == set(hook.ids())
     assert subscriber.metrics.tally["duplicate"] == 1
     assert committed(kafka_bootstrap, group, notify_topic)[0] == 6
+
+
+def test_a_subscriber_started_before_its_topic_exists_reads_it_once_created(
+    federation, kafka_bootstrap, subscriber_factory, topic_factory
+):
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    topic = topic_factory("fed.notify")
+    received: list[OpenedNotification] = []
+    subscriber = subscriber_factory(topic, received=received)
+    worker = threading.Thread(target=subscriber.run, kwargs={"max_delivered": 1})
+    worker.start()
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        wait_for(lambda: subscriber._next_discovery > 0, what="a look for the topic")
+        first = subscriber._next_discovery
+        wait_for(lambda: subscriber._next_discovery > first, what="a second look")
+        admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+        publish(kafka_bootstrap, topic, [notification_bytes(federation, 1)])
+        worker.join(timeout=60)
+        assert not worker.is_alive()
+    finally:
+        subscriber.stop()
+        worker.join()
+        admin.close()
+    assert [n.notification_id for n in received] == [notification_bytes(federation, 1)[0]]
