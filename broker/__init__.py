@@ -6,6 +6,9 @@ sealed fields, and must not import ``connectors`` (DESIGN section 9).
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from broker._errors import BrokerError, EncodingMismatch, StateInvalid, ThresholdInvalid
 from broker._matching import (
     EXACT,
@@ -42,7 +45,28 @@ from broker._threshold import (
     fit_threshold,
 )
 from broker._verify import Rejected, verify_record
-from broker.app import DEFAULT_PARTITIONS, BrokerSettings, build_app
+
+if TYPE_CHECKING:
+    from broker.app import DEFAULT_PARTITIONS, BrokerSettings, build_app
+
+# The Faust application is loaded on first use, so the pure matcher (and
+# ``fedbroker link``, which has no Kafka) does not pay for importing Faust,
+# aiokafka and their event loop machinery.
+_LAZY = {
+    "DEFAULT_PARTITIONS": "broker.app",
+    "BrokerSettings": "broker.app",
+    "build_app": "broker.app",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_DICE_THRESHOLD",

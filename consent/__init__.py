@@ -21,12 +21,20 @@ from consent._audit import (
     audit_bytes,
     audit_record_hash,
 )
+from consent._audit_anchors import ANCHORS_FORMAT, load_anchors, save_anchors
 from consent._audit_records import (
     audit_record_from_dict,
     audit_record_to_dict,
     decisions_concerning,
 )
-from consent._audit_verify import AuditProblem, AuditReport, ChainSummary, ProblemKind, verify_audit
+from consent._audit_verify import (
+    DEFAULT_VOUCH_MARGIN,
+    AuditProblem,
+    AuditReport,
+    ChainSummary,
+    ProblemKind,
+    verify_audit,
+)
 from consent._consent_state import (
     ALL_SCOPES,
     ConsentEntry,
@@ -34,6 +42,7 @@ from consent._consent_state import (
     ConsentView,
     TokenConsent,
     effective_consent,
+    effective_time,
 )
 from consent._decisions import (
     CandidateDisclosure,
@@ -61,9 +70,11 @@ from consent._errors import (
     ConsentStateInvalid,
     DirectoryExpired,
     DirectoryInvalid,
+    DirectoryRolledBack,
     KeyInvalid,
     SealingFailed,
     SignatureInvalid,
+    TimeOutOfBounds,
 )
 from consent._kafka_security import KafkaSecurity, Secret
 from consent._keys import (
@@ -81,12 +92,24 @@ from consent._keys import (
 )
 from consent._routing import agreements_for, route
 from consent._sealing import SEALING_SUITE, open_fields, open_sealed, seal, seal_fields
+from consent._time_bounds import (
+    DEFAULT_CLOCK_SKEW,
+    DEFAULT_OCCURRED_FLOOR,
+    DEFAULT_RECORDED_FLOOR,
+    check_times,
+    time_problem,
+)
 
 __all__ = [
     "AGREEMENTS_DIR",
     "ALL_SCOPES",
+    "ANCHORS_FORMAT",
     "DEFAULT_CHECKPOINT_EVERY",
     "DEFAULT_CHECKPOINT_INTERVAL",
+    "DEFAULT_CLOCK_SKEW",
+    "DEFAULT_OCCURRED_FLOOR",
+    "DEFAULT_RECORDED_FLOOR",
+    "DEFAULT_VOUCH_MARGIN",
     "DIRECTORY_FORMAT",
     "GENESIS_HASH",
     "GM_COUNCILS",
@@ -111,6 +134,7 @@ __all__ = [
     "Directory",
     "DirectoryExpired",
     "DirectoryInvalid",
+    "DirectoryRolledBack",
     "DisclosedEvent",
     "KafkaSecurity",
     "KeyInvalid",
@@ -126,6 +150,7 @@ __all__ = [
     "SealingFailed",
     "Secret",
     "SignatureInvalid",
+    "TimeOutOfBounds",
     "TokenConsent",
     "agreements_for",
     "audit_bytes",
@@ -133,15 +158,18 @@ __all__ = [
     "audit_record_hash",
     "audit_record_to_dict",
     "build_dev_federation",
+    "check_times",
     "decide",
     "decision_id",
     "decisions_concerning",
     "effective_consent",
+    "effective_time",
     "example_agreement_paths",
     "format_duration",
     "generate_sealing_key",
     "generate_signing_key",
     "load_agreement",
+    "load_anchors",
     "load_directory",
     "load_private_key",
     "load_public_key",
@@ -154,10 +182,12 @@ __all__ = [
     "public_key_b64",
     "public_key_pem",
     "route",
+    "save_anchors",
     "seal",
     "seal_fields",
     "sign",
     "sign_directory",
+    "time_problem",
     "verify_audit",
     "verify_directory",
     "verify_signature",

@@ -7,25 +7,51 @@ out of order, and any checkpoint whose signature fails. A tail cut cannot be see
 in the chain alone; it shows against an *anchor*, a signed checkpoint kept from
 an earlier verification (the auditor's witness copy): if the chain is now
 shorter than an anchor says, or differs at the anchor's position, it was cut or
-rewritten. Records after the last checkpoint are reported as unanchored: they
-are not yet protected against being cut.
+rewritten.
+
+Records after the last signed checkpoint are *unvouched*: anyone who can write
+the topic could have rewritten or invented them. Given ``now``, verification
+judges them. The broker signs a checkpoint at least every checkpoint interval
+while records are pending, so a tail is only legitimately unvouched until the
+last checkpoint's own (signed) time plus the interval and a margin; after that
+it is a problem (``unvouched``), before it the tail is ``pending`` (a problem
+only under ``strict``). The deadline is measured from the signed checkpoint,
+never from the tail's own ``decided_at``, which a forger would simply set to
+now. A chain with records but no signed checkpoint at all vouches for nothing
+and is a problem (``no-checkpoint``), whatever its times.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from consent._audit import GENESIS_HASH, audit_bytes, audit_record_hash
+from consent._audit import (
+    DEFAULT_CHECKPOINT_INTERVAL,
+    GENESIS_HASH,
+    audit_bytes,
+    audit_record_hash,
+)
 from consent._errors import SignatureInvalid
 from consent._keys import verify_signature
 from schemas import AuditKind, AuditRecord
 
-__all__ = ["AuditProblem", "AuditReport", "ChainSummary", "ProblemKind", "verify_audit"]
+__all__ = [
+    "DEFAULT_VOUCH_MARGIN",
+    "AuditProblem",
+    "AuditReport",
+    "ChainSummary",
+    "ProblemKind",
+    "verify_audit",
+]
+
+DEFAULT_VOUCH_MARGIN = timedelta(minutes=2)
+"""Slack past the checkpoint interval (the broker's idle timer, clock skew) before a tail fails."""
 
 
 class ProblemKind(StrEnum):
@@ -35,6 +61,12 @@ class ProblemKind(StrEnum):
     REORDERED = "reordered"
     BAD_CHECKPOINT = "bad-checkpoint"
     TRUNCATED = "truncated"
+    NO_CHECKPOINT = "no-checkpoint"
+    UNVOUCHED = "unvouched"
+    PENDING = "pending"
+
+
+_VOUCHING = frozenset({ProblemKind.NO_CHECKPOINT, ProblemKind.UNVOUCHED, ProblemKind.PENDING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +86,11 @@ class AuditProblem:
 
 @dataclass(frozen=True, slots=True)
 class ChainSummary:
-    """What verification established about one chain."""
+    """What verification established about one chain.
+
+    ``unanchored`` counts the records after the last signed checkpoint;
+    ``vouch_deadline`` is when they must be vouched for (None if none are pending).
+    """
 
     chain: str
     records: int
@@ -62,6 +98,7 @@ class ChainSummary:
     head_hash: bytes
     last_checkpoint: AuditRecord | None
     unanchored: int
+    vouch_deadline: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +111,39 @@ class AuditReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def intact(self, chain: str) -> bool:
+        """Whether ``chain``'s links, checkpoints and anchor all held (vouching aside)."""
+        return not any(p.chain == chain and p.kind not in _VOUCHING for p in self.problems)
+
+
+@dataclass(frozen=True, slots=True)
+class _Vouching:
+    now: datetime
+    interval: timedelta
+    margin: timedelta
+    strict: bool
+
+    def judge(
+        self, chain: str, verified: int, last: AuditRecord | None
+    ) -> tuple[AuditProblem | None, datetime | None]:
+        if verified == 0:
+            return None, None
+        if last is None:
+            detail = f"{verified} record(s) and no signed checkpoint: nothing vouches for them"
+            return AuditProblem(ProblemKind.NO_CHECKPOINT, chain, 0, -1, detail), None
+        pending = verified - (last.seq + 1)
+        if pending <= 0:
+            return None, None
+        deadline = last.decided_at + self.interval + self.margin
+        after = f"{pending} record(s) after the last signed checkpoint (seq {last.seq})"
+        if self.now >= deadline:
+            detail = f"{after} unvouched; a checkpoint was due by {deadline.isoformat()}"
+            return AuditProblem(ProblemKind.UNVOUCHED, chain, last.seq + 1, -1, detail), None
+        if self.strict:
+            detail = f"{after} pending until {deadline.isoformat()} (--strict)"
+            return AuditProblem(ProblemKind.PENDING, chain, last.seq + 1, -1, detail), deadline
+        return None, deadline
 
 
 def _checkpoint_ok(record: AuditRecord, key: Ed25519PublicKey) -> bool:
@@ -89,6 +159,7 @@ def _verify_chain(
     items: list[tuple[int, AuditRecord]],
     key: Ed25519PublicKey,
     anchor: AuditRecord | None,
+    vouching: _Vouching | None,
 ) -> tuple[AuditProblem | None, ChainSummary]:
     seqs_ahead: dict[int, int] = {}
     for _, record in items:
@@ -170,7 +241,12 @@ def _verify_chain(
                 "record differs from the signed anchor checkpoint",
             )
     anchored = last_checkpoint.seq + 1 if last_checkpoint is not None else 0
-    summary = ChainSummary(chain, len(items), expected, prev, last_checkpoint, expected - anchored)
+    deadline: datetime | None = None
+    if problem is None and vouching is not None:
+        problem, deadline = vouching.judge(chain, expected, last_checkpoint)
+    summary = ChainSummary(
+        chain, len(items), expected, prev, last_checkpoint, expected - anchored, deadline
+    )
     return problem, summary
 
 
@@ -179,6 +255,10 @@ def verify_audit(
     broker_public_key: Ed25519PublicKey,
     *,
     anchors: Iterable[AuditRecord] = (),
+    now: datetime | None = None,
+    checkpoint_interval: timedelta = DEFAULT_CHECKPOINT_INTERVAL,
+    margin: timedelta = DEFAULT_VOUCH_MARGIN,
+    strict: bool = False,
 ) -> AuditReport:
     """Verify every chain in ``records`` and report the first problem of each.
 
@@ -188,7 +268,18 @@ def verify_audit(
         anchors: signed checkpoints kept from earlier verifications (default none);
             a chain shorter than its anchor, or different at it, was cut or rewritten.
             Anchors whose signature fails are themselves reported.
+        now: the verifier's clock (default None: links only, for a process checking
+            a chain it built itself). Given, every chain must be vouched for: one
+            with no signed checkpoint fails, and records after the last checkpoint
+            fail once ``now`` passes that checkpoint's time plus
+            ``checkpoint_interval`` plus ``margin``. ``fedbroker audit verify``
+            always passes it.
+        checkpoint_interval: the broker's checkpoint interval (default one minute,
+            the broker's ``checkpoint_interval_s``).
+        margin: slack past the interval (default two minutes).
+        strict: also fail on a pending tail, one whose deadline has not yet passed.
     """
+    vouching = _Vouching(now, checkpoint_interval, margin, strict) if now is not None else None
     by_chain: dict[str, list[tuple[int, AuditRecord]]] = {}
     for position, record in enumerate(records):
         by_chain.setdefault(record.chain, []).append((position, record))
@@ -213,7 +304,7 @@ def verify_audit(
     summaries: dict[str, ChainSummary] = {}
     for chain in sorted(set(by_chain) | set(best)):
         problem, summary = _verify_chain(
-            chain, by_chain.get(chain, []), broker_public_key, best.get(chain)
+            chain, by_chain.get(chain, []), broker_public_key, best.get(chain), vouching
         )
         summaries[chain] = summary
         if problem is not None:

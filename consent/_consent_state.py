@@ -2,8 +2,14 @@
 
 A ``ConsentRecord`` names a subject's tokens, a scope (an agreement id,
 ``purpose:<name>`` or ``*``) and a state. For each token and scope only the
-latest record counts, ordered by ``recorded_at`` and then ``record_id`` so that
-two brokers replaying the same records in any order agree. An erasure request
+latest record counts, ordered by its *effective time* and then ``record_id`` so
+that two brokers replaying the same records in any order agree. The effective
+time is ``recorded_at`` clamped to ``published_at``: ``recorded_at`` is typed by
+a clerk and a typo (2062 for 2026) would otherwise outrank every withdrawal and
+erasure recorded after it, while ``published_at`` is checked against the
+broker's clock on receipt, so no source can push a record's rank into the
+future. ``check_times`` refuses such records at the edges; the clamp makes the
+order safe even for one that slipped through. An erasure request
 removes everything held about the token and leaves only a tombstone, because
 without it a later event under an objection-model agreement would look like a
 resident who never objected (DESIGN section 6).
@@ -32,16 +38,26 @@ __all__ = [
     "ConsentView",
     "TokenConsent",
     "effective_consent",
+    "effective_time",
 ]
 
 ALL_SCOPES = "*"
+_STATE_VERSION = 2  # 2: entries ranked by effective_at; v1 ranked by raw recorded_at
+
+
+def effective_time(record: ConsentRecord) -> datetime:
+    """The time a record ranks by: ``recorded_at``, never later than ``published_at``."""
+    return min(record.recorded_at, record.published_at)
 
 
 @dataclass(frozen=True, slots=True, order=True)
 class ConsentEntry:
-    """The latest record for one token and scope; ordering is the precedence order."""
+    """The latest record for one token and scope; ordering is the precedence order.
 
-    recorded_at: datetime
+    ``effective_at`` is ``min(recorded_at, published_at)`` (see the module's docstring).
+    """
+
+    effective_at: datetime
     record_id: str
     scope: str
     state: ConsentState
@@ -49,11 +65,13 @@ class ConsentEntry:
 
     @classmethod
     def from_record(cls, record: ConsentRecord) -> ConsentEntry:
-        return cls(record.recorded_at, record.record_id, record.scope, record.state, record.council)
+        return cls(
+            effective_time(record), record.record_id, record.scope, record.state, record.council
+        )
 
     def to_dict(self) -> dict[str, str]:
         return {
-            "recorded_at": self.recorded_at.isoformat(),
+            "effective_at": self.effective_at.isoformat(),
             "record_id": self.record_id,
             "scope": self.scope,
             "state": self.state.value,
@@ -63,9 +81,9 @@ class ConsentEntry:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ConsentEntry:
         try:
-            recorded_at = datetime.fromisoformat(data["recorded_at"])
+            effective_at = datetime.fromisoformat(data["effective_at"])
             return cls(
-                recorded_at,
+                effective_at,
                 str(data["record_id"]),
                 str(data["scope"]),
                 ConsentState(data["state"]),
@@ -113,14 +131,14 @@ class TokenConsent:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "v": 1,
+            "v": _STATE_VERSION,
             "entries": [e.to_dict() for e in self.entries],
             "erasure": self.erasure.to_dict() if self.erasure is not None else None,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TokenConsent:
-        if not isinstance(data, Mapping) or data.get("v") != 1:
+        if not isinstance(data, Mapping) or data.get("v") != _STATE_VERSION:
             raise ConsentStateInvalid("unknown consent state version")
         raw, erasure = data.get("entries"), data.get("erasure")
         if not isinstance(raw, list) or not (erasure is None or isinstance(erasure, Mapping)):
@@ -141,7 +159,7 @@ class TokenConsent:
 
 
 def _by_scope(entry: ConsentEntry) -> tuple[str, datetime, str]:
-    return entry.scope, entry.recorded_at, entry.record_id
+    return entry.scope, entry.effective_at, entry.record_id
 
 
 class ConsentView(Protocol):
@@ -191,8 +209,9 @@ def effective_consent(
     """The record that governs one subject under one agreement, or None if none does.
 
     A subject is known by several tokens; every entry under any of them whose scope
-    is the agreement, its purpose or ``*`` competes, and the latest wins. An
-    erasure request under any scope governs every agreement.
+    is the agreement, its purpose or ``*`` competes, and the latest by effective
+    time (never later than its publication) wins. An erasure request under any
+    scope governs every agreement.
     """
     scopes = {agreement_id, f"purpose:{purpose}", ALL_SCOPES}
     best: ConsentEntry | None = None

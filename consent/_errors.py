@@ -11,10 +11,16 @@ Tree (mirrored in docs/errors.md)::
         │   │                          also: "directory-unsigned", "directory-signature-invalid",
         │   │                          "directory-signer-mismatch", "unknown-member", "no-key",
         │   │                          "unknown-topic"
-        │   └── DirectoryExpired       "directory-expired", "directory-not-yet-valid"
+        │   ├── DirectoryExpired       "directory-expired", "directory-not-yet-valid"
+        │   └── DirectoryRolledBack    "directory-rolled-back"  a lower serial than one accepted,
+        │                              or "directory-serial-reused" (same serial, other content)
         ├── AgreementInvalid           "agreement-invalid"  every problem, each with its line
         ├── ConsentStateInvalid        "consent-state-invalid"
+        ├── TimeOutOfBounds            "recorded-in-future", "recorded-before-floor",
+        │                              "occurred-in-future", "occurred-before-floor",
+        │                              "time-without-zone"
         └── AuditInvalid               "audit-invalid"      a record or head cannot be built
+                                       also: "anchors-invalid" (the anchors file)
 
 Messages name files, lines, member ids and agreement ids; they never contain a
 token, a key, a plaintext or any personal data, so they are safe to log.
@@ -31,9 +37,11 @@ __all__ = [
     "ConsentStateInvalid",
     "DirectoryExpired",
     "DirectoryInvalid",
+    "DirectoryRolledBack",
     "KeyInvalid",
     "SealingFailed",
     "SignatureInvalid",
+    "TimeOutOfBounds",
 ]
 
 
@@ -73,6 +81,12 @@ class DirectoryExpired(DirectoryInvalid):
     reason = "directory-expired"
 
 
+class DirectoryRolledBack(DirectoryInvalid):
+    """An older directory than one already accepted: it may bring back a revoked key."""
+
+    reason = "directory-rolled-back"
+
+
 class AgreementInvalid(ConsentError):
     """An agreement failed validation; ``problems`` lists every one, with its line.
 
@@ -94,6 +108,16 @@ class ConsentStateInvalid(ConsentError):
     """Serialised consent state could not be read back."""
 
     reason = "consent-state-invalid"
+
+
+class TimeOutOfBounds(ConsentError):
+    """A source-supplied time lies after its publication (plus skew) or before its floor.
+
+    ``reason`` names which time and which bound; the message names neither the
+    value nor the record's subject, only the field.
+    """
+
+    reason = "time-out-of-bounds"
 
 
 class AuditInvalid(ConsentError):

@@ -12,7 +12,7 @@ import pytest
 
 from schemas import FedbrokerError
 
-PACKAGES = ("schemas", "consent", "connectors", "broker", "fedbroker")
+PACKAGES = ("schemas", "consent", "connectors", "broker", "subscriber", "fedbroker")
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 
 import click
 import yaml
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 
 from connectors import generate_federation, generate_linkage_key, load_config, open_connector
 from consent import build_dev_federation, open_fields, verify_audit
 from fedbroker._localkafka import KafkaCluster, fedbroker_home
+from fedbroker._topics import read_to_end
 from schemas import AuditKind, AuditRecord, Codec, MatchNotification, RejectedRecord
 
 __all__ = ["demo"]
@@ -32,21 +33,7 @@ COUNCILS = ("E08000003", "E08000006", "E08000009")  # Manchester, Salford, Traff
 
 
 def _read(bootstrap: str, topic: str) -> list[bytes]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        values: list[bytes] = []
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            for records in consumer.poll(timeout_ms=1000).values():
-                values.extend(r.value for r in records)
-        return values
-    finally:
-        consumer.close()
+    return [r.value for r in read_to_end(bootstrap, topic) if r.value is not None]
 
 
 @click.command()

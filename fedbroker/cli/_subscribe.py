@@ -1,95 +1,120 @@
-"""``fedbroker subscribe``: a combined-authority service reading its match notifications.
+"""``fedbroker subscribe``: a combined-authority service receiving its match notifications.
 
-Checks the broker's signature on each notification, opens the payloads sealed
-to this service with its own X25519 key, and prints one JSON line per
-notification: what was matched and the fields the agreement grants it.
+A thin wrapper over ``subscriber.Subscriber`` (docs/subscriber.md): it reads the
+service's own topic, verifies, opens, dedupes, and hands each notification to a
+JSON Lines file (``-``: standard output) or a webhook, committing only after.
 """
 
 from __future__ import annotations
 
-import json
-import time
+import signal
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 
 import click
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from kafka import KafkaConsumer
+from prometheus_client import start_http_server
 
-from consent import load_directory, load_private_key, open_fields, verify_signature
+from consent import load_directory, load_private_key
 from fedbroker._errors import CommandError
-from schemas import Codec, MatchNotification, canonical_bytes
+from fedbroker._localkafka import fedbroker_home
+from subscriber import (
+    DEFAULT_BACKOFF,
+    Backoff,
+    JsonLinesSink,
+    Sink,
+    Subscriber,
+    SubscriberSettings,
+    WebhookSink,
+    default_group,
+)
 
 __all__ = ["subscribe"]
 
 _file = click.Path(exists=True, dir_okay=False, path_type=Path)
+_out = click.Path(dir_okay=False, path_type=Path)
+
+
+def _legacy_topic(prefix: str, agreement: str | None) -> str | None:
+    """Until the broker writes per-service topics (``consent.notify_topic``), read the
+    agreement's ``<prefix>.match.<agreement>``; afterwards None (the service's topic)."""
+    import consent
+
+    if agreement is None or hasattr(consent, "notify_topic"):
+        return None
+    return f"{prefix}.match.{agreement}"
 
 
 @click.command()
 @click.option("--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS", required=True)
-@click.option("--agreement", required=True, help="Agreement id: reads <prefix>.match.<id>.")
 @click.option("--service", required=True, help="This service's id in the directory.")
 @click.option("--key", "key_path", type=_file, required=True, help="The service's X25519 key.")
 @click.option("--directory", type=_file, required=True)
 @click.option("--trust-anchor", type=_file, required=True)
 @click.option("--prefix", default="fed", show_default=True)
-@click.option("--max-messages", type=int, default=0, help="Stop after N (0: no limit).")
+@click.option("--agreement", default=None, help="Hand over only this agreement's notifications.")
+@click.option("--topic", default=None, help="Topic to read [default: <prefix>.notify.<service>].")
 @click.option(
-    "--timeout",
-    type=float,
-    default=30.0,
-    show_default=True,
-    help="Stop after this many seconds without a new notification.",
+    "--group", default=None, help="Consumer group [default: <prefix>.subscriber.<service>]."
 )
+@click.option(
+    "--state", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Folder of the delivered-id store [default: $FEDBROKER_HOME/subscriber/<group>].",
+)  # fmt: skip
+@click.option(
+    "--dead-letters", type=_out, default=None, help="[default: <state>/dead-letters.jsonl]"
+)
+@click.option("--jsonl", type=str, default=None, help="Append notifications to FILE ('-': stdout).")
+@click.option("--webhook", default=None, help="POST each notification to this URL.")
+@click.option(
+    "--webhook-attempts", type=click.IntRange(1), default=DEFAULT_BACKOFF.attempts,
+    show_default=True, help="Tries per hand-over before backing off and trying again later.",
+)  # fmt: skip
+@click.option("--metrics-port", type=int, default=0, help="Serve Prometheus metrics (0: off).")
+@click.option("--max-messages", type=int, default=0, help="Stop after N hand-overs (0: no limit).")
+@click.option(
+    "--timeout", type=float, default=0.0, show_default=True,
+    help="Stop after this many seconds without a new message (0: run until Ctrl-C).",
+)  # fmt: skip
 def subscribe(
-    bootstrap: str, agreement: str, service: str, key_path: Path, directory: Path,
-    trust_anchor: Path, prefix: str, max_messages: int, timeout: float,
+    bootstrap: str, service: str, key_path: Path, directory: Path, trust_anchor: Path,
+    prefix: str, agreement: str | None, topic: str | None, group: str | None,
+    state: Path | None, dead_letters: Path | None, jsonl: str | None, webhook: str | None,
+    webhook_attempts: int, metrics_port: int, max_messages: int, timeout: float,
 ) -> None:  # fmt: skip
-    """Print this service's notifications under one agreement, with their opened fields."""
+    """Receive this service's notifications: verified, opened, once each, committed after."""
+    if jsonl is not None and webhook is not None:
+        raise click.UsageError("give one of --jsonl and --webhook")
     loaded = load_directory(directory, trust_anchor=trust_anchor, now=datetime.now(UTC))
-    broker_key = loaded.member("broker").signing_key
     key = load_private_key(key_path)
-    if broker_key is None or not isinstance(key, X25519PrivateKey):
-        raise CommandError("need the broker's signing key in the directory and an X25519 key")
-    codec = Codec()
-    consumer = KafkaConsumer(
-        f"{prefix}.match.{agreement}", bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=500,
+    if not isinstance(key, X25519PrivateKey):
+        raise CommandError("--key must be the service's X25519 sealing key")
+    topic = topic or _legacy_topic(prefix, agreement)
+    folder = state or fedbroker_home() / "subscriber" / (group or default_group(prefix, service))
+    settings = SubscriberSettings(
+        bootstrap=bootstrap, service=service, prefix=prefix, topic=topic, group=group,
+        agreement=agreement, store=folder / "delivered.sqlite",
+        dead_letters=dead_letters or folder / "dead-letters.jsonl",
     )  # fmt: skip
-    seen, last = 0, time.monotonic()
-    try:
-        while time.monotonic() - last < timeout and not (max_messages and seen >= max_messages):
-            for message in consumer:
-                notification = codec.decode_as(message.value, MatchNotification)
-                verify_signature(broker_key, canonical_bytes(notification), notification.signature)
-                if service not in notification.recipients:
-                    continue
-                fields = {}
-                for sealed in notification.sealed:
-                    if sealed.recipient != service:
-                        continue
-                    for event in notification.events:
-                        try:
-                            fields[event.event_id] = open_fields(
-                                key, sealed.enc, sealed.ciphertext, event_id=event.event_id
-                            )
-                            break
-                        except Exception:  # noqa: BLE001, S112 - sealed to another event
-                            continue
-                click.echo(json.dumps({
-                    "notification_id": notification.notification_id,
-                    "agreement": notification.agreement_id,
-                    "score": notification.score, "method": notification.method,
-                    "events": [
-                        {"event_id": e.event_id, "council": e.source_council,
-                         "type": e.event_type.value, "occurred_at": e.occurred_at.isoformat()}
-                        for e in notification.events
-                    ],
-                    "fields": fields,
-                }))  # fmt: skip
-                seen += 1
-                last = time.monotonic()
-                if max_messages and seen >= max_messages:
-                    break
-    finally:
-        consumer.close()
+    sink: Sink
+    if webhook is not None:
+        sink = WebhookSink(webhook, backoff=Backoff(attempts=webhook_attempts))
+    else:
+        sink = JsonLinesSink(jsonl or "-")
+    with Subscriber(settings, directory=loaded, key=key, sink=sink) as running:
+        if metrics_port:
+            start_http_server(metrics_port, registry=running.metrics.registry)
+
+        def _stop(signum: int, frame: FrameType | None) -> None:
+            running.stop()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        running.run(max_delivered=max_messages, idle_timeout=timeout or None)
+        tally = running.metrics.tally
+    click.echo(
+        f"{service}: {tally['delivered']} delivered, {tally['duplicate']} duplicates, "
+        f"{tally['dead-lettered']} dead-lettered, {tally['skipped']} skipped",
+        err=True,
+    )

@@ -21,7 +21,7 @@ import pytest
 from broker import DEFAULT_DICE_THRESHOLD
 from connectors import generate_federation, load_linkage_keys
 from connectors._tokens import opaque_reference
-from fedbroker.cli._link import link_files
+from fedbroker.link import link_files
 from tests.broker.workers import settled, start_worker
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
 

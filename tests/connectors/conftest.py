@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kafka import KafkaConsumer, TopicPartition
 
 from connectors import SyntheticFederation, generate_federation, generate_linkage_key
 from consent import DevFederation, build_dev_federation
+from fedbroker import read_to_end
 
 COUNCILS = ("E08000001", "E08000002", "E08000003")
 REPO = Path(__file__).resolve().parents[2]
@@ -111,24 +111,10 @@ def read_topic(
     bootstrap: str, topic: str, *, expect: int | None = None
 ) -> list[tuple[bytes, bytes]]:
     """Every (key, value) on a topic, from the beginning to its current end."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        assigned = [TopicPartition(topic, p) for p in partitions]
-        if not assigned:
-            return []
-        consumer.assign(assigned)
-        consumer.seek_to_beginning(*assigned)
-        ends = consumer.end_offsets(assigned)
-        messages: list[tuple[bytes, bytes]] = []
-        while any(consumer.position(tp) < ends[tp] for tp in assigned):
-            for records in consumer.poll(timeout_ms=1000).values():
-                messages.extend((r.key, r.value) for r in records)
-        if expect is not None:
-            assert len(messages) == expect
-        return messages
-    finally:
-        consumer.close()
+    messages = [(r.key, r.value) for r in read_to_end(bootstrap, topic)]
+    if expect is not None:
+        assert len(messages) == expect
+    return messages  # type: ignore[return-value]  # connectors never write tombstones
 
 
 def run_connector(setup: CouncilSetup, *args: str, timeout: float = 240) -> str:

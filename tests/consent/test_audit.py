@@ -227,3 +227,112 @@ def test_any_single_tampering_is_found(action, index, field):
         other = (index + 1) % len(records)
         records[index], records[other] = records[other], records[index]
     assert not verify_audit(records, PUB, anchors=[anchor]).ok
+
+
+# --- vouching: what no signed checkpoint covers is not trusted (issue 11, item 4) --------
+
+DAY_LATER = T + timedelta(days=1)
+
+
+def forged_tail(records, n: int, *, at=T, outcome=Outcome.DENIED):
+    """Keep the chain up to its last checkpoint, then relink ``n`` forged decisions after it."""
+    last = max(i for i, r in enumerate(records) if r.kind is AuditKind.CHECKPOINT)
+    kept = records[: last + 1]
+    forger = AuditChain(
+        ChainHead.after(kept[-1]),
+        generate_signing_key(),
+        checkpoint_every=10**6,
+        checkpoint_interval=timedelta(days=10**4),  # it cannot sign one anyway
+    )
+    tail = []
+    for i in range(n):
+        d = dataclasses.replace(decision(100 + i, at), outcome=outcome, reasons=(Reason.OBJECTED,))
+        tail.extend(forger.append(d))
+    return kept + tail
+
+
+def test_an_allowed_decision_rewritten_to_denied_after_the_last_checkpoint_fails():
+    records, _ = build(6, close=False)  # decisions 0-3, checkpoint at seq 4, then seqs 5 and 6
+    assert records[6].outcome is Outcome.ALLOWED
+    forged = dataclasses.replace(records[6], outcome=Outcome.DENIED, reasons=("objected",))
+    records[6] = dataclasses.replace(forged, record_hash=audit_record_hash(forged))
+    assert verify_audit(records, PUB).ok  # the links alone cannot see it
+    report = verify_audit(records, PUB, now=DAY_LATER)
+    assert kinds(report) == [(ProblemKind.UNVOUCHED, 5)]
+    assert "2 record(s) after the last signed checkpoint (seq 4) unvouched" in str(
+        report.problems[0]
+    )
+    assert report.intact("p0")  # a vouching problem, not a broken link
+
+
+def test_a_young_tail_is_pending_and_strict_fails_on_it():
+    records, _ = build(5, close=False)
+    soon = T + timedelta(seconds=30)
+    report = verify_audit(records, PUB, now=soon)
+    assert report.ok
+    summary = report.chains["p0"]
+    assert summary.unanchored == 1
+    assert summary.vouch_deadline == records[4].decided_at + timedelta(minutes=3)
+    strict = verify_audit(records, PUB, now=soon, strict=True)
+    assert kinds(strict) == [(ProblemKind.PENDING, 5)]
+    # the interval and margin are the caller's: a 1-hour interval keeps it pending
+    assert verify_audit(
+        records, PUB, now=T + timedelta(minutes=30), checkpoint_interval=timedelta(hours=1)
+    ).ok
+    assert not verify_audit(records, PUB, now=T + timedelta(minutes=30)).ok
+    # a closed chain has nothing pending
+    closed, _ = build(5)
+    assert verify_audit(closed, PUB, now=DAY_LATER, strict=True).ok
+
+
+def test_a_forged_tail_dated_now_is_judged_from_the_signed_checkpoint_not_its_own_dates():
+    records, _ = build(8, close=True)
+    forged = forged_tail(records, 3, at=DAY_LATER)  # the forger dates its records "now"
+    report = verify_audit(forged, PUB, now=DAY_LATER)
+    assert kinds(report) == [(ProblemKind.UNVOUCHED, len(records))]
+
+
+def test_a_chain_with_no_checkpoint_fails_even_when_fresh():
+    fabricated = AuditChain(ChainHead("p7"), generate_signing_key(), checkpoint_every=100)
+    records = [r for i in range(3) for r in fabricated.append(decision(i, DAY_LATER))]
+    assert verify_audit(records, PUB).ok  # consistent links, nothing more
+    report = verify_audit(records, PUB, now=DAY_LATER)
+    assert kinds(report) == [(ProblemKind.NO_CHECKPOINT, 0)]
+    assert "no signed checkpoint" in str(report.problems[0])
+    # a fabricated checkpoint under another key is a bad checkpoint, not a voucher
+    records.append(fabricated.checkpoint(DAY_LATER))
+    assert kinds(verify_audit(records, PUB, now=DAY_LATER)) == [(ProblemKind.BAD_CHECKPOINT, 3)]
+
+
+def test_anchors_are_kept_per_key_and_chain_and_catch_a_chain_cut_to_its_first_checkpoint(
+    tmp_path,
+):
+    from consent import AuditInvalid, load_anchors, save_anchors
+
+    path = tmp_path / "state" / "anchors.json"
+    assert load_anchors(path, PUB) == ()
+    records, _ = build(10)  # checkpoints at 4, 9 and the shutdown one at 12
+    report = verify_audit(records, PUB, anchors=load_anchors(path, PUB), now=DAY_LATER)
+    assert report.ok
+    assert save_anchors(path, PUB, report) == ["p0"]
+    assert [a.seq for a in load_anchors(path, PUB)] == [12]
+    assert load_anchors(path, generate_signing_key().public_key()) == ()  # keyed by broker key
+    assert [p.name for p in path.parent.iterdir()] == ["anchors.json"]  # no temp file left
+
+    cut = records[:5]  # back to the first checkpoint: consistent and vouched on its own
+    assert verify_audit(cut, PUB, now=DAY_LATER).ok
+    report = verify_audit(cut, PUB, anchors=load_anchors(path, PUB), now=DAY_LATER)
+    assert kinds(report) == [(ProblemKind.TRUNCATED, 5)]
+    assert save_anchors(path, PUB, report) == []  # a failed chain never moves its anchor
+    assert [a.seq for a in load_anchors(path, PUB)] == [12]
+    # the whole chain gone is a cut too
+    report = verify_audit([], PUB, anchors=load_anchors(path, PUB), now=DAY_LATER)
+    assert kinds(report) == [(ProblemKind.TRUNCATED, 0)]
+    # an anchor never moves back
+    shorter = verify_audit(records[:10], PUB, now=DAY_LATER)
+    assert save_anchors(path, PUB, shorter) == []
+
+    path.write_text("{not json")
+    with pytest.raises(AuditInvalid) as caught:
+        load_anchors(path, PUB)
+    assert caught.value.reason == "anchors-invalid"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import sys
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,14 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 import schemas
-from consent import AuditChain, ChainHead, Decision, Reason, audit_record_to_dict
+from consent import (
+    AuditChain,
+    ChainHead,
+    Decision,
+    Reason,
+    audit_record_hash,
+    audit_record_to_dict,
+)
 from fedbroker.cli import main
 from schemas import Outcome
 
@@ -94,6 +102,14 @@ def run(monkeypatch, capsys):
     return invoke
 
 
+@pytest.fixture(autouse=True)
+def state_home(monkeypatch, tmp_path):
+    """The default anchors file lives here: never in the real user's state folder."""
+    monkeypatch.delenv("FEDBROKER_AUDIT_ANCHORS", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory):
     from consent import build_dev_federation
@@ -125,12 +141,13 @@ def test_audit_verify_reads_the_topic_and_finds_tampering(
         *key,
         "--anchors",
         str(anchors),
-        "--save-anchors",
     )
     assert code == 0, err
     assert f"{clean}: {len(p0) + len(p1)} record(s) in 2 chain(s)" in out
     assert "OK: every chain is intact" in out
-    assert len(json.loads(anchors.read_text())["checkpoints"]) == 2
+    assert "anchors advanced for 2 chain(s)" in out
+    (kept,) = json.loads(anchors.read_text())["keys"].values()
+    assert sorted(kept) == ["p0", "p1"]
 
     altered = list(p0)
     altered[2] = dataclasses.replace(altered[2], recipients=("E08000009.revenues",))
@@ -174,3 +191,115 @@ def test_audit_subject_lists_every_decision_about_a_person(fed, publish, run, ka
     assert code == 0 and len(out.splitlines()) == 9
     code, _, err = run("audit", "subject", *base)
     assert code == 1 and "--token" in err
+
+
+def test_audit_verify_fails_a_rewritten_tail_a_cut_chain_and_a_chain_with_no_checkpoint(
+    fed, publish, run, kafka_bootstrap, state_home
+):
+    """Through real Kafka, with the default anchors file and no flag (issue 11, item 4)."""
+    key = fed.signing_key("broker")
+    base = ["--bootstrap", kafka_bootstrap, "--wire", WIRE, "--timeout", "20"]
+    broker_pub = ["--broker-key", str(fed.keys["broker"].signing.public)]
+    # an allowed decision after the last checkpoint, rewritten to denied and relinked
+    open_tail = same_time_chain(key, 7, close=False)
+    assert open_tail[-1].outcome is Outcome.ALLOWED and open_tail[-2].kind.value == "checkpoint"
+    forged = dataclasses.replace(open_tail[-1], outcome=Outcome.DENIED, reasons=("objected",))
+    open_tail[-1] = dataclasses.replace(forged, record_hash=audit_record_hash(forged))
+    code, out, err = run("audit", "verify", *base, "--topic", publish({0: open_tail}), *broker_pub)
+    assert code == 1 and "chain p0: unvouched at seq 8" in err, err
+    assert "anchors advanced for 1 chain(s)" in out  # to seq 7: the intact, signed part
+
+    full = same_time_chain(key, 7)  # checkpoints at seqs 3, 7 and the shutdown one at 9
+    clean = publish({0: full})
+    code, out, err = run("audit", "verify", *base, "--topic", clean, *broker_pub)
+    assert code == 0, err
+    default = state_home / "fedbroker" / "audit-anchors.json"
+    assert default.exists() and "anchors advanced for 1 chain(s)" in out  # to seq 9
+
+    # the chain cut back to its first checkpoint: consistent alone, caught by the anchor
+    cut = full[:4]
+    code, out, err = run("audit", "verify", *base, "--topic", publish({0: cut}), *broker_pub)
+    assert code == 1 and "chain p0: truncated at seq 4" in err, err
+    assert "tail cut" in err
+
+    # a chain no checkpoint vouches for, however fresh its records
+    fabricated = AuditChain(ChainHead("p1"), key, checkpoint_every=100)
+    now = datetime.now(UTC)
+    records = [r for i in range(3) for r in fabricated.append(_decision(i, now))]
+    code, out, err = run(
+        "audit", "verify", *base, "--topic", publish({0: full, 1: records}), *broker_pub
+    )
+    assert code == 1 and "chain p1: no-checkpoint at seq 0" in err, err
+    assert "no checkpoint" in out
+
+    # a young tail is pending: OK, unless --strict
+    young = AuditChain(ChainHead("p1"), key, checkpoint_every=2)
+    records = [r for i in range(3) for r in young.append(_decision(i, now))]
+    topic = publish({0: full, 1: records})
+    code, out, err = run("audit", "verify", *base, "--topic", topic, *broker_pub)
+    assert code == 0, err
+    assert "pending: a checkpoint is due by" in out
+    code, out, err = run("audit", "verify", *base, "--topic", topic, *broker_pub, "--strict")
+    assert code == 1 and "chain p1: pending at seq 3" in err, err
+
+
+def same_time_chain(key, n: int, *, close: bool = True):
+    audit = AuditChain(ChainHead("p0"), key, checkpoint_every=3)
+    out = [r for i in range(n) for r in audit.append(_decision(i, T))]
+    return [*out, audit.checkpoint(T, reason="shutdown")] if close else out
+
+
+def _decision(i: int, at: datetime) -> Decision:
+    return Decision(
+        f"dec-x-{i}",
+        "gm-multiple-disadvantage",
+        "gmca.supporting-families",
+        Outcome.ALLOWED,
+        (Reason.ALLOWED,),
+        (f"evt-x-{i}",),
+        (OTHER,),
+        at,
+    )
+
+
+def test_audit_subject_reads_the_persons_details_from_stdin_never_flags(
+    fed, publish, run, kafka_bootstrap, tmp_path, monkeypatch
+):
+    from connectors import Tokeniser, generate_linkage_key, normalise_identity
+
+    details = "given_name: Ann\nfamily_name: Example\ndate_of_birth: 1980-02-03\n"
+    details += "nhs_number: 943 476 5919\n"
+    linkage = generate_linkage_key(1)
+    keys = tmp_path / "linkage.json"
+    keys.write_text(json.dumps({"1": linkage.secret.hex()}))
+    identity = normalise_identity(
+        {
+            "given_name": "Ann",
+            "family_name": "Example",
+            "date_of_birth": "1980-02-03",
+            "nhs_number": "9434765919",
+        }
+    )
+    person = Tokeniser((linkage,)).tokenise(identity).tokens[0].key()
+    audit = AuditChain(ChainHead("p0"), fed.signing_key("broker"), checkpoint_every=10)
+    records = [
+        *audit.append(_decision(0, T)),
+        *audit.append(dataclasses.replace(_decision(1, T), subject_tokens=(person,))),
+    ]
+    topic = publish({0: records})
+    base = ["--bootstrap", kafka_bootstrap, "--wire", WIRE, "--topic", topic]
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(details))
+    code, out, err = run("audit", "subject", *base, "--linkage-keys", str(keys))
+    assert code == 0, err
+    assert "1 decision(s) concerned this person" in out and "dec-x-1" in out
+    as_file = tmp_path / "person.json"
+    as_file.write_text(json.dumps({"nhs_number": "9434765919"}))
+    code, out, err = run(
+        "audit", "subject", *base, "--linkage-keys", str(keys), "--details", str(as_file)
+    )
+    assert code == 0 and "1 decision(s) concerned this person" in out, err
+    # the old flags are gone: personal data on a command line is refused by click itself
+    for flag in ("--given-name", "--family-name", "--date-of-birth", "--nhs-number"):
+        code, _, err = run("audit", "subject", *base, flag, "Ann")
+        assert code == 2 and "No such option" in err and "Ann" not in err

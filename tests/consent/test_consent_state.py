@@ -13,6 +13,7 @@ from consent import (
     ConsentStateInvalid,
     TokenConsent,
     effective_consent,
+    effective_time,
 )
 from schemas import ConsentRecord, ConsentState, LinkageToken
 
@@ -94,9 +95,10 @@ def test_serialisation_round_trips():
     assert ConsentLedger.from_dict(ledger.to_dict()) == ledger
     for bad in (
         b"nope",
-        b'{"v": 2}',
-        b'{"v": 1, "entries": 3}',
-        b'{"v": 1, "entries": [{"scope": "x"}]}',
+        b'{"v": 3}',
+        b'{"v": 1, "entries": [], "erasure": null}',  # v1 ranked by raw recorded_at
+        b'{"v": 2, "entries": 3}',
+        b'{"v": 2, "entries": [{"scope": "x"}]}',
     ):
         with pytest.raises(ConsentStateInvalid):
             TokenConsent.from_bytes(bad)
@@ -120,3 +122,43 @@ def test_any_arrival_order_gives_the_same_state(items, random):
     shuffled = list(items)
     random.shuffle(shuffled)
     assert ConsentLedger.from_records(items) == ConsentLedger.from_records(shuffled)
+
+
+# --- a source cannot push a record's rank into the future (issue 11, item 1) ----------
+
+
+def typo(rid: str, state: ConsentState, *, recorded: datetime, published: datetime):
+    return ConsentRecord(rid, "E08000006", (TOK,), "a1", state, recorded, published, 1)
+
+
+CLERK_TYPO = datetime(2062, 6, 1, 9, 30, tzinfo=UTC)  # 2062 typed for 2026
+
+
+@pytest.mark.parametrize("later", [ConsentState.WITHDRAWN, ConsentState.ERASURE_REQUESTED])
+def test_a_grant_dated_2062_does_not_beat_a_later_withdrawal_or_erasure(later):
+    grant = typo("r1", ConsentState.GRANTED, recorded=CLERK_TYPO, published=T)
+    after = T + timedelta(hours=1)
+    refusal = typo("r2", later, recorded=after, published=after + timedelta(minutes=1))
+    for order in ([grant, refusal], [refusal, grant]):
+        assert state_of(ConsentLedger.from_records(order)) is later
+
+
+def test_the_rank_is_clamped_to_publication_and_survives_serialisation():
+    grant = typo("r1", ConsentState.GRANTED, recorded=CLERK_TYPO, published=T)
+    entry = effective_consent(
+        ConsentLedger.from_records([grant]), [TOK.key()], agreement_id="a1", purpose="p"
+    )
+    assert entry is not None and entry.effective_at == T
+    assert effective_time(grant) == T
+    held = ConsentLedger.from_records([grant]).get(TOK.key())
+    assert TokenConsent.from_bytes(held.to_bytes()).entries[0].effective_at == T
+    # an honest record keeps its own time: it was recorded before it was published
+    honest = typo("r3", ConsentState.GRANTED, recorded=T - timedelta(days=2), published=T)
+    assert effective_time(honest) == T - timedelta(days=2)
+
+
+def test_a_future_dated_erasure_cannot_shadow_a_later_real_grant_either():
+    erasure = typo("r1", ConsentState.ERASURE_REQUESTED, recorded=CLERK_TYPO, published=T)
+    regrant_at = T + timedelta(days=1)
+    regrant = typo("r2", ConsentState.GRANTED, recorded=regrant_at, published=regrant_at)
+    assert state_of(ConsentLedger.from_records([erasure, regrant])) is ConsentState.GRANTED

@@ -28,8 +28,15 @@ from connectors import (
 from consent import build_dev_federation
 from fedbroker._errors import CommandError
 from fedbroker.cli import cli
-from fedbroker.cli._link import PAIRS_HEADER, REVIEW_HEADER, link_files
-from fedbroker.cli._link_rows import Refused, RowEncoder, read_rows
+from fedbroker.link import (
+    PAIRS_HEADER,
+    REVIEW_HEADER,
+    Refused,
+    RowEncoder,
+    link_files,
+    read_rows,
+    spreadsheet_safe,
+)
 
 LEFT, RIGHT = "E08000001", "E08000002"
 KEY = LinkageKey(1, bytes(range(32)))
@@ -367,3 +374,53 @@ def test_a_bad_mapping_or_unreadable_file_is_a_command_error(synth, tmp_path):
     assert isinstance(result.exception, CommandError)
     assert "--linkage-keys" in str(result.exception)
     assert "not hex" not in str(result.exception)
+
+
+# -- output safety --------------------------------------------------------------------
+
+
+def test_formula_references_are_written_escaped_for_spreadsheets(tmp_path):
+    # A careless clerk's or an attacker's references, each a formula to a spreadsheet.
+    hostile = ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", " =cmd| ' /C calc'!A0"]
+    people = [("Ann", "Lee"), ("Bob", "Ray"), ("Cy", "Orr"), ("Di", "Fox"), ("Ed", "Kay"),
+              ("Flo", "Ng")]  # fmt: skip
+    pairs_in = enumerate(zip(hostile, people[:5], strict=True))
+    left_rows = [[ref, g, f, f"197{i}-01-0{i + 1}", "M1 1AE", *_ADDRESS]
+                 for i, (ref, (g, f)) in pairs_in]  # fmt: skip
+    right_rows = [[f"R{i}", g, f, f"197{i}-01-0{i + 1}", "M1 1AE", *_ADDRESS]
+                  for i, (g, f) in enumerate(people)]  # fmt: skip
+    left = _write_rows(tmp_path / "a.csv", _COLUMNS, left_rows)
+    right = _write_rows(tmp_path / "b.csv", _COLUMNS, right_rows)
+    out, review = tmp_path / "pairs.csv", tmp_path / "review.csv"
+    code, _, _ = _run(
+        "--left", str(left), "--right", str(right), "--mapping", str(_mapping(tmp_path, "m")),
+        "--out", str(out), "--review", str(review), "--threshold", "0.9",
+    )  # fmt: skip
+    assert code == 0
+    _, pairs = _read_csv(out)
+    written = {row[0] for row in pairs}
+    expected = {"'" + ref.strip() for ref in hostile}
+    assert written == expected  # every hostile reference paired, each one escaped
+    _, review_rows = _read_csv(review)
+    cells = [cell for row in [*pairs, *review_rows] for cell in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    unmatched = {row[2] for row in review_rows if row[0] == "unmatched"}
+    assert unmatched == {"R5"}  # a plain reference is left as it is
+
+
+@pytest.mark.parametrize(
+    ("cell", "written"),
+    [
+        ("=1+2", "'=1+2"),
+        ("+44 161", "'+44 161"),
+        ("-1", "'-1"),
+        ("@A1", "'@A1"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("01-0000002", "01-0000002"),
+        ("a=b", "a=b"),
+        ("", ""),
+    ],
+)
+def test_spreadsheet_safe_prefixes_only_formula_starts(cell, written):
+    assert spreadsheet_safe(cell) == written

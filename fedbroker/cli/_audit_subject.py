@@ -1,0 +1,148 @@
+"""``fedbroker audit subject``: every decision that concerned one person (a subject-access request).
+
+The person's details are personal data, so they never travel on the command
+line, where ``ps`` and the shell's history would keep them: they are read from
+standard input or a file (``--details``), as JSON or as ``key: value`` lines,
+and turned into tokens in this process by the connectors' tokeniser. Only the
+tokens meet the audit trail; error messages name fields, never values.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO
+
+import click
+
+from consent import audit_record_to_dict, decisions_concerning
+from fedbroker._errors import CommandError
+from fedbroker.cli._audit_topic import common_options, decoder, read_audit_topic
+from schemas import AuditKind
+
+__all__ = ["DETAIL_FIELDS", "parse_details", "subject"]
+
+DETAIL_FIELDS = (
+    "given_name",
+    "family_name",
+    "date_of_birth",
+    "nhs_number",
+    "nino",
+    "postcode",
+)
+"""The identifiers a subject-access request may give (the connectors' canonical names)."""
+
+
+def parse_details(text: str) -> dict[str, str]:
+    """A person's details from JSON (an object) or ``key: value`` / ``key=value`` lines.
+
+    Raises:
+        CommandError: not an object of known fields with text values; the message
+            names the offending field or line number, never a value.
+    """
+    stripped = text.strip()
+    found: dict[str, object] = {}
+    if stripped.startswith("{"):
+        try:
+            loaded = json.loads(stripped)
+        except ValueError:
+            raise CommandError("the details are not valid JSON") from None
+        if not isinstance(loaded, dict):
+            raise CommandError("the details must be one JSON object")
+        found = loaded
+    else:
+        for number, line in enumerate(stripped.splitlines(), start=1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            colon, equals = line.find(":"), line.find("=")
+            cuts = [i for i in (colon, equals) if i > 0]
+            if not cuts:
+                raise CommandError(f"details line {number} is not 'field: value'")
+            cut = min(cuts)
+            found[line[:cut].strip()] = line[cut + 1 :].strip()
+    unknown = sorted(set(found) - set(DETAIL_FIELDS))
+    if unknown:
+        raise CommandError(f"unknown detail field(s): {', '.join(unknown)}")
+    details: dict[str, str] = {}
+    for name, value in found.items():
+        if not isinstance(value, str):
+            raise CommandError(f"detail '{name}' must be text")
+        details[name] = value
+    if not any(v.strip() for v in details.values()):
+        raise CommandError("no details given")
+    return details
+
+
+def _tokens_from_details(handle: IO[str], linkage_keys: Path, dob_format: str) -> list[str]:
+    # connectors is imported here: only a council-side run needs the tokeniser
+    from connectors import Tokeniser, load_linkage_keys, normalise_identity
+
+    details = parse_details(handle.read())
+    identity = normalise_identity(dict(details), date_format=dob_format)
+    made = Tokeniser(load_linkage_keys(linkage_keys)).tokenise(identity)
+    return [t.key() for t in made.tokens]
+
+
+@click.command()
+@common_options
+@click.option(
+    "--token",
+    "tokens",
+    multiple=True,
+    help="A token key (domain:epoch:hex) of the person; repeat for each.",
+)
+@click.option(
+    "--linkage-keys",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Council side: compute the tokens from the person's details with these keys.",
+)
+@click.option(
+    "--details",
+    type=click.File("r", encoding="utf-8"),
+    default="-",
+    show_default=True,
+    help="With --linkage-keys: a file (or - for standard input) holding the person's "
+    f"details as JSON or 'field: value' lines; fields: {', '.join(DETAIL_FIELDS)}.",
+)
+@click.option("--dob-format", default="%Y-%m-%d", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON lines.")
+def subject(
+    bootstrap: str,
+    topic: str,
+    timeout_s: float,
+    wire: str,
+    tokens: tuple[str, ...],
+    linkage_keys: Path | None,
+    details: IO[str],
+    dob_format: str,
+    as_json: bool,
+) -> None:
+    """List every decision that concerned a person (a subject-access request).
+
+    Run at a council: with --linkage-keys, the person's details are read from
+    --details (standard input by default, never from flags) and turned into
+    tokens here by the connectors' tokeniser; nothing in clear leaves this
+    process. Or pass token keys with --token.
+    """
+    if linkage_keys is not None:
+        tokens = (*tokens, *_tokens_from_details(details, linkage_keys, dob_format))
+    if not tokens:
+        raise CommandError("give --linkage-keys with the person's details, or --token")
+    messages = read_audit_topic(bootstrap, topic, decoder(wire), timeout_s=timeout_s)
+    found = decisions_concerning([m.record for m in messages], tokens)
+    if as_json:
+        for record in found:
+            click.echo(json.dumps(audit_record_to_dict(record), sort_keys=True))
+        return
+    click.echo(f"{len(found)} decision(s) concerned this person")
+    for record in found:
+        if record.kind is AuditKind.ERASURE:
+            click.echo(f"  {record.decided_at.isoformat()} erasure of state ({record.decision_id})")
+            continue
+        outcome = record.outcome.value if record.outcome else "-"
+        click.echo(
+            f"  {record.decided_at.isoformat()} {outcome} agreement {record.agreement_id} "
+            f"to {', '.join(record.recipients)} events {', '.join(record.event_ids)} "
+            f"because {', '.join(record.reasons)} ({record.decision_id})"
+        )

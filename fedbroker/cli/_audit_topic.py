@@ -1,0 +1,120 @@
+"""Reading ``fed.audit`` for ``fedbroker audit``: every partition, start to current end.
+
+It reads every partition from the beginning to the end offsets seen at start,
+so ``fed.audit`` must be kept with unlimited retention (``retention.ms=-1``): a
+chain whose start was deleted reports its first records as missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from consent import audit_record_from_dict
+from fedbroker._errors import CommandError
+from fedbroker._topics import read_to_end
+from schemas import AuditRecord
+
+__all__ = [
+    "DEFAULT_AUDIT_TOPIC",
+    "DEFAULT_BOOTSTRAP",
+    "DEFAULT_READ_TIMEOUT_S",
+    "AuditMessage",
+    "common_options",
+    "decoder",
+    "read_audit_topic",
+]
+
+DEFAULT_AUDIT_TOPIC = "fed.audit"
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_READ_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditMessage:
+    """One record of the topic with its Kafka coordinates, for reporting."""
+
+    partition: int
+    offset: int
+    record: AuditRecord
+
+
+def _avro_decoder() -> Callable[[bytes], AuditRecord]:
+    # imported late so that `audit --help` never needs the codec
+    codec_class = getattr(importlib.import_module("schemas"), "Codec", None)
+    if codec_class is None:
+        raise CommandError("schemas.Codec is not available: cannot decode Avro audit records")
+    codec = codec_class()
+
+    def decode(data: bytes) -> AuditRecord:
+        record = codec.decode_as(data, AuditRecord)
+        assert isinstance(record, AuditRecord)
+        return record
+
+    return decode
+
+
+def _json_decoder(data: bytes) -> AuditRecord:
+    return audit_record_from_dict(json.loads(data))
+
+
+def decoder(wire: str) -> Callable[[bytes], AuditRecord]:
+    """The decoder for ``--wire`` (``avro``, or ``json`` in development)."""
+    return _json_decoder if wire == "json" else _avro_decoder()
+
+
+def read_audit_topic(
+    bootstrap: str,
+    topic: str,
+    decode: Callable[[bytes], AuditRecord],
+    *,
+    timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+) -> list[AuditMessage]:
+    """Every record of every partition, from the beginning to the end offsets seen at start.
+
+    Raises:
+        CommandError: the topic does not exist, or the end was not reached in time.
+    """
+    records = read_to_end(bootstrap, topic, timeout_s=timeout_s, missing_ok=False)
+    return [
+        AuditMessage(r.partition, r.offset, decode(r.value or b""))
+        for r in records  # already in (partition, offset) order
+    ]
+
+
+def common_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``--bootstrap``, ``--topic``, ``--timeout`` and the hidden ``--wire``."""
+    for option in reversed(
+        [
+            click.option(
+                "--bootstrap",
+                envvar="KAFKA_BOOTSTRAP_SERVERS",
+                default=DEFAULT_BOOTSTRAP,
+                show_default=True,
+                help="Kafka bootstrap servers.",
+            ),
+            click.option("--topic", default=DEFAULT_AUDIT_TOPIC, show_default=True),
+            click.option(
+                "--timeout",
+                "timeout_s",
+                type=float,
+                default=DEFAULT_READ_TIMEOUT_S,
+                show_default=True,
+                help="Seconds to read the topic to its end.",
+            ),
+            click.option(
+                "--wire",
+                type=click.Choice(["avro", "json"]),
+                default="avro",
+                hidden=True,
+                help="Record encoding on the topic (json: development only).",
+            ),
+        ]
+    ):
+        function = option(function)
+    return function

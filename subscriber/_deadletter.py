@@ -1,0 +1,70 @@
+"""The local dead-letter file: what was refused, where it sat, and why; never what it said.
+
+A line names the message's place (topic, partition, offset), the reason code,
+and, when the message decoded, its notification and agreement ids. It never
+holds the message bytes, a ciphertext, or a value that was opened: whoever
+reads it learns which message to look at, not what it disclosed. The stream
+goes on past it (issue 11, item 3).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from subscriber._errors import DeliveryStoreError
+
+__all__ = ["DeadLetter", "DeadLetterFile"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One refused message. ``error_type`` is set for unexpected errors (a bug's class name)."""
+
+    service: str
+    topic: str
+    partition: int
+    offset: int
+    reason: str
+    notification_id: str | None = None
+    agreement_id: str | None = None
+    error_type: str | None = None
+    at: str = ""
+
+
+class DeadLetterFile:
+    """Appends ``DeadLetter`` lines as JSON, fsynced, to a file created 0600."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise DeliveryStoreError(f"cannot open the dead-letter file {self.path}") from exc
+        self._handle = os.fdopen(fd, "a", encoding="utf-8")
+
+    def write(self, letter: DeadLetter) -> None:
+        stamped = letter if letter.at else _stamped(letter)
+        try:
+            self._handle.write(json.dumps(asdict(stamped), sort_keys=True) + "\n")
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as exc:
+            raise DeliveryStoreError(f"cannot write the dead-letter file {self.path}") from exc
+
+    def read(self) -> list[DeadLetter]:
+        """Every letter written so far (for operators' tools and tests)."""
+        with self.path.open(encoding="utf-8") as handle:
+            return [DeadLetter(**json.loads(line)) for line in handle if line.strip()]
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _stamped(letter: DeadLetter) -> DeadLetter:
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    return DeadLetter(**{**asdict(letter), "at": now})

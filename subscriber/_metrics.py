@@ -1,0 +1,62 @@
+"""The subscriber's Prometheus metrics; labels are outcomes and reason codes only.
+
+Kept in a registry of the subscriber's own, so a service that embeds it can
+serve these beside its own metrics (``prometheus_client`` registries compose)
+and two subscribers in one process do not clash.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter
+
+__all__ = ["SubscriberMetrics"]
+
+
+def _registry() -> CollectorRegistry:
+    return CollectorRegistry(auto_describe=True)
+
+
+@dataclass
+class SubscriberMetrics:
+    """Counters for one subscriber; ``tally`` holds the same counts for in-process reading.
+
+    Outcomes: ``delivered``, ``duplicate``, ``skipped`` (another agreement),
+    ``dead-lettered``; ``retried`` counts hand-overs tried again.
+    """
+
+    registry: CollectorRegistry = field(default_factory=_registry)
+    tally: Tally[str] = field(default_factory=Tally)
+
+    def __post_init__(self) -> None:
+        self.notifications = Counter(
+            "fedbroker_subscriber_notifications",
+            "Notifications read, by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "fedbroker_subscriber_dead_letters",
+            "Notifications refused and dead-lettered, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "fedbroker_subscriber_handover_retries",
+            "Hand-overs that failed and will be tried again, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+
+    def count(self, outcome: str, reason: str | None = None) -> None:
+        """Count one outcome (and its reason for ``dead-lettered`` and ``retried``)."""
+        self.tally[outcome] += 1
+        if outcome == "retried":
+            self.retries.labels(reason or "unknown").inc()
+            return
+        self.notifications.labels(outcome).inc()
+        if outcome == "dead-lettered":
+            self.tally[f"dead-lettered:{reason}"] += 1
+            self.dead_letters.labels(reason or "unknown").inc()

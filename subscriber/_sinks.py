@@ -1,0 +1,123 @@
+"""Where a checked notification is handed over: a Python callback or a JSON Lines file.
+
+A sink either returns (the service has it), raises ``HandoverFailed`` (not now:
+retried with backoff, the offset kept) or ``HandoverRefused`` (never: dead-
+lettered). Any other exception is a bug in the sink; the subscriber retries it
+a bounded number of times, counted across restarts, then dead-letters it.
+
+``confirm`` answers the one question a crash leaves open: did the hand-over of
+this id finish before the process died? A sink that can tell (the JSON Lines
+file can) makes delivery exactly once; one that cannot returns None and the
+notification is handed over again with ``in_doubt=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from subscriber._errors import HandoverFailed
+from subscriber._open import OpenedNotification
+
+__all__ = ["CallbackSink", "JsonLinesSink", "Sink"]
+
+_TAIL_BYTES = 1 << 20  # one line is one notification; far below this
+
+
+class Sink(ABC):
+    """Hands a notification to the service."""
+
+    @abstractmethod
+    def deliver(self, notification: OpenedNotification, *, in_doubt: bool = False) -> None:
+        """Hand it over; return only once the service has it durably."""
+
+    def confirm(self, notification_id: str) -> bool | None:
+        """Whether this id was handed over before a crash (None: cannot tell)."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - most sinks hold nothing
+        """Release what the sink holds."""
+
+
+class CallbackSink(Sink):
+    """Calls ``callback(notification)``; ``confirm`` may answer the in-doubt question.
+
+    Args:
+        callback: the service's function; raise ``HandoverFailed`` to be retried.
+        confirm: returns whether an id was taken before a crash (default None:
+            an in-doubt notification is handed over again).
+    """
+
+    def __init__(
+        self,
+        callback: Callable[[OpenedNotification], None],
+        *,
+        confirm: Callable[[str], bool | None] | None = None,
+    ) -> None:
+        self._callback = callback
+        self._confirm = confirm
+
+    def deliver(self, notification: OpenedNotification, *, in_doubt: bool = False) -> None:
+        self._callback(notification)
+
+    def confirm(self, notification_id: str) -> bool | None:
+        return None if self._confirm is None else self._confirm(notification_id)
+
+
+class JsonLinesSink(Sink):
+    """Appends one JSON object per line, flushed and fsynced before ``deliver`` returns.
+
+    ``-`` writes to standard output (then ``confirm`` cannot tell). The file is
+    created 0600: it holds opened personal data. A line torn by a crash is cut
+    off when the file is opened again, so every line is whole.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = None if str(path) == "-" else Path(path)
+        self._handle: IO[str]
+        if self.path is None:
+            self._handle = sys.stdout
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "r+b") as raw:
+                data = raw.read()
+                if data and not data.endswith(b"\n"):
+                    raw.truncate(data.rfind(b"\n") + 1)
+            self._handle = self.path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise HandoverFailed(f"cannot open {self.path}") from exc
+
+    def deliver(self, notification: OpenedNotification, *, in_doubt: bool = False) -> None:
+        line = json.dumps(notification.to_json(), sort_keys=True, ensure_ascii=False)
+        try:
+            self._handle.write(line + "\n")
+            self._handle.flush()
+            if self.path is not None:
+                os.fsync(self._handle.fileno())
+        except OSError as exc:
+            raise HandoverFailed(f"cannot write to {self.path or 'stdout'}") from exc
+
+    def confirm(self, notification_id: str) -> bool | None:
+        """Only the last line can be in doubt: hand-overs are one at a time."""
+        if self.path is None:
+            return None
+        with self.path.open("rb") as handle:
+            handle.seek(max(0, self.path.stat().st_size - _TAIL_BYTES))
+            lines = handle.read().splitlines()
+        if not lines:
+            return False
+        try:
+            return bool(json.loads(lines[-1]).get("notification_id") == notification_id)
+        except ValueError:
+            return False
+
+    def close(self) -> None:
+        if self.path is not None:
+            self._handle.close()

@@ -1,0 +1,159 @@
+"""The delivered-id store: which notifications this service has been handed, and where to resume.
+
+One SQLite file holds three things that must change together: the ids handed
+over, the next offset of each partition, and the attempts spent on a message
+that keeps raising an unexpected error. Because an id and the offset past it
+are written in one transaction, a crash after the store's commit but before
+Kafka's only replays messages that the store already knows (they are skipped),
+and the consumer resumes from the store's offsets rather than Kafka's alone.
+
+The one window left is between the sink returning and the store's commit. The
+id is written as ``pending`` before the hand-over, so after a crash the
+subscriber knows which single notification is in doubt and asks the sink
+(``Sink.confirm``) instead of guessing (DESIGN section 10).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from subscriber._errors import DeliveryStoreError
+
+__all__ = ["DEFAULT_RETENTION_SECONDS", "DeliveryState", "DeliveryStore"]
+
+DEFAULT_RETENTION_SECONDS = 400 * 24 * 3600
+"""How long a handed-over id is remembered (default: over a year, beyond any replay)."""
+
+DeliveryState = Literal["pending", "delivered"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS delivered (
+    notification_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'delivered')),
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS offsets (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
+    count INTEGER NOT NULL, PRIMARY KEY (topic, partition, offset)
+);
+"""
+
+
+class DeliveryStore:
+    """A SQLite file in WAL mode with ``synchronous=FULL``: each commit survives a crash.
+
+    Args:
+        path: the database file; its folder is created (mode 0700).
+        retention_seconds: ids older than this are forgotten at open
+            (default ``DEFAULT_RETENTION_SECONDS``).
+    """
+
+    def __init__(
+        self, path: Path | str, *, retention_seconds: float = DEFAULT_RETENTION_SECONDS
+    ) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "DELETE FROM delivered WHERE state = 'delivered' AND at < ?",
+                (time.time() - retention_seconds,),
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise DeliveryStoreError(f"cannot open the delivered-id store {self.path}") from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise DeliveryStoreError(f"delivered-id store {self.path} failed") from exc
+
+    def state(self, notification_id: str) -> DeliveryState | None:
+        """``delivered``, ``pending`` (in doubt after a crash) or None (never seen)."""
+        row = self._query(
+            "SELECT state FROM delivered WHERE notification_id = ?", (notification_id,)
+        )
+        if row is None:
+            return None
+        return "delivered" if row[0] == "delivered" else "pending"
+
+    def mark_pending(self, notification_id: str) -> None:
+        """Record that a hand-over of this id is about to start."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO delivered VALUES (?, 'pending', ?)",
+                (notification_id, time.time()),
+            )
+
+    def advance(
+        self, topic: str, partition: int, next_offset: int, *, delivered: str | None = None
+    ) -> None:
+        """Move a partition past a message, marking its id delivered in the same commit."""
+        with self._transaction() as db:
+            if delivered is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO delivered VALUES (?, 'delivered', ?)",
+                    (delivered, time.time()),
+                )
+            db.execute(
+                "INSERT OR REPLACE INTO offsets VALUES (?, ?, ?)", (topic, partition, next_offset)
+            )
+            db.execute(
+                "DELETE FROM attempts WHERE topic = ? AND partition = ? AND offset < ?",
+                (topic, partition, next_offset),
+            )
+
+    def next_offset(self, topic: str, partition: int) -> int | None:
+        """Where this partition resumes, if the store has seen it."""
+        row = self._query(
+            "SELECT next_offset FROM offsets WHERE topic = ? AND partition = ?", (topic, partition)
+        )
+        return None if row is None else int(row[0])
+
+    def add_attempt(self, topic: str, partition: int, offset: int) -> int:
+        """Count one more failed attempt at a message; returns the count so far."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO attempts VALUES (?, ?, ?, 1) ON CONFLICT (topic, partition, offset) "
+                "DO UPDATE SET count = count + 1",
+                (topic, partition, offset),
+            )
+            row = db.execute(
+                "SELECT count FROM attempts WHERE topic = ? AND partition = ? AND offset = ?",
+                (topic, partition, offset),
+            ).fetchone()
+        return int(row[0])
+
+    def delivered_count(self) -> int:
+        """How many ids are recorded as handed over."""
+        row = self._query("SELECT count(*) FROM delivered WHERE state = 'delivered'", ())
+        return 0 if row is None else int(row[0])
+
+    def _query(self, sql: str, args: tuple[object, ...]) -> tuple[Any, ...] | None:
+        try:
+            row = self._db.execute(sql, args).fetchone()
+        except sqlite3.Error as exc:
+            raise DeliveryStoreError(f"delivered-id store {self.path} failed") from exc
+        return None if row is None else tuple(row)
+
+    def close(self) -> None:
+        self._db.close()

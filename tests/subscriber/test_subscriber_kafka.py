@@ -1,0 +1,126 @@
+"""The subscriber through the real Kafka: attacks and poison between good notifications."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from consent import generate_signing_key
+from subscriber import Backoff, CallbackSink, OpenedNotification
+from tests.subscriber.conftest import committed, end_offsets, publish
+from tests.subscriber.factory import (
+    CLOSED,
+    OTHER_SERVICE,
+    SECRET_NAME,
+    Sealed,
+    notification_bytes,
+)
+
+pytestmark = pytest.mark.kafka
+
+FAST = Backoff(initial=0.05, factor=2.0, maximum=0.2, attempts=0)
+
+
+def test_every_good_notification_is_handed_over_once_and_every_bad_one_dead_lettered(
+    federation, kafka_bootstrap, notify_topic, subscriber_factory, topic_factory, caplog
+):
+    good = [notification_bytes(federation, n) for n in range(1, 6)]
+    bug_id, bug = notification_bytes(federation, 99)
+
+    messages = [
+        good[0],
+        notification_bytes(federation, 50, signer=generate_signing_key()),  # forged
+        good[1],
+        notification_bytes(federation, 51, sealed=[Sealed(0, CLOSED, key_of=OTHER_SERVICE)]),
+        good[2],
+        notification_bytes(federation, 52, sealed=[Sealed(0, {**CLOSED, "nhs_number": "9"})]),
+        good[0],  # a duplicate that reached the topic
+        ("garbage", b"\xc3\x01\x00\x00garbage"),
+        ("tombstone", None),
+        good[3],
+        (bug_id, bug),  # the service's callback raises an unexpected error on it
+        notification_bytes(federation, 53, tamper=True),
+        good[4],
+    ]
+    publish(kafka_bootstrap, notify_topic, messages)
+    received: list[OpenedNotification] = []
+
+    def callback(notification: OpenedNotification) -> None:
+        if notification.notification_id == bug_id:
+            raise RuntimeError(f"a bug that quotes {notification.fields}")
+        received.append(notification)
+
+    group = topic_factory("group")
+    subscriber = subscriber_factory(
+        notify_topic, sink=CallbackSink(callback), group=group, retry_backoff=FAST
+    )
+    subscriber.run(max_delivered=5, idle_timeout=60)
+
+    assert [n.notification_id for n in received] == [nid for nid, _ in good]
+    assert all(n.fields[f"evt-{i + 1}-a"] == CLOSED for i, n in enumerate(received))
+    letters = subscriber.dead_letters.read()
+    assert [letter.reason for letter in letters] == [
+        "signature-invalid", "sealing-failed", "field-not-granted", "unknown-schema",
+        "truncated", "unexpected-error", "signature-invalid",
+    ]  # fmt: skip
+    assert letters[5].error_type == "RuntimeError" and letters[5].notification_id == bug_id
+    assert letters[0].notification_id is None  # a forger's ids are not repeated
+    for text in (subscriber.dead_letters.path.read_text(), caplog.text):
+        assert SECRET_NAME not in text and "Alice" not in text
+    tally = subscriber.metrics.tally
+    assert tally["duplicate"] == 1 and tally["dead-lettered"] == 7
+    sample = subscriber.metrics.registry.get_sample_value(
+        "fedbroker_subscriber_dead_letters_total", {"reason": "signature-invalid"}
+    )
+    assert sample == 2
+    assert committed(kafka_bootstrap, group, notify_topic)[0] == len(messages)
+    assert end_offsets(kafka_bootstrap, notify_topic)[0] == len(messages)
+
+
+def test_a_restarted_subscriber_resumes_and_hands_nothing_over_twice(
+    federation, kafka_bootstrap, notify_topic, subscriber_factory, tmp_path, topic_factory
+):
+    first = [notification_bytes(federation, n) for n in range(1, 4)]
+    publish(kafka_bootstrap, notify_topic, first)
+    group = topic_factory("group")
+    received: list[OpenedNotification] = []
+    subscriber = subscriber_factory(notify_topic, received=received, group=group)
+    subscriber.run(max_delivered=3, idle_timeout=60)
+    subscriber.close()
+
+    # The same ids again (a broker replay) and one new one; a new group too, as if
+    # Kafka's committed offsets were lost: the store alone must keep the promise.
+    publish(kafka_bootstrap, notify_topic, [*first, notification_bytes(federation, 4)])
+    for again in (group, topic_factory("group")):
+        restarted = subscriber_factory(notify_topic, received=received, group=again)
+        restarted.run(max_delivered=1, idle_timeout=20)
+        restarted.close()
+    ids = [n.notification_id for n in received]
+    assert len(ids) == len(set(ids)) == 4
+
+
+def test_the_agreement_filter_passes_other_agreements_by_without_handing_them_over(
+    federation, kafka_bootstrap, notify_topic, subscriber_factory
+):
+    publish(kafka_bootstrap, notify_topic, [notification_bytes(federation, 1)])
+    received: list[OpenedNotification] = []
+    subscriber = subscriber_factory(
+        notify_topic, received=received, agreement="gm-multiple-disadvantage"
+    )
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.1):
+            if subscriber.metrics.tally["skipped"]:
+                subscriber.stop()
+                return
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        subscriber.run(idle_timeout=30)
+    finally:
+        done.set()
+        watcher.join()
+    assert received == [] and subscriber.metrics.tally["skipped"] == 1
