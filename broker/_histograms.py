@@ -14,6 +14,7 @@ import logging
 from kafka import KafkaConsumer, TopicPartition
 
 from broker._threshold import ScoreHistogram
+from consent import KafkaSecurity
 
 __all__ = ["read_histograms"]
 
@@ -22,13 +23,19 @@ logger = logging.getLogger(__name__)
 _POLL_MS = 500
 
 
-def read_histograms(bootstrap: str, changelog: str) -> ScoreHistogram:
+def read_histograms(
+    bootstrap: str,
+    changelog: str,
+    security: KafkaSecurity = KafkaSecurity(),  # noqa: B008 - frozen, never mutated
+) -> ScoreHistogram:
     """The sum of the latest histogram of every partition on ``changelog``.
 
     Blocking (kafka-python): call it from a thread. A missing or unreadable
     topic gives an empty histogram, and the caller keeps its threshold.
     """
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **security.kafka_python()
+    )
     latest: dict[bytes, bytes] = {}
     try:
         partitions = [

@@ -26,6 +26,7 @@ import faust
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker._histograms import read_histograms
+from broker._kafka_client import cluster_replication, faust_credentials, replication_configs
 from broker._matching import Matcher
 from broker._metrics import BrokerMetrics
 from broker._partition import PartitionCore, retention_for
@@ -37,6 +38,7 @@ from consent import (
     AuditChain,
     ChainHead,
     ConsentLedger,
+    KafkaSecurity,
     MemberKind,
     load_directory,
     load_private_key,
@@ -73,7 +75,7 @@ class BrokerSettings:
     app_id: str = "fedbroker-broker"
     topic_prefix: str = DEFAULT_TOPIC_PREFIX
     partitions: int = DEFAULT_PARTITIONS
-    replication: int = 1
+    replication: int | None = None  # None: the cluster's broker count, at most 3
     threshold: float | None = None
     metrics_port: int = 0
     data_dir: Path = Path(".fedbroker/broker")
@@ -81,6 +83,7 @@ class BrokerSettings:
     accepted_epochs: frozenset[int] | None = None
     refit_interval_s: float = 30.0
     checkpoint_interval_s: float = 60.0
+    security: KafkaSecurity = KafkaSecurity()
 
 
 def _rejected_id(topic: str, partition: int, offset: int) -> str:
@@ -94,6 +97,7 @@ def ensure_topics(
     partitions: int,
     replication: int,
     configs: dict[str, dict[str, str]] | None = None,
+    security: KafkaSecurity = KafkaSecurity(),  # noqa: B008 - frozen, never mutated
 ) -> None:
     """Create the federation's topics the broker reads or writes, if missing.
 
@@ -106,11 +110,16 @@ def ensure_topics(
     from kafka.errors import TopicAlreadyExistsError
 
     configs = configs or {}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **security.kafka_python())
     try:
         existing = set(admin.list_topics())
         missing = [
-            NewTopic(n, partitions, replication, topic_configs=configs.get(n, {}))
+            NewTopic(
+                n,
+                partitions,
+                replication,
+                topic_configs=replication_configs(replication) | configs.get(n, {}),
+            )
             for n in names
             if n not in existing
         ]
@@ -121,10 +130,16 @@ def ensure_topics(
                 logger.info("another worker created the topics first")
     finally:
         admin.close()
-    _await_metadata(bootstrap, set(names))
+    _await_metadata(bootstrap, set(names), security=security)
 
 
-def _await_metadata(bootstrap: str, names: set[str], timeout: float = 30.0) -> None:
+def _await_metadata(
+    bootstrap: str,
+    names: set[str],
+    timeout: float = 30.0,
+    *,
+    security: KafkaSecurity = KafkaSecurity(),  # noqa: B008 - frozen, never mutated
+) -> None:
     """Wait until the brokers report every topic with its partitions.
 
     Topics another worker has just created may not be in this client's metadata
@@ -133,7 +148,7 @@ def _await_metadata(bootstrap: str, names: set[str], timeout: float = 30.0) -> N
     """
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **security.kafka_python())
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -165,12 +180,14 @@ def build_app(settings: BrokerSettings) -> faust.App:
     metrics.threshold.set(threshold.threshold)
     logger.info("matching at %s", threshold.describe())
     prefix = settings.topic_prefix
+    replication = cluster_replication(settings.bootstrap, settings.security, settings.replication)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
         store=settings.store,
         topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication,
+        topic_replication_factor=replication,
+        broker_credentials=faust_credentials(settings.security),
         web_enabled=False,
         datadir=str(settings.data_dir),
         producer_acks=-1,
@@ -192,7 +209,8 @@ def build_app(settings: BrokerSettings) -> faust.App:
         + [f"{prefix}.rejected", f"{prefix}.audit", f"{prefix}.broker.matches"]
         + [f"{prefix}.match.{a}" for a in directory.agreements],
         partitions=settings.partitions,
-        replication=settings.replication,
+        replication=replication,
+        security=settings.security,
         # Deleting old audit records would break every chain's first link.
         configs={f"{prefix}.audit": {"retention.ms": "-1"}},
     )
@@ -391,7 +409,11 @@ def build_app(settings: BrokerSettings) -> faust.App:
         if settings.threshold is not None:
             return
         merged = await asyncio.get_running_loop().run_in_executor(
-            None, read_histograms, settings.bootstrap, histograms.changelog_topic.get_topic_name()
+            None,
+            read_histograms,
+            settings.bootstrap,
+            histograms.changelog_topic.get_topic_name(),
+            settings.security,
         )
         fit = choose_threshold(None, fit_threshold(merged))
         if fit.source == "fitted" and fit.threshold != core.matcher.threshold:

@@ -229,15 +229,26 @@ def test_only_the_broker_writes_audit_and_notifications(secured: Secured):
 def test_a_service_reads_only_its_own_notifications_with_its_own_group(secured: Secured):
     _write(secured, "broker", "fed.notify.E08000001.revenues")
     assert (
-        _read(secured, "E08000001.revenues", "fed.notify.E08000001.revenues", "E08000001.revenues")
+        _read(
+            secured,
+            "E08000001.revenues",
+            "fed.notify.E08000001.revenues",
+            "fed.subscriber.E08000001.revenues",
+        )
         >= 1
     )
     _refused_read(secured, "E08000002.revenues", "fed.notify.E08000001.revenues")
     _refused_read(
-        secured, "E08000002.revenues", "fed.notify.E08000001.revenues", "E08000002.revenues"
+        secured,
+        "E08000002.revenues",
+        "fed.notify.E08000001.revenues",
+        "fed.subscriber.E08000002.revenues",
     )
     _refused_read(
-        secured, "E08000001.revenues", "fed.notify.E08000001.revenues", "E08000002.revenues"
+        secured,
+        "E08000001.revenues",
+        "fed.notify.E08000001.revenues",
+        "fed.subscriber.E08000002.revenues",
     )
     _refused_read(secured, "E08000001", "fed.notify.E08000001.revenues")
     _refused_read(secured, "E08000001.revenues", "fed.events.E08000001")

@@ -1,0 +1,49 @@
+"""Replication follows the cluster, and the broker's Faust app gets the party's credentials."""
+
+from __future__ import annotations
+
+import faust
+import pytest
+from kafka import KafkaAdminClient
+
+from broker._kafka_client import cluster_replication, faust_credentials, replication_configs
+from broker._verify import Rejected
+from consent import KafkaSecurity
+from fedbroker._tls import LocalPki
+
+
+def test_three_copies_need_two_in_sync_and_fewer_ask_nothing():
+    assert replication_configs(3) == {"min.insync.replicas": "2"}
+    assert replication_configs(1) == {} and replication_configs(2) == {}
+
+
+def test_faust_gets_tls_or_scram_credentials_and_none_when_unsecured(tmp_path):
+    files = LocalPki(tmp_path).ensure_client("broker")
+    mtls = KafkaSecurity(ca_file=files.ca_file, cert_file=files.cert_file, key_file=files.key_file)
+    assert faust_credentials(KafkaSecurity()) is None
+    credentials = faust_credentials(mtls)
+    assert isinstance(credentials, faust.SSLCredentials)
+    assert credentials.protocol.value == "SSL"
+    (tmp_path / "pw").write_text("pw")
+    scram = KafkaSecurity.from_mapping(
+        {"ca_file": str(files.ca_file), "sasl_username": "broker", "sasl_password_file": "pw"},
+        base=tmp_path,
+    )
+    sasl = faust_credentials(scram)
+    assert isinstance(sasl, faust.SASLCredentials)
+    assert sasl.protocol.value == "SASL_SSL" and sasl.mechanism.value == "SCRAM-SHA-512"
+    assert "pw" not in repr(sasl).replace("password", "")
+
+
+@pytest.mark.kafka
+def test_replication_is_detected_from_the_cluster_and_a_larger_request_refused(kafka_bootstrap):
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        brokers = len(admin.describe_cluster()["brokers"])
+    finally:
+        admin.close()
+    assert cluster_replication(kafka_bootstrap, KafkaSecurity(), None) == min(brokers, 3)
+    assert cluster_replication(kafka_bootstrap, KafkaSecurity(), 1) == 1
+    with pytest.raises(Rejected) as refused:
+        cluster_replication(kafka_bootstrap, KafkaSecurity(), brokers + 1)
+    assert refused.value.reason == "replication"
