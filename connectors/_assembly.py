@@ -59,7 +59,11 @@ def open_connector(
         config,
         factory,
         outbox=Outbox(config.outbox),
-        publisher=Publisher(config.bootstrap, client_id=f"fedbroker-connector-{config.council}"),
+        publisher=Publisher(
+            config.bootstrap,
+            client_id=f"fedbroker-connector-{config.council}",
+            security=config.security,
+        ),
         metrics=metrics or ConnectorMetrics(),
         codec=Codec(),
     )

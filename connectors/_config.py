@@ -15,6 +15,7 @@ from typing import Any, Literal, NoReturn
 import yaml
 
 from connectors._errors import ConfigInvalid
+from consent import KafkaSecurity, KeyInvalid
 
 __all__ = [
     "DEFAULT_POLL_INTERVAL_S",
@@ -60,6 +61,7 @@ class ConnectorConfig:
     topic_prefix: str = DEFAULT_TOPIC_PREFIX
     metrics_port: int = 0
     poll_interval_s: float = DEFAULT_POLL_INTERVAL_S
+    security: KafkaSecurity = KafkaSecurity()
 
     def topic(self, role: Literal["events", "consent"]) -> str:
         return f"{self.topic_prefix}.{role}.{self.council}"
@@ -101,6 +103,15 @@ def load_config(path: Path, *, bootstrap: str | None = None) -> ConnectorConfig:
     )
     if not resolved_bootstrap:
         _fail(path, "kafka.bootstrap", "is required (or set KAFKA_BOOTSTRAP_SERVERS)")
+    try:  # the file's kafka.security beats FEDBROKER_KAFKA_* (docs/operations.md)
+        raw_security = kafka.get("security")
+        security = (
+            KafkaSecurity.from_mapping(raw_security, base=base)
+            if isinstance(raw_security, dict)
+            else KafkaSecurity.from_env(os.environ)
+        )
+    except KeyInvalid as exc:
+        _fail(path, "kafka.security", str(exc))
     linkage = doc.get("linkage_keys")
     if linkage is None and LINKAGE_KEYS_ENV not in os.environ:
         _fail(path, "linkage_keys", f"is required unless {LINKAGE_KEYS_ENV} is set")
@@ -123,6 +134,7 @@ def load_config(path: Path, *, bootstrap: str | None = None) -> ConnectorConfig:
         topic_prefix=str(kafka.get("topic_prefix", DEFAULT_TOPIC_PREFIX)),
         metrics_port=int(doc.get("metrics_port", 0)),
         poll_interval_s=float(doc.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S)),
+        security=security,
     )
 
 

@@ -271,8 +271,12 @@ class KafkaCluster:
     def _format(self, node: KafkaNode, config: Path) -> None:
         if (node.data_dir / "meta.properties").exists():
             return
+        # "=": a random id may start with "-", which the tool would read as an option.
         command = self._java(
-            "kafka.tools.StorageTool", "format", "-t", self._cluster_id(), "-c", str(config)
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={self._cluster_id()}",
+            f"--config={config}",
         )
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from consent import KafkaSecurity
 from subscriber._webhook import Backoff
 
 __all__ = [
@@ -60,6 +61,8 @@ class SubscriberSettings:
         retry_backoff: waits between failed hand-overs (default
             ``DEFAULT_RETRY_BACKOFF``: up to 30 s, forever).
         poll_timeout: seconds one poll waits for messages (default 0.5).
+        security: Kafka credentials (default: an unsecured client; the CLI reads
+            ``FEDBROKER_KAFKA_*``).
     """
 
     bootstrap: str
@@ -73,6 +76,7 @@ class SubscriberSettings:
     max_unexpected_attempts: int = DEFAULT_MAX_UNEXPECTED_ATTEMPTS
     retry_backoff: Backoff = DEFAULT_RETRY_BACKOFF
     poll_timeout: float = 0.5
+    security: KafkaSecurity = KafkaSecurity()
 
     @property
     def topic_name(self) -> str:

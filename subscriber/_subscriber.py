@@ -105,6 +105,7 @@ class Subscriber:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 max_poll_records=_MAX_POLL_RECORDS,
+                **settings.security.kafka_python(),
             )
             self._consumer.subscribe(
                 topics=[settings.topic_name], listener=_Reassigned(self._reassigned)

@@ -22,7 +22,7 @@ import yaml
 from kafka import KafkaConsumer
 
 from connectors import generate_federation, generate_linkage_key, load_config, open_connector
-from consent import build_dev_federation, open_fields, verify_audit
+from consent import KafkaSecurity, build_dev_federation, open_fields, verify_audit
 from fedbroker._localkafka import KafkaCluster, fedbroker_home
 from fedbroker._topics import read_to_end
 from schemas import AuditKind, AuditRecord, Codec, MatchNotification, RejectedRecord
@@ -32,8 +32,14 @@ __all__ = ["demo"]
 COUNCILS = ("E08000003", "E08000006", "E08000009")  # Manchester, Salford, Trafford
 
 
+def _kafka_security() -> dict[str, object]:
+    """FEDBROKER_KAFKA_* credentials, which the demo's broker and connectors inherit too."""
+    return KafkaSecurity.from_env(os.environ).kafka_python()
+
+
 def _read(bootstrap: str, topic: str) -> list[bytes]:
-    return [r.value for r in read_to_end(bootstrap, topic) if r.value is not None]
+    records = read_to_end(bootstrap, topic, consumer_config=_kafka_security())
+    return [r.value for r in records if r.value is not None]
 
 
 @click.command()
@@ -171,7 +177,7 @@ def _scan(bootstrap: str, prefix: str, files) -> int:  # type: ignore[no-untyped
                 for column in ("surname", "nhs_no", "ni_number", "dob", "address_1"):
                     if len(row[column]) >= 5:
                         needles.add(row[column].encode())
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **_kafka_security())
     topics = [t for t in consumer.topics() if t.startswith(prefix)]
     consumer.close()
     haystack = b"\n".join(v for t in topics for v in _read(bootstrap, t))

@@ -7,6 +7,7 @@ JSON Lines file (``-``: standard output) or a webhook, committing only after.
 
 from __future__ import annotations
 
+import os
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ import click
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from prometheus_client import start_http_server
 
-from consent import load_directory, load_private_key
+from consent import KafkaSecurity, load_directory, load_private_key
 from fedbroker._errors import CommandError
 from fedbroker._localkafka import fedbroker_home
 from subscriber import (
@@ -96,6 +97,7 @@ def subscribe(
         bootstrap=bootstrap, service=service, prefix=prefix, topic=topic, group=group,
         agreement=agreement, store=folder / "delivered.sqlite",
         dead_letters=dead_letters or folder / "dead-letters.jsonl",
+        security=KafkaSecurity.from_env(os.environ),
     )  # fmt: skip
     sink: Sink
     if webhook is not None:
