@@ -47,3 +47,51 @@ def test_replication_is_detected_from_the_cluster_and_a_larger_request_refused(k
     with pytest.raises(Rejected) as refused:
         cluster_replication(kafka_bootstrap, KafkaSecurity(), brokers + 1)
     assert refused.value.reason == "replication"
+
+
+TRIO_PORT = 29420
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_on_three_nodes_the_broker_creates_every_topic_with_three_copies(fedbroker_home, tmp_path):
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    from broker import BrokerSettings, build_app
+    from consent import build_dev_federation
+    from fedbroker import KafkaCluster
+
+    cluster = KafkaCluster(3, TRIO_PORT, fedbroker_home)
+    cluster.up(fresh=True)
+    try:
+        federation = build_dev_federation(tmp_path / "fed", councils=["E08000001", "E08000002"])
+        settings = BrokerSettings(
+            bootstrap=cluster.bootstrap,
+            directory=federation.directory_path,
+            trust_anchor=federation.trust_anchor,
+            signing_key=federation.keys["broker"].signing.private,
+            topic_prefix="rep",
+            app_id="rep-broker",
+            data_dir=tmp_path / "data",
+            store="memory://",
+        )
+        app = build_app(settings)
+        assert app.conf.topic_replication_factor == 3  # Faust's changelogs too
+        admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+        try:
+            created = [t for t in admin.list_topics() if t.startswith("rep.")]
+            assert "rep.audit" in created and "rep.events.E08000001" in created
+            for topic in admin.describe_topics(created):
+                copies = {len(p["replica_nodes"]) for p in topic["partitions"]}
+                assert copies == {3}, topic
+            configs = admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, "rep.events.E08000001")]
+            )
+            setting = configs["topic"]["rep.events.E08000001"]["min.insync.replicas"]
+            assert (setting["value"] if isinstance(setting, dict) else setting) == "2"
+        finally:
+            admin.close()
+        with pytest.raises(Rejected):
+            cluster_replication(cluster.bootstrap, KafkaSecurity(), 4)
+    finally:
+        cluster.down()
