@@ -28,10 +28,19 @@ from connectors import (
     load_linkage_keys,
     load_mapping,
 )
-from consent import DevFederation, build_dev_federation, sign
-from schemas import CitizenEvent, Codec, canonical_bytes
+from consent import DevFederation, Directory, build_dev_federation, notify_topic, open_envelope
+from consent import seal_envelope as seal
+from schemas import CitizenEvent, Codec, MatchNotification, SignatureDomain
 
-__all__ = ["COUNCILS", "BenchData", "BenchEvent", "build_data"]
+__all__ = [
+    "COUNCILS",
+    "BenchData",
+    "BenchEvent",
+    "build_data",
+    "notify_topics",
+    "open_notification",
+    "resigned",
+]
 
 COUNCILS = ("E08000001", "E08000002", "E08000003")
 
@@ -71,9 +80,26 @@ def resigned(
     item: BenchEvent, key: Ed25519PrivateKey, codec: Codec, now: datetime
 ) -> tuple[CitizenEvent, bytes]:
     """The same event published at ``now`` (the signature covers ``published_at``)."""
-    unsigned = replace(item.event, published_at=now, signature=b"")
-    event = replace(unsigned, signature=sign(key, canonical_bytes(unsigned)))
-    return event, codec.encode(event)
+    event = replace(item.event, published_at=now)
+    return event, seal(SignatureDomain.EVENT, event, key, event.source_council, codec=codec)
+
+
+def notify_topics(prefix: str, directory: Directory) -> list[str]:
+    """Every service's notification topic, as the broker writes them."""
+    return [notify_topic(prefix, s.member_id) for s in directory.services]
+
+
+def open_notification(raw: bytes, directory: Directory, codec: Codec) -> MatchNotification:
+    """A notification as a service reads it: its envelope verified, then decoded."""
+    broker = directory.broker
+    notification, _ = open_envelope(
+        raw,
+        SignatureDomain.NOTIFICATION,
+        lambda signer: broker.signing_key if signer == broker.member_id else None,
+        codec=codec,
+    )
+    assert isinstance(notification, MatchNotification)
+    return notification
 
 
 def build_data(work: Path, *, people: int, seed: int) -> BenchData:
@@ -106,7 +132,7 @@ def build_data(work: Path, *, people: int, seed: int) -> BenchData:
                     event=event,
                     topic_suffix=f"events.{council}",
                     key=key.encode("ascii"),
-                    value=codec.encode(event),
+                    value=factory.envelope(event, codec),
                     person=person_of[(council, row["ref"])],
                     kept=retention.total_seconds() > 0,
                     routed=len(sighting.all_tokens()),

@@ -37,7 +37,14 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from bench._broker_data import COUNCILS, BenchData, build_data, resigned
+from bench._broker_data import (
+    COUNCILS,
+    BenchData,
+    build_data,
+    notify_topics,
+    open_notification,
+    resigned,
+)
 from bench._broker_kafka import (
     Drain,
     GroupCaughtUp,
@@ -55,7 +62,7 @@ from bench._broker_report import Latency, Quality, Report, Throughput
 from bench.linkage_quality import quality
 from broker import DEFAULT_DICE_THRESHOLD
 from fedbroker import KafkaCluster
-from schemas import Codec, MatchNotification
+from schemas import Codec
 
 __all__ = ["main", "run"]
 
@@ -242,8 +249,8 @@ def run_latency(
     worker = broker_worker(data, "broker-latency", bootstrap=bootstrap, prefix=prefix,
                            group=group, work=work, partitions=partitions,
                            threshold=threshold)  # fmt: skip
-    agreements = sorted(data.federation.load().agreements)
-    subscriber = _Subscriber(bootstrap, [f"{prefix}.match.{a}" for a in agreements])
+    directory = data.federation.load()
+    subscriber = _Subscriber(bootstrap, notify_topics(prefix, directory))
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0,
                              enable_idempotence=True)  # fmt: skip
     keys, codec = data.signing_keys(), Codec()
@@ -289,7 +296,7 @@ def run_latency(
     created, seen = [], []
     noted: set[str] = set()
     for arrived, raw in subscriber.seen:
-        notification = codec.decode_as(raw, MatchNotification)
+        notification = open_notification(raw, directory, codec)
         if notification.notification_id in noted:
             continue
         noted.add(notification.notification_id)

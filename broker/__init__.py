@@ -23,8 +23,15 @@ from broker._matching import (
     pair_id,
     run_batch,
 )
-from broker._notifications import build_notification, notification_id, sign_notification
-from broker._rules import RuleHit, disclosures_for, evaluate, evaluate_rule, recipients_for
+from broker._notifications import build_notification, notification_id, seal_notification
+from broker._rules import (
+    RuleHit,
+    disclosures_for,
+    evaluate,
+    evaluate_rule,
+    recipients_for,
+    subjects_of,
+)
 from broker._sightings import Sighting, TokenState
 from broker._similarity import (
     DEFAULT_DICE_THRESHOLD,
@@ -47,12 +54,13 @@ from broker._threshold import (
 from broker._verify import Rejected, verify_record
 
 if TYPE_CHECKING:
-    from broker.app import DEFAULT_PARTITIONS, BrokerSettings, build_app
+    from broker.app import DEFAULT_METRICS_BIND, DEFAULT_PARTITIONS, BrokerSettings, build_app
 
 # The Faust application is loaded on first use, so the pure matcher (and
 # ``fedbroker link``, which has no Kafka) does not pay for importing Faust,
 # aiokafka and their event loop machinery.
 _LAZY = {
+    "DEFAULT_METRICS_BIND": "broker.app",
     "DEFAULT_PARTITIONS": "broker.app",
     "BrokerSettings": "broker.app",
     "build_app": "broker.app",
@@ -72,6 +80,7 @@ __all__ = [
     "DEFAULT_DICE_THRESHOLD",
     "DEFAULT_HISTOGRAM_BINS",
     "DEFAULT_MAX_ITERATIONS",
+    "DEFAULT_METRICS_BIND",
     "DEFAULT_MIN_SCORES",
     "DEFAULT_PARTITIONS",
     "EXACT",
@@ -111,6 +120,7 @@ __all__ = [
     "popcount",
     "recipients_for",
     "run_batch",
-    "sign_notification",
+    "seal_notification",
+    "subjects_of",
     "verify_record",
 ]

@@ -3,10 +3,14 @@
 Tree (mirrored in docs/errors.md)::
 
     FedbrokerError
-    └── BrokerError                    "broker"; also "no-canonical-bytes" (cannot sign yet)
+    └── BrokerError                    "broker"
         ├── EncodingMismatch           "encoding-mismatch"   fuzzy encodings of different lengths
         ├── StateInvalid               "state-invalid"       table bytes that are not broker state
-        └── ThresholdInvalid           "threshold-invalid"   a threshold outside [0, 1]
+        ├── ThresholdInvalid           "threshold-invalid"   a threshold outside [0, 1]
+        ├── KafkaUnavailable           "kafka-unavailable"   a Kafka client call failed (translated
+        │                                                    at the edge, ``broker._kafka_edge``)
+        └── DirectoryNotUsable         "directory-expired", "directory-rolled-back",
+                                       "directory-invalid": the broker stops deciding
 
 The app engineer appends the Faust app's leaves below these. Messages name
 event ids, agreement ids and lengths only, never a token, an encoding or any
@@ -17,7 +21,14 @@ from __future__ import annotations
 
 from schemas import FedbrokerError
 
-__all__ = ["BrokerError", "EncodingMismatch", "StateInvalid", "ThresholdInvalid"]
+__all__ = [
+    "BrokerError",
+    "DirectoryNotUsable",
+    "EncodingMismatch",
+    "KafkaUnavailable",
+    "StateInvalid",
+    "ThresholdInvalid",
+]
 
 
 class BrokerError(FedbrokerError):
@@ -46,3 +57,24 @@ class ThresholdInvalid(BrokerError):
     """A similarity threshold outside [0, 1], from configuration or a fit."""
 
     reason = "threshold-invalid"
+
+
+class KafkaUnavailable(BrokerError):
+    """A Kafka client call failed; the message names the operation, never the data.
+
+    Raised in place of kafka-python's and aiokafka's own errors, so callers (the
+    timers, the per-message guard) handle one type and can retry with backoff.
+    """
+
+    reason = "kafka-unavailable"
+
+
+class DirectoryNotUsable(BrokerError):
+    """The directory the worker holds (or was offered) must not be used to decide.
+
+    Expired, rolled back to a lower serial than one accepted, or not verifiable:
+    the worker stops deciding rather than trust keys or agreements nobody vouches
+    for any more (DESIGN section 2).
+    """
+
+    reason = "directory-invalid"

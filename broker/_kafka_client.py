@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from broker._verify import Rejected
+from broker._errors import BrokerError
+from broker._kafka_edge import kafka_errors
 from consent import KafkaSecurity
 
 __all__ = ["MAX_REPLICATION", "cluster_replication", "faust_credentials", "replication_configs"]
@@ -46,28 +47,23 @@ def cluster_replication(bootstrap: str, security: KafkaSecurity, requested: int 
     at ``MAX_REPLICATION``, so one node gives 1 and three or more give 3.
 
     Raises:
-        Rejected: (reason ``replication``) the request exceeds the live brokers,
-            or the cluster cannot be asked.
+        BrokerError: (reason ``replication``) the request exceeds the live brokers.
+        KafkaUnavailable: the cluster cannot be asked.
     """
     from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
 
-    try:
+    with kafka_errors("counting the cluster's brokers"):
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, **security.kafka_python())
         try:
             brokers = len(admin.describe_cluster()["brokers"])
         finally:
             admin.close()
-    except KafkaError as exc:
-        raise Rejected(
-            f"cannot count the cluster's brokers ({type(exc).__name__})", reason="replication"
-        ) from exc
     if requested is None:
         chosen = max(1, min(brokers, MAX_REPLICATION))
         logger.info("replication %d (cluster of %d broker(s))", chosen, brokers)
         return chosen
     if requested < 1 or requested > brokers:
-        raise Rejected(
+        raise BrokerError(
             f"--replication {requested} needs as many live brokers; the cluster has {brokers}",
             reason="replication",
         )

@@ -67,6 +67,34 @@ class BrokerMetrics:
         self.threshold = Gauge(
             "fedbroker_broker_dice_threshold", "The Dice threshold in use", registry=r
         )
+        self.failures = Counter(
+            "fedbroker_broker_failures",
+            "Unexpected per-message failures and Kafka retries, by stage and error class",
+            ["stage", "error"], registry=r,
+        )  # fmt: skip
+        self.side_errors = Counter(
+            "fedbroker_broker_side_errors",
+            "Errors in timers and side paths (retried with backoff), by task and error class",
+            ["task", "error"], registry=r,
+        )  # fmt: skip
+        self.directory_expires_in = Gauge(
+            "fedbroker_broker_directory_expires_in_seconds",
+            "Seconds until the directory in use expires (negative: expired, not deciding)",
+            registry=r,
+        )
+        self.directory_serial = Gauge(
+            "fedbroker_broker_directory_serial", "Serial of the directory in use", registry=r
+        )
+        self.directory_reloads = Counter(
+            "fedbroker_broker_directory_reloads",
+            "Directory file changes by outcome (applied, restart-needed, or the refusal reason)",
+            ["outcome"], registry=r,
+        )  # fmt: skip
+        self.deciding = Gauge(
+            "fedbroker_broker_deciding",
+            "1 while the worker decides; 0 while it refuses to (an expired directory)",
+            registry=r,
+        )
 
     def serve(self, port: int, address: str = "127.0.0.1") -> None:
         if port:

@@ -8,20 +8,20 @@ the same steps are tested without Kafka and replayed identically after a crash.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker._matching import Match, Matcher
-from broker._notifications import build_notification, sign_notification
-from broker._rules import evaluate_rule, recipients_for
-from broker._sightings import Sighting, TokenState
+from broker._notifications import build_notification
+from broker._rules import evaluate_rule, recipients_for, subjects_of
+from broker._sightings import Seen, Sighting, TokenState
 from consent import (
     AuditChain,
     CandidateDisclosure,
     ConsentLedger,
+    ConsentView,
     Directory,
     DisclosedEvent,
     agreements_for,
@@ -94,32 +94,48 @@ class PartitionCore:
         token: str,
         sighting: Sighting,
         state: TokenState | None,
-        consent: ConsentLedger | None,
+        consent: ConsentView | None,
         chain: AuditChain,
         now: datetime,
+        *,
+        origin: str = "",
+        seen_until: datetime | None = None,
     ) -> tuple[TokenState, Effects]:
         """Match the sighting under ``token``; decide and notify what the agreements allow.
 
-        ``consent`` is what this partition holds: every consent record routed by
-        ``token``, kept under the subjects' exact tokens. Consent records travel
-        by blocking tokens as well as exact ones, so a fuzzy match decided here
-        sees the residents' choices too (DESIGN section 6).
+        ``origin`` is where the event was read (``topic/partition/offset``) and
+        ``seen_until`` the end of its freshness window: the token remembers the
+        id until then, kept or not, so the same event read again from anywhere
+        else is a replay with no effects, even once its sighting has expired
+        (issue 11). Without an origin, a known id is treated as a re-delivery.
+
+        ``consent`` is the consent of every subject by exact token, wherever it
+        was recorded (the app's global consent table), so a match decided under a
+        token the consent record never carried still sees it. Each event's own
+        exact tokens form one subject, and every subject must consent
+        (``subjects_of``, DESIGN section 10).
         """
         effects = Effects()
         held = (state or TokenState()).live(now)
-        # A replay (a restarted worker, or a message sent twice) is matched again
-        # against what had arrived before it, as the first time: its notifications
-        # are re-sent under the same deterministic ids, so nothing is lost between
-        # state and output and nothing new is made up from later arrivals.
-        effects.duplicate = sighting.event_id in held.event_ids()
+        known = held.remembered(sighting.event_id)
+        if known is not None and origin and known.origin != origin:
+            effects.duplicate = True  # the same signed event sent again: nothing to redo
+            return held, effects
+        # A re-delivery (a restarted worker read the same message again) is matched
+        # again against what had arrived before it, as the first time: its
+        # notifications are re-sent under the same deterministic ids, so nothing is
+        # lost between state and output and nothing new is made up from later arrivals.
+        effects.duplicate = sighting.event_id in held.event_ids() or known is not None
         base = held.before(sighting.event_id) if effects.duplicate else held
         observation = self.matcher.observe(base, token, sighting, now)
         keep = not effects.duplicate and not sighting.expired(now)
-        new_state = observation.state if keep else held
+        new_state = replace(observation.state, seen=held.seen) if keep else held
+        if origin and seen_until is not None and known is None:
+            new_state = new_state.remember(Seen(sighting.event_id, origin, seen_until))
         effects.matches, effects.scores = observation.matches, observation.scores
         if not observation.matches:
             return new_state, effects
-        view = consent or ConsentLedger()
+        view = consent if consent is not None else ConsentLedger()
         agreements = agreements_for(self.directory, sighting.event_type, sighting.source_council)
         if not agreements:
             effects.audit.extend(
@@ -146,20 +162,20 @@ class PartitionCore:
                         )
                         for s in hit.sightings
                     ),
-                    subjects=(_subject(token, hit.sightings),),
+                    subjects=subjects_of(hit.sightings),
                 )
                 decision = decide(agreement, candidate, view, now)
                 decisions.append(decision)
                 effects.decisions.append((agreement.agreement_id, decision.outcome))
                 if decision.allowed:
                     allowed.append(recipient)
-            notification = None
-            if allowed:
-                notification = sign_notification(
-                    build_notification(agreement, hit, allowed, created_at=now), self.signing_key
-                )
-                effects.notifications.append(notification)
+            notifications = {
+                recipient: build_notification(agreement, hit, recipient, created_at=now)
+                for recipient in allowed
+            }
+            effects.notifications.extend(notifications.values())
             for decision in decisions:
+                notification = notifications.get(decision.recipient)
                 effects.audit.extend(
                     chain.append(
                         decision,
@@ -187,7 +203,7 @@ class PartitionCore:
                 DisclosedEvent(s.event_id, s.source_council, s.event_type, s.occurred_at)
                 for s in events
             ),
-            subjects=(_subject(token, events),),
+            subjects=subjects_of(events),
         )
         return chain.append(decide(None, candidate, ConsentLedger(), now))
 
@@ -250,14 +266,3 @@ class ConsentEffects:
     consent: ConsentLedger
     audit: list[AuditRecord] = field(default_factory=list)
     cascade: dict[str, frozenset[str]] = field(default_factory=dict)
-
-
-def _subject(token: str, sightings: Iterable[Sighting]) -> tuple[str, ...]:
-    """The matched person's exact tokens: every one any of their events carries.
-
-    Consent given or refused under any of them governs the disclosure. Events
-    met only through a blocking token may carry no exact token; then the routed
-    token names them, and a consent-based agreement finds nothing and denies.
-    """
-    exact = {t for s in sightings for t in s.tokens}
-    return tuple(sorted(exact or {token}))

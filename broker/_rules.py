@@ -24,7 +24,14 @@ from broker._matching import EXACT, FUZZY, Match, MatchMethod
 from broker._sightings import Sighting
 from consent import Agreement, CandidateDisclosure, Directory, DisclosedEvent, route
 
-__all__ = ["RuleHit", "disclosures_for", "evaluate", "evaluate_rule", "recipients_for"]
+__all__ = [
+    "RuleHit",
+    "disclosures_for",
+    "evaluate",
+    "evaluate_rule",
+    "recipients_for",
+    "subjects_of",
+]
 
 _CERTAIN = 1.0
 
@@ -129,6 +136,18 @@ def evaluate_rule(
     )
 
 
+def subjects_of(sightings: Iterable[Sighting]) -> tuple[tuple[str, ...], ...]:
+    """One subject per distinct set of exact tokens among the events (sorted).
+
+    Consent is checked per subject and a disclosure needs every subject's
+    consent (DESIGN section 10): a match, however confident, never merges two
+    people's consent, so the newest record of one cannot override another's
+    objection. An event with no exact token gives the empty subject, which
+    ``decide`` denies (``no-subjects``).
+    """
+    return tuple(sorted({s.tokens for s in sightings}))
+
+
 def disclosures_for(
     agreement: Agreement, hit: RuleHit, recipients: Sequence[str]
 ) -> list[CandidateDisclosure]:
@@ -138,7 +157,7 @@ def disclosures_for(
     carries a payload sealed to that recipient under this agreement; otherwise
     it is disclosed as a reference (no fields).
     """
-    subjects = tuple(sorted({s.tokens for s in hit.sightings}))
+    subjects = subjects_of(hit.sightings)
     candidates = []
     for recipient in sorted(set(recipients)):
         events = tuple(

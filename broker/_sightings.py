@@ -10,6 +10,11 @@ so it serialises to plain dicts (``to_dict``) or bytes (``to_bytes``).
 
 Expiry uses event time (``occurred_at + retention``) so that a replay, a second
 worker and the batch dry run forget the same things at the same points.
+
+Independently of retention, each token also remembers that it has *seen* an
+event id (``Seen``: the id, where it was read, and until when) for the whole
+freshness window, so a signed event re-sent 29 days later is still known as a
+replay after its sighting expired (or when no agreement kept it at all).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any
 from broker._errors import StateInvalid
 from schemas import CitizenEvent, EventType, SealedPayload
 
-__all__ = ["Sighting", "TokenState"]
+__all__ = ["Seen", "Sighting", "TokenState"]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -178,6 +183,35 @@ class Sighting:
 
 
 @dataclass(frozen=True, slots=True)
+class Seen:
+    """An event id this token has seen, where it was first read, and until when to remember it.
+
+    ``origin`` (``topic/partition/offset``) tells a crashed worker's re-delivery
+    of the same message (processed again, as before) from a replay (refused).
+    ``until`` is the end of the freshness window: after it, admission refuses
+    the event as ``stale`` anyway.
+    """
+
+    event_id: str
+    origin: str
+    until: datetime
+
+    def to_row(self) -> list[str]:
+        return [self.event_id, self.origin, self.until.isoformat()]
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Seen:
+        try:
+            event_id, origin, until = row
+            return cls(str(event_id), str(origin), datetime.fromisoformat(until))
+        except (TypeError, ValueError) as exc:
+            raise StateInvalid(f"seen entry cannot be read back ({type(exc).__name__})") from exc
+
+
+_SEEN_ROW = 3  # a state row of three items is a ``Seen``; a sighting row has twelve
+
+
+@dataclass(frozen=True, slots=True)
 class TokenState:
     """The live sightings under one token, oldest arrival first (a table value).
 
@@ -186,6 +220,7 @@ class TokenState:
     """
 
     sightings: tuple[Sighting, ...] = ()
+    seen: tuple[Seen, ...] = ()
 
     def __len__(self) -> int:
         return len(self.sightings)
@@ -194,17 +229,33 @@ class TokenState:
         return frozenset(s.event_id for s in self.sightings)
 
     def live(self, now: datetime | None) -> TokenState:
-        """Without the sightings expired at ``now`` (None: nothing expires)."""
+        """Without the sightings expired, and the ids seen past their window, at ``now``.
+
+        None: nothing expires.
+        """
         if now is None:
             return self
         kept = tuple(s for s in self.sightings if not s.expired(now))
-        return self if len(kept) == len(self.sightings) else TokenState(kept)
+        seen = tuple(s for s in self.seen if s.until > now)
+        if len(kept) == len(self.sightings) and len(seen) == len(self.seen):
+            return self
+        return TokenState(kept, seen)
+
+    def remembered(self, event_id: str) -> Seen | None:
+        """Where and until when this token saw ``event_id``, if it did."""
+        return next((s for s in self.seen if s.event_id == event_id), None)
+
+    def remember(self, seen: Seen) -> TokenState:
+        """With ``seen`` recorded (an id already recorded keeps its first origin)."""
+        if self.remembered(seen.event_id) is not None:
+            return self
+        return TokenState(self.sightings, (*self.seen, seen))
 
     def add(self, sighting: Sighting) -> TokenState:
         """With ``sighting`` appended; a replayed event id replaces nothing."""
         if sighting.event_id in self.event_ids():
             return self
-        return TokenState((*self.sightings, sighting))
+        return TokenState((*self.sightings, sighting), self.seen)
 
     def before(self, event_id: str) -> TokenState:
         """The sightings that arrived before ``event_id`` (all of them if it is absent).
@@ -213,28 +264,45 @@ class TokenState:
         """
         ids = [s.event_id for s in self.sightings]
         cut = ids.index(event_id) if event_id in ids else len(ids)
-        return TokenState(self.sightings[:cut])
+        return TokenState(self.sightings[:cut], self.seen)
 
     def without(self, event_ids: Collection[str]) -> TokenState:
-        """Without the given events (erasure, or an event withdrawn at source)."""
-        return TokenState(tuple(s for s in self.sightings if s.event_id not in event_ids))
+        """Without the given events (erasure, or an event withdrawn at source).
+
+        The ids stay seen: an id and an offset are no personal data, and a
+        replay of an erased subject's event must not bring it back.
+        """
+        kept = tuple(s for s in self.sightings if s.event_id not in event_ids)
+        return TokenState(kept, self.seen)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"sightings": [s.to_dict() for s in self.sightings]}
+        return {
+            "sightings": [s.to_dict() for s in self.sightings],
+            "seen": [s.to_row() for s in self.seen],
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TokenState:
         """Inverse of ``to_dict``; raises ``StateInvalid`` on malformed input."""
         try:
             items: Iterable[Mapping[str, Any]] = data["sightings"]
-            return cls(tuple(Sighting.from_dict(item) for item in items))
-        except (KeyError, TypeError) as exc:
+            seen: Iterable[Sequence[Any]] = data.get("seen", ())
+            return cls(
+                tuple(Sighting.from_dict(item) for item in items),
+                tuple(Seen.from_row(row) for row in seen),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
             raise StateInvalid("token state has no sightings list") from exc
 
     def to_bytes(self) -> bytes:
-        """Compact UTF-8 JSON, one positional row per sighting (a Faust ``raw`` value)."""
-        rows = [s.to_row() for s in self.sightings]
+        """Compact UTF-8 JSON, one positional row per sighting or seen id (a Faust raw value)."""
+        rows = [s.to_row() for s in self.sightings] + [s.to_row() for s in self.seen]
         return json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @staticmethod
+    def encode_seen(seen: Seen) -> bytes:
+        """One seen id as ``to_bytes`` writes it inside the list."""
+        return json.dumps(seen.to_row(), separators=(",", ":"), ensure_ascii=False).encode()
 
     @staticmethod
     def encode_row(sighting: Sighting) -> bytes:
@@ -260,4 +328,8 @@ class TokenState:
             raise StateInvalid("token state bytes are not JSON") from exc
         if not isinstance(decoded, list):
             raise StateInvalid("token state is not a list of sightings")
-        return cls(tuple(Sighting.from_row(row) for row in decoded))
+        rows = [row for row in decoded if not (isinstance(row, list) and len(row) == _SEEN_ROW)]
+        seen = [row for row in decoded if isinstance(row, list) and len(row) == _SEEN_ROW]
+        return cls(
+            tuple(Sighting.from_row(row) for row in rows), tuple(Seen.from_row(r) for r in seen)
+        )

@@ -47,18 +47,29 @@ class StateCache:
         self, token: str, before: TokenState | None, stored: bytes | None, after: TokenState
     ) -> bytes:
         """The bytes to store for ``after``, appending to ``stored`` when that is all it takes."""
-        grew = (
-            before is not None
-            and stored
-            and len(after.sightings) == len(before.sightings) + 1
-            and after.sightings[:-1] == before.sightings
-        )
-        if grew and stored is not None:
-            encoded = TokenState.append_encoded(stored, self._row(after.sightings[-1]))
+        rows = self._added(before, after) if stored else None
+        if rows is not None and stored is not None:
+            encoded = TokenState.append_encoded(stored, b",".join(rows))
         else:
             encoded = after.to_bytes()
         self._remember(token, encoded, after)
         return encoded
+
+    def _added(self, before: TokenState | None, after: TokenState) -> list[bytes] | None:
+        """The encoded rows ``after`` adds to ``before`` (at most one sighting and one
+        seen id, both at the end), or None if it changed anything else."""
+        if before is None:
+            return None
+        new_sightings = len(after.sightings) - len(before.sightings)
+        new_seen = len(after.seen) - len(before.seen)
+        if new_sightings not in (0, 1) or new_seen not in (0, 1) or not new_sightings + new_seen:
+            return None
+        if after.sightings[: len(before.sightings)] != before.sightings:
+            return None
+        if after.seen[: len(before.seen)] != before.seen:
+            return None
+        rows = [self._row(after.sightings[-1])] if new_sightings else []
+        return rows + ([TokenState.encode_seen(after.seen[-1])] if new_seen else [])
 
     def _row(self, sighting: Sighting) -> bytes:
         """An event reaches one partition per token: encode its row once."""

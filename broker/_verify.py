@@ -1,20 +1,40 @@
 """Checking what arrives on a council's topic before anything is believed.
 
-Pure: given the decoded record, the topic it came from and the directory, either
-accept it or say why not. The topic decides who must have signed (an event on
-``fed.events.X`` is accepted only with council X's signature), so a council
-cannot speak for another even if it can write to the other's topic.
+Pure: given the message bytes, the topic they came from and the directory, either
+return the record or say why not. The topic decides who must have signed (an
+event on ``fed.events.X`` is accepted only in an envelope council X signed in
+the event domain), so a council cannot speak for another even if it can write to
+the other's topic. The signature is checked over the bytes as they arrived,
+before the record is decoded (``consent.open_envelope``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from broker._errors import BrokerError
-from consent import Directory, SignatureInvalid, verify_signature
-from schemas import CitizenEvent, ConsentRecord, canonical_bytes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-__all__ = ["DEFAULT_MAX_AGE", "DEFAULT_MAX_SKEW", "Rejected", "topic_council", "verify_record"]
+from broker._errors import BrokerError
+from consent import (
+    DEFAULT_OCCURRED_FLOOR,
+    DEFAULT_RECORDED_FLOOR,
+    Directory,
+    SignatureInvalid,
+    open_envelope,
+    time_problem,
+)
+from schemas import CitizenEvent, Codec, ConsentRecord, SignatureDomain
+
+__all__ = [
+    "DEFAULT_MAX_AGE",
+    "DEFAULT_MAX_SKEW",
+    "DEFAULT_OCCURRED_FLOOR",
+    "DEFAULT_RECORDED_FLOOR",
+    "Rejected",
+    "source_time_problem",
+    "topic_council",
+    "verify_record",
+]
 
 DEFAULT_MAX_AGE = timedelta(days=30)
 DEFAULT_MAX_SKEW = timedelta(minutes=5)
@@ -31,22 +51,33 @@ def topic_council(topic: str) -> str:
     return topic.rsplit(".", 1)[-1]
 
 
+_DOMAINS = {"events": SignatureDomain.EVENT, "consent": SignatureDomain.CONSENT}
+
+
 def verify_record(
-    record: CitizenEvent | ConsentRecord,
+    data: bytes,
     *,
     topic: str,
     directory: Directory,
+    codec: Codec,
     now: datetime,
     accepted_epochs: frozenset[int] | None = None,
     max_age: timedelta = DEFAULT_MAX_AGE,
     max_skew: timedelta = DEFAULT_MAX_SKEW,
-) -> None:
-    """Accept the record or raise ``Rejected`` with a reason code.
+    occurred_floor: datetime = DEFAULT_OCCURRED_FLOOR,
+    recorded_floor: datetime = DEFAULT_RECORDED_FLOOR,
+) -> CitizenEvent | ConsentRecord:
+    """The record in a council's message, or ``Rejected`` with a reason code.
 
     Reasons: ``unknown-council`` (topic owner not in the directory),
-    ``wrong-council`` (record claims another council), ``bad-signature``,
-    ``stale-key-epoch``, ``stale`` (published longer than ``max_age`` ago) and
-    ``from-the-future`` (published more than ``max_skew`` ahead of ``now``).
+    ``wrong-topic`` (neither an events nor a consent topic), ``wrong-domain``
+    (signed as another kind of record), ``wrong-council`` (signed by, or naming,
+    another council), ``bad-signature``, ``stale-key-epoch``, ``stale``
+    (published longer than ``max_age`` ago), ``from-the-future`` (published
+    more than ``max_skew`` ahead of ``now``), and the source's own times
+    (``time_problem``): ``occurred-in-future``, ``occurred-before-floor``,
+    ``recorded-in-future``, ``recorded-before-floor``. Undecodable bytes raise
+    the codec's ``DecodeError`` leaves, each with its own reason.
     """
     owner = topic_council(topic)
     member = directory.members.get(owner)
@@ -54,16 +85,54 @@ def verify_record(
         raise Rejected(
             f"{topic}: owner is not a council in the directory", reason="unknown-council"
         )
+    domain = _DOMAINS.get(topic.rsplit(".", 2)[-2] if topic.count(".") >= 2 else "")
+    if domain is None:
+        raise Rejected(f"{topic}: not a council's events or consent topic", reason="wrong-topic")
+    owner_key = member.signing_key
+
+    def key_for(signer: str) -> Ed25519PublicKey:
+        if signer != owner:
+            raise Rejected(f"{topic}: signed by another member", reason="wrong-council")
+        return owner_key
+
+    try:
+        record, _ = open_envelope(data, domain, key_for, codec=codec)
+    except SignatureInvalid as exc:
+        reason = "bad-signature" if exc.reason == SignatureInvalid.reason else exc.reason
+        raise Rejected(f"{topic}: signature does not verify", reason=reason) from exc
+    assert isinstance(record, CitizenEvent | ConsentRecord)
     claimed = record.source_council if isinstance(record, CitizenEvent) else record.council
     if claimed != owner:
         raise Rejected(f"{topic}: record names another council", reason="wrong-council")
-    try:
-        verify_signature(member.signing_key, canonical_bytes(record), record.signature)
-    except SignatureInvalid as exc:
-        raise Rejected(f"{topic}: signature does not verify", reason="bad-signature") from exc
     if accepted_epochs is not None and record.key_epoch not in accepted_epochs:
         raise Rejected(f"{topic}: linkage-key epoch not accepted", reason="stale-key-epoch")
     if record.published_at < now - max_age:
         raise Rejected(f"{topic}: published too long ago", reason="stale")
     if record.published_at > now + max_skew:
         raise Rejected(f"{topic}: published in the future", reason="from-the-future")
+    problem = source_time_problem(
+        record, skew=max_skew, occurred_floor=occurred_floor, recorded_floor=recorded_floor
+    )
+    if problem is not None:
+        raise Rejected(f"{topic}: a source time is out of bounds", reason=problem)
+    return record
+
+
+def source_time_problem(
+    record: CitizenEvent | ConsentRecord,
+    *,
+    skew: timedelta = DEFAULT_MAX_SKEW,
+    occurred_floor: datetime = DEFAULT_OCCURRED_FLOOR,
+    recorded_floor: datetime = DEFAULT_RECORDED_FLOOR,
+) -> str | None:
+    """The reason code of a source time out of bounds (``consent.time_problem``), or None.
+
+    A clerk's 2062 for 2026 would otherwise outrank every later withdrawal, and an
+    ``occurred_at`` of 9999-12-31 overflows the first window added to it.
+    ``published_at`` itself is bounded by the broker's clock (``from-the-future``).
+    """
+    if isinstance(record, CitizenEvent):
+        return time_problem(published_at=record.published_at, occurred_at=record.occurred_at,
+                            skew=skew, occurred_floor=occurred_floor)  # fmt: skip
+    return time_problem(published_at=record.published_at, recorded_at=record.recorded_at,
+                        skew=skew, recorded_floor=recorded_floor)  # fmt: skip

@@ -6,18 +6,24 @@ token it carries to an internal topic, so that everything sharing a token meets
 in one partition in order. ``match`` keeps per-token state in changelogged
 tables and hands each routed message to the pure ``PartitionCore``; it only
 publishes what the core returns: notifications, audit records, rejections.
+Every message of both runs inside ``guarded`` (one bad message never stops a
+stream), and every timer inside ``_side`` (an error retries with backoff, never
+kills the worker). While the directory is expired the agents wait, deciding
+nothing, and the reason is logged and shown by ``fedbroker_broker_deciding``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,38 +31,40 @@ from typing import Any
 import faust
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from broker._histograms import read_histograms
-from broker._kafka_client import cluster_replication, faust_credentials, replication_configs
+from broker._admission import AdmissionPolicy, Limits, admit
+from broker._consent_view import ConsentTableView, own_entry
+from broker._directory_watch import DirectoryWatch, SerialStore
+from broker._errors import DirectoryNotUsable
+from broker._histograms import read_attempts, read_histograms
+from broker._kafka_client import cluster_replication, faust_credentials
 from broker._matching import Matcher
 from broker._metrics import BrokerMetrics
+from broker._notifications import seal_notification
 from broker._partition import PartitionCore, retention_for
+from broker._poison import AttemptCounts, Backoff, guarded
 from broker._sightings import Sighting
 from broker._state_cache import StateCache
 from broker._threshold import ScoreHistogram, choose_threshold, fit_threshold
-from broker._verify import Rejected, topic_council, verify_record
-from consent import (
-    AuditChain,
-    ChainHead,
-    ConsentLedger,
-    KafkaSecurity,
-    MemberKind,
-    load_directory,
-    load_private_key,
+from broker._topics import ensure_topics
+from broker._verify import (
+    DEFAULT_MAX_SKEW,
+    DEFAULT_OCCURRED_FLOOR,
+    DEFAULT_RECORDED_FLOOR,
+    Rejected,
+    topic_council,
 )
-from schemas import (
-    CitizenEvent,
-    Codec,
-    ConsentRecord,
-    RejectedRecord,
-    SchemaError,
-)
+from consent import AuditChain, ChainHead, KafkaSecurity, load_private_key, notify_topic
+from schemas import Codec, ConsentRecord, RejectedRecord
 
-__all__ = ["DEFAULT_PARTITIONS", "BrokerSettings", "build_app"]
+__all__ = ["DEFAULT_PARTITIONS", "BrokerSettings", "build_app", "ensure_topics"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PARTITIONS = 3
 DEFAULT_TOPIC_PREFIX = "fed"
+DEFAULT_DIRECTORY_POLL_S = 5.0
+#: Loopback unless asked: a container sets 0.0.0.0 so its Prometheus can scrape it.
+DEFAULT_METRICS_BIND = "127.0.0.1"
 #: Blocked-pair scores buffered per partition before the histogram table is written.
 _SCORE_FLUSH = 50
 #: Pending producer sends before Faust pauses the streams to flush (its default: 100).
@@ -66,7 +74,10 @@ _TICK = b"\x00tick"  # not a token key: tokens are "domain:epoch:hex"
 
 @dataclass(frozen=True, slots=True)
 class BrokerSettings:
-    """Everything ``fedbroker broker run`` needs; the CLI builds it from flags."""
+    """Everything ``fedbroker broker run`` needs; the CLI builds it from flags.
+
+    ``recorded_floor`` is the federation's start: no consent is older.
+    """
 
     bootstrap: str
     directory: Path
@@ -78,106 +89,75 @@ class BrokerSettings:
     replication: int | None = None  # None: the cluster's broker count, at most 3
     threshold: float | None = None
     metrics_port: int = 0
+    metrics_bind: str = DEFAULT_METRICS_BIND
     data_dir: Path = Path(".fedbroker/broker")
     store: str = "rocksdb://"
     accepted_epochs: frozenset[int] | None = None
     refit_interval_s: float = 30.0
     checkpoint_interval_s: float = 60.0
+    directory_poll_s: float = DEFAULT_DIRECTORY_POLL_S
+    max_skew: timedelta = DEFAULT_MAX_SKEW
+    occurred_floor: datetime = DEFAULT_OCCURRED_FLOOR
+    recorded_floor: datetime = DEFAULT_RECORDED_FLOOR
+    limits: Limits = field(default_factory=Limits)
+    max_attempts: int = 3
     security: KafkaSecurity = KafkaSecurity()
+
+    def policy(self) -> AdmissionPolicy:
+        return AdmissionPolicy(
+            limits=self.limits,
+            max_skew=self.max_skew,
+            occurred_floor=self.occurred_floor,
+            recorded_floor=self.recorded_floor,
+            accepted_epochs=self.accepted_epochs,
+        )
 
 
 def _rejected_id(topic: str, partition: int, offset: int) -> str:
     return hashlib.sha256(f"{topic}/{partition}/{offset}".encode()).hexdigest()[:32]
 
 
-def ensure_topics(
-    bootstrap: str,
-    names: list[str],
-    *,
-    partitions: int,
-    replication: int,
-    configs: dict[str, dict[str, str]] | None = None,
-    security: KafkaSecurity = KafkaSecurity(),  # noqa: B008 - frozen, never mutated
+def _coords(message: Any) -> str:
+    return f"{message.topic}/{message.partition}/{message.offset}"
+
+
+async def _side(
+    task: str, backoff: Backoff, metrics: BrokerMetrics, work: Callable[[], Awaitable[None]]
 ) -> None:
-    """Create the federation's topics the broker reads or writes, if missing.
+    """Run a timer's work; on any error count it, log its class and back off.
 
-    A worker subscribes to every council's topics at start; a topic created later
-    would only be seen after a metadata refresh, so they are made up front.
-    ``configs`` gives per-topic settings (the audit topic keeps records for ever).
+    A side path (a threshold refit, a checkpoint tick, a directory reload) that
+    fails must not kill the worker: the next tick retries once the backoff has
+    passed (``KafkaConnectionError`` with a node down killed a worker before).
     """
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    configs = configs or {}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **security.kafka_python())
+    if not backoff.ready(time.monotonic()):
+        return
     try:
-        existing = set(admin.list_topics())
-        missing = [
-            NewTopic(
-                n,
-                partitions,
-                replication,
-                topic_configs=replication_configs(replication) | configs.get(n, {}),
-            )
-            for n in names
-            if n not in existing
-        ]
-        if missing:
-            try:
-                admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                logger.info("another worker created the topics first")
-    finally:
-        admin.close()
-    _await_metadata(bootstrap, set(names), security=security)
-
-
-def _await_metadata(
-    bootstrap: str,
-    names: set[str],
-    timeout: float = 30.0,
-    *,
-    security: KafkaSecurity = KafkaSecurity(),  # noqa: B008 - frozen, never mutated
-) -> None:
-    """Wait until the brokers report every topic with its partitions.
-
-    Topics another worker has just created may not be in this client's metadata
-    yet; joining the group only once they are means the worker subscribes to
-    every council's topics from its first assignment.
-    """
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **security.kafka_python())
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            unseen = {n for n in names if not consumer.partitions_for_topic(n)}
-            if not unseen:
-                return
-            if time.monotonic() > deadline:
-                raise Rejected(
-                    f"topics not visible after {timeout:.0f} s: {sorted(unseen)[:3]}",
-                    reason="topics-missing",
-                )
-            time.sleep(0.5)
-    finally:
-        consumer.close()
+        await work()
+    except Exception as exc:  # noqa: BLE001 - a side path never kills the worker
+        metrics.side_errors.labels(task, type(exc).__name__).inc()
+        delay = backoff.failed(time.monotonic())
+        logger.warning("%s failed (%s); retrying in %.0f s", task, type(exc).__name__, delay)
+    else:
+        backoff.succeeded()
 
 
 def build_app(settings: BrokerSettings) -> faust.App:
     """Load and check keys and the directory, then assemble topics, tables and agents."""
-    directory = load_directory(
-        settings.directory, trust_anchor=settings.trust_anchor, now=datetime.now(UTC)
-    )
+    watch = DirectoryWatch.open(settings.directory, settings.trust_anchor,
+                                SerialStore(settings.data_dir / "directory-serials.json"),
+                                datetime.now(UTC))  # fmt: skip
     key = load_private_key(settings.signing_key)
     if not isinstance(key, Ed25519PrivateKey):
         raise Rejected("the broker's signing key is not Ed25519", reason="bad-key")
     codec = Codec()
+    policy = settings.policy()
     threshold = choose_threshold(settings.threshold, None)
-    core = PartitionCore(directory, Matcher(threshold.threshold), key)
+    core = PartitionCore(watch.current, Matcher(threshold.threshold), key)
     metrics = BrokerMetrics()
     metrics.threshold.set(threshold.threshold)
+    metrics.directory_serial.set(watch.current.serial)
+    metrics.deciding.set(1)
     logger.info("matching at %s", threshold.describe())
     prefix = settings.topic_prefix
     replication = cluster_replication(settings.bootstrap, settings.security, settings.replication)
@@ -201,19 +181,21 @@ def build_app(settings: BrokerSettings) -> faust.App:
     app.producer.buffer.max_messages = PRODUCER_BUFFER_MESSAGES
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     table: dict[str, Any] = {"key_type": str, "value_type": bytes}
-    councils = sorted(m for m, v in directory.members.items() if v.kind is MemberKind.COUNCIL)
+    councils = sorted(watch.councils)
     source_names = [f"{prefix}.{role}.{gss}" for gss in councils for role in ("events", "consent")]
+    attempts_name = f"{prefix}.broker.attempts"
     ensure_topics(
         settings.bootstrap,
         source_names
-        + [f"{prefix}.rejected", f"{prefix}.audit", f"{prefix}.broker.matches"]
-        + [f"{prefix}.match.{a}" for a in directory.agreements],
+        + [f"{prefix}.rejected", f"{prefix}.audit", f"{prefix}.broker.matches", attempts_name]
+        + [notify_topic(prefix, s.member_id) for s in watch.current.services],
         partitions=settings.partitions,
         replication=replication,
         security=settings.security,
         # Deleting old audit records would break every chain's first link.
-        configs={f"{prefix}.audit": {"retention.ms": "-1"}},
-    )
+        configs={f"{prefix}.audit": {"retention.ms": "-1"},
+                 attempts_name: {"cleanup.policy": "compact"}},
+    )  # fmt: skip
     sources = app.topic(*source_names, **raw)
     routed = app.topic(
         f"{prefix}.broker.routed", partitions=settings.partitions, internal=True, **raw
@@ -221,16 +203,33 @@ def build_app(settings: BrokerSettings) -> faust.App:
     rejected_topic = app.topic(f"{prefix}.rejected", **raw)
     audit_topic = app.topic(f"{prefix}.audit", **raw)
     matches_topic = app.topic(f"{prefix}.broker.matches", **raw)
-    match_topics = {a: app.topic(f"{prefix}.match.{a}", **raw) for a in directory.agreements}
+    attempts_topic = app.topic(attempts_name, **raw)
+    notify_topics = {
+        s.member_id: app.topic(notify_topic(prefix, s.member_id), **raw)
+        for s in watch.current.services
+    }
+    broker_id = watch.current.broker.member_id
     states = app.Table("token-state", partitions=settings.partitions, default=None, **table)
-    consents = app.Table("token-consent", partitions=settings.partitions, default=None, **table)
+    consent_table = app.GlobalTable(
+        "consent-by-token", partitions=settings.partitions, default=None, **table
+    )
     heads = app.Table("audit-heads", partitions=settings.partitions, default=None, **table)
     histograms = app.Table(
         "score-histograms", partitions=settings.partitions, default=None, **table
     )
+    consent_view = ConsentTableView(consent_table)
     chains: dict[str, AuditChain] = {}
     state_cache = StateCache()
     pending_scores: dict[int, list[float]] = {}
+    renewed = asyncio.Event()
+
+    async def persist_attempt(coords: str, count: int | None) -> None:
+        value = None if count is None else str(count).encode()
+        await attempts_topic.send(key=coords.encode(), value=value)
+
+    attempts = AttemptCounts.of(
+        persist_attempt, read_attempts(settings.bootstrap, attempts_name, settings.security)
+    )
 
     def observe_lag(message: Any) -> None:
         highwater = app.consumer.highwater(message.tp)
@@ -255,47 +254,58 @@ def build_app(settings: BrokerSettings) -> faust.App:
         )
         await rejected_topic.send(key=record.rejected_id.encode(), value=codec.encode(record))
 
+    async def until_deciding() -> None:
+        """Wait while the directory is expired: deciding on it would trust stale keys."""
+        while True:
+            renewed.clear()
+            if watch.usable(datetime.now(UTC)):
+                return
+            metrics.deciding.set(0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(renewed.wait(), timeout=settings.directory_poll_s)
+
+    def guard(message: Any, stage: str, work: Callable[[], Awaitable[None]]) -> Awaitable[None]:
+        async def refuse(reason: str) -> None:
+            await reject(message.topic, message.partition, message.offset, reason, None)
+
+        return guarded(
+            _coords(message), stage, work, attempts=attempts, reject=refuse,
+            count_failure=lambda s, e: metrics.failures.labels(s, e).inc(),
+            max_attempts=settings.max_attempts,
+        )  # fmt: skip
+
+    async def verify_one(message: Any) -> None:
+        record = admit(message.value or b"", topic=message.topic, directory=watch.current,
+                       codec=codec, now=datetime.now(UTC), policy=policy)  # fmt: skip
+        if isinstance(record, ConsentRecord):
+            envelope: dict[str, Any] = {
+                "kind": "consent",
+                "record": base64.b64encode(codec.encode(record)).decode(),
+            }
+            # By exact tokens (each writes its own consent entry) and blocking
+            # tokens (an erasure forgets the subject's sightings there too).
+            tokens = list(dict.fromkeys(t.key() for t in record.tokens + record.blocking_tokens))
+        else:
+            metrics.events.labels(record.source_council, record.event_type.value).inc()
+            sighting = Sighting.from_event(record, retention=retention_for(watch.current, record))
+            envelope = {
+                "kind": "event",
+                "sighting": sighting.to_dict(),
+                "coordinates": [message.topic, message.partition, message.offset],
+                "published_at": record.published_at.isoformat(),
+            }
+            tokens = list(sighting.all_tokens())
+        body = json.dumps(envelope).encode()
+        for token in tokens:
+            await routed.send(key=token.encode(), value=body)
+
     @app.agent(sources)
     async def verify(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
+            await until_deciding()
             started = time.perf_counter()
-            try:
-                record = codec.decode(message.value or b"")
-                if not isinstance(record, CitizenEvent | ConsentRecord):
-                    raise Rejected("not an event or consent record", reason="wrong-record-type")
-                verify_record(
-                    record,
-                    topic=message.topic,
-                    directory=directory,
-                    now=datetime.now(UTC),
-                    accepted_epochs=settings.accepted_epochs,
-                )
-            except (SchemaError, Rejected) as exc:
-                await reject(message.topic, message.partition, message.offset, exc.reason, None)
-                continue
-            if isinstance(record, ConsentRecord):
-                envelope: dict[str, Any] = {
-                    "kind": "consent",
-                    "record": base64.b64encode(message.value).decode(),
-                }
-                # By blocking tokens too: fuzzy matches are decided in those partitions.
-                tokens = list(
-                    dict.fromkeys(t.key() for t in record.tokens + record.blocking_tokens)
-                )
-            else:
-                metrics.events.labels(record.source_council, record.event_type.value).inc()
-                sighting = Sighting.from_event(record, retention=retention_for(directory, record))
-                envelope = {
-                    "kind": "event",
-                    "sighting": sighting.to_dict(),
-                    "coordinates": [message.topic, message.partition, message.offset],
-                    "published_at": record.published_at.isoformat(),
-                }
-                tokens = list(sighting.all_tokens())
-            body = json.dumps(envelope).encode()
-            for token in tokens:
-                await routed.send(key=token.encode(), value=body)
+            await guard(message, "verify", functools.partial(verify_one, message))
             metrics.processing.labels("verify").observe(time.perf_counter() - started)
             observe_lag(message)
 
@@ -321,73 +331,85 @@ def build_app(settings: BrokerSettings) -> faust.App:
             histograms[name] = json.dumps(held.add(buffer).to_dict()).encode()
             buffer.clear()
 
+    async def match_one(event: Any) -> None:
+        token = event.key.decode()
+        envelope, routed_sighting = _envelope(event.value)
+        partition = event.message.partition
+        chain = chain_for(partition)
+        if envelope["kind"] == "tick":
+            if chain.checkpoint_due(datetime.now(UTC)):
+                checkpoint = chain.checkpoint(datetime.now(UTC), reason="idle")
+                heads[chain.head.chain] = json.dumps(chain.head.to_dict()).encode()
+                await audit_topic.send(
+                    key=chain.head.chain.encode(), value=codec.encode(checkpoint)
+                )
+            return
+        state_bytes = states.get(token)
+        state = state_cache.load(token, state_bytes)
+        now = datetime.now(UTC)
+        if envelope["kind"] == "consent":
+            record = codec.decode_as(base64.b64decode(envelope["record"]), ConsentRecord)
+            applied = core.on_consent(
+                token, record, state, consent_view.ledger_for(record), chain, now,
+                forget=frozenset(envelope.get("forget", ())),
+            )  # fmt: skip
+            entry = own_entry(token, record, applied.consent)
+            if entry is not None:
+                consent_table[token] = entry
+            if applied.state is not None:
+                states[token] = state_cache.encode(token, state, state_bytes, applied.state)
+                metrics.sightings.inc(len(applied.state) - (len(state) if state else 0))
+            audit, notifications = applied.audit, []
+            for other, event_ids in applied.cascade.items():
+                onward = {**envelope, "forget": sorted(event_ids)}
+                await routed.send(key=other.encode(), value=json.dumps(onward).encode())
+        else:
+            assert routed_sighting is not None
+            sighting = routed_sighting
+            published = datetime.fromisoformat(envelope["published_at"])
+            new_state, effects = core.on_sighting(
+                token, sighting, state, consent_view, chain, now,
+                origin="/".join(str(c) for c in envelope["coordinates"]),
+                seen_until=published + policy.max_age + policy.max_skew,
+            )  # fmt: skip
+            states[token] = state_cache.encode(token, state, state_bytes, new_state)
+            metrics.sightings.inc(len(new_state) - (len(state) if state else 0))
+            if effects.duplicate and token == sighting.all_tokens()[0]:
+                topic, source_partition, offset = envelope["coordinates"]
+                await reject(topic, source_partition, offset, "duplicate", sighting.event_id)
+            audit, notifications = effects.audit, effects.notifications
+            if effects.scores and not effects.duplicate:
+                keep_scores(partition, effects.scores)
+            for pair in effects.matches:
+                metrics.matches.labels(pair.method).inc()
+                await matches_topic.send(
+                    key=pair.pair_id.encode(), value=json.dumps(pair.to_dict()).encode()
+                )
+            for agreement_id, outcome in effects.decisions:
+                metrics.decisions.labels(agreement_id, outcome.value).inc()
+            for _ in notifications:
+                metrics.notified_latency.observe((now - published).total_seconds())
+        if audit:  # the head moved
+            heads[chain.head.chain] = json.dumps(chain.head.to_dict()).encode()
+        for notification in notifications:
+            metrics.notifications.labels(notification.agreement_id).inc()
+            await notify_topics[notification.recipient].send(
+                key=notification.notification_id.encode(),
+                value=seal_notification(notification, key, broker_id, codec),
+            )
+        for entry_record in audit:
+            await audit_topic.send(key=chain.head.chain.encode(), value=codec.encode(entry_record))
+
     @app.agent(routed)
     async def match(stream: Any) -> None:
         async for event in stream.events():
+            await until_deciding()
             started = time.perf_counter()
-            token = event.key.decode()
-            envelope, routed_sighting = _envelope(event.value)
-            partition = event.message.partition
-            chain = chain_for(partition)
-            if envelope["kind"] == "tick":
-                if chain.checkpoint_due(datetime.now(UTC)):
-                    checkpoint = chain.checkpoint(datetime.now(UTC), reason="idle")
-                    heads[chain.head.chain] = json.dumps(chain.head.to_dict()).encode()
-                    await audit_topic.send(
-                        key=chain.head.chain.encode(), value=codec.encode(checkpoint)
-                    )
-                continue
-            state_bytes, consent_bytes = states.get(token), consents.get(token)
-            state = state_cache.load(token, state_bytes)
-            consent = _ledger(consent_bytes)
-            now = datetime.now(UTC)
-            if envelope["kind"] == "consent":
-                record = codec.decode_as(base64.b64decode(envelope["record"]), ConsentRecord)
-                applied = core.on_consent(
-                    token, record, state, consent, chain, now,
-                    forget=frozenset(envelope.get("forget", ())),
-                )  # fmt: skip
-                consents[token] = json.dumps(applied.consent.to_dict()).encode()
-                if applied.state is not None:
-                    states[token] = state_cache.encode(token, state, state_bytes, applied.state)
-                    metrics.sightings.inc(len(applied.state) - (len(state) if state else 0))
-                audit, notifications = applied.audit, []
-                for other, event_ids in applied.cascade.items():
-                    onward = {**envelope, "forget": sorted(event_ids)}
-                    await routed.send(key=other.encode(), value=json.dumps(onward).encode())
-            else:
-                assert routed_sighting is not None
-                sighting = routed_sighting
-                new_state, effects = core.on_sighting(token, sighting, state, consent, chain, now)
-                states[token] = state_cache.encode(token, state, state_bytes, new_state)
-                metrics.sightings.inc(len(new_state) - (len(state) if state else 0))
-                if effects.duplicate and token == sighting.all_tokens()[0]:
-                    topic, source_partition, offset = envelope["coordinates"]
-                    await reject(topic, source_partition, offset, "duplicate", sighting.event_id)
-                audit, notifications = effects.audit, effects.notifications
-                if effects.scores and not effects.duplicate:
-                    keep_scores(partition, effects.scores)
-                for pair in effects.matches:
-                    metrics.matches.labels(pair.method).inc()
-                    await matches_topic.send(
-                        key=pair.pair_id.encode(), value=json.dumps(pair.to_dict()).encode()
-                    )
-                for agreement_id, outcome in effects.decisions:
-                    metrics.decisions.labels(agreement_id, outcome.value).inc()
-                published = datetime.fromisoformat(envelope["published_at"])
-                for _ in notifications:
-                    metrics.notified_latency.observe((now - published).total_seconds())
-            if audit:  # the head moved
-                heads[chain.head.chain] = json.dumps(chain.head.to_dict()).encode()
-            for notification in notifications:
-                metrics.notifications.labels(notification.agreement_id).inc()
-                await match_topics[notification.agreement_id].send(
-                    key=notification.notification_id.encode(), value=codec.encode(notification)
-                )
-            for entry in audit:
-                await audit_topic.send(key=chain.head.chain.encode(), value=codec.encode(entry))
+            await guard(event.message, "match", functools.partial(match_one, event))
             metrics.processing.labels("match").observe(time.perf_counter() - started)
             observe_lag(event.message)
+
+    tick_backoff = Backoff(base_s=settings.checkpoint_interval_s / 3)
 
     @app.timer(interval=settings.checkpoint_interval_s / 3)  # type: ignore[untyped-decorator]
     async def tick() -> None:
@@ -396,18 +418,16 @@ def build_app(settings: BrokerSettings) -> faust.App:
         Checkpoints are otherwise written only as decisions are appended, so the
         last records before a quiet spell (or a shutdown) would wait unsigned.
         """
-        for partition in range(settings.partitions):
-            await routed.send(key=_TICK, value=b'{"kind": "tick"}', partition=partition)
 
-    @app.timer(interval=settings.refit_interval_s)  # type: ignore[untyped-decorator]
-    async def refit() -> None:
-        """Refit the Dice threshold from every partition's scores.
+        async def send_ticks() -> None:
+            for partition in range(settings.partitions):
+                await routed.send(key=_TICK, value=b'{"kind": "tick"}', partition=partition)
 
-        Reads the histograms' changelog, not the table: iterating a RocksDB
-        table from a timer stalled a partition's processing in tests.
-        """
-        if settings.threshold is not None:
-            return
+        await _side("tick", tick_backoff, metrics, send_ticks)
+
+    refit_backoff = Backoff(base_s=settings.refit_interval_s, cap_s=10 * settings.refit_interval_s)
+
+    async def refit_once() -> None:
         merged = await asyncio.get_running_loop().run_in_executor(
             None,
             read_histograms,
@@ -421,7 +441,43 @@ def build_app(settings: BrokerSettings) -> faust.App:
             core.matcher = Matcher(fit.threshold)
             metrics.threshold.set(fit.threshold)
 
-    metrics.serve(settings.metrics_port)
+    @app.timer(interval=settings.refit_interval_s)  # type: ignore[untyped-decorator]
+    async def refit() -> None:
+        """Refit the Dice threshold from every partition's scores.
+
+        Reads the histograms' changelog, not the table: iterating a RocksDB
+        table from a timer stalled a partition's processing in tests.
+        """
+        if settings.threshold is None:
+            await _side("refit", refit_backoff, metrics, refit_once)
+
+    directory_backoff = Backoff(base_s=settings.directory_poll_s)
+
+    async def reload_directory() -> None:
+        now = datetime.now(UTC)
+        try:
+            reloaded = watch.poll(now)
+        except DirectoryNotUsable as exc:
+            metrics.directory_reloads.labels(exc.reason).inc()
+            logger.error("directory change refused (%s); serial %d stays in use",
+                         exc.reason, watch.current.serial)  # fmt: skip
+            reloaded = None
+        if reloaded is not None:
+            core.directory = watch.current
+            metrics.directory_serial.set(reloaded.serial)
+            outcome = "restart-needed" if reloaded.restart_needed else "applied"
+            metrics.directory_reloads.labels(outcome).inc()
+            renewed.set()
+        metrics.directory_expires_in.set(watch.expires_in(now))
+        metrics.deciding.set(1 if watch.usable(now) else 0)
+
+    @app.timer(interval=settings.directory_poll_s)  # type: ignore[untyped-decorator]
+    async def directory_check() -> None:
+        """Apply a changed directory at once, refuse a rollback, and report its expiry."""
+        await _side("directory", directory_backoff, metrics, reload_directory)
+
+    metrics.directory_expires_in.set(watch.expires_in(datetime.now(UTC)))
+    metrics.serve(settings.metrics_port, settings.metrics_bind)
 
     return app
 
@@ -432,7 +488,3 @@ def _envelope(body: bytes) -> tuple[dict[str, Any], Sighting | None]:
     envelope = json.loads(body)
     sighting = Sighting.from_dict(envelope["sighting"]) if envelope["kind"] == "event" else None
     return envelope, sighting
-
-
-def _ledger(stored: bytes | None) -> ConsentLedger | None:
-    return ConsentLedger.from_dict(json.loads(stored)) if stored else None

@@ -9,8 +9,9 @@ Pipeline: ``load_config`` -> ``open_connector`` -> ``Connector.run``.
 from __future__ import annotations
 
 from connectors._assembly import open_connector
-from connectors._bloom import BLOOM_BITS, BloomEncoder, bigrams
+from connectors._bloom import BLOOM_BITS, ENCODING, BloomEncoder, bigrams
 from connectors._config import ConnectorConfig, SourceConfig, load_config
+from connectors._dates import normalise_date_of_birth
 from connectors._errors import (
     ConfigInvalid,
     ConnectorError,
@@ -20,12 +21,14 @@ from connectors._errors import (
     OutboxError,
     SourceError,
 )
-from connectors._events import EventFactory, event_id_for, row_tokens
+from connectors._events import EventFactory, event_id_for
 from connectors._mapping import SourceMapping, load_mapping, parse_mapping
 from connectors._metrics import ConnectorMetrics
 from connectors._normalise import (
+    MAX_VALUE_CHARS,
+    DroppedField,
     Identity,
-    normalise_date_of_birth,
+    normalise_fields,
     normalise_free_text,
     normalise_identity,
     normalise_name,
@@ -36,14 +39,17 @@ from connectors._normalise import (
     postcode_outward,
 )
 from connectors._outbox import Outbox, OutboxEntry, QuarantineEntry
-from connectors._publisher import Publisher
+from connectors._publisher import Publisher, PublishOutcome
+from connectors._rows import MAX_CELL_CHARS, EncodedRow, encode_row, row_tokens
 from connectors._runner import Connector, IngestReport
 from connectors._sources import FolderSource, PostgresSource, SourceRow
 from connectors._synth import SyntheticFederation, generate_federation, nhs_number, ni_number
+from connectors._timestamps import TimeBounds, parse_timestamp, time_bound_reason
 from connectors._tokens import (
     LinkageKey,
     Tokeniser,
     Tokens,
+    blocking_keys,
     generate_linkage_key,
     load_linkage_keys,
     opaque_reference,
@@ -51,12 +57,17 @@ from connectors._tokens import (
 
 __all__ = [
     "BLOOM_BITS",
+    "ENCODING",
+    "MAX_CELL_CHARS",
+    "MAX_VALUE_CHARS",
     "BloomEncoder",
     "ConfigInvalid",
     "Connector",
     "ConnectorConfig",
     "ConnectorError",
     "ConnectorMetrics",
+    "DroppedField",
+    "EncodedRow",
     "EventFactory",
     "FolderSource",
     "Identity",
@@ -69,6 +80,7 @@ __all__ = [
     "OutboxEntry",
     "OutboxError",
     "PostgresSource",
+    "PublishOutcome",
     "Publisher",
     "QuarantineEntry",
     "SourceConfig",
@@ -76,9 +88,12 @@ __all__ = [
     "SourceMapping",
     "SourceRow",
     "SyntheticFederation",
+    "TimeBounds",
     "Tokeniser",
     "Tokens",
     "bigrams",
+    "blocking_keys",
+    "encode_row",
     "event_id_for",
     "generate_federation",
     "generate_linkage_key",
@@ -88,6 +103,7 @@ __all__ = [
     "nhs_number",
     "ni_number",
     "normalise_date_of_birth",
+    "normalise_fields",
     "normalise_free_text",
     "normalise_identity",
     "normalise_name",
@@ -98,6 +114,8 @@ __all__ = [
     "opaque_reference",
     "open_connector",
     "parse_mapping",
+    "parse_timestamp",
     "postcode_outward",
     "row_tokens",
+    "time_bound_reason",
 ]

@@ -48,6 +48,7 @@ def open_connector(
         directory=directory,
         tokeniser=Tokeniser(keys),
         reference_key=current,
+        time_bounds=config.time_bounds,
     )
     logger.info(
         "connector for %s: %d source(s), linkage key epoch %d",

@@ -1,32 +1,71 @@
 """The keyed Bloom-filter encoding that lets the broker compare names it cannot read.
 
-Each field's character bigrams are hashed into one shared bit array (a CLK,
-"cryptographic long-term key", as in Schnell et al. 2009). Similar identifiers
-set mostly the same bits, so Sørensen–Dice on the arrays approximates string
-similarity. Hardening against frequency attacks: every position comes from
-HMAC-SHA256 under a key derived from the linkage key *and* the field name, so
-without the key nobody can tell which bits a common bigram sets, and the same
-bigram in different fields sets unrelated bits.
+Parameter set ``clk-v2`` (``ENCODING``), documented in ``docs/linkage.md``:
+
+1. **Record-level Bloom filter with field weights** (a CLK, Schnell et al.
+   2009/2011): each field's padded character bigrams set ``k`` bits of one
+   ``BLOOM_BITS``-bit array, ``k`` per field from ``DEFAULT_FIELD_HASHES`` (more
+   bits for the fields that tell people apart best).
+2. **Independent positions.** Each bigram's ``k`` positions are read straight
+   from HMAC-SHA256 under a key derived from the linkage key and the field name
+   (keyed BLAKE2b, a PRF: 16 bits per position, a fresh block per 32). ``clk-v1`` used
+   double hashing, ``h1 + i*h2``, which leaves only 1024 x 512 possible position
+   sets per ``k`` whatever the key: an operator could enumerate them all and
+   mine which occur (Christen et al. 2017; ``bench/privacy.py`` does).
+3. **Keyed diffusion** (Armknecht, Heng and Schnell, PoPETs 2023): output bit
+   ``j`` is the XOR of ``DIFFUSION_TAPS`` input bits at positions drawn from the
+   linkage key. A frequent bigram then no longer sets a fixed group of output
+   bits, and every output bit is set for about half of all people, so the
+   pattern mining that finds frequent bigrams in plain Bloom filters
+   (Vidanage et al. 2019) has nothing to mine. Small input differences stay
+   small output differences (each input bit feeds about ``DIFFUSION_TAPS``
+   output bits), so Dice still ranks similar records first; unrelated records
+   score about 0.5 instead of about 0.3.
 
 Format (what the broker's Dice reads): ``BLOOM_BITS`` bits, ``BLOOM_BITS // 8``
 bytes, bit ``i`` is bit ``i % 8`` (least significant first) of byte ``i // 8``.
+Encodings of different parameter sets (or key epochs) are unrelated bit strings
+and must never be compared.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+import struct
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import MappingProxyType
 
-__all__ = ["BLOOM_BITS", "DEFAULT_FIELD_HASHES", "BloomEncoder", "bigrams"]
+import numpy as np
+import numpy.typing as npt
 
+__all__ = [
+    "BLOOM_BITS",
+    "DEFAULT_FIELD_HASHES",
+    "DIFFUSION_TAPS",
+    "ENCODING",
+    "BloomEncoder",
+    "bigrams",
+]
+
+#: The parameter set this module produces, named on the wire (CitizenEvent ``encoding``).
+ENCODING = "clk-v2"
 BLOOM_BITS = 1024
+#: The parameter set every event names (``CitizenEvent.encoding``); change it with the
+#: parameters, so a broker never compares encodings made under different ones.
+ENCODING = "clk-v1"
 DEFAULT_FIELD_HASHES: Mapping[str, int] = MappingProxyType(
     {"given_name": 12, "family_name": 14, "date_of_birth": 8, "postcode": 6}
 )
 EXTRA_FIELD_HASHES = 4
+#: Input bits XOR-ed into each output bit; see docs/linkage.md for the trade-off.
+DIFFUSION_TAPS = 3
+_UNPACK = struct.Struct("<32H").unpack
+_KEY_CACHE = 256  # fields x key epochs
+_GRAM_CACHE = 1 << 17  # bigrams x fields x key epochs
+_DIFFUSION_CACHE = 8  # key epochs held at once during a rotation, with room to spare
 
 
 def bigrams(text: str) -> list[str]:
@@ -35,27 +74,87 @@ def bigrams(text: str) -> list[str]:
     return [padded[i : i + 2] for i in range(len(padded) - 1)]
 
 
+@lru_cache(maxsize=_GRAM_CACHE)
+def _positions(secret: bytes, name: str, gram: str, k: int, bits: int) -> tuple[int, ...]:
+    """``k`` positions, each from its own 16 bits of keyed output (no arithmetic relation).
+
+    Cached: names draw on a few thousand distinct bigrams per field, so after
+    the first records an encoding costs lookups, not hashing.
+    """
+    key = _field_key(secret, name)
+    out: list[int] = []
+    block = 0
+    while len(out) < k:
+        digest = hashlib.blake2b(
+            gram.encode(), key=key, person=bytes([block]), digest_size=64
+        ).digest()
+        out.extend(_UNPACK(digest)[: k - len(out)])
+        block += 1
+    return tuple(v % bits for v in out)
+
+
+@lru_cache(maxsize=_KEY_CACHE)
+def _field_key(secret: bytes, name: str) -> bytes:
+    return hmac.digest(secret, b"bloom-field:" + name.encode(), "sha256")
+
+
+@lru_cache(maxsize=_DIFFUSION_CACHE)
+def _diffusion_taps(secret: bytes, bits: int, taps: int) -> npt.NDArray[np.intp]:
+    """Row ``j`` lists the input bits XOR-ed into output bit ``j``, drawn from the key.
+
+    Every input bit feeds exactly ``taps`` output bits (each row of a random
+    permutation's ``taps`` copies), so no input bit is lost or over-weighted.
+    """
+    seed = hmac.digest(secret, b"bloom-diffusion:" + bits.to_bytes(4, "big"), "sha256")
+    rng = np.random.Generator(np.random.PCG64(int.from_bytes(seed, "big")))
+    columns = [rng.permutation(bits) for _ in range(taps)]
+    matrix = np.stack(columns, axis=1).astype(np.intp)
+    matrix.setflags(write=False)
+    return matrix
+
+
 @dataclass(frozen=True, slots=True)
 class BloomEncoder:
-    """Encodes field values under one linkage key; k hash positions per bigram per field."""
+    """Encodes field values under one linkage key as parameter set ``ENCODING``.
 
-    secret: bytes
+    Args:
+        secret: the linkage key's secret (never logged).
+        bits: filter length (default ``BLOOM_BITS``; the broker compares equal lengths only).
+        field_hashes: bits set per bigram of each field (default ``DEFAULT_FIELD_HASHES``;
+            other fields get ``EXTRA_FIELD_HASHES``).
+        taps: diffusion taps per output bit (default ``DIFFUSION_TAPS``).
+    """
+
+    secret: bytes = field(repr=False)
     bits: int = BLOOM_BITS
     field_hashes: Mapping[str, int] = field(default_factory=lambda: DEFAULT_FIELD_HASHES)
+    taps: int = DIFFUSION_TAPS
 
-    def _field_key(self, name: str) -> bytes:
-        return hmac.new(self.secret, b"bloom-field:" + name.encode(), hashlib.sha256).digest()
-
-    def encode(self, fields: Mapping[str, str]) -> bytes:
-        """The bit array for these (already normalised) field values."""
-        array = 0
+    def _filter(self, fields: Mapping[str, str]) -> npt.NDArray[np.bool_]:
+        array = np.zeros(self.bits, dtype=np.bool_)
         for name, value in sorted(fields.items()):
             k = self.field_hashes.get(name, EXTRA_FIELD_HASHES)
-            key = self._field_key(name)
-            for gram in bigrams(value):
-                digest = hmac.digest(key, gram.encode(), "sha256")
-                h1 = int.from_bytes(digest[:8], "little")
-                h2 = int.from_bytes(digest[8:16], "little") | 1
-                for i in range(k):
-                    array |= 1 << ((h1 + i * h2) % self.bits)
-        return array.to_bytes(self.bits // 8, "little")
+            hits: list[int] = []
+            for gram in set(bigrams(value)):
+                hits.extend(_positions(self.secret, name, gram, k, self.bits))
+            array[hits] = True
+        return array
+
+    def _diffuse(self, filters: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+        taps = _diffusion_taps(self.secret, self.bits, self.taps)
+        gathered = filters[..., taps]  # (..., bits, taps)
+        diffused: npt.NDArray[np.bool_] = np.bitwise_xor.reduce(gathered, axis=-1)
+        return diffused
+
+    def encode(self, fields: Mapping[str, str]) -> bytes:
+        """The encoding of these (already normalised) field values."""
+        return self.encode_many([fields])[0]
+
+    def encode_many(self, records: Iterable[Mapping[str, str]]) -> list[bytes]:
+        """Encodings of many records at once: one diffusion pass over the whole batch."""
+        filters: Sequence[npt.NDArray[np.bool_]] = [self._filter(r) for r in records]
+        if not filters:
+            return []
+        diffused = self._diffuse(np.stack(filters))
+        packed = np.packbits(diffused, axis=-1, bitorder="little")
+        return [row.tobytes() for row in packed]

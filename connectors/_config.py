@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 import yaml
 
 from connectors._errors import ConfigInvalid
+from connectors._timestamps import DEFAULT_MAX_SKEW, TimeBounds
 from consent import KafkaSecurity, KeyInvalid
 
 __all__ = [
+    "DEFAULT_MAX_RECORD_BYTES",
+    "DEFAULT_METRICS_BIND",
     "DEFAULT_POLL_INTERVAL_S",
     "DEFAULT_TOPIC_PREFIX",
     "LINKAGE_KEYS_ENV",
@@ -30,7 +34,12 @@ __all__ = [
 SourceKind = Literal["csv", "jsonl", "postgres"]
 DEFAULT_TOPIC_PREFIX = "fed"
 DEFAULT_POLL_INTERVAL_S = 2.0
+#: Loopback unless the config says otherwise (0.0.0.0 in a container, for Prometheus).
+DEFAULT_METRICS_BIND = "127.0.0.1"
 LINKAGE_KEYS_ENV = "FEDBROKER_LINKAGE_KEYS"
+#: Below Kafka's default max.message.bytes (1 MiB) with room for the batch
+#: header: a bigger record is refused at the row, not left to wedge the outbox.
+DEFAULT_MAX_RECORD_BYTES = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +69,10 @@ class ConnectorConfig:
     sources: tuple[SourceConfig, ...]
     topic_prefix: str = DEFAULT_TOPIC_PREFIX
     metrics_port: int = 0
+    metrics_bind: str = DEFAULT_METRICS_BIND
     poll_interval_s: float = DEFAULT_POLL_INTERVAL_S
+    time_bounds: TimeBounds = TimeBounds()
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     security: KafkaSecurity = KafkaSecurity()
 
     def topic(self, role: Literal["events", "consent"]) -> str:
@@ -133,8 +145,48 @@ def load_config(path: Path, *, bootstrap: str | None = None) -> ConnectorConfig:
         sources=sources,
         topic_prefix=str(kafka.get("topic_prefix", DEFAULT_TOPIC_PREFIX)),
         metrics_port=int(doc.get("metrics_port", 0)),
+        metrics_bind=str(doc.get("metrics_bind") or DEFAULT_METRICS_BIND),
         poll_interval_s=float(doc.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S)),
+        time_bounds=_time_bounds(path, doc),
+        max_record_bytes=_positive_int(path, doc, "max_record_bytes", DEFAULT_MAX_RECORD_BYTES),
         security=security,
+    )
+
+
+def _positive_int(origin: Path, doc: dict[str, Any], key: str, default: int) -> int:
+    value = doc.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        _fail(origin, key, "must be a positive whole number")
+    return value
+
+
+def _floor(origin: Path, doc: dict[str, Any], key: str, default: datetime) -> datetime:
+    value = doc.get(key)
+    if value is None:
+        return default
+    if isinstance(value, datetime):  # YAML reads an unquoted timestamp itself
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            _fail(origin, key, "must be a date (YYYY-MM-DD) or an ISO timestamp")
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    _fail(origin, key, "must be a date (YYYY-MM-DD) or an ISO timestamp")
+
+
+def _time_bounds(origin: Path, doc: dict[str, Any]) -> TimeBounds:
+    """``max_clock_skew_s``, ``occurred_at_floor`` and ``recorded_at_floor`` (see TimeBounds)."""
+    default = TimeBounds()
+    skew = doc.get("max_clock_skew_s", DEFAULT_MAX_SKEW.total_seconds())
+    if isinstance(skew, bool) or not isinstance(skew, int | float) or skew < 0:
+        _fail(origin, "max_clock_skew_s", "must be a number of seconds, zero or more")
+    return TimeBounds(
+        max_skew=timedelta(seconds=skew),
+        occurred_at_floor=_floor(origin, doc, "occurred_at_floor", default.occurred_at_floor),
+        recorded_at_floor=_floor(origin, doc, "recorded_at_floor", default.recorded_at_floor),
     )
 
 

@@ -37,9 +37,12 @@ class ConnectorError(FedbrokerError):
 
 
 class InvalidIdentifier(ConnectorError):
-    """An identifier failed validation; it never becomes a token.
+    """A value of a row failed validation; it never becomes a token or a message.
 
-    ``field`` is the canonical field name and ``code`` the short reason
+    Mostly an identifier; also a row's time (``occurred_at``/``recorded_at``,
+    with the time-bound codes), the row as a whole (``row``: ``not-json``,
+    ``cell-too-large``, ``unexpected-<type>``) or its encoded ``record``
+    (``record-too-large``). ``field`` names which, ``code`` is the short reason
     (``bad-check-digit``, ``bad-format``, ...); the value is never kept.
     """
 

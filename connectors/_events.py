@@ -1,4 +1,4 @@
-"""From one mapped source row to a signed, sealed, pseudonymous event or consent record.
+"""From one mapped source row to a sealed, pseudonymous event or consent record, then signed.
 
 Pure apart from the randomness in sealing: given the row, the mapping, the keys
 and the directory it returns a record ready to encode. Clear values exist only
@@ -10,73 +10,39 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import TypeVar
+from dataclasses import dataclass
+from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from connectors._bloom import ENCODING
 from connectors._errors import InvalidIdentifier
-from connectors._mapping import ColumnOrFixed, SourceMapping
-from connectors._normalise import normalise_identity
+from connectors._mapping import SourceMapping
+from connectors._normalise import DroppedField
+from connectors._rows import encode_row
 from connectors._sources import SourceRow
+from connectors._timestamps import TimeBounds, parse_timestamp
 from connectors._tokens import LinkageKey, Tokeniser, Tokens, opaque_reference
-from consent import Directory, agreements_for, seal_fields, sign
+from consent import Directory, agreements_for, seal_envelope, seal_payload
 from schemas import (
     EVENT_CATALOGUE,
     CitizenEvent,
+    Codec,
     ConsentRecord,
     ConsentState,
     EventType,
     SealedPayload,
-    canonical_bytes,
+    SignatureDomain,
 )
 
-__all__ = ["EventFactory", "event_id_for", "parse_timestamp", "row_tokens"]
+__all__ = ["EventFactory", "event_id_for"]
 
-ISO = "iso"
-_R = TypeVar("_R", CitizenEvent, ConsentRecord)
 _ID_HEX = 32
 
 
 def event_id_for(*parts: str) -> str:
     """Deterministic id: the same source record always yields the same id (replays show)."""
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:_ID_HEX]
-
-
-def parse_timestamp(value: str | None, spec: ColumnOrFixed, field: str) -> datetime:
-    """A source time as aware UTC; naive times are taken as UTC (councils' systems are)."""
-    if value is None:
-        raise InvalidIdentifier(field, "missing")
-    try:
-        fmt = spec.format or ISO
-        parsed = datetime.fromisoformat(value) if fmt == ISO else datetime.strptime(value, fmt)
-    except ValueError as exc:
-        raise InvalidIdentifier(field, "bad-format") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def row_tokens(row: SourceRow, mapping: SourceMapping, tokeniser: Tokeniser) -> Tokens:
-    """The tokens of one source row: its identifiers normalised, then tokenised.
-
-    Shared by the connector and ``fedbroker link``, so that a dry run encodes a
-    row exactly as the live federation would.
-
-    Raises:
-        InvalidIdentifier: the row is malformed, an identifier fails
-            normalisation, or nothing usable is left to link on.
-    """
-    if "__malformed__" in row.values:
-        raise InvalidIdentifier("row", str(row.values["__malformed__"]))
-    raw = {name: row.values.get(column) for name, column in mapping.identity.items()}
-    raw.update({name: row.values.get(column) for name, column in mapping.extra.items()})
-    identity = normalise_identity(
-        raw, date_format=mapping.date_of_birth_format, free_text=mapping.free_text
-    )
-    tokens = tokeniser.tokenise(identity)
-    if not tokens.tokens and not tokens.blocking_tokens:
-        raise InvalidIdentifier("identity", "no-usable-identifier")
-    return tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +54,15 @@ class EventFactory:
     directory: Directory
     tokeniser: Tokeniser
     reference_key: LinkageKey
+    time_bounds: TimeBounds = TimeBounds()
 
-    def _identity_and_tokens(self, row: SourceRow, mapping: SourceMapping) -> Tokens:
-        return row_tokens(row, mapping, self.tokeniser)
+    def _identity_and_tokens(
+        self, row: SourceRow, mapping: SourceMapping, dropped: list[DroppedField] | None
+    ) -> Tokens:
+        encoded = encode_row(row, mapping, self.tokeniser)
+        if dropped is not None:
+            dropped.extend(encoded.dropped)
+        return encoded.tokens
 
     def _reference(self, row: SourceRow, mapping: SourceMapping) -> str:
         local = row.values.get(mapping.reference)
@@ -98,17 +70,31 @@ class EventFactory:
             raise InvalidIdentifier("reference", "missing")
         return opaque_reference(self.reference_key, self.council, mapping.system, local)
 
-    def event(self, row: SourceRow, mapping: SourceMapping, *, now: datetime) -> CitizenEvent:
-        """Build and sign one citizen event; raises ``InvalidIdentifier`` for a bad row."""
+    def event(
+        self,
+        row: SourceRow,
+        mapping: SourceMapping,
+        *,
+        now: datetime,
+        dropped: list[DroppedField] | None = None,
+    ) -> CitizenEvent:
+        """Build one citizen event (``envelope`` signs it); ``InvalidIdentifier`` for a bad row.
+
+        ``dropped``, when given, receives the identifiers left out as malformed.
+        """
         assert mapping.event_type is not None
-        tokens = self._identity_and_tokens(row, mapping)
+        tokens = self._identity_and_tokens(row, mapping, dropped)
         code = mapping.event_type.read(row.values)
         try:
             event_type = EventType(code or "")
         except ValueError as exc:
             raise InvalidIdentifier("event_type", "unknown") from exc
         occurred_at = parse_timestamp(
-            mapping.occurred_at.read(row.values), mapping.occurred_at, "occurred_at"
+            mapping.occurred_at.read(row.values),
+            mapping.occurred_at,
+            "occurred_at",
+            published_at=now,
+            bounds=self.time_bounds,
         )
         source_ref = self._reference(row, mapping)
         event_id = event_id_for(
@@ -134,8 +120,9 @@ class EventFactory:
             fuzzy=tokens.fuzzy,
             attributes=attributes,
             sealed=self._seal(event_id, event_type, _payload(row, mapping)),
+            encoding=ENCODING,
         )
-        return _signed(event, self.signing_key)
+        return event
 
     def _seal(
         self, event_id: str, event_type: EventType, payload: Mapping[str, str]
@@ -150,18 +137,31 @@ class EventFactory:
                 key = self.directory.member(recipient).sealing_key
                 if key is None:
                     continue
-                enc, ciphertext = seal_fields(key, fields, event_id=event_id)
                 sealed.append(
-                    SealedPayload(
-                        recipient, agreement.agreement_id, enc, ciphertext, tuple(sorted(fields))
+                    seal_payload(
+                        key,
+                        fields,
+                        event_id=event_id,
+                        agreement_id=agreement.agreement_id,
+                        recipient=recipient,
                     )
                 )
         return tuple(sealed)
 
-    def consent(self, row: SourceRow, mapping: SourceMapping, *, now: datetime) -> ConsentRecord:
-        """Build and sign one consent record (same tokens as the subject's events)."""
+    def consent(
+        self,
+        row: SourceRow,
+        mapping: SourceMapping,
+        *,
+        now: datetime,
+        dropped: list[DroppedField] | None = None,
+    ) -> ConsentRecord:
+        """Build one consent record (same tokens as the subject's events); ``envelope`` signs it.
+
+        ``dropped``, when given, receives the identifiers left out as malformed.
+        """
         assert mapping.scope is not None and mapping.state is not None
-        tokens = self._identity_and_tokens(row, mapping)
+        tokens = self._identity_and_tokens(row, mapping, dropped)
         scope = mapping.scope.read(row.values)
         if scope is None:
             raise InvalidIdentifier("scope", "missing")
@@ -170,7 +170,11 @@ class EventFactory:
         except ValueError as exc:
             raise InvalidIdentifier("state", "unknown") from exc
         recorded_at = parse_timestamp(
-            mapping.occurred_at.read(row.values), mapping.occurred_at, "recorded_at"
+            mapping.occurred_at.read(row.values),
+            mapping.occurred_at,
+            "recorded_at",
+            published_at=now,
+            bounds=self.time_bounds,
         )
         source_ref = self._reference(row, mapping)
         record = ConsentRecord(
@@ -191,14 +195,17 @@ class EventFactory:
             published_at=now,
             key_epoch=tokens.epoch,
         )
-        return _signed(record, self.signing_key)
+        return record
+
+    def envelope(self, record: CitizenEvent | ConsentRecord, codec: Codec) -> bytes:
+        """The record as this council publishes it: a ``SignedEnvelope`` it signed."""
+        domain = (
+            SignatureDomain.EVENT if isinstance(record, CitizenEvent) else SignatureDomain.CONSENT
+        )
+        return seal_envelope(domain, record, self.signing_key, self.council, codec=codec)
 
 
 def _payload(row: SourceRow, mapping: SourceMapping) -> dict[str, str]:
     """The clear fields a recipient might be granted, as the council's system holds them."""
     columns = {**mapping.identity, **mapping.payload}
     return {name: value for name, column in columns.items() if (value := row.values.get(column))}
-
-
-def _signed(record: _R, key: Ed25519PrivateKey) -> _R:
-    return replace(record, signature=sign(key, canonical_bytes(record)))

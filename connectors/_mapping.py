@@ -65,7 +65,7 @@ class SourceMapping:
     identity: Mapping[str, str]
     extra: Mapping[str, str]
     free_text: frozenset[str]
-    date_of_birth_format: str
+    date_of_birth_format: tuple[str, ...]
     reference: str
     occurred_at: ColumnOrFixed
     event_type: ColumnOrFixed | None = None
@@ -73,6 +73,7 @@ class SourceMapping:
     payload: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     scope: ColumnOrFixed | None = None
     state: ColumnOrFixed | None = None
+    two_digit_year_pivot: int | None = None
 
     @property
     def columns(self) -> frozenset[str]:
@@ -106,6 +107,7 @@ def parse_mapping(document: Any, *, origin: str = "mapping") -> SourceMapping:
     known = {
         "system", "record", "identity", "date_of_birth_format", "free_text", "reference",
         "occurred_at", "event_type", "attributes", "payload", "scope", "state",
+        "two_digit_year_pivot",
     }  # fmt: skip
     for key in doc:
         if key not in known:
@@ -133,9 +135,10 @@ def parse_mapping(document: Any, *, origin: str = "mapping") -> SourceMapping:
         identity=MappingProxyType(identity),
         extra=MappingProxyType(extra),
         free_text=frozenset(free_text),
-        date_of_birth_format=check.text(
+        date_of_birth_format=check.formats(
             doc.get("date_of_birth_format", DEFAULT_DATE_FORMAT), "date_of_birth_format"
         ),
+        two_digit_year_pivot=check.pivot(doc.get("two_digit_year_pivot"), "two_digit_year_pivot"),
         reference=check.text(doc.get("reference"), "reference"),
         occurred_at=check.column_or_fixed(doc.get("occurred_at"), "occurred_at"),
         attributes=MappingProxyType(check.str_map(doc.get("attributes", {}), "attributes")),
@@ -196,6 +199,24 @@ class _Checker:
         if not isinstance(value, str) or not value.strip():
             self.fail(key, "is required and must be text")
         return str(value)
+
+    def formats(self, value: Any, key: str) -> tuple[str, ...]:
+        """One strptime format or a list of them, tried in order."""
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not items:
+            self.fail(key, "must be a strptime format or a list of them")
+        for index, item in enumerate(items):
+            self.text(item, f"{key}[{index}]")
+            if "%" not in item:
+                self.fail(f"{key}[{index}]", "is not a strptime format (no % directive)")
+        return tuple(items)
+
+    def pivot(self, value: Any, key: str) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 99:
+            self.fail(key, "must be a whole number from 0 to 99")
+        return value
 
     def str_map(self, value: Any, key: str) -> dict[str, str]:
         value = self.mapping(value, key)

@@ -30,8 +30,14 @@ class ConnectorMetrics:
         )
         self.rows_quarantined = Counter(
             "fedbroker_connector_rows_quarantined",
-            "Rows refused and quarantined, by reason code",
-            ["source", "reason"],
+            "Rows refused and quarantined, by field and reason code",
+            ["source", "field", "reason"],
+            registry=r,
+        )
+        self.fields_dropped = Counter(
+            "fedbroker_connector_fields_dropped",
+            "Identifiers left out of kept or refused rows as malformed, by field and reason code",
+            ["source", "field", "reason"],
             registry=r,
         )
         self.events_enqueued = Counter(

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from types import MappingProxyType
 
+from connectors._dates import normalise_date_of_birth
 from connectors._errors import InvalidIdentifier
 
 __all__ = [
+    "MAX_VALUE_CHARS",
+    "DroppedField",
     "Identity",
     "normalise_date_of_birth",
+    "normalise_fields",
     "normalise_free_text",
     "normalise_identity",
     "normalise_name",
@@ -30,7 +34,9 @@ __all__ = [
     "postcode_outward",
 ]
 
-EARLIEST_BIRTH_YEAR = 1900
+#: Longer than any real identifier; a longer value is dropped (``too-long``), which
+#: also keeps an oversized cell from making an oversized message.
+MAX_VALUE_CHARS = 256
 _TITLES = frozenset(
     {"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "lord", "lady", "rev", "master"}
 )
@@ -65,28 +71,19 @@ def _strip_accents(text: str) -> str:
 def normalise_name(value: str, field_name: str = "name") -> str:
     """Case-folded, accent-free words; titles dropped; apostrophes joined, hyphens split.
 
-    "Dr Siân O'Brien-Smyth" -> "sian obrien smyth".
+    "Dr Siân O'Brien-Smyth" -> "sian obrien smyth". A title is dropped only as a
+    leading word followed by a name, and never from a family name: "Lord",
+    "Sir" and "Dame" are also surnames, and a resident called Jane Lord must
+    keep her surname (and her row).
     """
     text = _strip_accents(value).casefold().replace("'", "").replace("\u2019", "")
     words = re.sub(r"[^a-z]+", " ", text).split()
-    while words and words[0] in _TITLES:
-        words = words[1:]
+    if field_name != "family_name":
+        while len(words) > 1 and words[0] in _TITLES:
+            words = words[1:]
     if not words:
         raise InvalidIdentifier(field_name, "no-letters")
     return " ".join(words)
-
-
-def normalise_date_of_birth(value: str, date_format: str, *, today: date | None = None) -> date:
-    """A date of birth in the stated format; impossible, future or pre-1900 dates refused."""
-    try:
-        parsed = datetime.strptime(value.strip(), date_format).date()
-    except ValueError as exc:
-        raise InvalidIdentifier("date_of_birth", "bad-format") from exc
-    if parsed > (today or datetime.now(UTC).date()):
-        raise InvalidIdentifier("date_of_birth", "in-future")
-    if parsed.year < EARLIEST_BIRTH_YEAR:
-        raise InvalidIdentifier("date_of_birth", "too-early")
-    return parsed
 
 
 def normalise_postcode(value: str) -> str:
@@ -141,41 +138,130 @@ def normalise_free_text(value: str) -> str:
 _FIELDS = ("given_name", "family_name", "date_of_birth", "postcode", "uprn", "nhs_number", "nino")
 
 
-def normalise_identity(
+@dataclass(frozen=True, slots=True)
+class DroppedField:
+    """An identifier left out of a row because its value failed validation.
+
+    Names the field and the reason code only: this is what the quarantine, the
+    metrics and ``fedbroker link``'s report carry, never the value.
+    """
+
+    field: str
+    code: str
+
+
+def _normalise_one(
+    name: str,
+    text: str,
+    *,
+    date_format: str | Sequence[str],
+    free_text: frozenset[str],
+    today: date | None,
+    two_digit_year_pivot: int | None,
+) -> object:
+    if len(text) > MAX_VALUE_CHARS:
+        raise InvalidIdentifier(name, "too-long")
+    if name in free_text:
+        return normalise_free_text(text)
+    if name in ("given_name", "family_name"):
+        return normalise_name(text, name)
+    if name == "date_of_birth":
+        return normalise_date_of_birth(
+            text, date_format, today=today, two_digit_year_pivot=two_digit_year_pivot
+        )
+    if name == "postcode":
+        return normalise_postcode(text)
+    if name == "uprn":
+        return normalise_uprn(text)
+    if name == "nhs_number":
+        return normalise_nhs_number(text)
+    return normalise_nino(text)
+
+
+def normalise_fields(
     raw: Mapping[str, str | None],
     *,
-    date_format: str = "%Y-%m-%d",
+    date_format: str | Sequence[str] = "%Y-%m-%d",
     free_text: frozenset[str] = frozenset(),
     today: date | None = None,
-) -> Identity:
-    """Normalise every identifier present in ``raw`` (canonical name -> source text).
+    two_digit_year_pivot: int | None = None,
+) -> tuple[Identity, tuple[DroppedField, ...]]:
+    """Normalise every identifier present in ``raw``, dropping the invalid ones.
 
-    Fields are checked in a fixed order and the first invalid one is raised, so a
-    quarantined row always names the same field. Keys outside the canonical set
-    are further fuzzy fields (``extra``). Blank values count as missing.
+    A malformed value costs that value, not the row: the rest of the row still
+    links. Keys outside the canonical set are further fuzzy fields (``extra``);
+    blank values count as missing. A ``free_text`` date of birth has no calendar
+    form to be, so it feeds the fuzzy encoding only (as ``extra``, under the
+    same field name, so it still meets a parsed date written the same way).
 
-    Raises:
-        InvalidIdentifier: naming the field and the reason, never the value.
+    Args:
+        raw: canonical name -> source text.
+        date_format: ``strptime`` format(s) of the date of birth (default ISO).
+        free_text: identifiers folded as text instead of validated (default none).
+        today: the latest possible birth (default None: today).
+        two_digit_year_pivot: see ``normalise_date_of_birth`` (default None).
+
+    Returns:
+        The identity, and the dropped fields in canonical order.
     """
     present = {k: v.strip() for k, v in raw.items() if v is not None and v.strip()}
     values: dict[str, object] = {}
+    dropped: list[DroppedField] = []
+    extra: dict[str, str] = {}
     for name in _FIELDS:
         text = present.get(name)
         if text is None:
             continue
-        if name in free_text:
-            values[name] = normalise_free_text(text)
-        elif name in ("given_name", "family_name"):
-            values[name] = normalise_name(text, name)
-        elif name == "date_of_birth":
-            values[name] = normalise_date_of_birth(text, date_format, today=today)
-        elif name == "postcode":
-            values[name] = normalise_postcode(text)
-        elif name == "uprn":
-            values[name] = normalise_uprn(text)
-        elif name == "nhs_number":
-            values[name] = normalise_nhs_number(text)
+        try:
+            value = _normalise_one(
+                name,
+                text,
+                date_format=date_format,
+                free_text=free_text,
+                today=today,
+                two_digit_year_pivot=two_digit_year_pivot,
+            )
+        except InvalidIdentifier as exc:
+            dropped.append(DroppedField(exc.field, exc.code))
+            continue
+        if name == "date_of_birth" and isinstance(value, str):
+            extra[name] = value
         else:
-            values[name] = normalise_nino(text)
-    extra = {k: normalise_free_text(v) for k, v in sorted(present.items()) if k not in _FIELDS}
-    return Identity(extra=MappingProxyType(extra), **values)  # type: ignore[arg-type]
+            values[name] = value
+    for name, text in sorted(present.items()):
+        if name in _FIELDS:
+            continue
+        if len(text) > MAX_VALUE_CHARS:
+            dropped.append(DroppedField(name, "too-long"))
+            continue
+        extra[name] = normalise_free_text(text)
+    identity = Identity(extra=MappingProxyType(extra), **values)  # type: ignore[arg-type]
+    return identity, tuple(dropped)
+
+
+def normalise_identity(
+    raw: Mapping[str, str | None],
+    *,
+    date_format: str | Sequence[str] = "%Y-%m-%d",
+    free_text: frozenset[str] = frozenset(),
+    today: date | None = None,
+    two_digit_year_pivot: int | None = None,
+) -> Identity:
+    """Like ``normalise_fields``, but strict: the first invalid identifier is raised.
+
+    For a single person's details typed in by hand (``audit subject``), where a
+    typo must be shown, not worked around.
+
+    Raises:
+        InvalidIdentifier: naming the field and the reason, never the value.
+    """
+    identity, dropped = normalise_fields(
+        raw,
+        date_format=date_format,
+        free_text=free_text,
+        today=today,
+        two_digit_year_pivot=two_digit_year_pivot,
+    )
+    if dropped:
+        raise InvalidIdentifier(dropped[0].field, dropped[0].code)
+    return identity

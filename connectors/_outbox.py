@@ -19,9 +19,13 @@ from pathlib import Path
 
 from connectors._errors import OutboxError
 
-__all__ = ["Outbox", "OutboxBatch", "OutboxEntry", "QuarantineEntry"]
+__all__ = ["PUBLISH_SOURCE", "Outbox", "OutboxBatch", "OutboxEntry", "QuarantineEntry"]
 
 logger = logging.getLogger(__name__)
+
+#: The quarantine's source for a record Kafka refused for good (its location is
+#: the event id, which carries no personal data).
+PUBLISH_SOURCE = "(publish)"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -38,6 +42,11 @@ CREATE TABLE IF NOT EXISTS processed_files (
     PRIMARY KEY (source, digest)
 );
 CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL, location TEXT NOT NULL, row INTEGER NOT NULL,
+    field TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dropped_fields (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     source TEXT NOT NULL, location TEXT NOT NULL, row INTEGER NOT NULL,
     field TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL
@@ -59,7 +68,8 @@ class OutboxEntry:
 
 @dataclass(frozen=True, slots=True)
 class QuarantineEntry:
-    """A refused row: where it was and why, never what it held."""
+    """A refused row (or, in ``Outbox.dropped``, a dropped field of a kept row):
+    where it was and why, never what it held."""
 
     source: str
     location: str
@@ -91,6 +101,14 @@ class OutboxBatch:
             (source, location, row, field, reason, time.time()),
         )
         self.quarantined += 1
+
+    def drop_field(self, source: str, location: str, row: int, field: str, reason: str) -> None:
+        """Record an identifier left out of a row that was kept."""
+        self._db.execute(
+            "INSERT INTO dropped_fields (source, location, row, field, reason, at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (source, location, row, field, reason, time.time()),
+        )
 
     def set_high_water(self, source: str, value: str) -> None:
         self._db.execute(
@@ -161,11 +179,34 @@ class Outbox:
         with self.transaction():
             self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
 
+    def reject(self, entries: Sequence[OutboxEntry], reason: str) -> None:
+        """Move records Kafka refused for good (too large, say) to the quarantine.
+
+        Retrying them would wedge the outbox behind them forever.
+        """
+        if not entries:
+            return
+        now = time.time()
+        with self.transaction():
+            self._db.executemany(
+                "INSERT INTO quarantine (source, location, row, field, reason, at) "
+                "VALUES (?, ?, 0, 'record', ?, ?)",
+                [(PUBLISH_SOURCE, e.event_id, reason, now) for e in entries],
+            )
+            self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(e.seq,) for e in entries])
+
     def depth(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
     def quarantined(self) -> list[QuarantineEntry]:
         rows = self._db.execute(
             "SELECT source, location, row, field, reason FROM quarantine ORDER BY id"
+        ).fetchall()
+        return [QuarantineEntry(*row) for row in rows]
+
+    def dropped(self) -> list[QuarantineEntry]:
+        """Identifiers left out of rows that were kept, for the operator's report."""
+        rows = self._db.execute(
+            "SELECT source, location, row, field, reason FROM dropped_fields ORDER BY id"
         ).fetchall()
         return [QuarantineEntry(*row) for row in rows]

@@ -9,6 +9,7 @@ state to wait out, not a crash.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,12 +18,45 @@ from connectors._errors import KafkaUnavailable
 from connectors._outbox import OutboxEntry
 from consent import KafkaSecurity
 
-__all__ = ["DEFAULT_ACK_TIMEOUT_S", "Publisher"]
+__all__ = ["DEFAULT_ACK_TIMEOUT_S", "PublishOutcome", "Publisher"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_ACK_TIMEOUT_S = 30.0
 _CONNECT_TIMEOUT_MS = 5000
+_MIN_WAIT_S = 0.05
+
+
+def _permanent_reason(exc: Exception) -> str | None:
+    """The reason code of an error about one record that no retry can cure.
+
+    Any other error is the cluster's (a timeout, a lost leader, an ACL) and is
+    waited out: quarantining records for it would drop good data.
+    """
+    from kafka import errors
+
+    if isinstance(exc, errors.MessageSizeTooLargeError | errors.RecordListTooLargeError):
+        return "record-too-large"
+    if isinstance(exc, errors.InvalidRecordError | errors.CorruptRecordError):
+        return "record-invalid"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    acknowledged: tuple[OutboxEntry, ...]
+    refused: tuple[tuple[OutboxEntry, str], ...]
+    pending: int
+    problem: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishOutcome:
+    """What became of one batch: acknowledged, refused for good (with reason), pending."""
+
+    acknowledged: tuple[OutboxEntry, ...]
+    rejected: tuple[tuple[OutboxEntry, str], ...]
+    pending: int
 
 
 @dataclass
@@ -59,36 +93,88 @@ class Publisher:
                 raise KafkaUnavailable(f"cannot reach Kafka ({type(exc).__name__})") from exc
         return self._producer
 
-    def publish(self, entries: Sequence[OutboxEntry]) -> list[OutboxEntry]:
-        """Send entries in order; return those Kafka acknowledged (a prefix of the input).
+    def publish(self, entries: Sequence[OutboxEntry]) -> PublishOutcome:
+        """Send entries; report, message by message, what Kafka acknowledged.
+
+        Each entry is judged by its own future, never as a prefix of the batch:
+        an entry Kafka acknowledged is reported acknowledged even when an
+        earlier one failed, so the caller never re-sends it (re-sending an
+        acknowledged record is a duplicate on the topic). An entry Kafka
+        refuses for good when sent alone (over the topic's
+        ``max.message.bytes``) is reported as rejected with a reason, so it
+        cannot wedge the outbox; every other failure leaves the entry pending.
 
         Raises:
-            KafkaUnavailable: nothing could be acknowledged (the producer is reset).
+            KafkaUnavailable: nothing was acknowledged or rejected (the
+                producer is reset).
         """
+        first = self._send(entries)
+        acknowledged, pending, problem = list(first.acknowledged), first.pending, first.problem
+        rejected: list[tuple[OutboxEntry, str]] = []
+        if len(entries) == 1:
+            rejected.extend(first.refused)
+        else:
+            # The idempotent producer aborts every batch after a refused record
+            # with the same error, so a refusal in a batch proves nothing about
+            # the record: only a refusal of the record sent alone does.
+            for entry, _ in first.refused:
+                alone = self._send([entry])
+                acknowledged.extend(alone.acknowledged)
+                rejected.extend(alone.refused)
+                pending += alone.pending
+                problem = alone.problem or problem
+        if pending:
+            logger.warning(
+                "Kafka acknowledged %d of %d messages (%s); %d stay in the outbox",
+                len(acknowledged),
+                len(entries),
+                problem,
+                pending,
+            )
+            if not acknowledged and not rejected:
+                raise KafkaUnavailable(f"Kafka did not acknowledge ({problem})")
+        return PublishOutcome(tuple(acknowledged), tuple(rejected), pending)
+
+    def _send(self, entries: Sequence[OutboxEntry]) -> _Attempt:
+        """One attempt at a batch; the producer is reset after any failure."""
         from kafka.errors import KafkaError
 
         producer = self._connect()
-        acknowledged: list[OutboxEntry] = []
+        sent: list[tuple[OutboxEntry, Any]] = []
+        refused: list[tuple[OutboxEntry, str]] = []
+        problem: str | None = None
+        for entry in entries:
+            try:
+                sent.append((entry, producer.send(entry.topic, key=entry.key, value=entry.value)))
+            except KafkaError as exc:
+                reason = _permanent_reason(exc)
+                if reason is None:  # no metadata or buffer: the rest would wait just as long
+                    problem = type(exc).__name__
+                    break
+                refused.append((entry, reason))
+        deadline = time.monotonic() + self.ack_timeout_s
         try:
-            futures = [
-                (entry, producer.send(entry.topic, key=entry.key, value=entry.value))
-                for entry in entries
-            ]
             producer.flush(timeout=self.ack_timeout_s)
-            for entry, future in futures:
-                future.get(timeout=0.1 if future.is_done else self.ack_timeout_s)
-                acknowledged.append(entry)
-        except KafkaError as exc:
-            logger.warning(
-                "Kafka acknowledged %d of %d messages (%s); the rest stay in the outbox",
-                len(acknowledged),
-                len(entries),
-                type(exc).__name__,
-            )
+        except KafkaError as exc:  # some did not complete in time; judged one by one below
+            problem = type(exc).__name__
+        acknowledged: list[OutboxEntry] = []
+        for entry, future in sent:
+            try:
+                future.get(timeout=max(_MIN_WAIT_S, deadline - time.monotonic()))
+            except KafkaError as exc:
+                reason = _permanent_reason(exc)
+                if reason is None:
+                    problem = type(exc).__name__
+                else:
+                    refused.append((entry, reason))
+                continue
+            acknowledged.append(entry)
+        if len(acknowledged) < len(entries):
+            # After a timeout or a fatal error the producer's state is unknown:
+            # the next attempt starts with a fresh one.
             self.close()
-            if not acknowledged:
-                raise KafkaUnavailable(f"Kafka did not acknowledge ({type(exc).__name__})") from exc
-        return acknowledged
+        pending = len(entries) - len(acknowledged) - len(refused)
+        return _Attempt(tuple(acknowledged), tuple(refused), pending, problem)
 
     def close(self) -> None:
         if self._producer is not None:

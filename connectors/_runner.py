@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,16 +22,19 @@ from connectors._errors import InvalidIdentifier, KafkaUnavailable, SourceError
 from connectors._events import EventFactory
 from connectors._mapping import SourceMapping, load_mapping
 from connectors._metrics import ConnectorMetrics
-from connectors._outbox import Outbox, OutboxBatch
+from connectors._normalise import DroppedField
+from connectors._outbox import PUBLISH_SOURCE, Outbox, OutboxBatch
 from connectors._publisher import Publisher
 from connectors._sources import FolderSource, PostgresSource, SourceRow
 from schemas import CitizenEvent, Codec, ConsentRecord
 
-__all__ = ["DEFAULT_PUBLISH_BATCH", "Connector", "IngestReport"]
+__all__ = ["DEFAULT_PUBLISH_BATCH", "ROW_ATTEMPTS", "Connector", "IngestReport"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PUBLISH_BATCH = 2000
+#: How often a row that raised an unexpected exception is tried before it is refused.
+ROW_ATTEMPTS = 2
 _Clock = Callable[[], datetime]
 
 
@@ -105,7 +109,7 @@ class Connector:
                 with self.outbox.transaction() as batch:
                     batch.quarantine(source.name, path.name, 0, "file", exc.reason)
                     batch.mark_file(source.name, digest, path.name)
-                self.metrics.rows_quarantined.labels(source.name, exc.reason).inc()
+                self.metrics.rows_quarantined.labels(source.name, "file", exc.reason).inc()
                 folder.finish(path, ok=False)
                 continue
             with self.outbox.transaction() as batch:
@@ -144,41 +148,112 @@ class Connector:
     def _enqueue_rows(
         self, batch: OutboxBatch, source: str, mapping: SourceMapping, rows: Iterable[SourceRow]
     ) -> None:
+        """Each row is judged alone: whatever is wrong with it costs that row only."""
         now = self.clock()
         consent = mapping.record == "consent"
         topic = self.config.topic("consent" if consent else "events")
         for row in rows:
             self.metrics.rows_read.labels(source).inc()
+            dropped: list[DroppedField] = []
             try:
-                record: CitizenEvent | ConsentRecord = (
-                    self.factory.consent(row, mapping, now=now)
-                    if consent
-                    else self.factory.event(row, mapping, now=now)
-                )
+                record, value = self._build(row, mapping, consent, now, dropped)
+                if len(value) > self.config.max_record_bytes:
+                    raise InvalidIdentifier("record", "record-too-large")
             except InvalidIdentifier as exc:
-                batch.quarantine(source, row.location, row.row, exc.field, exc.code)
-                self.metrics.rows_quarantined.labels(source, exc.reason).inc()
+                self._refuse(batch, source, row, exc.field, exc.code, dropped)
                 continue
+            for lost in dropped:
+                batch.drop_field(source, row.location, row.row, lost.field, lost.code)
+                self.metrics.fields_dropped.labels(source, lost.field, lost.code).inc()
             record_id = record.record_id if isinstance(record, ConsentRecord) else record.event_id
             key = record.tokens[0].key() if record.tokens else record_id
-            batch.add(record_id, topic, key.encode("ascii"), self.codec.encode(record))
+            batch.add(record_id, topic, key.encode("ascii"), value)
             self.metrics.events_enqueued.labels(source).inc()
+
+    def _build(
+        self,
+        row: SourceRow,
+        mapping: SourceMapping,
+        consent: bool,
+        now: datetime,
+        dropped: list[DroppedField],
+    ) -> tuple[CitizenEvent | ConsentRecord, bytes]:
+        """The row's record, encoded; an unexpected error is retried a bounded number of times.
+
+        Building is pure, so an unexpected exception is a bug that will most
+        likely recur: after ``ROW_ATTEMPTS`` it becomes an ``unexpected-<type>``
+        refusal of this row, and the file goes on. Only the exception's type and
+        where it was raised are logged: its message may hold the row's values.
+        """
+        failure = "error"
+        for attempt in range(1, ROW_ATTEMPTS + 1):
+            dropped.clear()
+            try:
+                record: CitizenEvent | ConsentRecord = (
+                    self.factory.consent(row, mapping, now=now, dropped=dropped)
+                    if consent
+                    else self.factory.event(row, mapping, now=now, dropped=dropped)
+                )
+                return record, self.factory.envelope(record, self.codec)
+            except InvalidIdentifier:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one row's bug must not fail the file
+                frame = traceback.extract_tb(exc.__traceback__)[-1]
+                failure = type(exc).__name__
+                logger.error(  # noqa: TRY400 - the traceback's text may hold personal data
+                    "%s row %d: unexpected %s at %s:%d (attempt %d of %d)",
+                    row.location,
+                    row.row,
+                    failure,
+                    Path(frame.filename).name,
+                    frame.lineno or 0,
+                    attempt,
+                    ROW_ATTEMPTS,
+                )
+        raise InvalidIdentifier("row", f"unexpected-{failure}")
+
+    def _refuse(
+        self,
+        batch: OutboxBatch,
+        source: str,
+        row: SourceRow,
+        field: str,
+        reason: str,
+        dropped: list[DroppedField],
+    ) -> None:
+        """Quarantine a row by field and reason code; count it, and what it had dropped."""
+        batch.quarantine(source, row.location, row.row, field, reason)
+        self.metrics.rows_quarantined.labels(source, field, reason).inc()
+        for lost in dropped:
+            self.metrics.fields_dropped.labels(source, lost.field, lost.code).inc()
 
     # -- publishing --------------------------------------------------------
 
     def publish(self, *, batch_size: int = DEFAULT_PUBLISH_BATCH) -> int:
-        """Drain the outbox into Kafka until empty; raises ``KafkaUnavailable`` if it cannot."""
+        """Drain the outbox into Kafka until empty; raises ``KafkaUnavailable`` if it cannot.
+
+        Every acknowledged record leaves the outbox, whatever became of the
+        others in its batch, so none is ever sent twice by this connector; a
+        record Kafka refuses for good moves to the quarantine.
+        """
         published = 0
         while entries := self.outbox.pending(batch_size):
-            acknowledged = self.publisher.publish(entries)
-            self.outbox.remove([e.seq for e in acknowledged])
+            outcome = self.publisher.publish(entries)
+            self.outbox.remove([e.seq for e in outcome.acknowledged])
+            for reason in sorted({r for _, r in outcome.rejected}):
+                refused = [e for e, r in outcome.rejected if r == reason]
+                self.outbox.reject(refused, reason)
+                self.metrics.rows_quarantined.labels(PUBLISH_SOURCE, "record", reason).inc(
+                    len(refused)
+                )
+                logger.warning("Kafka refused %d record(s) for good: %s", len(refused), reason)
             now = time.time()
-            for entry in acknowledged:
+            for entry in outcome.acknowledged:
                 self.metrics.events_published.labels(entry.topic).inc()
                 self.metrics.publish_latency.observe(max(0.0, now - entry.enqueued_at))
-            published += len(acknowledged)
+            published += len(outcome.acknowledged)
             self.metrics.outbox_depth.set(self.outbox.depth())
-            if len(acknowledged) < len(entries):
+            if outcome.pending:
                 raise KafkaUnavailable("Kafka acknowledged part of a batch; retrying later")
         return published
 

@@ -94,7 +94,18 @@ def _csv_rows(name: str, text: str, required: frozenset[str]) -> Iterator[Source
     missing = sorted(required - header)
     if missing:
         raise SourceError(f"{name}: missing columns {missing}")
-    for number, record in enumerate(reader, start=1):
+    number = 0
+    while True:
+        number += 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            # One unparseable record (a cell over the csv module's size limit, a
+            # stray NUL) costs that record; the reader resumes at the next line.
+            yield SourceRow(name, number, {"__malformed__": "unparseable"})
+            continue
         if None in record:  # more cells than the header names
             yield SourceRow(name, number, {"__malformed__": "extra-cells"})
             continue

@@ -27,6 +27,7 @@ __all__ = [
     "LinkageKey",
     "Tokeniser",
     "Tokens",
+    "blocking_keys",
     "generate_linkage_key",
     "load_linkage_keys",
     "opaque_reference",
@@ -109,23 +110,37 @@ def _soundex(name: str) -> str:
     return str(jellyfish.soundex(name.replace(" ", "")))
 
 
-def _blocking_keys(identity: Identity) -> list[tuple[str, str]]:
-    """Coarse keys, each surviving a different kind of error (documented per key)."""
+def _sector(postcode: str) -> str:
+    """Postcode sector ("M1 1AE" -> "M1 1"): about 1,700 in Greater Manchester."""
+    outward, _, inward = postcode.partition(" ")
+    return f"{outward} {inward[:1]}"
+
+
+def blocking_keys(identity: Identity) -> list[tuple[str, str]]:
+    """Coarse keys (domain, clear value), each surviving a different kind of error.
+
+    Every key joins a name sound to a full date of birth or a postcode sector,
+    so no key value is shared by more than a handful of people. Keys that were
+    common (Soundex of the surname with the birth year, Soundex of both names
+    alone) gave the broker's operator a frequency table to align with public
+    name lists (``bench/privacy.py`` re-identified people through them), so
+    they are gone; docs/linkage.md has the measurement.
+    """
     given, family, dob = identity.given_name, identity.family_name, identity.date_of_birth
+    postcode = identity.postcode
     keys = []
-    if family and dob:  # survives given-name typos and nicknames
-        keys.append(("sx-family+yob", f"{_soundex(family)}|{dob.year}"))
-    if given and dob:  # survives family-name changes and typos
+    if given and dob:  # survives family-name changes and typos, and moves
         keys.append(("sx-given+dob", f"{_soundex(given)}|{dob.isoformat()}"))
-    if given and family:  # survives a wrong date of birth; order-free, so swapped names too
-        keys.append(("sx-names", "|".join(sorted((_soundex(given), _soundex(family))))))
-    if dob and identity.postcode:  # survives name errors for people who stayed put
-        keys.append(("outward+dob", f"{postcode_outward(identity.postcode)}|{dob.isoformat()}"))
+    if dob and postcode:  # survives name errors and swapped names for people who stayed put
+        keys.append(("outward+dob", f"{postcode_outward(postcode)}|{dob.isoformat()}"))
     if identity.uprn:  # a property, not a person: household members share it
         keys.append(("uprn", identity.uprn))
-    if family and dob:  # transposed day and month
+    if family and dob:  # given-name typos and nicknames, transposed day and month, moves
         day_month = tuple(sorted((dob.day, dob.month)))
         keys.append(("sx-family+dm", f"{_soundex(family)}|{dob.year}|{day_month}"))
+    if given and family and postcode:  # a wrong or missing date of birth; order-free names
+        names = "|".join(sorted((_soundex(given), _soundex(family))))
+        keys.append(("sx-names+sector", f"{names}|{_sector(postcode)}"))
     return keys
 
 
@@ -157,7 +172,7 @@ class Tokeniser:
 
     def tokenise(self, identity: Identity) -> Tokens:
         exact = _exact_keys(identity)
-        blocking = _blocking_keys(identity)
+        blocking = blocking_keys(identity)
         ordered = sorted(self.keys, key=lambda k: -k.epoch)
         fields = _fuzzy_fields(identity)
         current = self.current

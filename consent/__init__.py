@@ -5,7 +5,10 @@ so an information-governance officer's questions can be answered by reading and
 testing this package alone (DESIGN sections 2, 6 and 9).
 
 Sealing is HPKE (RFC 9180) base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
-AES-256-GCM, with the event id bound through HPKE's ``info``.
+AES-256-GCM, with the event id, agreement, recipient and sorted field names bound
+through HPKE's ``info``. Signed records travel in ``SignedEnvelope``s
+(``seal_envelope``/``open_envelope``), signed over a domain tag, the writer
+schema's fingerprint and the exact body bytes.
 """
 
 from __future__ import annotations
@@ -60,9 +63,25 @@ from consent._devfederation import (
     build_dev_federation,
     example_agreement_paths,
 )
-from consent._directory import DIRECTORY_FORMAT, Directory, Member, MemberKind, parse_directory
+from consent._directory import (
+    DEFAULT_KEY_EPOCH,
+    DIRECTORY_FORMAT,
+    Directory,
+    Member,
+    MemberKind,
+    directory_expires_in,
+    parse_directory,
+)
 from consent._directory_signing import load_directory, sign_directory, verify_directory
+from consent._directory_watch import DirectoryChange, DirectoryWatcher, restart_reasons
 from consent._durations import format_duration, parse_duration
+from consent._envelope import (
+    KeyForSigner,
+    open_envelope,
+    seal_envelope,
+    sign_detached,
+    verify_detached,
+)
 from consent._errors import (
     AgreementInvalid,
     AuditInvalid,
@@ -88,10 +107,20 @@ from consent._keys import (
     public_key_pem,
     sign,
     verify_signature,
+    warn_if_exposed,
     write_key_pair,
+    write_secret_file,
 )
 from consent._routing import agreements_for, route
-from consent._sealing import SEALING_SUITE, open_fields, open_sealed, seal, seal_fields
+from consent._sealing import (
+    SEALING_SUITE,
+    open_fields,
+    open_sealed,
+    seal,
+    seal_payload,
+    sealing_context,
+)
+from consent._serial_store import SERIAL_STORE_FORMAT, SerialStore
 from consent._time_bounds import (
     DEFAULT_CLOCK_SKEW,
     DEFAULT_OCCURRED_FLOOR,
@@ -99,6 +128,7 @@ from consent._time_bounds import (
     check_times,
     time_problem,
 )
+from consent._topics import NOTIFY_ROLE, notify_topic
 
 __all__ = [
     "AGREEMENTS_DIR",
@@ -107,13 +137,16 @@ __all__ = [
     "DEFAULT_CHECKPOINT_EVERY",
     "DEFAULT_CHECKPOINT_INTERVAL",
     "DEFAULT_CLOCK_SKEW",
+    "DEFAULT_KEY_EPOCH",
     "DEFAULT_OCCURRED_FLOOR",
     "DEFAULT_RECORDED_FLOOR",
     "DEFAULT_VOUCH_MARGIN",
     "DIRECTORY_FORMAT",
     "GENESIS_HASH",
     "GM_COUNCILS",
+    "NOTIFY_ROLE",
     "SEALING_SUITE",
+    "SERIAL_STORE_FORMAT",
     "Agreement",
     "AgreementInvalid",
     "AuditChain",
@@ -132,11 +165,14 @@ __all__ = [
     "Decision",
     "DevFederation",
     "Directory",
+    "DirectoryChange",
     "DirectoryExpired",
     "DirectoryInvalid",
     "DirectoryRolledBack",
+    "DirectoryWatcher",
     "DisclosedEvent",
     "KafkaSecurity",
+    "KeyForSigner",
     "KeyInvalid",
     "KeyPairPaths",
     "LawfulBasis",
@@ -149,6 +185,7 @@ __all__ = [
     "Routing",
     "SealingFailed",
     "Secret",
+    "SerialStore",
     "SignatureInvalid",
     "TimeOutOfBounds",
     "TokenConsent",
@@ -162,6 +199,7 @@ __all__ = [
     "decide",
     "decision_id",
     "decisions_concerning",
+    "directory_expires_in",
     "effective_consent",
     "effective_time",
     "example_agreement_paths",
@@ -173,6 +211,8 @@ __all__ = [
     "load_directory",
     "load_private_key",
     "load_public_key",
+    "notify_topic",
+    "open_envelope",
     "open_fields",
     "open_sealed",
     "parse_agreement",
@@ -181,15 +221,22 @@ __all__ = [
     "private_key_pem",
     "public_key_b64",
     "public_key_pem",
+    "restart_reasons",
     "route",
     "save_anchors",
     "seal",
-    "seal_fields",
+    "seal_envelope",
+    "seal_payload",
+    "sealing_context",
     "sign",
+    "sign_detached",
     "sign_directory",
     "time_problem",
     "verify_audit",
+    "verify_detached",
     "verify_directory",
     "verify_signature",
+    "warn_if_exposed",
     "write_key_pair",
+    "write_secret_file",
 ]

@@ -24,9 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consent._audit_records import audit_record_to_dict
 from consent._decisions import Decision
+from consent._envelope import sign_detached
 from consent._errors import AuditInvalid
-from consent._keys import sign
-from schemas import AuditKind, AuditRecord
+from schemas import AuditKind, AuditRecord, SignatureDomain
 
 __all__ = [
     "DEFAULT_CHECKPOINT_EVERY",
@@ -237,7 +237,10 @@ class AuditChain:
                 b"",
             )
         )
-        signed = replace(record, signature=sign(self._key, audit_bytes(record)))
+        signed = replace(
+            record,
+            signature=sign_detached(self._key, SignatureDomain.CHECKPOINT, audit_bytes(record)),
+        )
         _log.info("audit chain %s checkpoint at %d records (%s)", record.chain, record.seq, reason)
         self._head = replace(
             self._head, last_checkpoint_count=self._head.count, last_checkpoint_at=now

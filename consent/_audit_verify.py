@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -37,9 +37,9 @@ from consent._audit import (
     audit_bytes,
     audit_record_hash,
 )
+from consent._envelope import verify_detached
 from consent._errors import SignatureInvalid
-from consent._keys import verify_signature
-from schemas import AuditKind, AuditRecord
+from schemas import AuditKind, AuditRecord, SignatureDomain
 
 __all__ = [
     "DEFAULT_VOUCH_MARGIN",
@@ -103,7 +103,11 @@ class ChainSummary:
 
 @dataclass(frozen=True, slots=True)
 class AuditReport:
-    """The outcome: ``ok`` when no chain has a problem (an unanchored tail is not one)."""
+    """The outcome: ``ok`` when no chain has a problem.
+
+    Judged with ``now``, a chain with no checkpoint and an overdue unvouched tail
+    are problems (a pending one only under ``strict``); without it, only links are.
+    """
 
     problems: tuple[AuditProblem, ...]
     chains: Mapping[str, ChainSummary] = field(default_factory=lambda: MappingProxyType({}))
@@ -135,11 +139,15 @@ class _Vouching:
         pending = verified - (last.seq + 1)
         if pending <= 0:
             return None, None
-        deadline = last.decided_at + self.interval + self.margin
         after = f"{pending} record(s) after the last signed checkpoint (seq {last.seq})"
-        if self.now >= deadline:
-            detail = f"{after} unvouched; a checkpoint was due by {deadline.isoformat()}"
+        if self.now - last.decided_at >= self.interval + self.margin:
+            due = (last.decided_at + self.interval + self.margin).isoformat()  # <= now: fits
+            detail = f"{after} unvouched; a checkpoint was due by {due}"
             return AuditProblem(ProblemKind.UNVOUCHED, chain, last.seq + 1, -1, detail), None
+        try:
+            deadline = last.decided_at + self.interval + self.margin
+        except OverflowError:  # a checkpoint dated near year 9999: still only pending
+            deadline = datetime.max.replace(tzinfo=UTC)
         if self.strict:
             detail = f"{after} pending until {deadline.isoformat()} (--strict)"
             return AuditProblem(ProblemKind.PENDING, chain, last.seq + 1, -1, detail), deadline
@@ -148,7 +156,7 @@ class _Vouching:
 
 def _checkpoint_ok(record: AuditRecord, key: Ed25519PublicKey) -> bool:
     try:
-        verify_signature(key, audit_bytes(record), record.signature)
+        verify_detached(key, SignatureDomain.CHECKPOINT, audit_bytes(record), record.signature)
     except SignatureInvalid:
         return False
     return True

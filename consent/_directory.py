@@ -5,10 +5,18 @@ authority (see ``consent._directory_signing``). Every component loads it and
 trusts nothing it does not list: a council's events are checked against the
 council's signing key here, sealed fields go to the recipient's key here, and an
 agreement is in force only if it is embedded here (DESIGN section 2).
+
+Keys are inline only (PEM text or ``<alg>:<base64>``): a key named by a file
+path would let whoever can write that file change a trusted key without the
+authority re-signing anything. The linkage-key epochs the broker accepts come
+from here too (``key_epoch``, ``accepted_epochs``), so retiring an epoch is a
+signed act, and so does the federation's start (``federation_start``), the
+floor for consent records' ``recorded_at`` (``consent.check_times``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,15 +31,38 @@ from consent._agreement import Agreement
 from consent._agreement_loader import compile_agreement
 from consent._errors import DirectoryInvalid, KeyInvalid
 from consent._keys import KeyKind, PublicKey, load_public_key
+from consent._time_bounds import DEFAULT_RECORDED_FLOOR
 from consent._yamlnodes import NodeReader, compose
 
-__all__ = ["DIRECTORY_FORMAT", "Directory", "Member", "MemberKind", "parse_directory"]
+__all__ = [
+    "DEFAULT_KEY_EPOCH",
+    "DIRECTORY_FORMAT",
+    "Directory",
+    "Member",
+    "MemberKind",
+    "directory_expires_in",
+    "parse_directory",
+]
 
 DIRECTORY_FORMAT = "fedbroker-directory/1"
+DEFAULT_KEY_EPOCH = 1
+"""The linkage-key epoch when the directory names none."""
 
 _TOP = frozenset(
-    {"format", "serial", "authority", "issued_at", "expires_at", "members", "agreements"}
+    {
+        "format",
+        "serial",
+        "authority",
+        "issued_at",
+        "expires_at",
+        "federation_start",
+        "key_epoch",
+        "accepted_epochs",
+        "members",
+        "agreements",
+    }
 )
+_INLINE_PREFIXES = ("-----BEGIN", "ed25519:", "x25519:")
 _MEMBER = frozenset({"id", "kind", "name", "council", "signing_key", "sealing_key", "topics"})
 
 
@@ -61,7 +92,13 @@ class Member:
 
 @dataclass(frozen=True, slots=True)
 class Directory:
-    """A verified directory. Obtain it from ``load_directory``, never build one by hand."""
+    """A verified directory. Obtain it from ``load_directory``, never build one by hand.
+
+    ``key_epoch`` is the current linkage-key epoch; ``accepted_epochs`` the epochs
+    whose tokens the broker accepts (default: the current one only), to pass as
+    the broker's ``accepted_epochs``. ``digest`` is the SHA-256 of the signed
+    document text, so two documents under one serial can be told apart.
+    """
 
     authority: str
     serial: int
@@ -69,6 +106,19 @@ class Directory:
     expires_at: datetime
     members: Mapping[str, Member]
     agreements: Mapping[str, Agreement]
+    key_epoch: int = DEFAULT_KEY_EPOCH
+    accepted_epochs: frozenset[int] = frozenset({DEFAULT_KEY_EPOCH})
+    federation_start: datetime | None = None
+    digest: bytes = b""
+
+    @property
+    def recorded_floor(self) -> datetime:
+        """The earliest ``recorded_at`` to accept: the federation's start, or the default."""
+        return self.federation_start or DEFAULT_RECORDED_FLOOR
+
+    def expires_in(self, now: datetime) -> float:
+        """Seconds left before the directory expires at ``now`` (negative once it has)."""
+        return (self.expires_at - now).total_seconds()
 
     def member(self, member_id: str) -> Member:
         """The member, or ``DirectoryInvalid`` (reason ``unknown-member``) if not listed."""
@@ -128,6 +178,11 @@ class Directory:
             ) from None
 
 
+def directory_expires_in(directory: Directory, now: datetime) -> float:
+    """Seconds ``directory`` has left at ``now`` (negative once expired): the metric's value."""
+    return directory.expires_in(now)
+
+
 def _time(
     reader: NodeReader, parent: yaml.Node, fields: dict[str, yaml.Node], key: str
 ) -> datetime:
@@ -151,6 +206,13 @@ def _key(
     if node is None:
         return None
     kind: KeyKind = "signing" if key == "signing_key" else "sealing"
+    if not str(node.value).strip().startswith(_INLINE_PREFIXES):
+        reader.problem(
+            node,
+            f"member '{member_id}': {key} must be given inline (PEM or '<alg>:<base64>'), "
+            "not as a file: a file could change without the directory being re-signed",
+        )
+        return None
     try:
         return load_public_key(str(node.value), kind=kind)
     except KeyInvalid as exc:
@@ -195,6 +257,29 @@ def _member(reader: NodeReader, node: yaml.Node) -> Member | None:
     )
 
 
+def _epochs(
+    reader: NodeReader, root: yaml.Node, fields: dict[str, yaml.Node]
+) -> tuple[int, frozenset[int]]:
+    current_text = reader.text(root, fields, "key_epoch", required=False)
+    current = DEFAULT_KEY_EPOCH
+    if current_text is not None:
+        if not current_text.isdigit() or int(current_text) < 1:
+            reader.problem(fields["key_epoch"], "'key_epoch' must be a positive whole number")
+        else:
+            current = int(current_text)
+    if "accepted_epochs" not in fields:
+        return current, frozenset({current})
+    accepted: set[int] = set()
+    for value, node in reader.text_list(root, fields, "accepted_epochs"):
+        if not value.isdigit() or int(value) < 1:
+            reader.problem(node, "'accepted_epochs' items must be positive whole numbers")
+        else:
+            accepted.add(int(value))
+    if accepted and current not in accepted:
+        reader.problem(fields["accepted_epochs"], "'accepted_epochs' must include 'key_epoch'")
+    return current, frozenset(accepted or {current})
+
+
 def parse_directory(text: str, *, source: str = "<directory>") -> Directory:
     """Parse and check a directory document's content (not its signature or dates).
 
@@ -221,6 +306,10 @@ def parse_directory(text: str, *, source: str = "<directory>") -> Directory:
     expires_at = _time(reader, root, fields, "expires_at")
     if expires_at <= issued_at:
         reader.problem(fields.get("expires_at"), "'expires_at' must be after 'issued_at'")
+    start = (
+        _time(reader, root, fields, "federation_start") if "federation_start" in fields else None
+    )
+    key_epoch, accepted_epochs = _epochs(reader, root, fields)
 
     members: dict[str, Member] = {}
     members_node = fields.get("members")
@@ -269,4 +358,8 @@ def parse_directory(text: str, *, source: str = "<directory>") -> Directory:
         expires_at=expires_at,
         members=MappingProxyType(members),
         agreements=MappingProxyType(agreements),
+        key_epoch=key_epoch,
+        accepted_epochs=accepted_epochs,
+        federation_start=start,
+        digest=hashlib.sha256(text.encode("utf-8")).digest(),
     )

@@ -1,8 +1,9 @@
 """Signing and loading the directory: a signed envelope around the exact document.
 
 The envelope is a small JSON object holding the directory's YAML text verbatim
-and an Ed25519 signature over it (with a domain prefix so the signature cannot be
-replayed as any other fedbroker signature). Signing the exact bytes, rather than
+and an Ed25519 signature over it in the ``fedbroker/directory/v3`` domain
+(``consent.sign_detached``), so the signature cannot be replayed as any other
+fedbroker signature. Signing the exact bytes, rather than
 a re-serialisation, means there is no canonicalisation for two implementations
 to disagree on: what was signed is what is parsed.
 """
@@ -19,8 +20,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from consent._directory import Directory, parse_directory
+from consent._envelope import sign_detached, verify_detached
 from consent._errors import DirectoryExpired, DirectoryInvalid, KeyInvalid, SignatureInvalid
-from consent._keys import PublicKey, load_public_key, public_key_b64, sign, verify_signature
+from consent._keys import PublicKey, load_public_key, public_key_b64
+from schemas import SignatureDomain
 
 __all__ = [
     "SIGNED_DIRECTORY_FORMAT",
@@ -29,8 +32,9 @@ __all__ = [
     "verify_directory",
 ]
 
-SIGNED_DIRECTORY_FORMAT = "fedbroker-signed-directory/1"
-_DOMAIN = b"fedbroker/directory/v1\x00"
+SIGNED_DIRECTORY_FORMAT = "fedbroker-signed-directory/2"
+"""Version 2 (release 0.2.0): the signature is in the ``fedbroker/directory/v3`` domain."""
+_DOMAIN = SignatureDomain.DIRECTORY
 _log = logging.getLogger(__name__)
 
 
@@ -51,11 +55,12 @@ def sign_directory(document: str, private_key: Ed25519PrivateKey) -> bytes:
             "the signing key is not the authority's key listed in the directory",
             reason="directory-signer-mismatch",
         )
+    signature = sign_detached(private_key, _DOMAIN, document.encode("utf-8"))
     envelope = {
         "format": SIGNED_DIRECTORY_FORMAT,
         "algorithm": "ed25519",
         "signer": directory.authority,
-        "signature": base64.b64encode(sign(private_key, _DOMAIN + document.encode())).decode(),
+        "signature": base64.b64encode(signature).decode("ascii"),
         "document": document,
     }
     return (json.dumps(envelope, indent=1, sort_keys=True) + "\n").encode("utf-8")
@@ -95,7 +100,7 @@ def verify_directory(
         )
     try:
         signature = base64.b64decode(signature_b64, validate=True)
-        verify_signature(anchor, _DOMAIN + document.encode("utf-8"), signature)
+        verify_detached(anchor, _DOMAIN, document.encode("utf-8"), signature)
     except (binascii.Error, SignatureInvalid) as exc:
         raise DirectoryInvalid(
             "directory signature does not verify under the trust anchor",

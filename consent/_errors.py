@@ -5,12 +5,14 @@ Tree (mirrored in docs/errors.md)::
     FedbrokerError
     └── ConsentError                   "consent"
         ├── KeyInvalid                 "key-invalid"        not the expected kind of key
-        ├── SignatureInvalid           "signature-invalid"
-        ├── SealingFailed              "sealing-failed"     wrong key, event id or bytes
+        ├── SignatureInvalid           "signature-invalid"; also "wrong-domain" (signed as
+        │                              another kind), "unknown-signer" (no trusted key)
+        ├── SealingFailed              "sealing-failed"     wrong key, event, labels or bytes;
+        │                              also "fields-mismatch" (opened names differ from declared)
         ├── DirectoryInvalid           "directory-invalid"  malformed content (every problem listed)
         │   │                          also: "directory-unsigned", "directory-signature-invalid",
         │   │                          "directory-signer-mismatch", "unknown-member", "no-key",
-        │   │                          "unknown-topic"
+        │   │                          "unknown-topic", "serial-store-invalid"
         │   ├── DirectoryExpired       "directory-expired", "directory-not-yet-valid"
         │   └── DirectoryRolledBack    "directory-rolled-back"  a lower serial than one accepted,
         │                              or "directory-serial-reused" (same serial, other content)

@@ -2,14 +2,18 @@
 
 Councils, the broker and the combined authority sign with Ed25519; subscriber
 services receive sealed fields under X25519 (DESIGN section 2). Keys live in
-PKCS#8 / SubjectPublicKeyInfo PEM so that ``openssl pkey`` can read them, and a
-private key file is written with 0600 permissions.
+PKCS#8 / SubjectPublicKeyInfo PEM so that ``openssl pkey`` can read them. A
+private key file is created 0600 (never written first and tightened after), and
+a loader warns, without the secret, about one that others can read.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import os
+import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -35,8 +39,12 @@ __all__ = [
     "public_key_pem",
     "sign",
     "verify_signature",
+    "warn_if_exposed",
     "write_key_pair",
+    "write_secret_file",
 ]
+
+_log = logging.getLogger(__name__)
 
 KeyKind = Literal["signing", "sealing"]
 PrivateKey = Ed25519PrivateKey | X25519PrivateKey
@@ -87,28 +95,68 @@ def public_key_b64(key: PublicKey | PrivateKey) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
+def write_secret_file(path: Path | str, data: bytes) -> Path:
+    """Write ``data`` to ``path`` readable by the owner only, from its first byte.
+
+    The bytes go to a new file created 0600 with ``O_EXCL`` in the same folder,
+    then replace ``path`` atomically: an existing file's looser mode is not
+    inherited (``O_TRUNC`` would keep it), and no reader ever sees a half-written
+    secret. The umask can only narrow 0600.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, _PRIVATE_MODE)  # mkstemp creates 0600 already; be explicit
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def write_key_pair(key: PrivateKey, prefix: Path | str) -> KeyPairPaths:
-    """Write ``<prefix>.key`` (0600, created so, never world-readable) and ``<prefix>.pub``.
+    """Write ``<prefix>.key`` (created 0600, see ``write_secret_file``) and ``<prefix>.pub``.
 
     Args:
         key: the private key to store.
         prefix: path prefix; parent directories are created.
     """
     prefix = Path(prefix)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    private = prefix.with_name(prefix.name + ".key")
+    private = write_secret_file(prefix.with_name(prefix.name + ".key"), private_key_pem(key))
     public = prefix.with_name(prefix.name + ".pub")
-    # os.open with the mode so the secret never exists with looser permissions.
-    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _PRIVATE_MODE)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(private_key_pem(key))
-    os.chmod(private, _PRIVATE_MODE)
     public.write_text(public_key_pem(key), encoding="ascii")
     return KeyPairPaths(private, public)
 
 
+def warn_if_exposed(path: Path | str) -> bool:
+    """Log a warning if a secret file can be read or written by its group or others.
+
+    Names the file and its mode, never its content. Returns whether it warned.
+    """
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return False
+    if mode & 0o077:
+        _log.warning(
+            "secret file %s has mode %04o: group or others can reach it; run 'chmod 600 %s'",
+            path,
+            mode,
+            path,
+        )
+        return True
+    return False
+
+
 def load_private_key(path: Path | str) -> PrivateKey:
     """Read an Ed25519 or X25519 private key from a PEM file.
+
+    Warns (``warn_if_exposed``) if the file is group- or world-accessible.
 
     Raises:
         KeyInvalid: the file is missing, unreadable or holds another kind of key.
@@ -121,6 +169,7 @@ def load_private_key(path: Path | str) -> PrivateKey:
         raise KeyInvalid(f"cannot read a private key from {path}") from exc
     if not isinstance(key, Ed25519PrivateKey | X25519PrivateKey):
         raise KeyInvalid(f"{path} holds a {type(key).__name__}, not Ed25519 or X25519")
+    warn_if_exposed(path)
     return key
 
 

@@ -31,6 +31,7 @@ from connectors import (
     SourceRow,
     Tokeniser,
     Tokens,
+    encode_row,
     row_tokens,
 )
 from schemas import EventType
@@ -106,7 +107,9 @@ class RowEncoder:
         """
         return row_tokens(row, self.mapping, self.tokeniser)
 
-    def sighting(self, row: SourceRow, *, side: str) -> Sighting | Refused:
+    def sighting(
+        self, row: SourceRow, *, side: str, dropped: list[Refused] | None = None
+    ) -> Sighting | Refused:
         """The sighting of one row (``source_council`` is the side, ``source_ref``
         the row's local reference), or why the row is refused.
 
@@ -114,15 +117,22 @@ class RowEncoder:
             row: one row from ``read_rows``.
             side: which file it came from (``left`` or ``right``); with the row
                 number it makes the event id, unique within a run.
+            dropped: receives the identifiers the row was linked without, as the
+                connector drops them (default None: not reported).
         """
         try:
-            tokens = self.tokens(row)
+            encoded = encode_row(row, self.mapping, self.tokeniser)
+            tokens = encoded.tokens
             reference = row.values.get(self.mapping.reference)
             if reference is None or not reference.strip():
                 raise InvalidIdentifier("reference", "missing")
         except InvalidIdentifier as exc:
             logger.debug("refused %s row %d: %s", side, row.row, exc.reason)
             return Refused(side, row.row, exc.reason, exc.code)
+        if dropped is not None:
+            dropped.extend(
+                Refused(side, row.row, f"invalid-{d.field}", d.code) for d in encoded.dropped
+            )
         return Sighting(
             event_id=f"{side}:{row.row}",
             source_council=side,

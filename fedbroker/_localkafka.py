@@ -12,6 +12,7 @@ cluster's own CA (``fedbroker._tls``) and an ACL authoriser (docs/operations.md)
 from __future__ import annotations
 
 import base64
+import importlib.resources
 import logging
 import os
 import shutil
@@ -43,7 +44,20 @@ DEFAULT_HEAP = "-Xmx512m -Xms192m"
 CONTROLLER_PORT_OFFSET = 1000
 STARTUP_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
-_DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy" / "kafka"
+
+
+def _deploy_dir() -> Path:
+    """Where Kafka's pom.xml, server.properties template and log4j2.xml are.
+
+    They are package data (``fedbroker/_deploy/kafka``), found through
+    ``importlib.resources`` so that an installed wheel finds its own copy
+    wherever it is run from. Maven and the JVM need real files, and a wheel
+    installs unzipped, so the resource is a directory on disk.
+    """
+    return Path(str(importlib.resources.files("fedbroker").joinpath("_deploy", "kafka")))
+
+
+_DEPLOY_DIR = _deploy_dir()
 
 
 class LocalKafkaError(CommandError):

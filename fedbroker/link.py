@@ -92,7 +92,9 @@ class LinkResult:
     ``pairs`` are the cross-file pairs at the chosen threshold, ``borderline``
     the fuzzy cross-file pairs within the review margin of it (above and below),
     ``unmatched`` the (side, reference) of records in no pair, ``refused`` the
-    rows the connector would quarantine, ``records`` the rows that were linked.
+    rows the connector would quarantine, ``records`` the rows that were linked,
+    ``dropped`` the identifiers rows were linked without (malformed values the
+    connector would drop, by row and reason code).
     """
 
     pairs: tuple[LinkedPair, ...]
@@ -101,6 +103,7 @@ class LinkResult:
     fit: ThresholdFit
     refused: tuple[Refused, ...]
     records: int
+    dropped: tuple[Refused, ...] = ()
 
 
 def _cross(match: Match) -> LinkedPair | None:
@@ -121,14 +124,14 @@ def _mapping(mapping: Path | SourceMapping) -> SourceMapping:
 
 
 def _sightings(
-    encoder: RowEncoder, files: Iterable[tuple[str, Path]]
+    encoder: RowEncoder, files: Iterable[tuple[str, Path]], dropped: list[Refused]
 ) -> tuple[list[Sighting], list[Refused]]:
     sightings: list[Sighting] = []
     refused: list[Refused] = []
     for side, path in files:
         try:
             for row in read_rows(path, encoder.columns):
-                made = encoder.sighting(row, side=side)
+                made = encoder.sighting(row, side=side, dropped=dropped)
                 if isinstance(made, Refused):
                     refused.append(made)
                 else:
@@ -168,7 +171,8 @@ def link_files(
     """
     keys = tuple(linkage_keys) if linkage_keys else (generate_linkage_key(_RUN_KEY_EPOCH),)
     encoder = RowEncoder.of(_mapping(mapping), keys)
-    sightings, refused = _sightings(encoder, ((LEFT, left), (RIGHT, right)))
+    dropped: list[Refused] = []
+    sightings, refused = _sightings(encoder, ((LEFT, left), (RIGHT, right)), dropped)
     # One pass at threshold 0 returns every blocked pair with its score: the
     # sample the fit needs and the borderline pairs. The pairs at or above the
     # chosen threshold are exactly what a pass at that threshold would return
@@ -187,7 +191,13 @@ def link_files(
     )
     logger.info("linked %d records: %d pairs, %d refused", len(sightings), len(pairs), len(refused))
     return LinkResult(
-        tuple(pairs), tuple(borderline), tuple(unmatched), fit, tuple(refused), len(sightings)
+        tuple(pairs),
+        tuple(borderline),
+        tuple(unmatched),
+        fit,
+        tuple(refused),
+        len(sightings),
+        tuple(dropped),
     )
 
 

@@ -12,10 +12,13 @@ from schemas._codec import (
     DEFAULT_MAX_MESSAGE_BYTES,
     SINGLE_OBJECT_MARKER,
     Codec,
-    canonical_bytes,
-    canonical_version,
 )
-from schemas._compatibility import CompatibilityProblem, check_compatibility, sample_datum
+from schemas._compatibility import (
+    RECORDED_BREAKS,
+    CompatibilityProblem,
+    check_compatibility,
+    sample_datum,
+)
 from schemas._convert import RECORD_TYPES, Record
 from schemas._errors import (
     BadLength,
@@ -33,6 +36,7 @@ from schemas._errors import (
     WrongRecordType,
 )
 from schemas._records import (
+    DEFAULT_ENCODING,
     AuditKind,
     AuditRecord,
     CitizenEvent,
@@ -44,14 +48,29 @@ from schemas._records import (
     Outcome,
     RejectedRecord,
     SealedPayload,
+    SignedEnvelope,
 )
-from schemas._registry import AVRO_DIR, SchemaVersion, crc64_avro, load_versions
+from schemas._registry import (
+    AVRO_DIR,
+    MAJOR_MARK,
+    SchemaVersion,
+    crc64_avro,
+    current_line,
+    load_versions,
+    major_lines,
+)
+from schemas._signing import DOMAIN_RECORDS, NOT_AVRO, SignatureDomain, signing_input
 
 __all__ = [
     "AVRO_DIR",
     "CONFLUENT_MAGIC",
+    "DEFAULT_ENCODING",
     "DEFAULT_MAX_MESSAGE_BYTES",
+    "DOMAIN_RECORDS",
     "EVENT_CATALOGUE",
+    "MAJOR_MARK",
+    "NOT_AVRO",
+    "RECORDED_BREAKS",
     "RECORD_TYPES",
     "SINGLE_OBJECT_MARKER",
     "AuditKind",
@@ -80,14 +99,17 @@ __all__ = [
     "SchemaError",
     "SchemaVersion",
     "SealedPayload",
+    "SignatureDomain",
+    "SignedEnvelope",
     "TrailingBytes",
     "TruncatedMessage",
     "UnknownSchema",
     "WrongRecordType",
-    "canonical_bytes",
-    "canonical_version",
     "check_compatibility",
     "crc64_avro",
+    "current_line",
     "load_versions",
+    "major_lines",
     "sample_datum",
+    "signing_input",
 ]

@@ -11,8 +11,6 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Mapping
-from dataclasses import replace
-from functools import cache
 from typing import Any, TypeVar
 
 from fastavro import schemaless_reader, schemaless_writer
@@ -30,8 +28,8 @@ from schemas._errors import (
     UnknownSchema,
     WrongRecordType,
 )
-from schemas._records import AuditRecord, CitizenEvent, ConsentRecord, RejectedRecord
-from schemas._registry import AVRO_DIR, SchemaVersion, load_versions
+from schemas._records import CitizenEvent, ConsentRecord, RejectedRecord
+from schemas._registry import AVRO_DIR, SchemaVersion, current_line, load_versions
 from schemas._scan import diagnose
 
 __all__ = [
@@ -39,64 +37,12 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "SINGLE_OBJECT_MARKER",
     "Codec",
-    "canonical_bytes",
-    "canonical_version",
 ]
 
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 _T = TypeVar("_T")
-
-
-@cache
-def _versions() -> Mapping[str, tuple[SchemaVersion, ...]]:
-    """Every released version of each record, oldest first, loaded once."""
-    return load_versions(AVRO_DIR)
-
-
-def _schemaless(version: SchemaVersion, datum: Any) -> bytes:
-    out = io.BytesIO()
-    schemaless_writer(out, version.parsed, datum)
-    return out.getvalue()
-
-
-def _blank(record: Record) -> Any:
-    blank: Any = record
-    if not isinstance(blank, RejectedRecord):
-        blank = replace(blank, signature=b"")
-    if isinstance(blank, AuditRecord):
-        blank = replace(blank, record_hash=b"")
-    return blank
-
-
-def canonical_version(record: Record) -> SchemaVersion:
-    """The oldest released schema that holds every value of ``record``.
-
-    Signatures must survive schema evolution: a council on an older release signs
-    what its schema can say, and a newer broker must reproduce those bytes. So the
-    canonical form is written under the oldest version from which the record
-    reads back unchanged; a newer version is used only when the record uses what
-    it added (a non-default value of a new field).
-    """
-    name, datum = to_datum(_blank(record))
-    versions = _versions()[name]
-    latest = versions[-1]
-    for version in versions[:-1]:
-        written = _schemaless(version, datum)
-        if schemaless_reader(io.BytesIO(written), version.parsed, latest.parsed) == datum:
-            return version
-    return latest
-
-
-def canonical_bytes(record: Record) -> bytes:
-    """Deterministic bytes of a record without its signature (and audit hash): what is signed.
-
-    Schemaless Avro under ``canonical_version``: no framing, so the bytes do not
-    depend on how the message travelled, nor on which release wrote it.
-    """
-    name, datum = to_datum(_blank(record))
-    return _schemaless(canonical_version(record), datum)
 
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
@@ -161,7 +107,11 @@ class Codec:
     ) -> None:
         versions = load_versions(AVRO_DIR)
         self._latest = {name: v[-1] for name, v in versions.items()}
-        self._by_fingerprint = {sv.fingerprint: sv for v in versions.values() for sv in v}
+        # Only the current major line: an older line's bytes are refused by name
+        # (``unknown-schema``) rather than half-resolved into today's records.
+        self._by_fingerprint = {
+            sv.fingerprint: sv for v in versions.values() for sv in current_line(v)
+        }
         self._headers = {
             name: SINGLE_OBJECT_MARKER + struct.pack("<Q", sv.fingerprint)
             for name, sv in self._latest.items()
@@ -177,17 +127,16 @@ class Codec:
             }
         self.max_message_bytes = max_message_bytes
 
-    def encode(self, record: Record) -> bytes:
-        """The framed Avro bytes of a record."""
+    def _datum(self, record: Record) -> tuple[str, Any]:
         try:
             name, datum = to_datum(record)
         except (KeyError, AttributeError) as exc:
             raise EncodeError(f"cannot encode a {type(record).__name__}") from exc
         _check_ints(record)
+        return name, datum
+
+    def _write(self, name: str, datum: Any, out: io.BytesIO) -> bytes:
         try:
-            header = self._headers[name]
-            out = io.BytesIO()
-            out.write(header)
             schemaless_writer(out, self._latest[name].parsed, datum)
         except (KeyError, ValueError, TypeError, OverflowError) as exc:
             raise EncodeError(f"cannot encode {name}: {type(exc).__name__}") from exc
@@ -195,6 +144,47 @@ class Codec:
         if len(data) > self.max_message_bytes:
             raise MessageTooLarge(f"{name} message of {len(data)} bytes exceeds the limit")
         return data
+
+    def encode(self, record: Record) -> bytes:
+        """The framed Avro bytes of a record."""
+        name, datum = self._datum(record)
+        header = self._headers.get(name)
+        if header is None:
+            raise EncodeError(f"cannot encode {name}: no framing header for it")
+        out = io.BytesIO()
+        out.write(header)
+        return self._write(name, datum, out)
+
+    def encode_body(self, record: Record) -> tuple[int, bytes]:
+        """``(writer fingerprint, schemaless bytes)``: what a ``SignedEnvelope`` carries.
+
+        Written once, by the signer; every verifier checks the signature on these
+        exact bytes and decodes them, and nobody encodes the record again.
+        """
+        name, datum = self._datum(record)
+        return self._latest[name].fingerprint, self._write(name, datum, io.BytesIO())
+
+    def decode_body(self, fingerprint: int, body: bytes, kind: type[_T]) -> _T:
+        """The record of an envelope's body, written under the schema ``fingerprint`` names.
+
+        Call it only after the envelope's signature verified: decoding is the
+        expensive step, and the fingerprint is trusted because it was signed.
+
+        Raises:
+            DecodeError: one of its leaves (``wrong-record-type`` when the
+                fingerprint names another record than ``kind``).
+            UnknownSchema: no schema of the current major line has that fingerprint.
+        """
+        if len(body) > self.max_message_bytes:
+            raise MessageTooLarge(f"body of {len(body)} bytes exceeds the limit")
+        writer = self._by_fingerprint.get(fingerprint)
+        if writer is None:
+            raise UnknownSchema(f"no released schema has fingerprint {fingerprint:016x}")
+        if writer.name != kind.__name__:
+            raise WrongRecordType(f"expected {kind.__name__}, the body is a {writer.name}")
+        record = self._read(writer, body, 0)
+        assert isinstance(record, kind)
+        return record
 
     def _writer(self, data: bytes) -> tuple[SchemaVersion, int]:
         if data[:2] == SINGLE_OBJECT_MARKER:
@@ -226,6 +216,9 @@ class Codec:
         if len(data) > self.max_message_bytes:
             raise MessageTooLarge(f"message of {len(data)} bytes exceeds the limit")
         writer, start = self._writer(data)
+        return self._read(writer, data, start)
+
+    def _read(self, writer: SchemaVersion, data: bytes, start: int) -> Record:
         reader = self._latest[writer.name]
         stream = io.BytesIO(data)
         stream.seek(start)

@@ -20,10 +20,17 @@ from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
 
-from schemas._registry import AVRO_DIR, SchemaVersion, load_versions
+from schemas._registry import AVRO_DIR, SchemaVersion, load_versions, major_lines
 from schemas._resolution import house_rules, named_types, resolution_problems
 
-__all__ = ["CompatibilityProblem", "check_compatibility", "sample_datum"]
+__all__ = ["RECORDED_BREAKS", "CompatibilityProblem", "check_compatibility", "sample_datum"]
+
+RECORDED_BREAKS: frozenset[str] = frozenset({"0.2.0"})
+"""Releases allowed to open a new major line (``"fedbroker.major"`` in a schema).
+
+One entry, the 0.2.0 wire release of DESIGN section 10, recorded in CHANGELOG.md.
+A version marked with any other release is a problem: a break is a decision, not
+a way round a failing check."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,15 +153,25 @@ def check_compatibility(root: Path = AVRO_DIR) -> list[CompatibilityProblem]:
     Checked: the round trips both ways on sample data, the resolution rules at
     every depth (naming the field path), enum symbols only appended, and on
     every version the house rules (each field has a doc, each enum a default).
+    Pairs are compared within a major line only; a version that opens a line
+    must name a release in ``RECORDED_BREAKS``.
     """
     problems: list[CompatibilityProblem] = list(_enum_versions(root))
     for versions in load_versions(root).values():
         for sv in versions:
             for path, why in house_rules(sv.inlined):
                 problems.append(CompatibilityProblem(sv.name, sv.version, sv.version, path, why))
-        for i, older in enumerate(versions):
-            for newer in versions[i + 1 :]:
-                problems.extend(_pair_problems(older, newer))
+            if sv.opens_major is not None and sv.opens_major not in RECORDED_BREAKS:
+                problems.append(
+                    CompatibilityProblem(
+                        sv.name, sv.version, sv.version, "(record)",
+                        f"opens major line {sv.opens_major!r}, which is not a recorded break",
+                    )
+                )  # fmt: skip
+        for line in major_lines(versions):
+            for i, older in enumerate(line):
+                for newer in line[i + 1 :]:
+                    problems.extend(_pair_problems(older, newer))
     return problems
 
 

@@ -24,11 +24,14 @@ from schemas._records import (
     Outcome,
     RejectedRecord,
     SealedPayload,
+    SignedEnvelope,
 )
 
 __all__ = ["RECORD_TYPES", "Record", "from_datum", "to_datum"]
 
-Record = CitizenEvent | ConsentRecord | MatchNotification | AuditRecord | RejectedRecord
+Record = (
+    CitizenEvent | ConsentRecord | MatchNotification | AuditRecord | RejectedRecord | SignedEnvelope
+)
 RECORD_TYPES: Mapping[str, type[Any]] = MappingProxyType(
     {
         "CitizenEvent": CitizenEvent,
@@ -36,6 +39,7 @@ RECORD_TYPES: Mapping[str, type[Any]] = MappingProxyType(
         "MatchNotification": MatchNotification,
         "AuditRecord": AuditRecord,
         "RejectedRecord": RejectedRecord,
+        "SignedEnvelope": SignedEnvelope,
     }
 )
 
@@ -67,7 +71,7 @@ def _event_to(r: CitizenEvent) -> dict[str, Any]:
         "fuzzy": r.fuzzy,
         "attributes": dict(sorted(r.attributes.items())),
         "sealed": _sealed(r.sealed),
-        "signature": r.signature,
+        "encoding": r.encoding,
     }
 
 
@@ -82,7 +86,6 @@ def _consent_to(r: ConsentRecord) -> dict[str, Any]:
         "recorded_at": r.recorded_at,
         "published_at": r.published_at,
         "key_epoch": r.key_epoch,
-        "signature": r.signature,
     }
 
 
@@ -91,7 +94,7 @@ def _notification_to(r: MatchNotification) -> dict[str, Any]:
         "notification_id": r.notification_id,
         "agreement_id": r.agreement_id,
         "purpose": r.purpose,
-        "recipients": list(r.recipients),
+        "recipient": r.recipient,
         "created_at": r.created_at,
         "events": [
             {
@@ -106,6 +109,15 @@ def _notification_to(r: MatchNotification) -> dict[str, Any]:
         "score": r.score,
         "method": r.method,
         "sealed": _sealed(r.sealed),
+    }
+
+
+def _envelope_to(r: SignedEnvelope) -> dict[str, Any]:
+    return {
+        "domain": r.domain,
+        "signer": r.signer,
+        "writer_fingerprint": r.writer_fingerprint.to_bytes(8, "little"),
+        "body": r.body,
         "signature": r.signature,
     }
 
@@ -151,6 +163,7 @@ _TO: Mapping[type[Any], Callable[[Any], dict[str, Any]]] = MappingProxyType(
         MatchNotification: _notification_to,
         AuditRecord: _audit_to,
         RejectedRecord: _rejected_to,
+        SignedEnvelope: _envelope_to,
     }
 )
 
@@ -210,7 +223,7 @@ def from_datum(name: str, d: dict[str, Any]) -> Record:
             fuzzy=d["fuzzy"],
             attributes=MappingProxyType(dict(d["attributes"])),
             sealed=_sealed_from(d["sealed"]),
-            signature=d["signature"],
+            encoding=d["encoding"],
         )
     if name == "ConsentRecord":
         return ConsentRecord(
@@ -222,7 +235,6 @@ def from_datum(name: str, d: dict[str, Any]) -> Record:
             recorded_at=d["recorded_at"],
             published_at=d["published_at"],
             key_epoch=d["key_epoch"],
-            signature=d["signature"],
             blocking_tokens=_tokens_from(d["blocking_tokens"]),
         )
     if name == "MatchNotification":
@@ -230,7 +242,7 @@ def from_datum(name: str, d: dict[str, Any]) -> Record:
             notification_id=d["notification_id"],
             agreement_id=d["agreement_id"],
             purpose=d["purpose"],
-            recipients=tuple(d["recipients"]),
+            recipient=d["recipient"],
             created_at=d["created_at"],
             events=tuple(
                 MatchedEvent(
@@ -245,6 +257,13 @@ def from_datum(name: str, d: dict[str, Any]) -> Record:
             score=d["score"],
             method=d["method"],
             sealed=_sealed_from(d["sealed"]),
+        )
+    if name == "SignedEnvelope":
+        return SignedEnvelope(
+            domain=d["domain"],
+            signer=d["signer"],
+            writer_fingerprint=int.from_bytes(d["writer_fingerprint"], "little"),
+            body=d["body"],
             signature=d["signature"],
         )
     if name == "AuditRecord":

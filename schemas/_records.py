@@ -18,6 +18,7 @@ from typing import ClassVar
 from schemas._catalogue import EventType
 
 __all__ = [
+    "DEFAULT_ENCODING",
     "AuditKind",
     "AuditRecord",
     "CitizenEvent",
@@ -29,9 +30,12 @@ __all__ = [
     "Outcome",
     "RejectedRecord",
     "SealedPayload",
+    "SignedEnvelope",
 ]
 
 TOKEN_BYTES = 32
+#: The fuzzy encoding's parameter set when an event names none (CitizenEvent v3's default).
+DEFAULT_ENCODING = "clk-v1"
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
@@ -69,7 +73,11 @@ class SealedPayload:
 
 @dataclass(frozen=True, slots=True)
 class CitizenEvent:
-    """One fact about a person or property, as a council's connector publishes it."""
+    """One fact about a person or property, as a council's connector publishes it.
+
+    Signed in a ``SignedEnvelope`` (it carries no signature of its own);
+    ``encoding`` names the parameter set of ``fuzzy``.
+    """
 
     SCHEMA_NAME: ClassVar[str] = "uk.gov.fedbroker.CitizenEvent"
 
@@ -86,7 +94,7 @@ class CitizenEvent:
     fuzzy: bytes | None = None
     attributes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     sealed: tuple[SealedPayload, ...] = ()
-    signature: bytes = b""
+    encoding: str = DEFAULT_ENCODING
 
 
 class ConsentState(StrEnum):
@@ -114,7 +122,6 @@ class ConsentRecord:
     recorded_at: datetime
     published_at: datetime
     key_epoch: int
-    signature: bytes = b""
     blocking_tokens: tuple[LinkageToken, ...] = ()
 
 
@@ -136,20 +143,23 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class MatchNotification:
-    """A purpose-limited disclosure to an agreement's recipients, signed by the broker."""
+    """A purpose-limited disclosure to one service, signed by the broker in an envelope.
+
+    One per recipient, on that recipient's own topic (DESIGN section 3), so no
+    service learns what was disclosed to another.
+    """
 
     SCHEMA_NAME: ClassVar[str] = "uk.gov.fedbroker.MatchNotification"
 
     notification_id: str
     agreement_id: str
     purpose: str
-    recipients: tuple[str, ...]
+    recipient: str
     created_at: datetime
     events: tuple[MatchedEvent, ...]
     score: float
     method: str
     sealed: tuple[SealedPayload, ...] = ()
-    signature: bytes = b""
 
 
 class AuditKind(StrEnum):
@@ -185,6 +195,24 @@ class AuditRecord:
     prev_hash: bytes
     record_hash: bytes = b""
     signature: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class SignedEnvelope:
+    """A record's exact encoded bytes and the signature over them (DESIGN section 10).
+
+    The signature covers ``domain``, ``writer_fingerprint`` and ``body``
+    (``schemas.signing_input``), so a verifier checks it on the bytes as they
+    arrived, before decoding, and never re-encodes a record.
+    """
+
+    SCHEMA_NAME: ClassVar[str] = "uk.gov.fedbroker.SignedEnvelope"
+
+    domain: str
+    signer: str
+    writer_fingerprint: int
+    body: bytes
+    signature: bytes
 
 
 @dataclass(frozen=True, slots=True)

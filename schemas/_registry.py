@@ -23,11 +23,14 @@ from fastavro.schema import to_parsing_canonical_form
 
 __all__ = [
     "AVRO_DIR",
+    "MAJOR_MARK",
     "NAMESPACE",
     "NESTED_PINS",
     "SchemaVersion",
     "crc64_avro",
+    "current_line",
     "load_versions",
+    "major_lines",
 ]
 
 AVRO_DIR = Path(__file__).resolve().parent / "avro"
@@ -65,6 +68,8 @@ class SchemaVersion:
     inlined: Mapping[str, Any]
     parsed: Any
     fingerprint: int
+    opens_major: str | None = None
+    """The release whose documented break this version opens (``"fedbroker.major"``)."""
 
     @property
     def full_name(self) -> str:
@@ -100,6 +105,10 @@ def _inline(schema: Any, named: Mapping[str, Any], seen: set[str]) -> Any:
 
 
 NESTED_PINS = "fedbroker.nested"
+MAJOR_MARK = "fedbroker.major"
+"""A version carrying this key opens a new major line: it need not read or be read
+by the versions before it. Only breaks recorded in ``_compatibility.RECORDED_BREAKS``
+(and CHANGELOG.md) are accepted by ``check_compatibility``."""
 
 
 def _pinned_named(root: Path, pins: Mapping[str, int]) -> dict[str, Any]:
@@ -131,7 +140,23 @@ def _version(root: Path, path: Path) -> SchemaVersion:
         inlined=inlined,
         parsed=parse_schema(inlined, _write_hint=False),
         fingerprint=crc64_avro(canonical.encode("utf-8")),
+        opens_major=schema.get(MAJOR_MARK),
     )
+
+
+def major_lines(versions: tuple[SchemaVersion, ...]) -> list[tuple[SchemaVersion, ...]]:
+    """A record's versions split where a version opens a new major line, oldest first."""
+    lines: list[list[SchemaVersion]] = []
+    for version in versions:
+        if not lines or version.opens_major is not None:
+            lines.append([])
+        lines[-1].append(version)
+    return [tuple(line) for line in lines]
+
+
+def current_line(versions: tuple[SchemaVersion, ...]) -> tuple[SchemaVersion, ...]:
+    """The versions a current reader accepts: the latest major line."""
+    return major_lines(versions)[-1]
 
 
 @cache

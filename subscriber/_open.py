@@ -17,8 +17,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from consent import Directory, SealingFailed, open_fields, verify_signature
-from schemas import Codec, MatchedEvent, MatchNotification, SealedPayload, canonical_bytes
+from consent import Directory, SealingFailed, open_envelope, open_fields
+from schemas import Codec, MatchedEvent, MatchNotification, SealedPayload, SignatureDomain
 from subscriber._errors import (
     AgreementMismatch,
     FieldNotGranted,
@@ -84,11 +84,17 @@ def read_notification(value: bytes, *, directory: Directory, codec: Codec) -> Ma
         schemas.DecodeError: the bytes are not a notification (reason per leaf).
         consent.SignatureInvalid: not signed by the directory's broker.
     """
-    notification = codec.decode_as(value, MatchNotification)
-    broker_key = directory.broker.signing_key
+    broker = directory.broker
+    broker_key = broker.signing_key
     if broker_key is None:  # the directory parser requires one; kept for the type checker
         raise UnknownAgreement("the directory's broker has no signing key", reason="no-key")
-    verify_signature(broker_key, canonical_bytes(notification), notification.signature)
+    notification, _ = open_envelope(
+        value,
+        SignatureDomain.NOTIFICATION,
+        lambda signer: broker_key if signer == broker.member_id else None,
+        codec=codec,
+    )
+    assert isinstance(notification, MatchNotification)
     return notification
 
 
@@ -98,8 +104,12 @@ def _open_payload(
     """The event a payload was sealed for, and its fields (its id is bound in the sealing)."""
     for event in events:
         try:
-            return event, open_fields(key, payload.enc, payload.ciphertext, event_id=event.event_id)
-        except SealingFailed:
+            return event, open_fields(key, payload, event_id=event.event_id)
+        except SealingFailed as exc:
+            if exc.reason != SealingFailed.reason:  # it opened, but holds undeclared fields
+                raise FieldsMismatch(
+                    f"a payload of event {event.event_id} holds other fields than it declares"
+                ) from exc
             continue
     raise SealingFailed("a payload addressed to this service does not open")
 
@@ -125,7 +135,7 @@ def open_notification(
         FieldsMismatch: the opened fields are not the ones the payload declares.
         FieldNotGranted: an opened field is not granted for that event type.
     """
-    if service not in notification.recipients:
+    if notification.recipient != service:
         raise NotAddressed(f"notification {notification.notification_id} is not for {service}")
     agreement = directory.agreement(notification.agreement_id)
     if agreement is None:

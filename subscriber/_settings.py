@@ -12,12 +12,15 @@ __all__ = [
     "DEFAULT_MAX_UNEXPECTED_ATTEMPTS",
     "DEFAULT_PREFIX",
     "DEFAULT_RETRY_BACKOFF",
+    "DEFAULT_SESSION_TIMEOUT",
     "SubscriberSettings",
     "default_group",
     "notify_topic",
 ]
 
 DEFAULT_PREFIX = "fed"
+DEFAULT_SESSION_TIMEOUT = 10.0
+"""Seconds before Kafka gives a dead subscriber's partitions to another (client default: 45)."""
 DEFAULT_MAX_UNEXPECTED_ATTEMPTS = 3
 DEFAULT_RETRY_BACKOFF = Backoff(initial=0.5, factor=2.0, maximum=30.0, attempts=0)
 """Between hand-overs that failed: grows to 30 s, never gives up (``attempts`` unused)."""
@@ -63,6 +66,9 @@ class SubscriberSettings:
         poll_timeout: seconds one poll waits for messages (default 0.5).
         security: Kafka credentials (default: an unsecured client; the CLI reads
             ``FEDBROKER_KAFKA_*``).
+        session_timeout: seconds without a heartbeat before the group moves on
+            (default ``DEFAULT_SESSION_TIMEOUT``); a restarted subscriber waits
+            this long for the partitions of the one that died.
     """
 
     bootstrap: str
@@ -77,6 +83,7 @@ class SubscriberSettings:
     retry_backoff: Backoff = DEFAULT_RETRY_BACKOFF
     poll_timeout: float = 0.5
     security: KafkaSecurity = KafkaSecurity()
+    session_timeout: float = DEFAULT_SESSION_TIMEOUT
 
     @property
     def topic_name(self) -> str:

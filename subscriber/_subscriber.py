@@ -105,6 +105,7 @@ class Subscriber:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 max_poll_records=_MAX_POLL_RECORDS,
+                session_timeout_ms=int(settings.session_timeout * 1000),
                 **settings.security.kafka_python(),
             )
             self._consumer.subscribe(
@@ -126,7 +127,7 @@ class Subscriber:
 
     def run(self, *, max_delivered: int = 0, idle_timeout: float | None = None) -> None:
         """Consume until ``stop``, ``max_delivered`` hand-overs, or ``idle_timeout`` seconds
-        without a message (defaults: no limit).
+        without a message while partitions are assigned (defaults: no limit).
 
         Raises:
             KafkaUnavailable: the Kafka client failed.
@@ -137,7 +138,9 @@ class Subscriber:
         while not self._stop.is_set() and not self._limit_reached():
             with _kafka("polling"):
                 batches = self._consumer.poll(timeout_ms=int(self.settings.poll_timeout * 1000))
-            if batches:
+            # Idle time counts only while partitions are assigned: joining the group
+            # after a crashed member can take its session timeout.
+            if batches or not self._consumer.assignment():
                 last = time.monotonic()
             elif idle_timeout is not None and time.monotonic() - last > idle_timeout:
                 return

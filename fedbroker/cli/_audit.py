@@ -23,6 +23,7 @@ from consent import (
     DEFAULT_VOUCH_MARGIN,
     AuditReport,
     ChainSummary,
+    SerialStore,
     load_anchors,
     load_directory,
     load_public_key,
@@ -33,22 +34,30 @@ from fedbroker._errors import CommandError
 from fedbroker.cli._audit_subject import subject
 from fedbroker.cli._audit_topic import AuditMessage, common_options, decoder, read_audit_topic
 
-__all__ = ["ANCHORS_ENV", "audit", "default_anchors_path"]
+__all__ = ["ANCHORS_ENV", "SERIALS_ENV", "audit", "default_anchors_path", "default_serials_path"]
 
 ANCHORS_ENV = "FEDBROKER_AUDIT_ANCHORS"
+SERIALS_ENV = "FEDBROKER_DIRECTORY_SERIALS"
 
 
-def default_anchors_path() -> Path:
-    """``$FEDBROKER_AUDIT_ANCHORS``, else ``$XDG_STATE_HOME/fedbroker/audit-anchors.json``.
-
-    In the user's state folder rather than the working directory, so running the
-    command from another folder never starts it with no memory of earlier runs.
-    """
-    explicit = os.environ.get(ANCHORS_ENV)
+def _state_file(variable: str, name: str) -> Path:
+    # the user's state folder, not the working directory: running the command
+    # from another folder must never start it with no memory of earlier runs
+    explicit = os.environ.get(variable)
     if explicit:
         return Path(explicit)
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "fedbroker" / "audit-anchors.json"
+    return Path(state) / "fedbroker" / name
+
+
+def default_anchors_path() -> Path:
+    """``$FEDBROKER_AUDIT_ANCHORS``, else ``$XDG_STATE_HOME/fedbroker/audit-anchors.json``."""
+    return _state_file(ANCHORS_ENV, "audit-anchors.json")
+
+
+def default_serials_path() -> Path:
+    """``$FEDBROKER_DIRECTORY_SERIALS``, else ``directory-serials.json`` in the state folder."""
+    return _state_file(SERIALS_ENV, "directory-serials.json")
 
 
 def _broker_key(
@@ -59,6 +68,7 @@ def _broker_key(
         key = load_public_key(broker_key, kind="signing")
     elif directory is not None and trust_anchor is not None:
         loaded = load_directory(directory, trust_anchor=trust_anchor, now=datetime.now(UTC))
+        SerialStore(default_serials_path()).accept(loaded)  # an older directory: refused
         key = loaded.signing_key(loaded.broker.member_id)
     else:
         raise CommandError("give --directory with --trust-anchor, or --broker-key")

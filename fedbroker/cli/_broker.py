@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from broker import BrokerSettings, build_app
+from broker import DEFAULT_METRICS_BIND, BrokerSettings, build_app
 from consent import KafkaSecurity
 
 __all__ = ["broker"]
@@ -43,6 +43,12 @@ def broker() -> None:
     help="Fix the Dice threshold (default: fitted from the blocked pairs' scores as they come).",
 )
 @click.option("--metrics-port", type=int, default=0, help="Serve /metrics here (0: off).")
+@click.option(
+    "--metrics-bind",
+    default=DEFAULT_METRICS_BIND,
+    show_default=True,
+    help="Address /metrics listens on (0.0.0.0 in a container, so Prometheus can reach it).",
+)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".fedbroker/broker"))
 @click.option(
     "--store",
@@ -75,8 +81,9 @@ def broker() -> None:
 def run(
     bootstrap: str, directory: Path, trust_anchor: Path, signing_key: Path, app_id: str,
     prefix: str, partitions: int, replication: int | None, threshold: float | None,
-    metrics_port: int, data_dir: Path, store: str, key_epochs: tuple[int, ...],
-    checkpoint_interval: float, refit_interval: float,
+    metrics_port: int, metrics_bind: str,
+    data_dir: Path, store: str, key_epochs: tuple[int, ...], checkpoint_interval: float,
+    refit_interval: float,
 ) -> None:  # fmt: skip
     """Verify, route, match, decide, notify and audit until stopped.
 
@@ -86,7 +93,8 @@ def run(
     settings = BrokerSettings(
         bootstrap=bootstrap, directory=directory, trust_anchor=trust_anchor,
         signing_key=signing_key, app_id=app_id, topic_prefix=prefix, partitions=partitions,
-        threshold=threshold, metrics_port=metrics_port, data_dir=data_dir, store=store,
+        threshold=threshold, metrics_port=metrics_port, metrics_bind=metrics_bind,
+        data_dir=data_dir, store=store,
         accepted_epochs=frozenset(key_epochs) if key_epochs else None,
         checkpoint_interval_s=checkpoint_interval, refit_interval_s=refit_interval,
         replication=replication, security=KafkaSecurity.from_env(os.environ),

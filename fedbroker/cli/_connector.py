@@ -33,7 +33,7 @@ def run(config_path: Path, once: bool, bootstrap: str | None) -> None:
     """Read sources into the durable outbox and publish to Kafka with acks=all."""
     config = load_config(config_path, bootstrap=bootstrap)
     metrics = ConnectorMetrics()
-    metrics.serve(config.metrics_port)
+    metrics.serve(config.metrics_port, config.metrics_bind)
     running = open_connector(config, metrics=metrics)
     stop = threading.Event()
 

@@ -22,10 +22,26 @@ import yaml
 from kafka import KafkaConsumer
 
 from connectors import generate_federation, generate_linkage_key, load_config, open_connector
-from consent import KafkaSecurity, build_dev_federation, open_fields, verify_audit
+from consent import (
+    KafkaSecurity,
+    SealingFailed,
+    build_dev_federation,
+    notify_topic,
+    open_envelope,
+    open_fields,
+    verify_audit,
+    write_secret_file,
+)
 from fedbroker._localkafka import KafkaCluster, fedbroker_home
 from fedbroker._topics import read_to_end
-from schemas import AuditKind, AuditRecord, Codec, MatchNotification, RejectedRecord
+from schemas import (
+    AuditKind,
+    AuditRecord,
+    Codec,
+    MatchNotification,
+    RejectedRecord,
+    SignatureDomain,
+)
 
 __all__ = ["demo"]
 
@@ -60,8 +76,7 @@ def demo(people: int, bootstrap: str | None) -> None:
     federation = build_dev_federation(work / "federation", councils=list(COUNCILS))
     synth = generate_federation(work / "councils", councils=COUNCILS, people=people)
     keys = work / "linkage-keys.json"
-    keys.write_text(json.dumps({"1": generate_linkage_key(1).secret.hex()}))
-    keys.chmod(0o600)
+    write_secret_file(keys, json.dumps({"1": generate_linkage_key(1).secret.hex()}).encode())
     broker_keys = federation.keys["broker"].signing
     assert broker_keys is not None
     worker = subprocess.Popen(
@@ -76,7 +91,7 @@ def demo(people: int, bootstrap: str | None) -> None:
         for council in COUNCILS:
             _run_connector(work, federation, synth, keys, council, bootstrap, prefix)
         click.echo("waiting for the broker to settle ...")
-        notifications = _settle(bootstrap, prefix, federation.load().agreements)
+        notifications = _settle(bootstrap, prefix, federation.load())
     finally:
         worker.terminate()
         worker.wait(timeout=60)
@@ -107,14 +122,25 @@ def _run_connector(work, federation, synth, keys, council, bootstrap, prefix) ->
     os.replace(inbox / "done" / "extract.csv", synth.files[council])
 
 
-def _settle(bootstrap: str, prefix: str, agreements) -> list[MatchNotification]:  # type: ignore[no-untyped-def]
+def _settle(bootstrap: str, prefix: str, directory) -> list[MatchNotification]:  # type: ignore[no-untyped-def]
     codec, last, stable = Codec(), -1, 0
+    broker = directory.broker
+
+    def opened(value: bytes) -> MatchNotification:
+        notification, _ = open_envelope(
+            value, SignatureDomain.NOTIFICATION,
+            lambda signer: broker.signing_key if signer == broker.member_id else None,
+            codec=codec,
+        )  # fmt: skip
+        assert isinstance(notification, MatchNotification)
+        return notification
+
     found: list[MatchNotification] = []
     for _ in range(90):
         found = [
-            codec.decode_as(v, MatchNotification)
-            for a in agreements
-            for v in _read(bootstrap, f"{prefix}.match.{a}")
+            opened(v)
+            for s in directory.services
+            for v in _read(bootstrap, notify_topic(prefix, s.member_id))
         ]
         stable = stable + 1 if len(found) == last and found else 0
         if stable >= 5:
@@ -144,18 +170,16 @@ def _report(bootstrap, prefix, federation, notifications, files) -> None:  # typ
     rejected = [codec.decode_as(v, RejectedRecord) for v in _read(bootstrap, f"{prefix}.rejected")]
     click.echo(f"rejected messages: {len(rejected)}")
     for notification in notifications[:3]:
-        service = notification.recipients[0]
+        service = notification.recipient
         sealed = [s for s in notification.sealed if s.recipient == service]
         opened = {}
         key = federation.sealing_key(service)
         for payload in sealed:
             for event in notification.events:
                 try:
-                    fields = open_fields(
-                        key, payload.enc, payload.ciphertext, event_id=event.event_id
-                    )
-                except Exception:  # noqa: BLE001, S112 - sealed for another event
-                    continue
+                    fields = open_fields(key, payload, event_id=event.event_id)
+                except SealingFailed:
+                    continue  # sealed for another event of the notification
                 opened.update(fields)
         kinds = [e.event_type.value for e in notification.events]
         click.echo(f"\n{service} sees {notification.agreement_id} {kinds} "

@@ -98,6 +98,8 @@ def link(
     )
     for refusal in result.refused:
         click.echo(f"refused {refusal.describe()}", err=True)
+    for lost in result.dropped:
+        click.echo(f"dropped {lost.describe()}", err=True)
     if review is not None:
         write_review(review, result)
         click.echo(

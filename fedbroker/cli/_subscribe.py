@@ -73,6 +73,10 @@ def _legacy_topic(prefix: str, agreement: str | None) -> str | None:
     show_default=True, help="Tries per hand-over before backing off and trying again later.",
 )  # fmt: skip
 @click.option("--metrics-port", type=int, default=0, help="Serve Prometheus metrics (0: off).")
+@click.option(
+    "--metrics-bind", default="127.0.0.1", show_default=True,
+    help="Address the metrics listen on (0.0.0.0 in a container, so Prometheus can reach it).",
+)  # fmt: skip
 @click.option("--max-messages", type=int, default=0, help="Stop after N hand-overs (0: no limit).")
 @click.option(
     "--timeout", type=float, default=0.0, show_default=True,
@@ -82,7 +86,7 @@ def subscribe(
     bootstrap: str, service: str, key_path: Path, directory: Path, trust_anchor: Path,
     prefix: str, agreement: str | None, topic: str | None, group: str | None,
     state: Path | None, dead_letters: Path | None, jsonl: str | None, webhook: str | None,
-    webhook_attempts: int, metrics_port: int, max_messages: int, timeout: float,
+    webhook_attempts: int, metrics_port: int, metrics_bind: str, max_messages: int, timeout: float,
 ) -> None:  # fmt: skip
     """Receive this service's notifications: verified, opened, once each, committed after."""
     if jsonl is not None and webhook is not None:
@@ -106,7 +110,7 @@ def subscribe(
         sink = JsonLinesSink(jsonl or "-")
     with Subscriber(settings, directory=loaded, key=key, sink=sink) as running:
         if metrics_port:
-            start_http_server(metrics_port, registry=running.metrics.registry)
+            start_http_server(metrics_port, addr=metrics_bind, registry=running.metrics.registry)
 
         def _stop(signum: int, frame: FrameType | None) -> None:
             running.stop()

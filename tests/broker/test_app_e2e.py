@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from consent import verify_signature
+from consent import notify_topic, open_envelope, seal_envelope
 from schemas import (
     AuditKind,
     AuditRecord,
@@ -28,7 +28,8 @@ from schemas import (
     Codec,
     MatchNotification,
     RejectedRecord,
-    canonical_bytes,
+    SignatureDomain,
+    SignedEnvelope,
 )
 from tests.broker.workers import start_worker
 from tests.connectors.conftest import COUNCILS, REPO, read_topic, run_connector
@@ -89,21 +90,38 @@ def test_move_is_notified_audited_and_forgeries_refused(
         time.sleep(3)
         run_connector(destination, "--once")
         codec = Codec()
-        values = _wait_for(kafka_bootstrap, f"{prefix}.match.{AGREEMENT}", 1, timeout=40)
+        revenues, electoral = f"{TO}.revenues", f"{TO}.electoral-registration"
+        values = _wait_for(kafka_bootstrap, notify_topic(prefix, revenues), 1, timeout=40)
         debug = {
             t: len(read_topic(kafka_bootstrap, f"{prefix}.{t}"))
             for t in ("rejected", "audit", "broker.routed", f"events.{FROM}", f"events.{TO}")
         }
         assert values, (debug, (tmp_path / "worker.log").read_text()[-3000:])
-        notification = codec.decode_as(values[0], MatchNotification)
         directory = federation.load()
-        verify_signature(
-            directory.member("broker").signing_key, canonical_bytes(notification),
-            notification.signature,
-        )  # fmt: skip
-        assert notification.recipients == (f"{TO}.electoral-registration", f"{TO}.revenues")
+        broker = directory.broker
+
+        def verified(value: bytes) -> MatchNotification:
+            record, envelope = open_envelope(
+                value, SignatureDomain.NOTIFICATION,
+                lambda signer: broker.signing_key if signer == broker.member_id else None,
+                codec=codec,
+            )  # fmt: skip
+            assert isinstance(record, MatchNotification)
+            return record
+
+        notification = verified(values[0])
+        assert notification.recipient == revenues and notification.agreement_id == AGREEMENT
         assert {e.source_council for e in notification.events} == {FROM, TO}
         assert notification.method == "exact" and notification.score == 1.0
+        assert {p.recipient for p in notification.sealed} == {revenues}
+        # The other recipient is told on its own topic, under its own id, with its own payloads.
+        others = [
+            verified(v) for v in _wait_for(kafka_bootstrap, notify_topic(prefix, electoral), 1)
+        ]
+        assert [n.recipient for n in others] == [electoral]
+        assert others[0].notification_id != notification.notification_id
+        assert {p.recipient for p in others[0].sealed} <= {electoral}
+        assert not read_topic(kafka_bootstrap, notify_topic(prefix, f"{FROM}.revenues"))
 
         subscriber = subprocess.run(
             [str(REPO / ".venv/bin/fedbroker"), "subscribe", "--bootstrap", kafka_bootstrap,
@@ -123,8 +141,9 @@ def test_move_is_notified_audited_and_forgeries_refused(
         audit = [codec.decode_as(v, AuditRecord)
                  for v in _wait_for(kafka_bootstrap, f"{prefix}.audit", 2)]  # fmt: skip
         decisions = [a for a in audit if a.kind is AuditKind.DECISION]
-        assert {a.recipients[0] for a in decisions} >= set(notification.recipients)
-        assert all(a.notification_id == notification.notification_id for a in decisions
+        told = {revenues: notification.notification_id, electoral: others[0].notification_id}
+        assert {a.recipients[0] for a in decisions} >= set(told)
+        assert all(a.notification_id == told[a.recipients[0]] for a in decisions
                    if a.outcome is not None and a.outcome.value == "allowed")  # fmt: skip
 
         # A subject-access request at a council: tokens computed from the person's details.
@@ -140,21 +159,28 @@ def test_move_is_notified_audited_and_forgeries_refused(
         assert f"{len(decisions)} decision(s) concerned this person" in sar.stdout
         assert "Alice" not in sar.stdout and "9434765919" not in sar.stdout
 
-        # A forgery on the origin's topic signed by the destination, and a replay.
+        # On the origin's topic: an altered body under the origin's signature, an event
+        # signed by the destination, a notification presented as an event, a replay
+        # and a truncated message.
         original = read_topic(kafka_bootstrap, origin.events_topic)[0]
-        event = codec.decode_as(original[1], CitizenEvent)
-        forged = replace(event, event_id="f" * 32, signature=b"\x00" * 64)
+        envelope = codec.decode_as(original[1], SignedEnvelope)
+        event = codec.decode_body(envelope.writer_fingerprint, envelope.body, CitizenEvent)
+        altered = codec.encode_body(replace(event, event_id="f" * 32))[1]
+        by_other = seal_envelope(SignatureDomain.EVENT, replace(event, event_id="e" * 32),
+                                 federation.signing_key(TO), TO, codec=codec)  # fmt: skip
         producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-        producer.send(origin.events_topic, key=original[0], value=codec.encode(forged))
-        producer.send(origin.events_topic, key=original[0], value=original[1])
-        producer.send(origin.events_topic, key=b"junk", value=original[1][:40])
+        for value in (codec.encode(replace(envelope, body=altered)), by_other, values[0],
+                      original[1], original[1][:40]):  # fmt: skip
+            producer.send(origin.events_topic, key=original[0], value=value)
         producer.flush()
         producer.close()
         rejected = [codec.decode_as(v, RejectedRecord)
-                    for v in _wait_for(kafka_bootstrap, f"{prefix}.rejected", 3)]  # fmt: skip
-        assert sorted(r.reason for r in rejected) == ["bad-signature", "duplicate", "truncated"]
-        after = _wait_for(kafka_bootstrap, f"{prefix}.match.{AGREEMENT}", 2, timeout=10)
-        ids = {codec.decode_as(v, MatchNotification).notification_id for v in after}
+                    for v in _wait_for(kafka_bootstrap, f"{prefix}.rejected", 5)]  # fmt: skip
+        assert sorted(r.reason for r in rejected) == [
+            "bad-signature", "duplicate", "truncated", "wrong-council", "wrong-domain"
+        ]  # fmt: skip
+        after = _wait_for(kafka_bootstrap, notify_topic(prefix, revenues), 2, timeout=10)
+        ids = {verified(v).notification_id for v in after}
         assert ids == {notification.notification_id}, "a replay is recognisable by its id"
     finally:
         worker.terminate()

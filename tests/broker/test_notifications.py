@@ -6,18 +6,23 @@ from datetime import timedelta
 
 import pytest
 
-import schemas
 from broker import (
     EXACT,
-    BrokerError,
     Match,
     build_notification,
     evaluate_rule,
     notification_id,
-    sign_notification,
+    seal_notification,
 )
-from consent import generate_signing_key, verify_signature
-from schemas import EventType, MatchedEvent, SealedPayload
+from consent import SignatureInvalid, generate_signing_key, open_envelope
+from schemas import (
+    Codec,
+    EventType,
+    MatchedEvent,
+    MatchNotification,
+    SealedPayload,
+    SignatureDomain,
+)
 from tests.broker.conftest import T0
 
 MINE = SealedPayload("E08000009.revenues", "test-agreement", b"e1", b"c1")
@@ -48,18 +53,21 @@ def hit(agreement_factory, sighting_factory):
     return found
 
 
-def test_id_depends_only_on_agreement_and_the_set_of_events():
-    assert notification_id("a", ["x", "y"]) == notification_id("a", ["y", "x", "x"])
-    assert notification_id("a", ["x", "y"]) != notification_id("b", ["x", "y"])
-    assert notification_id("a", ["x", "y"]) != notification_id("a", ["x", "z"])
-    assert notification_id("a", ["x"]).startswith("ntf-")
+def test_id_depends_only_on_agreement_recipient_and_the_set_of_events():
+    assert notification_id("a", "s", ["x", "y"]) == notification_id("a", "s", ["y", "x", "x"])
+    assert notification_id("a", "s", ["x", "y"]) != notification_id("b", "s", ["x", "y"])
+    assert notification_id("a", "s", ["x", "y"]) != notification_id("a", "s", ["x", "z"])
+    assert notification_id("a", "s", ["x", "y"]) != notification_id("a", "t", ["x", "y"])
+    assert notification_id("a", "s", ["x"]).startswith("ntf-")
 
 
 def test_notification_carries_references_and_only_addressed_payloads(agreement_factory, hit):
     agreement = agreement_factory()
-    built = build_notification(agreement, hit, ["E08000009.revenues"], created_at=T0)
-    assert built.notification_id == notification_id("test-agreement", ["new", "old"])
-    assert built.recipients == ("E08000009.revenues",)
+    built = build_notification(agreement, hit, "E08000009.revenues", created_at=T0)
+    assert built.notification_id == notification_id(
+        "test-agreement", "E08000009.revenues", ["new", "old"]
+    )
+    assert built.recipient == "E08000009.revenues"
     assert built.purpose == "testing" and (built.score, built.method) == (1.0, "exact")
     assert built.events == (
         MatchedEvent("old", "E08000006", "ref-old", EventType.COUNCIL_TAX_ACCOUNT_CLOSED, T0),
@@ -68,22 +76,23 @@ def test_notification_carries_references_and_only_addressed_payloads(agreement_f
         ),
     )
     assert built.sealed == (MINE,)
-    assert built.signature == b""
-    both = build_notification(
-        agreement, hit, ["E08000009.revenues", "E08000006.revenues"], created_at=T0
-    )
-    assert set(both.sealed) == {MINE, OTHER_RECIPIENT}
-    assert both.notification_id == built.notification_id  # a replay is recognisable
+    other = build_notification(agreement, hit, "E08000006.revenues", created_at=T0)
+    assert other.sealed == (OTHER_RECIPIENT,)  # no service carries another's payloads
+    assert other.notification_id != built.notification_id
+    again = build_notification(agreement, hit, "E08000009.revenues", created_at=T0 + timedelta(1))
+    assert again.notification_id == built.notification_id  # a replay is recognisable
 
 
-def test_notification_is_signed_over_canonical_bytes(agreement_factory, hit):
-    key = generate_signing_key()
-    unsigned = build_notification(agreement_factory(), hit, ["E08000009.revenues"], created_at=T0)
-    if not hasattr(schemas, "canonical_bytes"):
-        with pytest.raises(BrokerError) as caught:
-            sign_notification(unsigned, key)
-        assert caught.value.reason == "no-canonical-bytes"
-        return
-    signed = sign_notification(unsigned, key)
-    assert len(signed.signature) == 64
-    verify_signature(key.public_key(), schemas.canonical_bytes(signed), signed.signature)
+def test_notification_is_sealed_in_a_broker_signed_envelope(agreement_factory, hit):
+    key, codec = generate_signing_key(), Codec()
+    unsigned = build_notification(agreement_factory(), hit, "E08000009.revenues", created_at=T0)
+    data = seal_notification(unsigned, key, "gmca.broker", codec)
+
+    def broker_only(signer: str):  # type: ignore[no-untyped-def]
+        return key.public_key() if signer == "gmca.broker" else None
+
+    opened, envelope = open_envelope(data, SignatureDomain.NOTIFICATION, broker_only, codec=codec)
+    assert isinstance(opened, MatchNotification) and opened == unsigned
+    assert envelope.signer == "gmca.broker" and len(envelope.signature) == 64
+    with pytest.raises(SignatureInvalid):
+        open_envelope(data, SignatureDomain.EVENT, broker_only, codec=codec)

@@ -45,12 +45,8 @@ def _event(federation, council: str, code: str, when: str, ref: str, **person: s
 
 
 def _consent(federation, state: ConsentState, scope: str) -> ConsentRecord:
-    from consent import sign
-    from schemas import canonical_bytes
-
     tokens = _event(federation, FROM, "C", "2026-09-01", "r").tokens
-    record = ConsentRecord("c" * 32, FROM, tokens, scope, state, NOW - timedelta(days=30), NOW, 1)
-    return replace(record, signature=sign(federation.signing_key(FROM), canonical_bytes(record)))
+    return ConsentRecord("c" * 32, FROM, tokens, scope, state, NOW - timedelta(days=30), NOW, 1)
 
 
 def _run(federation, consent: ConsentLedger | None = None, second: CitizenEvent | None = None):
@@ -69,8 +65,13 @@ def _run(federation, consent: ConsentLedger | None = None, second: CitizenEvent 
 
 def test_a_move_is_allowed_and_notified_to_the_destination(federation):
     effects, chain, directory = _run(federation)
-    assert [n.agreement_id for n in effects.notifications] == ["gm-cross-boundary-move"]
-    assert effects.notifications[0].recipients == (f"{TO}.electoral-registration", f"{TO}.revenues")
+    assert [n.agreement_id for n in effects.notifications] == ["gm-cross-boundary-move"] * 2
+    assert [n.recipient for n in effects.notifications] == [
+        f"{TO}.electoral-registration",
+        f"{TO}.revenues",
+    ]
+    audited = {a.recipients[0]: a.notification_id for a in effects.audit if a.notification_id}
+    assert audited == {n.recipient: n.notification_id for n in effects.notifications}
     assert {o for _, o in effects.decisions} == {Outcome.ALLOWED}
     assert verify_audit(effects.audit, directory.member("broker").signing_key).ok
 
@@ -144,7 +145,7 @@ def test_a_fuzzy_match_sees_consent_routed_by_a_blocking_token(federation):
     # Without the record under the blocking token the same match is notified.
     _, allowed = core.on_sighting(token, sighting, state.without({sighting.event_id}), None,
                                   chain, NOW)  # fmt: skip
-    assert [n.agreement_id for n in allowed.notifications] == ["gm-cross-boundary-move"]
+    assert [n.agreement_id for n in allowed.notifications] == ["gm-cross-boundary-move"] * 2
 
 
 def test_erasure_under_a_blocking_token_forgets_only_the_subject(federation):
@@ -177,27 +178,56 @@ def test_erasure_under_a_blocking_token_forgets_only_the_subject(federation):
     assert cascaded.cascade == {}
 
 
+def _factory(federation, council: str) -> EventFactory:
+    return EventFactory(council, federation.signing_key(council), federation.load(NOW),
+                        Tokeniser([KEY]), KEY)  # fmt: skip
+
+
 def test_verify_refuses_forgeries_and_other_councils(federation):
-    directory = federation.load(NOW)
+    from consent import seal_envelope
+    from schemas import Codec, SignatureDomain, SignedEnvelope
+
+    directory, codec = federation.load(NOW), Codec()
     event = _event(federation, FROM, "C", "2026-09-01", "a-1")
-    verify_record(event, topic=f"fed.events.{FROM}", directory=directory, now=NOW)
+    data = _factory(federation, FROM).envelope(event, codec)
+    topic = f"fed.events.{FROM}"
+    assert verify_record(data, topic=topic, directory=directory, codec=codec, now=NOW) == event
+    envelope = codec.decode_as(data, SignedEnvelope)
+    tampered = codec.encode_body(replace(event, source_ref="tampered"))[1]
+    claims_other = _factory(federation, FROM).envelope(replace(event, source_council=TO), codec)
+    as_broker = seal_envelope(SignatureDomain.EVENT, event, federation.signing_key("broker"),
+                              directory.broker.member_id, codec=codec)  # fmt: skip
     cases = [
-        (event, f"fed.events.{TO}", "wrong-council"),
-        (replace(event, signature=b"\x00" * 64), f"fed.events.{FROM}", "bad-signature"),
-        (replace(event, source_ref="tampered"), f"fed.events.{FROM}", "bad-signature"),
-        (event, "fed.events.E09999999", "unknown-council"),
+        (data, f"fed.events.{TO}", "wrong-council"),
+        (claims_other, topic, "wrong-council"),
+        (as_broker, topic, "wrong-council"),
+        (codec.encode(replace(envelope, signature=b"\x00" * 64)), topic, "bad-signature"),
+        (codec.encode(replace(envelope, body=tampered)), topic, "bad-signature"),
+        (data, f"fed.consent.{FROM}", "wrong-domain"),
+        (data, f"fed.rejected.{FROM}", "wrong-topic"),
+        (data, "fed.events.E09999999", "unknown-council"),
     ]
-    for record, topic, reason in cases:
+    for message, where, reason in cases:
         with pytest.raises(Rejected) as caught:
-            verify_record(record, topic=topic, directory=directory, now=NOW)
-        assert caught.value.reason == reason
+            verify_record(message, topic=where, directory=directory, codec=codec, now=NOW)
+        assert caught.value.reason == reason, (where, reason)
     with pytest.raises(Rejected, match="published too long ago"):
-        verify_record(event, topic=f"fed.events.{FROM}", directory=directory,
+        verify_record(data, topic=topic, directory=directory, codec=codec,
                       now=NOW + timedelta(days=365))  # fmt: skip
     with pytest.raises(Rejected) as caught:
-        verify_record(event, topic=f"fed.events.{FROM}", directory=directory, now=NOW,
+        verify_record(data, topic=topic, directory=directory, codec=codec, now=NOW,
                       accepted_epochs=frozenset({2}))  # fmt: skip
     assert caught.value.reason == "stale-key-epoch"
+
+
+def test_verify_refuses_a_bare_record_that_is_not_in_an_envelope(federation):
+    from schemas import Codec, WrongRecordType
+
+    codec = Codec()
+    event = _event(federation, FROM, "C", "2026-09-01", "a-1")
+    with pytest.raises(WrongRecordType):
+        verify_record(codec.encode(event), topic=f"fed.events.{FROM}",
+                      directory=federation.load(NOW), codec=codec, now=NOW)  # fmt: skip
 
 
 def test_a_match_no_agreement_covers_is_denied_on_the_record_and_not_kept(federation):

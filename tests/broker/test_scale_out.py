@@ -13,9 +13,10 @@ from itertools import combinations
 import pytest
 
 from connectors import load_config, open_connector
-from schemas import Codec, MatchNotification
+from schemas import MatchNotification
 from tests.broker.workers import settled, start_worker
 from tests.connectors.conftest import COUNCILS, read_topic
+from tests.wire import read_notifications
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -63,12 +64,7 @@ class _Run:
             time.sleep(1)
 
     def notifications(self) -> list[MatchNotification]:
-        codec = Codec()
-        return [
-            codec.decode_as(v, MatchNotification)
-            for agreement in self.federation.load().agreements
-            for _, v in read_topic(self.bootstrap, f"{self.prefix}.match.{agreement}")
-        ]
+        return read_notifications(self.bootstrap, self.prefix, self.federation.load())
 
     def notification_ids(self) -> set[str]:
         return {n.notification_id for n in self.notifications()}

@@ -17,6 +17,7 @@ from connectors import Outbox, generate_federation, load_config, open_connector
 from fedbroker import KafkaCluster
 from schemas import CitizenEvent, Codec
 from tests.connectors.conftest import COUNCILS, REPO, read_topic, run_connector
+from tests.wire import body_of
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -25,7 +26,7 @@ OUTAGE_PORT = 29192
 
 def _event_ids(bootstrap: str, topic: str) -> list[str]:
     codec = Codec()
-    return [codec.decode_as(v, CitizenEvent).event_id for _, v in read_topic(bootstrap, topic)]
+    return [body_of(codec, v, CitizenEvent).event_id for _, v in read_topic(bootstrap, topic)]
 
 
 def _topic_size(bootstrap: str, topic: str) -> int:

@@ -70,7 +70,8 @@ def test_bloom_similarity_follows_string_similarity():
                  postcode="OL1 3AB")
     ).fuzzy  # fmt: skip
     assert same and typo and other
-    assert _dice(same, typo) > 0.8 > 0.4 > _dice(same, other)
+    # clk-v2's diffusion puts unrelated people near 0.5 rather than 0.3 (docs/linkage.md).
+    assert _dice(same, typo) > 0.7 > 0.6 > _dice(same, other)
 
 
 def _fields(identity: Identity) -> dict[str, object]:

@@ -336,3 +336,13 @@ def test_anchors_are_kept_per_key_and_chain_and_catch_a_chain_cut_to_its_first_c
     with pytest.raises(AuditInvalid) as caught:
         load_anchors(path, PUB)
     assert caught.value.reason == "anchors-invalid"
+
+
+def test_a_checkpoint_dated_near_the_end_of_time_does_not_crash_verification():
+    audit = AuditChain(ChainHead("p9"), KEY, checkpoint_every=2)
+    end = datetime.max.replace(tzinfo=UTC) - timedelta(seconds=1)
+    records = [*audit.append(decision(0, end)), *audit.append(decision(1, end))]
+    records += audit.append(decision(3, end))
+    report = verify_audit(records, PUB, now=T)
+    assert report.ok and report.chains["p9"].vouch_deadline.year == 9999
+    assert kinds(verify_audit(records, PUB, now=T, strict=True)) == [(ProblemKind.PENDING, 3)]

@@ -303,3 +303,23 @@ def test_audit_subject_reads_the_persons_details_from_stdin_never_flags(
     for flag in ("--given-name", "--family-name", "--date-of-birth", "--nhs-number"):
         code, _, err = run("audit", "subject", *base, flag, "Ann")
         assert code == 2 and "No such option" in err and "Ann" not in err
+
+
+def test_audit_verify_refuses_an_older_directory_than_it_accepted_before(
+    fed, publish, run, kafka_bootstrap, tmp_path
+):
+    import yaml
+
+    from consent import sign_directory
+
+    doc = yaml.safe_load(fed.document_path.read_text())
+    doc["serial"] = 2
+    newer = tmp_path / "directory-2.signed"
+    newer.write_bytes(sign_directory(yaml.safe_dump(doc, sort_keys=False), fed.signing_key("gmca")))
+    topic = publish({0: same_time_chain(fed.signing_key("broker"), 4)})
+    base = ["--bootstrap", kafka_bootstrap, "--wire", WIRE, "--topic", topic]
+    anchor = ["--trust-anchor", str(fed.trust_anchor)]
+    code, out, err = run("audit", "verify", *base, "--directory", str(newer), *anchor)
+    assert code == 0, err
+    code, _, err = run("audit", "verify", *base, "--directory", str(fed.directory_path), *anchor)
+    assert code == 1 and "[directory-rolled-back]" in err, err

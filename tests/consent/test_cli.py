@@ -130,3 +130,45 @@ def test_directory_dev_and_check_agreement(run, tmp_path):
     )
     assert code == 1 and "[agreement-invalid]" in err
     assert "is not a council in the directory" in err
+
+
+def test_audit_subject_details_are_parsed_and_never_echoed():
+    from fedbroker._errors import CommandError
+    from fedbroker.cli._audit_subject import parse_details
+
+    assert parse_details('{"given_name": "Ann", "nhs_number": "943 476 5919"}') == {
+        "given_name": "Ann",
+        "nhs_number": "943 476 5919",
+    }
+    assert parse_details("# a request\ngiven_name: Ann\nfamily_name=Example\n\n") == {
+        "given_name": "Ann",
+        "family_name": "Example",
+    }
+    assert parse_details("date_of_birth: 1980-02-03")["date_of_birth"] == "1980-02-03"
+    for bad, expected in (
+        ("Ann Example 1980-02-03", "details line 1"),
+        ('{"given_name": ', "not valid JSON"),
+        ('["Ann"]', "details line 1"),
+        ('{"nhs_number": 9434765919}', "'nhs_number' must be text"),
+        ("surname: Secretname", "unknown detail field(s): surname"),
+        ("given_name:   ", "no details given"),
+    ):
+        with pytest.raises(CommandError) as caught:
+            parse_details(bad)
+        message = str(caught.value)
+        assert expected in message, (bad, message)
+        for value in ("Ann", "Example", "1980", "9434765919", "Secretname"):
+            assert value not in message
+
+
+def test_audit_subject_reads_details_before_any_kafka_and_refuses_bad_ones(
+    run, monkeypatch, tmp_path
+):
+    import io
+    import json
+
+    keys = tmp_path / "linkage.json"
+    keys.write_text(json.dumps({"1": "11" * 32}))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("nhs_number: 943 476 5918\n"))
+    code, _, err = run("audit", "subject", "--linkage-keys", str(keys))
+    assert code == 1 and "nhs_number" in err and "5918" not in err

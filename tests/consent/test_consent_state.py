@@ -162,3 +162,25 @@ def test_a_future_dated_erasure_cannot_shadow_a_later_real_grant_either():
     regrant_at = T + timedelta(days=1)
     regrant = typo("r2", ConsentState.GRANTED, recorded=regrant_at, published=regrant_at)
     assert state_of(ConsentLedger.from_records([erasure, regrant])) is ConsentState.GRANTED
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    grant_recorded=st.datetimes(timezones=st.just(UTC)),
+    grant_published=st.integers(0, 10**6),
+    gap=st.integers(1, 10**6),
+    lag=st.integers(0, 10**4),
+    later=st.sampled_from(
+        [ConsentState.WITHDRAWN, ConsentState.OBJECTED, ConsentState.ERASURE_REQUESTED]
+    ),
+)
+def test_whatever_a_grant_claims_a_refusal_published_after_it_wins(
+    grant_recorded, grant_published, gap, lag, later
+):
+    """A refusal recorded after the grant was published (and published itself) always wins."""
+    published = T + timedelta(seconds=grant_published)
+    grant = typo("r-z", ConsentState.GRANTED, recorded=grant_recorded, published=published)
+    refused_at = published + timedelta(seconds=gap)
+    refusal = typo("r-a", later, recorded=refused_at, published=refused_at + timedelta(seconds=lag))
+    for order in ([grant, refusal], [refusal, grant]):
+        assert state_of(ConsentLedger.from_records(order)) is later

@@ -115,15 +115,18 @@ def test_a_directory_whose_authority_key_differs_from_the_anchor_is_refused(fede
     """Signed by the anchor but listing another authority key: inconsistent, refused."""
     import base64
 
-    from consent import public_key_b64, sign
-    from consent._directory_signing import _DOMAIN
+    from consent import public_key_b64, sign_detached
+    from consent._directory_signing import SIGNED_DIRECTORY_FORMAT
+    from schemas import SignatureDomain
 
     doc = yaml.safe_load(federation.document_path.read_text())
     doc["members"][0]["signing_key"] = "ed25519:" + public_key_b64(generate_signing_key())
     text = yaml.safe_dump(doc, sort_keys=False)
-    signature = sign(federation.signing_key("gmca"), _DOMAIN + text.encode())
+    signature = sign_detached(
+        federation.signing_key("gmca"), SignatureDomain.DIRECTORY, text.encode()
+    )
     envelope = {
-        "format": "fedbroker-signed-directory/1",
+        "format": SIGNED_DIRECTORY_FORMAT,
         "document": text,
         "signature": base64.b64encode(signature).decode(),
     }
@@ -260,3 +263,46 @@ def test_a_json_directory_document_is_accepted(federation):
 
     directory = parse_directory(_json.dumps(_doc(federation), default=str))
     assert directory.broker.member_id == "broker"
+
+
+# --- issue 11, item 7: inline keys only; accepted epochs and the floor are signed ----------
+
+
+def test_a_key_given_as_a_file_path_is_refused(federation, tmp_path):
+    """A path would let whoever writes that file swap a trusted key without re-signing."""
+    doc = _doc(federation)
+    council = next(m for m in doc["members"] if m["kind"] == "council")
+    pem = tmp_path / "council.pub"
+    pem.write_text(public_key_pem(generate_signing_key()))
+    council["signing_key"] = str(pem)
+    with pytest.raises(DirectoryInvalid) as caught:
+        parse_directory(yaml.safe_dump(doc, sort_keys=False))
+    assert f"member '{council['id']}': signing_key must be given inline" in str(caught.value)
+    # the same key inline, as PEM text, is accepted
+    council["signing_key"] = pem.read_text()
+    assert parse_directory(yaml.safe_dump(doc, sort_keys=False)).member(council["id"])
+
+
+def test_accepted_epochs_come_from_the_directory_and_default_to_the_current_one(federation):
+    directory = federation.load(T0)
+    assert directory.key_epoch == 1 and directory.accepted_epochs == frozenset({1})
+    assert directory.federation_start is None
+    assert directory.recorded_floor.year == 2020
+    doc = _doc(federation)
+    doc.update(key_epoch=3, accepted_epochs=[2, 3], federation_start="2026-04-01T00:00:00Z")
+    parsed = parse_directory(yaml.safe_dump(doc, sort_keys=False))
+    assert parsed.key_epoch == 3 and parsed.accepted_epochs == frozenset({2, 3})
+    assert parsed.recorded_floor.isoformat() == "2026-04-01T00:00:00+00:00"
+    doc.update(key_epoch=3)
+    del doc["accepted_epochs"]
+    assert parse_directory(yaml.safe_dump(doc, sort_keys=False)).accepted_epochs == {3}
+    doc.update(key_epoch=0, accepted_epochs=[1, "x"])
+    with pytest.raises(DirectoryInvalid) as caught:
+        parse_directory(yaml.safe_dump(doc, sort_keys=False))
+    message = str(caught.value)
+    assert "'key_epoch' must be a positive whole number" in message
+    assert "'accepted_epochs' items must be positive whole numbers" in message
+    doc.update(key_epoch=4, accepted_epochs=[2, 3])
+    with pytest.raises(DirectoryInvalid) as caught:
+        parse_directory(yaml.safe_dump(doc, sort_keys=False))
+    assert "'accepted_epochs' must include 'key_epoch'" in str(caught.value)

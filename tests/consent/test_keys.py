@@ -126,16 +126,72 @@ def test_key_kinds_are_checked(tmp_path):
         load_public_key(ec_pub)
 
 
-def test_seal_fields_round_trip():
-    from consent import open_fields, seal_fields
+def test_private_key_is_0600_even_over_a_world_readable_file_and_with_umask_zero(tmp_path):
+    """O_TRUNC would keep an existing file's mode; the key is written to a new 0600 file."""
+    import os
 
-    recipient = generate_sealing_key()
-    fields = {"postcode": "M1 1AA", "given_name": "Zoë"}
-    enc, ciphertext = seal_fields(recipient.public_key(), fields, event_id="evt-9")
-    assert open_fields(recipient, enc, ciphertext, event_id="evt-9") == fields
-    with pytest.raises(SealingFailed):
-        seal_fields(recipient.public_key(), {"n": 1}, event_id="e")  # type: ignore[dict-item]
-    for plaintext in (b"\xff", b"[1]", b'{"a": 1}'):
-        enc, ciphertext = seal(recipient.public_key(), plaintext, aad="e")
-        with pytest.raises(SealingFailed):
-            open_fields(recipient, enc, ciphertext, event_id="e")
+    target = tmp_path / "council"
+    (tmp_path / "council.key").write_text("old")
+    (tmp_path / "council.key").chmod(0o644)
+    previous = os.umask(0)
+    try:
+        paths = write_key_pair(generate_signing_key(), target)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(paths.private.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["council.key", "council.pub"]
+
+
+def test_a_private_key_is_never_written_into_a_looser_file(tmp_path, monkeypatch):
+    """Over a world-readable old key, the secret's bytes go only into a 0600 file
+    (write-then-chmod left them world-readable until the chmod)."""
+    import os
+
+    from consent import write_secret_file
+
+    (tmp_path / "svc.key").write_text("old")
+    (tmp_path / "svc.key").chmod(0o644)
+    seen: list[int] = []
+    real_fdopen = os.fdopen
+
+    def spy(fd, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(stat.S_IMODE(os.fstat(fd).st_mode))
+        return real_fdopen(fd, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", spy)
+    write_key_pair(generate_sealing_key(), tmp_path / "svc")
+    path = write_secret_file(tmp_path / "linkage-keys.json", b'{"1": "00"}')
+    assert seen == [0o600, 0o600]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_bytes() == b'{"1": "00"}'
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644])
+def test_loading_a_group_or_world_readable_private_key_warns_without_the_secret(
+    tmp_path, caplog, mode
+):
+    import logging
+
+    from consent import private_key_pem
+
+    key = generate_signing_key()
+    paths = write_key_pair(key, tmp_path / "broker")
+    paths.private.chmod(mode)
+    with caplog.at_level(logging.WARNING, logger="consent._keys"):
+        load_private_key(paths.private)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    text = warnings[0].getMessage()
+    assert str(paths.private) in text and f"{mode:04o}" in text
+    pem = private_key_pem(key).decode()
+    body = "".join(pem.splitlines()[1:-1])
+    assert body[:16] not in caplog.text and "PRIVATE KEY" not in caplog.text
+
+
+def test_loading_a_0600_private_key_is_silent(tmp_path, caplog):
+    import logging
+
+    paths = write_key_pair(generate_sealing_key(), tmp_path / "svc")
+    with caplog.at_level(logging.WARNING, logger="consent._keys"):
+        load_private_key(paths.private)
+    assert not caplog.records

@@ -40,7 +40,7 @@ from fedbroker.link import (
 
 LEFT, RIGHT = "E08000001", "E08000002"
 KEY = LinkageKey(1, bytes(range(32)))
-NOW = datetime(2026, 9, 10, tzinfo=UTC)
+NOW = datetime.now(UTC).replace(microsecond=0)  # the synthetic rows are dated from today
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +151,9 @@ def test_rows_become_exactly_what_the_connector_publishes(synth, tmp_path):
             wire.key_epoch,
         )
         compared += 1
-    assert (compared, refused) == (57, 3)
+    # A malformed NHS number or date of birth costs that value, not the row (issue 12):
+    # only the row with an extra cell is refused, by both.
+    assert (compared, refused) == (59, 1)
 
 
 # -- the command --------------------------------------------------------------------
@@ -303,15 +305,17 @@ def test_a_free_text_identifier_accepts_a_foreign_postcode(tmp_path):
                         [["R1", "Amelie", "Durand", "1990-07-14", " 75008 ", *_ADDRESS],
                          ["R2", "Ravi", "Patel", "1975-01-02", "M1 1AE", *_ADDRESS]])  # fmt: skip
     uk_only = link_files(left, right, _mapping(tmp_path, "uk"), threshold=0.8)
-    assert [(r.side, r.row, r.reason, r.code) for r in uk_only.refused] == [
+    # Not a UK postcode: the value is dropped, the row kept on its other identifiers.
+    assert uk_only.refused == ()
+    assert [(r.side, r.row, r.reason, r.code) for r in uk_only.dropped] == [
         ("left", 1, "invalid-postcode", "bad-format"),
         ("right", 1, "invalid-postcode", "bad-format"),
     ]
-    assert [(p.left_ref, p.right_ref) for p in uk_only.pairs] == [("L2", "R2")]
+    assert [(p.left_ref, p.right_ref) for p in uk_only.pairs] == [("L1", "R1"), ("L2", "R2")]
     free = link_files(
         left, right, _mapping(tmp_path, "free", free_text=["postcode"]), threshold=0.8
     )
-    assert free.refused == ()
+    assert free.refused == () and free.dropped == ()
     assert [(p.left_ref, p.right_ref) for p in free.pairs] == [("L1", "R1"), ("L2", "R2")]
 
 
@@ -323,23 +327,32 @@ def test_malformed_rows_are_refused_by_reason_and_the_rest_still_link(synth, tmp
     clean = link_files(synth.files[LEFT], synth.files[RIGHT], synth.mapping,
                        linkage_keys=[KEY], threshold=0.8)  # fmt: skip
     result = link_files(left, synth.files[RIGHT], synth.mapping, linkage_keys=[KEY], threshold=0.8)
+    # The bad NHS number (row 3) and date (row 7) cost those values, not the rows.
     assert [(r.side, r.row, r.reason, r.code) for r in result.refused] == [
-        ("left", 3, "invalid-nhs_number", "bad-check-digit"),
         ("left", 5, "invalid-row", "extra-cells"),
+    ]
+    assert [(r.side, r.row, r.reason, r.code) for r in result.dropped] == [
+        ("left", 3, "invalid-nhs_number", "bad-check-digit"),
         ("left", 7, "invalid-date_of_birth", "bad-format"),
     ]
-    assert result.records == clean.records - 3
-    refused_refs = {rows[i][0] for i in (2, 4, 6)}
+    assert result.records == clean.records - 1
+    broken_refs = {rows[i][0] for i in (2, 4, 6)}
     # A pair depends only on its two records and the threshold, so the others are unchanged.
-    assert result.pairs == tuple(p for p in clean.pairs if p.left_ref not in refused_refs)
-    assert len(result.pairs) < len(clean.pairs)
+    assert tuple(p for p in result.pairs if p.left_ref not in broken_refs) == tuple(
+        p for p in clean.pairs if p.left_ref not in broken_refs
+    )
+    assert rows[4][0] not in {p.left_ref for p in result.pairs}
+    # Rows 3 and 7 kept their other identifiers, and still find their partners.
+    kept = {rows[2][0], rows[6][0]} & {p.left_ref for p in clean.pairs}
+    assert kept and kept <= {p.left_ref for p in result.pairs}
 
     code, _, stderr = _run(
         "--left", str(left), "--right", str(synth.files[RIGHT]),
         "--mapping", str(synth.mapping), "--out", str(tmp_path / "pairs.csv"),
     )  # fmt: skip
     assert code == 0
-    assert "refused left row 3: invalid-nhs_number (bad-check-digit)" in stderr
+    assert "refused left row 5: invalid-row (extra-cells)" in stderr
+    assert "dropped left row 3: invalid-nhs_number (bad-check-digit)" in stderr
     assert bad_nhs not in stderr and "31/02/1980" not in stderr
 
 

@@ -6,8 +6,8 @@ import faust
 import pytest
 from kafka import KafkaAdminClient
 
+from broker import BrokerError
 from broker._kafka_client import cluster_replication, faust_credentials, replication_configs
-from broker._verify import Rejected
 from consent import KafkaSecurity
 from fedbroker._tls import LocalPki
 
@@ -44,7 +44,7 @@ def test_replication_is_detected_from_the_cluster_and_a_larger_request_refused(k
         admin.close()
     assert cluster_replication(kafka_bootstrap, KafkaSecurity(), None) == min(brokers, 3)
     assert cluster_replication(kafka_bootstrap, KafkaSecurity(), 1) == 1
-    with pytest.raises(Rejected) as refused:
+    with pytest.raises(BrokerError) as refused:
         cluster_replication(kafka_bootstrap, KafkaSecurity(), brokers + 1)
     assert refused.value.reason == "replication"
 
@@ -91,7 +91,7 @@ def test_on_three_nodes_the_broker_creates_every_topic_with_three_copies(fedbrok
             assert (setting["value"] if isinstance(setting, dict) else setting) == "2"
         finally:
             admin.close()
-        with pytest.raises(Rejected):
+        with pytest.raises(BrokerError):
             cluster_replication(cluster.bootstrap, KafkaSecurity(), 4)
     finally:
         cluster.down()

@@ -19,6 +19,7 @@ from schemas import (
     Outcome,
     RejectedRecord,
     SealedPayload,
+    SignedEnvelope,
 )
 
 WHEN = datetime(2026, 9, 7, 10, 30, 15, 123456, tzinfo=UTC)
@@ -41,7 +42,7 @@ def typical_event(**changes: object) -> CitizenEvent:
         "sealed": (
             SealedPayload("E08000009.revenues", "gm-cross-boundary-move", b"e" * 32, b"c" * 160),
         ),
-        "signature": b"s" * 64,
+        "encoding": "clk-v1",
     }
     fields.update(changes)
     return CitizenEvent(**fields)  # type: ignore[arg-type]
@@ -52,10 +53,11 @@ def every_record() -> list[object]:
         typical_event(),
         typical_event(fuzzy=None, attributes={}, sealed=(), tokens=()),
         ConsentRecord("r" * 32, "E08000006", (LinkageToken("nhs", 1, b"\x05" * 32),),
-                      "purpose:x", ConsentState.OBJECTED, WHEN, WHEN, 1, b"s" * 64),
-        MatchNotification("n" * 32, "gm-cross-boundary-move", "p", ("svc.a", "svc.b"), WHEN,
+                      "purpose:x", ConsentState.OBJECTED, WHEN, WHEN, 1),
+        MatchNotification("n" * 32, "gm-cross-boundary-move", "p", "svc.a", WHEN,
                           (MatchedEvent("e" * 32, "E08000006", "ref", EventType.DEATH_REGISTERED,
-                                        WHEN),), 0.93, "fuzzy", (), b"s" * 64),
+                                        WHEN),), 0.93, "fuzzy", ()),
+        SignedEnvelope("fedbroker/event/v3", "E08000006", 2**64 - 1, b"body", b"s" * 64),
         AuditRecord("d" * 32, "fed.audit/0", 7, AuditKind.DECISION, WHEN, "a", Outcome.DENIED,
                     ("consent-withdrawn",), ("nhs:1:ff",), ("e" * 32,), ("svc.a",), None,
                     b"p" * 32, b"h" * 32, b""),
@@ -92,5 +94,5 @@ events = st.builds(
         st.builds(SealedPayload, _text, _text, st.binary(max_size=40), st.binary(max_size=80)),
         max_size=3,
     ).map(tuple),
-    signature=st.binary(max_size=64),
+    encoding=_text,
 )

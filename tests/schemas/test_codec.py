@@ -21,7 +21,6 @@ from schemas import (
     TruncatedMessage,
     UnknownSchema,
     WrongRecordType,
-    canonical_bytes,
     crc64_avro,
 )
 from tests.schemas.conftest import events, every_record, typical_event
@@ -56,12 +55,29 @@ def test_decode_as_insists_on_the_record_type():
     assert CODEC.decode_as(CODEC.encode(typical_event()), CitizenEvent) == typical_event()
 
 
-def test_canonical_bytes_ignore_signature_and_framing():
+def test_an_envelope_body_is_the_unframed_record_under_its_latest_schema():
     event = typical_event()
-    assert canonical_bytes(event) == canonical_bytes(typical_event(signature=b"other"))
-    assert canonical_bytes(event) != canonical_bytes(typical_event(source_ref="changed"))
+    fingerprint, body = CODEC.encode_body(event)
+    assert CODEC.encode(event) == b"\xc3\x01" + struct.pack("<Q", fingerprint) + body
+    assert CODEC.encode_body(typical_event(source_ref="changed"))[1] != body
     reordered = typical_event(attributes=dict(reversed(list(event.attributes.items()))))
-    assert canonical_bytes(reordered) == canonical_bytes(event)
+    assert CODEC.encode_body(reordered)[1] == body  # one writer, one byte string
+    assert CODEC.decode_body(fingerprint, body, CitizenEvent) == event
+
+
+def test_a_body_is_decoded_only_as_the_record_its_fingerprint_names():
+    fingerprint, body = CODEC.encode_body(typical_event())
+    with pytest.raises(WrongRecordType):
+        CODEC.decode_body(fingerprint, body, ConsentRecord)
+    with pytest.raises(UnknownSchema):
+        CODEC.decode_body(fingerprint ^ 1, body, CitizenEvent)
+    with pytest.raises(TrailingBytes):
+        CODEC.decode_body(fingerprint, body + b"\x00", CitizenEvent)
+    with pytest.raises(TruncatedMessage):
+        CODEC.decode_body(fingerprint, body[:-3], CitizenEvent)
+    small = Codec(max_message_bytes=len(body) - 1)
+    with pytest.raises(MessageTooLarge):
+        small.decode_body(fingerprint, body, CitizenEvent)
 
 
 @pytest.mark.parametrize(

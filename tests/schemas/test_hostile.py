@@ -46,7 +46,7 @@ def test_negative_or_huge_length_is_bad_length(length: int):
 
 
 def test_negative_length_of_the_last_field_is_bad_length():
-    data = CODEC.encode(typical_event(signature=b"s"))
+    data = CODEC.encode(typical_event(encoding="s"))
     assert data.endswith(b"\x02s")
     with pytest.raises(BadLength):
         CODEC.decode(data[:-2] + _zigzag(-1))

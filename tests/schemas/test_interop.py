@@ -64,5 +64,6 @@ def test_reference_bytes_read_by_fastavro(record):
 
 def test_every_record_schema_is_covered():
     assert {type(r).__name__ for r in RECORDS} == {
-        "CitizenEvent", "ConsentRecord", "MatchNotification", "AuditRecord", "RejectedRecord"
+        "CitizenEvent", "ConsentRecord", "MatchNotification", "AuditRecord", "RejectedRecord",
+        "SignedEnvelope",
     }  # fmt: skip

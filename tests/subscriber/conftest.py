@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -97,3 +98,11 @@ def subscriber_factory(
             subscriber.close()
         except Exception:
             pass
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 60, what: str = "") -> None:
+    """Poll ``condition`` until it holds (a condition, not a guessed sleep)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
+        time.sleep(0.05)

@@ -8,20 +8,22 @@ subscriber script (a separate process), so it holds no pytest fixtures.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from consent import DevFederation, seal_fields, sign
+from consent import DevFederation, seal, seal_envelope, sealing_context
 from schemas import (
     Codec,
     EventType,
     MatchedEvent,
     MatchNotification,
     SealedPayload,
-    canonical_bytes,
+    SignatureDomain,
+    SignedEnvelope,
 )
 
 AGREEMENT = "gm-cross-boundary-move"
@@ -57,8 +59,12 @@ def events(n: int) -> tuple[MatchedEvent, ...]:
 def _seal(federation: DevFederation, spec: Sealed, event: MatchedEvent) -> SealedPayload:
     directory = federation.load()
     key = directory.sealing_key(spec.key_of or spec.recipient)
-    enc, ciphertext = seal_fields(key, spec.fields, event_id=event.event_id)
     declared = tuple(sorted(spec.fields)) if spec.declared is None else tuple(spec.declared)
+    # Sealed under the declared names, as an honest (or a lying) sealer would bind them.
+    context = sealing_context(event_id=event.event_id, agreement_id=spec.agreement,
+                              recipient=spec.recipient, fields=declared)  # fmt: skip
+    body = json.dumps(dict(spec.fields), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    enc, ciphertext = seal(key, body.encode("utf-8"), aad=context)
     return SealedPayload(spec.recipient, spec.agreement, enc, ciphertext, declared)
 
 
@@ -67,9 +73,10 @@ def notification_bytes(
     n: int,
     *,
     sealed: Sequence[Sealed] | None = None,
-    recipients: Sequence[str] = (SERVICE,),
+    recipient: str = SERVICE,
     agreement: str = AGREEMENT,
     signer: Ed25519PrivateKey | None = None,
+    signer_id: str | None = None,
     tamper: bool = False,
 ) -> tuple[str, bytes]:
     """(notification id, framed message) of notification number ``n``.
@@ -77,6 +84,7 @@ def notification_bytes(
     Args:
         sealed: payloads (default: the closure's and the move's fields, to SERVICE).
         signer: sign with this key instead of the broker's (a forgery).
+        signer_id: the member id the envelope names (default: the dev broker's).
         tamper: change the notification after signing.
     """
     matched = events(n)
@@ -86,7 +94,7 @@ def notification_bytes(
         notification_id=nid,
         agreement_id=agreement,
         purpose="council-tax-and-electoral-registration-accuracy",
-        recipients=tuple(recipients),
+        recipient=recipient,
         created_at=datetime.now(UTC).replace(microsecond=0),
         events=matched,
         score=1.0,
@@ -94,7 +102,11 @@ def notification_bytes(
         sealed=tuple(_seal(federation, s, matched[s.event]) for s in specs),
     )
     key = signer or federation.signing_key(federation.broker)
-    signed = replace(notification, signature=sign(key, canonical_bytes(notification)))
+    codec = Codec()
+    value = seal_envelope(SignatureDomain.NOTIFICATION, notification, key,
+                          signer_id or federation.broker, codec=codec)  # fmt: skip
     if tamper:
-        signed = replace(signed, score=0.5)
-    return nid, Codec().encode(signed)
+        envelope = codec.decode_as(value, SignedEnvelope)
+        body = codec.encode_body(replace(notification, score=0.5))[1]
+        value = codec.encode(replace(envelope, body=body))
+    return nid, value

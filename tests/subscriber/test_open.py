@@ -72,8 +72,11 @@ def test_the_broker_is_found_by_kind_in_the_directory_not_by_a_fixed_member_id(
     signed.write_bytes(sign_directory(text, federation.signing_key(federation.authority)))
     directory = load_directory(signed, trust_anchor=federation.trust_anchor, now=datetime.now(UTC))
     assert directory.broker.member_id == "gm-broker"
-    _, value = notification_bytes(federation, 1)
+    _, value = notification_bytes(federation, 1, signer_id="gm-broker")
     assert _open(federation, value, directory=directory).fields
+    _, as_old_id = notification_bytes(federation, 1)  # the envelope names "broker"
+    with pytest.raises(SignatureInvalid):
+        _open(federation, as_old_id, directory=directory)
 
 
 def test_garbage_is_a_schema_error_with_a_reason(federation):
@@ -90,11 +93,12 @@ def test_a_payload_labelled_for_this_service_but_sealed_to_another_does_not_open
 
 def test_payloads_for_other_services_are_left_sealed(federation):
     _, value = notification_bytes(
-        federation, 1, recipients=[SERVICE, OTHER_SERVICE],
-        sealed=[Sealed(0, CLOSED), Sealed(1, MOVED, recipient=OTHER_SERVICE)],
+        federation, 1, sealed=[Sealed(0, CLOSED), Sealed(1, MOVED, recipient=OTHER_SERVICE)],
     )  # fmt: skip
     assert _open(federation, value).fields == {"evt-1-a": CLOSED}
-    assert _open(federation, value, service=OTHER_SERVICE).fields == {"evt-1-b": MOVED}
+    # One notification per service (0.2.0): the other service is not addressed by this one.
+    with pytest.raises(NotAddressed):
+        _open(federation, value, service=OTHER_SERVICE)
 
 
 def test_a_field_the_agreement_does_not_grant_is_refused(federation):
@@ -125,7 +129,7 @@ def test_a_payload_relabelled_to_another_agreement_is_refused(federation):
 
 
 def test_a_notification_not_addressed_to_this_service_is_refused(federation):
-    _, value = notification_bytes(federation, 1, recipients=[OTHER_SERVICE], sealed=[])
+    _, value = notification_bytes(federation, 1, recipient=OTHER_SERVICE, sealed=[])
     with pytest.raises(NotAddressed):
         _open(federation, value)
 

@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from consent import generate_signing_key
-from subscriber import Backoff, CallbackSink, OpenedNotification
-from tests.subscriber.conftest import committed, end_offsets, publish
+from subscriber import Backoff, CallbackSink, OpenedNotification, WebhookSink
+from tests.subscriber.conftest import committed, end_offsets, publish, wait_for
 from tests.subscriber.factory import (
     CLOSED,
     OTHER_SERVICE,
@@ -16,6 +16,7 @@ from tests.subscriber.factory import (
     Sealed,
     notification_bytes,
 )
+from tests.subscriber.webhook_server import free_port, serve
 
 pytestmark = pytest.mark.kafka
 
@@ -124,3 +125,35 @@ def test_the_agreement_filter_passes_other_agreements_by_without_handing_them_ov
         done.set()
         watcher.join()
     assert received == [] and subscriber.metrics.tally["skipped"] == 1
+
+
+def test_a_webhook_down_for_a_while_then_back_loses_nothing_doubles_nothing_commits_after(
+    federation, kafka_bootstrap, notify_topic, subscriber_factory, topic_factory
+):
+    good = [notification_bytes(federation, n) for n in range(1, 6)]
+    publish(kafka_bootstrap, notify_topic, [*good[:3], good[0], *good[3:]])
+    port = free_port()
+    group = topic_factory("group")
+    sink = WebhookSink(
+        f"http://127.0.0.1:{port}/notify",
+        backoff=Backoff(initial=0.02, maximum=0.1, attempts=2),
+    )
+    subscriber = subscriber_factory(notify_topic, sink=sink, group=group, retry_backoff=FAST)
+    worker = threading.Thread(
+        target=subscriber.run, kwargs={"max_delivered": 5, "idle_timeout": 120}
+    )
+    worker.start()
+    try:
+        wait_for(lambda: subscriber.metrics.tally["retried"] >= 6, what="retries while down")
+        assert committed(kafka_bootstrap, group, notify_topic).get(0, 0) == 0
+        assert subscriber.metrics.tally["delivered"] == 0
+        with serve(port, statuses=[503, 503, 500]) as hook:  # back, but flaky at first
+            worker.join(timeout=120)
+            assert not worker.is_alive()
+    finally:
+        subscriber.stop()
+        worker.join()
+    assert hook.ids() == [nid for nid, _ in good]
+    assert {headers["Idempotency-Key"] for headers, _ in hook.received} == set(hook.ids())
+    assert subscriber.metrics.tally["duplicate"] == 1
+    assert committed(kafka_bootstrap, group, notify_topic)[0] == 6

@@ -1,0 +1,72 @@
+"""From one mapped source row to its tokens, keeping what is usable.
+
+Shared by the connector and ``fedbroker link``, so that a dry run encodes a row
+exactly as the live federation would. A malformed value costs that value, not
+the row: the row keeps its other identifiers, and the dropped field is named
+(field and reason code, never the value) for the quarantine report, the
+metrics and link's report. A row is refused only when nothing usable is left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from connectors._errors import InvalidIdentifier
+from connectors._mapping import SourceMapping
+from connectors._normalise import DroppedField, normalise_fields
+from connectors._sources import SourceRow
+from connectors._tokens import Tokeniser, Tokens
+
+__all__ = ["MAX_CELL_CHARS", "EncodedRow", "encode_row", "row_tokens"]
+
+#: No cell of a council record is this long; one that is (a lost quote that
+#: swallowed the file, an attachment pasted in) refuses its row before any
+#: expensive step, so it never reaches sealing or a message.
+MAX_CELL_CHARS = 65_536
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedRow:
+    """A row's tokens and the identifiers dropped on the way (in canonical order)."""
+
+    tokens: Tokens
+    dropped: tuple[DroppedField, ...]
+
+
+def encode_row(row: SourceRow, mapping: SourceMapping, tokeniser: Tokeniser) -> EncodedRow:
+    """The tokens of one source row: its valid identifiers normalised, then tokenised.
+
+    Raises:
+        InvalidIdentifier: the row is malformed (``row``/``cell-too-large``
+            when any cell exceeds ``MAX_CELL_CHARS``), or nothing usable is left to
+            link on. In the latter case the error names the first dropped field
+            and its reason (the cause an operator can fix), or
+            ``identity``/``no-usable-identifier`` when the row had none at all.
+    """
+    if "__malformed__" in row.values:
+        raise InvalidIdentifier("row", str(row.values["__malformed__"]))
+    if any(v is not None and len(v) > MAX_CELL_CHARS for v in row.values.values()):
+        raise InvalidIdentifier("row", "cell-too-large")
+    raw = {name: row.values.get(column) for name, column in mapping.identity.items()}
+    raw.update({name: row.values.get(column) for name, column in mapping.extra.items()})
+    identity, dropped = normalise_fields(
+        raw,
+        date_format=mapping.date_of_birth_format,
+        free_text=mapping.free_text,
+        two_digit_year_pivot=mapping.two_digit_year_pivot,
+    )
+    tokens = tokeniser.tokenise(identity)
+    if not tokens.tokens and not tokens.blocking_tokens:
+        if dropped:
+            raise InvalidIdentifier(dropped[0].field, dropped[0].code)
+        raise InvalidIdentifier("identity", "no-usable-identifier")
+    return EncodedRow(tokens, dropped)
+
+
+def row_tokens(row: SourceRow, mapping: SourceMapping, tokeniser: Tokeniser) -> Tokens:
+    """The tokens of ``encode_row``, for callers that do not report dropped fields.
+
+    Raises:
+        InvalidIdentifier: as ``encode_row``.
+    """
+    return encode_row(row, mapping, tokeniser).tokens

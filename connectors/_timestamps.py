@@ -1,0 +1,128 @@
+"""Source times, parsed and bounded before anything orders or stores by them.
+
+A time a source supplies decides consent order and retention downstream, so it
+is checked here, at the row: a clerk's 2062 for 2026 would otherwise make a
+consent record outrank every later withdrawal, and 9999-12-31 or
+``0001-01-01T00:00:00+01:00`` overflow date arithmetic further on (an
+``OverflowError`` that once failed a whole file). Each is a per-row refusal with
+a reason code. The bounds themselves are ``consent.time_problem``, the check
+the broker repeats after verifying a signature, so the connector's quarantine
+and ``fed.rejected`` give the same reason codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from connectors._errors import InvalidIdentifier
+from connectors._mapping import ColumnOrFixed
+from consent import (
+    DEFAULT_CLOCK_SKEW,
+    DEFAULT_OCCURRED_FLOOR,
+    DEFAULT_RECORDED_FLOOR,
+    time_problem,
+)
+
+__all__ = [
+    "DEFAULT_MAX_SKEW",
+    "DEFAULT_OCCURRED_AT_FLOOR",
+    "DEFAULT_RECORDED_AT_FLOOR",
+    "TimeBounds",
+    "TimeKind",
+    "parse_timestamp",
+    "time_bound_reason",
+]
+
+TimeKind = Literal["occurred", "recorded"]
+
+#: Clocks of a council's systems and its connector may disagree by this much.
+DEFAULT_MAX_SKEW = DEFAULT_CLOCK_SKEW
+#: Nothing a council records about a living resident happened before this.
+DEFAULT_OCCURRED_AT_FLOOR = DEFAULT_OCCURRED_FLOOR
+#: The federation's start: no consent under its agreements can be older
+#: (consent's default; a federation sets its own in the connector config).
+DEFAULT_RECORDED_AT_FLOOR = DEFAULT_RECORDED_FLOOR
+_ISO = "iso"
+#: Longer than any timestamp format; bounds the parser's work on a poisoned cell.
+_MAX_TIMESTAMP_CHARS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class TimeBounds:
+    """How far a source time may lie from the time the record is published.
+
+    Args:
+        max_skew: how far after publication a time may lie (default 5 minutes).
+        occurred_at_floor: the earliest event time (default 1900-01-01 UTC).
+        recorded_at_floor: the earliest consent time (default the federation's
+            start, ``consent.DEFAULT_RECORDED_FLOOR`` unless configured).
+    """
+
+    max_skew: timedelta = DEFAULT_MAX_SKEW
+    occurred_at_floor: datetime = DEFAULT_OCCURRED_AT_FLOOR
+    recorded_at_floor: datetime = DEFAULT_RECORDED_AT_FLOOR
+
+
+def time_bound_reason(
+    kind: TimeKind, at: datetime, published_at: datetime, bounds: TimeBounds
+) -> str | None:
+    """The reason code a time is refused for, or None when it is in bounds.
+
+    ``<kind>-in-future`` when ``at`` lies more than the skew after
+    ``published_at``; ``<kind>-before-floor`` when it lies before the floor.
+    """
+    return time_problem(
+        published_at=published_at,
+        recorded_at=at if kind == "recorded" else None,
+        occurred_at=at if kind == "occurred" else None,
+        skew=bounds.max_skew,
+        recorded_floor=bounds.recorded_at_floor,
+        occurred_floor=bounds.occurred_at_floor,
+    )
+
+
+def parse_timestamp(
+    value: str | None,
+    spec: ColumnOrFixed,
+    field: str,
+    *,
+    published_at: datetime | None = None,
+    bounds: TimeBounds | None = None,
+) -> datetime:
+    """A source time as aware UTC, within bounds; naive times are taken as UTC.
+
+    Args:
+        value: the source text (None: missing).
+        spec: the mapping entry, whose ``format`` is ``iso`` or a strptime format.
+        field: ``occurred_at`` or ``recorded_at``, which names the error.
+        published_at: when the record is published; with ``bounds``, the time
+            must lie within them (default None: only parsed).
+        bounds: see ``TimeBounds`` (default None: not checked).
+
+    Raises:
+        InvalidIdentifier: ``missing``, ``bad-format``, ``out-of-range`` (no
+            datetime can hold it in UTC), or a ``time_bound_reason`` code.
+    """
+    if value is None:
+        raise InvalidIdentifier(field, "missing")
+    if len(value) > _MAX_TIMESTAMP_CHARS:
+        raise InvalidIdentifier(field, "bad-format")
+    try:
+        fmt = spec.format or _ISO
+        parsed = datetime.fromisoformat(value) if fmt == _ISO else datetime.strptime(value, fmt)
+    except ValueError as exc:
+        raise InvalidIdentifier(field, "bad-format") from exc
+    try:
+        at = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        # Downstream adds windows and retention to it: keep a margin from the end of time.
+        at + timedelta(days=366 * 200)  # noqa: B018 - the overflow is the check
+    except OverflowError as exc:
+        raise InvalidIdentifier(field, "out-of-range") from exc
+    if published_at is not None and bounds is not None:
+        kind: TimeKind = "recorded" if field == "recorded_at" else "occurred"
+        reason = time_bound_reason(kind, at, published_at, bounds)
+        if reason is not None:
+            raise InvalidIdentifier(field, reason)
+    return at

@@ -1,0 +1,182 @@
+"""Admission: the cheapest refusal first, and source times bounded (issue 11, items 1, 3, 7).
+
+An attacker who can write to a council's topic chooses the size and shape of
+what the broker must read; a careless clerk chooses the dates. Work is counted
+(decodes, signature checks), never timed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+
+import pytest
+
+import broker._verify as verify_module
+from broker import Rejected, Sighting
+from broker._admission import AdmissionPolicy, Limits, admit
+from consent import sign
+from schemas import CitizenEvent, Codec, ConsentRecord, ConsentState, canonical_bytes
+from tests.broker.test_partition import FROM, NOW, _event, federation
+
+__all__ = ["federation"]
+
+EVENTS, CONSENT = f"fed.events.{FROM}", f"fed.consent.{FROM}"
+
+
+class CountingCodec(Codec):
+    def __init__(self) -> None:
+        super().__init__()
+        self.decodes = 0
+
+    def decode(self, data: bytes):  # type: ignore[no-untyped-def]
+        self.decodes += 1
+        return super().decode(data)
+
+
+@pytest.fixture
+def signatures(monkeypatch):
+    calls = []
+    real = verify_module.verify_signature
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(verify_module, "verify_signature", counting)
+    return calls
+
+
+def _resigned(federation, record):
+    unsigned = replace(record, signature=b"")
+    return replace(
+        unsigned, signature=sign(federation.signing_key(FROM), canonical_bytes(unsigned))
+    )
+
+
+def _admit(federation, raw: bytes, codec: Codec | None = None, topic: str = EVENTS, **policy):
+    return admit(raw, topic=topic, directory=federation.load(NOW), codec=codec or Codec(),
+                 now=NOW, policy=AdmissionPolicy(**policy))  # fmt: skip
+
+
+def _reason(call) -> str:
+    with pytest.raises(Rejected) as caught:
+        call()
+    return caught.value.reason
+
+
+def test_a_good_event_is_admitted_with_one_decode_and_one_signature_check(federation, signatures):
+    codec = CountingCodec()
+    event = _event(federation, FROM, "C", "2026-09-01", "a-1")
+    assert _admit(federation, Codec().encode(event), codec) == event
+    assert codec.decodes == 1 and len(signatures) == 1
+
+
+def test_an_unsigned_770_kb_message_is_refused_before_any_decoding(federation, signatures):
+    codec = CountingCodec()
+    event = _event(federation, FROM, "C", "2026-09-01", "a-1")
+    bloated = replace(event, attributes=MappingProxyType({f"k{i}": "x" * 7700 for i in range(100)}),
+                      signature=b"\x00" * 64)  # fmt: skip
+    raw = Codec().encode(bloated)
+    assert len(raw) > 770_000
+    assert _reason(lambda: _admit(federation, raw, codec)) == "too-large"
+    assert codec.decodes == 0 and signatures == [], "refused by its length alone"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            {"attributes": MappingProxyType({f"k{i}": "v" for i in range(40)})},
+            "too-many-attributes",
+        ),
+        ({"attributes": MappingProxyType({"note": "x" * 300})}, "attribute-too-large"),
+        ("tokens", "too-many-tokens"),
+        ("sealed", "too-many-sealed"),
+        ("sealed-size", "sealed-too-large"),
+        ({"fuzzy": b"\xff" * 2048}, "fuzzy-too-large"),
+    ],
+)
+def test_oversized_parts_are_refused_before_the_signature_is_checked(
+    federation, signatures, change, reason
+):
+    event = _event(federation, FROM, "C", "2026-09-01", "a-1")
+    if change == "tokens":
+        change = {"blocking_tokens": event.blocking_tokens * 20}
+    elif change == "sealed":
+        change = {"sealed": event.sealed * 17}
+    elif change == "sealed-size":
+        change = {"sealed": (replace(event.sealed[0], ciphertext=b"\x01" * 9000),)}
+    forged = replace(event, **change, signature=b"\x00" * 64)
+    assert _reason(lambda: _admit(federation, Codec().encode(forged))) == reason
+    assert signatures == []
+
+
+def test_malformed_and_misplaced_messages_carry_their_reasons(federation):
+    event = _event(federation, FROM, "C", "2026-09-01", "a-1")
+    raw = Codec().encode(event)
+    assert _reason(lambda: _admit(federation, raw[:40])) == "truncated"
+    assert _reason(lambda: _admit(federation, b"\x00\x01garbage")) in {"bad-marker", "truncated"}
+    assert _reason(lambda: _admit(federation, raw, topic=CONSENT)) == "wrong-record-type"
+
+
+@pytest.mark.parametrize(
+    ("occurred", "reason"),
+    [
+        (datetime(9999, 12, 31, tzinfo=UTC), "occurred-in-future"),
+        (NOW + timedelta(minutes=6), "occurred-in-future"),
+        (datetime(1850, 1, 1, tzinfo=UTC), "occurred-before-floor"),
+    ],
+)
+def test_a_signed_event_with_an_impossible_occurred_at_is_refused(federation, occurred, reason):
+    """9999-12-31 used to pass and then raise OverflowError in ``Sighting.from_event``."""
+    event = _resigned(federation, replace(_event(federation, FROM, "C", "2026-09-01", "a-1"),
+                                          occurred_at=occurred, published_at=NOW))  # fmt: skip
+    if occurred.year == 9999:
+        with pytest.raises(OverflowError):
+            Sighting.from_event(event, retention=timedelta(days=90))
+    assert _reason(lambda: _admit(federation, Codec().encode(event))) == reason
+
+
+def _consent_record(federation, recorded_at: datetime) -> ConsentRecord:
+    tokens = _event(federation, FROM, "C", "2026-09-01", "r").tokens
+    record = ConsentRecord("c" * 32, FROM, tokens, "*", ConsentState.GRANTED, recorded_at, NOW, 1)
+    return _resigned(federation, record)
+
+
+@pytest.mark.parametrize(
+    ("recorded", "reason"),
+    [
+        (datetime(2062, 9, 10, tzinfo=UTC), "recorded-in-future"),  # a clerk's 2062 for 2026
+        (datetime(2019, 12, 31, tzinfo=UTC), "recorded-before-floor"),
+    ],
+)
+def test_a_consent_record_dated_outside_its_bounds_is_refused(federation, recorded, reason):
+    raw = Codec().encode(_consent_record(federation, recorded))
+    assert _reason(lambda: _admit(federation, raw, topic=CONSENT)) == reason
+
+
+def test_the_floors_and_skew_are_configurable(federation):
+    raw = Codec().encode(_consent_record(federation, datetime(2024, 1, 1, tzinfo=UTC)))
+    assert isinstance(_admit(federation, raw, topic=CONSENT), ConsentRecord)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    assert (
+        _reason(lambda: _admit(federation, raw, topic=CONSENT, recorded_floor=start))
+        == "recorded-before-floor"
+    )
+    late = _resigned(federation, replace(_event(federation, FROM, "C", "2026-09-01", "a-1"),
+                                         occurred_at=NOW + timedelta(minutes=3),
+                                         published_at=NOW))  # fmt: skip
+    assert isinstance(_admit(federation, Codec().encode(late)), CitizenEvent)
+    assert (
+        _reason(lambda: _admit(federation, Codec().encode(late), max_skew=timedelta(minutes=1)))
+        == "occurred-in-future"
+    )
+
+
+def test_limits_are_settings(federation):
+    event = _event(federation, FROM, "C", "2026-09-01", "a-1")
+    raw = Codec().encode(event)
+    tight = Limits(message_bytes=len(raw) - 1)
+    assert _reason(lambda: _admit(federation, raw, limits=tight)) == "too-large"

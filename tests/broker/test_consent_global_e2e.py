@@ -1,0 +1,112 @@
+"""Consent reaches every partition that decides: end to end through real Kafka.
+
+A council's consent system knows a resident by name and date of birth only (no
+NHS number); its events, at three councils, are spelt three ways and share only
+the NHS number, so every pair is decided in the partition of the NHS token,
+which no consent record is ever routed by. The resident's objection must still
+deny the disclosure (DESIGN section 10); a control resident is notified.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from connectors import load_linkage_keys
+from connectors._tokens import opaque_reference
+from schemas import AuditKind, AuditRecord, CitizenEvent, Codec, MatchNotification
+from tests.broker.test_decisions_e2e import CONSENT_MAPPING, _drop
+from tests.broker.workers import settled, start_worker
+from tests.connectors.conftest import COUNCILS, read_topic, run_connector
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+A, B, C = COUNCILS
+AGREEMENT = "gm-multiple-disadvantage"  # consent model: objection
+DAY0 = date.today() - timedelta(days=30)
+DOB = {"objector": "11/07/1988", "control": "21/06/1990"}
+NHS = {"objector": "9434765919", "control": "9434765803"}
+SPELLINGS = {  # one spelling per council: no name+dob token is shared
+    "objector": [("Ezra", "Pennyworth"), ("Ezra", "Penyworth"), ("Ezra", "Pennywerth")],
+    "control": [("Jude", "Fairweather"), ("Jude", "Fairweathr"), ("Jude", "Fayrweather")],
+}
+KINDS = ("RENT_ARR", "CT_ARR", "PA")
+
+
+def _event_row(person: str, index: int, council: str) -> dict[str, str]:
+    given, family = SPELLINGS[person][index]
+    return {"ref": f"{person}@{council}", "forename": given, "surname": family,
+            "dob": DOB[person], "postcode": "M1 1AE", "address_1": "1 Piccadilly", "uprn": "",
+            "nhs_no": NHS[person], "ni_number": "", "event": KINDS[index],
+            "event_date": (DAY0 + timedelta(days=4 * index)).isoformat()}  # fmt: skip
+
+
+def test_an_objection_recorded_without_the_nhs_number_denies_a_match_decided_by_it(
+    council_factory, kafka_bootstrap, federation, topic_factory, tmp_path: Path
+):
+    prefix = topic_factory("fed")
+    consent_inbox = tmp_path / "consent-inbox"
+    consent_inbox.mkdir()
+    (tmp_path / "consent.yaml").write_text(yaml.safe_dump(CONSENT_MAPPING))
+    a = council_factory(A, prefix=prefix)
+    document = yaml.safe_load(a.config.read_text())
+    document["sources"].append({"name": "consent", "kind": "csv", "path": str(consent_inbox),
+                                "mapping": str(tmp_path / "consent.yaml")})  # fmt: skip
+    a.config.write_text(yaml.safe_dump(document))
+    b, c = council_factory(B, prefix=prefix), council_factory(C, prefix=prefix)
+    group = topic_factory("broker")
+    worker = start_worker(kafka_bootstrap, federation, group=group, prefix=prefix,
+                          data_dir=tmp_path / "broker", log=tmp_path / "worker.log")  # fmt: skip
+    try:
+        given, family = SPELLINGS["objector"][0]
+        _drop(consent_inbox, "choices.csv", [{
+            "ref": "objector-consent", "forename": given, "surname": family,
+            "dob": DOB["objector"], "scope": AGREEMENT, "state": "objected",
+            "recorded": (DAY0 - timedelta(days=1)).isoformat()}])  # fmt: skip
+        run_connector(a, "--once")
+        settled(kafka_bootstrap, group, prefix)
+        for index, setup in enumerate((a, b, c)):
+            _drop(
+                setup.inbox,
+                "events.csv",
+                [_event_row(p, index, setup.council) for p in ("objector", "control")],
+            )
+            run_connector(setup, "--once")
+            settled(kafka_bootstrap, group, prefix)
+        time.sleep(2)  # the last outputs' flush after the final commit
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    log = (tmp_path / "worker.log").read_text()[-3000:]
+
+    codec = Codec()
+    key = load_linkage_keys(a.linkage_keys)[-1]
+    person_of_ref = {opaque_reference(key, council, "synthetic", f"{p}@{council}"): p
+                     for p in SPELLINGS for council in COUNCILS}  # fmt: skip
+    person_of_event = {}
+    shared: dict[str, list[set[str]]] = defaultdict(list)
+    for setup in (a, b, c):
+        for _, value in read_topic(kafka_bootstrap, setup.events_topic):
+            event = codec.decode_as(value, CitizenEvent)
+            person_of_event[event.event_id] = person = person_of_ref[event.source_ref]
+            shared[person].append({t.key() for t in event.tokens})
+    for person, token_sets in shared.items():  # the setting: only the NHS token is shared
+        common = set.intersection(*token_sets)
+        assert len(token_sets) == 3 and {t.split(":")[0] for t in common} == {"nhs"}, person
+    reasons: dict[str, set[str]] = defaultdict(set)
+    for _, value in read_topic(kafka_bootstrap, f"{prefix}.audit"):
+        record = codec.decode_as(value, AuditRecord)
+        if record.kind is AuditKind.DECISION and record.agreement_id == AGREEMENT:
+            (person,) = {person_of_event[e] for e in record.event_ids}
+            reasons[person].update(record.reasons)
+    assert dict(reasons) == {"objector": {"objected"}, "control": {"allowed"}}, log
+    notified = [codec.decode_as(v, MatchNotification)
+                for _, v in read_topic(kafka_bootstrap, f"{prefix}.match.{AGREEMENT}")]  # fmt: skip
+    assert notified and {person_of_event[e.event_id] for n in notified for e in n.events} == {
+        "control"
+    }

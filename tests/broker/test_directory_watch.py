@@ -1,0 +1,114 @@
+"""The worker's directory: reloaded at once, never rolled back, never used past expiry (item 5)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import yaml
+
+from broker._directory_watch import DirectoryWatch, SerialStore
+from broker._errors import DirectoryNotUsable
+from consent import (
+    build_dev_federation,
+    generate_signing_key,
+    load_private_key,
+    public_key_b64,
+    sign_directory,
+)
+from tests.broker.test_partition import FROM, NOW, TO
+
+
+@pytest.fixture
+def federation(tmp_path):
+    return build_dev_federation(tmp_path / "fed", councils=[FROM, TO], now=NOW)
+
+
+def _publish(federation, serial: int, *, rekey: str | None = None, add_council: str | None = None,
+             document: dict | None = None) -> dict:  # fmt: skip
+    """Re-sign the directory as the authority would, with a new serial and changes."""
+    document = document or yaml.safe_load(federation.document_path.read_text())
+    document["serial"] = serial
+    for member in document["members"]:
+        if member["id"] == rekey:  # the council's key was compromised: a new one replaces it
+            member["signing_key"] = "ed25519:" + public_key_b64(generate_signing_key())
+    if add_council:
+        document["members"].append({"id": add_council, "kind": "council", "name": "New",
+                                    "signing_key": "ed25519:"
+                                    + public_key_b64(generate_signing_key())})  # fmt: skip
+    authority = load_private_key(federation.keys[federation.authority].signing.private)
+    text = yaml.safe_dump(document, sort_keys=False, width=100)
+    federation.directory_path.write_bytes(sign_directory(text, authority))
+    return document
+
+
+def _watch(federation, tmp_path) -> DirectoryWatch:
+    store = SerialStore(tmp_path / "serials.json")
+    return DirectoryWatch.open(federation.directory_path, federation.trust_anchor, store, NOW)
+
+
+def test_a_changed_directory_applies_a_revoked_key_at_once(federation, tmp_path):
+    watch = _watch(federation, tmp_path)
+    old_key = public_key_b64(watch.current.signing_key(FROM))
+    assert watch.poll(NOW) is None, "nothing changed"
+    reloaded = _publish(federation, 2, rekey=FROM) and watch.poll(NOW)
+    assert reloaded is not None and reloaded.serial == 2 and not reloaded.restart_needed
+    assert public_key_b64(watch.current.signing_key(FROM)) != old_key
+
+
+def test_an_older_serial_is_refused_and_the_newer_stays(federation, tmp_path):
+    original = yaml.safe_load(federation.document_path.read_text())
+    watch = _watch(federation, tmp_path)
+    _publish(federation, 2, rekey=FROM)
+    watch.poll(NOW)
+    revoked_in_2 = public_key_b64(watch.current.signing_key(FROM))
+    _publish(federation, 1, document=original)  # serial 1 still has the old key
+    with pytest.raises(DirectoryNotUsable) as caught:
+        watch.poll(NOW)
+    assert caught.value.reason == "directory-rolled-back"
+    assert watch.current.serial == 2
+    assert public_key_b64(watch.current.signing_key(FROM)) == revoked_in_2
+    # A restarted worker remembers: the highest serial is persisted.
+    with pytest.raises(DirectoryNotUsable) as again:
+        _watch(federation, tmp_path)
+    assert again.value.reason == "directory-rolled-back"
+
+
+def test_a_new_council_or_agreement_is_reported_as_needing_a_restart(federation, tmp_path):
+    watch = _watch(federation, tmp_path)
+    document = yaml.safe_load(federation.document_path.read_text())
+    removed = document["agreements"].pop()
+    _publish(federation, 2, document=document)
+    assert not watch.poll(NOW).restart_needed
+    assert removed["id"] not in watch.current.agreements, "a withdrawn agreement stops at once"
+    document["agreements"].append(removed)
+    reloaded = _publish(federation, 3, document=document, add_council="E08000009") and watch.poll(
+        NOW
+    )
+    assert reloaded is not None and reloaded.restart_needed
+    assert set(reloaded.added) == {"E08000009"}, "the agreement was known at start"
+
+
+def test_a_badly_signed_file_is_refused_and_the_current_directory_kept(federation, tmp_path):
+    watch = _watch(federation, tmp_path)
+    federation.directory_path.write_bytes(federation.directory_path.read_bytes()[:-20] + b"}")
+    with pytest.raises(DirectoryNotUsable):
+        watch.poll(NOW)
+    assert watch.current.serial == 1
+
+
+def test_past_expiry_the_worker_stops_deciding_and_says_why(federation, tmp_path, caplog):
+    watch = _watch(federation, tmp_path)
+    assert watch.usable(NOW) and watch.why == ""
+    expired = watch.current.expires_at + timedelta(seconds=1)
+    assert watch.expires_in(expired) < 0
+    assert not watch.usable(expired)
+    assert "expired" in watch.why and "not deciding" in watch.why
+    assert "not deciding" in caplog.text
+    _publish(federation, 2)
+    # The authority issues a fresh directory: deciding resumes once it is loaded.
+    renewed = yaml.safe_load(federation.document_path.read_text())
+    renewed["issued_at"] = expired.isoformat()
+    renewed["expires_at"] = (expired + timedelta(days=30)).isoformat()
+    _publish(federation, 3, document=renewed)
+    assert watch.poll(expired) is not None and watch.usable(expired)

@@ -1,0 +1,125 @@
+"""One message at a time, without Kafka: the store, the in-doubt question, bounded bugs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from schemas import Codec
+from subscriber import (
+    CallbackSink,
+    DeadLetterFile,
+    Delivery,
+    DeliveryStore,
+    JsonLinesSink,
+    OpenedNotification,
+    Place,
+    Retry,
+    SubscriberMetrics,
+    SubscriberSettings,
+    read_notification,
+)
+from tests.subscriber.factory import SERVICE, notification_bytes
+
+
+@pytest.fixture
+def make_delivery(federation, tmp_path):
+    def make(sink, *, max_unexpected_attempts=3):
+        settings = SubscriberSettings(
+            bootstrap="unused:9092", service=SERVICE, store=tmp_path / "store.sqlite",
+            dead_letters=tmp_path / "dead.jsonl", max_unexpected_attempts=max_unexpected_attempts,
+        )  # fmt: skip
+        store = DeliveryStore(settings.store)
+        return store, Delivery(
+            settings, directory=federation.load(), key=federation.sealing_key(SERVICE),
+            sink=sink, store=store, dead_letters=DeadLetterFile(settings.dead_letters),
+            metrics=SubscriberMetrics(),
+        )  # fmt: skip
+
+    return make
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_an_id_in_doubt_that_reached_the_file_is_not_written_again(
+    federation, make_delivery, tmp_path
+):
+    """The crash window between the sink's fsync and the store's commit."""
+    nid, value = notification_bytes(federation, 1)
+    out = tmp_path / "out.jsonl"
+    notification = read_notification(value, directory=federation.load(), codec=Codec())
+    from subscriber import open_notification
+
+    opened = open_notification(
+        notification, service=SERVICE, key=federation.sealing_key(SERVICE),
+        directory=federation.load(),
+    )  # fmt: skip
+    store, delivery = make_delivery(JsonLinesSink(out))
+    store.mark_pending(nid)  # as the crashed process left it ...
+    JsonLinesSink(out).deliver(opened)  # ... after the hand-over had finished
+    assert delivery.handle(Place("t", 0, 0), value) == "duplicate"
+    assert [line["notification_id"] for line in _lines(out)] == [nid]
+    assert store.state(nid) == "delivered" and store.next_offset("t", 0) == 1
+
+
+def test_an_id_in_doubt_that_never_reached_the_file_is_handed_over_once(
+    federation, make_delivery, tmp_path
+):
+    nid, value = notification_bytes(federation, 1)
+    out = tmp_path / "out.jsonl"
+    store, delivery = make_delivery(JsonLinesSink(out))
+    store.mark_pending(nid)
+    assert delivery.handle(Place("t", 0, 0), value) == "delivered"
+    assert delivery.handle(Place("t", 0, 1), value) == "duplicate"
+    assert [line["notification_id"] for line in _lines(out)] == [nid]
+
+
+def test_a_line_torn_by_a_crash_is_cut_off_and_the_notification_written_whole(
+    federation, make_delivery, tmp_path
+):
+    nid, value = notification_bytes(federation, 1)
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"notification_id": "ntf-earlier"}\n{"notification_id": "' + nid[:9])
+    store, delivery = make_delivery(JsonLinesSink(out))
+    store.mark_pending(nid)
+    assert delivery.handle(Place("t", 0, 0), value) == "delivered"
+    assert [line["notification_id"] for line in _lines(out)] == ["ntf-earlier", nid]
+
+
+def test_a_sink_that_cannot_confirm_gets_the_in_doubt_one_again_marked_so(
+    federation, make_delivery
+):
+    nid, value = notification_bytes(federation, 1)
+    calls: list[tuple[str, bool]] = []
+
+    class Recording(CallbackSink):
+        def deliver(self, notification: OpenedNotification, *, in_doubt: bool = False) -> None:
+            calls.append((notification.notification_id, in_doubt))
+
+    store, delivery = make_delivery(Recording(lambda n: None))
+    store.mark_pending(nid)
+    assert delivery.handle(Place("t", 0, 0), value) == "delivered"
+    assert calls == [(nid, True)]
+
+
+def test_an_unexpected_error_is_retried_a_bounded_number_of_times_across_restarts(
+    federation, make_delivery
+):
+    """A bug that kills the process each time must not wedge the partition forever."""
+    nid, value = notification_bytes(federation, 1)
+
+    def broken(notification: OpenedNotification) -> None:
+        raise KeyError("a bug")
+
+    outcomes = []
+    for _ in range(3):  # each a fresh process on the same store
+        store, delivery = make_delivery(CallbackSink(broken))
+        outcomes.append(delivery.handle(Place("t", 0, 7), value))
+        store.close()
+    assert outcomes[:2] == [Retry("unexpected-error")] * 2
+    assert outcomes[2] == "dead-lettered"
+    store, _ = make_delivery(CallbackSink(broken))
+    assert store.next_offset("t", 0) == 8 and store.state(nid) == "pending"

@@ -1,0 +1,63 @@
+"""The webhook sink against a real local HTTP server: retries, backoff, refusals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from subscriber import Backoff, HandoverFailed, HandoverRefused, OpenedNotification, WebhookSink
+from tests.subscriber.webhook_server import free_port, serve
+
+NOTIFICATION = OpenedNotification(
+    notification_id="ntf-1", agreement_id="a", purpose="p", service="s",
+    created_at=datetime(2026, 12, 1, tzinfo=UTC), score=1.0, method="exact", events=(),
+)  # fmt: skip
+QUICK = Backoff(initial=0.01, maximum=0.05, attempts=4)
+
+
+def _sink(port: int, slept: list[float] | None = None) -> WebhookSink:
+    sleeps = slept if slept is not None else []
+    return WebhookSink(f"http://127.0.0.1:{port}/hook", backoff=QUICK, sleep=sleeps.append)
+
+
+def test_5xx_and_429_are_retried_with_growing_waits_then_delivered_once():
+    port = free_port()
+    slept: list[float] = []
+    with serve(port, statuses=[503, 429, 500]) as hook:
+        _sink(port, slept).deliver(NOTIFICATION)
+    assert hook.answered == [503, 429, 500, 200]
+    assert hook.ids() == ["ntf-1"]
+    headers = hook.received[0][0]
+    assert headers["Idempotency-Key"] == "ntf-1" and headers["Fedbroker-In-Doubt"] == "0"
+    assert len(slept) == 3 and all(0 < s <= QUICK.maximum for s in slept)
+    assert QUICK.delay(0) <= QUICK.initial and QUICK.delay(10) >= QUICK.maximum / 2
+
+
+def test_a_webhook_that_stays_down_is_a_retryable_failure_not_a_loss():
+    port = free_port()  # nothing listens
+    with pytest.raises(HandoverFailed) as caught:
+        _sink(port).deliver(NOTIFICATION)
+    assert not isinstance(caught.value, HandoverRefused)
+    with serve(port, statuses=[502] * 4) as hook, pytest.raises(HandoverFailed):
+        _sink(port).deliver(NOTIFICATION)
+    assert hook.ids() == []
+
+
+def test_a_4xx_is_a_refusal_for_good_and_is_not_retried():
+    port = free_port()
+    with serve(port, statuses=[422]) as hook, pytest.raises(HandoverRefused):
+        _sink(port).deliver(NOTIFICATION)
+    assert hook.answered == [422]
+
+
+def test_an_in_doubt_redelivery_says_so():
+    port = free_port()
+    with serve(port) as hook:
+        _sink(port).deliver(NOTIFICATION, in_doubt=True)
+    assert hook.received[0][0]["Fedbroker-In-Doubt"] == "1"
+
+
+def test_only_http_urls_are_accepted():
+    with pytest.raises(HandoverRefused):
+        WebhookSink("file:///etc/passwd")

@@ -1,0 +1,41 @@
+"""Test helpers for reading the 0.2.0 wire format off real topics.
+
+Tests that check signatures use ``consent.open_envelope`` themselves; these
+helpers are for tests that only need to see what a topic holds.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from consent import Directory, notify_topic, open_envelope
+from schemas import Codec, MatchNotification, SignatureDomain, SignedEnvelope
+from tests.connectors.conftest import read_topic
+
+_T = TypeVar("_T")
+
+
+def body_of(codec: Codec, value: bytes, kind: type[_T]) -> _T:
+    """The record inside a signed envelope, decoded without checking the signature."""
+    envelope = codec.decode_as(value, SignedEnvelope)
+    return codec.decode_body(envelope.writer_fingerprint, envelope.body, kind)
+
+
+def read_notifications(
+    bootstrap: str, prefix: str, directory: Directory
+) -> list[MatchNotification]:
+    """Every notification on every service's topic, each verified as its service would."""
+    codec, broker = Codec(), directory.broker
+    found: list[MatchNotification] = []
+    for service in directory.services:
+        for _, value in read_topic(bootstrap, notify_topic(prefix, service.member_id)):
+            record, _ = open_envelope(
+                value,
+                SignatureDomain.NOTIFICATION,
+                lambda signer: broker.signing_key if signer == broker.member_id else None,
+                codec=codec,
+            )
+            assert isinstance(record, MatchNotification)
+            assert record.recipient == service.member_id, "a notification on another's topic"
+            found.append(record)
+    return found
