@@ -331,6 +331,17 @@ class KafkaCluster:
         return process.pid
 
     def wait_ready(self, *, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        # Refused connections are the expected answer while the JVMs start; the
+        # client logs each at ERROR, which buried the one line that matters.
+        client_log = logging.getLogger("kafka")
+        previous = client_log.level
+        client_log.setLevel(logging.CRITICAL)
+        try:
+            self._wait_ready(timeout)
+        finally:
+            client_log.setLevel(previous)
+
+    def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         last_error = ""
         while time.monotonic() < deadline:
