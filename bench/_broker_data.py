@@ -28,7 +28,14 @@ from connectors import (
     load_linkage_keys,
     load_mapping,
 )
-from consent import DevFederation, Directory, build_dev_federation, notify_topic, open_envelope
+from consent import (
+    DevFederation,
+    Directory,
+    build_dev_federation,
+    notify_topic,
+    open_envelope,
+    write_secret_file,
+)
 from consent import seal_envelope as seal
 from schemas import CitizenEvent, Codec, MatchNotification, SignatureDomain
 
@@ -108,7 +115,7 @@ def build_data(work: Path, *, people: int, seed: int) -> BenchData:
     directory = federation.load()
     synth = generate_federation(work / "synth", councils=COUNCILS, people=people, seed=seed)
     keys_path = work / "linkage.json"
-    keys_path.write_text(json.dumps({"1": generate_linkage_key(1).secret.hex()}))
+    write_secret_file(keys_path, json.dumps({"1": generate_linkage_key(1).secret.hex()}).encode())
     keys = load_linkage_keys(keys_path)
     mapping = load_mapping(synth.mapping)
     with synth.truth.open(newline="", encoding="utf-8") as handle:

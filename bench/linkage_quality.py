@@ -15,11 +15,13 @@ when it is available; otherwise a bit-vector model of noisy Bloom filters.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from broker import (
     DEFAULT_DICE_THRESHOLD,
@@ -210,9 +212,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--threshold", type=float, default=None, help="override the fit")
     parser.add_argument("--data", choices=("auto", "synth", "bits"), default="auto")
+    parser.add_argument(
+        "--febrl",
+        type=Path,
+        default=None,
+        help="folder with FEBRL dataset1.csv and dataset2.csv: also link each with "
+        "fedbroker link at its own fitted threshold (see bench/_febrl.py)",
+    )
     args = parser.parse_args(argv)
     report = run(seed=args.seed, threshold=args.threshold, data=args.data)
     print("\n".join(report.lines()))
+    figures: dict[str, float] = {"synth_f1": report.fitted.f1,
+                                 "synth_threshold": report.fit.threshold}  # fmt: skip
+    if args.febrl is not None:
+        from bench._febrl import run_febrl
+        from connectors import generate_linkage_key
+
+        key = generate_linkage_key(1)
+        for dataset in ("dataset1", "dataset2"):
+            febrl = run_febrl(args.febrl, dataset, key=key)
+            print(febrl.line())
+            figures[f"febrl_{dataset}_f1"] = febrl.fitted.f1
+            figures[f"febrl_{dataset}_threshold"] = febrl.threshold
+    print("BENCH " + json.dumps(figures, sort_keys=True))
 
 
 if __name__ == "__main__":

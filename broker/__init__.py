@@ -9,7 +9,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from broker._errors import BrokerError, EncodingMismatch, StateInvalid, ThresholdInvalid
+from broker._errors import (
+    BrokerError,
+    DirectoryNotUsable,
+    EncodingMismatch,
+    KafkaUnavailable,
+    StateInvalid,
+    ThresholdInvalid,
+)
 from broker._matching import (
     EXACT,
     FUZZY,
@@ -89,7 +96,9 @@ __all__ = [
     "BrokerError",
     "BrokerSettings",
     "DiceAtThreshold",
+    "DirectoryNotUsable",
     "EncodingMismatch",
+    "KafkaUnavailable",
     "Match",
     "MatchMethod",
     "Matcher",

@@ -91,7 +91,7 @@ def check_size(raw: bytes, limits: Limits) -> None:
 
 
 def check_shape(record: CitizenEvent | ConsentRecord, limits: Limits) -> None:
-    """Refuse a decoded record carrying more than the limits allow, before its signature."""
+    """Refuse a decoded record carrying more than the limits allow, before anything keeps it."""
     if len(record.tokens) + len(record.blocking_tokens) > limits.tokens:
         raise Rejected("too many tokens", reason="too-many-tokens")
     if not isinstance(record, CitizenEvent):

@@ -9,10 +9,12 @@ Tree (mirrored in docs/errors.md)::
         ├── ThresholdInvalid           "threshold-invalid"   a threshold outside [0, 1]
         ├── KafkaUnavailable           "kafka-unavailable"   a Kafka client call failed (translated
         │                                                    at the edge, ``broker._kafka_edge``)
-        └── DirectoryNotUsable         "directory-expired", "directory-rolled-back",
-                                       "directory-invalid": the broker stops deciding
+        ├── DirectoryNotUsable         "directory-expired", "directory-rolled-back",
+        │                              "directory-serial-reused", "directory-invalid"
+        └── Rejected                   a refused message (``broker._verify``); its reason
+                                       codes are listed in docs/errors.md
 
-The app engineer appends the Faust app's leaves below these. Messages name
+``Rejected`` lives in ``broker._verify`` beside the checks that raise it. Messages name
 event ids, agreement ids and lengths only, never a token, an encoding or any
 attribute value, so they are safe to log and to use as metric labels.
 """

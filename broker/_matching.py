@@ -161,7 +161,13 @@ class Matcher:
             if exact:
                 if _owner(mine_exact, other.tokens) == token:
                     matches.append(Match(sighting, other, _CERTAIN, EXACT, token))
-            elif other.fuzzy is not None and _owner(mine_blocking, other.blocking) == token:
+            elif (
+                other.fuzzy is not None
+                # Encodings of two parameter sets are unrelated bit strings: never
+                # compared, not even scored (old sightings are left to expire).
+                and other.encoding == sighting.encoding
+                and _owner(mine_blocking, other.blocking) == token
+            ):
                 blocked.append(other)
         if blocked and sighting.fuzzy is not None:
             values = dice_many(sighting.fuzzy, [o.fuzzy or b"" for o in blocked])

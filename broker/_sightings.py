@@ -29,7 +29,7 @@ from types import MappingProxyType
 from typing import Any
 
 from broker._errors import StateInvalid
-from schemas import CitizenEvent, EventType, SealedPayload
+from schemas import DEFAULT_ENCODING, CitizenEvent, EventType, SealedPayload
 
 __all__ = ["Seen", "Sighting", "TokenState"]
 
@@ -49,6 +49,7 @@ _FIELDS = (
     "attributes",
     "sealed",
     "expires_at",
+    "encoding",
 )
 
 
@@ -81,6 +82,7 @@ class Sighting:
     attributes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     sealed: tuple[SealedPayload, ...] = ()
     expires_at: datetime | None = None
+    encoding: str = DEFAULT_ENCODING
 
     @classmethod
     def from_event(cls, event: CitizenEvent, *, retention: timedelta | None) -> Sighting:
@@ -104,6 +106,7 @@ class Sighting:
             attributes=MappingProxyType(dict(event.attributes)),
             sealed=tuple(event.sealed),
             expires_at=None if retention is None else event.occurred_at + retention,
+            encoding=event.encoding,
         )
 
     def all_tokens(self) -> tuple[str, ...]:
@@ -126,7 +129,8 @@ class Sighting:
             StateInvalid: a field is missing or malformed.
         """
         try:
-            row = [data[name] for name in _FIELDS]
+            row = [data[name] for name in _FIELDS[:-1]]
+            row.append(data.get("encoding", DEFAULT_ENCODING))
         except (KeyError, TypeError) as exc:
             raise StateInvalid("sighting cannot be read back (missing field)") from exc
         return cls.from_row(row)
@@ -149,6 +153,7 @@ class Sighting:
                 for p in self.sealed
             ],
             None if self.expires_at is None else self.expires_at.isoformat(),
+            self.encoding,
         ]
 
     @classmethod
@@ -156,7 +161,7 @@ class Sighting:
         """Inverse of ``to_row``; raises ``StateInvalid`` on malformed input."""
         try:
             (event_id, council, ref, kind, occurred, epoch, tokens, blocking, fuzzy, attributes,
-             sealed, expires) = row  # fmt: skip
+             sealed, expires, *encoding) = row  # fmt: skip
             return cls(
                 str(event_id),
                 str(council),
@@ -173,6 +178,7 @@ class Sighting:
                     for r, a, e, c, *f in sealed
                 ),
                 None if expires is None else datetime.fromisoformat(expires),
+                str(encoding[0]) if encoding else DEFAULT_ENCODING,  # rows kept before v3: clk-v1
             )
         except (KeyError, TypeError, ValueError, AttributeError, BinasciiError) as exc:
             raise StateInvalid(f"sighting cannot be read back ({type(exc).__name__})") from exc

@@ -50,12 +50,10 @@ __all__ = [
     "bigrams",
 ]
 
-#: The parameter set this module produces, named on the wire (CitizenEvent ``encoding``).
-ENCODING = "clk-v2"
-BLOOM_BITS = 1024
 #: The parameter set every event names (``CitizenEvent.encoding``); change it with the
 #: parameters, so a broker never compares encodings made under different ones.
-ENCODING = "clk-v1"
+ENCODING = "clk-v2"
+BLOOM_BITS = 1024
 DEFAULT_FIELD_HASHES: Mapping[str, int] = MappingProxyType(
     {"given_name": 12, "family_name": 14, "date_of_birth": 8, "postcode": 6}
 )

@@ -85,6 +85,7 @@ class OutboxBatch:
         self._db = connection
         self.added = 0
         self.quarantined = 0
+        self.dropped = 0
 
     def add(self, event_id: str, topic: str, key: bytes, value: bytes) -> None:
         cursor = self._db.execute(
@@ -109,6 +110,7 @@ class OutboxBatch:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (source, location, row, field, reason, time.time()),
         )
+        self.dropped += 1
 
     def set_high_water(self, source: str, value: str) -> None:
         self._db.execute(

@@ -158,6 +158,7 @@ class Publisher:
         except KafkaError as exc:  # some did not complete in time; judged one by one below
             problem = type(exc).__name__
         acknowledged: list[OutboxEntry] = []
+        unresolved: list[tuple[OutboxEntry, Any]] = []
         for entry, future in sent:
             try:
                 future.get(timeout=max(_MIN_WAIT_S, deadline - time.monotonic()))
@@ -165,6 +166,7 @@ class Publisher:
                 reason = _permanent_reason(exc)
                 if reason is None:
                     problem = type(exc).__name__
+                    unresolved.append((entry, future))
                 else:
                     refused.append((entry, reason))
                 continue
@@ -173,6 +175,9 @@ class Publisher:
             # After a timeout or a fatal error the producer's state is unknown:
             # the next attempt starts with a fresh one.
             self.close()
+        # Closing lets in-flight requests finish: one acknowledged meanwhile must
+        # not be sent again.
+        acknowledged += [e for e, f in unresolved if getattr(f, "is_done", False) and f.succeeded()]
         pending = len(entries) - len(acknowledged) - len(refused)
         return _Attempt(tuple(acknowledged), tuple(refused), pending, problem)
 

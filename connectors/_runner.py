@@ -44,9 +44,13 @@ def _utc_now() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class IngestReport:
+    """Counts of one ``ingest``: rows read, records enqueued, rows quarantined, and
+    identifiers dropped from rows that were kept (details in ``Outbox.dropped``)."""
+
     read: int = 0
     enqueued: int = 0
     quarantined: int = 0
+    dropped: int = 0
 
 
 class Connector:
@@ -88,6 +92,7 @@ class Connector:
                 total.read + report.read,
                 total.enqueued + report.enqueued,
                 total.quarantined + report.quarantined,
+                total.dropped + report.dropped,
             )
         self.metrics.outbox_depth.set(self.outbox.depth())
         return total
@@ -96,7 +101,7 @@ class Connector:
         assert source.path is not None
         mapping = self.mappings[source.name]
         folder = FolderSource(source.name, source.path, "csv" if source.kind == "csv" else "jsonl")
-        read = enqueued = quarantined = 0
+        read = enqueued = quarantined = dropped = 0
         for path in folder.ready_files():
             digest = folder.digest(path)
             if self.outbox.file_done(source.name, digest):
@@ -119,31 +124,34 @@ class Connector:
             read += len(rows)
             enqueued += batch.added
             quarantined += batch.quarantined
+            dropped += batch.dropped
             logger.info(
-                "source %s: %s: %d rows, %d records, %d quarantined",
+                "source %s: %s: %d rows, %d records, %d quarantined, %d malformed values dropped",
                 source.name,
                 path.name,
                 len(rows),
                 batch.added,
                 batch.quarantined,
+                batch.dropped,
             )
-        return IngestReport(read, enqueued, quarantined)
+        return IngestReport(read, enqueued, quarantined, dropped)
 
     def _ingest_table(self, source: SourceConfig) -> IngestReport:
         assert source.dsn and source.table and source.high_water_column
         mapping = self.mappings[source.name]
         table = PostgresSource(source.name, source.dsn, source.table, source.high_water_column)
-        read = enqueued = quarantined = 0
+        read = enqueued = quarantined = dropped = 0
         while True:
             batch_rows = table.batch_after(self.outbox.high_water(source.name))
             if not batch_rows:
-                return IngestReport(read, enqueued, quarantined)
+                return IngestReport(read, enqueued, quarantined, dropped)
             with self.outbox.transaction() as batch:
                 self._enqueue_rows(batch, source.name, mapping, [r for _, r in batch_rows])
                 batch.set_high_water(source.name, batch_rows[-1][0])
             read += len(batch_rows)
             enqueued += batch.added
             quarantined += batch.quarantined
+            dropped += batch.dropped
 
     def _enqueue_rows(
         self, batch: OutboxBatch, source: str, mapping: SourceMapping, rows: Iterable[SourceRow]

@@ -21,6 +21,7 @@ import jellyfish
 from connectors._bloom import BloomEncoder
 from connectors._errors import ConfigInvalid
 from connectors._normalise import Identity, postcode_outward
+from consent import warn_if_exposed
 from schemas import LinkageToken
 
 __all__ = [
@@ -60,6 +61,8 @@ def load_linkage_keys(source: Path | str) -> tuple[LinkageKey, ...]:
 
     The newest epoch is the current one; older ones are kept during a rotation.
     """
+    if isinstance(source, Path):
+        warn_if_exposed(source)  # the linkage key is the federation's most valuable secret
     text = source.read_text() if isinstance(source, Path) else source
     try:
         document = json.loads(text)

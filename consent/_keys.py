@@ -144,7 +144,7 @@ def warn_if_exposed(path: Path | str) -> bool:
         return False
     if mode & 0o077:
         _log.warning(
-            "secret file %s has mode %04o: group or others can reach it; run 'chmod 600 %s'",
+            "key file %s has mode %04o: group or others can reach it; run 'chmod 600 %s'",
             path,
             mode,
             path,

@@ -35,10 +35,8 @@ from subscriber._settings import (
     DEFAULT_MAX_UNEXPECTED_ATTEMPTS,
     DEFAULT_PREFIX,
     DEFAULT_RETRY_BACKOFF,
-    DEFAULT_SESSION_TIMEOUT,
     SubscriberSettings,
     default_group,
-    notify_topic,
 )
 from subscriber._sinks import CallbackSink, JsonLinesSink, Sink
 from subscriber._store import DEFAULT_RETENTION_SECONDS, DeliveryState, DeliveryStore
@@ -51,7 +49,6 @@ __all__ = [
     "DEFAULT_PREFIX",
     "DEFAULT_RETENTION_SECONDS",
     "DEFAULT_RETRY_BACKOFF",
-    "DEFAULT_SESSION_TIMEOUT",
     "DEFAULT_WEBHOOK_TIMEOUT",
     "AgreementMismatch",
     "Backoff",
@@ -82,7 +79,6 @@ __all__ = [
     "UnknownAgreement",
     "WebhookSink",
     "default_group",
-    "notify_topic",
     "open_notification",
     "read_notification",
 ]

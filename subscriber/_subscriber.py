@@ -1,13 +1,18 @@
-"""The Kafka edge: a consumer in the service's own group that feeds ``Delivery``.
+"""The Kafka edge: a consumer that reads every partition of the service's topic.
 
 The store, not Kafka, decides where a partition resumes: the store's offset is
-committed with the ids handed over, Kafka's only afterwards (so lag tools see
-progress). A record below the store's offset for its partition has been dealt
-with already, so the loop seeks past it; Kafka's offset wins only when it is
-ahead (another instance of the service read on meanwhile). kafka-python calls
-rebalance listeners on its own I/O thread, where neither the store (SQLite) nor
-the consumer may be used, so the listener only says that the assignment
-changed. Kafka client errors are translated here into ``KafkaUnavailable``.
+committed with the ids handed over, Kafka's (under the service's own group id)
+only afterwards, so lag tools see progress. On start each partition is sought
+to the later of the two; Kafka's is later only if another process of the same
+group read on meanwhile.
+
+The consumer assigns itself every partition rather than joining the group:
+kafka-python 3.0.12 can block forever in ``ensure_coordinator_ready`` when a
+process joins a group a second time (reproduced with a bare ``KafkaConsumer``
+loop; manual assignment with commits under the group id does not block). The
+store is local anyway, so a service runs one subscriber process per group;
+partitions added to the topic later are picked up as they appear. Kafka client
+errors are translated here into ``KafkaUnavailable``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -38,6 +43,8 @@ __all__ = ["Subscriber"]
 log = logging.getLogger(__name__)
 
 _MAX_POLL_RECORDS = 200
+_DISCOVERY_INTERVAL = 10.0
+_FIRST_DISCOVERY_INTERVAL = 0.5
 
 
 @contextmanager
@@ -46,19 +53,6 @@ def _kafka(action: str) -> Iterator[None]:
         yield
     except KafkaError as exc:
         raise KafkaUnavailable(f"Kafka failed while {action}: {type(exc).__name__}") from exc
-
-
-class _Reassigned(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Flags a new assignment; the consumer's own thread re-reads the store's offsets."""
-
-    def __init__(self, flag: threading.Event) -> None:
-        self._flag = flag
-
-    def on_partitions_revoked(self, revoked: object) -> None:
-        """Nothing to flush: every message's outcome is committed as it happens."""
-
-    def on_partitions_assigned(self, assigned: object) -> None:
-        self._flag.set()
 
 
 class Subscriber:
@@ -95,8 +89,8 @@ class Subscriber:
         self._stop = threading.Event()
         self._failures = 0
         self._limit = 0
-        self._reassigned = threading.Event()
         self._resume_at: dict[TopicPartition, int] = {}
+        self._next_discovery = 0.0
         with _kafka("connecting"):
             self._consumer = KafkaConsumer(
                 bootstrap_servers=settings.bootstrap,
@@ -105,21 +99,31 @@ class Subscriber:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 max_poll_records=_MAX_POLL_RECORDS,
-                session_timeout_ms=int(settings.session_timeout * 1000),
                 **settings.security.kafka_python(),
             )
-            self._consumer.subscribe(
-                topics=[settings.topic_name], listener=_Reassigned(self._reassigned)
-            )
 
-    def _resume_offset(self, tp: TopicPartition) -> int:
-        """Where the store says ``tp`` resumes (0 if it has never seen it), cached."""
-        if self._reassigned.is_set():
-            self._reassigned.clear()
-            self._resume_at.clear()
-        if tp not in self._resume_at:
-            self._resume_at[tp] = self.store.next_offset(tp.topic, tp.partition) or 0
-        return self._resume_at[tp]
+    def _discover(self) -> None:
+        """Assign partitions not yet read, each sought to where it resumes."""
+        if time.monotonic() < self._next_discovery:
+            return
+        # Sooner while nothing is assigned: the topic may be created any moment.
+        interval = _DISCOVERY_INTERVAL if self._resume_at else _FIRST_DISCOVERY_INTERVAL
+        self._next_discovery = time.monotonic() + interval
+        topic = self.settings.topic_name
+        with _kafka("reading the topic's partitions"):
+            known = self._consumer.partitions_for_topic(topic) or set()
+            new = [TopicPartition(topic, p) for p in sorted(known)]
+            new = [tp for tp in new if tp not in self._resume_at]
+            if not new:
+                return
+            self._consumer.assign([*self._resume_at, *new])
+            for tp in new:
+                stored = self.store.next_offset(tp.topic, tp.partition)
+                committed = self._consumer.committed(tp)
+                self._resume_at[tp] = max(stored or 0, committed or 0)
+                if stored is not None or committed is not None:
+                    self._consumer.seek(tp, self._resume_at[tp])
+        log.info("reading %s partitions %s", topic, [tp.partition for tp in new])
 
     def stop(self) -> None:
         """Ask ``run`` to return after the message in hand (safe from another thread)."""
@@ -136,11 +140,12 @@ class Subscriber:
         self._limit = max_delivered
         last = time.monotonic()
         while not self._stop.is_set() and not self._limit_reached():
+            self._discover()
             with _kafka("polling"):
                 batches = self._consumer.poll(timeout_ms=int(self.settings.poll_timeout * 1000))
-            # Idle time counts only while partitions are assigned: joining the group
-            # after a crashed member can take its session timeout.
-            if batches or not self._consumer.assignment():
+            # Idle time counts only once partitions are assigned (the topic may
+            # not exist yet).
+            if batches or not self._resume_at:
                 last = time.monotonic()
             elif idle_timeout is not None and time.monotonic() - last > idle_timeout:
                 return
@@ -159,15 +164,8 @@ class Subscriber:
 
     def _partition(self, tp: TopicPartition, records: list[object]) -> None:
         done = None
-        resume = self._resume_offset(tp)
         for record in records:
             offset = int(record.offset)  # type: ignore[attr-defined]
-            if offset < resume:
-                # Dealt with before Kafka heard of it (a crash between the two commits).
-                log.info("resuming %s[%d] at %d from the store", tp.topic, tp.partition, resume)
-                self._consumer.seek(tp, resume)
-                done = resume
-                break
             place = Place(tp.topic, tp.partition, offset)
             outcome = self._delivery.handle(place, record.value)  # type: ignore[attr-defined]
             if isinstance(outcome, Retry):
@@ -192,7 +190,7 @@ class Subscriber:
             log.warning("Kafka commit of %s[%d] failed: %s", tp.topic, tp.partition, exc)
 
     def close(self) -> None:
-        """Leave the group and close the files (the store is consistent at any point)."""
+        """Close the consumer and the files (the store is consistent at any point)."""
         try:
             self._consumer.close(autocommit=False)
         except KafkaError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -78,12 +79,26 @@ def broker() -> None:
     show_default=True,
     help="Seconds between refits of the Dice threshold (when --threshold is not given).",
 )
+@click.option(
+    "--federation-start",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default="2020-01-01",
+    show_default=True,
+    help="Refuse consent records dated before this day (UTC).",
+)
+@click.option(
+    "--max-skew",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="Seconds a source's time may run ahead of its publication, and that ahead of ours.",
+)
 def run(
     bootstrap: str, directory: Path, trust_anchor: Path, signing_key: Path, app_id: str,
     prefix: str, partitions: int, replication: int | None, threshold: float | None,
     metrics_port: int, metrics_bind: str,
     data_dir: Path, store: str, key_epochs: tuple[int, ...], checkpoint_interval: float,
-    refit_interval: float,
+    refit_interval: float, federation_start: datetime, max_skew: float,
 ) -> None:  # fmt: skip
     """Verify, route, match, decide, notify and audit until stopped.
 
@@ -97,6 +112,7 @@ def run(
         data_dir=data_dir, store=store,
         accepted_epochs=frozenset(key_epochs) if key_epochs else None,
         checkpoint_interval_s=checkpoint_interval, refit_interval_s=refit_interval,
+        recorded_floor=federation_start.replace(tzinfo=UTC), max_skew=timedelta(seconds=max_skew),
         replication=replication, security=KafkaSecurity.from_env(os.environ),
     )  # fmt: skip
     app = build_app(settings)

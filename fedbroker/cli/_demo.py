@@ -24,11 +24,9 @@ from kafka import KafkaConsumer
 from connectors import generate_federation, generate_linkage_key, load_config, open_connector
 from consent import (
     KafkaSecurity,
-    SealingFailed,
     build_dev_federation,
     notify_topic,
     open_envelope,
-    open_fields,
     verify_audit,
     write_secret_file,
 )
@@ -38,10 +36,12 @@ from schemas import (
     AuditKind,
     AuditRecord,
     Codec,
+    FedbrokerError,
     MatchNotification,
     RejectedRecord,
     SignatureDomain,
 )
+from subscriber import open_notification
 
 __all__ = ["demo"]
 
@@ -171,20 +171,20 @@ def _report(bootstrap, prefix, federation, notifications, files) -> None:  # typ
     click.echo(f"rejected messages: {len(rejected)}")
     for notification in notifications[:3]:
         service = notification.recipient
-        sealed = [s for s in notification.sealed if s.recipient == service]
-        opened = {}
-        key = federation.sealing_key(service)
-        for payload in sealed:
-            for event in notification.events:
-                try:
-                    fields = open_fields(key, payload, event_id=event.event_id)
-                except SealingFailed:
-                    continue  # sealed for another event of the notification
-                opened.update(fields)
+        try:
+            opened = open_notification(
+                notification,
+                service=service,
+                key=federation.sealing_key(service),
+                directory=directory,
+            ).fields
+        except FedbrokerError as exc:  # what a subscriber would dead-letter
+            click.echo(f"\n{service} would refuse {notification.notification_id}: {exc.reason}")
+            continue
         kinds = [e.event_type.value for e in notification.events]
         click.echo(f"\n{service} sees {notification.agreement_id} {kinds} "
                    f"({notification.method}, score {notification.score:.2f}):")  # fmt: skip
-        click.echo(f"  opened fields: {sorted(opened)}")
+        click.echo(f"  opened fields: {sorted({f for fields in opened.values() for f in fields})}")
     leaks = _scan(bootstrap, prefix, files)
     click.echo(f"\nprivacy scan of every {prefix}.* topic: {leaks} clear values found")
     if leaks or not report.ok:

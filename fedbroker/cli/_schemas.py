@@ -25,7 +25,10 @@ def schemas() -> None:
     help="Folder of <Name>/v<N>.avsc files.",
 )
 def check(root: Path) -> None:
-    """Each newer version reads every older one's data and vice versa; exit 1 naming fields."""
+    """Within a major line, each version reads every other's data; exit 1 naming fields.
+
+    A version may open a new major line only for a break recorded in CHANGELOG.md.
+    """
     root = root.resolve()
     problems = check_compatibility(root)
     for problem in problems:
@@ -34,4 +37,6 @@ def check(root: Path) -> None:
         raise SystemExit(1)
     versions = load_versions(root)
     count = sum(len(v) for v in versions.values())
-    click.echo(f"{len(versions)} record schemas, {count} versions: fully compatible")
+    breaks = sorted({v.opens_major for vs in versions.values() for v in vs if v.opens_major})
+    lines = f" within each major line (recorded breaks: {', '.join(breaks)})" if breaks else ""
+    click.echo(f"{len(versions)} record schemas, {count} versions: fully compatible{lines}")

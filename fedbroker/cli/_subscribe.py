@@ -37,16 +37,6 @@ _file = click.Path(exists=True, dir_okay=False, path_type=Path)
 _out = click.Path(dir_okay=False, path_type=Path)
 
 
-def _legacy_topic(prefix: str, agreement: str | None) -> str | None:
-    """Until the broker writes per-service topics (``consent.notify_topic``), read the
-    agreement's ``<prefix>.match.<agreement>``; afterwards None (the service's topic)."""
-    import consent
-
-    if agreement is None or hasattr(consent, "notify_topic"):
-        return None
-    return f"{prefix}.match.{agreement}"
-
-
 @click.command()
 @click.option("--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS", required=True)
 @click.option("--service", required=True, help="This service's id in the directory.")
@@ -95,7 +85,6 @@ def subscribe(
     key = load_private_key(key_path)
     if not isinstance(key, X25519PrivateKey):
         raise CommandError("--key must be the service's X25519 sealing key")
-    topic = topic or _legacy_topic(prefix, agreement)
     folder = state or fedbroker_home() / "subscriber" / (group or default_group(prefix, service))
     settings = SubscriberSettings(
         bootstrap=bootstrap, service=service, prefix=prefix, topic=topic, group=group,

@@ -13,11 +13,11 @@ from types import MappingProxyType
 
 import pytest
 
-import broker._verify as verify_module
+import consent._envelope as envelope_module
 from broker import Rejected, Sighting
 from broker._admission import AdmissionPolicy, Limits, admit
-from consent import sign
-from schemas import CitizenEvent, Codec, ConsentRecord, ConsentState, canonical_bytes
+from consent import seal_envelope
+from schemas import CitizenEvent, Codec, ConsentRecord, ConsentState, SignatureDomain
 from tests.broker.test_partition import FROM, NOW, _event, federation
 
 __all__ = ["federation"]
@@ -35,29 +35,32 @@ class CountingCodec(Codec):
         return super().decode(data)
 
 
+_CHECKS: list[int] = []  # signature checks made inside ``admit`` (not loading the directory)
+
+
 @pytest.fixture
 def signatures(monkeypatch):
-    calls = []
-    real = verify_module.verify_signature
+    real = envelope_module.verify_signature
 
     def counting(*args, **kwargs):
-        calls.append(1)
+        _CHECKS.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(verify_module, "verify_signature", counting)
-    return calls
+    monkeypatch.setattr(envelope_module, "verify_signature", counting)
+    return _CHECKS
 
 
-def _resigned(federation, record):
-    unsigned = replace(record, signature=b"")
-    return replace(
-        unsigned, signature=sign(federation.signing_key(FROM), canonical_bytes(unsigned))
-    )
+def _sealed(federation, record) -> bytes:
+    """The record as its council publishes it: a signed envelope over its exact bytes."""
+    domain = SignatureDomain.EVENT if isinstance(record, CitizenEvent) else SignatureDomain.CONSENT
+    return seal_envelope(domain, record, federation.signing_key(FROM), FROM, codec=Codec())
 
 
 def _admit(federation, raw: bytes, codec: Codec | None = None, topic: str = EVENTS, **policy):
-    return admit(raw, topic=topic, directory=federation.load(NOW), codec=codec or Codec(),
-                 now=NOW, policy=AdmissionPolicy(**policy))  # fmt: skip
+    directory = federation.load(NOW)
+    _CHECKS.clear()
+    return admit(raw, topic=topic, directory=directory, codec=codec or Codec(), now=NOW,
+                 policy=AdmissionPolicy(**policy))  # fmt: skip
 
 
 def _reason(call) -> str:
@@ -69,16 +72,15 @@ def _reason(call) -> str:
 def test_a_good_event_is_admitted_with_one_decode_and_one_signature_check(federation, signatures):
     codec = CountingCodec()
     event = _event(federation, FROM, "C", "2026-09-01", "a-1")
-    assert _admit(federation, Codec().encode(event), codec) == event
+    assert _admit(federation, _sealed(federation, event), codec) == event
     assert codec.decodes == 1 and len(signatures) == 1
 
 
 def test_an_unsigned_770_kb_message_is_refused_before_any_decoding(federation, signatures):
     codec = CountingCodec()
     event = _event(federation, FROM, "C", "2026-09-01", "a-1")
-    bloated = replace(event, attributes=MappingProxyType({f"k{i}": "x" * 7700 for i in range(100)}),
-                      signature=b"\x00" * 64)  # fmt: skip
-    raw = Codec().encode(bloated)
+    padding = MappingProxyType({f"k{i}": "x" * 7700 for i in range(100)})
+    raw = Codec().encode(replace(event, attributes=padding))  # not even in an envelope
     assert len(raw) > 770_000
     assert _reason(lambda: _admit(federation, raw, codec)) == "too-large"
     assert codec.decodes == 0 and signatures == [], "refused by its length alone"
@@ -98,27 +100,28 @@ def test_an_unsigned_770_kb_message_is_refused_before_any_decoding(federation, s
         ({"fuzzy": b"\xff" * 2048}, "fuzzy-too-large"),
     ],
 )
-def test_oversized_parts_are_refused_before_the_signature_is_checked(
-    federation, signatures, change, reason
-):
+def test_oversized_parts_are_refused_with_their_own_reasons(federation, signatures, change, reason):
+    """Signed by the council, so only the shape refuses them, after one signature check
+    (the signature covers the bytes as sent: checking it costs no decode or encode)."""
     event = _event(federation, FROM, "C", "2026-09-01", "a-1")
     if change == "tokens":
-        change = {"blocking_tokens": event.blocking_tokens * 20}
+        change = {"blocking_tokens": event.blocking_tokens * (65 // len(event.blocking_tokens) + 1)}
     elif change == "sealed":
         change = {"sealed": event.sealed * 17}
     elif change == "sealed-size":
         change = {"sealed": (replace(event.sealed[0], ciphertext=b"\x01" * 9000),)}
-    forged = replace(event, **change, signature=b"\x00" * 64)
-    assert _reason(lambda: _admit(federation, Codec().encode(forged))) == reason
-    assert signatures == []
+    oversized = _sealed(federation, replace(event, **change))
+    assert _reason(lambda: _admit(federation, oversized)) == reason
+    assert len(signatures) == 1
 
 
 def test_malformed_and_misplaced_messages_carry_their_reasons(federation):
     event = _event(federation, FROM, "C", "2026-09-01", "a-1")
-    raw = Codec().encode(event)
+    raw = _sealed(federation, event)
     assert _reason(lambda: _admit(federation, raw[:40])) == "truncated"
     assert _reason(lambda: _admit(federation, b"\x00\x01garbage")) in {"bad-marker", "truncated"}
-    assert _reason(lambda: _admit(federation, raw, topic=CONSENT)) == "wrong-record-type"
+    assert _reason(lambda: _admit(federation, raw, topic=CONSENT)) == "wrong-domain"
+    assert _reason(lambda: _admit(federation, Codec().encode(event))) == "wrong-record-type"
 
 
 @pytest.mark.parametrize(
@@ -131,18 +134,17 @@ def test_malformed_and_misplaced_messages_carry_their_reasons(federation):
 )
 def test_a_signed_event_with_an_impossible_occurred_at_is_refused(federation, occurred, reason):
     """9999-12-31 used to pass and then raise OverflowError in ``Sighting.from_event``."""
-    event = _resigned(federation, replace(_event(federation, FROM, "C", "2026-09-01", "a-1"),
-                                          occurred_at=occurred, published_at=NOW))  # fmt: skip
+    event = replace(_event(federation, FROM, "C", "2026-09-01", "a-1"), occurred_at=occurred,
+                    published_at=NOW)  # fmt: skip
     if occurred.year == 9999:
         with pytest.raises(OverflowError):
             Sighting.from_event(event, retention=timedelta(days=90))
-    assert _reason(lambda: _admit(federation, Codec().encode(event))) == reason
+    assert _reason(lambda: _admit(federation, _sealed(federation, event))) == reason
 
 
 def _consent_record(federation, recorded_at: datetime) -> ConsentRecord:
     tokens = _event(federation, FROM, "C", "2026-09-01", "r").tokens
-    record = ConsentRecord("c" * 32, FROM, tokens, "*", ConsentState.GRANTED, recorded_at, NOW, 1)
-    return _resigned(federation, record)
+    return ConsentRecord("c" * 32, FROM, tokens, "*", ConsentState.GRANTED, recorded_at, NOW, 1)
 
 
 @pytest.mark.parametrize(
@@ -153,30 +155,26 @@ def _consent_record(federation, recorded_at: datetime) -> ConsentRecord:
     ],
 )
 def test_a_consent_record_dated_outside_its_bounds_is_refused(federation, recorded, reason):
-    raw = Codec().encode(_consent_record(federation, recorded))
+    raw = _sealed(federation, _consent_record(federation, recorded))
     assert _reason(lambda: _admit(federation, raw, topic=CONSENT)) == reason
 
 
 def test_the_floors_and_skew_are_configurable(federation):
-    raw = Codec().encode(_consent_record(federation, datetime(2024, 1, 1, tzinfo=UTC)))
+    raw = _sealed(federation, _consent_record(federation, datetime(2024, 1, 1, tzinfo=UTC)))
     assert isinstance(_admit(federation, raw, topic=CONSENT), ConsentRecord)
     start = datetime(2025, 1, 1, tzinfo=UTC)
     assert (
         _reason(lambda: _admit(federation, raw, topic=CONSENT, recorded_floor=start))
         == "recorded-before-floor"
     )
-    late = _resigned(federation, replace(_event(federation, FROM, "C", "2026-09-01", "a-1"),
-                                         occurred_at=NOW + timedelta(minutes=3),
-                                         published_at=NOW))  # fmt: skip
-    assert isinstance(_admit(federation, Codec().encode(late)), CitizenEvent)
-    assert (
-        _reason(lambda: _admit(federation, Codec().encode(late), max_skew=timedelta(minutes=1)))
-        == "occurred-in-future"
-    )
+    event = _event(federation, FROM, "C", "2026-09-01", "a-1")
+    late = _sealed(federation, replace(event, occurred_at=NOW + timedelta(minutes=3)))
+    assert isinstance(_admit(federation, late), CitizenEvent)
+    skew = timedelta(minutes=1)
+    assert _reason(lambda: _admit(federation, late, max_skew=skew)) == "occurred-in-future"
 
 
 def test_limits_are_settings(federation):
-    event = _event(federation, FROM, "C", "2026-09-01", "a-1")
-    raw = Codec().encode(event)
+    raw = _sealed(federation, _event(federation, FROM, "C", "2026-09-01", "a-1"))
     tight = Limits(message_bytes=len(raw) - 1)
     assert _reason(lambda: _admit(federation, raw, limits=tight)) == "too-large"

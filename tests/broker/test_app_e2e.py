@@ -150,9 +150,9 @@ def test_move_is_notified_audited_and_forgeries_refused(
         sar = subprocess.run(
             [str(REPO / ".venv/bin/fedbroker"), "audit", "subject", "--bootstrap",
              kafka_bootstrap, "--topic", f"{prefix}.audit", "--linkage-keys",
-             str(origin.linkage_keys), "--given-name", "Alice", "--family-name",
-             "Example-Jones", "--date-of-birth", "14/02/1984", "--dob-format", "%d/%m/%Y",
-             "--nhs-number", "9434765919"],
+             str(origin.linkage_keys), "--dob-format", "%d/%m/%Y"],
+            input=json.dumps({"given_name": "Alice", "family_name": "Example-Jones",
+                              "date_of_birth": "14/02/1984", "nhs_number": "9434765919"}),
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         assert sar.returncode == 0, sar.stderr
@@ -208,3 +208,7 @@ def test_demo_runs_end_to_end_and_finds_no_clear_values(kafka_bootstrap, tmp_pat
                       "gm-multiple-disadvantage"):  # fmt: skip
         assert f"  {agreement}: " in result.stdout, f"{agreement} never fired"
     assert "0 clear values found" in result.stdout
+    # Every secret the demo wrote was created readable by its owner only.
+    secrets = [*tmp_path.rglob("*.key"), *tmp_path.rglob("linkage-keys.json")]
+    assert any(p.name == "linkage-keys.json" for p in secrets)
+    assert {p.name: p.stat().st_mode & 0o777 for p in secrets} == {p.name: 0o600 for p in secrets}

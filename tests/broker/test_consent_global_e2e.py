@@ -19,10 +19,11 @@ import yaml
 
 from connectors import load_linkage_keys
 from connectors._tokens import opaque_reference
-from schemas import AuditKind, AuditRecord, CitizenEvent, Codec, MatchNotification
+from schemas import AuditKind, AuditRecord, CitizenEvent, Codec
 from tests.broker.test_decisions_e2e import CONSENT_MAPPING, _drop
 from tests.broker.workers import settled, start_worker
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
+from tests.wire import body_of, read_notifications
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -92,7 +93,7 @@ def test_an_objection_recorded_without_the_nhs_number_denies_a_match_decided_by_
     shared: dict[str, list[set[str]]] = defaultdict(list)
     for setup in (a, b, c):
         for _, value in read_topic(kafka_bootstrap, setup.events_topic):
-            event = codec.decode_as(value, CitizenEvent)
+            event = body_of(codec, value, CitizenEvent)
             person_of_event[event.event_id] = person = person_of_ref[event.source_ref]
             shared[person].append({t.key() for t in event.tokens})
     for person, token_sets in shared.items():  # the setting: only the NHS token is shared
@@ -105,8 +106,8 @@ def test_an_objection_recorded_without_the_nhs_number_denies_a_match_decided_by_
             (person,) = {person_of_event[e] for e in record.event_ids}
             reasons[person].update(record.reasons)
     assert dict(reasons) == {"objector": {"objected"}, "control": {"allowed"}}, log
-    notified = [codec.decode_as(v, MatchNotification)
-                for _, v in read_topic(kafka_bootstrap, f"{prefix}.match.{AGREEMENT}")]  # fmt: skip
+    notified = [n for n in read_notifications(kafka_bootstrap, prefix, federation.load())
+                if n.agreement_id == AGREEMENT]  # fmt: skip
     assert notified and {person_of_event[e.event_id] for n in notified for e in n.events} == {
         "control"
     }

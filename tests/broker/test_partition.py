@@ -192,6 +192,9 @@ def test_verify_refuses_forgeries_and_other_councils(federation):
     data = _factory(federation, FROM).envelope(event, codec)
     topic = f"fed.events.{FROM}"
     assert verify_record(data, topic=topic, directory=directory, codec=codec, now=NOW) == event
+    from connectors._bloom import ENCODING
+
+    assert event.encoding == ENCODING  # the connector names its encoding's parameter set
     envelope = codec.decode_as(data, SignedEnvelope)
     tampered = codec.encode_body(replace(event, source_ref="tampered"))[1]
     claims_other = _factory(federation, FROM).envelope(replace(event, source_council=TO), codec)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from connectors import SyntheticFederation, generate_federation, generate_linkage_key
-from consent import DevFederation, build_dev_federation
+from consent import DevFederation, build_dev_federation, write_secret_file
 from fedbroker import read_to_end
 
 COUNCILS = ("E08000001", "E08000002", "E08000003")
@@ -55,8 +55,8 @@ def synthetic(tmp_path_factory) -> SyntheticFederation:
 @pytest.fixture(scope="session")
 def linkage_keys(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("linkage") / "linkage-keys.json"
-    path.write_text(json.dumps({"1": generate_linkage_key(1).secret.hex()}))
-    return path
+    # 0600 from the first byte, as a council would keep it (a looser file is warned about)
+    return write_secret_file(path, json.dumps({"1": generate_linkage_key(1).secret.hex()}).encode())
 
 
 @pytest.fixture

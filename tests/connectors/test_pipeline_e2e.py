@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from connectors import ConnectorMetrics, Outbox, load_config, open_connector
+from connectors._bloom import ENCODING
 from consent import open_envelope, open_fields
 from schemas import CitizenEvent, Codec, ConsentRecord, SignatureDomain
 from tests.connectors.conftest import COUNCILS, REPO, CouncilSetup, read_topic, run_connector
@@ -53,7 +54,7 @@ def verify_events(setup: CouncilSetup, bootstrap: str, expected: int) -> list[Ci
         assert isinstance(event, CitizenEvent) and envelope.signer == setup.council
         events.append(event)
     assert len({e.event_id for e in events}) == expected
-    assert {e.encoding for e in events} == {"clk-v1"}
+    assert {e.encoding for e in events} == {ENCODING}
     opened = 0
     for event in events:
         assert event.source_council == setup.council

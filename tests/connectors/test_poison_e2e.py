@@ -17,8 +17,8 @@ from prometheus_client import generate_latest
 
 from connectors import ConnectorMetrics, Outbox, load_config, load_linkage_keys, open_connector
 from connectors import opaque_reference as opaque
-from consent import verify_signature
-from schemas import CitizenEvent, Codec, ConsentRecord, canonical_bytes
+from consent import open_envelope
+from schemas import CitizenEvent, Codec, ConsentRecord, SignatureDomain
 from tests.connectors.conftest import COUNCILS, read_topic
 from tests.connectors.poison import BAD_NHS, poison_consent, poison_events, write_mappings
 
@@ -54,9 +54,19 @@ def test_a_file_of_poison_rows_publishes_every_good_row(council_factory, kafka_b
     assert council_key is not None
     codec = Codec()
     raw_events = read_topic(kafka_bootstrap, setup.events_topic)
-    published = [codec.decode_as(v, CitizenEvent) for _, v in raw_events]
-    for event in published:
-        verify_signature(council_key, canonical_bytes(event), event.signature)
+
+    def verified(value: bytes, domain: SignatureDomain) -> object:
+        record, envelope = open_envelope(
+            value,
+            domain,
+            lambda signer: council_key if signer == setup.council else None,
+            codec=codec,
+        )
+        assert envelope.signer == setup.council
+        return record
+
+    published = [verified(v, SignatureDomain.EVENT) for _, v in raw_events]
+    assert all(isinstance(e, CitizenEvent) for e in published)
     key = load_linkage_keys(setup.linkage_keys)[-1]
     by_ref = {opaque(key, setup.council, "revenues", ref): ref for ref in events.good_refs}
     assert sorted(by_ref.get(e.source_ref, "?") for e in published) == sorted(events.good_refs)
@@ -66,9 +76,8 @@ def test_a_file_of_poison_rows_publishes_every_good_row(council_factory, kafka_b
     assert "nhs" in nhs_domains["good-0"] and "name+dob" in nhs_domains["good-1"]
 
     raw_consent = read_topic(kafka_bootstrap, setup.consent_topic)
-    records = [codec.decode_as(v, ConsentRecord) for _, v in raw_consent]
-    for record in records:
-        verify_signature(council_key, canonical_bytes(record), record.signature)
+    records = [verified(v, SignatureDomain.CONSENT) for _, v in raw_consent]
+    assert all(isinstance(r, ConsentRecord) for r in records)
     assert sorted(r.state.value for r in records) == ["objected", "withdrawn", "withdrawn"]
 
     outbox = Outbox(setup.outbox)

@@ -30,6 +30,7 @@ from connectors._sources import FolderSource
 from schemas import CitizenEvent, Codec, ConsentRecord
 from tests.connectors.conftest import COUNCILS
 from tests.connectors.poison import poison_consent, poison_events, write_mappings
+from tests.wire import body_of
 
 
 def _connector(tmp_path: Path, federation, linkage_keys, **overrides):
@@ -60,8 +61,10 @@ def _quarantine(outbox: Outbox, source: str) -> set[tuple[int, str, str]]:
 
 
 def _records(outbox: Outbox) -> list[CitizenEvent | ConsentRecord]:
+    """The bodies of the signed envelopes waiting in the outbox."""
     codec = Codec()
-    return [codec.decode(e.value) for e in outbox.pending(1000)]
+    kinds = {True: ConsentRecord, False: CitizenEvent}
+    return [body_of(codec, e.value, kinds[".consent." in e.topic]) for e in outbox.pending(1000)]
 
 
 def test_each_poison_row_is_refused_by_reason_and_the_good_rows_go_on(
@@ -83,6 +86,7 @@ def test_each_poison_row_is_refused_by_reason_and_the_good_rows_go_on(
         assert len(refs) == len(events.good_refs)
         assert sum(isinstance(r, ConsentRecord) for r in records) == len(consent.good_refs)
         assert report.quarantined == len(events.quarantined) + len(consent.quarantined)
+        assert report.dropped == len(events.dropped)
         # The row whose NHS number was dropped is published without an NHS token.
         assert len([r for r in records if isinstance(r, CitizenEvent)]) == len(events.good_refs)
         scrape = generate_latest(metrics.registry).decode()
@@ -131,6 +135,9 @@ def test_an_unexpected_error_in_one_row_is_bounded_then_quarantined(
                 calls.append(row.row)
                 raise ZeroDivisionError(f"secret {row.values.get('forename')}")
             return real.event(row, mapping, now=now, dropped=dropped)
+
+        def envelope(self, record, codec):
+            return real.envelope(record, codec)
 
     connector.factory = Exploding()  # type: ignore[assignment]
     try:
@@ -248,11 +255,14 @@ def test_an_unexpected_error_while_encoding_costs_the_row_too(tmp_path, federati
     calls = []
 
     class ExplodingCodec:
-        def encode(self, record):
+        def encode_body(self, record):
             calls.append(record.event_id)
             if len(set(calls)) == 2:  # the second row, every time it is tried
                 raise OverflowError("as an encoder might")
-            return real.encode(record)
+            return real.encode_body(record)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
 
     connector.codec = ExplodingCodec()  # type: ignore[assignment]
     try:

@@ -167,3 +167,42 @@ def test_a_timed_out_record_leaves_only_itself_pending(tmp_path):
     outcome = publisher.publish(entries)
     assert [e.event_id for e in outcome.acknowledged] == ["e0", "e1", "e3", "e4", "e5"]
     assert (outcome.rejected, outcome.pending) == ((), 1)
+
+
+class _LateFuture:
+    """Times out while waited on; the broker's acknowledgement lands while the
+    producer closes (close lets in-flight requests finish)."""
+
+    is_done = False
+
+    def get(self, timeout: float) -> None:
+        from kafka.errors import KafkaTimeoutError
+
+        raise KafkaTimeoutError("waited too little")
+
+    def succeeded(self) -> bool:
+        return self.is_done
+
+
+class _SlowProducer(_ScriptedProducer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.late = _LateFuture()
+
+    def send(self, topic: str, *, key: bytes, value: bytes) -> object:
+        self.sent.append(key)
+        return self.late if len(self.sent) == 2 else _Future(None)
+
+    def close(self, timeout: float) -> None:
+        self.late.is_done = True
+
+
+def test_a_record_acknowledged_while_the_producer_closes_is_not_sent_again():
+    from connectors import OutboxEntry
+
+    publisher = Publisher("127.0.0.1:9")
+    publisher._producer = _SlowProducer()  # noqa: SLF001 - stands in for Kafka
+    entries = [OutboxEntry(i, f"e{i}", "t", f"e{i}".encode(), b"v", 0.0) for i in range(3)]
+    outcome = publisher.publish(entries)
+    assert sorted(e.event_id for e in outcome.acknowledged) == ["e0", "e1", "e2"]
+    assert outcome.pending == 0

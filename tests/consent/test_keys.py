@@ -195,3 +195,22 @@ def test_loading_a_0600_private_key_is_silent(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="consent._keys"):
         load_private_key(paths.private)
     assert not caplog.records
+
+
+def test_loading_a_world_readable_linkage_key_file_warns(tmp_path, caplog):
+    """The connector's linkage keys are secrets too: same warning, no secret in it."""
+    import logging
+
+    from connectors import load_linkage_keys
+
+    path = tmp_path / "linkage-keys.json"
+    path.write_text('{"1": "' + "ab" * 32 + '"}')
+    path.chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="consent._keys"):
+        assert load_linkage_keys(path)[0].epoch == 1
+    assert "0644" in caplog.text and "abab" not in caplog.text
+    caplog.clear()
+    path.chmod(0o600)
+    with caplog.at_level(logging.WARNING, logger="consent._keys"):
+        load_linkage_keys(path)
+    assert not caplog.records

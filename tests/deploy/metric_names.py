@@ -35,3 +35,10 @@ def exported() -> dict[str, set[str]]:
 def used_in(expr: str) -> set[str]:
     """The fedbroker series an expression reads (recording-rule names have colons)."""
     return set(_NAME.findall(expr))
+
+
+def families() -> set[str]:
+    """Metric family names as documentation writes them (a histogram without ``_bucket``)."""
+    registries = (BrokerMetrics().registry, ConnectorMetrics().registry,
+                  SubscriberMetrics().registry)  # fmt: skip
+    return {family.name for r in registries for family in r.collect()}

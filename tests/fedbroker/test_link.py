@@ -197,7 +197,7 @@ def test_threshold_one_keeps_only_exact_and_perfect_pairs(synth, tmp_path):
 
 def test_review_file_holds_borderline_pairs_and_unmatched_records(synth, tmp_path, keys_file):
     out, review = tmp_path / "pairs.csv", tmp_path / "review.csv"
-    threshold, margin = 0.75, 0.1
+    threshold, margin = 0.65, 0.2  # clk-v2 scale: unrelated near 0.5, matches above 0.75
     code, stdout, _ = _run(
         "--left", str(synth.files[LEFT]), "--right", str(synth.files[RIGHT]),
         "--mapping", str(synth.mapping), "--out", str(out), "--review", str(review),
@@ -272,7 +272,8 @@ def _mapping(tmp_path: Path, name: str, **changes: object) -> Path:
 def test_extra_fuzzy_columns_can_make_a_pair(tmp_path):
     # Same date of birth and postcode; given and family name both differ, so no
     # exact token is shared and the Dice score on the UK identifiers alone
-    # (0.79 under KEY) is below 0.83; the shared street, town and local id lift it (0.87).
+    # (0.69 under KEY, clk-v2) is below 0.71; the shared street, town and local id
+    # lift it (0.74).
     left = _write_rows(
         tmp_path / "a.csv",
         _COLUMNS,
@@ -283,13 +284,13 @@ def test_extra_fuzzy_columns_can_make_a_pair(tmp_path):
     plain = _mapping(tmp_path, "plain")
     extra = _mapping(tmp_path, "extra", extra={"street": "street", "town": "town",
                                                "local_id": "local_id"})  # fmt: skip
-    without = link_files(left, right, plain, linkage_keys=[KEY], threshold=0.83)
-    with_extra = link_files(left, right, extra, linkage_keys=[KEY], threshold=0.83)
+    without = link_files(left, right, plain, linkage_keys=[KEY], threshold=0.71)
+    with_extra = link_files(left, right, extra, linkage_keys=[KEY], threshold=0.71)
     assert without.pairs == ()
     assert [(p.left_ref, p.right_ref, p.method) for p in with_extra.pairs] == [
         ("L1", "R1", "fuzzy")
     ]
-    assert with_extra.pairs[0].score > 0.83
+    assert with_extra.pairs[0].score > 0.71
 
 
 def test_a_free_text_identifier_accepts_a_foreign_postcode(tmp_path):
