@@ -1,20 +1,18 @@
 """The directory a running worker trusts: reloaded when its file changes, never rolled back.
 
-A revoked key must stop verifying at once, so the worker re-reads the signed
-directory when the file changes (``poll``) and applies keys, revocations and
-validity immediately. A change that adds councils or agreements needs topics
-and agents the running worker does not have: it is logged and reported as
-``restart-needed`` (its new agreements wait for the restart; removed ones stop
-at once). A directory with a lower serial than the highest this worker ever
-accepted (persisted per authority key beside its state) is refused: serial 1
-must not bring back the key serial 2 revoked. Past ``expires_at`` the worker
-stops deciding (``usable`` is False and ``why`` says so) until a valid one arrives.
+``consent.DirectoryWatcher`` does the reloading and, with ``consent.SerialStore``,
+refuses a serial lower than the highest ever accepted (or a reused one): serial 1
+must not bring back the key serial 2 revoked. This module adds what the broker
+needs on top. Keys, revocations, validity, accepted linkage-key epochs and
+withdrawn agreements take effect at once; councils and agreements the worker
+did not start with need topics and agents it does not have, so they are
+reported as ``restart-needed`` and served after a restart. Past ``expires_at``
+the worker stops deciding (``usable`` is False and ``why`` says so) until a
+valid directory arrives. Consent errors become ``DirectoryNotUsable``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -22,40 +20,11 @@ from pathlib import Path
 from types import MappingProxyType
 
 from broker._errors import DirectoryNotUsable
-from consent import ConsentError, Directory, MemberKind, load_directory, public_key_b64
+from consent import ConsentError, Directory, DirectoryWatcher, MemberKind, SerialStore
 
-__all__ = ["DirectoryWatch", "Reload", "SerialStore"]
+__all__ = ["DirectoryWatch", "Reload"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class SerialStore:
-    """The highest directory serial accepted, per authority key, in a small JSON file."""
-
-    path: Path
-
-    def highest(self, authority_key: str) -> int:
-        try:
-            held = json.loads(self.path.read_text(encoding="utf-8"))
-            return int(held.get(authority_key, 0))
-        except FileNotFoundError:
-            return 0
-        except (ValueError, AttributeError, TypeError) as exc:
-            raise DirectoryNotUsable(
-                f"the serial store {self.path.name} is unreadable", reason="directory-invalid"
-            ) from exc
-
-    def accept(self, authority_key: str, serial: int) -> None:
-        try:
-            held = json.loads(self.path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
-            held = {}
-        held[authority_key] = max(serial, int(held.get(authority_key, 0)))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".tmp")
-        partial.write_text(json.dumps(held, sort_keys=True), encoding="utf-8")
-        partial.replace(self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,29 +33,26 @@ class Reload:
 
     serial: int
     restart_needed: bool
-    added: tuple[str, ...] = ()
-
-
-def _authority_key(directory: Directory) -> str:
-    key = directory.members[directory.authority].signing_key
-    return public_key_b64(key) if key is not None else directory.authority
+    reasons: tuple[str, ...] = ()
 
 
 def _councils(directory: Directory) -> frozenset[str]:
     return frozenset(m for m, v in directory.members.items() if v.kind is MemberKind.COUNCIL)
 
 
+def _not_usable(exc: ConsentError) -> DirectoryNotUsable:
+    reason = exc.reason if exc.reason.startswith("directory-") else "directory-invalid"
+    return DirectoryNotUsable(f"directory refused ({exc.reason})", reason=reason)
+
+
 @dataclass
 class DirectoryWatch:
-    """The worker's current directory and the checks that guard replacing it."""
+    """The worker's current directory, limited to what it started with, and its expiry."""
 
-    path: Path
-    trust_anchor: Path
-    serials: SerialStore
-    current: Directory
+    watcher: DirectoryWatcher
     councils: frozenset[str]
     agreements: frozenset[str]
-    digest: str = ""
+    current: Directory
     why: str = ""
     _usable: bool = field(default=True)
 
@@ -95,12 +61,13 @@ class DirectoryWatch:
         cls, path: Path, trust_anchor: Path, serials: SerialStore, now: datetime
     ) -> DirectoryWatch:
         """Load the directory at start; refuse one older than a serial already accepted."""
-        data = path.read_bytes()
-        directory = _load(path, trust_anchor, now)
-        _check_serial(directory, serials)
-        serials.accept(_authority_key(directory), directory.serial)
-        return cls(path, trust_anchor, serials, directory, _councils(directory),
-                   frozenset(directory.agreements), hashlib.sha256(data).hexdigest())  # fmt: skip
+        try:
+            watcher = DirectoryWatcher(path, trust_anchor=trust_anchor, serial_store=serials,
+                                       now=now)  # fmt: skip
+        except ConsentError as exc:
+            raise _not_usable(exc) from exc
+        directory = watcher.current
+        return cls(watcher, _councils(directory), frozenset(directory.agreements), directory)
 
     def usable(self, now: datetime) -> bool:
         """Whether decisions may be taken now; if not, ``why`` says why (logged once)."""
@@ -126,46 +93,20 @@ class DirectoryWatch:
                 expired, or rolls the serial back; the current directory stays.
         """
         try:
-            data = self.path.read_bytes()
-        except OSError as exc:
-            raise DirectoryNotUsable("the directory file is unreadable") from exc
-        digest = hashlib.sha256(data).hexdigest()
-        if digest == self.digest:
+            change = self.watcher.poll(now)
+        except ConsentError as exc:
+            raise _not_usable(exc) from exc
+        if change is None:
             return None
-        directory = _load(self.path, self.trust_anchor, now)
-        if directory.serial == self.current.serial:
-            self.digest = digest
-            raise DirectoryNotUsable(
-                f"directory serial {directory.serial} reused with other content",
-                reason="directory-serial-reused",
-            )
-        _check_serial(directory, self.serials)
-        self.serials.accept(_authority_key(directory), directory.serial)
-        added = sorted((_councils(directory) - self.councils)
-                       | (frozenset(directory.agreements) - self.agreements))  # fmt: skip
+        directory = change.current
+        new = sorted((_councils(directory) - self.councils)
+                     | (frozenset(directory.agreements) - self.agreements))  # fmt: skip
         kept = {k: v for k, v in directory.agreements.items() if k in self.agreements}
         self.current = replace(directory, agreements=MappingProxyType(kept))
-        self.digest = digest
-        if added:
-            logger.warning("directory serial %d adds %d councils or agreements: restart the "
-                           "workers to serve them", directory.serial, len(added))  # fmt: skip
+        reasons = tuple(change.needs_restart) or tuple(f"added: {n}" for n in new)
+        if reasons:
+            logger.warning("directory serial %d in force; restart the workers to serve: %s",
+                           directory.serial, "; ".join(reasons))  # fmt: skip
         else:
             logger.warning("directory serial %d in force", directory.serial)
-        return Reload(directory.serial, bool(added), tuple(added))
-
-
-def _load(path: Path, trust_anchor: Path, now: datetime) -> Directory:
-    try:
-        return load_directory(path, trust_anchor=trust_anchor, now=now)
-    except ConsentError as exc:
-        reason = "directory-expired" if "expired" in exc.reason else "directory-invalid"
-        raise DirectoryNotUsable(f"directory refused ({exc.reason})", reason=reason) from exc
-
-
-def _check_serial(directory: Directory, serials: SerialStore) -> None:
-    highest = serials.highest(_authority_key(directory))
-    if directory.serial < highest:
-        raise DirectoryNotUsable(
-            f"directory serial {directory.serial} is older than serial {highest} already accepted",
-            reason="directory-rolled-back",
-        )
+        return Reload(directory.serial, bool(reasons), reasons)

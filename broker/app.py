@@ -21,9 +21,10 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker._admission import AdmissionPolicy, Limits, admit
 from broker._consent_view import ConsentTableView, own_entry
-from broker._directory_watch import DirectoryWatch, SerialStore
+from broker._directory_watch import DirectoryWatch
 from broker._errors import DirectoryNotUsable
 from broker._histograms import read_attempts, read_histograms
 from broker._kafka_client import cluster_replication, faust_credentials
@@ -53,7 +54,14 @@ from broker._verify import (
     Rejected,
     topic_council,
 )
-from consent import AuditChain, ChainHead, KafkaSecurity, load_private_key, notify_topic
+from consent import (
+    AuditChain,
+    ChainHead,
+    KafkaSecurity,
+    SerialStore,
+    load_private_key,
+    notify_topic,
+)
 from schemas import Codec, ConsentRecord, RejectedRecord
 
 __all__ = ["DEFAULT_PARTITIONS", "BrokerSettings", "build_app", "ensure_topics"]
@@ -69,6 +77,8 @@ DEFAULT_METRICS_BIND = "127.0.0.1"
 _SCORE_FLUSH = 50
 #: Pending producer sends before Faust pauses the streams to flush (its default: 100).
 PRODUCER_BUFFER_MESSAGES = 2000
+#: The exit status of a worker stopped while its directory is expired.
+EXIT_DIRECTORY_EXPIRED = 3
 _TICK = b"\x00tick"  # not a token key: tokens are "domain:epoch:hex"
 
 
@@ -152,6 +162,13 @@ def build_app(settings: BrokerSettings) -> faust.App:
         raise Rejected("the broker's signing key is not Ed25519", reason="bad-key")
     codec = Codec()
     policy = settings.policy()
+
+    def admission() -> AdmissionPolicy:
+        """The policy now: linkage-key epochs from the directory in force unless configured."""
+        if settings.accepted_epochs is not None:
+            return policy
+        return replace(policy, accepted_epochs=watch.current.accepted_epochs)
+
     threshold = choose_threshold(settings.threshold, None)
     core = PartitionCore(watch.current, Matcher(threshold.threshold), key)
     metrics = BrokerMetrics()
@@ -255,14 +272,25 @@ def build_app(settings: BrokerSettings) -> faust.App:
         await rejected_topic.send(key=record.rejected_id.encode(), value=codec.encode(record))
 
     async def until_deciding() -> None:
-        """Wait while the directory is expired: deciding on it would trust stale keys."""
+        """Wait while the directory is expired: deciding on it would trust stale keys.
+
+        Faust waits for the message in hand before it stops or rebalances, and
+        that message must not be decided, quarantined or committed. So a worker
+        asked to stop (or to give up partitions) while expired exits at once,
+        uncommitted, as after a crash; it refuses to start again until a valid
+        directory is installed, and the message is read again then.
+        """
         while True:
             renewed.clear()
             if watch.usable(datetime.now(UTC)):
                 return
             metrics.deciding.set(0)
+            if app.should_stop or app.rebalancing:
+                logger.error("%s; exiting without committing", watch.why)
+                logging.shutdown()
+                os._exit(EXIT_DIRECTORY_EXPIRED)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(renewed.wait(), timeout=settings.directory_poll_s)
+                await asyncio.wait_for(renewed.wait(), timeout=1.0)
 
     def guard(message: Any, stage: str, work: Callable[[], Awaitable[None]]) -> Awaitable[None]:
         async def refuse(reason: str) -> None:
@@ -276,7 +304,7 @@ def build_app(settings: BrokerSettings) -> faust.App:
 
     async def verify_one(message: Any) -> None:
         record = admit(message.value or b"", topic=message.topic, directory=watch.current,
-                       codec=codec, now=datetime.now(UTC), policy=policy)  # fmt: skip
+                       codec=codec, now=datetime.now(UTC), policy=admission())  # fmt: skip
         if isinstance(record, ConsentRecord):
             envelope: dict[str, Any] = {
                 "kind": "consent",

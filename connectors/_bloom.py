@@ -5,7 +5,8 @@ Parameter set ``clk-v2`` (``ENCODING``), documented in ``docs/linkage.md``:
 1. **Record-level Bloom filter with field weights** (a CLK, Schnell et al.
    2009/2011): each field's padded character bigrams set ``k`` bits of one
    ``BLOOM_BITS``-bit array, ``k`` per field from ``DEFAULT_FIELD_HASHES`` (more
-   bits for the fields that tell people apart best).
+   bits for the fields that tell people apart best). Given and family names
+   share one key, so names a clerk swapped set the same bits.
 2. **Independent positions.** Each bigram's ``k`` positions are read straight
    from HMAC-SHA256 under a key derived from the linkage key and the field name
    (keyed BLAKE2b, a PRF: 16 bits per position, a fresh block per 32). ``clk-v1`` used
@@ -58,6 +59,9 @@ DEFAULT_FIELD_HASHES: Mapping[str, int] = MappingProxyType(
     {"given_name": 12, "family_name": 14, "date_of_birth": 8, "postcode": 6}
 )
 EXTRA_FIELD_HASHES = 4
+#: Fields hashed under one key, so a value in the other field sets the same bits:
+#: given and family names swapped by a clerk still score high.
+_SHARED_KEYS: Mapping[str, str] = MappingProxyType({"given_name": "name", "family_name": "name"})
 #: Input bits XOR-ed into each output bit; see docs/linkage.md for the trade-off.
 DIFFUSION_TAPS = 3
 _UNPACK = struct.Struct("<32H").unpack
@@ -133,8 +137,9 @@ class BloomEncoder:
         for name, value in sorted(fields.items()):
             k = self.field_hashes.get(name, EXTRA_FIELD_HASHES)
             hits: list[int] = []
+            keyed = _SHARED_KEYS.get(name, name)
             for gram in set(bigrams(value)):
-                hits.extend(_positions(self.secret, name, gram, k, self.bits))
+                hits.extend(_positions(self.secret, keyed, gram, k, self.bits))
             array[hits] = True
         return array
 

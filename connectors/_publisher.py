@@ -30,15 +30,15 @@ _MIN_WAIT_S = 0.05
 def _permanent_reason(exc: Exception) -> str | None:
     """The reason code of an error about one record that no retry can cure.
 
-    Any other error is the cluster's (a timeout, a lost leader, an ACL) and is
-    waited out: quarantining records for it would drop good data.
+    Only size is the record's own: any other error is the cluster's or a
+    topic's (a timeout, a lost leader, an ACL, a timestamp policy that refuses
+    every record as ``InvalidRecordError``) and is waited out, since
+    quarantining records for it would drop good data.
     """
     from kafka import errors
 
     if isinstance(exc, errors.MessageSizeTooLargeError | errors.RecordListTooLargeError):
         return "record-too-large"
-    if isinstance(exc, errors.InvalidRecordError | errors.CorruptRecordError):
-        return "record-invalid"
     return None
 
 

@@ -80,14 +80,23 @@ class Delivery:
         self._metrics = metrics
         self._codec = codec or Codec()
 
-    def handle(self, place: Place, value: bytes | None) -> Outcome | Retry:
+    def handle(self, place: Place, value: bytes | None, *, first: bool = False) -> Outcome | Retry:
         """Decide and carry out what happens to one message; never raises for its content.
+
+        ``first`` marks the first message of a partition since this process
+        started: a process that died on it (a crash no ``except`` sees) counts as
+        an attempt, so a message that kills the process every time is set aside
+        after ``max_unexpected_attempts`` deaths (reason ``crashed-repeatedly``).
 
         Raises:
             DeliveryStoreError: the store or dead-letter file cannot be written;
                 nothing can be promised then, so the subscriber stops.
         """
         notification: MatchNotification | None = None
+        if first:
+            deaths = self._store.add_attempt(place.topic, place.partition, place.offset)
+            if deaths > self.settings.max_unexpected_attempts:
+                return self._dead_letter(place, "crashed-repeatedly", None)
         try:
             notification = read_notification(
                 value or b"", directory=self._directory, codec=self._codec

@@ -47,8 +47,8 @@ class SubscriberSettings:
         retry_backoff: waits between failed hand-overs (default
             ``DEFAULT_RETRY_BACKOFF``: up to 30 s, forever).
         poll_timeout: seconds one poll waits for messages (default 0.5).
-        security: Kafka credentials (default: an unsecured client; the CLI reads
-            ``FEDBROKER_KAFKA_*``).
+        security: the service's Kafka credentials (default: an unsecured client;
+            the CLI reads ``FEDBROKER_KAFKA_*``).
     """
 
     bootstrap: str

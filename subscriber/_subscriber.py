@@ -90,15 +90,28 @@ class Subscriber:
         self._failures = 0
         self._limit = 0
         self._resume_at: dict[TopicPartition, int] = {}
+        self._started: set[TopicPartition] = set()
         self._next_discovery = 0.0
+        try:
+            self._consumer = self._connect(settings)
+        except BaseException:
+            self.dead_letters.close()
+            self.store.close()
+            raise
+
+    @staticmethod
+    def _connect(settings: SubscriberSettings) -> KafkaConsumer:
         with _kafka("connecting"):
-            self._consumer = KafkaConsumer(
+            return KafkaConsumer(
                 bootstrap_servers=settings.bootstrap,
                 group_id=settings.group_id,
                 client_id=f"fedbroker-subscriber-{settings.service}",
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 max_poll_records=_MAX_POLL_RECORDS,
+                # The broker creates the topic with its partitions; a reader must not
+                # create it first with the cluster's defaults.
+                allow_auto_create_topics=False,
                 **settings.security.kafka_python(),
             )
 
@@ -167,7 +180,13 @@ class Subscriber:
         for record in records:
             offset = int(record.offset)  # type: ignore[attr-defined]
             place = Place(tp.topic, tp.partition, offset)
-            outcome = self._delivery.handle(place, record.value)  # type: ignore[attr-defined]
+            first = tp not in self._started
+            self._started.add(tp)
+            outcome = self._delivery.handle(
+                place,
+                record.value,  # type: ignore[attr-defined]
+                first=first,
+            )
             if isinstance(outcome, Retry):
                 # Read it again after a backoff; what follows it waits its turn.
                 self._consumer.seek(tp, offset)

@@ -67,3 +67,18 @@ def test_batch_equals_single_and_is_deterministic():
 def test_the_secret_is_not_in_the_repr():
     assert SECRET.hex() not in repr(BloomEncoder(SECRET))
     assert repr(SECRET) not in repr(BloomEncoder(SECRET))
+
+
+def _dice(a: bytes, b: bytes) -> float:
+    x, y = int.from_bytes(a, "little"), int.from_bytes(b, "little")
+    return 2 * (x & y).bit_count() / (x.bit_count() + y.bit_count())
+
+
+def test_given_and_family_names_swapped_by_a_clerk_still_score_high():
+    """Both names share one key: a swap moves no bit of either name."""
+    encoder = BloomEncoder(SECRET)
+    swapped = {**FIELDS, "given_name": "smith", "family_name": "robert"}
+    other = {**FIELDS, "given_name": "ayesha", "family_name": "khan"}
+    score = _dice(encoder.encode(FIELDS), encoder.encode(swapped))
+    assert score > 0.9
+    assert score > _dice(encoder.encode(FIELDS), encoder.encode(other)) + 0.2

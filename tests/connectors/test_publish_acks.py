@@ -206,3 +206,47 @@ def test_a_record_acknowledged_while_the_producer_closes_is_not_sent_again():
     outcome = publisher.publish(entries)
     assert sorted(e.event_id for e in outcome.acknowledged) == ["e0", "e1", "e2"]
     assert outcome.pending == 0
+
+
+def _alter(bootstrap: str, topic: str, **configs: str) -> None:
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=configs)])
+    finally:
+        admin.close()
+
+
+@pytest.mark.kafka
+def test_a_topic_refusing_writes_mid_batch_sends_no_duplicate(
+    tmp_path, kafka_bootstrap, topic_factory
+):
+    """The issue's case: most of a batch acknowledged, some records interleaved with
+    them refused (here a topic whose timestamp policy refuses every write, until an
+    operator fixes it). Counted as a prefix, every acknowledged record after the
+    first refusal was sent again; judged one by one, none is, and none is lost."""
+    good, refusing = topic_factory("acks-good"), topic_factory("acks-refusing")
+    _create(kafka_bootstrap, good)
+    _create(kafka_bootstrap, refusing, **{"message.timestamp.before.max.ms": "0"})
+    plan = [(f"e{i:03d}", refusing if i % 5 == 2 else good, 200) for i in range(50)]
+    connector = _connector(tmp_path, kafka_bootstrap)
+    _enqueue(connector.outbox, plan)
+    try:
+        with pytest.raises(KafkaUnavailable):
+            connector.publish()
+        assert connector.outbox.depth() == 10, "only the refused topic's records wait"
+        assert connector.outbox.quarantined() == [], "a topic's policy is not the record's fault"
+        _alter(kafka_bootstrap, refusing, **{"message.timestamp.before.max.ms": str(2**62)})
+        deadline = time.monotonic() + 60
+        while connector.outbox.depth():
+            assert time.monotonic() < deadline, "the topic never took the records"
+            try:
+                connector.publish()
+            except KafkaUnavailable:
+                continue  # the config change takes a moment to reach the partition
+    finally:
+        connector.close()
+    seen = _ids(kafka_bootstrap, good) + _ids(kafka_bootstrap, refusing)
+    assert set(seen) == {e for e, _, _ in plan}
+    assert [i for i, n in seen.items() if n > 1] == [], "acknowledged records were re-sent"

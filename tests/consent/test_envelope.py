@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 import pytest
 from fastavro import schemaless_writer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consent import (
     SignatureInvalid,
@@ -269,3 +271,19 @@ def test_a_directory_signed_in_another_domain_is_refused(tmp_path):
             verify_directory(json.dumps(envelope).encode(), trust_anchor=federation.trust_anchor,
                              now=now)  # fmt: skip
         assert caught.value.reason == "directory-signature-invalid"
+
+
+_SEALED = seal_envelope(SignatureDomain.EVENT, _event(), KEY, COUNCIL, codec=CODEC)
+
+
+@given(st.integers(0, len(_SEALED) - 1), st.integers(1, 255))
+@settings(max_examples=300, deadline=None)
+def test_no_single_byte_change_anywhere_in_the_message_is_accepted(position, xor):
+    """Header, domain, signer, fingerprint, body or signature: an attacker who flips
+    any byte gets a typed refusal, never a record."""
+    from schemas import FedbrokerError
+
+    data = bytearray(_SEALED)
+    data[position] ^= xor
+    with pytest.raises(FedbrokerError):
+        _open(bytes(data))

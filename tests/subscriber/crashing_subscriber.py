@@ -1,7 +1,9 @@
-"""A subscriber process that dies by SIGKILL right after its N-th hand-over.
+"""A subscriber process that dies by SIGKILL right after its N-th hand-over,
+or (``die_on``) whenever it is about to hand over one notification id.
 
-The hand-over has finished (the line is in the file, fsynced) and neither the
-store nor Kafka has been told: the worst moment to die. Run as
+After the N-th hand-over the line is in the file, fsynced, and neither the
+store nor Kafka has been told: the worst moment to die. ``die_on`` is a poison
+message that kills the process each time, which no ``except`` can see. Run as
 ``python -m tests.subscriber.crashing_subscriber CONFIG_JSON``.
 """
 
@@ -19,11 +21,14 @@ from subscriber import JsonLinesSink, OpenedNotification, Subscriber, Subscriber
 
 
 class DiesAfter(JsonLinesSink):
-    def __init__(self, path: Path, count: int) -> None:
+    def __init__(self, path: Path, count: int, die_on: str | None) -> None:
         super().__init__(path)
         self._left = count
+        self._die_on = die_on
 
     def deliver(self, notification: OpenedNotification, *, in_doubt: bool = False) -> None:
+        if notification.notification_id == self._die_on:
+            os.kill(os.getpid(), signal.SIGKILL)
         super().deliver(notification, in_doubt=in_doubt)
         self._left -= 1
         if self._left == 0:
@@ -42,7 +47,7 @@ def main() -> None:
         config["directory"], trust_anchor=config["trust_anchor"], now=datetime.now(UTC)
     )
     key = load_private_key(config["key"])
-    sink = DiesAfter(Path(config["out"]), int(config["die_after"]))
+    sink = DiesAfter(Path(config["out"]), int(config.get("die_after", 0)), config.get("die_on"))
     with Subscriber(settings, directory=directory, key=key, sink=sink) as running:  # type: ignore[arg-type]
         running.run(idle_timeout=60)
     sys.exit(3)  # never reached when the kill works

@@ -32,23 +32,27 @@ def _ids(out):
     return [json.loads(line)["notification_id"] for line in out.read_text().splitlines()]
 
 
+def _crashing(federation, bootstrap, topic, group, state, out, **how):
+    config = {
+        "bootstrap": bootstrap, "service": SERVICE, "topic": topic, "group": group,
+        "state": str(state), "out": str(out), "directory": str(federation.directory_path),
+        "trust_anchor": str(federation.trust_anchor),
+        "key": str(federation.keys[SERVICE].sealing.private), **how,
+    }  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "tests.subscriber.crashing_subscriber", json.dumps(config)],
+        cwd=REPO, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
 def test_kill_9_between_hand_over_and_commit_then_restart_hands_nothing_over_twice(
     federation, kafka_bootstrap, notify_topic, topic_factory, tmp_path
 ):
     sent = [notification_bytes(federation, n) for n in range(1, 11)]
     publish(kafka_bootstrap, notify_topic, sent)
     group, state, out = topic_factory("group"), tmp_path / "state", tmp_path / "out.jsonl"
-    config = {
-        "bootstrap": kafka_bootstrap, "service": SERVICE, "topic": notify_topic,
-        "group": group, "state": str(state), "out": str(out), "die_after": 4,
-        "directory": str(federation.directory_path),
-        "trust_anchor": str(federation.trust_anchor),
-        "key": str(federation.keys[SERVICE].sealing.private),
-    }  # fmt: skip
-    crashed = subprocess.run(
-        [sys.executable, "-m", "tests.subscriber.crashing_subscriber", json.dumps(config)],
-        cwd=REPO, capture_output=True, timeout=120, check=False,
-    )  # fmt: skip
+    crashed = _crashing(federation, kafka_bootstrap, notify_topic, group, state, out,
+                        die_after=4)  # fmt: skip
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
     assert len(_ids(out)) == 4  # the fourth is in the file; the store still says pending
 
@@ -85,3 +89,52 @@ def test_kill_9_at_random_moments_under_load_never_doubles_or_loses_a_notificati
     counts = Counter(_ids(out))
     assert [nid for nid, n in counts.items() if n > 1] == []
     assert set(counts) == {nid for nid, _ in sent}
+
+
+def test_the_command_hands_over_to_a_webhook_and_dead_letters_a_forgery(
+    federation, kafka_bootstrap, notify_topic, topic_factory, tmp_path
+):
+    from consent import generate_signing_key
+    from tests.subscriber.webhook_server import free_port, serve
+
+    good = [notification_bytes(federation, n) for n in (1, 2)]
+    forged = notification_bytes(federation, 3, signer=generate_signing_key())
+    publish(kafka_bootstrap, notify_topic, [good[0], forged, good[1], good[0]])
+    port, state = free_port(), tmp_path / "state"
+    command = _subscribe(federation, kafka_bootstrap, notify_topic, topic_factory("group"),
+                         state, "unused")  # fmt: skip
+    at = command.index("--jsonl")
+    command[at : at + 2] = ["--webhook", f"http://127.0.0.1:{port}/in", "--timeout", "5"]
+    with serve(port, statuses=[503]) as hook:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert hook.ids() == [nid for nid, _ in good]
+    assert "2 delivered, 1 duplicates, 1 dead-lettered" in result.stderr
+    letters = [json.loads(line) for line in (state / "dead-letters.jsonl").read_text().splitlines()]
+    assert [(d["reason"], d["offset"], d["notification_id"]) for d in letters] == [
+        ("signature-invalid", 1, None)
+    ]
+
+
+def test_a_notification_that_kills_the_process_every_time_is_set_aside_after_bounded_deaths(
+    federation, kafka_bootstrap, notify_topic, topic_factory, tmp_path
+):
+    good = [notification_bytes(federation, n) for n in (1, 2)]
+    poison_id, poison = notification_bytes(federation, 66)
+    publish(kafka_bootstrap, notify_topic, [good[0], (poison_id, poison), good[1]])
+    group, state, out = topic_factory("group"), tmp_path / "state", tmp_path / "out.jsonl"
+    # The first run hands good[0] over, then dies on the poison; three more runs
+    # start on it and die (each counted in the store before it is handled).
+    for _ in range(4):
+        died = _crashing(federation, kafka_bootstrap, notify_topic, group, state, out,
+                         die_on=poison_id)  # fmt: skip
+        assert died.returncode == -signal.SIGKILL, died.stderr[-2000:]
+    final = subprocess.run(
+        _subscribe(federation, kafka_bootstrap, notify_topic, group, state, out,
+                   "--max-messages", "1", "--timeout", "60"),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert _ids(out) == [nid for nid, _ in good]
+    letters = [json.loads(line) for line in (state / "dead-letters.jsonl").read_text().splitlines()]
+    assert [(d["reason"], d["offset"]) for d in letters] == [("crashed-repeatedly", 1)]

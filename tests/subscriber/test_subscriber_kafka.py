@@ -157,3 +157,30 @@ def test_a_webhook_down_for_a_while_then_back_loses_nothing_doubles_nothing_comm
     assert {headers["Idempotency-Key"] for headers, _ in hook.received} == set(hook.ids())
     assert subscriber.metrics.tally["duplicate"] == 1
     assert committed(kafka_bootstrap, group, notify_topic)[0] == 6
+
+
+def test_a_subscriber_started_before_its_topic_exists_reads_it_once_created(
+    federation, kafka_bootstrap, subscriber_factory, topic_factory
+):
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    topic = topic_factory("fed.notify")
+    received: list[OpenedNotification] = []
+    subscriber = subscriber_factory(topic, received=received)
+    worker = threading.Thread(target=subscriber.run, kwargs={"max_delivered": 1})
+    worker.start()
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        wait_for(lambda: subscriber._next_discovery > 0, what="a look for the topic")
+        first = subscriber._next_discovery
+        wait_for(lambda: subscriber._next_discovery > first, what="a second look")
+        admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+        publish(kafka_bootstrap, topic, [notification_bytes(federation, 1)])
+        worker.join(timeout=60)
+        assert not worker.is_alive()
+    finally:
+        subscriber.stop()
+        worker.join()
+        admin.close()
+    assert [n.notification_id for n in received] == [notification_bytes(federation, 1)[0]]
