@@ -16,6 +16,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from broker._kafka_edge import kafka_errors
 from broker._threshold import ScoreHistogram
+from consent import KafkaSecurity
 
 __all__ = ["read_attempts", "read_histograms", "read_latest"]
 
@@ -24,7 +25,12 @@ logger = logging.getLogger(__name__)
 _POLL_MS = 500
 
 
-def read_latest(bootstrap: str, topic: str) -> dict[bytes, bytes]:
+_UNSECURED = KafkaSecurity()
+
+
+def read_latest(
+    bootstrap: str, topic: str, security: KafkaSecurity = _UNSECURED
+) -> dict[bytes, bytes]:
     """The latest value of every key on ``topic`` (a tombstone removes the key).
 
     Blocking (kafka-python): call it from a thread or before the app starts. A
@@ -33,7 +39,9 @@ def read_latest(bootstrap: str, topic: str) -> dict[bytes, bytes]:
     """
     latest: dict[bytes, bytes] = {}
     with kafka_errors(f"reading {topic}"):
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, **security.kafka_python()
+        )
         try:
             partitions = [
                 TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
@@ -57,14 +65,16 @@ def read_latest(bootstrap: str, topic: str) -> dict[bytes, bytes]:
     return latest
 
 
-def read_histograms(bootstrap: str, changelog: str) -> ScoreHistogram:
+def read_histograms(
+    bootstrap: str, changelog: str, security: KafkaSecurity = _UNSECURED
+) -> ScoreHistogram:
     """The sum of the latest histogram of every partition on ``changelog``.
 
     An unreadable histogram is skipped (and logged); the caller keeps its
     threshold when nothing is there.
     """
     merged = ScoreHistogram()
-    for value in read_latest(bootstrap, changelog).values():
+    for value in read_latest(bootstrap, changelog, security).values():
         try:
             merged = merged.merge(ScoreHistogram.from_dict(json.loads(value)))
         except (ValueError, TypeError) as exc:
@@ -72,10 +82,12 @@ def read_histograms(bootstrap: str, changelog: str) -> ScoreHistogram:
     return merged
 
 
-def read_attempts(bootstrap: str, topic: str) -> dict[str, int]:
+def read_attempts(
+    bootstrap: str, topic: str, security: KafkaSecurity = _UNSECURED
+) -> dict[str, int]:
     """Failed attempts per message coordinates, as the attempt log last recorded them."""
     held: dict[str, int] = {}
-    for key, value in read_latest(bootstrap, topic).items():
+    for key, value in read_latest(bootstrap, topic, security).items():
         try:
             held[key.decode()] = int(value)
         except (UnicodeDecodeError, ValueError):

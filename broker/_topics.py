@@ -11,7 +11,9 @@ import logging
 import time
 
 from broker._errors import KafkaUnavailable
+from broker._kafka_client import replication_configs
 from broker._kafka_edge import kafka_errors
+from consent import KafkaSecurity
 
 __all__ = ["ensure_topics"]
 
@@ -27,6 +29,7 @@ def ensure_topics(
     partitions: int,
     replication: int,
     configs: dict[str, dict[str, str]] | None = None,
+    security: KafkaSecurity = KafkaSecurity(),  # noqa: B008 - frozen, never mutated
 ) -> None:
     """Create the named topics if missing, then wait until all are visible.
 
@@ -42,11 +45,16 @@ def ensure_topics(
 
     configs = configs or {}
     with kafka_errors("creating topics"):
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, **security.kafka_python())
         try:
             existing = set(admin.list_topics())
             missing = [
-                NewTopic(n, partitions, replication, topic_configs=configs.get(n, {}))
+                NewTopic(
+                    n,
+                    partitions,
+                    replication,
+                    topic_configs=replication_configs(replication) | configs.get(n, {}),
+                )
                 for n in names
                 if n not in existing
             ]
@@ -57,10 +65,16 @@ def ensure_topics(
                     logger.info("another worker created the topics first")
         finally:
             admin.close()
-    _await_metadata(bootstrap, set(names))
+    _await_metadata(bootstrap, set(names), security=security)
 
 
-def _await_metadata(bootstrap: str, names: set[str], timeout: float = _METADATA_TIMEOUT_S) -> None:
+def _await_metadata(
+    bootstrap: str,
+    names: set[str],
+    timeout: float = _METADATA_TIMEOUT_S,
+    *,
+    security: KafkaSecurity = KafkaSecurity(),  # noqa: B008 - frozen, never mutated
+) -> None:
     """Wait until the brokers report every topic with its partitions.
 
     Topics another worker has just created may not be in this client's metadata
@@ -70,7 +84,7 @@ def _await_metadata(bootstrap: str, names: set[str], timeout: float = _METADATA_
     from kafka import KafkaConsumer
 
     with kafka_errors("reading topic metadata"):
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, **security.kafka_python())
         deadline = time.monotonic() + timeout
         try:
             while True:

@@ -37,6 +37,7 @@ from broker._consent_view import ConsentTableView, own_entry
 from broker._directory_watch import DirectoryWatch
 from broker._errors import DirectoryNotUsable
 from broker._histograms import read_attempts, read_histograms
+from broker._kafka_client import cluster_replication, faust_credentials
 from broker._matching import Matcher
 from broker._metrics import BrokerMetrics
 from broker._notifications import seal_notification
@@ -53,7 +54,14 @@ from broker._verify import (
     Rejected,
     topic_council,
 )
-from consent import AuditChain, ChainHead, SerialStore, load_private_key, notify_topic
+from consent import (
+    AuditChain,
+    ChainHead,
+    KafkaSecurity,
+    SerialStore,
+    load_private_key,
+    notify_topic,
+)
 from schemas import Codec, ConsentRecord, RejectedRecord
 
 __all__ = ["DEFAULT_PARTITIONS", "BrokerSettings", "build_app", "ensure_topics"]
@@ -88,7 +96,7 @@ class BrokerSettings:
     app_id: str = "fedbroker-broker"
     topic_prefix: str = DEFAULT_TOPIC_PREFIX
     partitions: int = DEFAULT_PARTITIONS
-    replication: int = 1
+    replication: int | None = None  # None: the cluster's broker count, at most 3
     threshold: float | None = None
     metrics_port: int = 0
     metrics_bind: str = DEFAULT_METRICS_BIND
@@ -103,6 +111,7 @@ class BrokerSettings:
     recorded_floor: datetime = DEFAULT_RECORDED_FLOOR
     limits: Limits = field(default_factory=Limits)
     max_attempts: int = 3
+    security: KafkaSecurity = KafkaSecurity()
 
     def policy(self) -> AdmissionPolicy:
         return AdmissionPolicy(
@@ -168,12 +177,14 @@ def build_app(settings: BrokerSettings) -> faust.App:
     metrics.deciding.set(1)
     logger.info("matching at %s", threshold.describe())
     prefix = settings.topic_prefix
+    replication = cluster_replication(settings.bootstrap, settings.security, settings.replication)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
         store=settings.store,
         topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication,
+        topic_replication_factor=replication,
+        broker_credentials=faust_credentials(settings.security),
         web_enabled=False,
         datadir=str(settings.data_dir),
         producer_acks=-1,
@@ -196,7 +207,8 @@ def build_app(settings: BrokerSettings) -> faust.App:
         + [f"{prefix}.rejected", f"{prefix}.audit", f"{prefix}.broker.matches", attempts_name]
         + [notify_topic(prefix, s.member_id) for s in watch.current.services],
         partitions=settings.partitions,
-        replication=settings.replication,
+        replication=replication,
+        security=settings.security,
         # Deleting old audit records would break every chain's first link.
         configs={f"{prefix}.audit": {"retention.ms": "-1"},
                  attempts_name: {"cleanup.policy": "compact"}},
@@ -232,7 +244,9 @@ def build_app(settings: BrokerSettings) -> faust.App:
         value = None if count is None else str(count).encode()
         await attempts_topic.send(key=coords.encode(), value=value)
 
-    attempts = AttemptCounts.of(persist_attempt, read_attempts(settings.bootstrap, attempts_name))
+    attempts = AttemptCounts.of(
+        persist_attempt, read_attempts(settings.bootstrap, attempts_name, settings.security)
+    )
 
     def observe_lag(message: Any) -> None:
         highwater = app.consumer.highwater(message.tp)
@@ -443,7 +457,11 @@ def build_app(settings: BrokerSettings) -> faust.App:
 
     async def refit_once() -> None:
         merged = await asyncio.get_running_loop().run_in_executor(
-            None, read_histograms, settings.bootstrap, histograms.changelog_topic.get_topic_name()
+            None,
+            read_histograms,
+            settings.bootstrap,
+            histograms.changelog_topic.get_topic_name(),
+            settings.security,
         )
         fit = choose_threshold(None, fit_threshold(merged))
         if fit.source == "fitted" and fit.threshold != core.matcher.threshold:

@@ -73,7 +73,11 @@ def open_connector(
         config,
         factory,
         outbox=Outbox(config.outbox),
-        publisher=Publisher(config.bootstrap, client_id=f"fedbroker-connector-{config.council}"),
+        publisher=Publisher(
+            config.bootstrap,
+            client_id=f"fedbroker-connector-{config.council}",
+            security=config.security,
+        ),
         metrics=metrics,
         directory=DirectoryReloader(watcher, metrics),
         codec=Codec(),

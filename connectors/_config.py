@@ -17,6 +17,7 @@ import yaml
 
 from connectors._errors import ConfigInvalid
 from connectors._timestamps import DEFAULT_MAX_SKEW, TimeBounds
+from consent import KafkaSecurity, KeyInvalid
 
 __all__ = [
     "DEFAULT_DIRECTORY_SERIALS_NAME",
@@ -85,6 +86,8 @@ class ConnectorConfig:
             return self.directory_serials
         return self.outbox.parent / DEFAULT_DIRECTORY_SERIALS_NAME
 
+    security: KafkaSecurity = KafkaSecurity()
+
     def topic(self, role: Literal["events", "consent"]) -> str:
         return f"{self.topic_prefix}.{role}.{self.council}"
 
@@ -125,6 +128,15 @@ def load_config(path: Path, *, bootstrap: str | None = None) -> ConnectorConfig:
     )
     if not resolved_bootstrap:
         _fail(path, "kafka.bootstrap", "is required (or set KAFKA_BOOTSTRAP_SERVERS)")
+    try:  # the file's kafka.security beats FEDBROKER_KAFKA_* (docs/operations.md)
+        raw_security = kafka.get("security")
+        security = (
+            KafkaSecurity.from_mapping(raw_security, base=base)
+            if isinstance(raw_security, dict)
+            else KafkaSecurity.from_env(os.environ)
+        )
+    except KeyInvalid as exc:
+        _fail(path, "kafka.security", str(exc))
     linkage = doc.get("linkage_keys")
     if linkage is None and LINKAGE_KEYS_ENV not in os.environ:
         _fail(path, "linkage_keys", f"is required unless {LINKAGE_KEYS_ENV} is set")
@@ -153,6 +165,7 @@ def load_config(path: Path, *, bootstrap: str | None = None) -> ConnectorConfig:
         directory_serials=(
             None if doc.get("directory_serials") is None else local(str(doc["directory_serials"]))
         ),
+        security=security,
     )
 
 

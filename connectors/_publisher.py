@@ -16,6 +16,7 @@ from typing import Any
 
 from connectors._errors import KafkaUnavailable
 from connectors._outbox import OutboxEntry
+from consent import KafkaSecurity
 
 __all__ = ["DEFAULT_ACK_TIMEOUT_S", "PublishOutcome", "Publisher"]
 
@@ -65,6 +66,7 @@ class Publisher:
     bootstrap: str
     client_id: str = "fedbroker-connector"
     ack_timeout_s: float = DEFAULT_ACK_TIMEOUT_S
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
     _producer: Any = field(default=None, init=False, repr=False)
 
     def _connect(self) -> Any:
@@ -85,6 +87,7 @@ class Publisher:
                     request_timeout_ms=int(self.ack_timeout_s * 1000),
                     delivery_timeout_ms=int(self.ack_timeout_s * 1000) + 1000,
                     max_block_ms=_CONNECT_TIMEOUT_MS,
+                    **self.security.kafka_python(),
                 )
             except KafkaError as exc:
                 raise KafkaUnavailable(f"cannot reach Kafka ({type(exc).__name__})") from exc

@@ -94,9 +94,9 @@ def principal(member_id: str) -> str:
     return f"User:{member_id}"
 
 
-def service_group(member_id: str) -> str:
-    """The consumer group a service may use: its own id, so no two services share one."""
-    return member_id
+def service_group(prefix: str, member_id: str) -> str:
+    """The group a service may use: ``subscriber.default_group``'s name, one per service."""
+    return f"{prefix}.subscriber.{member_id}"
 
 
 def _rules(
@@ -133,7 +133,9 @@ def derive_acls(directory: Directory, names: AclNames = AclNames()) -> frozenset
     for service in directory.services:
         topic = f"{prefix}.notify.{service.member_id}"
         acls += _rules(service.member_id, _TOPIC, topic, _LIT, (_R, _D))
-        acls += _rules(service.member_id, _GROUP, service_group(service.member_id), _LIT, (_R,))
+        acls += _rules(
+            service.member_id, _GROUP, service_group(prefix, service.member_id), _LIT, (_R,)
+        )
     for auditor in directory.of_kind(MemberKind.AUTHORITY):
         acls += _rules(auditor.member_id, _TOPIC, f"{prefix}.audit", _LIT, (_R, _D))
     return frozenset(acls)

@@ -285,8 +285,12 @@ class KafkaCluster:
     def _format(self, node: KafkaNode, config: Path) -> None:
         if (node.data_dir / "meta.properties").exists():
             return
+        # "=": a random id may start with "-", which the tool would read as an option.
         command = self._java(
-            "kafka.tools.StorageTool", "format", "-t", self._cluster_id(), "-c", str(config)
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={self._cluster_id()}",
+            f"--config={config}",
         )
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -327,6 +331,17 @@ class KafkaCluster:
         return process.pid
 
     def wait_ready(self, *, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        # Refused connections are the expected answer while the JVMs start; the
+        # client logs each at ERROR, which buried the one line that matters.
+        client_log = logging.getLogger("kafka")
+        previous = client_log.level
+        client_log.setLevel(logging.CRITICAL)
+        try:
+            self._wait_ready(timeout)
+        finally:
+            client_log.setLevel(previous)
+
+    def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         last_error = ""
         while time.monotonic() < deadline:

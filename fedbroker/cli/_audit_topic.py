@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import click
 
-from consent import audit_record_from_dict
+from consent import KafkaSecurity, audit_record_from_dict
 from fedbroker._errors import CommandError
 from fedbroker._topics import read_to_end
 from schemas import AuditRecord
@@ -80,7 +81,14 @@ def read_audit_topic(
     Raises:
         CommandError: the topic does not exist, or the end was not reached in time.
     """
-    records = read_to_end(bootstrap, topic, timeout_s=timeout_s, missing_ok=False)
+    security = KafkaSecurity.from_env(os.environ)  # the auditor's credentials, never flags
+    records = read_to_end(
+        bootstrap,
+        topic,
+        timeout_s=timeout_s,
+        missing_ok=False,
+        consumer_config=security.kafka_python(),
+    )
     return [
         AuditMessage(r.partition, r.offset, decode(r.value or b""))
         for r in records  # already in (partition, offset) order

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import click
 
 from broker import DEFAULT_METRICS_BIND, BrokerSettings, build_app
+from consent import KafkaSecurity
 
 __all__ = ["broker"]
 
@@ -28,6 +30,13 @@ def broker() -> None:
 @click.option("--app-id", default="fedbroker-broker", show_default=True)
 @click.option("--prefix", default="fed", show_default=True, help="Topic name prefix.")
 @click.option("--partitions", type=int, default=3, show_default=True)
+@click.option(
+    "--replication",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Replication factor of the topics it creates [default: the cluster's broker count, "
+    "at most 3; min.insync.replicas 2 at 3].",
+)
 @click.option(
     "--threshold",
     type=click.FloatRange(0, 1),
@@ -86,11 +95,16 @@ def broker() -> None:
 )
 def run(
     bootstrap: str, directory: Path, trust_anchor: Path, signing_key: Path, app_id: str,
-    prefix: str, partitions: int, threshold: float | None, metrics_port: int, metrics_bind: str,
+    prefix: str, partitions: int, replication: int | None, threshold: float | None,
+    metrics_port: int, metrics_bind: str,
     data_dir: Path, store: str, key_epochs: tuple[int, ...], checkpoint_interval: float,
     refit_interval: float, federation_start: datetime, max_skew: float,
 ) -> None:  # fmt: skip
-    """Verify, route, match, decide, notify and audit until stopped."""
+    """Verify, route, match, decide, notify and audit until stopped.
+
+    Kafka credentials come from FEDBROKER_KAFKA_SECURITY_FILE or FEDBROKER_KAFKA_* variables
+    (docs/operations.md), never from flags.
+    """
     settings = BrokerSettings(
         bootstrap=bootstrap, directory=directory, trust_anchor=trust_anchor,
         signing_key=signing_key, app_id=app_id, topic_prefix=prefix, partitions=partitions,
@@ -99,6 +113,7 @@ def run(
         accepted_epochs=frozenset(key_epochs) if key_epochs else None,
         checkpoint_interval_s=checkpoint_interval, refit_interval_s=refit_interval,
         recorded_floor=federation_start.replace(tzinfo=UTC), max_skew=timedelta(seconds=max_skew),
+        replication=replication, security=KafkaSecurity.from_env(os.environ),
     )  # fmt: skip
     app = build_app(settings)
     sys.argv = [sys.argv[0], "worker", "-l", "warn", "--without-web"]

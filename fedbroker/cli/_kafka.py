@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from consent import load_directory
+from consent import Directory, load_directory
 from fedbroker._acl_apply import apply_acls
 from fedbroker._acls import AclNames, derive_acls
 from fedbroker._errors import CommandError
@@ -32,9 +32,8 @@ def _trust_anchor(directory: Path, given: Path | None) -> Path:
     return dev
 
 
-def provision(cluster: KafkaCluster, directory: Path, anchor: Path, names: AclNames) -> int:
+def provision(cluster: KafkaCluster, loaded: Directory, names: AclNames) -> int:
     """Issue every party's credentials and set the directory's ACLs; return the party count."""
-    loaded = load_directory(directory, trust_anchor=anchor, now=datetime.now(UTC))
     for member_id in loaded.members:
         if member_id == ADMIN_PRINCIPAL:
             raise CommandError(f"member id '{ADMIN_PRINCIPAL}' is reserved for the Kafka admin")
@@ -90,14 +89,17 @@ def up(
     secure = secure or (not fresh and probe.pki.ca_file.exists())
     if directory_path is not None and not secure:
         raise CommandError("--directory is for a --secure cluster")
+    loaded = None
+    if directory_path is not None:  # refuse a bad directory before starting anything
+        anchor = _trust_anchor(directory_path, trust_anchor)
+        loaded = load_directory(directory_path, trust_anchor=anchor, now=datetime.now(UTC))
     cluster = KafkaCluster(int(brokers), port, secure=secure)
     bootstrap = cluster.up(fresh=fresh)
     mode = "TLS, client certificates, ACLs" if secure else "plaintext"
     click.echo(f"Apache Kafka {KAFKA_VERSION} ({brokers} broker(s), KRaft, {mode}) at {bootstrap}")
     if secure:
-        if directory_path is not None:
-            anchor = _trust_anchor(directory_path, trust_anchor)
-            count = provision(cluster, directory_path, anchor, AclNames(prefix, app_id))
+        if loaded is not None:
+            count = provision(cluster, loaded, AclNames(prefix, app_id))
             click.echo(f"credentials for {count} parties and their ACLs are set")
         folder = cluster.pki.folder / "principals"
         click.echo(f"credentials (0600): {folder}/<party>/kafka-security.yaml")

@@ -24,8 +24,10 @@ from fedbroker._acls import (
     derive_acls,
     format_acls,
     plan_acls,
+    service_group,
     strimzi_users,
 )
+from subscriber import default_group
 
 COUNCILS = ("E08000001", "E08000002", "E08000003")
 SERVICES = {"svc-a": "E08000001", "svc-b": "E08000002", "gmca.unit": None}
@@ -92,10 +94,10 @@ def test_a_service_reads_only_its_own_notifications_with_its_own_group(federatio
         }
         assert readable == {service}
         groups = {
-            g for g in [*SERVICES, "fedbroker-broker"]
+            g for g in [*(service_group("fed", s) for s in SERVICES), *SERVICES, "fedbroker-broker"]
             if allowed(acls, service, Operation.READ, Resource.GROUP, g)
         }  # fmt: skip
-        assert groups == {service}
+        assert groups == {service_group("fed", service)} == {default_group("fed", service)}
         assert not allowed(acls, service, Operation.READ, Resource.TOPIC, "fed.audit")
         assert not allowed(acls, service, Operation.READ, Resource.TOPIC, "fed.events.E08000001")
 
@@ -111,7 +113,7 @@ def test_the_broker_reads_sources_and_owns_its_internal_topics_and_group(acls):
         assert allowed(acls, "broker", Operation.WRITE, Resource.TOPIC, internal)
         assert allowed(acls, "broker", Operation.READ, Resource.TOPIC, internal)
     assert allowed(acls, "broker", Operation.READ, Resource.GROUP, "fedbroker-broker")
-    assert not allowed(acls, "broker", Operation.READ, Resource.GROUP, "svc-a")
+    assert not allowed(acls, "broker", Operation.READ, Resource.GROUP, "fed.subscriber.svc-a")
     assert not allowed(acls, "broker", Operation.READ, Resource.TOPIC, "fed.notify.svc-a")
 
 

@@ -135,3 +135,17 @@ def test_three_brokers_survive_one_killed_with_acks_all(fedbroker_home: Path):
         assert {meta.partition for meta in acknowledged} == {0, 1, 2}
     finally:
         cluster.down()
+
+
+def test_a_cluster_id_that_starts_with_a_dash_still_formats(tmp_path: Path, fedbroker_home: Path):
+    """About one random id in 64 starts with "-"; the storage tool read it as an option."""
+    libs = fedbroker_home / "kafka" / "libs-4.4.0"
+    home = tmp_path / "home"
+    (home / "kafka").mkdir(parents=True)
+    (home / "kafka" / "libs-4.4.0").symlink_to(libs.resolve())
+    cluster = KafkaCluster(1, CLI_PORT + 60, home)
+    cluster.directory.mkdir(parents=True)
+    (cluster.directory / "cluster.id").write_text("-" + "A" * 21)
+    node = cluster.nodes[0]
+    cluster._format(node, cluster._write_config(node))
+    assert (node.data_dir / "meta.properties").exists()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -165,3 +168,24 @@ def test_a_settings_file_that_is_not_a_mapping_is_refused(tmp_path: Path):
         KafkaSecurity.from_file(bad)
     with pytest.raises(KeyInvalid, match="cannot read"):
         KafkaSecurity.from_file(tmp_path / "absent.yaml")
+
+
+def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fedbroker", *args],
+        capture_output=True, text=True, check=False, timeout=60,
+        env={**os.environ, "FEDBROKER_HOME": str(home)},
+    )  # fmt: skip
+
+
+def test_a_bad_directory_is_refused_before_any_node_starts(tmp_path: Path):
+    forged = tmp_path / "directory.signed"
+    forged.write_text("format: fedbroker-directory/1\nmembers: []\n")
+    anchor = tmp_path / "anchor.pub"
+    anchor.write_text("not a key")
+    up = _cli(tmp_path, "kafka", "up", "--secure", "--port", "29499",
+              "--directory", str(forged), "--trust-anchor", str(anchor))  # fmt: skip
+    assert up.returncode == 1 and "error [" in up.stderr
+    assert not (tmp_path / "kafka" / "cluster-1x29499").exists()
+    plain = _cli(tmp_path, "kafka", "up", "--port", "29499", "--directory", str(forged))
+    assert plain.returncode == 1 and "--secure" in plain.stderr
