@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -148,7 +148,7 @@ class Matcher:
 
         A sighting already present (a replay) finds nothing and changes nothing.
         """
-        live = (state or TokenState()).live(now)
+        live = (state if state is not None else TokenState()).live(now)
         if any(s.event_id == sighting.event_id for s in live.sightings):
             return Observation(live, (), ())
         exact = token in sighting.tokens
@@ -178,7 +178,10 @@ class Matcher:
                 scores.append(value)
                 if value >= self.threshold and _owner(mine_exact, other.tokens) is None:
                     matches.append(Match(sighting, other, value, FUZZY, token))
-        return Observation(TokenState((*live.sightings, sighting)), tuple(matches), tuple(scores))
+        # The remembered ids stay with the state: dropping them here would let a
+        # replay of an erased event through as new (issue 11).
+        kept = replace(live, sightings=(*live.sightings, sighting))
+        return Observation(kept, tuple(matches), tuple(scores))
 
 
 def dedupe_matches(matches: Iterable[Match]) -> tuple[Match, ...]:

@@ -116,7 +116,7 @@ class PartitionCore:
         (``subjects_of``, DESIGN section 10).
         """
         effects = Effects()
-        held = (state or TokenState()).live(now)
+        held = (state if state is not None else TokenState()).live(now)
         known = held.remembered(sighting.event_id)
         if known is not None and origin and known.origin != origin:
             effects.duplicate = True  # the same signed event sent again: nothing to redo
@@ -228,11 +228,11 @@ class PartitionCore:
         of each removed sighting, the events to forget there: the app re-routes
         the record with them (a cascade goes one step: ``forget`` is then set).
         """
-        updated = (consent or ConsentLedger()).apply(record)
+        updated = (consent if consent is not None else ConsentLedger()).apply(record)
         if record.state is not ConsentState.ERASURE_REQUESTED:
             return ConsentEffects(state, updated)
         subject = {t.key() for t in record.tokens}
-        held = state or TokenState()
+        held = state if state is not None else TokenState()
         removed = [
             s for s in held.sightings if s.event_id in forget or subject.intersection(s.tokens)
         ]

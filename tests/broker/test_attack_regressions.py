@@ -1,0 +1,70 @@
+"""Breaks a hostile reviewer reproduced in the broker (issue 11), each pinned by a test.
+
+Every test here failed on the code before its fix.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from broker import Matcher, Sighting
+from broker._partition import PartitionCore, retention_for
+from broker._verify import DEFAULT_MAX_AGE, DEFAULT_MAX_SKEW
+from consent import AuditChain, ChainHead
+from schemas import ConsentRecord, ConsentState
+from tests.broker.test_partition import FROM, NOW, TO, federation
+from tests.broker.test_replay_window import _event
+
+__all__ = ["federation"]
+
+
+def test_an_erased_event_replayed_from_another_offset_is_a_duplicate_not_stored_again(
+    federation,
+):
+    """A state holding only remembered ids is still a state (it used to count as empty)."""
+    directory = federation.load(NOW)
+    core = PartitionCore(directory, Matcher(), federation.signing_key("broker"))
+    chain = AuditChain(ChainHead("test/0"), federation.signing_key("broker"))
+    first = _event(federation, FROM, "C", "2026-09-01", "a-1", NOW)
+    moved = _event(federation, TO, "M", "2026-09-04", "b-7", NOW)
+    token = min(t.key() for t in first.tokens)
+    state = None
+    for event, origin in ((first, "fed.events.A/0/1"), (moved, "fed.events.B/0/1")):
+        sighting = Sighting.from_event(event, retention=retention_for(directory, event))
+        until = event.published_at + DEFAULT_MAX_AGE + DEFAULT_MAX_SKEW
+        state, _ = core.on_sighting(token, sighting, state, None, chain, NOW, origin=origin,
+                                    seen_until=until)  # fmt: skip
+    erasure = ConsentRecord("e" * 32, FROM, first.tokens, "*", ConsentState.ERASURE_REQUESTED,
+                            NOW, NOW, 1)  # fmt: skip
+    erased = core.on_consent(token, erasure, state, None, chain, NOW + timedelta(hours=1))
+    assert len(erased.state) == 0, "the erasure removed every sighting"
+    assert erased.state.remembered(first.event_id) is not None, "but the ids are remembered"
+
+    sighting = Sighting.from_event(first, retention=retention_for(directory, first))
+    until = first.published_at + DEFAULT_MAX_AGE + DEFAULT_MAX_SKEW
+    after, effects = core.on_sighting(token, sighting, erased.state, erased.consent, chain,
+                                      NOW + timedelta(hours=2), origin="fed.events.A/0/77",
+                                      seen_until=until)  # fmt: skip
+    assert effects.duplicate
+    assert not effects.notifications
+    assert [s.event_id for s in after.sightings] == []
+
+
+def test_the_matcher_keeps_remembered_ids_of_a_state_with_no_sightings(federation):
+    """``Matcher.observe`` on a state of remembered ids only hands back those ids."""
+    directory = federation.load(NOW)
+    core = PartitionCore(directory, Matcher(), federation.signing_key("broker"))
+    chain = AuditChain(ChainHead("test/0"), federation.signing_key("broker"))
+    first = _event(federation, FROM, "C", "2026-09-01", "a-1", NOW)
+    token = min(t.key() for t in first.tokens)
+    sighting = Sighting.from_event(first, retention=retention_for(directory, first))
+    until = first.published_at + DEFAULT_MAX_AGE + DEFAULT_MAX_SKEW
+    state, _ = core.on_sighting(token, sighting, None, None, chain, NOW,
+                                origin="fed.events.A/0/1", seen_until=until)  # fmt: skip
+    erasure = ConsentRecord("e" * 32, FROM, first.tokens, "*", ConsentState.ERASURE_REQUESTED,
+                            NOW, NOW, 1)  # fmt: skip
+    erased = core.on_consent(token, erasure, state, None, chain, NOW).state
+    moved = _event(federation, TO, "M", "2026-09-04", "b-7", NOW)
+    other = Sighting.from_event(moved, retention=retention_for(directory, moved))
+    observed = Matcher().observe(erased, token, other, NOW)
+    assert observed.state.remembered(first.event_id) is not None
