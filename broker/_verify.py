@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_OCCURRED_FLOOR",
     "DEFAULT_RECORDED_FLOOR",
     "Rejected",
+    "key_epoch_problem",
     "source_time_problem",
     "topic_council",
     "verify_record",
@@ -104,8 +105,9 @@ def verify_record(
     claimed = record.source_council if isinstance(record, CitizenEvent) else record.council
     if claimed != owner:
         raise Rejected(f"{topic}: record names another council", reason="wrong-council")
-    if accepted_epochs is not None and record.key_epoch not in accepted_epochs:
-        raise Rejected(f"{topic}: linkage-key epoch not accepted", reason="stale-key-epoch")
+    problem = key_epoch_problem(record, accepted_epochs)
+    if problem is not None:
+        raise Rejected(f"{topic}: a linkage-key epoch is refused", reason=problem)
     if record.published_at < now - max_age:
         raise Rejected(f"{topic}: published too long ago", reason="stale")
     if record.published_at > now + max_skew:
@@ -116,6 +118,25 @@ def verify_record(
     if problem is not None:
         raise Rejected(f"{topic}: a source time is out of bounds", reason=problem)
     return record
+
+
+def key_epoch_problem(
+    record: CitizenEvent | ConsentRecord, accepted_epochs: frozenset[int] | None
+) -> str | None:
+    """The reason code of a linkage-key epoch the broker must refuse, or None.
+
+    Tokens are matched by value, so a record that says epoch 1 but carries
+    tokens of a retired epoch 0 would link under a key the federation has
+    withdrawn (issue 11): every token's epoch counts, not only the record's.
+    A record whose tokens disagree with its own ``key_epoch`` is refused even
+    when each epoch is accepted, since no honest connector writes one.
+    """
+    epochs = {t.epoch for t in (*record.tokens, *record.blocking_tokens)}
+    if accepted_epochs is not None and not {record.key_epoch, *epochs} <= accepted_epochs:
+        return "stale-key-epoch"
+    if epochs - {record.key_epoch}:
+        return "mixed-key-epochs"
+    return None
 
 
 def source_time_problem(

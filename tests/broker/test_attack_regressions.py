@@ -5,14 +5,18 @@ Every test here failed on the code before its fix.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
-from broker import Matcher, Sighting
+import pytest
+
+from broker import Matcher, Rejected, Sighting
+from broker._admission import AdmissionPolicy, admit
 from broker._partition import PartitionCore, retention_for
 from broker._verify import DEFAULT_MAX_AGE, DEFAULT_MAX_SKEW
-from consent import AuditChain, ChainHead
-from schemas import ConsentRecord, ConsentState
-from tests.broker.test_partition import FROM, NOW, TO, federation
+from consent import AuditChain, ChainHead, seal_envelope
+from schemas import Codec, ConsentRecord, ConsentState, SignatureDomain
+from tests.broker.test_partition import FROM, NOW, TO, _consent, federation
 from tests.broker.test_replay_window import _event
 
 __all__ = ["federation"]
@@ -68,3 +72,47 @@ def test_the_matcher_keeps_remembered_ids_of_a_state_with_no_sightings(federatio
     other = Sighting.from_event(moved, retention=retention_for(directory, moved))
     observed = Matcher().observe(erased, token, other, NOW)
     assert observed.state.remembered(first.event_id) is not None
+
+
+def _admit_signed(federation, record, *, accepted=frozenset({1})):
+    """Seal ``record`` with the council's own key, as a forged connector would, and admit it."""
+    codec = Codec()
+    domain, topic = (
+        (SignatureDomain.EVENT, f"fed.events.{FROM}")
+        if not isinstance(record, ConsentRecord)
+        else (SignatureDomain.CONSENT, f"fed.consent.{FROM}")
+    )
+    data = seal_envelope(domain, record, federation.signing_key(FROM), FROM, codec=codec)
+    return admit(data, topic=topic, directory=federation.load(NOW), codec=codec, now=NOW,
+                 policy=AdmissionPolicy(accepted_epochs=accepted))  # fmt: skip
+
+
+def _epoch(tokens, epoch):
+    return tuple(replace(t, epoch=epoch) for t in tokens)
+
+
+def test_tokens_of_a_retired_epoch_under_an_accepted_record_epoch_are_refused(federation):
+    event = _event(federation, FROM, "C", "2026-09-01", "a-1", NOW)
+    assert _admit_signed(federation, event) == event, "the honest event is admitted"
+    retired = replace(event, tokens=_epoch(event.tokens, 0),
+                      blocking_tokens=_epoch(event.blocking_tokens, 0))  # fmt: skip
+    only_blocking = replace(event, blocking_tokens=_epoch(event.blocking_tokens, 0))
+    for forged in (retired, only_blocking):
+        with pytest.raises(Rejected) as caught:
+            _admit_signed(federation, forged)
+        assert caught.value.reason == "stale-key-epoch"
+    record = _consent(federation, ConsentState.GRANTED, "*")
+    with pytest.raises(Rejected) as caught:
+        _admit_signed(federation, replace(record, tokens=_epoch(record.tokens, 0)))
+    assert caught.value.reason == "stale-key-epoch"
+
+
+def test_a_record_whose_tokens_disagree_with_its_own_epoch_is_refused(federation):
+    event = _event(federation, FROM, "C", "2026-09-01", "a-1", NOW)
+    mixed = replace(event, tokens=_epoch(event.tokens, 2))
+    with pytest.raises(Rejected) as caught:
+        _admit_signed(federation, mixed, accepted=frozenset({1, 2}))
+    assert caught.value.reason == "mixed-key-epochs"
+    with pytest.raises(Rejected) as caught:  # no accepted set configured: still one epoch
+        _admit_signed(federation, mixed, accepted=None)
+    assert caught.value.reason == "mixed-key-epochs"
