@@ -21,6 +21,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -68,6 +69,8 @@ DEFAULT_METRICS_BIND = "127.0.0.1"
 _SCORE_FLUSH = 50
 #: Pending producer sends before Faust pauses the streams to flush (its default: 100).
 PRODUCER_BUFFER_MESSAGES = 2000
+#: The exit status of a worker stopped while its directory is expired.
+EXIT_DIRECTORY_EXPIRED = 3
 _TICK = b"\x00tick"  # not a token key: tokens are "domain:epoch:hex"
 
 
@@ -255,14 +258,25 @@ def build_app(settings: BrokerSettings) -> faust.App:
         await rejected_topic.send(key=record.rejected_id.encode(), value=codec.encode(record))
 
     async def until_deciding() -> None:
-        """Wait while the directory is expired: deciding on it would trust stale keys."""
+        """Wait while the directory is expired: deciding on it would trust stale keys.
+
+        Faust waits for the message in hand before it stops or rebalances, and
+        that message must not be decided, quarantined or committed. So a worker
+        asked to stop (or to give up partitions) while expired exits at once,
+        uncommitted, as after a crash; it refuses to start again until a valid
+        directory is installed, and the message is read again then.
+        """
         while True:
             renewed.clear()
             if watch.usable(datetime.now(UTC)):
                 return
             metrics.deciding.set(0)
+            if app.should_stop or app.rebalancing:
+                logger.error("%s; exiting without committing", watch.why)
+                logging.shutdown()
+                os._exit(EXIT_DIRECTORY_EXPIRED)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(renewed.wait(), timeout=settings.directory_poll_s)
+                await asyncio.wait_for(renewed.wait(), timeout=1.0)
 
     def guard(message: Any, stage: str, work: Callable[[], Awaitable[None]]) -> Awaitable[None]:
         async def refuse(reason: str) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from connectors._config import LINKAGE_KEYS_ENV, ConnectorConfig
+from connectors._directory_reload import DirectoryReloader
 from connectors._errors import ConfigInvalid
 from connectors._events import EventFactory
 from connectors._metrics import ConnectorMetrics
@@ -16,7 +17,7 @@ from connectors._outbox import Outbox
 from connectors._publisher import Publisher
 from connectors._runner import Connector
 from connectors._tokens import Tokeniser, load_linkage_keys
-from consent import load_directory, load_private_key
+from consent import DirectoryWatcher, SerialStore, load_private_key
 from schemas import Codec
 
 __all__ = ["open_connector"]
@@ -27,10 +28,22 @@ logger = logging.getLogger(__name__)
 def open_connector(
     config: ConnectorConfig, *, metrics: ConnectorMetrics | None = None
 ) -> Connector:
-    """Load keys and the verified directory, open the outbox; refuse anything inconsistent."""
-    directory = load_directory(
-        config.directory, trust_anchor=config.trust_anchor, now=datetime.now(UTC)
+    """Load keys and the verified directory, open the outbox; refuse anything inconsistent.
+
+    Raises:
+        DirectoryRolledBack: the directory's serial is below one this connector
+            accepted before (an older directory may restore a revoked key).
+    """
+    # Before anything is signed under it: an old file put back must not bring
+    # a revoked recipient key (or a withdrawn agreement) back into the sealing.
+    watcher = DirectoryWatcher(
+        config.directory,
+        trust_anchor=config.trust_anchor,
+        serial_store=SerialStore(config.serials_path),
+        now=datetime.now(UTC),
     )
+    directory = watcher.current
+    metrics = metrics or ConnectorMetrics()
     if config.council not in directory.members:
         raise ConfigInvalid(f"council {config.council} is not a member in the directory")
     signing_key = load_private_key(config.signing_key)
@@ -61,6 +74,7 @@ def open_connector(
         factory,
         outbox=Outbox(config.outbox),
         publisher=Publisher(config.bootstrap, client_id=f"fedbroker-connector-{config.council}"),
-        metrics=metrics or ConnectorMetrics(),
+        metrics=metrics,
+        directory=DirectoryReloader(watcher, metrics),
         codec=Codec(),
     )

@@ -19,6 +19,7 @@ from connectors._errors import ConfigInvalid
 from connectors._timestamps import DEFAULT_MAX_SKEW, TimeBounds
 
 __all__ = [
+    "DEFAULT_DIRECTORY_SERIALS_NAME",
     "DEFAULT_MAX_RECORD_BYTES",
     "DEFAULT_METRICS_BIND",
     "DEFAULT_POLL_INTERVAL_S",
@@ -39,6 +40,8 @@ LINKAGE_KEYS_ENV = "FEDBROKER_LINKAGE_KEYS"
 #: Below Kafka's default max.message.bytes (1 MiB) with room for the batch
 #: header: a bigger record is refused at the row, not left to wedge the outbox.
 DEFAULT_MAX_RECORD_BYTES = 1_000_000
+#: The serial store's file name in the outbox's folder when the config names none.
+DEFAULT_DIRECTORY_SERIALS_NAME = "directory-serials.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,15 @@ class ConnectorConfig:
     poll_interval_s: float = DEFAULT_POLL_INTERVAL_S
     time_bounds: TimeBounds = TimeBounds()
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    #: where the highest accepted directory serial is kept (None: beside the outbox)
+    directory_serials: Path | None = None
+
+    @property
+    def serials_path(self) -> Path:
+        """The serial store: kept with the outbox, which survives restarts as it must."""
+        if self.directory_serials is not None:
+            return self.directory_serials
+        return self.outbox.parent / DEFAULT_DIRECTORY_SERIALS_NAME
 
     def topic(self, role: Literal["events", "consent"]) -> str:
         return f"{self.topic_prefix}.{role}.{self.council}"
@@ -138,6 +150,9 @@ def load_config(path: Path, *, bootstrap: str | None = None) -> ConnectorConfig:
         poll_interval_s=float(doc.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S)),
         time_bounds=_time_bounds(path, doc),
         max_record_bytes=_positive_int(path, doc, "max_record_bytes", DEFAULT_MAX_RECORD_BYTES),
+        directory_serials=(
+            None if doc.get("directory_serials") is None else local(str(doc["directory_serials"]))
+        ),
     )
 
 

@@ -35,7 +35,7 @@ from schemas import (
     SignatureDomain,
 )
 
-__all__ = ["EventFactory", "event_id_for"]
+__all__ = ["EventFactory", "consent_scopes", "event_id_for"]
 
 _ID_HEX = 32
 
@@ -165,6 +165,10 @@ class EventFactory:
         scope = mapping.scope.read(row.values)
         if scope is None:
             raise InvalidIdentifier("scope", "missing")
+        if scope not in consent_scopes(self.directory):
+            # A free-text cell (a clerk's note, a resident's name) must never be
+            # signed and published as the scope: only the directory's own names.
+            raise InvalidIdentifier("scope", "unknown-scope")
         try:
             state = ConsentState(mapping.state.read(row.values) or "")
         except ValueError as exc:
@@ -203,6 +207,14 @@ class EventFactory:
             SignatureDomain.EVENT if isinstance(record, CitizenEvent) else SignatureDomain.CONSENT
         )
         return seal_envelope(domain, record, self.signing_key, self.council, codec=codec)
+
+
+def consent_scopes(directory: Directory) -> frozenset[str]:
+    """What a consent record may be about: an agreement, a purpose of one, or ``*`` (all)."""
+    agreements = directory.agreements.values()
+    return frozenset(
+        {"*"} | {a.agreement_id for a in agreements} | {a.purpose_scope for a in agreements}
+    )
 
 
 def _payload(row: SourceRow, mapping: SourceMapping) -> dict[str, str]:

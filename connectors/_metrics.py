@@ -66,6 +66,22 @@ class ConnectorMetrics:
             "Publish attempts that found Kafka unavailable",
             registry=r,
         )
+        self.directory_refused = Counter(
+            "fedbroker_connector_directory_refused",
+            "New directory versions refused (rolled back, unsigned, expired), by reason code",
+            ["reason"],
+            registry=r,
+        )
+        self.directory_restart_needed = Counter(
+            "fedbroker_connector_directory_restart_needed",
+            "Directory changes taken up that add what only a restart loads",
+            registry=r,
+        )
+        self.directory_expires_in = Gauge(
+            "fedbroker_connector_directory_expires_in_seconds",
+            "Seconds before the directory in force expires",
+            registry=r,
+        )
 
     def serve(self, port: int, address: str = "127.0.0.1") -> None:
         """Expose ``/metrics`` over HTTP (port 0 disables)."""

@@ -43,8 +43,8 @@ def encode_row(row: SourceRow, mapping: SourceMapping, tokeniser: Tokeniser) -> 
             and its reason (the cause an operator can fix), or
             ``identity``/``no-usable-identifier`` when the row had none at all.
     """
-    if "__malformed__" in row.values:
-        raise InvalidIdentifier("row", str(row.values["__malformed__"]))
+    if row.malformed is not None:
+        raise InvalidIdentifier("row", row.malformed)
     if any(v is not None and len(v) > MAX_CELL_CHARS for v in row.values.values()):
         raise InvalidIdentifier("row", "cell-too-large")
     raw = {name: row.values.get(column) for name, column in mapping.identity.items()}

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from connectors._config import ConnectorConfig, SourceConfig
+from connectors._directory_reload import DirectoryReloader
 from connectors._errors import InvalidIdentifier, KafkaUnavailable, SourceError
 from connectors._events import EventFactory
 from connectors._mapping import SourceMapping, load_mapping
@@ -65,6 +66,7 @@ class Connector:
         publisher: Publisher,
         metrics: ConnectorMetrics,
         codec: Codec,
+        directory: DirectoryReloader | None = None,
         clock: _Clock = _utc_now,
     ) -> None:
         self.config = config
@@ -74,6 +76,7 @@ class Connector:
         self.metrics = metrics
         self.codec = codec
         self.clock = clock
+        self.directory = directory
         self.mappings: dict[str, SourceMapping] = {
             s.name: load_mapping(s.mapping) for s in config.sources
         }
@@ -273,6 +276,8 @@ class Connector:
         stop = stop or threading.Event()
         published = 0
         while not stop.is_set():
+            if self.directory is not None:
+                self.factory = self.directory.refresh(self.factory, self.clock())
             self.ingest()
             try:
                 published += self.publish()

@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_BATCH_ROWS",
     "FileKind",
     "FolderSource",
+    "MalformedReason",
     "PostgresSource",
     "SourceRow",
 ]
@@ -31,16 +32,25 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FileKind = Literal["csv", "jsonl"]
+#: Why a reader could not parse a record; a closed set, never a source value.
+MalformedReason = Literal["unparseable", "extra-cells", "not-json", "not-an-object"]
 DEFAULT_BATCH_ROWS = 5000
 
 
 @dataclass(frozen=True, slots=True)
 class SourceRow:
-    """One record as text values by column, and where it came from (for quarantine)."""
+    """One record as text values by column, and where it came from (for quarantine).
+
+    ``malformed`` is the reader's reason code for a record it could not parse.
+    It is kept out of ``values`` on purpose: an in-band marker key is a key a
+    source row can carry too, which once let a clear value become a reason
+    code and a metric label.
+    """
 
     location: str
     row: int
     values: Mapping[str, str | None]
+    malformed: MalformedReason | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +114,10 @@ def _csv_rows(name: str, text: str, required: frozenset[str]) -> Iterator[Source
         except csv.Error:
             # One unparseable record (a cell over the csv module's size limit, a
             # stray NUL) costs that record; the reader resumes at the next line.
-            yield SourceRow(name, number, {"__malformed__": "unparseable"})
+            yield SourceRow(name, number, {}, malformed="unparseable")
             continue
         if None in record:  # more cells than the header names
-            yield SourceRow(name, number, {"__malformed__": "extra-cells"})
+            yield SourceRow(name, number, {}, malformed="extra-cells")
             continue
         yield SourceRow(name, number, {k: (v if v != "" else None) for k, v in record.items()})
 
@@ -119,10 +129,10 @@ def _jsonl_rows(name: str, text: str) -> Iterator[SourceRow]:
         try:
             record: Any = json.loads(line)
         except ValueError:
-            yield SourceRow(name, number, {"__malformed__": "not-json"})
+            yield SourceRow(name, number, {}, malformed="not-json")
             continue
         if not isinstance(record, dict):
-            yield SourceRow(name, number, {"__malformed__": "not-an-object"})
+            yield SourceRow(name, number, {}, malformed="not-an-object")
             continue
         yield SourceRow(name, number, {str(k): _text(v) for k, v in record.items()})
 

@@ -64,6 +64,7 @@ class ProblemKind(StrEnum):
     NO_CHECKPOINT = "no-checkpoint"
     UNVOUCHED = "unvouched"
     PENDING = "pending"
+    REPEATED_DECISION = "repeated-decision"
 
 
 _VOUCHING = frozenset({ProblemKind.NO_CHECKPOINT, ProblemKind.UNVOUCHED, ProblemKind.PENDING})
@@ -173,6 +174,7 @@ def _verify_chain(
     for _, record in items:
         seqs_ahead[record.seq] = seqs_ahead.get(record.seq, 0) + 1
     seen: dict[int, bytes] = {}
+    decided: set[str] = set()  # an auditor must see each decision once (DESIGN section 10)
     expected, prev = 0, GENESIS_HASH
     last_checkpoint: AuditRecord | None = None
     problem: AuditProblem | None = None
@@ -223,8 +225,17 @@ def _verify_chain(
                 position,
                 "checkpoint signature does not verify under the broker key",
             )
+        elif record.kind is not AuditKind.CHECKPOINT and record.decision_id in decided:
+            problem = found(
+                ProblemKind.REPEATED_DECISION,
+                record,
+                position,
+                f"decision {record.decision_id} was already recorded in this chain",
+            )
         if problem is not None:
             break
+        if record.kind is not AuditKind.CHECKPOINT:
+            decided.add(record.decision_id)
         seen[record.seq] = record.record_hash
         if record.kind is AuditKind.CHECKPOINT:
             last_checkpoint = record

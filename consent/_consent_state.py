@@ -2,8 +2,12 @@
 
 A ``ConsentRecord`` names a subject's tokens, a scope (an agreement id,
 ``purpose:<name>`` or ``*``) and a state. For each token and scope only the
-latest record counts, ordered by its *effective time* and then ``record_id`` so
-that two brokers replaying the same records in any order agree. The effective
+latest record counts, ordered by its *effective time*, then its publication
+time, then refusal before grant, then ``record_id``, so that two brokers
+replaying the same records in any order agree. Records a clerk dates by day
+(a grant and a withdrawal both "2026-09-10") tie on effective time; the one
+published later is the later act, and on a full tie the refusal wins, so the
+order never falls to the hash of a record id. The effective
 time is ``recorded_at`` clamped to ``published_at``: ``recorded_at`` is typed by
 a clerk and a typo (2062 for 2026) would otherwise outrank every withdrawal and
 erasure recorded after it, while ``published_at`` is checked against the
@@ -13,6 +17,12 @@ order safe even for one that slipped through. An erasure request
 removes everything held about the token and leaves only a tombstone, because
 without it a later event under an objection-model agreement would look like a
 resident who never objected (DESIGN section 6).
+
+Across a subject's tokens a refusal wins (``effective_consent``): a token such
+as ``name+dob`` can be shared by two namesakes, so a newer grant under it may
+be the other person's, while a refusal under any token the subject holds is
+honoured. The cost is a false denial (a namesake's objection can deny a
+disclosure), never a false disclosure.
 
 ``TokenConsent`` is one token's state, small and serialisable (``to_bytes`` /
 ``from_bytes``) so the broker can keep it as the value of a Faust table keyed by
@@ -42,7 +52,11 @@ __all__ = [
 ]
 
 ALL_SCOPES = "*"
-_STATE_VERSION = 2  # 2: entries ranked by effective_at; v1 ranked by raw recorded_at
+_STATE_VERSION = 3  # 3: ties broken by publication and refusal; 2: by record id only
+_READABLE_VERSIONS = frozenset({2, 3})  # a v2 entry ranks as published at its effective time
+_REFUSALS = frozenset(
+    {ConsentState.WITHDRAWN, ConsentState.OBJECTED, ConsentState.ERASURE_REQUESTED}
+)
 
 
 def effective_time(record: ConsentRecord) -> datetime:
@@ -54,10 +68,13 @@ def effective_time(record: ConsentRecord) -> datetime:
 class ConsentEntry:
     """The latest record for one token and scope; ordering is the precedence order.
 
-    ``effective_at`` is ``min(recorded_at, published_at)`` (see the module's docstring).
+    ``effective_at`` is ``min(recorded_at, published_at)``; ``refusal`` is 1 for a
+    withdrawal, objection or erasure and 0 for a grant (see the module's docstring).
     """
 
     effective_at: datetime
+    published_at: datetime
+    refusal: int
     record_id: str
     scope: str
     state: ConsentState
@@ -66,12 +83,19 @@ class ConsentEntry:
     @classmethod
     def from_record(cls, record: ConsentRecord) -> ConsentEntry:
         return cls(
-            effective_time(record), record.record_id, record.scope, record.state, record.council
+            effective_time(record),
+            record.published_at,
+            _refusal(record.state),
+            record.record_id,
+            record.scope,
+            record.state,
+            record.council,
         )
 
     def to_dict(self) -> dict[str, str]:
         return {
             "effective_at": self.effective_at.isoformat(),
+            "published_at": self.published_at.isoformat(),
             "record_id": self.record_id,
             "scope": self.scope,
             "state": self.state.value,
@@ -82,11 +106,15 @@ class ConsentEntry:
     def from_dict(cls, data: Mapping[str, Any]) -> ConsentEntry:
         try:
             effective_at = datetime.fromisoformat(data["effective_at"])
+            published = data.get("published_at")
+            state = ConsentState(data["state"])
             return cls(
                 effective_at,
+                datetime.fromisoformat(published) if published is not None else effective_at,
+                _refusal(state),
                 str(data["record_id"]),
                 str(data["scope"]),
-                ConsentState(data["state"]),
+                state,
                 str(data["council"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -138,7 +166,7 @@ class TokenConsent:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TokenConsent:
-        if not isinstance(data, Mapping) or data.get("v") != _STATE_VERSION:
+        if not isinstance(data, Mapping) or data.get("v") not in _READABLE_VERSIONS:
             raise ConsentStateInvalid("unknown consent state version")
         raw, erasure = data.get("entries"), data.get("erasure")
         if not isinstance(raw, list) or not (erasure is None or isinstance(erasure, Mapping)):
@@ -158,8 +186,12 @@ class TokenConsent:
             raise ConsentStateInvalid("consent state is not valid JSON") from exc
 
 
-def _by_scope(entry: ConsentEntry) -> tuple[str, datetime, str]:
-    return entry.scope, entry.effective_at, entry.record_id
+def _by_scope(entry: ConsentEntry) -> tuple[str, ConsentEntry]:
+    return entry.scope, entry
+
+
+def _refusal(state: ConsentState) -> int:
+    return 1 if state in _REFUSALS else 0
 
 
 class ConsentView(Protocol):
@@ -208,19 +240,25 @@ def effective_consent(
 ) -> ConsentEntry | None:
     """The record that governs one subject under one agreement, or None if none does.
 
-    A subject is known by several tokens; every entry under any of them whose scope
-    is the agreement, its purpose or ``*`` competes, and the latest by effective
-    time (never later than its publication) wins. An erasure request under any
-    scope governs every agreement.
+    A subject is known by several tokens. Under each token the latest applicable
+    entry (scope the agreement, its purpose or ``*``; an erasure request under
+    any scope) governs that token. Across tokens a refusal wins: the latest
+    governing refusal if any token has one, else the latest governing grant,
+    because a shared token (``name+dob`` of two namesakes) may carry another
+    person's newer grant, but never lets it override this subject's refusal.
     """
     scopes = {agreement_id, f"purpose:{purpose}", ALL_SCOPES}
-    best: ConsentEntry | None = None
+    governing: list[ConsentEntry] = []
     for token in tokens:
         held = view.get(token)
         if held is None:
             continue
-        for entry in held.governing():
-            applies = entry.scope in scopes or entry.state is ConsentState.ERASURE_REQUESTED
-            if applies and (best is None or entry > best):
-                best = entry
-    return best
+        applicable = [
+            entry
+            for entry in held.governing()
+            if entry.scope in scopes or entry.state is ConsentState.ERASURE_REQUESTED
+        ]
+        if applicable:
+            governing.append(max(applicable))
+    refusals = [entry for entry in governing if entry.refusal]
+    return max(refusals or governing, default=None)

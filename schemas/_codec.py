@@ -130,7 +130,7 @@ class Codec:
     def _datum(self, record: Record) -> tuple[str, Any]:
         try:
             name, datum = to_datum(record)
-        except (KeyError, AttributeError) as exc:
+        except (KeyError, AttributeError, OverflowError, ValueError) as exc:
             raise EncodeError(f"cannot encode a {type(record).__name__}") from exc
         _check_ints(record)
         return name, datum

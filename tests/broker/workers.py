@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from consent import DevFederation
 from tests.connectors.conftest import REPO
@@ -59,7 +60,14 @@ def settled(bootstrap: str, group: str, prefix: str, timeout: float = 180) -> No
             partitions = [TopicPartition(t, p) for t in broker_inputs(admin, prefix)
                           for p in consumer.partitions_for_topic(t) or ()]  # fmt: skip
             ends = consumer.end_offsets(partitions)
-            committed = admin.list_group_offsets({group: None}).get(group, {})
+            try:
+                committed = admin.list_group_offsets({group: None}).get(group, {})
+            except KafkaError as exc:
+                # a group's coordinator is found only once __consumer_offsets is ready
+                # and the group has joined; until then nothing counts as committed
+                if not exc.retriable:
+                    raise
+                committed = {}
             behind = [
                 tp
                 for tp in partitions

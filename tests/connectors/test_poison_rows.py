@@ -225,7 +225,7 @@ def test_an_unparseable_csv_record_costs_that_record_only(tmp_path):
     path = tmp_path / "f.csv"
     path.write_text(text.getvalue())
     rows = list(FolderSource("s", tmp_path, "csv").rows(path, frozenset({"ref", "name"})))
-    assert [(r.row, r.values.get("ref"), r.values.get("__malformed__")) for r in rows] == [
+    assert [(r.row, r.values.get("ref"), r.malformed) for r in rows] == [
         (1, "1", None),
         (2, None, "unparseable"),
         (3, "3", None),

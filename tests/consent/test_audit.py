@@ -346,3 +346,15 @@ def test_a_checkpoint_dated_near_the_end_of_time_does_not_crash_verification():
     report = verify_audit(records, PUB, now=T)
     assert report.ok and report.chains["p9"].vouch_deadline.year == 9999
     assert kinds(verify_audit(records, PUB, now=T, strict=True)) == [(ProblemKind.PENDING, 3)]
+
+
+def test_a_decision_appended_twice_fails_even_when_every_link_and_checkpoint_holds():
+    """A re-delivered event decided and appended again: a well-linked chain, one decision twice."""
+    audit = AuditChain(
+        ChainHead("p0"), KEY, checkpoint_every=100, checkpoint_interval=timedelta(days=1)
+    )
+    audit.start(T)
+    records = [*audit.append(decision(1)), *audit.append(decision(2)), *audit.append(decision(1))]
+    records.append(audit.checkpoint(T, reason="shutdown"))
+    report = verify_audit(records, PUB)
+    assert kinds(report) == [(ProblemKind.REPEATED_DECISION, records[2].seq)]

@@ -40,10 +40,54 @@ def test_latest_record_wins_whatever_the_arrival_order():
     assert state_of(ConsentLedger.from_records([withdraw, grant])) is ConsentState.WITHDRAWN
 
 
-def test_same_time_ties_break_on_record_id():
-    a, b = rec("r-a", ConsentState.OBJECTED, at=0), rec("r-b", ConsentState.GRANTED, at=0)
-    assert state_of(ConsentLedger.from_records([a, b])) is ConsentState.GRANTED
-    assert state_of(ConsentLedger.from_records([b, a])) is ConsentState.GRANTED
+def test_on_a_full_tie_the_refusal_wins_whatever_the_record_ids():
+    """A tie used to fall to the record id's hash: a grant beat an objection one time in two."""
+    for objection_id, grant_id in (("r-a", "r-b"), ("r-b", "r-a")):
+        a = rec(objection_id, ConsentState.OBJECTED, at=0)
+        b = rec(grant_id, ConsentState.GRANTED, at=0)
+        assert state_of(ConsentLedger.from_records([a, b])) is ConsentState.OBJECTED
+        assert state_of(ConsentLedger.from_records([b, a])) is ConsentState.OBJECTED
+
+
+def test_same_time_ties_between_like_states_break_on_record_id():
+    a, b = rec("r-a", ConsentState.OBJECTED, at=0), rec("r-b", ConsentState.WITHDRAWN, at=0)
+    assert state_of(ConsentLedger.from_records([a, b])) is ConsentState.WITHDRAWN
+    assert state_of(ConsentLedger.from_records([b, a])) is ConsentState.WITHDRAWN
+
+
+def dated(rid: str, state: ConsentState, *, day: datetime, published_hour: int, tokens=(TOK,)):
+    """A clerk's record dated by day (midnight), published at a given hour of that day."""
+    return ConsentRecord(
+        rid, "E08000006", tuple(tokens), "a1", state, day, day + timedelta(hours=published_hour), 1
+    )
+
+
+def test_a_same_day_withdrawal_published_after_the_grant_wins_for_every_record_id():
+    """The attack: 13 of 40 residents kept 'granted' after a same-day withdrawal."""
+    for n in range(40):
+        grant = dated(f"g-{n}", ConsentState.GRANTED, day=T, published_hour=9)
+        withdraw = dated(f"w-{n}", ConsentState.WITHDRAWN, day=T, published_hour=15)
+        for order in ([grant, withdraw], [withdraw, grant]):
+            assert state_of(ConsentLedger.from_records(order)) is ConsentState.WITHDRAWN
+
+
+def test_a_namesakes_newer_grant_never_overrides_a_residents_objection():
+    """Two people share ``name+dob`` but not their NHS numbers; A objected, B granted later."""
+    a_nhs, b_nhs = LinkageToken("nhs", 1, b"\x01" * 32), LinkageToken("nhs", 1, b"\x02" * 32)
+    shared = LinkageToken("name+dob", 1, b"\x03" * 32)
+    objection = rec("r-a", ConsentState.OBJECTED, at=0, tokens=(a_nhs, shared))
+    grant = rec("r-b", ConsentState.GRANTED, at=60, tokens=(b_nhs, shared))
+    ledger = ConsentLedger.from_records([objection, grant])
+    assert state_of(ledger, tokens=(a_nhs, shared)) is ConsentState.OBJECTED
+    assert state_of(ledger, tokens=(b_nhs, shared)) is ConsentState.GRANTED
+
+
+def test_a_state_written_by_the_previous_version_still_reads():
+    held = TokenConsent().apply(rec("r1", ConsentState.OBJECTED, at=0)).to_dict()
+    held["v"] = 2
+    for entry in held["entries"]:
+        del entry["published_at"]
+    assert TokenConsent.from_dict(held).entries[0].state is ConsentState.OBJECTED
 
 
 def test_scopes_agreement_purpose_and_everything():

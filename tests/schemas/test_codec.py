@@ -14,9 +14,11 @@ from schemas import (
     Codec,
     ConsentRecord,
     DecodeError,
+    EncodeError,
     InvalidUtf8,
     MessageTooLarge,
     SchemaError,
+    SignedEnvelope,
     TrailingBytes,
     TruncatedMessage,
     UnknownSchema,
@@ -141,3 +143,10 @@ def test_mutated_messages_only_raise_schema_errors(data):
         CODEC.decode(bytes(message[:cut]))
     except SchemaError:
         pass
+
+
+@pytest.mark.parametrize("fingerprint", [-1, 2**64])
+def test_an_envelope_fingerprint_out_of_range_is_an_encode_error_not_an_overflow(fingerprint):
+    envelope = SignedEnvelope("fedbroker/event/v3", "E08000003", fingerprint, b"", b"\x00" * 64)
+    with pytest.raises(EncodeError):
+        Codec().encode(envelope)
