@@ -74,6 +74,12 @@ class Observer:
         return self._consumer
 
     def published(self) -> int:
+        return self._ends("events")
+
+    def consent_published(self) -> int:
+        return self._ends("consent")
+
+    def _ends(self, role: str) -> int:
         consumer = self._kafka()
         # Only topics that exist: asking for the partitions of one that does not
         # makes the client log an ERROR before the first event creates it.
@@ -81,7 +87,7 @@ class Observer:
         partitions = [
             TopicPartition(t, p)
             for c in self.councils
-            if (t := f"{self.prefix}.events.{c}") in existing
+            if (t := f"{self.prefix}.{role}.{c}") in existing
             for p in consumer.partitions_for_topic(t) or ()
         ]
         return sum(consumer.end_offsets(partitions).values()) if partitions else 0

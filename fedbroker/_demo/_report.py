@@ -109,14 +109,22 @@ def report(
         failures.append("the audit chain did not verify" if not verified.ok else "no decisions")
     found = _on_topics(setup, bootstrap)
     truth = {(r.council, r.source_ref): r.person_id for r in setup.truth}
-    expected = expected_disclosures(setup.truth, setup.federation.load(), setup.watched)
+    expected = {
+        (a, s, p)
+        for a, s, p in expected_disclosures(setup.truth, setup.federation.load(), setup.watched)
+        if (a, p) not in setup.forbidden
+    }
     checked = compare(
         expected, observer.deliveries, truth=truth,
         published={s: {n.notification_id for n in ns} for s, ns in found.items()},
+        forbidden=setup.forbidden,
     )  # fmt: skip
     echo(f"  ground truth: {checked.expected} disclosures expected for the watched services; "
          f"{checked.found} found ({checked.recall:.0%}), {checked.missed} missed by linkage, "
          f"{checked.wrongly_joined} wrongly joined")  # fmt: skip
+    echo(f"  consent: {len(setup.forbidden)} residents objected to "
+         f"{', '.join(sorted({a for a, _ in setup.forbidden})) or 'nothing'} "
+         "before their events arrived")  # fmt: skip
     echo(f"  delivery: {sum(len(v) for v in found.values())} notifications on the watched "
          f"topics, {checked.undelivered} not handed over, {checked.duplicates} handed over "
          f"twice; {checked.forbidden} that consent forbids")  # fmt: skip

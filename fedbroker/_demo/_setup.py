@@ -15,8 +15,9 @@ from pathlib import Path
 
 import yaml
 
-from connectors import SyntheticFederation, generate_federation, opaque_reference
+from connectors import LinkageKey, SyntheticFederation, generate_federation, opaque_reference
 from consent import DevFederation, build_dev_federation, write_secret_file
+from fedbroker._demo._consent import OBJECTED_AGREEMENT, choose_objectors, write_objections
 from fedbroker._demo._plan import CouncilFeed, seeded_linkage_key, slice_count
 from fedbroker._demo._truth import TruthRow
 
@@ -43,6 +44,9 @@ class DemoSetup:
     inboxes: dict[str, Path]
     truth: tuple[TruthRow, ...]
     refs: dict[tuple[str, str], tuple[str, str]]  # (council, local ref) -> (council, opaque)
+    consent_inboxes: dict[str, Path]
+    pending_consent: dict[str, Path]
+    forbidden: frozenset[tuple[str, str]]  # (agreement, person) that consent forbids
     watched: tuple[str, ...] = WATCHED
 
 
@@ -59,13 +63,20 @@ def prepare(
     mapping = yaml.safe_load(synth.mapping.read_text(encoding="utf-8"))
     codes: dict[str, str] = mapping["event_type"]["values"]
     configs, inboxes = {}, {}
-    truth: list[TruthRow] = []
     with synth.truth.open(newline="", encoding="utf-8") as handle:
         person = {(r["council"], r["ref"]): r["person_id"] for r in csv.DictReader(handle)}
     refs: dict[tuple[str, str], tuple[str, str]] = {}
+    truth_only = _truth(synth, key, codes, person)
+    objectors = choose_objectors([k.row for k in truth_only], federation.load(), WATCHED, seed)
+    consent_mapping, pending = write_objections(
+        work / "consent-pending", synth.files, person, objectors, mapping
+    )
+    consent_inboxes = {}
     for council in COUNCILS:
         inbox = work / council / "inbox"
         inbox.mkdir(parents=True)
+        consent_inboxes[council] = work / council / "consent"
+        consent_inboxes[council].mkdir()
         signing = federation.keys[council].signing
         assert signing is not None  # every council has a signing key
         config = work / council / "connector.yaml"
@@ -76,20 +87,52 @@ def prepare(
             "poll_interval_s": 0.5,
             "kafka": {"bootstrap": bootstrap, "topic_prefix": prefix},
             "sources": [{"name": "revenues", "kind": "csv", "path": str(inbox),
-                         "mapping": str(synth.mapping)}],
+                         "mapping": str(synth.mapping)},
+                        {"name": "consent", "kind": "csv",
+                         "path": str(consent_inboxes[council]),
+                         "mapping": str(consent_mapping)}],
         }))  # fmt: skip
         configs[council], inboxes[council] = config, inbox
+        refs.update({(r.council, r.local_ref): (r.council, r.source_ref) for r in truth_only
+                     if r.council == council})  # fmt: skip
+    return DemoSetup(
+        work, prefix, federation, synth, feeds, configs, inboxes,
+        tuple(r.row for r in truth_only), refs, consent_inboxes, pending,
+        frozenset((OBJECTED_AGREEMENT, p) for p in objectors),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    row: TruthRow
+    local_ref: str
+
+    @property
+    def council(self) -> str:
+        return self.row.council
+
+    @property
+    def source_ref(self) -> str:
+        return self.row.source_ref
+
+
+def _truth(
+    synth: SyntheticFederation,
+    key: LinkageKey,
+    codes: dict[str, str],
+    person: dict[tuple[str, str], str],
+) -> list[_Known]:
+    known = []
+    for council in synth.councils:
         with synth.files[council].open(newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
                 opaque = opaque_reference(key, council, SYSTEM, row["ref"])
-                refs[(council, row["ref"])] = (council, opaque)
-                truth.append(
-                    TruthRow(
-                        council=council,
-                        source_ref=opaque,
-                        person_id=person[(council, row["ref"])],
-                        event_type=codes.get(row["event"], ""),
-                        occurred=date.fromisoformat(row["event_date"]),
-                    )
+                truth_row = TruthRow(
+                    council=council,
+                    source_ref=opaque,
+                    person_id=person[(council, row["ref"])],
+                    event_type=codes.get(row["event"], ""),
+                    occurred=date.fromisoformat(row["event_date"]),
                 )
-    return DemoSetup(work, prefix, federation, synth, feeds, configs, inboxes, tuple(truth), refs)
+                known.append(_Known(truth_row, row["ref"]))
+    return known

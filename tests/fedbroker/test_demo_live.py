@@ -87,6 +87,10 @@ def test_the_demo_runs_live_headless_and_its_summary_holds_against_the_truth(
         out,
     )
     assert delivery and int(delivery[1]) >= found, out[-3000:]
+    # Residents objected before their events arrived, the broker denied them, and no
+    # subscriber received them (the "0 that consent forbids" above is not vacuous).
+    assert re.search(r"consent: [1-9]\d* residents objected to gm-multiple-disadvantage", out)
+    assert re.search(r"decided gm-multiple-disadvantage denied \[objected\]: [1-9]", out)
     assert re.search(r"audit chain: [1-9]\d* records, verified", out)
     assert re.search(r"privacy scan of \d+ topics \S+: 0 clear values found", out)
     assert "nothing left running but Kafka" in out
