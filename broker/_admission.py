@@ -13,6 +13,7 @@ and the clock, and gets the record or a ``Rejected`` with a reason code.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -32,8 +33,10 @@ __all__ = [
     "AdmissionPolicy",
     "Limits",
     "admit",
+    "check_scope",
     "check_shape",
     "check_size",
+    "consent_scopes",
 ]
 
 #: A real event is a few kilobytes (tokens, a 128-byte encoding, a few sealed fields).
@@ -44,6 +47,14 @@ DEFAULT_MAX_ATTRIBUTE_BYTES = 256
 DEFAULT_MAX_SEALED = 16
 DEFAULT_MAX_SEALED_BYTES = 8 * 1024
 DEFAULT_MAX_FUZZY_BYTES = 1024
+#: Ids, systems, encodings, domains: a 32-hex id is 32 bytes; 128 leaves room, not a novel.
+DEFAULT_MAX_IDENTIFIER_BYTES = 128
+DEFAULT_MAX_REFERENCE_BYTES = 128
+DEFAULT_MAX_SCOPE_BYTES = 128
+#: Tokens are 32-byte HMACs; twice that leaves room for a longer hash.
+DEFAULT_MAX_TOKEN_BYTES = 64
+DEFAULT_MAX_SEALED_FIELDS = 32
+DEFAULT_MAX_FIELD_NAME_BYTES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +69,15 @@ class Limits:
         sealed: sealed payloads (``too-many-sealed``), default 16.
         sealed_bytes: one payload's ciphertext (``sealed-too-large``), default 8 KiB.
         fuzzy_bytes: the fuzzy encoding (``fuzzy-too-large``), default 1 KiB.
+        identifier_bytes: an event or record id, source system, encoding, token
+            domain, sealed recipient or agreement id (``identifier-too-long``),
+            default 128.
+        reference_bytes: the source reference (``reference-too-long``), default 128.
+        scope_bytes: a consent scope (``scope-too-long``), default 128.
+        token_bytes: one token's value (``token-too-large``), default 64.
+        sealed_fields: field names one sealed payload declares
+            (``too-many-sealed-fields``), default 32.
+        field_name_bytes: one declared field name (``field-name-too-long``), default 64.
     """
 
     message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
@@ -67,6 +87,12 @@ class Limits:
     sealed: int = DEFAULT_MAX_SEALED
     sealed_bytes: int = DEFAULT_MAX_SEALED_BYTES
     fuzzy_bytes: int = DEFAULT_MAX_FUZZY_BYTES
+    identifier_bytes: int = DEFAULT_MAX_IDENTIFIER_BYTES
+    reference_bytes: int = DEFAULT_MAX_REFERENCE_BYTES
+    scope_bytes: int = DEFAULT_MAX_SCOPE_BYTES
+    token_bytes: int = DEFAULT_MAX_TOKEN_BYTES
+    sealed_fields: int = DEFAULT_MAX_SEALED_FIELDS
+    field_name_bytes: int = DEFAULT_MAX_FIELD_NAME_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +116,33 @@ def check_size(raw: bytes, limits: Limits) -> None:
         raise Rejected(f"message of {len(raw)} bytes exceeds the limit", reason="too-large")
 
 
+def _longest(texts: Iterable[str]) -> int:
+    return max((len(t.encode()) for t in texts), default=0)
+
+
 def check_shape(record: CitizenEvent | ConsentRecord, limits: Limits) -> None:
-    """Refuse a decoded record carrying more than the limits allow, before anything keeps it."""
-    if len(record.tokens) + len(record.blocking_tokens) > limits.tokens:
+    """Refuse a decoded record carrying more than the limits allow, before anything keeps it.
+
+    Every string and list the sender chooses is bounded: what is not would be
+    copied into state, audit records and notifications at the sender's will.
+    """
+    tokens = (*record.tokens, *record.blocking_tokens)
+    if len(tokens) > limits.tokens:
         raise Rejected("too many tokens", reason="too-many-tokens")
-    if not isinstance(record, CitizenEvent):
+    if any(len(t.value) > limits.token_bytes for t in tokens):
+        raise Rejected("a token is too large", reason="token-too-large")
+    if isinstance(record, ConsentRecord):
+        if _longest((record.record_id, *(t.domain for t in tokens))) > limits.identifier_bytes:
+            raise Rejected("an identifier is too long", reason="identifier-too-long")
+        if len(record.scope.encode()) > limits.scope_bytes:
+            raise Rejected("the scope is too long", reason="scope-too-long")
         return
+    names = (record.event_id, record.source_system, record.encoding, *(t.domain for t in tokens))
+    sealed_ids = (x for p in record.sealed for x in (p.recipient, p.agreement_id))
+    if _longest((*names, *sealed_ids)) > limits.identifier_bytes:
+        raise Rejected("an identifier is too long", reason="identifier-too-long")
+    if len(record.source_ref.encode()) > limits.reference_bytes:
+        raise Rejected("the source reference is too long", reason="reference-too-long")
     if len(record.attributes) > limits.attributes:
         raise Rejected("too many attributes", reason="too-many-attributes")
     for key, value in record.attributes.items():
@@ -105,8 +152,30 @@ def check_shape(record: CitizenEvent | ConsentRecord, limits: Limits) -> None:
         raise Rejected("too many sealed payloads", reason="too-many-sealed")
     if any(len(p.ciphertext) + len(p.enc) > limits.sealed_bytes for p in record.sealed):
         raise Rejected("a sealed payload is too large", reason="sealed-too-large")
+    if any(len(p.fields) > limits.sealed_fields for p in record.sealed):
+        raise Rejected("a sealed payload declares too many fields", reason="too-many-sealed-fields")
+    if _longest(f for p in record.sealed for f in p.fields) > limits.field_name_bytes:
+        raise Rejected("a declared field name is too long", reason="field-name-too-long")
     if record.fuzzy is not None and len(record.fuzzy) > limits.fuzzy_bytes:
         raise Rejected("the fuzzy encoding is too large", reason="fuzzy-too-large")
+
+
+def consent_scopes(directory: Directory) -> frozenset[str]:
+    """What a consent record may be about: an agreement, a purpose of one, or ``*`` (all).
+
+    The connector keeps the same rule (``connectors.consent_scopes``); the broker
+    cannot import it, and must not trust a forged or old connector to apply it.
+    """
+    agreements = directory.agreements.values()
+    return frozenset(
+        {"*"} | {a.agreement_id for a in agreements} | {a.purpose_scope for a in agreements}
+    )
+
+
+def check_scope(record: CitizenEvent | ConsentRecord, directory: Directory) -> None:
+    """Refuse a consent scope the directory does not name (free text, a resident's name)."""
+    if isinstance(record, ConsentRecord) and record.scope not in consent_scopes(directory):
+        raise Rejected("the consent scope is not in the directory", reason="unknown-scope")
 
 
 def admit(
@@ -143,4 +212,5 @@ def admit(
     except SchemaError as exc:
         raise Rejected(f"{topic}: not a readable message", reason=exc.reason) from exc
     check_shape(record, policy.limits)
+    check_scope(record, directory)
     return record

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from broker import Matcher, Rejected, Sighting
-from broker._admission import AdmissionPolicy, admit
+from broker._admission import AdmissionPolicy, Limits, admit, check_shape
 from broker._partition import PartitionCore, retention_for
 from broker._verify import DEFAULT_MAX_AGE, DEFAULT_MAX_SKEW
 from consent import AuditChain, ChainHead, seal_envelope
@@ -116,3 +116,58 @@ def test_a_record_whose_tokens_disagree_with_its_own_epoch_is_refused(federation
     with pytest.raises(Rejected) as caught:  # no accepted set configured: still one epoch
         _admit_signed(federation, mixed, accepted=None)
     assert caught.value.reason == "mixed-key-epochs"
+
+
+def _reason(call, *args, **kwargs):
+    with pytest.raises(Rejected) as caught:
+        call(*args, **kwargs)
+    return caught.value.reason
+
+
+def test_every_string_and_list_a_sender_chooses_is_capped(federation):
+    """30,000-character ids and references and 5,000 declared field names were admitted."""
+    event = _event(federation, FROM, "C", "2026-09-01", "a-1", NOW)
+    assert _admit_signed(federation, event) == event
+    payload = event.sealed[0]
+    long = "x" * 30_000
+    cases = [
+        (replace(event, event_id=long), "identifier-too-long"),
+        (replace(event, source_system=long), "identifier-too-long"),
+        (replace(event, encoding="clk-" + long), "identifier-too-long"),
+        (replace(event, source_ref=long), "reference-too-long"),
+        (
+            replace(event, sealed=(replace(payload, fields=tuple(f"f{i}" for i in range(5000))),)),
+            "too-many-sealed-fields",
+        ),  # fmt: skip
+        (replace(event, sealed=(replace(payload, fields=("n" * 5000,)),)), "field-name-too-long"),
+        (replace(event, sealed=(replace(payload, recipient=long),)), "identifier-too-long"),
+        (replace(event, sealed=(replace(payload, agreement_id=long),)), "identifier-too-long"),
+        (replace(event, tokens=(replace(event.tokens[0], domain=long),)), "identifier-too-long"),
+    ]
+    for forged, reason in cases:
+        assert _reason(_admit_signed, federation, forged, accepted=None) == reason, reason
+    big_token = replace(event, tokens=(replace(event.tokens[0], value=b"v" * 65),))
+    assert _reason(check_shape, big_token, Limits()) == "token-too-large"
+    record = _consent(federation, ConsentState.GRANTED, "*")
+    forged = replace(record, record_id=long)
+    assert _reason(_admit_signed, federation, forged) == "identifier-too-long"
+    assert _reason(_admit_signed, federation, replace(record, scope=long)) == "scope-too-long"
+
+
+def test_the_caps_are_settings(federation):
+    event = _event(federation, FROM, "C", "2026-09-01", "a-1", NOW)
+    check_shape(event, Limits())
+    tight = Limits(identifier_bytes=8)
+    assert _reason(check_shape, event, tight) == "identifier-too-long"
+
+
+def test_a_consent_scope_outside_the_directory_is_refused_before_anything_is_stored(federation):
+    """A forged or old connector's free-text scope (a resident's name) never reaches a table."""
+    directory = federation.load(NOW)
+    agreement = next(iter(directory.agreements.values()))
+    record = _consent(federation, ConsentState.GRANTED, "*")
+    for scope in ("*", agreement.agreement_id, agreement.purpose_scope):
+        assert _admit_signed(federation, replace(record, scope=scope)).scope == scope
+    for scope in ("Alice Example 14/02/1984 9434765919", "purpose:marketing", "", "**"):
+        forged = replace(record, scope=scope)
+        assert _reason(_admit_signed, federation, forged) == "unknown-scope", scope
