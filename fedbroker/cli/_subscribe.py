@@ -17,7 +17,7 @@ import click
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from prometheus_client import start_http_server
 
-from consent import KafkaSecurity, load_directory, load_private_key
+from consent import DirectoryWatcher, KafkaSecurity, SerialStore, load_private_key
 from fedbroker._errors import CommandError
 from fedbroker._localkafka import fedbroker_home
 from subscriber import (
@@ -81,11 +81,18 @@ def subscribe(
     """Receive this service's notifications: verified, opened, once each, committed after."""
     if jsonl is not None and webhook is not None:
         raise click.UsageError("give one of --jsonl and --webhook")
-    loaded = load_directory(directory, trust_anchor=trust_anchor, now=datetime.now(UTC))
+    folder = state or fedbroker_home() / "subscriber" / (group or default_group(prefix, service))
+    # The highest serial accepted is kept with the delivered ids: an older file put
+    # back must not bring a revoked broker key (or a withdrawn agreement) back.
+    loaded = DirectoryWatcher(
+        directory,
+        trust_anchor=trust_anchor,
+        serial_store=SerialStore(folder / "directory-serials.json"),
+        now=datetime.now(UTC),
+    ).current
     key = load_private_key(key_path)
     if not isinstance(key, X25519PrivateKey):
         raise CommandError("--key must be the service's X25519 sealing key")
-    folder = state or fedbroker_home() / "subscriber" / (group or default_group(prefix, service))
     settings = SubscriberSettings(
         bootstrap=bootstrap, service=service, prefix=prefix, topic=topic, group=group,
         agreement=agreement, store=folder / "delivered.sqlite",

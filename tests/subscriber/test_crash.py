@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -138,3 +139,35 @@ def test_a_notification_that_kills_the_process_every_time_is_set_aside_after_bou
     assert _ids(out) == [nid for nid, _ in good]
     letters = [json.loads(line) for line in (state / "dead-letters.jsonl").read_text().splitlines()]
     assert [(d["reason"], d["offset"]) for d in letters] == [("crashed-repeatedly", 1)]
+
+
+def test_the_command_refuses_a_directory_older_than_one_it_accepted(
+    federation, kafka_bootstrap, notify_topic, topic_factory, tmp_path
+):
+    """An older directory put back would bring a revoked broker key back (hostile review)."""
+    import yaml
+
+    from consent import sign_directory
+
+    def signed_at(serial: int) -> Path:
+        doc = yaml.safe_load(federation.document_path.read_text())
+        doc["serial"] = serial
+        path = tmp_path / f"directory-{serial}.signed"
+        text = yaml.safe_dump(doc, sort_keys=False)
+        path.write_bytes(sign_directory(text, federation.signing_key("gmca")))
+        return path
+
+    newer, older = signed_at(2), signed_at(1)
+    group, state, out = topic_factory("group"), tmp_path / "state", tmp_path / "out.jsonl"
+
+    def run(directory: Path) -> subprocess.CompletedProcess[str]:
+        command = _subscribe(federation, kafka_bootstrap, notify_topic, group, state, out,
+                             "--timeout", "2")  # fmt: skip
+        command[command.index("--directory") + 1] = str(directory)
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+    accepted = run(newer)
+    assert accepted.returncode == 0, accepted.stderr[-2000:]
+    refused = run(older)
+    assert refused.returncode != 0
+    assert "directory-rolled-back" in refused.stderr or "rolled back" in refused.stderr.lower()
