@@ -25,7 +25,7 @@ from broker._verify import (
     Rejected,
     verify_record,
 )
-from consent import Directory
+from consent import Directory, consent_scopes
 from schemas import CitizenEvent, Codec, ConsentRecord, SchemaError
 
 __all__ = [
@@ -36,7 +36,6 @@ __all__ = [
     "check_scope",
     "check_shape",
     "check_size",
-    "consent_scopes",
 ]
 
 #: A real event is a few kilobytes (tokens, a 128-byte encoding, a few sealed fields).
@@ -158,18 +157,6 @@ def check_shape(record: CitizenEvent | ConsentRecord, limits: Limits) -> None:
         raise Rejected("a declared field name is too long", reason="field-name-too-long")
     if record.fuzzy is not None and len(record.fuzzy) > limits.fuzzy_bytes:
         raise Rejected("the fuzzy encoding is too large", reason="fuzzy-too-large")
-
-
-def consent_scopes(directory: Directory) -> frozenset[str]:
-    """What a consent record may be about: an agreement, a purpose of one, or ``*`` (all).
-
-    The connector keeps the same rule (``connectors.consent_scopes``); the broker
-    cannot import it, and must not trust a forged or old connector to apply it.
-    """
-    agreements = directory.agreements.values()
-    return frozenset(
-        {"*"} | {a.agreement_id for a in agreements} | {a.purpose_scope for a in agreements}
-    )
 
 
 def check_scope(record: CitizenEvent | ConsentRecord, directory: Directory) -> None:

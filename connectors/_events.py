@@ -23,7 +23,7 @@ from connectors._rows import encode_row
 from connectors._sources import SourceRow
 from connectors._timestamps import TimeBounds, parse_timestamp
 from connectors._tokens import LinkageKey, Tokeniser, Tokens, opaque_reference
-from consent import Directory, agreements_for, seal_envelope, seal_payload
+from consent import Directory, agreements_for, consent_scopes, seal_envelope, seal_payload
 from schemas import (
     EVENT_CATALOGUE,
     CitizenEvent,
@@ -35,7 +35,7 @@ from schemas import (
     SignatureDomain,
 )
 
-__all__ = ["EventFactory", "consent_scopes", "event_id_for"]
+__all__ = ["EventFactory", "event_id_for"]
 
 _ID_HEX = 32
 
@@ -207,14 +207,6 @@ class EventFactory:
             SignatureDomain.EVENT if isinstance(record, CitizenEvent) else SignatureDomain.CONSENT
         )
         return seal_envelope(domain, record, self.signing_key, self.council, codec=codec)
-
-
-def consent_scopes(directory: Directory) -> frozenset[str]:
-    """What a consent record may be about: an agreement, a purpose of one, or ``*`` (all)."""
-    agreements = directory.agreements.values()
-    return frozenset(
-        {"*"} | {a.agreement_id for a in agreements} | {a.purpose_scope for a in agreements}
-    )
 
 
 def _payload(row: SourceRow, mapping: SourceMapping) -> dict[str, str]:

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from consent._agreement import Agreement, Routing
+from consent._consent_state import ALL_SCOPES
 from consent._directory import Directory
 from schemas import EventType
 
-__all__ = ["agreements_for", "route"]
+__all__ = ["agreements_for", "consent_scopes", "route"]
 
 
 def agreements_for(
@@ -61,4 +62,17 @@ def route(
         councils = set(source_councils)
     return tuple(
         r for r in recipients if r in directory.members and directory.members[r].council in councils
+    )
+
+
+def consent_scopes(directory: Directory) -> frozenset[str]:
+    """What a consent record may be about: an agreement, a purpose of one, or ``*`` (all).
+
+    One rule for the connector (which refuses the row) and the broker (which
+    must not trust a forged or old connector): anything else, such as a
+    resident's name typed into the scope column, never leaves the council.
+    """
+    agreements = directory.agreements.values()
+    return frozenset(
+        {ALL_SCOPES} | {a.agreement_id for a in agreements} | {a.purpose_scope for a in agreements}
     )
