@@ -245,11 +245,11 @@ class PartitionCore:
                         cascade.setdefault(other, set()).add(sighting.event_id)
         audit = []
         if removed or not forget:
-            audit.append(
-                chain.append_erasure(
-                    f"era-{record.record_id}-{token[-12:]}", tuple(sorted(subject)), now
-                )
+            erasure = chain.append_erasure(
+                f"era-{record.record_id}-{token[-12:]}", tuple(sorted(subject)), now
             )
+            if erasure.record_hash:  # a chain that knows the id links nothing (OnceChain)
+                audit.append(erasure)
         return ConsentEffects(
             held.without({s.event_id for s in removed}),
             updated,

@@ -33,6 +33,8 @@ import faust
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker._admission import AdmissionPolicy, Limits, admit
+from broker._audit_tail import read_chain_tail
+from broker._chain_recovery import OnceChain, recover_chain
 from broker._consent_view import ConsentTableView, own_entry
 from broker._directory_watch import DirectoryWatch
 from broker._errors import DirectoryNotUsable
@@ -337,16 +339,50 @@ def build_app(settings: BrokerSettings) -> faust.App:
             metrics.processing.labels("verify").observe(time.perf_counter() - started)
             observe_lag(message)
 
-    def chain_for(partition: int) -> AuditChain:
+    async def chain_for(partition: int) -> AuditChain:
+        """The partition's chain, its head and recent decisions recovered from the audit topic.
+
+        Recovered once per process, before the first append: the topic, not the
+        table, is the chain's truth after a crash (``broker._chain_recovery``).
+        """
         chain_id = f"{prefix}.broker/{partition}"
         if chain_id not in chains:
             stored = heads.get(chain_id)
-            head = ChainHead.from_dict(json.loads(stored)) if stored else ChainHead(chain_id)
-            chains[chain_id] = AuditChain(
-                head, key, checkpoint_interval=timedelta(seconds=settings.checkpoint_interval_s)
+            now = datetime.now(UTC)
+            window = policy.max_age + policy.max_skew
+            tail = await asyncio.get_running_loop().run_in_executor(
+                None,
+                functools.partial(
+                    read_chain_tail, settings.bootstrap, f"{prefix}.audit",
+                    chain_id, now - window, settings.security,
+                ),
+            )  # fmt: skip
+            recovered = recover_chain(
+                chain_id,
+                ChainHead.from_dict(json.loads(stored)) if stored else None,
+                tail,
+                now=now,
+                window=window,
             )
-            chains[chain_id].start(datetime.now(UTC))
+            chains[chain_id] = OnceChain(
+                recovered,
+                key,
+                window=window,
+                checkpoint_interval=timedelta(seconds=settings.checkpoint_interval_s),
+            )
+            chains[chain_id].start(now)
         return chains[chain_id]
+
+    async def forget_chains(sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+        """A chain whose routed partition leaves is recovered from the topic when it returns.
+
+        Another worker appends to it meanwhile, so a head kept here would fork it.
+        """
+        for tp in args[0] if args else ():
+            if tp.topic == routed.get_topic_name():
+                chains.pop(f"{prefix}.broker/{tp.partition}", None)
+
+    app.on_partitions_revoked.connect(forget_chains)
 
     def keep_scores(partition: int, scores: tuple[float, ...]) -> None:
         """Add blocked-pair scores to this partition's histogram, in batches."""
@@ -363,7 +399,7 @@ def build_app(settings: BrokerSettings) -> faust.App:
         token = event.key.decode()
         envelope, routed_sighting = _envelope(event.value)
         partition = event.message.partition
-        chain = chain_for(partition)
+        chain = await chain_for(partition)
         if envelope["kind"] == "tick":
             if chain.checkpoint_due(datetime.now(UTC)):
                 checkpoint = chain.checkpoint(datetime.now(UTC), reason="idle")
