@@ -16,6 +16,7 @@ reading is done at the edge.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -26,6 +27,8 @@ from consent import AuditChain, ChainHead, Decision
 from schemas import AuditKind, AuditRecord
 
 __all__ = ["OnceChain", "RecoveredChain", "recover_chain"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,9 @@ class OnceChain(AuditChain):
         self._recent = {d: until for d, until in self._recent.items() if until > at}
         if decision_id in self._recent:
             self.replayed += 1
+            logger.warning(
+                "audit chain %s: a replayed decision is already recorded", self.head.chain
+            )
             return True
         self._recent[decision_id] = at + self._window
         return False
