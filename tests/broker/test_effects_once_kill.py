@@ -33,19 +33,20 @@ def _until(condition, what: str, timeout: float = 180.0) -> None:  # type: ignor
         time.sleep(0.2)
 
 
-def _group_stable(bootstrap: str, group: str) -> bool:
+def _stable_members(bootstrap: str, group: str) -> frozenset[str]:
+    """The members of ``group`` once it is Stable (none while it rebalances or is unknown)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         described = admin.describe_groups([group]).get(group, {})
     except KafkaError as exc:  # the coordinator is found only once the group has joined
         if not exc.retriable:
             raise
-        return False
-    else:
-        state = described.get("group_state", described.get("state"))
-        return bool(state == "Stable" and described.get("members"))
+        return frozenset()
     finally:
         admin.close()
+    if described.get("group_state", described.get("state")) != "Stable":
+        return frozenset()
+    return frozenset(str(m.get("member_id")) for m in described.get("members") or ())
 
 
 def test_a_worker_killed_mid_stream_leaves_each_decision_once_on_a_verified_chain(
@@ -55,16 +56,27 @@ def test_a_worker_killed_mid_stream_leaves_each_decision_once_on_a_verified_chai
     run = _Run(council_factory, federation, kafka_bootstrap, prefix, group, tmp_path)
     try:
         run.start_worker()
-        _until(lambda: _group_stable(kafka_bootstrap, group), "the worker joined its group")
+        members: frozenset[str] = frozenset()
+
+        def joined() -> bool:
+            nonlocal members
+            members = _stable_members(kafka_bootstrap, group)
+            return bool(members)
+
+        # Publishing while a worker joins can leave a new topic unconsumed (issue 15
+        # item 3, fixed elsewhere): wait on the group, not on a clock.
+        _until(joined, "the worker joined its group")
         run.publish(COUNCILS[0], synthetic)
-        run.publish(COUNCILS[1], synthetic)
         before = len(_audit(kafka_bootstrap, prefix))
+        run.publish(COUNCILS[1], synthetic)  # its events match the first council's
         # Kill while the second council's matches are being decided: records on the
         # topic whose inputs are not committed yet are re-decided by the next worker.
         _until(lambda: len(_audit(kafka_bootstrap, prefix)) > before, "decisions were audited")
         os.kill(run.workers[0].pid, signal.SIGKILL)
         run.workers[0].wait()
+        killed = members
         run.start_worker()
+        _until(lambda: joined() and not members & killed, "the restarted worker took over")
         run.publish(COUNCILS[2], synthetic)
         settled(kafka_bootstrap, group, prefix)
         run.stop()  # a clean stop: every send is flushed and the chains are sealed
