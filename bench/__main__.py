@@ -10,7 +10,7 @@ import importlib
 import sys
 import time
 
-BENCHES = ("codec", "connector", "linkage_quality", "broker")
+BENCHES = ("codec", "connector", "linkage_quality", "privacy", "broker")
 
 
 def main() -> None:

@@ -126,6 +126,18 @@ def check_shape(record: CitizenEvent | ConsentRecord, limits: Limits) -> None:
     copied into state, audit records and notifications at the sender's will.
     """
     tokens = (*record.tokens, *record.blocking_tokens)
+    # A record is routed by its tokens (consent applies by exact token): with none
+    # it would be counted, never decided, never rejected, silently lost.
+    if not (record.tokens if isinstance(record, ConsentRecord) else tokens):
+        raise Rejected("no token to route or apply the record by", reason="no-tokens")
+    ids = (
+        (record.record_id,)
+        if isinstance(record, ConsentRecord)
+        else (record.event_id, record.source_system, record.source_ref)
+    )
+    if not all(ids):
+        # two events with an empty id would be taken for one (a duplicate)
+        raise Rejected("an identifier is empty", reason="identifier-empty")
     if len(tokens) > limits.tokens:
         raise Rejected("too many tokens", reason="too-many-tokens")
     if any(len(t.value) > limits.token_bytes for t in tokens):

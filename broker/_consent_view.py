@@ -1,19 +1,21 @@
-"""Every partition sees every subject's consent: a global table keyed by exact token.
+"""Every partition sees every subject's consent: each keeps a full copy, by exact token.
 
 A disclosure is decided in the partition of the token that owns the pair, which
 may be a blocking token or an exact token the consent source could not compute
 (a council without the NHS number records consent under name and date of birth
-only). Consent records are few next to events, so every worker keeps all of
-them, by exact token, in a Faust ``GlobalTable`` (DESIGN section 10; the other
-choice, routing each candidate disclosure through its subjects' partitions,
-adds a hop per subject token and moves the decision away from its audit chain).
-
-One writer per key keeps the table consistent: a consent record is routed by
-each of its tokens, and the entry of exact token ``K`` is written only by the
-partition the record reached under ``K`` itself, so the entry's every version
-goes to one changelog partition, in order. ``ConsentTableView`` reads the table
-through ``consent.ConsentView`` and keeps decoded entries while their stored
-bytes are unchanged.
+only). Consent records are few next to events, so the verify agent broadcasts
+each one to every routed partition, and each partition applies it to its own
+copy, held in an ordinary partitioned Faust table keyed by exact token (the
+changelog write of a table goes to the partition of the message being handled,
+so each partition's copy is recovered with that partition wherever it moves).
+Within a partition the broadcast is ordered with the events routed there, so a
+withdrawal applies to every disclosure that partition decides after reading it
+(DESIGN sections 6 and 10). A Faust ``GlobalTable`` was tried first and stalled
+groups of more than one worker; the other choice, routing each candidate
+disclosure through its subjects' partitions, adds a hop per subject token and
+moves the decision away from its audit chain. ``ConsentTableView`` reads the
+copy through ``consent.ConsentView`` and keeps decoded entries while their
+stored bytes are unchanged.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 from consent import ConsentLedger, TokenConsent
 from schemas import ConsentRecord
 
-__all__ = ["ConsentTableView", "own_entry"]
+__all__ = ["ConsentTableView", "applied_entries"]
 
 _CACHED = 10_000
 
@@ -56,13 +58,17 @@ class ConsentTableView:
         return ConsentLedger({k: v for k, v in held.items() if v is not None})
 
 
-def own_entry(token: str, record: ConsentRecord, updated: ConsentLedger) -> bytes | None:
-    """The bytes to write under ``token`` after ``record``, if this partition owns that key.
+def applied_entries(view: ConsentTableView, record: ConsentRecord) -> dict[str, bytes]:
+    """The entries to write after ``record``: its exact tokens whose consent it changes.
 
-    Only the partition the record reached under one of its exact tokens writes
-    that token's entry (one writer per key); under a blocking token nothing is written.
+    Applying is idempotent and order-independent (``TokenConsent.apply``), so a
+    record seen again (a re-delivery, or its token route after its broadcast)
+    writes nothing.
     """
-    if token not in {t.key() for t in record.tokens}:
-        return None
-    entry = updated.get(token)
-    return entry.to_bytes() if entry is not None else None
+    changed: dict[str, bytes] = {}
+    for token in dict.fromkeys(t.key() for t in record.tokens):
+        held = view.get(token)
+        updated = (held if held is not None else TokenConsent()).apply(record)
+        if updated != held:
+            changed[token] = updated.to_bytes()
+    return changed

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from broker._admission import AdmissionPolicy, Limits, admit
 from broker._audit_tail import read_chain_tail
 from broker._chain_recovery import OnceChain, recover_chain
-from broker._consent_view import ConsentTableView, own_entry
+from broker._consent_view import ConsentTableView, applied_entries
 from broker._directory_watch import DirectoryWatch
 from broker._errors import DirectoryNotUsable
 from broker._histograms import read_attempts, read_histograms
@@ -82,6 +82,7 @@ PRODUCER_BUFFER_MESSAGES = 2000
 #: The exit status of a worker stopped while its directory is expired.
 EXIT_DIRECTORY_EXPIRED = 3
 _TICK = b"\x00tick"  # not a token key: tokens are "domain:epoch:hex"
+_CONSENT_VIEW = b"\x00consent"  # a consent record broadcast to every partition's copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +230,8 @@ def build_app(settings: BrokerSettings) -> faust.App:
     }
     broker_id = watch.current.broker.member_id
     states = app.Table("token-state", partitions=settings.partitions, default=None, **table)
-    consent_table = app.GlobalTable(
+    # a full copy in every partition, fed by a broadcast (broker/_consent_view.py)
+    consent_table = app.Table(
         "consent-by-token", partitions=settings.partitions, default=None, **table
     )
     heads = app.Table("audit-heads", partitions=settings.partitions, default=None, **table)
@@ -312,8 +314,12 @@ def build_app(settings: BrokerSettings) -> faust.App:
                 "kind": "consent",
                 "record": base64.b64encode(codec.encode(record)).decode(),
             }
-            # By exact tokens (each writes its own consent entry) and blocking
-            # tokens (an erasure forgets the subject's sightings there too).
+            # To every partition first, so each one's copy of consent holds it
+            # before any event routed after it; then by exact and blocking tokens
+            # (an erasure forgets the subject's sightings there, and is audited).
+            broadcast = json.dumps({**envelope, "kind": "consent-view"}).encode()
+            for partition in range(settings.partitions):
+                await routed.send(key=_CONSENT_VIEW, value=broadcast, partition=partition)
             tokens = list(dict.fromkeys(t.key() for t in record.tokens + record.blocking_tokens))
         else:
             metrics.events.labels(record.source_council, record.event_type.value).inc()
@@ -408,6 +414,11 @@ def build_app(settings: BrokerSettings) -> faust.App:
                     key=chain.head.chain.encode(), value=codec.encode(checkpoint)
                 )
             return
+        if envelope["kind"] == "consent-view":
+            record = codec.decode_as(base64.b64decode(envelope["record"]), ConsentRecord)
+            for held_token, entry in applied_entries(consent_view, record).items():
+                consent_table[held_token] = entry
+            return
         state_bytes = states.get(token)
         state = state_cache.load(token, state_bytes)
         now = datetime.now(UTC)
@@ -417,9 +428,6 @@ def build_app(settings: BrokerSettings) -> faust.App:
                 token, record, state, consent_view.ledger_for(record), chain, now,
                 forget=frozenset(envelope.get("forget", ())),
             )  # fmt: skip
-            entry = own_entry(token, record, applied.consent)
-            if entry is not None:
-                consent_table[token] = entry
             if applied.state is not None:
                 states[token] = state_cache.encode(token, state, state_bytes, applied.state)
                 metrics.sightings.inc(len(applied.state) - (len(state) if state else 0))

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from consent import Directory, MemberKind
+from fedbroker._errors import CommandError
 
 __all__ = [
     "DEFAULT_APP_ID",
@@ -178,6 +179,15 @@ def strimzi_users(
         member = acl.principal.removeprefix("User:")
         key = (acl.resource.value, acl.name, "prefix" if acl.pattern is _PRE else "literal")
         by_user.setdefault(member, {}).setdefault(key, []).append(acl.operation.value)
+    named: dict[str, str] = {}
+    for member in sorted(by_user):
+        # the resource name is the TLS principal: two members folded to one name
+        # would share an identity, and each could read the other's notifications
+        first = named.setdefault(_k8s_name(member), member)
+        if first != member:
+            raise CommandError(
+                f"members {first} and {member} would share the Kafka user {_k8s_name(member)}"
+            )
     documents: list[Mapping[str, Any]] = []
     for member, rules in sorted(by_user.items()):
         metadata: dict[str, Any] = {

@@ -171,3 +171,19 @@ def test_a_consent_scope_outside_the_directory_is_refused_before_anything_is_sto
     for scope in ("Alice Example 14/02/1984 9434765919", "purpose:marketing", "", "**"):
         forged = replace(record, scope=scope)
         assert _reason(_admit_signed, federation, forged) == "unknown-scope", scope
+
+
+def test_an_empty_id_or_a_record_with_no_token_is_refused_not_silently_lost(federation):
+    """Two events with empty ids were one 'duplicate'; a token-less event was never decided."""
+    event = _event(federation, FROM, "C", "2026-09-01", "a-1", NOW)
+    for forged in (
+        replace(event, event_id=""),
+        replace(event, source_system=""),
+        replace(event, source_ref=""),
+    ):
+        assert _reason(_admit_signed, federation, forged, accepted=None) == "identifier-empty"
+    tokenless = replace(event, tokens=(), blocking_tokens=(), fuzzy=None)
+    assert _reason(_admit_signed, federation, tokenless, accepted=None) == "no-tokens"
+    record = _consent(federation, ConsentState.OBJECTED, "*")
+    assert _reason(_admit_signed, federation, replace(record, record_id="")) == "identifier-empty"
+    assert _reason(_admit_signed, federation, replace(record, tokens=())) == "no-tokens"

@@ -207,3 +207,16 @@ def test_strimzi_users_carry_the_same_rules(federation, acls):
             for a in acls if a.principal == f"User:{member}"
         }  # fmt: skip
         assert rules == expected
+
+
+def test_two_members_folded_to_one_strimzi_user_are_refused_not_merged():
+    """'a-b' and 'a_b' both become the user (and TLS principal) 'a-b' (second hostile review)."""
+    from fedbroker._errors import CommandError
+
+    rules = [
+        AclEntry(f"User:{member}", Resource.TOPIC, f"fed.notify.{member}", Pattern.LITERAL,
+                 Operation.READ)
+        for member in ("gmca.supporting-families", "gmca.supporting_families")
+    ]  # fmt: skip
+    with pytest.raises(CommandError, match="share the Kafka user"):
+        strimzi_users(rules)
