@@ -46,37 +46,50 @@ def broker_inputs(admin: KafkaAdminClient, prefix: str) -> list[str]:
     ]
 
 
-def settled(bootstrap: str, group: str, prefix: str, timeout: float = 180) -> None:
-    """Wait until the worker group has committed every message of its inputs.
+def behind(bootstrap: str, group: str, prefix: str) -> list[TopicPartition]:
+    """The input partitions whose committed offset is short of their end, now.
 
-    Routing writes new messages while the sources drain, so the check repeats
-    over the current topic list until nothing is behind.
+    Until the group's coordinator answers nothing counts as committed.
     """
-    deadline = time.monotonic() + timeout
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        while True:
-            partitions = [TopicPartition(t, p) for t in broker_inputs(admin, prefix)
-                          for p in consumer.partitions_for_topic(t) or ()]  # fmt: skip
-            ends = consumer.end_offsets(partitions)
-            try:
-                committed = admin.list_group_offsets({group: None}).get(group, {})
-            except KafkaError as exc:
-                # a group's coordinator is found only once __consumer_offsets is ready
-                # and the group has joined; until then nothing counts as committed
-                if not exc.retriable:
-                    raise
-                committed = {}
-            behind = [
-                tp
-                for tp in partitions
-                if ends[tp] > 0 and (tp not in committed or committed[tp].offset < ends[tp])
-            ]
-            if not behind:
-                return
-            assert time.monotonic() < deadline, f"worker group still behind on {behind[:3]}"
-            time.sleep(1)
+        partitions = [TopicPartition(t, p) for t in broker_inputs(admin, prefix)
+                      for p in consumer.partitions_for_topic(t) or ()]  # fmt: skip
+        ends = consumer.end_offsets(partitions)
+        try:
+            committed = admin.list_group_offsets({group: None}).get(group, {})
+        except KafkaError as exc:
+            # a group's coordinator is found only once __consumer_offsets is ready
+            # and the group has joined; until then nothing counts as committed
+            if not exc.retriable:
+                raise
+            committed = {}
+        return sorted(
+            tp
+            for tp in partitions
+            if ends[tp] > 0 and (tp not in committed or committed[tp].offset < ends[tp])
+        )
     finally:
         consumer.close()
         admin.close()
+
+
+def drained(bootstrap: str, group: str, prefix: str, timeout: float) -> list[TopicPartition]:
+    """Wait until the group has committed every input to its end; what is still behind.
+
+    Routing writes new messages while the sources drain, so the check repeats
+    over the current topic list until nothing is behind or ``timeout`` passes.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        late = behind(bootstrap, group, prefix)
+        if not late or time.monotonic() >= deadline:
+            return late
+        time.sleep(0.5)  # polling interval of a condition, not a wait for a race
+
+
+def settled(bootstrap: str, group: str, prefix: str, timeout: float = 180) -> None:
+    """Wait until the worker group has committed every message of its inputs."""
+    late = drained(bootstrap, group, prefix, timeout)
+    assert not late, f"worker group still behind on {late[:3]}"
