@@ -36,6 +36,7 @@ from broker._admission import AdmissionPolicy, Limits, admit
 from broker._audit_tail import read_chain_tail
 from broker._chain_recovery import OnceChain, recover_chain
 from broker._consent_view import ConsentTableView, applied_entries
+from broker._consumer import StallFreeApp
 from broker._directory_watch import DirectoryWatch
 from broker._errors import DirectoryNotUsable
 from broker._histograms import read_attempts, read_histograms
@@ -181,7 +182,8 @@ def build_app(settings: BrokerSettings) -> faust.App:
     logger.info("matching at %s", threshold.describe())
     prefix = settings.topic_prefix
     replication = cluster_replication(settings.bootstrap, settings.security, settings.replication)
-    app = faust.App(
+    # faust.App with the start-up stall's two upstream faults worked around
+    app = StallFreeApp(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
         store=settings.store,

@@ -1,0 +1,139 @@
+"""The start-up stall's two upstream faults, shown on Faust's own code and fixed in ours.
+
+Each test drives the method on a stand-in consumer: the faust-streaming 0.15.3
+method shows the fault (so the test would fail on the old code), the
+``StallFreeConsumer`` one must not have it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+from aiokafka import TopicPartition as AioTP
+from faust.transport.consumer import Consumer as FaustConsumer
+from faust.types import TP
+
+from broker._consumer import StallFreeConsumer, uncommitted
+
+EVENTS = TP("fed.events.E08000001", 0)
+
+
+class _Monitor:
+    def __init__(self) -> None:
+        self.commits: list[dict[TP, int]] = []
+
+    def on_tp_commit(self, offsets: dict[TP, int]) -> None:
+        self.commits.append(dict(offsets))
+
+
+class _Stand:
+    """Just what ``_commit_offsets`` and ``perform_seek`` touch on a consumer."""
+
+    def __init__(self, *, accepted: bool, committed: dict[Any, int | None] | None = None):
+        self.accepted, self.in_transaction = accepted, False
+        self._committed_offset: defaultdict[TP, int | None] = defaultdict(lambda: None)
+        self._read_offset: defaultdict[TP, int | None] = defaultdict(lambda: None)
+        self.sought_to_beginning: list[Any] = []
+        self.log = _Log()
+        monitor, flushed, on_commit = _Monitor(), [], []
+        self.monitor = monitor
+
+        class _App:
+            class conf:  # noqa: N801 - the shape of faust's app.conf
+                consumer_auto_offset_reset = "earliest"
+
+            class producer:  # noqa: N801
+                @staticmethod
+                async def flush() -> None:
+                    flushed.append(1)
+
+            class tables:  # noqa: N801
+                @staticmethod
+                def on_commit(offsets: dict[TP, int]) -> None:
+                    on_commit.append(offsets)
+
+        _App.monitor = monitor  # type: ignore[attr-defined]
+        self.app = _App
+        stand = self
+
+        class _Thread:
+            async def seek_to_beginning(self, *partitions: Any) -> None:
+                stand.sought_to_beginning.extend(partitions)
+
+        self._thread = _Thread()
+        self._committed_map = committed or {}
+
+    def assignment(self) -> set[TP]:
+        return {EVENTS}
+
+    async def _commit(self, offsets: dict[TP, int]) -> bool:
+        return self.accepted  # False: Kafka refused (UnknownMemberId during a rebalance)
+
+    async def seek_to_committed(self) -> dict[Any, int | None]:
+        return self._committed_map
+
+
+class _Log:
+    def dev(self, *args: Any) -> None:
+        pass
+
+    def info(self, *args: Any) -> None:
+        pass
+
+
+def _commit(method: Any, stand: _Stand) -> bool:
+    return asyncio.run(method(stand, {EVENTS: 7}))
+
+
+def test_upstream_records_a_refused_commit_as_committed_faust_316():
+    stand = _Stand(accepted=False)
+    assert _commit(FaustConsumer._commit_offsets, stand) is False
+    assert stand._committed_offset[EVENTS] == 7  # the fault: Kafka holds nothing
+
+
+def test_a_refused_commit_leaves_the_offset_uncommitted_and_uncounted():
+    stand = _Stand(accepted=False)
+    assert _commit(StallFreeConsumer._commit_offsets, stand) is False
+    assert stand._committed_offset[EVENTS] is None
+    assert stand.monitor.commits == []
+
+
+def test_an_accepted_commit_is_recorded_and_counted():
+    stand = _Stand(accepted=True)
+    assert _commit(StallFreeConsumer._commit_offsets, stand) is True
+    assert stand._committed_offset[EVENTS] == 7
+    assert stand.monitor.commits == [{EVENTS: 7}]
+
+
+def test_a_commit_for_a_revoked_partition_is_not_sent():
+    stand = _Stand(accepted=True)
+    gone = TP("fed.events.E08000001", 1)
+    assert asyncio.run(StallFreeConsumer._commit_offsets(stand, {gone: 3})) is False
+    assert gone not in stand._committed_offset
+
+
+def test_upstream_seek_keeps_a_stale_offset_for_a_never_committed_partition_aiokafka_1003():
+    stand = _Stand(accepted=True, committed={AioTP(EVENTS.topic, 0): None})
+    stand._committed_offset[EVENTS] = 7  # left by a refused commit (faust-streaming#316)
+    asyncio.run(FaustConsumer.perform_seek(stand))
+    assert stand._committed_offset[EVENTS] == 7  # acks below 7 are then ignored
+
+
+def test_a_never_committed_partition_is_read_again_from_its_start():
+    stale = AioTP(EVENTS.topic, 0)
+    kept = AioTP(EVENTS.topic, 1)
+    stand = _Stand(accepted=True, committed={stale: None, kept: 4})
+    stand._committed_offset[EVENTS] = 7
+    stand._read_offset[EVENTS] = 9  # past records a paused fetch dropped
+    asyncio.run(StallFreeConsumer.perform_seek(stand))
+    assert stand.sought_to_beginning == [stale]
+    assert stand._committed_offset[EVENTS] is None
+    assert stand._read_offset[EVENTS] is None
+    assert stand._committed_offset[TP(EVENTS.topic, 1)] == 4
+    assert stand._read_offset[TP(EVENTS.topic, 1)] == 4
+
+
+def test_uncommitted_means_absent_or_zero():
+    assert uncommitted({"a": None, "b": 0, "c": 5}) == ["a", "b"]
