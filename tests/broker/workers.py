@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from consent import DevFederation
-from tests.connectors.conftest import REPO
+from schemas import AuditRecord, Codec
+from tests.connectors.conftest import REPO, read_topic
 
 
 def start_worker(
@@ -36,6 +40,49 @@ def start_worker(
     return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
+def until(condition: Callable[[], bool], what: str, timeout: float = 180.0) -> None:
+    """Wait until ``condition()`` holds, polling; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.2)  # polling interval of a condition
+
+
+def audit_records(bootstrap: str, prefix: str) -> list[AuditRecord]:
+    """Every record on ``<prefix>.audit``, in topic order."""
+    codec = Codec()
+    return [codec.decode_as(v, AuditRecord) for _, v in read_topic(bootstrap, f"{prefix}.audit")]
+
+
+def split_extract(source: Path, folder: Path, parts: int) -> list[Path]:
+    """``source`` (a council's CSV extract) cut into ``parts`` files, rows in order."""
+    with source.open(newline="", encoding="utf-8") as handle:
+        header, *rows = list(csv.reader(handle))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for part in range(parts):
+        path = folder / f"part-{part}.csv"
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(rows[part::parts])
+        paths.append(path)
+    return paths
+
+
+def publish_together(setups: Mapping[str, Any], files: Mapping[str, Path]) -> list[Any]:
+    """Each council's connector publishing its file, all at once, as processes."""
+    publishers = []
+    for council, path in files.items():
+        setup = setups[council]
+        shutil.copy(path, setup.inbox / path.name)
+        publishers.append(subprocess.Popen(
+            [str(REPO / ".venv/bin/fedbroker"), "connector", "run", "--config", str(setup.config),
+             "--once"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ))  # fmt: skip
+    return publishers
+
+
 def broker_inputs(admin: KafkaAdminClient, prefix: str) -> list[str]:
     """The topics a broker group consumes: councils' events and consent, and its routing."""
     return [
@@ -46,33 +93,64 @@ def broker_inputs(admin: KafkaAdminClient, prefix: str) -> list[str]:
     ]
 
 
-def behind(bootstrap: str, group: str, prefix: str) -> list[TopicPartition]:
-    """The input partitions whose committed offset is short of their end, now.
+class GroupProgress:
+    """How far a worker group has committed its inputs, over one pair of clients.
 
-    Until the group's coordinator answers nothing counts as committed.
+    The clients are made once: a fresh admin client per poll loads a broker
+    that is already busy, and under load its metadata wait can stall.
     """
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        partitions = [TopicPartition(t, p) for t in broker_inputs(admin, prefix)
-                      for p in consumer.partitions_for_topic(t) or ()]  # fmt: skip
-        ends = consumer.end_offsets(partitions)
+
+    def __init__(self, bootstrap: str, group: str, prefix: str) -> None:
+        self.group, self.prefix = group, prefix
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+
+    def state(self) -> str:
+        """The group's state ("Stable", "PreparingRebalance", ..., "Unknown")."""
         try:
-            committed = admin.list_group_offsets({group: None}).get(group, {})
+            described = self.admin.describe_groups([self.group]).get(self.group, {})
+        except KafkaError as exc:  # the coordinator is found only once the group has joined
+            if not exc.retriable:
+                raise
+            return "Unknown"
+        return str(described.get("group_state", described.get("state", "Unknown")))
+
+    def committed(self) -> dict[TopicPartition, int]:
+        """What the group has committed, by partition (nothing until its coordinator answers)."""
+        try:
+            offsets = self.admin.list_group_offsets({self.group: None}).get(self.group, {})
         except KafkaError as exc:
             # a group's coordinator is found only once __consumer_offsets is ready
             # and the group has joined; until then nothing counts as committed
             if not exc.retriable:
                 raise
-            committed = {}
+            offsets = {}
+        return {tp: int(meta.offset) for tp, meta in offsets.items()}
+
+    def behind(self) -> list[TopicPartition]:
+        """The input partitions whose committed offset is short of their end, now."""
+        partitions = [TopicPartition(t, p) for t in broker_inputs(self.admin, self.prefix)
+                      for p in self.consumer.partitions_for_topic(t) or ()]  # fmt: skip
+        ends = self.consumer.end_offsets(partitions)
+        committed = self.committed()
         return sorted(
             tp
             for tp in partitions
-            if ends[tp] > 0 and (tp not in committed or committed[tp].offset < ends[tp])
+            if ends[tp] > 0 and (tp not in committed or committed[tp] < ends[tp])
         )
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.admin.close()
+
+
+def behind(bootstrap: str, group: str, prefix: str) -> list[TopicPartition]:
+    """The input partitions whose committed offset is short of their end, now (one look)."""
+    progress = GroupProgress(bootstrap, group, prefix)
+    try:
+        return progress.behind()
     finally:
-        consumer.close()
-        admin.close()
+        progress.close()
 
 
 def drained(bootstrap: str, group: str, prefix: str, timeout: float) -> list[TopicPartition]:
@@ -82,11 +160,15 @@ def drained(bootstrap: str, group: str, prefix: str, timeout: float) -> list[Top
     over the current topic list until nothing is behind or ``timeout`` passes.
     """
     deadline = time.monotonic() + timeout
-    while True:
-        late = behind(bootstrap, group, prefix)
-        if not late or time.monotonic() >= deadline:
-            return late
-        time.sleep(0.5)  # polling interval of a condition, not a wait for a race
+    progress = GroupProgress(bootstrap, group, prefix)
+    try:
+        while True:
+            late = progress.behind()
+            if not late or time.monotonic() >= deadline:
+                return late
+            time.sleep(0.5)  # polling interval of a condition, not a wait for a race
+    finally:
+        progress.close()
 
 
 def settled(bootstrap: str, group: str, prefix: str, timeout: float = 180) -> None:
