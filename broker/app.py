@@ -350,7 +350,7 @@ def build_app(settings: BrokerSettings) -> faust.App:
     async def chain_for(partition: int) -> AuditChain:
         """The partition's chain, its head and recent decisions recovered from the audit topic.
 
-        Recovered once per process, before the first append: the topic, not the
+        Recovered before its first append after each assignment: the topic, not the
         table, is the chain's truth after a crash (``broker._chain_recovery``).
         """
         chain_id = f"{prefix}.broker/{partition}"
@@ -382,15 +382,18 @@ def build_app(settings: BrokerSettings) -> faust.App:
         return chains[chain_id]
 
     async def forget_chains(sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
-        """A chain whose routed partition leaves is recovered from the topic when it returns.
+        """A chain whose routed partition leaves, or is assigned, is recovered from the topic.
 
-        Another worker appends to it meanwhile, so a head kept here would fork it.
+        Another worker may have appended to it meanwhile, so a head kept here
+        would fork it. Forgetting on assignment too re-establishes every head
+        from the topic whatever the revocation path (issue 15 item 4).
         """
         for tp in args[0] if args else ():
             if tp.topic == routed.get_topic_name():
                 chains.pop(f"{prefix}.broker/{tp.partition}", None)
 
     app.on_partitions_revoked.connect(forget_chains)
+    app.on_partitions_assigned.connect(forget_chains)
 
     def keep_scores(partition: int, scores: tuple[float, ...]) -> None:
         """Add blocked-pair scores to this partition's histogram, in batches."""
