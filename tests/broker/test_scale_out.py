@@ -7,15 +7,14 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from itertools import combinations
 
 import pytest
 
 from connectors import load_config, open_connector
 from schemas import MatchNotification
-from tests.broker.workers import settled, start_worker
-from tests.connectors.conftest import COUNCILS, read_topic
+from tests.broker.workers import audit_records, behind, settled, start_worker, until
+from tests.connectors.conftest import COUNCILS
 from tests.wire import read_notifications
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -50,19 +49,6 @@ class _Run:
     def settle(self) -> None:
         settled(self.bootstrap, self.group, self.prefix)
 
-    def settle_by_output(self, quiet: float = 15.0, timeout: float = 180.0) -> None:
-        """After a crash, commits lag the work: wait until the output stops changing."""
-        deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
-        while time.monotonic() - since < quiet:
-            assert time.monotonic() < deadline, "output never settled"
-            now = (
-                len(self.notification_ids()),
-                len(read_topic(self.bootstrap, f"{self.prefix}.audit")),
-            )
-            if now != last:
-                last, since = now, time.monotonic()
-            time.sleep(1)
-
     def notifications(self) -> list[MatchNotification]:
         return read_notifications(self.bootstrap, self.prefix, self.federation.load())
 
@@ -93,23 +79,22 @@ def test_two_workers_and_a_killed_worker_match_one_worker(
         folder.mkdir()
         this = _Run(council_factory, federation, kafka_bootstrap, prefix,
                     topic_factory("broker"), folder)  # fmt: skip
-        killed = False
         try:
+            # Workers and publishers start together: the group forms while events arrive.
             for _ in range(workers):
                 this.start_worker()
-            time.sleep(10)
             for council in COUNCILS:
+                audited = len(audit_records(this.bootstrap, prefix))
                 this.publish(council, synthetic)
                 if council == kill_during:
-                    time.sleep(1.5)
+                    # Kill once this council's matches are being decided, not on a clock.
+                    until(lambda: len(audit_records(this.bootstrap, prefix)) > audited  # noqa: B023
+                          or not behind(this.bootstrap, this.group, prefix),
+                          "decisions were audited")  # fmt: skip
                     os.kill(this.workers[0].pid, signal.SIGKILL)
                     this.workers[0].wait()
                     this.start_worker()
-                    killed = True
-                if killed:
-                    this.settle_by_output()
-                else:
-                    this.settle()
+                this.settle()
             return this.notification_ids(), this.disclosed_pairs()
         finally:
             this.stop()
