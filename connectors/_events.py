@@ -95,6 +95,7 @@ class EventFactory:
             "occurred_at",
             published_at=now,
             bounds=self.time_bounds,
+            zone=mapping.timezone,
         )
         source_ref = self._reference(row, mapping)
         event_id = event_id_for(
@@ -179,6 +180,7 @@ class EventFactory:
             "recorded_at",
             published_at=now,
             bounds=self.time_bounds,
+            zone=mapping.timezone,
         )
         source_ref = self._reference(row, mapping)
         record = ConsentRecord(
