@@ -1,7 +1,8 @@
 """``fedbroker demo`` as a user runs it: live, headless, on the shared Kafka, checked.
 
 The demo's own summary is parsed and held to what it claims, and the files its
-subscribers wrote are checked independently (no notification id twice). A
+subscribers wrote are checked independently (no notification id twice). That
+run is the session's one run of the README's demo line (``quickstart_demo``). A
 broker killed mid-run must make the demo fail, not print a verified empty audit
 chain and exit 0 as it once did.
 """
@@ -18,6 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.demo_run import DEMO_TIMEOUT_S
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -62,17 +65,10 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.kafka
-@pytest.mark.timeout(900)
-def test_the_demo_runs_live_headless_and_its_summary_holds_against_the_truth(
-    kafka_bootstrap, tmp_path
-):
-    result = subprocess.run(
-        _demo("--people", "200", "--duration", "60"),
-        cwd=tmp_path, env=_env(kafka_bootstrap, tmp_path / "home"), capture_output=True,
-        text=True, timeout=840, check=False, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out[-5000:]
+@pytest.mark.timeout(DEMO_TIMEOUT_S + 60)
+def test_the_demo_runs_live_headless_and_its_summary_holds_against_the_truth(quickstart_demo):
+    out = quickstart_demo.output
+    assert quickstart_demo.returncode == 0, out[-5000:]
     # Headless: periodic plain lines, no terminal control codes, no client errors.
     assert "\x1b[" not in out
     assert len(re.findall(r"^streaming: ", out, re.MULTILINE)) >= 3, out[-3000:]
@@ -96,7 +92,7 @@ def test_the_demo_runs_live_headless_and_its_summary_holds_against_the_truth(
     assert "nothing left running but Kafka" in out
     assert "demo OK: every check held" in out
     # Independently of the demo's word: its JSON Lines subscribers never wrote an id twice.
-    files = list((tmp_path / "home" / "demo").glob("*/delivered/*.jsonl"))
+    files = list((quickstart_demo.home / "demo").glob("*/delivered/*.jsonl"))
     assert len(files) == 3
     ids = [
         json.loads(line)["notification_id"] for f in files for line in f.read_text().splitlines()
