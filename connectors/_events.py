@@ -8,7 +8,6 @@ catalogue attributes and sealed payloads.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,16 +32,11 @@ from schemas import (
     EventType,
     SealedPayload,
     SignatureDomain,
+    citizen_event_id,
+    event_id_for,
 )
 
 __all__ = ["EventFactory", "event_id_for"]
-
-_ID_HEX = 32
-
-
-def event_id_for(*parts: str) -> str:
-    """Deterministic id: the same source record always yields the same id (replays show)."""
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:_ID_HEX]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +92,8 @@ class EventFactory:
             zone=mapping.timezone,
         )
         source_ref = self._reference(row, mapping)
-        event_id = event_id_for(
-            self.council, mapping.system, source_ref, event_type.value, occurred_at.isoformat()
+        event_id = citizen_event_id(
+            self.council, mapping.system, source_ref, event_type, occurred_at
         )
         spec = EVENT_CATALOGUE[event_type]
         attributes = {
