@@ -58,6 +58,12 @@ class EventFactory:
             dropped.extend(encoded.dropped)
         return encoded.tokens
 
+    def _time(self, row: SourceRow, mapping: SourceMapping, field: str, now: datetime) -> datetime:
+        """The row's time (``occurred_at`` of an event, ``recorded_at`` of consent) as UTC."""
+        spec = mapping.occurred_at
+        return parse_timestamp(spec.read(row.values), spec, field, published_at=now,
+                               bounds=self.time_bounds, zone=mapping.timezone)  # fmt: skip
+
     def _reference(self, row: SourceRow, mapping: SourceMapping) -> str:
         local = row.values.get(mapping.reference)
         if local is None:
@@ -83,14 +89,7 @@ class EventFactory:
             event_type = EventType(code or "")
         except ValueError as exc:
             raise InvalidIdentifier("event_type", "unknown") from exc
-        occurred_at = parse_timestamp(
-            mapping.occurred_at.read(row.values),
-            mapping.occurred_at,
-            "occurred_at",
-            published_at=now,
-            bounds=self.time_bounds,
-            zone=mapping.timezone,
-        )
+        occurred_at = self._time(row, mapping, "occurred_at", now)
         source_ref = self._reference(row, mapping)
         event_id = citizen_event_id(
             self.council, mapping.system, source_ref, event_type, occurred_at
@@ -168,14 +167,7 @@ class EventFactory:
             state = ConsentState(mapping.state.read(row.values) or "")
         except ValueError as exc:
             raise InvalidIdentifier("state", "unknown") from exc
-        recorded_at = parse_timestamp(
-            mapping.occurred_at.read(row.values),
-            mapping.occurred_at,
-            "recorded_at",
-            published_at=now,
-            bounds=self.time_bounds,
-            zone=mapping.timezone,
-        )
+        recorded_at = self._time(row, mapping, "recorded_at", now)
         source_ref = self._reference(row, mapping)
         record = ConsentRecord(
             record_id=event_id_for(
