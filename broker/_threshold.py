@@ -24,10 +24,11 @@ Two refinements, both measured on FEBRL and the synthetic councils (docs/linkage
 - **Into the gap.** A Beta fitted by moments has the wrong tails for a match
   population with a long left tail, so the model's best-F1 point can sit at
   the upper edge of the non-matches (synthetic councils: 0.61, with 40 false
-  pairs). Between that point and the score below which the fitted match
-  component puts ``DEFAULT_GAP_QUANTILE`` of its mass, the threshold moves to
-  the emptiest stretch of the observed histogram: where the data themselves
-  say the two populations part.
+  pairs). Above that point, but never past ``DEFAULT_GAP_QUANTILE`` of the
+  scores above it, the threshold moves to the middle of the first stretch
+  where the observed histogram is empty (no score within 0.01):
+  where the data themselves say the two populations part. With no such
+  stretch (the populations overlap) the model's point stands.
 
 Scores are held as a fixed-size ``ScoreHistogram``: constant memory, mergeable
 across workers, and a plain dict for a Faust table.
@@ -66,7 +67,7 @@ DEFAULT_HISTOGRAM_BINS = 200
 DEFAULT_MIN_SCORES = 50
 DEFAULT_MAX_ITERATIONS = 500
 DEFAULT_TOLERANCE = 1e-10
-#: The gap search never cuts more than this share of the fitted match component.
+#: The gap search never cuts more than this share of the scores above the model's point.
 DEFAULT_GAP_QUANTILE = 0.05
 # Starting point for the matches; the non-matches start at the prior.
 _START_MATCH_MEAN, _START_MATCH_SHARE, _START_SD = 0.9, 0.5, 0.1
@@ -152,6 +153,9 @@ class ThresholdFit:
     converged: bool = False
     model_threshold: float = math.nan
 
+    def _moved(self) -> str:
+        return "" if self.threshold == self.model_threshold else ", moved into the empty gap"
+
     def describe(self) -> str:
         """One line for logs and the ``link`` command's output."""
         if self.source != "fitted":
@@ -160,7 +164,7 @@ class ThresholdFit:
             f"threshold {self.threshold:.3f} (fitted by EM on {self.samples} scored pairs: "
             f"match share {self.match_share:.3f}, means {self.match_mean:.3f}/"
             f"{self.nonmatch_mean:.3f}, expected F1 {self.expected_f1:.4f} at "
-            f"{self.model_threshold:.3f}, moved to the histogram's gap, "
+            f"{self.model_threshold:.3f}{self._moved()}, "
             f"{self.iterations} iterations{'' if self.converged else ', not converged'})"
         )
 
@@ -184,10 +188,10 @@ def _moments(x: npt.NDArray[np.float64], w: npt.NDArray[np.float64]) -> tuple[fl
 
 
 def _gap(counts: npt.NDArray[np.float64], low: int, high: int, window: int = _GAP_WINDOW) -> int:
-    """The bin edge in [low, high] with fewest observed scores around it.
+    """The middle of the first stretch of edges in [low, high] with no score near them.
 
-    Among equally empty edges, the middle of the lowest empty stretch: a
-    threshold in the middle of a gap is the one least moved by new data.
+    ``low`` (the model's point) when there is no such stretch: where the two
+    populations overlap, the model's tails are the best guess there is.
     """
     bins = len(counts)
     cumulative = np.concatenate([[0.0], np.cumsum(counts)])
@@ -195,9 +199,11 @@ def _gap(counts: npt.NDArray[np.float64], low: int, high: int, window: int = _GA
     around = (
         cumulative[np.minimum(edges + window, bins)] - cumulative[np.maximum(edges - window, 0)]
     )
-    emptiest = edges[around == around.min()]
-    stretch = [int(emptiest[0])]
-    for edge in emptiest[1:].tolist():
+    empty = edges[around == 0].tolist()
+    if not empty:
+        return low
+    stretch = [empty[0]]
+    for edge in empty[1:]:
         if edge != stretch[-1] + 1:
             break
         stretch.append(edge)
@@ -221,8 +227,8 @@ def fit_threshold(
             (default ``DEFAULT_MIN_SCORES``).
         max_iterations: EM iteration cap (default ``DEFAULT_MAX_ITERATIONS``).
         gap_quantile: how far above the model's best-F1 point the gap search may
-            go, as the share of the fitted match component it may cut (default
-            ``DEFAULT_GAP_QUANTILE``; 0 keeps the model's point).
+            go, as the share of the observed scores above that point it may cut
+            (default ``DEFAULT_GAP_QUANTILE``; 0 keeps the model's point).
 
     Returns:
         The threshold in the histogram's gap (module docstring), with the fit.
@@ -263,9 +269,11 @@ def fit_threshold(
     fp = np.cumsum(pu[::-1])[::-1]
     f1 = 2 * tp / np.maximum(tp + fp + float(pm.sum()), 1e-300)
     best = int(np.argmax(f1))
-    cut = np.cumsum(pm) / max(float(pm.sum()), 1e-300)  # match share below edge k + 1
-    high = max(best, int(np.searchsorted(cut, gap_quantile)))
-    edge = _gap(observed, best, high)
+    # The search stops where it would cut ``gap_quantile`` of the scores above
+    # the model's point: the observed ones, as the fitted tails are what is in doubt.
+    above = np.cumsum(observed[best:])
+    high = best + int(np.searchsorted(above, gap_quantile * float(above[-1]), side="right"))
+    edge = _gap(observed, best, high) if gap_quantile > 0 else best
     return ThresholdFit(
         threshold=check_threshold(edge / bins),
         source="fitted",
