@@ -199,7 +199,7 @@ def _gap(counts: npt.NDArray[np.float64], low: int, high: int, window: int = _GA
     around = (
         cumulative[np.minimum(edges + window, bins)] - cumulative[np.maximum(edges - window, 0)]
     )
-    empty = edges[around == 0].tolist()
+    empty: list[int] = [int(e) for e in edges[around == 0]]
     if not empty:
         return low
     stretch = [empty[0]]
