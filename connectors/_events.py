@@ -19,7 +19,7 @@ from connectors._bloom import ENCODING
 from connectors._errors import InvalidIdentifier
 from connectors._mapping import SourceMapping
 from connectors._normalise import DroppedField
-from connectors._rows import encode_row
+from connectors._rows import EncodedRow, encode_row
 from connectors._sources import SourceRow
 from connectors._timestamps import TimeBounds, parse_timestamp
 from connectors._tokens import LinkageKey, Tokeniser, Tokens, opaque_reference
@@ -57,9 +57,16 @@ class EventFactory:
     time_bounds: TimeBounds = TimeBounds()
 
     def _identity_and_tokens(
-        self, row: SourceRow, mapping: SourceMapping, dropped: list[DroppedField] | None
+        self,
+        row: SourceRow,
+        mapping: SourceMapping,
+        dropped: list[DroppedField] | None,
+        encoded: EncodedRow | InvalidIdentifier | None,
     ) -> Tokens:
-        encoded = encode_row(row, mapping, self.tokeniser)
+        if encoded is None:
+            encoded = encode_row(row, mapping, self.tokeniser)
+        elif isinstance(encoded, InvalidIdentifier):
+            raise encoded
         if dropped is not None:
             dropped.extend(encoded.dropped)
         return encoded.tokens
@@ -77,13 +84,17 @@ class EventFactory:
         *,
         now: datetime,
         dropped: list[DroppedField] | None = None,
+        encoded: EncodedRow | InvalidIdentifier | None = None,
     ) -> CitizenEvent:
         """Build one citizen event (``envelope`` signs it); ``InvalidIdentifier`` for a bad row.
 
         ``dropped``, when given, receives the identifiers left out as malformed.
+        ``encoded``, when given, is the row's ``encode_rows`` result from a
+        batch (the same tokens ``encode_row`` would make, Bloom-encoded in one
+        pass with the rest of the batch); default None: encoded here.
         """
         assert mapping.event_type is not None
-        tokens = self._identity_and_tokens(row, mapping, dropped)
+        tokens = self._identity_and_tokens(row, mapping, dropped, encoded)
         code = mapping.event_type.read(row.values)
         try:
             event_type = EventType(code or "")
@@ -155,13 +166,14 @@ class EventFactory:
         *,
         now: datetime,
         dropped: list[DroppedField] | None = None,
+        encoded: EncodedRow | InvalidIdentifier | None = None,
     ) -> ConsentRecord:
         """Build one consent record (same tokens as the subject's events); ``envelope`` signs it.
 
-        ``dropped``, when given, receives the identifiers left out as malformed.
+        ``dropped`` and ``encoded`` as for ``event``.
         """
         assert mapping.scope is not None and mapping.state is not None
-        tokens = self._identity_and_tokens(row, mapping, dropped)
+        tokens = self._identity_and_tokens(row, mapping, dropped, encoded)
         scope = mapping.scope.read(row.values)
         if scope is None:
             raise InvalidIdentifier("scope", "missing")
