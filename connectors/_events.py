@@ -23,7 +23,14 @@ from connectors._rows import EncodedRow, encode_row
 from connectors._sources import SourceRow
 from connectors._timestamps import TimeBounds, parse_timestamp
 from connectors._tokens import LinkageKey, Tokeniser, Tokens, opaque_reference
-from consent import Directory, agreements_for, consent_scopes, seal_envelope, seal_payload
+from consent import (
+    BatchSealer,
+    Directory,
+    agreements_for,
+    consent_scopes,
+    seal_envelope,
+    seal_payload,
+)
 from schemas import (
     EVENT_CATALOGUE,
     CitizenEvent,
@@ -85,6 +92,7 @@ class EventFactory:
         now: datetime,
         dropped: list[DroppedField] | None = None,
         encoded: EncodedRow | InvalidIdentifier | None = None,
+        sealer: BatchSealer | None = None,
     ) -> CitizenEvent:
         """Build one citizen event (``envelope`` signs it); ``InvalidIdentifier`` for a bad row.
 
@@ -92,6 +100,9 @@ class EventFactory:
         ``encoded``, when given, is the row's ``encode_rows`` result from a
         batch (the same tokens ``encode_row`` would make, Bloom-encoded in one
         pass with the rest of the batch); default None: encoded here.
+        ``sealer``, when given, seals the payloads with one encapsulation per
+        recipient for the whole batch (same wire format); default None: one
+        ``seal_payload`` each.
         """
         assert mapping.event_type is not None
         tokens = self._identity_and_tokens(row, mapping, dropped, encoded)
@@ -130,14 +141,19 @@ class EventFactory:
             blocking_tokens=tokens.blocking_tokens,
             fuzzy=tokens.fuzzy,
             attributes=attributes,
-            sealed=self._seal(event_id, event_type, _payload(row, mapping)),
+            sealed=self._seal(event_id, event_type, _payload(row, mapping), sealer),
             encoding=ENCODING,
         )
         return event
 
     def _seal(
-        self, event_id: str, event_type: EventType, payload: Mapping[str, str]
+        self,
+        event_id: str,
+        event_type: EventType,
+        payload: Mapping[str, str],
+        sealer: BatchSealer | None,
     ) -> tuple[SealedPayload, ...]:
+        seal = seal_payload if sealer is None else sealer.seal_payload
         sealed = []
         for agreement in agreements_for(self.directory, event_type, self.council):
             allowed = agreement.allowed_fields(event_type)
@@ -149,7 +165,7 @@ class EventFactory:
                 if key is None:
                     continue
                 sealed.append(
-                    seal_payload(
+                    seal(
                         key,
                         fields,
                         event_id=event_id,

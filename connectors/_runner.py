@@ -28,6 +28,7 @@ from connectors._outbox import PUBLISH_SOURCE, Outbox, OutboxBatch
 from connectors._publisher import Publisher
 from connectors._rows import EncodedRow, encode_rows
 from connectors._sources import FolderSource, PostgresSource, SourceRow
+from consent import BatchSealer
 from schemas import CitizenEvent, Codec, ConsentRecord
 
 __all__ = ["DEFAULT_PUBLISH_BATCH", "ROW_ATTEMPTS", "Connector", "IngestReport"]
@@ -167,11 +168,12 @@ class Connector:
         rows_read = self.metrics.rows_read.labels(source)
         enqueued = self.metrics.events_enqueued.labels(source)
         added: list[tuple[str, str, bytes, bytes]] = []
+        sealer = BatchSealer()  # ephemeral secrets for this batch only
         for row, encoded in zip(rows, self._encode_batch(rows, mapping), strict=True):
             rows_read.inc()
             dropped: list[DroppedField] = []
             try:
-                record, value = self._build(row, mapping, consent, now, dropped, encoded)
+                record, value = self._build(row, mapping, consent, now, dropped, encoded, sealer)
                 if len(value) > self.config.max_record_bytes:
                     raise InvalidIdentifier("record", "record-too-large")
             except InvalidIdentifier as exc:
@@ -213,6 +215,7 @@ class Connector:
         now: datetime,
         dropped: list[DroppedField],
         encoded: EncodedRow | InvalidIdentifier | None = None,
+        sealer: BatchSealer | None = None,
     ) -> tuple[CitizenEvent | ConsentRecord, bytes]:
         """The row's record, encoded; an unexpected error is retried a bounded number of times.
 
@@ -230,7 +233,9 @@ class Connector:
                 record: CitizenEvent | ConsentRecord = (
                     self.factory.consent(row, mapping, now=now, dropped=dropped, encoded=pre)
                     if consent
-                    else self.factory.event(row, mapping, now=now, dropped=dropped, encoded=pre)
+                    else self.factory.event(
+                        row, mapping, now=now, dropped=dropped, encoded=pre, sealer=sealer
+                    )
                 )
                 return record, self.factory.envelope(record, self.codec)
             except InvalidIdentifier:

@@ -133,11 +133,11 @@ def test_an_unexpected_error_in_one_row_is_bounded_then_quarantined(
     class Exploding:
         tokeniser = real.tokeniser
 
-        def event(self, row, mapping, *, now, dropped=None, encoded=None):
+        def event(self, row, mapping, *, now, **options):
             if row.row == 2:
                 calls.append(row.row)
                 raise ZeroDivisionError(f"secret {row.values.get('forename')}")
-            return real.event(row, mapping, now=now, dropped=dropped, encoded=encoded)
+            return real.event(row, mapping, now=now, **options)
 
         def envelope(self, record, codec):
             return real.envelope(record, codec)
