@@ -24,6 +24,7 @@ from typing import Literal
 
 from broker import Sighting
 from connectors import (
+    EncodedRow,
     FolderSource,
     InvalidIdentifier,
     LinkageKey,
@@ -31,7 +32,7 @@ from connectors import (
     SourceRow,
     Tokeniser,
     Tokens,
-    encode_row,
+    encode_rows,
     row_tokens,
 )
 from schemas import EventType
@@ -120,8 +121,29 @@ class RowEncoder:
             dropped: receives the identifiers the row was linked without, as the
                 connector drops them (default None: not reported).
         """
+        return self.sightings([row], side=side, dropped=dropped)[0]
+
+    def sightings(
+        self, rows: Sequence[SourceRow], *, side: str, dropped: list[Refused] | None = None
+    ) -> list[Sighting | Refused]:
+        """``sighting`` of each row, in order, Bloom-encoded in one batch (``encode_rows``)."""
+        out: list[Sighting | Refused] = []
+        for row, encoded in zip(rows, encode_rows(rows, self.mapping, self.tokeniser), strict=True):
+            made = self._sighting(row, encoded, side)
+            out.append(made)
+            if dropped is not None and not isinstance(made, Refused):
+                assert isinstance(encoded, EncodedRow)
+                dropped.extend(
+                    Refused(side, row.row, f"invalid-{d.field}", d.code) for d in encoded.dropped
+                )
+        return out
+
+    def _sighting(
+        self, row: SourceRow, encoded: EncodedRow | InvalidIdentifier, side: str
+    ) -> Sighting | Refused:
         try:
-            encoded = encode_row(row, self.mapping, self.tokeniser)
+            if isinstance(encoded, InvalidIdentifier):
+                raise encoded
             tokens = encoded.tokens
             reference = row.values.get(self.mapping.reference)
             if reference is None or not reference.strip():
@@ -129,10 +151,6 @@ class RowEncoder:
         except InvalidIdentifier as exc:
             logger.debug("refused %s row %d: %s", side, row.row, exc.reason)
             return Refused(side, row.row, exc.reason, exc.code)
-        if dropped is not None:
-            dropped.extend(
-                Refused(side, row.row, f"invalid-{d.field}", d.code) for d in encoded.dropped
-            )
         return Sighting(
             event_id=f"{side}:{row.row}",
             source_council=side,
