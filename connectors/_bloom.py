@@ -72,7 +72,9 @@ _DIFFUSION_CACHE = 8  # key epochs held at once during a rotation, with room to 
 _VALUE_CACHE = 1 << 18  # distinct values per field and key epoch
 #: Records diffused per numpy pass: bounds the (records, bits) temporaries to a few MiB.
 ENCODE_CHUNK = 4096
-_VALUE_TABLES: dict[tuple[bytes, str, int, int], dict[str, int]] = {}
+_Tables = dict[tuple[bytes, str, int, int], dict[str, int]]
+_VALUE_TABLES: _Tables = {}
+_GRAM_TABLES: _Tables = {}
 
 
 def bigrams(text: str) -> list[str]:
@@ -100,7 +102,9 @@ def _positions(secret: bytes, name: str, gram: str, k: int, bits: int) -> tuple[
     return tuple(v % bits for v in out)
 
 
-def _value_table(secret: bytes, name: str, k: int, bits: int) -> dict[str, int]:
+def _value_table(
+    secret: bytes, name: str, k: int, bits: int, tables: _Tables | None = None
+) -> dict[str, int]:
     """Filter bits by field value, as an int mask, for one (key, field key, k, bits).
 
     Names, postcodes and dates repeat across a council's rows, so most values
@@ -109,20 +113,27 @@ def _value_table(secret: bytes, name: str, k: int, bits: int) -> dict[str, int]:
     (or ``link``) process that read them anyway. Bounded: a table past
     ``_VALUE_CACHE`` values starts again empty.
     """
+    store = _VALUE_TABLES if tables is None else tables
     key = (secret, name, k, bits)
-    table = _VALUE_TABLES.get(key)
+    table = store.get(key)
     if table is None or len(table) > _VALUE_CACHE:
-        if len(_VALUE_TABLES) >= _KEY_CACHE:
-            _VALUE_TABLES.clear()
-        table = _VALUE_TABLES[key] = {}
+        if len(store) >= _KEY_CACHE:
+            store.clear()
+        table = store[key] = {}
     return table
 
 
 def _value_mask(secret: bytes, name: str, value: str, k: int, bits: int) -> int:
+    grams = _value_table(secret, name, k, bits, _GRAM_TABLES)  # bigram -> its bits
     mask = 0
     for gram in set(bigrams(value)):
-        for position in _positions(secret, name, gram, k, bits):
-            mask |= 1 << position
+        gram_bits = grams.get(gram)
+        if gram_bits is None:
+            gram_bits = 0
+            for position in _positions(secret, name, gram, k, bits):
+                gram_bits |= 1 << position
+            grams[gram] = gram_bits
+        mask |= gram_bits
     return mask
 
 

@@ -37,7 +37,7 @@ from connectors import (
 )
 from schemas import EventType
 
-__all__ = ["Refused", "RowEncoder", "read_rows"]
+__all__ = ["Compact", "Refused", "RowEncoder", "compact", "expand", "read_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,33 @@ logger = logging.getLogger(__name__)
 # (no retention), so each sighting gets the same fixed ones.
 _EVENT_TYPE = EventType.ADDRESS_CHANGE
 _OCCURRED_AT = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+#: A sighting as plain values, to cross a process boundary (a ``Sighting``'s
+#: attribute map does not pickle): event id, side, reference, key epoch,
+#: exact token keys, blocking token keys, fuzzy encoding.
+Compact = tuple[str, str, str, int, tuple[str, ...], tuple[str, ...], bytes | None]
+
+
+def compact(sighting: Sighting) -> Compact:
+    """The fields a ``RowEncoder`` sets; ``expand`` rebuilds the same sighting."""
+    s = sighting
+    return (s.event_id, s.source_council, s.source_ref, s.key_epoch, s.tokens, s.blocking, s.fuzzy)
+
+
+def expand(values: Compact) -> Sighting:
+    event_id, side, reference, epoch, tokens, blocking, fuzzy = values
+    return Sighting(
+        event_id=event_id,
+        source_council=side,
+        source_ref=reference,
+        event_type=_EVENT_TYPE,
+        occurred_at=_OCCURRED_AT,
+        key_epoch=epoch,
+        tokens=tokens,
+        blocking=blocking,
+        fuzzy=fuzzy,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,15 +178,15 @@ class RowEncoder:
         except InvalidIdentifier as exc:
             logger.debug("refused %s row %d: %s", side, row.row, exc.reason)
             return Refused(side, row.row, exc.reason, exc.code)
-        return Sighting(
-            event_id=f"{side}:{row.row}",
-            source_council=side,
-            source_ref=reference.strip(),
-            event_type=_EVENT_TYPE,
-            occurred_at=_OCCURRED_AT,
-            key_epoch=tokens.epoch,
-            # Laid out as Sighting.from_event does, so states and owners agree.
-            tokens=tuple(sorted({t.key() for t in tokens.tokens})),
-            blocking=tuple(sorted({t.key() for t in tokens.blocking_tokens})),
-            fuzzy=tokens.fuzzy,
+        return expand(
+            (
+                f"{side}:{row.row}",
+                side,
+                reference.strip(),
+                tokens.epoch,
+                # Laid out as Sighting.from_event does, so states and owners agree.
+                tuple(sorted({t.key() for t in tokens.tokens})),
+                tuple(sorted({t.key() for t in tokens.blocking_tokens})),
+                tokens.fuzzy,
+            )
         )

@@ -25,14 +25,12 @@ import csv
 import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
 from broker import (
     FUZZY,
     Match,
     MatchMethod,
-    Sighting,
     ThresholdFit,
     choose_threshold,
     fit_threshold,
@@ -40,12 +38,12 @@ from broker import (
 from connectors import (
     LinkageKey,
     MappingInvalid,
-    SourceError,
     SourceMapping,
     generate_linkage_key,
     load_mapping,
 )
 from fedbroker._errors import CommandError
+from fedbroker._link_encode import ENCODE_BATCH, encode_files
 from fedbroker._link_match import match_all
 from fedbroker._link_rows import Refused, RowEncoder, read_rows
 from fedbroker._link_stats import BlockingRecall, blocking_recall, read_truth, score_histogram
@@ -134,8 +132,6 @@ def _mapping(mapping: Path | SourceMapping) -> SourceMapping:
         raise CommandError(str(exc)) from exc
 
 
-#: Rows read and encoded together: one batch Bloom pass each, bounded memory.
-ENCODE_BATCH = 4096
 Progress = Callable[[str, int, int | None], None]
 """``(stage, done, total)`` reports from a long run: stage ``encode`` (rows, total
 unknown) or ``match`` (records, of ``total``). Counts only, never a value."""
@@ -143,31 +139,6 @@ unknown) or ``match`` (records, of ``total``). Counts only, never a value."""
 
 def _no_progress(stage: str, done: int, total: int | None) -> None:
     """The default: report nothing."""
-
-
-def _sightings(
-    encoder: RowEncoder,
-    files: Iterable[tuple[str, Path]],
-    dropped: list[Refused],
-    progress: Progress,
-) -> tuple[list[Sighting], list[Refused]]:
-    sightings: list[Sighting] = []
-    refused: list[Refused] = []
-    done = 0
-    for side, path in files:
-        try:
-            rows = read_rows(path, encoder.columns)
-            while batch := list(islice(rows, ENCODE_BATCH)):
-                for made in encoder.sightings(batch, side=side, dropped=dropped):
-                    if isinstance(made, Refused):
-                        refused.append(made)
-                    else:
-                        sightings.append(made)
-                done += len(batch)
-                progress("encode", done, None)
-        except SourceError as exc:
-            raise CommandError(f"{side} file {exc}") from exc
-    return sightings, refused
 
 
 def link_files(
@@ -180,6 +151,7 @@ def link_files(
     review_margin: float = DEFAULT_REVIEW_MARGIN,
     truth: Collection[tuple[str, str]] | None = None,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> LinkResult:
     """Tokenise both files with the connector's code and match them with the broker's.
 
@@ -199,6 +171,7 @@ def link_files(
             (default None: not measured).
         progress: called with counts as rows are encoded and records matched
             (default None: silent).
+        workers: processes that encode rows (default None: one per core).
 
     Raises:
         CommandError: the mapping is invalid, a file is unreadable or lacks a
@@ -208,7 +181,13 @@ def link_files(
     encoder = RowEncoder.of(_mapping(mapping), keys)
     report = progress or _no_progress
     dropped: list[Refused] = []
-    sightings, refused = _sightings(encoder, ((LEFT, left), (RIGHT, right)), dropped, report)
+    sightings, refused = encode_files(
+        encoder,
+        ((LEFT, left), (RIGHT, right)),
+        dropped=dropped,
+        progress=lambda done: report("encode", done, None),
+        workers=workers,
+    )
     # One pass at threshold 0 (run_batch's result, by ``_link_match``) returns
     # every blocked pair with its score: the sample the fit needs and the
     # borderline pairs. The pairs at or above the chosen threshold are exactly

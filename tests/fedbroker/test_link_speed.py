@@ -132,3 +132,31 @@ def test_the_bench_module_prepares_two_extracts_and_their_truth(tmp_path: Path):
         assert len(list(read_rows(path, frozenset({"ref"})))) == 150
     assert pairs > 50
     assert truth.read_text().startswith("left_ref,right_ref")
+
+
+def test_encoding_in_worker_processes_gives_what_one_process_gives(synth, monkeypatch, tmp_path):
+    """Small batches force several per file, so the pool really runs; same sightings,
+    refusals and dropped fields, in the same order. A broken row is among them."""
+    monkeypatch.setattr("fedbroker._link_encode.ENCODE_BATCH", 97)
+    broken = tmp_path / "left.csv"
+    lines = synth.files[LEFT].read_text(encoding="utf-8").splitlines(keepends=True)
+    header = lines[0].rstrip("\n").split(",")
+    bad = ["x"] * len(header)
+    bad[header.index("dob")] = "31/02/1980"  # dropped: the row links without it
+    broken.write_text("".join(lines) + ",".join(bad) + ",an extra cell\n", encoding="utf-8")
+    runs = [
+        link_files(broken, synth.files[RIGHT], synth.mapping, linkage_keys=[KEY], workers=w)
+        for w in (1, 2)
+    ]
+    assert runs[0] == runs[1]
+    assert runs[0].refused and runs[0].records > 1000
+
+
+def test_a_missing_column_is_a_clear_error_from_the_pool_too(synth, tmp_path, monkeypatch):
+    from fedbroker._errors import CommandError
+
+    monkeypatch.setattr("fedbroker._link_encode.ENCODE_BATCH", 50)
+    lacking = tmp_path / "right.csv"
+    lacking.write_text("ref,forename\n1,Ann\n", encoding="utf-8")
+    with pytest.raises(CommandError, match="right file"):
+        link_files(synth.files[LEFT], lacking, synth.mapping, linkage_keys=[KEY], workers=2)
