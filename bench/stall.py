@@ -83,14 +83,17 @@ def drain(
 ) -> tuple[list[str], str]:
     """Wait until every input is committed, stuck, or ``cap`` passes: late partitions, verdict."""
     started = last_change = time.monotonic()
-    seen: dict[object, int] = {}
+    seen: dict[object, int | None] = {}
     progress = GroupProgress(bootstrap, group, prefix)
     try:
         while True:
             late = progress.behind()
             if not late:
                 return [], "drained"
-            now = progress.committed()
+            # Only the late partitions' commits count: checkpoint ticks keep the
+            # routed topic's commits moving while a council partition stays stuck.
+            committed = progress.committed()
+            now = {tp: committed.get(tp) for tp in late}
             if now != seen:
                 seen, last_change = dict(now), time.monotonic()
             names = [f"{tp.topic}/{tp.partition}" for tp in late]
