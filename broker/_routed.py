@@ -24,7 +24,7 @@ import hashlib
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -132,7 +132,11 @@ ROUTED_SCHEMA: dict[str, Any] = {
     ],
 }
 _PARSED = fastavro.parse_schema(ROUTED_SCHEMA)
+_PARSED_SIGHTING = fastavro.parse_schema(_SIGHTING)
 _VERSION = 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_BYTE = 64  # zig-zag 0..63 fits one varint byte
+_SMALL = tuple(bytes((n << 1,)) for n in range(_ONE_BYTE))
 
 
 class ItemKind(StrEnum):
@@ -142,6 +146,9 @@ class ItemKind(StrEnum):
     CONSENT = "consent"  # apply to this partition's consent copy, then under ``tokens``
     CASCADE = "cascade"  # an erasure's second step: forget ``forget`` under ``tokens``
     TICK = "tick"  # let the partition's audit chain sign a checkpoint if one is due
+
+
+_KINDS = {kind: index for index, kind in enumerate(ItemKind)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,20 +203,82 @@ def _with_tokens(item: RoutedItem, tokens: tuple[str, ...]) -> RoutedItem:
 def encode_batches(items: Sequence[RoutedItem], limit: int = MAX_ROUTED_BYTES) -> list[bytes]:
     """The items as one routed message, or as few as keep each under ``limit`` bytes.
 
-    Halving keeps source order: the first message holds the earlier items.
+    Each item is encoded once (a sighting once per event, however many
+    partitions it goes to, since ``group_by_partition`` shares the object) and
+    the messages are cut between items in order: the first holds the earliest.
+    An item larger than ``limit`` on its own travels alone.
     """
-    encoded = _encode(items)
-    if len(encoded) <= limit or len(items) <= 1:
-        return [encoded]
-    half = len(items) // 2
-    return encode_batches(items[:half], limit) + encode_batches(items[half:], limit)
+    sightings: dict[int, bytes] = {}
+    messages: list[bytes] = []
+    block: list[bytes] = []
+    size = 0
+    for item in items:
+        encoded = _item_bytes(item, sightings)
+        if block and size + len(encoded) > limit:
+            messages.append(_batch_bytes(block))
+            block, size = [], 0
+        block.append(encoded)
+        size += len(encoded)
+    messages.append(_batch_bytes(block))
+    return messages
 
 
-def _encode(items: Sequence[RoutedItem]) -> bytes:
-    out = io.BytesIO()
-    datum = {"version": _VERSION, "items": [_item_datum(i) for i in items]}
-    fastavro.schemaless_writer(out, _PARSED, datum)
-    return out.getvalue()
+def _batch_bytes(encoded_items: list[bytes]) -> bytes:
+    """``RoutedBatch`` in Avro's binary encoding: the version, then one array block."""
+    head = _long(_VERSION)
+    if not encoded_items:
+        return head + b"\x00"
+    return head + _long(len(encoded_items)) + b"".join(encoded_items) + b"\x00"
+
+
+def _item_bytes(item: RoutedItem, sightings: dict[int, bytes]) -> bytes:
+    """One ``RoutedItem`` in Avro's binary encoding, field by field in schema order."""
+    parts = [_long(_KINDS[item.kind]), _strings(item.tokens), _string(item.origin)]
+    parts.append(
+        b"\x00" if item.published_at is None else b"\x02" + _long(_micros(item.published_at))
+    )
+    if item.sighting is None:
+        parts.append(b"\x00")
+    else:
+        held = sightings.get(id(item.sighting))
+        if held is None:
+            out = io.BytesIO()
+            fastavro.schemaless_writer(out, _PARSED_SIGHTING, _sighting_datum(item.sighting))
+            held = sightings[id(item.sighting)] = out.getvalue()
+        parts.append(b"\x02" + held)
+    parts.append(
+        b"\x00" if item.record is None else b"\x02" + _long(len(item.record)) + item.record
+    )
+    parts.append(_strings(item.forget))
+    return b"".join(parts)
+
+
+def _long(value: int) -> bytes:
+    """Avro ``long``: zig-zag, then base-128 varint."""
+    if 0 <= value < _ONE_BYTE:
+        return _SMALL[value]
+    n = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _string(text: str) -> bytes:
+    data = text.encode()
+    return _long(len(data)) + data
+
+
+def _strings(texts: Sequence[str]) -> bytes:
+    if not texts:
+        return b"\x00"
+    return _long(len(texts)) + b"".join(_string(t) for t in texts) + b"\x00"
+
+
+def _micros(when: datetime) -> int:
+    return (when - _EPOCH) // timedelta(microseconds=1)
 
 
 def decode_batch(data: bytes) -> tuple[RoutedItem, ...]:

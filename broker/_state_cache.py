@@ -29,7 +29,7 @@ class StateCache:
 
     capacity: int = DEFAULT_CACHED_TOKENS
     _held: OrderedDict[str, tuple[bytes, TokenState]] = field(default_factory=OrderedDict)
-    _rows: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
+    _rows: OrderedDict[str, tuple[Sighting, bytes]] = field(default_factory=OrderedDict)
 
     def load(self, token: str, stored: bytes | None) -> TokenState | None:
         """The state the stored bytes encode (decoded only if the cache is stale)."""
@@ -51,8 +51,10 @@ class StateCache:
         rows = self._added(before, after) if stored else None
         if rows is not None and stored is not None:
             encoded = TokenState.append_encoded(stored, b",".join(rows))
-        else:
-            encoded = after.to_bytes()
+        else:  # what ``to_bytes`` writes, from rows encoded once per event, not per token
+            every = [self._row(s) for s in after.sightings]
+            every += [TokenState.encode_seen(s) for s in after.seen]
+            encoded = b"[" + b",".join(every) + b"]"
         self._remember(token, encoded, after)
         return encoded
 
@@ -74,12 +76,18 @@ class StateCache:
         return rows + [TokenState.encode_seen(s) for s in after.seen[old_seen:]]
 
     def _row(self, sighting: Sighting) -> bytes:
-        """An event reaches one partition per token: encode its row once."""
-        row = self._rows.get(sighting.event_id)
-        if row is None:
-            row = self._rows[sighting.event_id] = TokenState.encode_row(sighting)
-            while len(self._rows) > _CACHED_ROWS:
-                self._rows.popitem(last=False)
+        """An event reaches one partition per token: encode its row once.
+
+        Kept by event id with the sighting it encodes, and served only for that
+        same sighting: two different events claiming one id never share a row.
+        """
+        held = self._rows.get(sighting.event_id)
+        if held is not None and (held[0] is sighting or held[0] == sighting):
+            return held[1]
+        row = TokenState.encode_row(sighting)
+        self._rows[sighting.event_id] = (sighting, row)
+        while len(self._rows) > _CACHED_ROWS:
+            self._rows.popitem(last=False)
         return row
 
     def _remember(self, token: str, encoded: bytes, state: TokenState) -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_PARTITIONS",
     "EXIT_DIRECTORY_EXPIRED",
     "FAUST_TUNING",
+    "PRODUCER_BUFFER_MESSAGES",
     "BrokerSettings",
     "build_app",
     "ensure_topics",

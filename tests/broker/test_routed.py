@@ -177,3 +177,14 @@ def test_state_batch_reads_once_and_writes_each_changed_token_once():
     nxt.set("t", more)
     nxt.flush()
     assert TokenState.from_bytes(table["t"] or b"") == more
+
+
+def test_two_events_claiming_one_id_never_share_an_encoded_row():
+    cache = StateCache()
+    first = _sighting(1)
+    forged = Sighting(first.event_id, "E08000006", "other-ref", EventType.RENT_ARREARS, T0, 3)
+    a = cache.encode("a", None, None, TokenState((first,)))
+    b = cache.encode("b", None, None, TokenState((forged,)))
+    assert TokenState.from_bytes(a).sightings == (first,)
+    assert TokenState.from_bytes(b).sightings == (forged,)
+    assert a == TokenState((first,)).to_bytes() and b == TokenState((forged,)).to_bytes()
