@@ -188,3 +188,34 @@ def test_two_events_claiming_one_id_never_share_an_encoded_row():
     assert TokenState.from_bytes(a).sightings == (first,)
     assert TokenState.from_bytes(b).sightings == (forged,)
     assert a == TokenState((first,)).to_bytes() and b == TokenState((forged,)).to_bytes()
+
+
+def test_hand_written_encoding_is_what_fastavro_writes_for_the_schema():
+    import io
+
+    import fastavro
+
+    from broker._routed_wire import ROUTED_SCHEMA
+
+    item = _event_item(5)
+    s = item.sighting
+    assert s is not None
+    sighting = {"event_id": s.event_id, "source_council": s.source_council,
+                "source_ref": s.source_ref, "event_type": s.event_type.value,
+                "occurred_at": s.occurred_at, "key_epoch": s.key_epoch,
+                "tokens": list(s.tokens), "blocking": list(s.blocking), "fuzzy": s.fuzzy,
+                "attributes": dict(s.attributes),
+                "sealed": [{"recipient": p.recipient, "agreement_id": p.agreement_id,
+                            "enc": p.enc, "ciphertext": p.ciphertext, "fields": list(p.fields)}
+                           for p in s.sealed],
+                "expires_at": s.expires_at, "encoding": s.encoding}  # fmt: skip
+    datum = {"version": 1, "items": [
+        {"kind": "event", "tokens": list(item.tokens), "origin": item.origin,
+         "published_at": item.published_at, "sighting": sighting, "record": None, "forget": []},
+        {"kind": "cascade", "tokens": ["t"], "origin": "o/1/2", "published_at": None,
+         "sighting": None, "record": b"rec", "forget": ["ev-1"]},
+    ]}  # fmt: skip
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, fastavro.parse_schema(ROUTED_SCHEMA), datum)
+    cascade = RoutedItem(ItemKind.CASCADE, ("t",), "o/1/2", record=b"rec", forget=("ev-1",))
+    assert encode_batches([item, cascade]) == [out.getvalue()]
