@@ -28,6 +28,7 @@ from typing import Any
 
 from broker._admission import admit
 from broker._consent_view import applied_entries
+from broker._errors import KafkaUnavailable
 from broker._kafka_edge import kafka_errors
 from broker._partition import retention_for
 from broker._parts import EXIT_DIRECTORY_EXPIRED, Parts
@@ -89,16 +90,19 @@ def _split(origin: str) -> tuple[str, int, int]:
 
 
 async def _send(topic: Any, key: bytes | None, value: bytes, partition: int | None = None) -> None:
-    """Send, with a Kafka client error retried with backoff (never lost, never fatal)."""
+    """Send; a Kafka outage is retried with backoff for as long as it lasts, never lost.
+
+    Anything else (a bug) propagates to the message's ``guarded``.
+    """
     backoff = Backoff()
     while True:
         try:
             with kafka_errors("sending"):
                 await topic.send(key=key, value=value, partition=partition)
             return
-        except Exception as exc:  # noqa: BLE001 - KafkaUnavailable, or Faust's own send errors
+        except KafkaUnavailable as exc:
             delay = backoff.failed(0.0)
-            logger.warning("send failed (%s); retrying in %.1f s", type(exc).__name__, delay)
+            logger.warning("send failed (%s); retrying in %.1f s", exc.reason, delay)
             await asyncio.sleep(delay)
 
 
