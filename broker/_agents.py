@@ -55,6 +55,9 @@ logger = logging.getLogger(__name__)
 #: budget; under a backlog batches fill at once and routing costs ~1/100 message.
 VERIFY_BATCH = 500
 VERIFY_WITHIN_S = 0.05
+#: Items handled between yields to the event loop: a batch is CPU work with no
+#: I/O, and Faust's commit, livelock and heartbeat tasks share the loop.
+_YIELD_EVERY = 64
 
 
 @dataclass
@@ -177,6 +180,8 @@ def install_agents(parts: Parts) -> None:
                             functools.partial(verify_one, message, found))  # fmt: skip
                 items.extend(found)
                 p.observe_lag(message)
+                if len(items) % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # let Faust's commit and heartbeat tasks run
             await send_routed(items)
             share = (time.perf_counter() - started) / max(len(events), 1)
             for _ in events:
@@ -267,6 +272,8 @@ def install_agents(parts: Parts) -> None:
 
             event_id = item.sighting.event_id if item.sighting is not None else None
             await guard(f"{base}#{index}", item.origin or base, "match", work, event_id)
+            if index % _YIELD_EVERY == _YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # let Faust's commit and heartbeat tasks run
             for token, state in staged.items():
                 batch.set(token, state)
             out.merge(mine)
