@@ -23,12 +23,12 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from broker._admission import admit
 from broker._consent_view import applied_entries
 from broker._errors import KafkaUnavailable
+from broker._item_loop import YIELD_EVERY, Outbox, Read, run_items
 from broker._kafka_edge import kafka_errors
 from broker._partition import retention_for
 from broker._parts import EXIT_DIRECTORY_EXPIRED, Parts
@@ -44,7 +44,7 @@ from broker._routed import (
 from broker._sightings import Sighting, TokenState
 from broker._state_cache import StateBatch
 from consent import AuditChain
-from schemas import AuditRecord, ConsentRecord
+from schemas import ConsentRecord
 
 __all__ = ["VERIFY_BATCH", "VERIFY_WITHIN_S", "install_agents"]
 
@@ -55,32 +55,6 @@ logger = logging.getLogger(__name__)
 #: budget; under a backlog batches fill at once and routing costs ~1/100 message.
 VERIFY_BATCH = 500
 VERIFY_WITHIN_S = 0.05
-#: Items handled between yields to the event loop: a batch is CPU work with no
-#: I/O, and Faust's commit, livelock and heartbeat tasks share the loop.
-_YIELD_EVERY = 64
-
-
-@dataclass
-class _Outbox:
-    """What one routed message asks to publish, collected in order, sent after its states."""
-
-    sends: list[tuple[Any, bytes, bytes]] = field(default_factory=list)
-    audit: list[AuditRecord] = field(default_factory=list)
-    cascade: list[RoutedItem] = field(default_factory=list)
-    scores: list[float] = field(default_factory=list)
-
-    def clear(self) -> None:
-        """Forget what a failed attempt collected: a retried item starts again."""
-        self.sends.clear()
-        self.audit.clear()
-        self.cascade.clear()
-        self.scores.clear()
-
-    def merge(self, other: _Outbox) -> None:
-        self.sends.extend(other.sends)
-        self.audit.extend(other.audit)
-        self.cascade.extend(other.cascade)
-        self.scores.extend(other.scores)
 
 
 def _coords(message: Any) -> str:
@@ -180,7 +154,7 @@ def install_agents(parts: Parts) -> None:
                             functools.partial(verify_one, message, found))  # fmt: skip
                 items.extend(found)
                 p.observe_lag(message)
-                if len(items) % _YIELD_EVERY == 0:
+                if len(items) % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # let Faust's commit and heartbeat tasks run
             await send_routed(items)
             share = (time.perf_counter() - started) / max(len(events), 1)
@@ -188,7 +162,7 @@ def install_agents(parts: Parts) -> None:
                 metrics.processing.labels("verify").observe(share)
 
     def on_event(item: RoutedItem, chain: AuditChain, states: dict[str, TokenState],
-                 read: Callable[[str], TokenState | None], out: _Outbox) -> None:  # fmt: skip
+                 read: Read, out: Outbox) -> None:  # fmt: skip
         sighting = item.sighting
         assert sighting is not None and item.published_at is not None
         now = clock.now()
@@ -218,7 +192,7 @@ def install_agents(parts: Parts) -> None:
         metrics.routed.labels("tokens").inc(len(item.tokens))
 
     def on_consent(item: RoutedItem, chain: AuditChain, states: dict[str, TokenState],
-                   read: Callable[[str], TokenState | None], out: _Outbox) -> None:  # fmt: skip
+                   read: Read, out: Outbox) -> None:  # fmt: skip
         assert item.record is not None
         record = p.codec.decode_as(item.record, ConsentRecord)
         if item.kind is ItemKind.CONSENT:  # the broadcast: this partition's copy first
@@ -252,32 +226,20 @@ def install_agents(parts: Parts) -> None:
         partition = message.partition
         chain = await p.chain_for(partition)
         batch = StateBatch(p.states, p.state_cache)
-        out = _Outbox()
-        base = _coords(message)
-        for index, item in enumerate(items):
-            if item.kind is ItemKind.TICK:
-                checkpoint = p.checkpoint_if_due(chain)
-                if checkpoint is not None:
-                    out.audit.append(checkpoint)
-                continue
-            staged: dict[str, TokenState] = {}
-            mine = _Outbox()
 
-            async def work(item: RoutedItem = item, staged: dict[str, TokenState] = staged,
-                           mine: _Outbox = mine) -> None:  # fmt: skip
-                staged.clear()
-                mine.clear()
-                handle = on_event if item.kind is ItemKind.EVENT else on_consent
-                handle(item, chain, staged, batch.get, mine)
+        def handle(item: RoutedItem, staged: dict[str, TokenState], read: Read,
+                   mine: Outbox) -> None:  # fmt: skip
+            kind = on_event if item.kind is ItemKind.EVENT else on_consent
+            kind(item, chain, staged, read, mine)
 
-            event_id = item.sighting.event_id if item.sighting is not None else None
-            await guard(f"{base}#{index}", item.origin or base, "match", work, event_id)
-            if index % _YIELD_EVERY == _YIELD_EVERY - 1:
-                await asyncio.sleep(0)  # let Faust's commit and heartbeat tasks run
-            for token, state in staged.items():
-                batch.set(token, state)
-            out.merge(mine)
-            metrics.routed.labels("items").inc()
+        out, succeeded = await run_items(
+            items, _coords(message), batch,
+            handle=handle,
+            tick=lambda: p.checkpoint_if_due(chain),
+            guard=lambda coords, origin, work, event_id: guard(
+                coords, origin, "match", work, event_id),
+        )  # fmt: skip
+        metrics.routed.labels("items").inc(succeeded)
         if out.scores:
             p.keep_scores(partition, out.scores)
         metrics.state_writes.inc(batch.flush())
