@@ -49,6 +49,9 @@ AIM_BACKFILL_RSS = 4 * 1024**3
 class Costs:
     """What one drain cost, per event: CPU by process, Kafka traffic, state written.
 
+    CPU is counted from the first (event, token) step processed to the end of
+    the drain, so a worker's start-up (imports, group join) is left out.
+
     ``kafka_cpu_s`` is the Kafka broker process's CPU over the drain (None when
     it is not a local process); on a shared Kafka it includes others' load.
     """

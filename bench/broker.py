@@ -149,14 +149,18 @@ def run_pipeline(
                              group=group, work=work, partitions=partitions,
                              threshold=threshold) for i in range(workers)]  # fmt: skip
     kafka = kafka_pid(bootstrap)
-    kafka_before = ProcessUsage.of(kafka) if kafka is not None else None
     try:
         for worker in started:
             worker.start()
 
+        at_first: list[list[ProcessUsage]] = []
+
         def progress() -> tuple[float, list[float]]:
             counts = [metric_counts(w.metrics_port) or {"match": 0.0} for w in started]
             done = sum(c["match"] for c in counts)
+            if done and not at_first:  # CPU from here on is the drain's, not start-up's
+                at_first.append([w.usage() for w in started])
+                at_first.append([ProcessUsage.of(kafka)] if kafka is not None else [])
             return done, [c["match"] / done if done else 0.0 for c in counts]
 
         caught_up = GroupCaughtUp(bootstrap, group, [*source_topics(prefix, COUNCILS),
@@ -165,10 +169,12 @@ def run_pipeline(
             drain = watch(progress, data.routed, started, caught_up=caught_up)
         finally:
             caught_up.close()
-        usage = [w.usage() for w in started]
+        first = at_first[0] if at_first else [ProcessUsage() for _ in started]
+        usage = [ProcessUsage(u.cpu_seconds - f.cpu_seconds, u.peak_rss_bytes)
+                 for u, f in zip((w.usage() for w in started), first, strict=True)]  # fmt: skip
         kafka_cpu = None
-        if kafka is not None and kafka_before is not None:
-            kafka_cpu = ProcessUsage.of(kafka).cpu_seconds - kafka_before.cpu_seconds
+        if kafka is not None and at_first and at_first[1]:
+            kafka_cpu = ProcessUsage.of(kafka).cpu_seconds - at_first[1][0].cpu_seconds
         counts = [metric_counts(w.metrics_port) or {} for w in started]
         rejected = sum(c.get("rejected", 0.0) for c in counts)
         if rejected:
