@@ -174,7 +174,9 @@ def install_agents(parts: Parts) -> None:
                 origin=item.origin, seen_until=seen_until,
             )  # fmt: skip
             states[token] = new_state
-            metrics.sightings.inc(len(new_state) - (len(state) if state else 0))
+            metrics.sightings.inc(
+                new_state.sighting_count() - (state.sighting_count() if state is not None else 0)
+            )
             if effects.duplicate and token == sighting.all_tokens()[0]:
                 out.sends.append(p.rejection(item.origin, "duplicate", sighting.event_id))
             if effects.scores and not effects.duplicate:
@@ -206,7 +208,10 @@ def install_agents(parts: Parts) -> None:
             )  # fmt: skip
             if applied.state is not None and applied.state is not state:
                 states[token] = applied.state
-                metrics.sightings.inc(len(applied.state) - (len(state) if state else 0))
+                metrics.sightings.inc(
+                    applied.state.sighting_count()
+                    - (state.sighting_count() if state is not None else 0)
+                )
             out.audit.extend(applied.audit)
             for other, event_ids in applied.cascade.items():
                 out.cascade.append(

@@ -124,6 +124,10 @@ def build_app(settings: BrokerSettings, *, clock: Clock | None = None) -> faust.
             settings.bootstrap, topics.attempts_name, settings.security)),
         policy=settings.policy(),
     )  # fmt: skip
+    # Read from the metrics thread at each scrape: copy the dict in one (atomic) call.
+    metrics.checkpoint_age.track(
+        lambda: {c: chain.head for c, chain in parts.chains.copy().items()}
+    )
     install_agents(parts)
     install_timers(parts)
 
