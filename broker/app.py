@@ -240,6 +240,8 @@ def build_app(settings: BrokerSettings) -> faust.App:
     )
     consent_view = ConsentTableView(consent_table)
     chains: dict[str, AuditChain] = {}
+    # Read from the metrics thread at each scrape: copy the dict in one (atomic) call.
+    metrics.checkpoint_age.track(lambda: {c: chain.head for c, chain in chains.copy().items()})
     state_cache = StateCache()
     pending_scores: dict[int, list[float]] = {}
     renewed = asyncio.Event()
