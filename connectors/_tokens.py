@@ -182,16 +182,28 @@ class Tokeniser:
         return max(self.keys, key=lambda k: k.epoch)
 
     def tokenise(self, identity: Identity) -> Tokens:
-        exact = _exact_keys(identity)
-        blocking = blocking_keys(identity)
+        return self.tokenise_many([identity])[0]
+
+    def tokenise_many(self, identities: Sequence[Identity]) -> list[Tokens]:
+        """``tokenise`` of each identity, with one batch Bloom pass (``encode_many``) for all."""
         ordered = sorted(self.keys, key=lambda k: -k.epoch)
-        fields = _fuzzy_fields(identity)
         current = self.current
-        return Tokens(
-            tokens=tuple(LinkageToken(d, k.epoch, k.mac(d, v)) for k in ordered for d, v in exact),
-            blocking_tokens=tuple(
-                LinkageToken(d, k.epoch, k.mac(d, v)) for k in ordered for d, v in blocking
-            ),
-            fuzzy=BloomEncoder(current.secret).encode(fields) if fields else None,
-            epoch=current.epoch,
-        )
+        fields = [_fuzzy_fields(identity) for identity in identities]
+        fuzzy = iter(BloomEncoder(current.secret).encode_many(f for f in fields if f))
+        out = []
+        for identity, wanted in zip(identities, fields, strict=True):
+            exact = _exact_keys(identity)
+            blocking = blocking_keys(identity)
+            out.append(
+                Tokens(
+                    tokens=tuple(
+                        LinkageToken(d, k.epoch, k.mac(d, v)) for k in ordered for d, v in exact
+                    ),
+                    blocking_tokens=tuple(
+                        LinkageToken(d, k.epoch, k.mac(d, v)) for k in ordered for d, v in blocking
+                    ),
+                    fuzzy=next(fuzzy) if wanted else None,
+                    epoch=current.epoch,
+                )
+            )
+        return out
