@@ -40,7 +40,7 @@ from connectors._normalise import (
 )
 from connectors._outbox import Outbox, OutboxEntry, QuarantineEntry
 from connectors._publisher import Publisher, PublishOutcome
-from connectors._rows import MAX_CELL_CHARS, EncodedRow, encode_row, row_tokens
+from connectors._rows import MAX_CELL_CHARS, EncodedRow, encode_row, encode_rows, row_tokens
 from connectors._runner import Connector, IngestReport
 from connectors._sources import FolderSource, PostgresSource, SourceRow
 from connectors._synth import SyntheticFederation, generate_federation, nhs_number, ni_number
@@ -94,6 +94,7 @@ __all__ = [
     "bigrams",
     "blocking_keys",
     "encode_row",
+    "encode_rows",
     "event_id_for",
     "generate_federation",
     "generate_linkage_key",

@@ -46,6 +46,7 @@ __all__ = [
     "BLOOM_BITS",
     "DEFAULT_FIELD_HASHES",
     "DIFFUSION_TAPS",
+    "ENCODE_CHUNK",
     "ENCODING",
     "BloomEncoder",
     "bigrams",
@@ -68,6 +69,12 @@ _UNPACK = struct.Struct("<32H").unpack
 _KEY_CACHE = 256  # fields x key epochs
 _GRAM_CACHE = 1 << 17  # bigrams x fields x key epochs
 _DIFFUSION_CACHE = 8  # key epochs held at once during a rotation, with room to spare
+_VALUE_CACHE = 1 << 18  # distinct values per field and key epoch
+#: Records diffused per numpy pass: bounds the (records, bits) temporaries to a few MiB.
+ENCODE_CHUNK = 4096
+_Tables = dict[tuple[bytes, str, int, int], dict[str, int]]
+_VALUE_TABLES: _Tables = {}
+_GRAM_TABLES: _Tables = {}
 
 
 def bigrams(text: str) -> list[str]:
@@ -93,6 +100,41 @@ def _positions(secret: bytes, name: str, gram: str, k: int, bits: int) -> tuple[
         out.extend(_UNPACK(digest)[: k - len(out)])
         block += 1
     return tuple(v % bits for v in out)
+
+
+def _value_table(
+    secret: bytes, name: str, k: int, bits: int, tables: _Tables | None = None
+) -> dict[str, int]:
+    """Filter bits by field value, as an int mask, for one (key, field key, k, bits).
+
+    Names, postcodes and dates repeat across a council's rows, so most values
+    cost one dict lookup instead of one cached ``_positions`` call per bigram.
+    The values are clear identifiers, held only in the memory of the connector
+    (or ``link``) process that read them anyway. Bounded: a table past
+    ``_VALUE_CACHE`` values starts again empty.
+    """
+    store = _VALUE_TABLES if tables is None else tables
+    key = (secret, name, k, bits)
+    table = store.get(key)
+    if table is None or len(table) > _VALUE_CACHE:
+        if len(store) >= _KEY_CACHE:
+            store.clear()
+        table = store[key] = {}
+    return table
+
+
+def _value_mask(secret: bytes, name: str, value: str, k: int, bits: int) -> int:
+    grams = _value_table(secret, name, k, bits, _GRAM_TABLES)  # bigram -> its bits
+    mask = 0
+    for gram in set(bigrams(value)):
+        gram_bits = grams.get(gram)
+        if gram_bits is None:
+            gram_bits = 0
+            for position in _positions(secret, name, gram, k, bits):
+                gram_bits |= 1 << position
+            grams[gram] = gram_bits
+        mask |= gram_bits
+    return mask
 
 
 @lru_cache(maxsize=_KEY_CACHE)
@@ -132,21 +174,30 @@ class BloomEncoder:
     field_hashes: Mapping[str, int] = field(default_factory=lambda: DEFAULT_FIELD_HASHES)
     taps: int = DIFFUSION_TAPS
 
-    def _filter(self, fields: Mapping[str, str]) -> npt.NDArray[np.bool_]:
-        array = np.zeros(self.bits, dtype=np.bool_)
-        for name, value in sorted(fields.items()):
+    def _mask(self, fields: Mapping[str, str]) -> int:
+        """The Bloom filter of one record before diffusion, bit ``i`` of the int = bit ``i``."""
+        mask = 0
+        for name, value in fields.items():
             k = self.field_hashes.get(name, EXTRA_FIELD_HASHES)
-            hits: list[int] = []
             keyed = _SHARED_KEYS.get(name, name)
-            for gram in set(bigrams(value)):
-                hits.extend(_positions(self.secret, keyed, gram, k, self.bits))
-            array[hits] = True
-        return array
+            table = _value_table(self.secret, keyed, k, self.bits)
+            bits = table.get(value)
+            if bits is None:
+                bits = table[value] = _value_mask(self.secret, keyed, value, k, self.bits)
+            mask |= bits
+        return mask
 
-    def _diffuse(self, filters: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    def _diffuse(self, filters: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        """Diffusion of filters laid out one row per *bit* (bits, records), same layout out.
+
+        Bit-major, each tap gathers whole contiguous rows (a memcpy each), several
+        times faster than gathering columns of a record-major matrix; XOR is
+        associative, so the taps may be applied in any order.
+        """
         taps = _diffusion_taps(self.secret, self.bits, self.taps)
-        gathered = filters[..., taps]  # (..., bits, taps)
-        diffused: npt.NDArray[np.bool_] = np.bitwise_xor.reduce(gathered, axis=-1)
+        diffused = filters[taps[:, 0]]
+        for column in range(1, taps.shape[1]):
+            diffused ^= filters[taps[:, column]]
         return diffused
 
     def encode(self, fields: Mapping[str, str]) -> bytes:
@@ -154,10 +205,31 @@ class BloomEncoder:
         return self.encode_many([fields])[0]
 
     def encode_many(self, records: Iterable[Mapping[str, str]]) -> list[bytes]:
-        """Encodings of many records at once: one diffusion pass over the whole batch."""
-        filters: Sequence[npt.NDArray[np.bool_]] = [self._filter(r) for r in records]
-        if not filters:
-            return []
-        diffused = self._diffuse(np.stack(filters))
-        packed = np.packbits(diffused, axis=-1, bitorder="little")
-        return [row.tobytes() for row in packed]
+        """Encodings of many records at once, bit-identical to ``encode`` of each.
+
+        Vectorised: a record's filter is an int, the OR of one cached mask per
+        field value; the filters of ``ENCODE_CHUNK`` records are unpacked,
+        diffused and packed in a few numpy passes, so the per-record Python
+        work is a handful of dict lookups (a connector batch, or ``fedbroker
+        link``'s 200,000 rows).
+        """
+        out: list[bytes] = []
+        chunk: list[Mapping[str, str]] = []
+        for record in records:
+            chunk.append(record)
+            if len(chunk) == ENCODE_CHUNK:
+                out.extend(self._encode_chunk(chunk))
+                chunk = []
+        if chunk:
+            out.extend(self._encode_chunk(chunk))
+        return out
+
+    def _encode_chunk(self, records: Sequence[Mapping[str, str]]) -> list[bytes]:
+        width = (self.bits + 7) // 8
+        masks = b"".join(self._mask(r).to_bytes(width, "little") for r in records)
+        rows = np.frombuffer(masks, dtype=np.uint8).reshape(len(records), width)
+        filters = np.unpackbits(rows, axis=1, count=self.bits, bitorder="little")
+        diffused = self._diffuse(np.ascontiguousarray(filters.T))
+        packed = np.packbits(diffused, axis=0, bitorder="little").T
+        data = np.ascontiguousarray(packed).tobytes()
+        return [data[i * width : (i + 1) * width] for i in range(len(records))]

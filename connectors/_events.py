@@ -8,7 +8,6 @@ catalogue attributes and sealed payloads.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,11 +18,18 @@ from connectors._bloom import ENCODING
 from connectors._errors import InvalidIdentifier
 from connectors._mapping import SourceMapping
 from connectors._normalise import DroppedField
-from connectors._rows import encode_row
+from connectors._rows import EncodedRow, encode_row
 from connectors._sources import SourceRow
 from connectors._timestamps import TimeBounds, parse_timestamp
 from connectors._tokens import LinkageKey, Tokeniser, Tokens, opaque_reference
-from consent import Directory, agreements_for, consent_scopes, seal_envelope, seal_payload
+from consent import (
+    BatchSealer,
+    Directory,
+    agreements_for,
+    consent_scopes,
+    seal_envelope,
+    seal_payload,
+)
 from schemas import (
     EVENT_CATALOGUE,
     CitizenEvent,
@@ -33,16 +39,11 @@ from schemas import (
     EventType,
     SealedPayload,
     SignatureDomain,
+    citizen_event_id,
+    event_id_for,
 )
 
 __all__ = ["EventFactory", "event_id_for"]
-
-_ID_HEX = 32
-
-
-def event_id_for(*parts: str) -> str:
-    """Deterministic id: the same source record always yields the same id (replays show)."""
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:_ID_HEX]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +58,25 @@ class EventFactory:
     time_bounds: TimeBounds = TimeBounds()
 
     def _identity_and_tokens(
-        self, row: SourceRow, mapping: SourceMapping, dropped: list[DroppedField] | None
+        self,
+        row: SourceRow,
+        mapping: SourceMapping,
+        dropped: list[DroppedField] | None,
+        encoded: EncodedRow | InvalidIdentifier | None,
     ) -> Tokens:
-        encoded = encode_row(row, mapping, self.tokeniser)
+        if encoded is None:
+            encoded = encode_row(row, mapping, self.tokeniser)
+        elif isinstance(encoded, InvalidIdentifier):
+            raise encoded
         if dropped is not None:
             dropped.extend(encoded.dropped)
         return encoded.tokens
+
+    def _time(self, row: SourceRow, mapping: SourceMapping, field: str, now: datetime) -> datetime:
+        """The row's time (``occurred_at`` of an event, ``recorded_at`` of consent) as UTC."""
+        spec = mapping.occurred_at
+        return parse_timestamp(spec.read(row.values), spec, field, published_at=now,
+                               bounds=self.time_bounds, zone=mapping.timezone)  # fmt: skip
 
     def _reference(self, row: SourceRow, mapping: SourceMapping) -> str:
         local = row.values.get(mapping.reference)
@@ -77,28 +91,30 @@ class EventFactory:
         *,
         now: datetime,
         dropped: list[DroppedField] | None = None,
+        encoded: EncodedRow | InvalidIdentifier | None = None,
+        sealer: BatchSealer | None = None,
     ) -> CitizenEvent:
         """Build one citizen event (``envelope`` signs it); ``InvalidIdentifier`` for a bad row.
 
         ``dropped``, when given, receives the identifiers left out as malformed.
+        ``encoded``, when given, is the row's ``encode_rows`` result from a
+        batch (the same tokens ``encode_row`` would make, Bloom-encoded in one
+        pass with the rest of the batch); default None: encoded here.
+        ``sealer``, when given, seals the payloads with one encapsulation per
+        recipient for the whole batch (same wire format); default None: one
+        ``seal_payload`` each.
         """
         assert mapping.event_type is not None
-        tokens = self._identity_and_tokens(row, mapping, dropped)
+        tokens = self._identity_and_tokens(row, mapping, dropped, encoded)
         code = mapping.event_type.read(row.values)
         try:
             event_type = EventType(code or "")
         except ValueError as exc:
             raise InvalidIdentifier("event_type", "unknown") from exc
-        occurred_at = parse_timestamp(
-            mapping.occurred_at.read(row.values),
-            mapping.occurred_at,
-            "occurred_at",
-            published_at=now,
-            bounds=self.time_bounds,
-        )
+        occurred_at = self._time(row, mapping, "occurred_at", now)
         source_ref = self._reference(row, mapping)
-        event_id = event_id_for(
-            self.council, mapping.system, source_ref, event_type.value, occurred_at.isoformat()
+        event_id = citizen_event_id(
+            self.council, mapping.system, source_ref, event_type, occurred_at
         )
         spec = EVENT_CATALOGUE[event_type]
         attributes = {
@@ -119,14 +135,19 @@ class EventFactory:
             blocking_tokens=tokens.blocking_tokens,
             fuzzy=tokens.fuzzy,
             attributes=attributes,
-            sealed=self._seal(event_id, event_type, _payload(row, mapping)),
+            sealed=self._seal(event_id, event_type, _payload(row, mapping), sealer),
             encoding=ENCODING,
         )
         return event
 
     def _seal(
-        self, event_id: str, event_type: EventType, payload: Mapping[str, str]
+        self,
+        event_id: str,
+        event_type: EventType,
+        payload: Mapping[str, str],
+        sealer: BatchSealer | None,
     ) -> tuple[SealedPayload, ...]:
+        seal = seal_payload if sealer is None else sealer.seal_payload
         sealed = []
         for agreement in agreements_for(self.directory, event_type, self.council):
             allowed = agreement.allowed_fields(event_type)
@@ -138,7 +159,7 @@ class EventFactory:
                 if key is None:
                     continue
                 sealed.append(
-                    seal_payload(
+                    seal(
                         key,
                         fields,
                         event_id=event_id,
@@ -155,13 +176,14 @@ class EventFactory:
         *,
         now: datetime,
         dropped: list[DroppedField] | None = None,
+        encoded: EncodedRow | InvalidIdentifier | None = None,
     ) -> ConsentRecord:
         """Build one consent record (same tokens as the subject's events); ``envelope`` signs it.
 
-        ``dropped``, when given, receives the identifiers left out as malformed.
+        ``dropped`` and ``encoded`` as for ``event``.
         """
         assert mapping.scope is not None and mapping.state is not None
-        tokens = self._identity_and_tokens(row, mapping, dropped)
+        tokens = self._identity_and_tokens(row, mapping, dropped, encoded)
         scope = mapping.scope.read(row.values)
         if scope is None:
             raise InvalidIdentifier("scope", "missing")
@@ -173,13 +195,7 @@ class EventFactory:
             state = ConsentState(mapping.state.read(row.values) or "")
         except ValueError as exc:
             raise InvalidIdentifier("state", "unknown") from exc
-        recorded_at = parse_timestamp(
-            mapping.occurred_at.read(row.values),
-            mapping.occurred_at,
-            "recorded_at",
-            published_at=now,
-            bounds=self.time_bounds,
-        )
+        recorded_at = self._time(row, mapping, "recorded_at", now)
         source_ref = self._reference(row, mapping)
         record = ConsentRecord(
             record_id=event_id_for(

@@ -95,6 +95,18 @@ class OutboxBatch:
         )
         self.added += cursor.rowcount
 
+    def add_many(self, records: Sequence[tuple[str, str, bytes, bytes]]) -> None:
+        """``add`` of each ``(event_id, topic, key, value)``, in one statement."""
+        if not records:
+            return
+        now = time.time()
+        cursor = self._db.executemany(
+            "INSERT OR IGNORE INTO outbox (event_id, topic, key, value, enqueued_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(*record, now) for record in records],
+        )
+        self.added += cursor.rowcount
+
     def quarantine(self, source: str, location: str, row: int, field: str, reason: str) -> None:
         self._db.execute(
             "INSERT INTO quarantine (source, location, row, field, reason, at) "

@@ -9,15 +9,16 @@ metrics and link's report. A row is refused only when nothing usable is left.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from connectors._errors import InvalidIdentifier
 from connectors._mapping import SourceMapping
-from connectors._normalise import DroppedField, normalise_fields
+from connectors._normalise import DroppedField, Identity, normalise_fields
 from connectors._sources import SourceRow
 from connectors._tokens import Tokeniser, Tokens
 
-__all__ = ["MAX_CELL_CHARS", "EncodedRow", "encode_row", "row_tokens"]
+__all__ = ["MAX_CELL_CHARS", "EncodedRow", "encode_row", "encode_rows", "row_tokens"]
 
 #: No cell of a council record is this long; one that is (a lost quote that
 #: swallowed the file, an attachment pasted in) refuses its row before any
@@ -43,6 +44,39 @@ def encode_row(row: SourceRow, mapping: SourceMapping, tokeniser: Tokeniser) -> 
             and its reason (the cause an operator can fix), or
             ``identity``/``no-usable-identifier`` when the row had none at all.
     """
+    encoded = encode_rows([row], mapping, tokeniser)[0]
+    if isinstance(encoded, InvalidIdentifier):
+        raise encoded
+    return encoded
+
+
+def encode_rows(
+    rows: Sequence[SourceRow], mapping: SourceMapping, tokeniser: Tokeniser
+) -> list[EncodedRow | InvalidIdentifier]:
+    """``encode_row`` of each row, in order, with one batch Bloom pass for them all.
+
+    Each row is judged alone: a refused row is its ``InvalidIdentifier`` in
+    the list and costs no other row. Any other exception (a bug) propagates,
+    so a caller that must not lose the batch to one row retries row by row.
+    """
+    results: list[EncodedRow | InvalidIdentifier | None] = [None] * len(rows)
+    kept: list[tuple[int, Identity, tuple[DroppedField, ...]]] = []
+    for index, row in enumerate(rows):
+        try:
+            identity, dropped = _normalised(row, mapping)
+        except InvalidIdentifier as exc:
+            results[index] = exc
+            continue
+        kept.append((index, identity, dropped))
+    tokens = tokeniser.tokenise_many([identity for _, identity, _ in kept])
+    for (index, _, dropped), made in zip(kept, tokens, strict=True):
+        results[index] = _usable(made, dropped)
+    return [r for r in results if r is not None]
+
+
+def _normalised(
+    row: SourceRow, mapping: SourceMapping
+) -> tuple[Identity, tuple[DroppedField, ...]]:
     if row.malformed is not None:
         raise InvalidIdentifier("row", row.malformed)
     if any(v is not None and len(v) > MAX_CELL_CHARS for v in row.values.values()):
@@ -55,11 +89,14 @@ def encode_row(row: SourceRow, mapping: SourceMapping, tokeniser: Tokeniser) -> 
         free_text=mapping.free_text,
         two_digit_year_pivot=mapping.two_digit_year_pivot,
     )
-    tokens = tokeniser.tokenise(identity)
+    return identity, tuple(dropped)
+
+
+def _usable(tokens: Tokens, dropped: tuple[DroppedField, ...]) -> EncodedRow | InvalidIdentifier:
     if not tokens.tokens and not tokens.blocking_tokens:
         if dropped:
-            raise InvalidIdentifier(dropped[0].field, dropped[0].code)
-        raise InvalidIdentifier("identity", "no-usable-identifier")
+            return InvalidIdentifier(dropped[0].field, dropped[0].code)
+        return InvalidIdentifier("identity", "no-usable-identifier")
     return EncodedRow(tokens, dropped)
 
 

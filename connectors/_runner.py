@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +26,9 @@ from connectors._metrics import ConnectorMetrics
 from connectors._normalise import DroppedField
 from connectors._outbox import PUBLISH_SOURCE, Outbox, OutboxBatch
 from connectors._publisher import Publisher
+from connectors._rows import EncodedRow, encode_rows
 from connectors._sources import FolderSource, PostgresSource, SourceRow
+from consent import BatchSealer
 from schemas import CitizenEvent, Codec, ConsentRecord
 
 __all__ = ["DEFAULT_PUBLISH_BATCH", "ROW_ATTEMPTS", "Connector", "IngestReport"]
@@ -157,17 +159,21 @@ class Connector:
             dropped += batch.dropped
 
     def _enqueue_rows(
-        self, batch: OutboxBatch, source: str, mapping: SourceMapping, rows: Iterable[SourceRow]
+        self, batch: OutboxBatch, source: str, mapping: SourceMapping, rows: Sequence[SourceRow]
     ) -> None:
         """Each row is judged alone: whatever is wrong with it costs that row only."""
         now = self.clock()
         consent = mapping.record == "consent"
         topic = self.config.topic("consent" if consent else "events")
-        for row in rows:
-            self.metrics.rows_read.labels(source).inc()
+        rows_read = self.metrics.rows_read.labels(source)
+        enqueued = self.metrics.events_enqueued.labels(source)
+        added: list[tuple[str, str, bytes, bytes]] = []
+        sealer = BatchSealer()  # ephemeral secrets for this batch only
+        for row, encoded in zip(rows, self._encode_batch(rows, mapping), strict=True):
+            rows_read.inc()
             dropped: list[DroppedField] = []
             try:
-                record, value = self._build(row, mapping, consent, now, dropped)
+                record, value = self._build(row, mapping, consent, now, dropped, encoded, sealer)
                 if len(value) > self.config.max_record_bytes:
                     raise InvalidIdentifier("record", "record-too-large")
             except InvalidIdentifier as exc:
@@ -178,8 +184,28 @@ class Connector:
                 self.metrics.fields_dropped.labels(source, lost.field, lost.code).inc()
             record_id = record.record_id if isinstance(record, ConsentRecord) else record.event_id
             key = record.tokens[0].key() if record.tokens else record_id
-            batch.add(record_id, topic, key.encode("ascii"), value)
-            self.metrics.events_enqueued.labels(source).inc()
+            added.append((record_id, topic, key.encode("ascii"), value))
+            enqueued.inc()
+        batch.add_many(added)
+
+    def _encode_batch(
+        self, rows: Sequence[SourceRow], mapping: SourceMapping
+    ) -> Sequence[EncodedRow | InvalidIdentifier | None]:
+        """Every row's tokens, Bloom-encoded in one batch pass (``encode_rows``).
+
+        A refused row is its own ``InvalidIdentifier``. Should the batch itself
+        fail (a bug some row trips), nothing is lost: every row gets None and
+        is encoded alone in ``_build``, under its per-row guard.
+        """
+        try:
+            return encode_rows(rows, mapping, self.factory.tokeniser)
+        except Exception as exc:  # noqa: BLE001 - one row's bug must not fail the batch
+            logger.warning(
+                "batch encoding of %d rows failed (%s); encoding them one by one",
+                len(rows),
+                type(exc).__name__,
+            )
+            return [None] * len(rows)
 
     def _build(
         self,
@@ -188,6 +214,8 @@ class Connector:
         consent: bool,
         now: datetime,
         dropped: list[DroppedField],
+        encoded: EncodedRow | InvalidIdentifier | None = None,
+        sealer: BatchSealer | None = None,
     ) -> tuple[CitizenEvent | ConsentRecord, bytes]:
         """The row's record, encoded; an unexpected error is retried a bounded number of times.
 
@@ -199,11 +227,15 @@ class Connector:
         failure = "error"
         for attempt in range(1, ROW_ATTEMPTS + 1):
             dropped.clear()
+            # A retry encodes the row afresh, in case the batch's result was the trouble.
+            pre = encoded if attempt == 1 else None
             try:
                 record: CitizenEvent | ConsentRecord = (
-                    self.factory.consent(row, mapping, now=now, dropped=dropped)
+                    self.factory.consent(row, mapping, now=now, dropped=dropped, encoded=pre)
                     if consent
-                    else self.factory.event(row, mapping, now=now, dropped=dropped)
+                    else self.factory.event(
+                        row, mapping, now=now, dropped=dropped, encoded=pre, sealer=sealer
+                    )
                 )
                 return record, self.factory.envelope(record, self.codec)
             except InvalidIdentifier:

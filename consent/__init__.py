@@ -38,6 +38,7 @@ from consent._audit_verify import (
     ProblemKind,
     verify_audit,
 )
+from consent._batch_sealing import DEFAULT_SEALER_MAX_USES, BatchSealer
 from consent._consent_state import (
     ALL_SCOPES,
     ConsentEntry,
@@ -140,6 +141,7 @@ __all__ = [
     "DEFAULT_KEY_EPOCH",
     "DEFAULT_OCCURRED_FLOOR",
     "DEFAULT_RECORDED_FLOOR",
+    "DEFAULT_SEALER_MAX_USES",
     "DEFAULT_VOUCH_MARGIN",
     "DIRECTORY_FORMAT",
     "GENESIS_HASH",
@@ -153,6 +155,7 @@ __all__ = [
     "AuditInvalid",
     "AuditProblem",
     "AuditReport",
+    "BatchSealer",
     "CandidateDisclosure",
     "ChainHead",
     "ChainSummary",

@@ -105,15 +105,20 @@ def seal_payload(
     (``Agreement.allowed_fields``): the broker cannot look inside to check, and
     sees only the declared names, which the context binds.
     """
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in fields.items()):
-        raise SealingFailed("sealed fields must map names to text values")
-    names = tuple(sorted(fields))
-    body = json.dumps(dict(fields), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    names, body = _payload_body(fields)
     context = sealing_context(
         event_id=event_id, agreement_id=agreement_id, recipient=recipient, fields=names
     )
-    enc, ciphertext = seal(recipient_public_key, body.encode("utf-8"), aad=context)
+    enc, ciphertext = seal(recipient_public_key, body, aad=context)
     return SealedPayload(recipient, agreement_id, enc, ciphertext, names)
+
+
+def _payload_body(fields: Mapping[str, str]) -> tuple[tuple[str, ...], bytes]:
+    """The sorted field names and the canonical JSON body every sealer writes."""
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in fields.items()):
+        raise SealingFailed("sealed fields must map names to text values")
+    body = json.dumps(dict(fields), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return tuple(sorted(fields)), body.encode("utf-8")
 
 
 def open_fields(

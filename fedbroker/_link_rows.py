@@ -24,6 +24,7 @@ from typing import Literal
 
 from broker import Sighting
 from connectors import (
+    EncodedRow,
     FolderSource,
     InvalidIdentifier,
     LinkageKey,
@@ -31,12 +32,12 @@ from connectors import (
     SourceRow,
     Tokeniser,
     Tokens,
-    encode_row,
+    encode_rows,
     row_tokens,
 )
 from schemas import EventType
 
-__all__ = ["Refused", "RowEncoder", "read_rows"]
+__all__ = ["Compact", "Refused", "RowEncoder", "compact", "expand", "read_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,33 @@ logger = logging.getLogger(__name__)
 # (no retention), so each sighting gets the same fixed ones.
 _EVENT_TYPE = EventType.ADDRESS_CHANGE
 _OCCURRED_AT = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+#: A sighting as plain values, to cross a process boundary (a ``Sighting``'s
+#: attribute map does not pickle): event id, side, reference, key epoch,
+#: exact token keys, blocking token keys, fuzzy encoding.
+Compact = tuple[str, str, str, int, tuple[str, ...], tuple[str, ...], bytes | None]
+
+
+def compact(sighting: Sighting) -> Compact:
+    """The fields a ``RowEncoder`` sets; ``expand`` rebuilds the same sighting."""
+    s = sighting
+    return (s.event_id, s.source_council, s.source_ref, s.key_epoch, s.tokens, s.blocking, s.fuzzy)
+
+
+def expand(values: Compact) -> Sighting:
+    event_id, side, reference, epoch, tokens, blocking, fuzzy = values
+    return Sighting(
+        event_id=event_id,
+        source_council=side,
+        source_ref=reference,
+        event_type=_EVENT_TYPE,
+        occurred_at=_OCCURRED_AT,
+        key_epoch=epoch,
+        tokens=tokens,
+        blocking=blocking,
+        fuzzy=fuzzy,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +148,29 @@ class RowEncoder:
             dropped: receives the identifiers the row was linked without, as the
                 connector drops them (default None: not reported).
         """
+        return self.sightings([row], side=side, dropped=dropped)[0]
+
+    def sightings(
+        self, rows: Sequence[SourceRow], *, side: str, dropped: list[Refused] | None = None
+    ) -> list[Sighting | Refused]:
+        """``sighting`` of each row, in order, Bloom-encoded in one batch (``encode_rows``)."""
+        out: list[Sighting | Refused] = []
+        for row, encoded in zip(rows, encode_rows(rows, self.mapping, self.tokeniser), strict=True):
+            made = self._sighting(row, encoded, side)
+            out.append(made)
+            if dropped is not None and not isinstance(made, Refused):
+                assert isinstance(encoded, EncodedRow)
+                dropped.extend(
+                    Refused(side, row.row, f"invalid-{d.field}", d.code) for d in encoded.dropped
+                )
+        return out
+
+    def _sighting(
+        self, row: SourceRow, encoded: EncodedRow | InvalidIdentifier, side: str
+    ) -> Sighting | Refused:
         try:
-            encoded = encode_row(row, self.mapping, self.tokeniser)
+            if isinstance(encoded, InvalidIdentifier):
+                raise encoded
             tokens = encoded.tokens
             reference = row.values.get(self.mapping.reference)
             if reference is None or not reference.strip():
@@ -129,19 +178,15 @@ class RowEncoder:
         except InvalidIdentifier as exc:
             logger.debug("refused %s row %d: %s", side, row.row, exc.reason)
             return Refused(side, row.row, exc.reason, exc.code)
-        if dropped is not None:
-            dropped.extend(
-                Refused(side, row.row, f"invalid-{d.field}", d.code) for d in encoded.dropped
+        return expand(
+            (
+                f"{side}:{row.row}",
+                side,
+                reference.strip(),
+                tokens.epoch,
+                # Laid out as Sighting.from_event does, so states and owners agree.
+                tuple(sorted({t.key() for t in tokens.tokens})),
+                tuple(sorted({t.key() for t in tokens.blocking_tokens})),
+                tokens.fuzzy,
             )
-        return Sighting(
-            event_id=f"{side}:{row.row}",
-            source_council=side,
-            source_ref=reference.strip(),
-            event_type=_EVENT_TYPE,
-            occurred_at=_OCCURRED_AT,
-            key_epoch=tokens.epoch,
-            # Laid out as Sighting.from_event does, so states and owners agree.
-            tokens=tuple(sorted({t.key() for t in tokens.tokens})),
-            blocking=tuple(sorted({t.key() for t in tokens.blocking_tokens})),
-            fuzzy=tokens.fuzzy,
         )

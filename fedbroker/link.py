@@ -2,8 +2,9 @@
 
 How a council checks match quality on its own extracts before going live: the
 connector's reading, normalisation and encodings turn each row into tokens
-(``_link_rows``), and the broker's own matcher (``broker.run_batch``, which is
-the streaming ``observe`` applied in order) finds the pairs, at a threshold
+(``_link_rows``, in batches), and the broker's matching (``broker.run_batch``,
+the streaming ``observe`` applied in order; ``_link_match`` gives its result
+for a whole extract, held equal to it by test) finds the pairs, at a threshold
 fitted without labels (or ``--threshold``). With the councils' linkage keys the
 tokens are the ones on the wire, so ``link`` finds the pairs the live broker
 would. ``write_pairs`` writes ``left_ref,right_ref,score,method``;
@@ -22,43 +23,47 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from broker import (
     FUZZY,
     Match,
-    Matcher,
     MatchMethod,
-    Sighting,
     ThresholdFit,
     choose_threshold,
     fit_threshold,
-    run_batch,
 )
 from connectors import (
     LinkageKey,
     MappingInvalid,
-    SourceError,
     SourceMapping,
     generate_linkage_key,
     load_mapping,
 )
 from fedbroker._errors import CommandError
+from fedbroker._link_encode import ENCODE_BATCH, encode_files
+from fedbroker._link_match import match_all
 from fedbroker._link_rows import Refused, RowEncoder, read_rows
+from fedbroker._link_stats import BlockingRecall, blocking_recall, read_truth, score_histogram
 
 __all__ = [
     "DEFAULT_REVIEW_MARGIN",
+    "ENCODE_BATCH",
     "FORMULA_PREFIXES",
     "PAIRS_HEADER",
     "REVIEW_HEADER",
+    "BlockingRecall",
     "LinkResult",
     "LinkedPair",
+    "Progress",
     "Refused",
     "RowEncoder",
     "link_files",
     "read_rows",
+    "read_truth",
+    "score_histogram",
     "spreadsheet_safe",
     "write_pairs",
     "write_review",
@@ -94,7 +99,9 @@ class LinkResult:
     ``unmatched`` the (side, reference) of records in no pair, ``refused`` the
     rows the connector would quarantine, ``records`` the rows that were linked,
     ``dropped`` the identifiers rows were linked without (malformed values the
-    connector would drop, by row and reason code).
+    connector would drop, by row and reason code), ``scores`` the Dice scores
+    of every blocked pair (the sample the threshold was fitted on), ``recall``
+    the blocking recall against a truth file, when one was given.
     """
 
     pairs: tuple[LinkedPair, ...]
@@ -104,6 +111,8 @@ class LinkResult:
     refused: tuple[Refused, ...]
     records: int
     dropped: tuple[Refused, ...] = ()
+    scores: tuple[float, ...] = ()
+    recall: BlockingRecall | None = None
 
 
 def _cross(match: Match) -> LinkedPair | None:
@@ -123,22 +132,13 @@ def _mapping(mapping: Path | SourceMapping) -> SourceMapping:
         raise CommandError(str(exc)) from exc
 
 
-def _sightings(
-    encoder: RowEncoder, files: Iterable[tuple[str, Path]], dropped: list[Refused]
-) -> tuple[list[Sighting], list[Refused]]:
-    sightings: list[Sighting] = []
-    refused: list[Refused] = []
-    for side, path in files:
-        try:
-            for row in read_rows(path, encoder.columns):
-                made = encoder.sighting(row, side=side, dropped=dropped)
-                if isinstance(made, Refused):
-                    refused.append(made)
-                else:
-                    sightings.append(made)
-        except SourceError as exc:
-            raise CommandError(f"{side} file {exc}") from exc
-    return sightings, refused
+Progress = Callable[[str, int, int | None], None]
+"""``(stage, done, total)`` reports from a long run: stage ``encode`` (rows, total
+unknown) or ``match`` (records, of ``total``). Counts only, never a value."""
+
+
+def _no_progress(stage: str, done: int, total: int | None) -> None:
+    """The default: report nothing."""
 
 
 def link_files(
@@ -149,6 +149,9 @@ def link_files(
     linkage_keys: Sequence[LinkageKey] | None = None,
     threshold: float | None = None,
     review_margin: float = DEFAULT_REVIEW_MARGIN,
+    truth: Collection[tuple[str, str]] | None = None,
+    progress: Progress | None = None,
+    workers: int | None = None,
 ) -> LinkResult:
     """Tokenise both files with the connector's code and match them with the broker's.
 
@@ -164,6 +167,11 @@ def link_files(
             blocked pairs' scores, as the broker fits it).
         review_margin: how close to the threshold a fuzzy pair is borderline
             (default ``DEFAULT_REVIEW_MARGIN``).
+        truth: known ``(left_ref, right_ref)`` pairs, to measure blocking recall
+            (default None: not measured).
+        progress: called with counts as rows are encoded and records matched
+            (default None: silent).
+        workers: processes that encode rows (default None: one per core).
 
     Raises:
         CommandError: the mapping is invalid, a file is unreadable or lacks a
@@ -171,13 +179,21 @@ def link_files(
     """
     keys = tuple(linkage_keys) if linkage_keys else (generate_linkage_key(_RUN_KEY_EPOCH),)
     encoder = RowEncoder.of(_mapping(mapping), keys)
+    report = progress or _no_progress
     dropped: list[Refused] = []
-    sightings, refused = _sightings(encoder, ((LEFT, left), (RIGHT, right)), dropped)
-    # One pass at threshold 0 returns every blocked pair with its score: the
-    # sample the fit needs and the borderline pairs. The pairs at or above the
-    # chosen threshold are exactly what a pass at that threshold would return
-    # (exact pairs score 1.0), i.e. what the streaming broker reports.
-    everything = run_batch(sightings, Matcher(0.0))
+    sightings, refused = encode_files(
+        encoder,
+        ((LEFT, left), (RIGHT, right)),
+        dropped=dropped,
+        progress=lambda done: report("encode", done, None),
+        workers=workers,
+    )
+    # One pass at threshold 0 (run_batch's result, by ``_link_match``) returns
+    # every blocked pair with its score: the sample the fit needs and the
+    # borderline pairs. The pairs at or above the chosen threshold are exactly
+    # what a pass at that threshold would return (exact pairs score 1.0), i.e.
+    # what the streaming broker reports.
+    everything = match_all(sightings, progress=lambda done: report("match", done, len(sightings)))
     fit = choose_threshold(threshold, fit_threshold(everything.scores))
     cross = [pair for m in everything.matches if (pair := _cross(m)) is not None]
     pairs = sorted(p for p in cross if p.score >= fit.threshold)
@@ -198,6 +214,8 @@ def link_files(
         tuple(refused),
         len(sightings),
         tuple(dropped),
+        everything.scores,
+        None if truth is None else blocking_recall(sightings, truth, left=LEFT, right=RIGHT),
     )
 
 

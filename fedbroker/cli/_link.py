@@ -5,6 +5,8 @@ Options in, files and a summary out; the linkage itself is in ``fedbroker.link``
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
 import click
@@ -12,7 +14,16 @@ import click
 from broker import FUZZY
 from connectors import ConfigInvalid, LinkageKey, load_linkage_keys
 from fedbroker._errors import CommandError
-from fedbroker.link import DEFAULT_REVIEW_MARGIN, link_files, write_pairs, write_review
+from fedbroker.link import (
+    DEFAULT_REVIEW_MARGIN,
+    LinkResult,
+    Progress,
+    link_files,
+    read_truth,
+    score_histogram,
+    write_pairs,
+    write_review,
+)
 
 __all__ = ["link"]
 
@@ -24,6 +35,38 @@ def _keys(path: Path | None) -> tuple[LinkageKey, ...] | None:
         return load_linkage_keys(path)
     except (OSError, ConfigInvalid) as exc:
         raise CommandError(f"--linkage-keys {path}: {exc}") from exc
+
+
+#: Seconds between two progress lines, so a long run says it is alive without flooding.
+_PROGRESS_EVERY_S = 2.0
+
+
+def _stderr_progress() -> Progress:
+    """Progress lines on stderr (counts only), at most one per ``_PROGRESS_EVERY_S``."""
+    last = [0.0]
+
+    def report(stage: str, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - last[0] < _PROGRESS_EVERY_S and done != total:
+            return
+        last[0] = now
+        if stage == "encode":
+            click.echo(f"link: {done:,} rows encoded", err=True)
+        else:
+            click.echo(f"link: {done:,} of {total or 0:,} records matched", err=True)
+
+    return report
+
+
+def _stats(result: LinkResult) -> None:
+    """Blocking recall (with a truth file) and the Dice histogram: counts, never values."""
+    if result.recall is not None:
+        click.echo(result.recall.describe())
+    click.echo(
+        f"{len(result.scores)} blocked pairs scored (Dice), threshold {result.fit.threshold:.3f}:"
+    )
+    for line in score_histogram(result.scores, result.fit.threshold):
+        click.echo(f"  {line}")
 
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -66,6 +109,24 @@ _OUTPUT = click.Path(dir_okay=False, path_type=Path)
     show_default=True,
     help="How close to the threshold a fuzzy pair counts as borderline.",
 )
+@click.option(
+    "--stats",
+    is_flag=True,
+    help="Also report the Dice score histogram and, with --truth, the blocking recall.",
+)
+@click.option(
+    "--truth",
+    type=_FILE,
+    default=None,
+    help="CSV of known pairs (left_ref,right_ref) for --stats to measure blocking recall.",
+)
+@click.option(
+    "--progress/--quiet",
+    "show_progress",
+    default=None,
+    help="Progress lines on stderr (rows encoded, records matched). Default: only when "
+    "stderr is a terminal.",
+)
 def link(
     left: Path,
     right: Path,
@@ -75,12 +136,19 @@ def link(
     threshold: float | None,
     review: Path | None,
     review_margin: float,
+    stats: bool,
+    truth: Path | None,
+    show_progress: bool | None,
 ) -> None:
     """Dry-run linkage of two extracts: write left_ref,right_ref,score,method.
 
     Rows go through the connector's normalisation and encodings and the pairs
     come from the broker's matcher, so this is what the federation would find.
     """
+    if truth is not None and not stats:
+        raise CommandError("--truth is read only with --stats")
+    if show_progress is None:
+        show_progress = sys.stderr.isatty()
     result = link_files(
         left,
         right,
@@ -88,6 +156,8 @@ def link(
         linkage_keys=_keys(linkage_keys),
         threshold=threshold,
         review_margin=review_margin,
+        truth=None if truth is None else read_truth(truth),
+        progress=_stderr_progress() if show_progress else None,
     )
     write_pairs(out, result)
     click.echo(result.fit.describe())
@@ -96,6 +166,8 @@ def link(
         f"{result.records} records, {len(result.pairs)} pairs ({exact} exact, "
         f"{len(result.pairs) - exact} fuzzy), {len(result.refused)} rows refused -> {out}"
     )
+    if stats:
+        _stats(result)
     for refusal in result.refused:
         click.echo(f"refused {refusal.describe()}", err=True)
     for lost in result.dropped:

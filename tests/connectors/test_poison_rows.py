@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -130,11 +131,13 @@ def test_an_unexpected_error_in_one_row_is_bounded_then_quarantined(
     calls: list[int] = []
 
     class Exploding:
-        def event(self, row, mapping, *, now, dropped=None):
+        tokeniser = real.tokeniser
+
+        def event(self, row, mapping, *, now, **options):
             if row.row == 2:
                 calls.append(row.row)
                 raise ZeroDivisionError(f"secret {row.values.get('forename')}")
-            return real.event(row, mapping, now=now, dropped=dropped)
+            return real.event(row, mapping, now=now, **options)
 
         def envelope(self, record, codec):
             return real.envelope(record, codec)
@@ -269,5 +272,70 @@ def test_an_unexpected_error_while_encoding_costs_the_row_too(tmp_path, federati
         connector.ingest()
         assert _quarantine(connector.outbox, "housing") == {(2, "row", "unexpected-OverflowError")}
         assert connector.outbox.depth() == 2
+    finally:
+        connector.close()
+
+
+def test_a_bug_one_row_trips_in_the_batch_encoding_costs_that_row_only(
+    tmp_path, federation, linkage_keys, monkeypatch, caplog
+):
+    """Rows are Bloom-encoded in one batch; a bug there (not an InvalidIdentifier) must
+    not lose the batch: every row is encoded again alone, and only the row that trips
+    the bug is quarantined, by type, without its values."""
+    import connectors._rows as rows_module
+
+    connector, _ = _connector(tmp_path, federation, linkage_keys)
+    events = poison_events()
+    (tmp_path / "events" / "extract.jsonl").write_text("\n".join(events.lines) + "\n")
+    line = next(i for i, text in enumerate(events.lines) if '"good-3"' in text)
+    trap, row = json.loads(events.lines[line])["forename"], line + 1
+    real = rows_module.normalise_fields
+
+    def buggy(raw, **options):
+        if raw.get("given_name") == trap:
+            raise ZeroDivisionError(f"secret {trap}")
+        return real(raw, **options)
+
+    monkeypatch.setattr(rows_module, "normalise_fields", buggy)
+    try:
+        connector.ingest()
+        outbox = connector.outbox
+        quarantined = _quarantine(outbox, "housing")
+        assert quarantined == events.quarantined | {(row, "row", "unexpected-ZeroDivisionError")}
+        refs = {r.source_ref for r in _records(outbox) if isinstance(r, CitizenEvent)}
+        assert len(refs) == len(events.good_refs) - 1
+    finally:
+        connector.close()
+    assert "batch encoding of" in caplog.text
+    assert trap not in caplog.text
+
+
+def test_batch_encoding_gives_each_row_what_encoding_it_alone_gives(
+    tmp_path, federation, linkage_keys
+):
+    """Same tokens, same Bloom encoding, same refusal (field and code) per row."""
+    from connectors import InvalidIdentifier, encode_row, encode_rows
+
+    connector, _ = _connector(tmp_path, federation, linkage_keys)
+    events = poison_events()
+    path = tmp_path / "events" / "extract.jsonl"
+    path.write_text("\n".join(events.lines) + "\n")
+    try:
+        mapping = connector.mappings["housing"]
+        tokeniser = connector.factory.tokeniser
+        rows = list(FolderSource("housing", path.parent, "jsonl").rows(path, mapping.columns))
+        batch = encode_rows(rows, mapping, tokeniser)
+        assert len(batch) == len(rows)
+        refused = 0
+        for row, got in zip(rows, batch, strict=True):
+            try:
+                alone = encode_row(row, mapping, tokeniser)
+            except InvalidIdentifier as exc:
+                assert isinstance(got, InvalidIdentifier)
+                assert (got.field, got.code) == (exc.field, exc.code)
+                refused += 1
+                continue
+            assert got == alone
+        assert 0 < refused < len(rows)
     finally:
         connector.close()
