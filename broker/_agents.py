@@ -179,6 +179,7 @@ def install_agents(parts: Parts) -> None:
             )
             if effects.duplicate and token == sighting.all_tokens()[0]:
                 out.sends.append(p.rejection(item.origin, "duplicate", sighting.event_id))
+                out.rejected.append("duplicate")
             if effects.scores and not effects.duplicate:
                 out.scores.extend(effects.scores)
             for pair in effects.matches:
@@ -252,6 +253,8 @@ def install_agents(parts: Parts) -> None:
             p.store_head(chain)
         for topic, key, value in out.sends:
             await _send(topic, key, value)
+        for reason in out.rejected:  # counted once written
+            metrics.rejected.labels(reason).inc()
         for record in out.audit:
             await _send(p.topics.audit, chain.head.chain.encode(), p.codec.encode(record))
         if out.cascade:

@@ -39,14 +39,17 @@ class Outbox:
     audit: list[AuditRecord] = field(default_factory=list)
     cascade: list[RoutedItem] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # reasons, counted once sent
 
     def clear(self) -> None:
+        self.rejected.clear()
         self.sends.clear()
         self.audit.clear()
         self.cascade.clear()
         self.scores.clear()
 
     def merge(self, other: Outbox) -> None:
+        self.rejected.extend(other.rejected)
         self.sends.extend(other.sends)
         self.audit.extend(other.audit)
         self.cascade.extend(other.cascade)

@@ -94,9 +94,8 @@ class Parts:
         return replace(self.policy, accepted_epochs=self.watch.current.accepted_epochs)
 
     def rejection(self, origin: str, reason: str, event_id: str | None) -> Send:
-        """The quarantine record of the message read at ``origin`` (counted here)."""
+        """The quarantine record of the message read at ``origin`` (counted once sent)."""
         topic, partition, offset = origin.rsplit("/", 2)
-        self.metrics.rejected.labels(reason).inc()
         record = RejectedRecord(
             rejected_id=_rejected_id(topic, int(partition), int(offset)),
             topic=topic,
@@ -115,6 +114,8 @@ class Parts:
     ) -> None:
         target, key, value = self.rejection(f"{topic}/{partition}/{offset}", reason, event_id)
         await target.send(key=key, value=value)
+        # Counted once written: a send Kafka refused is tried again by ``guarded``.
+        self.metrics.rejected.labels(reason).inc()
 
     def match_message(self, pair: Match) -> Send:
         return self.topics.matches, pair.pair_id.encode(), json.dumps(pair.to_dict()).encode()
