@@ -16,6 +16,7 @@ from pathlib import Path
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench._broker_data import BenchData
+from bench._security import bench_security, client_config
 from broker.app import ensure_topics
 
 __all__ = [
@@ -132,9 +133,10 @@ def fill(bootstrap: str, prefix: str, data: BenchData, councils: Sequence[str],
          partitions: int, extra: Sequence[str] = ()) -> None:  # fmt: skip
     """Create the council topics and write every event to them, keyed as the connector does."""
     ensure_topics(bootstrap, [*source_topics(prefix, councils), *extra],
-                  partitions=partitions, replication=1)  # fmt: skip
+                  partitions=partitions, replication=1, security=bench_security())  # fmt: skip
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
-                             batch_size=512 * 1024, max_request_size=8 * 1024 * 1024)  # fmt: skip
+                             batch_size=512 * 1024, max_request_size=8 * 1024 * 1024,
+                             **client_config())  # fmt: skip
     try:
         for item in data.events:
             producer.send(f"{prefix}.{item.topic_suffix}", key=item.key, value=item.value)
@@ -151,7 +153,8 @@ def end_total(consumer: KafkaConsumer, topic: str) -> int:
 
 def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes, bytes, int]]:
     """Every (key, value, timestamp ms) on ``topic``, from its start to its current end."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             **client_config())  # fmt: skip
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         if not parts:
@@ -261,8 +264,8 @@ class GroupCaughtUp:
 
     def __init__(self, bootstrap: str, group: str, topics: Sequence[str]) -> None:
         self.group, self.topics = group, list(topics)
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, **client_config())
+        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, **client_config())
 
     def __call__(self) -> bool:
         parts = [TopicPartition(t, p) for t in self.topics

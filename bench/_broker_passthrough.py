@@ -14,11 +14,16 @@ from typing import Any
 
 import faust
 
+from bench._security import bench_security
+from broker._kafka_client import faust_credentials
+
 
 def build(args: argparse.Namespace) -> faust.App:
     app = faust.App(
         args.app_id,
         broker=f"kafka://{args.bootstrap}",
+        # the same FEDBROKER_KAFKA_* credentials as `broker run` (none: plaintext)
+        broker_credentials=faust_credentials(bench_security()),
         store="rocksdb://",
         topic_partitions=args.partitions,
         topic_replication_factor=1,

@@ -59,6 +59,7 @@ from bench._broker_kafka import (
     watch,
 )
 from bench._broker_report import Latency, Quality, Report, Throughput
+from bench._security import bench_security, client_config
 from bench.linkage_quality import quality
 from broker import DEFAULT_DICE_THRESHOLD
 from fedbroker import KafkaCluster
@@ -106,7 +107,7 @@ def run_passthrough(data: BenchData, bootstrap: str, work: Path, partitions: int
                                 sources=source_topics(prefix, COUNCILS), sink=sink,
                                 group=f"{prefix}-passthrough", work=work,
                                 partitions=partitions)  # fmt: skip
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **client_config())
     caught_up = GroupCaughtUp(bootstrap, f"{prefix}-passthrough", source_topics(prefix, COUNCILS))
     try:
         worker.start()
@@ -218,6 +219,7 @@ class _Subscriber(threading.Thread):
         self.consumer = KafkaConsumer(
             *topics, bootstrap_servers=bootstrap, group_id=f"bench-sub-{uuid.uuid4().hex[:6]}",
             auto_offset_reset="earliest", fetch_max_wait_ms=5, enable_auto_commit=False,
+            **client_config(),
         )  # fmt: skip
         self.seen: list[tuple[float, bytes]] = []
         self.stopping = threading.Event()
@@ -245,14 +247,15 @@ def run_latency(
     ensure = [*source_topics(prefix, COUNCILS)]
     from broker.app import ensure_topics
 
-    ensure_topics(bootstrap, ensure, partitions=partitions, replication=1)
+    ensure_topics(bootstrap, ensure, partitions=partitions, replication=1,
+                  security=bench_security())  # fmt: skip
     worker = broker_worker(data, "broker-latency", bootstrap=bootstrap, prefix=prefix,
                            group=group, work=work, partitions=partitions,
                            threshold=threshold)  # fmt: skip
     directory = data.federation.load()
     subscriber = _Subscriber(bootstrap, notify_topics(prefix, directory))
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0,
-                             enable_idempotence=True)  # fmt: skip
+                             enable_idempotence=True, **client_config())  # fmt: skip
     keys, codec = data.signing_keys(), Codec()
     count = min(int(rate * seconds), len(data.events))
     items = data.events[:count]

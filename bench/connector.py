@@ -4,6 +4,9 @@ Baseline in the same run: a bare kafka-python producer (acks=all, idempotent)
 sending pre-encoded messages of the same sizes to the same broker. The ratio is
 what normalising, tokenising, sealing, signing, encoding and the durable outbox
 cost on top of Kafka itself. Run: ``python -m bench.connector [--rows N]``.
+
+Against a secured cluster, set ``KAFKA_BOOTSTRAP_SERVERS`` and the party's
+``FEDBROKER_KAFKA_SECURITY_FILE``: the connector and the baseline both use it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 import yaml
 from kafka import KafkaProducer
 
+from bench._security import client_config
 from connectors import (
     generate_federation,
     generate_linkage_key,
@@ -101,7 +105,7 @@ def _sizes(work: Path, bootstrap: str, topic: str) -> list[int]:
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=3000)  # fmt: skip
+                             consumer_timeout_ms=3000, **client_config())  # fmt: skip
     try:
         return [len(m.value) for m in consumer]
     finally:
@@ -110,7 +114,7 @@ def _sizes(work: Path, bootstrap: str, topic: str) -> list[int]:
 
 def _bare_producer(bootstrap: str, sizes: list[int]) -> float:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                             linger_ms=5, batch_size=256 * 1024)  # fmt: skip
+                             linger_ms=5, batch_size=256 * 1024, **client_config())  # fmt: skip
     topic = f"bench-bare-{uuid.uuid4().hex[:8]}"
     payloads = [os.urandom(size) for size in sizes]
     producer.send(topic, b"warm-up").get(timeout=30)

@@ -49,9 +49,12 @@ from broker._similarity import (
     popcount,
 )
 from broker._threshold import (
+    DEFAULT_GAP_QUANTILE,
     DEFAULT_HISTOGRAM_BINS,
     DEFAULT_MAX_ITERATIONS,
     DEFAULT_MIN_SCORES,
+    DEFAULT_NULL_PRIOR,
+    NullPrior,
     ScoreHistogram,
     ThresholdFit,
     ThresholdSource,
@@ -85,10 +88,12 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DEFAULT_DICE_THRESHOLD",
+    "DEFAULT_GAP_QUANTILE",
     "DEFAULT_HISTOGRAM_BINS",
     "DEFAULT_MAX_ITERATIONS",
     "DEFAULT_METRICS_BIND",
     "DEFAULT_MIN_SCORES",
+    "DEFAULT_NULL_PRIOR",
     "DEFAULT_PARTITIONS",
     "EXACT",
     "FUZZY",
@@ -102,6 +107,7 @@ __all__ = [
     "Match",
     "MatchMethod",
     "Matcher",
+    "NullPrior",
     "Observation",
     "Rejected",
     "RuleHit",

@@ -26,7 +26,7 @@ from broker._verify import (
     verify_record,
 )
 from consent import Directory, consent_scopes
-from schemas import CitizenEvent, Codec, ConsentRecord, SchemaError
+from schemas import CitizenEvent, Codec, ConsentRecord, SchemaError, event_id_bound
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -190,7 +190,9 @@ def admit(
 
     Order: size, then ``verify_record`` (the signed envelope's domain for the
     topic, council, signature over the exact bytes, then decoding with the
-    codec's own reason codes, epoch, freshness, source times), then shape.
+    codec's own reason codes, epoch, freshness, source times), then shape,
+    scope, and that an event's id is the one its own fields give
+    (``schemas.event_id_bound``).
     Since the signature covers the bytes as sent (no re-encoding), checking it
     before the shape costs one Ed25519 verification, not a decode and encode.
     """
@@ -212,4 +214,8 @@ def admit(
         raise Rejected(f"{topic}: not a readable message", reason=exc.reason) from exc
     check_shape(record, policy.limits)
     check_scope(record, directory)
+    # Ids are deduplicated on; one that is not the event's own (its council's
+    # digest) would let one council have another's real event dropped as a replay.
+    if isinstance(record, CitizenEvent) and not event_id_bound(record):
+        raise Rejected(f"{topic}: event id is not its own", reason="event-id-unbound")
     return record

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from broker._checkpoint_age import CheckpointAge
+
 __all__ = ["BrokerMetrics"]
 
 
@@ -95,6 +97,8 @@ class BrokerMetrics:
             "1 while the worker decides; 0 while it refuses to (an expired directory)",
             registry=r,
         )
+        self.checkpoint_age = CheckpointAge()  # the app points it at its chains
+        r.register(self.checkpoint_age)
 
     def serve(self, port: int, address: str = "127.0.0.1") -> None:
         if port:

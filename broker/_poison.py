@@ -6,9 +6,13 @@ any other typed fedbroker error is the message's fault: it goes to
 a bug, but a bug must not wedge a partition for ever: the message is retried
 with backoff (a fault elsewhere may pass), its attempt count is written to a
 compacted topic so that it survives a restart, and after ``max_attempts`` it is
-quarantined as ``internal-error`` and the stream goes on. A Kafka outage
-(``KafkaUnavailable``) is nobody's message's fault: it is retried with backoff
-for as long as it lasts and never quarantines a good message.
+quarantined as ``internal-error`` and the stream goes on. A Kafka outage is
+nobody's message's fault: it is retried with backoff for as long as it lasts,
+never counted as one of the message's attempts, and never quarantines a good
+message. That holds for the client's own errors too: the stage's sends (and the
+guard's own writes of a rejection or an attempt count) run inside the edge's
+``kafka_errors``, so a raw aiokafka or kafka-python error is a
+``KafkaUnavailable`` here, not a bug of the message's.
 
 Side paths (the timers) use ``Backoff`` in the same spirit: an error is
 counted and logged, and the next try waits a little longer, never killing the
@@ -25,6 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from broker._errors import KafkaUnavailable
+from broker._kafka_edge import kafka_errors
 from schemas import FedbrokerError
 
 __all__ = [
@@ -94,14 +99,24 @@ class AttemptCounts:
     def get(self, coords: str) -> int:
         return self.held.get(coords, 0)
 
-    async def failed(self, coords: str) -> int:
+    def note_failure(self, coords: str) -> int:
+        """One more failed attempt, in memory; ``save`` writes it (retried apart from
+        the count, so a write Kafka refused is not counted twice)."""
         count = self.held[coords] = self.get(coords) + 1
-        await self.persist(coords, count)
+        return count
+
+    async def save(self, coords: str) -> None:
+        await self.persist(coords, self.held.get(coords))
+
+    async def failed(self, coords: str) -> int:
+        count = self.note_failure(coords)
+        await self.save(coords)
         return count
 
     async def clear(self, coords: str) -> None:
-        if self.held.pop(coords, None) is not None:
+        if self.held.get(coords) is not None:
             await self.persist(coords, None)
+            del self.held[coords]
 
 
 async def guarded(
@@ -131,9 +146,35 @@ async def guarded(
         sleep: how to wait (tests pass a recorder).
     """
     backoff = backoff or Backoff()
+
+    async def through_kafka(call: Callable[[], Awaitable[None]], operation: str) -> None:
+        """``call`` until Kafka takes it: an outage waits, it is nobody's attempt."""
+        while True:
+            try:
+                with kafka_errors(operation):
+                    await call()
+                return
+            except KafkaUnavailable as exc:
+                count_failure(stage, exc.reason)
+                delay = backoff.failed(0.0)
+                logger.warning(
+                    "%s: Kafka unavailable (%s) at %s; retrying in %.1f s",
+                    stage, operation, coords, delay,
+                )  # fmt: skip
+                await sleep(delay)
+
+    async def quarantine(reason: str) -> None:
+        await through_kafka(lambda: reject(reason), "rejecting")
+        await forget()
+
+    async def forget() -> None:
+        if attempts.get(coords):
+            await through_kafka(lambda: attempts.clear(coords), "clearing the attempt count")
+
     while True:
         try:
-            await work()
+            with kafka_errors(stage):
+                await work()
         except KafkaUnavailable as exc:
             count_failure(stage, exc.reason)
             delay = backoff.failed(0.0)
@@ -141,11 +182,11 @@ async def guarded(
             await sleep(delay)
             continue
         except FedbrokerError as exc:
-            await reject(exc.reason)
-            await attempts.clear(coords)
+            await quarantine(exc.reason)
             return
         except Exception as exc:  # noqa: BLE001 - a bug must not wedge the partition
-            count = await attempts.failed(coords)
+            count = attempts.note_failure(coords)
+            await through_kafka(lambda: attempts.save(coords), "counting the attempt")
             count_failure(stage, type(exc).__name__)
             frames = "".join(traceback.format_tb(exc.__traceback__))
             logger.error(
@@ -153,10 +194,9 @@ async def guarded(
                 stage, type(exc).__name__, coords, count, max_attempts, frames,
             )  # fmt: skip
             if count >= max_attempts:
-                await reject(INTERNAL_ERROR)
-                await attempts.clear(coords)
+                await quarantine(INTERNAL_ERROR)
                 return
             await sleep(backoff.failed(0.0))
             continue
-        await attempts.clear(coords)
+        await forget()
         return

@@ -228,7 +228,10 @@ class TokenState:
     sightings: tuple[Sighting, ...] = ()
     seen: tuple[Seen, ...] = ()
 
-    def __len__(self) -> int:
+    # No ``__len__``: a state holding only remembered ids would be falsy, and
+    # ``if state`` would then forget a replay guard (compare with None instead).
+    def sighting_count(self) -> int:
+        """How many live sightings the state holds (not the ids it only remembers)."""
         return len(self.sightings)
 
     def event_ids(self) -> frozenset[str]:

@@ -9,6 +9,27 @@ expects to give the best F1. A guessed 0.8 costs several points of F1 on
 published benchmarks (DESIGN section 5), so the threshold is fitted, reported
 and overridable by configuration (``choose_threshold``).
 
+Two refinements, both measured on FEBRL and the synthetic councils (docs/linkage.md):
+
+- **A prior for the non-matches** (``NullPrior``). Blocking on rare keys can
+  leave almost no non-matches in the sample (FEBRL: none); a free two-component
+  fit then splits the matches in two and sets the threshold inside them (F1
+  0.88). What unrelated people score is known from the encoding, not from the
+  sample: under ``clk-v2``'s diffusion every output bit is set for about half
+  of all people, so two unrelated encodings score about 0.5 (sd about 0.025,
+  measured on random pairs of FEBRL and the synthetic councils). That shape
+  enters the fit as pseudo-counts, a tenth of the sample's weight: enough to
+  anchor the non-match component where no data are, too little to move it
+  where there are.
+- **Into the gap.** A Beta fitted by moments has the wrong tails for a match
+  population with a long left tail, so the model's best-F1 point can sit at
+  the upper edge of the non-matches (synthetic councils: 0.61, with 40 false
+  pairs). Above that point, but never past ``DEFAULT_GAP_QUANTILE`` of the
+  scores above it, the threshold moves to the middle of the first stretch
+  where the observed histogram is empty (no score within 0.01):
+  where the data themselves say the two populations part. With no such
+  stretch (the populations overlap) the model's point stands.
+
 Scores are held as a fixed-size ``ScoreHistogram``: constant memory, mergeable
 across workers, and a plain dict for a Faust table.
 """
@@ -27,9 +48,12 @@ from broker._errors import StateInvalid
 from broker._similarity import DEFAULT_DICE_THRESHOLD, check_threshold
 
 __all__ = [
+    "DEFAULT_GAP_QUANTILE",
     "DEFAULT_HISTOGRAM_BINS",
     "DEFAULT_MAX_ITERATIONS",
     "DEFAULT_MIN_SCORES",
+    "DEFAULT_NULL_PRIOR",
+    "NullPrior",
     "ScoreHistogram",
     "ThresholdFit",
     "ThresholdSource",
@@ -43,12 +67,34 @@ DEFAULT_HISTOGRAM_BINS = 200
 DEFAULT_MIN_SCORES = 50
 DEFAULT_MAX_ITERATIONS = 500
 DEFAULT_TOLERANCE = 1e-10
-# Starting points: blocked non-matches around Dice 0.5, matches near 1.
-_START_MATCH_MEAN, _START_NONMATCH_MEAN, _START_MATCH_SHARE = 0.95, 0.5, 0.1
-_START_SD = 0.1
+#: The gap search never cuts more than this share of the scores above the model's point.
+DEFAULT_GAP_QUANTILE = 0.05
+# Starting point for the matches; the non-matches start at the prior.
+_START_MATCH_MEAN, _START_MATCH_SHARE, _START_SD = 0.9, 0.5, 0.1
+# Half-width, in bins, of the window in which the gap search counts scores.
+_GAP_WINDOW = 2
 _EPS = 1e-6
 
 ThresholdSource = Literal["fitted", "configured", "default"]
+
+
+@dataclass(frozen=True, slots=True)
+class NullPrior:
+    """What unrelated encodings score, added to the fit as pseudo-counts.
+
+    Args:
+        mean: Dice of two unrelated encodings (0.5 under ``clk-v2``'s diffusion).
+        sd: its spread (about 0.025 for 1,024-bit ``clk-v2`` encodings).
+        weight: pseudo-counts as a share of the scored pairs (0: no prior).
+    """
+
+    mean: float = 0.5
+    sd: float = 0.025
+    weight: float = 0.1
+
+
+#: The prior for ``clk-v2`` encodings (the only ones the broker compares now).
+DEFAULT_NULL_PRIOR = NullPrior()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +151,10 @@ class ThresholdFit:
     expected_f1: float = math.nan
     iterations: int = 0
     converged: bool = False
+    model_threshold: float = math.nan
+
+    def _moved(self) -> str:
+        return "" if self.threshold == self.model_threshold else ", moved into the empty gap"
 
     def describe(self) -> str:
         """One line for logs and the ``link`` command's output."""
@@ -113,7 +163,8 @@ class ThresholdFit:
         return (
             f"threshold {self.threshold:.3f} (fitted by EM on {self.samples} scored pairs: "
             f"match share {self.match_share:.3f}, means {self.match_mean:.3f}/"
-            f"{self.nonmatch_mean:.3f}, expected F1 {self.expected_f1:.4f}, "
+            f"{self.nonmatch_mean:.3f}, expected F1 {self.expected_f1:.4f} at "
+            f"{self.model_threshold:.3f}{self._moved()}, "
             f"{self.iterations} iterations{'' if self.converged else ', not converged'})"
         )
 
@@ -136,22 +187,51 @@ def _moments(x: npt.NDArray[np.float64], w: npt.NDArray[np.float64]) -> tuple[fl
     return mean, var
 
 
+def _gap(counts: npt.NDArray[np.float64], low: int, high: int, window: int = _GAP_WINDOW) -> int:
+    """The middle of the first stretch of edges in [low, high] with no score near them.
+
+    ``low`` (the model's point) when there is no such stretch: where the two
+    populations overlap, the model's tails are the best guess there is.
+    """
+    bins = len(counts)
+    cumulative = np.concatenate([[0.0], np.cumsum(counts)])
+    edges = np.arange(low, high + 1)
+    around = (
+        cumulative[np.minimum(edges + window, bins)] - cumulative[np.maximum(edges - window, 0)]
+    )
+    empty: list[int] = [int(e) for e in edges[around == 0]]
+    if not empty:
+        return low
+    stretch = [empty[0]]
+    for edge in empty[1:]:
+        if edge != stretch[-1] + 1:
+            break
+        stretch.append(edge)
+    return stretch[len(stretch) // 2]
+
+
 def fit_threshold(
     scores: ScoreHistogram | Iterable[float],
     *,
+    prior: NullPrior = DEFAULT_NULL_PRIOR,
     min_scores: int = DEFAULT_MIN_SCORES,
     max_iterations: int = DEFAULT_MAX_ITERATIONS,
+    gap_quantile: float = DEFAULT_GAP_QUANTILE,
 ) -> ThresholdFit:
     """Fit a two-component Beta mixture to the blocked pairs' Dice scores by EM.
 
     Args:
         scores: a ``ScoreHistogram`` or raw scores (binned here).
+        prior: the non-match prior (default ``DEFAULT_NULL_PRIOR``).
         min_scores: fewer scores than this fall back to ``DEFAULT_DICE_THRESHOLD``
             (default ``DEFAULT_MIN_SCORES``).
         max_iterations: EM iteration cap (default ``DEFAULT_MAX_ITERATIONS``).
+        gap_quantile: how far above the model's best-F1 point the gap search may
+            go, as the share of the observed scores above that point it may cut
+            (default ``DEFAULT_GAP_QUANTILE``; 0 keeps the model's point).
 
     Returns:
-        The threshold maximising the F1 the fitted mixture expects.
+        The threshold in the histogram's gap (module docstring), with the fit.
     """
     hist = scores if isinstance(scores, ScoreHistogram) else ScoreHistogram.of(scores)
     n = hist.total
@@ -159,9 +239,12 @@ def fit_threshold(
         return ThresholdFit(DEFAULT_DICE_THRESHOLD, "default", samples=n)
     bins = len(hist.counts)
     x = np.clip((np.arange(bins) + 0.5) / bins, _EPS, 1 - _EPS)
-    w = np.asarray(hist.counts, dtype=np.float64)
-    share, m_mean, u_mean = _START_MATCH_SHARE, _START_MATCH_MEAN, _START_NONMATCH_MEAN
-    m_var = u_var = _START_SD**2
+    observed = np.asarray(hist.counts, dtype=np.float64)
+    null = _beta_pdf(x, prior.mean, prior.sd**2)
+    w = observed + null * (prior.weight * n / max(float(null.sum()), 1e-300))
+    total_weight = float(w.sum())
+    share, m_mean, u_mean = _START_MATCH_SHARE, _START_MATCH_MEAN, prior.mean
+    m_var, u_var = _START_SD**2, prior.sd**2
     previous, converged, iteration = -math.inf, False, 0
     for iteration in range(1, max_iterations + 1):  # noqa: B007 - reported
         pm = share * _beta_pdf(x, m_mean, m_var)
@@ -169,7 +252,7 @@ def fit_threshold(
         total = np.maximum(pm + pu, 1e-300)
         loglik = float((w * np.log(total)).sum())
         resp = pm / total
-        share = float((w * resp).sum() / n)
+        share = float((w * resp).sum() / total_weight)
         m_mean, m_var = _moments(x, w * resp)
         u_mean, u_var = _moments(x, w * (1 - resp))
         if abs(loglik - previous) < DEFAULT_TOLERANCE * max(1.0, abs(loglik)):
@@ -186,8 +269,13 @@ def fit_threshold(
     fp = np.cumsum(pu[::-1])[::-1]
     f1 = 2 * tp / np.maximum(tp + fp + float(pm.sum()), 1e-300)
     best = int(np.argmax(f1))
+    # The search stops where it would cut ``gap_quantile`` of the scores above
+    # the model's point: the observed ones, as the fitted tails are what is in doubt.
+    above = np.cumsum(observed[best:])
+    high = best + int(np.searchsorted(above, gap_quantile * float(above[-1]), side="right"))
+    edge = _gap(observed, best, high) if gap_quantile > 0 else best
     return ThresholdFit(
-        threshold=check_threshold(best / bins),
+        threshold=check_threshold(edge / bins),
         source="fitted",
         samples=n,
         match_share=share,
@@ -196,6 +284,7 @@ def fit_threshold(
         expected_f1=float(f1[best]),
         iterations=iteration,
         converged=converged,
+        model_threshold=best / bins,
     )
 
 

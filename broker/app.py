@@ -240,6 +240,8 @@ def build_app(settings: BrokerSettings) -> faust.App:
     )
     consent_view = ConsentTableView(consent_table)
     chains: dict[str, AuditChain] = {}
+    # Read from the metrics thread at each scrape: copy the dict in one (atomic) call.
+    metrics.checkpoint_age.track(lambda: {c: chain.head for c, chain in chains.copy().items()})
     state_cache = StateCache()
     pending_scores: dict[int, list[float]] = {}
     renewed = asyncio.Event()
@@ -430,7 +432,10 @@ def build_app(settings: BrokerSettings) -> faust.App:
             )  # fmt: skip
             if applied.state is not None:
                 states[token] = state_cache.encode(token, state, state_bytes, applied.state)
-                metrics.sightings.inc(len(applied.state) - (len(state) if state else 0))
+                metrics.sightings.inc(
+                    applied.state.sighting_count()
+                    - (state.sighting_count() if state is not None else 0)
+                )
             audit, notifications = applied.audit, []
             for other, event_ids in applied.cascade.items():
                 onward = {**envelope, "forget": sorted(event_ids)}
@@ -445,7 +450,9 @@ def build_app(settings: BrokerSettings) -> faust.App:
                 seen_until=published + policy.max_age + policy.max_skew,
             )  # fmt: skip
             states[token] = state_cache.encode(token, state, state_bytes, new_state)
-            metrics.sightings.inc(len(new_state) - (len(state) if state else 0))
+            metrics.sightings.inc(
+                new_state.sighting_count() - (state.sighting_count() if state is not None else 0)
+            )
             if effects.duplicate and token == sighting.all_tokens()[0]:
                 topic, source_partition, offset = envelope["coordinates"]
                 await reject(topic, source_partition, offset, "duplicate", sighting.event_id)

@@ -8,7 +8,6 @@ catalogue attributes and sealed payloads.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,16 +39,11 @@ from schemas import (
     EventType,
     SealedPayload,
     SignatureDomain,
+    citizen_event_id,
+    event_id_for,
 )
 
 __all__ = ["EventFactory", "event_id_for"]
-
-_ID_HEX = 32
-
-
-def event_id_for(*parts: str) -> str:
-    """Deterministic id: the same source record always yields the same id (replays show)."""
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:_ID_HEX]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +71,12 @@ class EventFactory:
         if dropped is not None:
             dropped.extend(encoded.dropped)
         return encoded.tokens
+
+    def _time(self, row: SourceRow, mapping: SourceMapping, field: str, now: datetime) -> datetime:
+        """The row's time (``occurred_at`` of an event, ``recorded_at`` of consent) as UTC."""
+        spec = mapping.occurred_at
+        return parse_timestamp(spec.read(row.values), spec, field, published_at=now,
+                               bounds=self.time_bounds, zone=mapping.timezone)  # fmt: skip
 
     def _reference(self, row: SourceRow, mapping: SourceMapping) -> str:
         local = row.values.get(mapping.reference)
@@ -111,16 +111,10 @@ class EventFactory:
             event_type = EventType(code or "")
         except ValueError as exc:
             raise InvalidIdentifier("event_type", "unknown") from exc
-        occurred_at = parse_timestamp(
-            mapping.occurred_at.read(row.values),
-            mapping.occurred_at,
-            "occurred_at",
-            published_at=now,
-            bounds=self.time_bounds,
-        )
+        occurred_at = self._time(row, mapping, "occurred_at", now)
         source_ref = self._reference(row, mapping)
-        event_id = event_id_for(
-            self.council, mapping.system, source_ref, event_type.value, occurred_at.isoformat()
+        event_id = citizen_event_id(
+            self.council, mapping.system, source_ref, event_type, occurred_at
         )
         spec = EVENT_CATALOGUE[event_type]
         attributes = {
@@ -201,13 +195,7 @@ class EventFactory:
             state = ConsentState(mapping.state.read(row.values) or "")
         except ValueError as exc:
             raise InvalidIdentifier("state", "unknown") from exc
-        recorded_at = parse_timestamp(
-            mapping.occurred_at.read(row.values),
-            mapping.occurred_at,
-            "recorded_at",
-            published_at=now,
-            bounds=self.time_bounds,
-        )
+        recorded_at = self._time(row, mapping, "recorded_at", now)
         source_ref = self._reference(row, mapping)
         record = ConsentRecord(
             record_id=event_id_for(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -19,6 +20,7 @@ from connectors._errors import MappingInvalid
 from schemas import EVENT_CATALOGUE, ConsentState, EventType
 
 __all__ = [
+    "DEFAULT_TIMEZONE",
     "IDENTITY_FIELDS",
     "ColumnOrFixed",
     "RecordKind",
@@ -34,6 +36,8 @@ IDENTITY_FIELDS = frozenset(
 )
 DEFAULT_DATE_FORMAT = "%Y-%m-%d"
 DEFAULT_TIMESTAMP_FORMAT = "iso"
+#: Where a source time without an offset was written: council systems keep wall-clock time.
+DEFAULT_TIMEZONE = ZoneInfo("Europe/London")
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
@@ -74,6 +78,7 @@ class SourceMapping:
     scope: ColumnOrFixed | None = None
     state: ColumnOrFixed | None = None
     two_digit_year_pivot: int | None = None
+    timezone: ZoneInfo = DEFAULT_TIMEZONE
 
     @property
     def columns(self) -> frozenset[str]:
@@ -107,7 +112,7 @@ def parse_mapping(document: Any, *, origin: str = "mapping") -> SourceMapping:
     known = {
         "system", "record", "identity", "date_of_birth_format", "free_text", "reference",
         "occurred_at", "event_type", "attributes", "payload", "scope", "state",
-        "two_digit_year_pivot",
+        "two_digit_year_pivot", "timezone",
     }  # fmt: skip
     for key in doc:
         if key not in known:
@@ -141,6 +146,7 @@ def parse_mapping(document: Any, *, origin: str = "mapping") -> SourceMapping:
         two_digit_year_pivot=check.pivot(doc.get("two_digit_year_pivot"), "two_digit_year_pivot"),
         reference=check.text(doc.get("reference"), "reference"),
         occurred_at=check.column_or_fixed(doc.get("occurred_at"), "occurred_at"),
+        timezone=check.timezone(doc.get("timezone"), "timezone"),
         attributes=MappingProxyType(check.str_map(doc.get("attributes", {}), "attributes")),
         payload=MappingProxyType(check.str_map(doc.get("payload", {}), "payload")),
     )
@@ -217,6 +223,14 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 99:
             self.fail(key, "must be a whole number from 0 to 99")
         return value
+
+    def timezone(self, value: Any, key: str) -> ZoneInfo:
+        if value is None:
+            return DEFAULT_TIMEZONE
+        try:
+            return ZoneInfo(self.text(value, key))
+        except (ZoneInfoNotFoundError, ValueError):
+            self.fail(key, "is not an IANA time zone name (such as Europe/London or UTC)")
 
     def str_map(self, value: Any, key: str) -> dict[str, str]:
         value = self.mapping(value, key)

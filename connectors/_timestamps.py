@@ -8,6 +8,16 @@ consent record outrank every later withdrawal, and 9999-12-31 or
 a reason code. The bounds themselves are ``consent.time_problem``, the check
 the broker repeats after verifying a signature, so the connector's quarantine
 and ``fed.rejected`` give the same reason codes.
+
+A time without an offset is wall-clock time where the source system runs (the
+mapping's ``timezone``, default Europe/London), not UTC: read as UTC, a summer
+"09:00" became 10:00 BST, an hour late, and moved events across a window's
+edge. Around a clock change one rule holds, Python's ``fold=0``: a local time
+is read with the offset in force *before* the change. So in the repeated
+autumn hour (01:00-02:00 happens twice) the first, BST, occurrence is taken;
+in the skipped spring hour (01:00-02:00 never happens) the time is read as GMT,
+which is what a clock not yet put forward would show. Neither is refused: the
+row is real, and the hour's doubt is smaller than any window or retention.
 """
 
 from __future__ import annotations
@@ -15,9 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from connectors._errors import InvalidIdentifier
-from connectors._mapping import ColumnOrFixed
+from connectors._mapping import DEFAULT_TIMEZONE, ColumnOrFixed
 from consent import (
     DEFAULT_CLOCK_SKEW,
     DEFAULT_OCCURRED_FLOOR,
@@ -90,8 +101,9 @@ def parse_timestamp(
     *,
     published_at: datetime | None = None,
     bounds: TimeBounds | None = None,
+    zone: ZoneInfo = DEFAULT_TIMEZONE,
 ) -> datetime:
-    """A source time as aware UTC, within bounds; naive times are taken as UTC.
+    """A source time as aware UTC, within bounds; a naive time is local to ``zone``.
 
     Args:
         value: the source text (None: missing).
@@ -100,6 +112,9 @@ def parse_timestamp(
         published_at: when the record is published; with ``bounds``, the time
             must lie within them (default None: only parsed).
         bounds: see ``TimeBounds`` (default None: not checked).
+        zone: where a time without an offset was written (default
+            Europe/London; the mapping's ``timezone``). See the module doc for
+            the repeated and the skipped hour.
 
     Raises:
         InvalidIdentifier: ``missing``, ``bad-format``, ``out-of-range`` (no
@@ -115,7 +130,8 @@ def parse_timestamp(
     except ValueError as exc:
         raise InvalidIdentifier(field, "bad-format") from exc
     try:
-        at = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        local = parsed.replace(tzinfo=zone, fold=0) if parsed.tzinfo is None else parsed
+        at = local.astimezone(UTC)
         # Downstream adds windows and retention to it: keep a margin from the end of time.
         at + timedelta(days=366 * 200)  # noqa: B018 - the overflow is the check
     except OverflowError as exc:

@@ -113,21 +113,25 @@ def _soundex(name: str) -> str:
     return str(jellyfish.soundex(name.replace(" ", "")))
 
 
-def _sector(postcode: str) -> str:
-    """Postcode sector ("M1 1AE" -> "M1 1"): about 1,700 in Greater Manchester."""
-    outward, _, inward = postcode.partition(" ")
-    return f"{outward} {inward[:1]}"
+def _anagram(code: str) -> str:
+    """The characters of ``code`` in sorted order, spaces dropped ("M14 4QL" -> "144LMQ").
+
+    Transposed characters are the commonest slip in a typed postcode (FEBRL's
+    "2450" for "2405", "M41" for "M14"); keyed on the sorted characters, the
+    two still meet. The cost is a few merged postcodes, which Dice separates.
+    """
+    return "".join(sorted(code.replace(" ", "")))
 
 
 def blocking_keys(identity: Identity) -> list[tuple[str, str]]:
     """Coarse keys (domain, clear value), each surviving a different kind of error.
 
-    Every key joins a name sound to a full date of birth or a postcode sector,
-    so no key value is shared by more than a handful of people. Keys that were
-    common (Soundex of the surname with the birth year, Soundex of both names
-    alone) gave the broker's operator a frequency table to align with public
-    name lists (``bench/privacy.py`` re-identified people through them), so
-    they are gone; docs/linkage.md has the measurement.
+    Every key joins a name sound to a full date of birth or a full postcode,
+    so no key value is shared by more than a handful of people (a household).
+    Keys that were common (Soundex of the surname with the birth year, Soundex
+    of both names alone) gave the broker's operator a frequency table to align
+    with public name lists (``bench/privacy.py`` re-identified people through
+    them), so they are gone; docs/linkage.md has the measurement.
     """
     given, family, dob = identity.given_name, identity.family_name, identity.date_of_birth
     postcode = identity.postcode
@@ -135,15 +139,19 @@ def blocking_keys(identity: Identity) -> list[tuple[str, str]]:
     if given and dob:  # survives family-name changes and typos, and moves
         keys.append(("sx-given+dob", f"{_soundex(given)}|{dob.isoformat()}"))
     if dob and postcode:  # survives name errors and swapped names for people who stayed put
-        keys.append(("outward+dob", f"{postcode_outward(postcode)}|{dob.isoformat()}"))
+        keys.append(("outward+dob", f"{_anagram(postcode_outward(postcode))}|{dob.isoformat()}"))
     if identity.uprn:  # a property, not a person: household members share it
         keys.append(("uprn", identity.uprn))
-    if family and dob:  # given-name typos and nicknames, transposed day and month, moves
+    if family and dob:  # given-name typos and nicknames, transposed day and month, a move
         day_month = tuple(sorted((dob.day, dob.month)))
         keys.append(("sx-family+dm", f"{_soundex(family)}|{dob.year}|{day_month}"))
-    if given and family and postcode:  # a wrong or missing date of birth; order-free names
-        names = "|".join(sorted((_soundex(given), _soundex(family))))
-        keys.append(("sx-names+sector", f"{names}|{_sector(postcode)}"))
+    if postcode:
+        # A wrong or missing date of birth with one name wrong: each name's sound
+        # with the full postcode, both under one domain so that given and family
+        # names swapped between columns still meet.
+        place = _anagram(postcode)
+        for name in sorted({_soundex(n) for n in (given, family) if n}):
+            keys.append(("sx-name+postcode", f"{name}|{place}"))
     return keys
 
 

@@ -127,6 +127,9 @@ def derive_acls(directory: Directory, names: AclNames = AclNames()) -> frozenset
             acls += _rules(broker, _TOPIC, topic, _LIT, (_R, _D, _C))
     for topic in (f"{prefix}.audit", f"{prefix}.rejected"):
         acls += _rules(broker, _TOPIC, topic, _LIT, (_W, _D, _C))
+    # A worker that takes a chain over reads its head back from the topic
+    # (broker/_chain_recovery.py): without this every decision failed when secured.
+    acls += _rules(broker, _TOPIC, f"{prefix}.audit", _LIT, (_R,))
     acls += _rules(broker, _TOPIC, f"{prefix}.notify.", _PRE, (_W, _D, _C))
     acls += _rules(broker, _TOPIC, f"{prefix}.broker.", _PRE, (Operation.ALL,))
     acls += _rules(broker, _TOPIC, f"{names.app_id}-", _PRE, (Operation.ALL,))

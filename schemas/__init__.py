@@ -35,6 +35,7 @@ from schemas._errors import (
     UnknownSchema,
     WrongRecordType,
 )
+from schemas._ids import citizen_event_id, event_id_bound, event_id_for
 from schemas._records import (
     DEFAULT_ENCODING,
     AuditKind,
@@ -106,8 +107,11 @@ __all__ = [
     "UnknownSchema",
     "WrongRecordType",
     "check_compatibility",
+    "citizen_event_id",
     "crc64_avro",
     "current_line",
+    "event_id_bound",
+    "event_id_for",
     "load_versions",
     "major_lines",
     "sample_datum",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.demo_run import DemoRun, run_quickstart_demo
 from tests.kafka_fixtures import kafka_bootstrap_servers, unique_name
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,3 +30,13 @@ def kafka_bootstrap(fedbroker_home: Path) -> Iterator[str]:
 def topic_factory() -> Callable[[str], str]:
     """Gives each test its own topic names, so tests never see each other's messages."""
     return unique_name
+
+
+@pytest.fixture(scope="session")
+def quickstart_demo(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """The README's ``fedbroker demo`` line, run once for every test that reads a whole demo.
+
+    Tests that use it need a timeout of at least ``tests.demo_run.DEMO_TIMEOUT_S``:
+    the first of them to run pays for the demo.
+    """
+    return run_quickstart_demo(kafka_bootstrap, tmp_path_factory.mktemp("quickstart-demo"))

@@ -7,9 +7,10 @@ Prometheus scraping a broker worker and a connector. Every metric named here is
 one the code registers (``broker/_metrics.py``, ``connectors/_metrics.py``); a
 test checks that too, so a renamed metric cannot leave a silently empty panel.
 
-There is no audit checkpoint-age metric yet: the audit row shows the nearest
-real signals, the rate of audit records (one per decision) and the directory's
-time to expiry, after which the broker writes no more.
+The audit row shows how long each chain's newest records have waited for a
+signed checkpoint (the alert ``FedbrokerAuditCheckpointStale`` reads the same
+metric), the rate of audit records and the directory's time to expiry, after
+which the broker writes no more.
 """
 
 from __future__ import annotations
@@ -112,9 +113,16 @@ PANELS: tuple[PanelSpec, ...] = (
         ),
     ),
     PanelSpec(
+        "Audit", "Audit checkpoint age", "s",
+        "Per chain, how long its newest records have waited for a signed checkpoint (0:"
+        " all signed). It should stay under the checkpoint interval (a minute by default);"
+        " a line climbing for minutes means the chain's tick or the audit topic is stuck.",
+        (Query("max by (chain) (fedbroker_broker_audit_checkpoint_age_seconds)", "{{chain}}"),),
+    ),
+    PanelSpec(
         "Audit", "Audit records written", "ops",
-        "One audit record per decision, per second. No audit checkpoint-age metric is"
-        " exported yet; a flat line while events arrive means the chain is not growing.",
+        "One audit record per decision, per second; a flat line while events arrive means"
+        " the chain is not growing.",
         (Query(f"sum(rate(fedbroker_broker_decisions_total[{RATE}]))", "audit records"),),
     ),
     PanelSpec(

@@ -6,7 +6,7 @@ section 9); the packages below own every rule it shows.
 
 from __future__ import annotations
 
-from fedbroker._demo._checks import behind, found_in_clear, scan
+from fedbroker._demo._checks import behind, clear_values, count_in_clear, found_in_clear, scan
 from fedbroker._demo._run import DEFAULT_SETTLE_TIMEOUT_S, DemoOptions, DemoStopped, run_demo
 from fedbroker._demo._truth import Delivery, TruthReport, TruthRow, compare, expected_disclosures
 
@@ -18,7 +18,9 @@ __all__ = [
     "TruthReport",
     "TruthRow",
     "behind",
+    "clear_values",
     "compare",
+    "count_in_clear",
     "expected_disclosures",
     "found_in_clear",
     "run_demo",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,13 +29,15 @@ class Children:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
 
-    def start(self, name: str, argv: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         with log.open("wb") as out:
             # A session of its own: Ctrl-C on the terminal reaches the demo only,
             # which then stops each child in order instead of all dying at once.
             process = subprocess.Popen(
                 list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                start_new_session=True, env=None if env is None else dict(env),
             )  # fmt: skip
         self.processes[name] = process
         self.logs[name] = log

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
@@ -55,6 +56,8 @@ class Observer:
     councils: tuple[str, ...]
     jsonl: Mapping[str, Path]
     webhook: WebhookReceiver
+    #: kafka-python security settings for the demo's own view (the cluster admin's).
+    client: Mapping[str, Any] = field(default_factory=dict)
     dropped_at: dict[tuple[str, str], float] = field(default_factory=dict)
     deliveries: list[Delivery] = field(default_factory=list)
     audit: list[AuditRecord] = field(default_factory=list)
@@ -69,7 +72,7 @@ class Observer:
     def _kafka(self) -> KafkaConsumer:
         if self._consumer is None:
             self._consumer = KafkaConsumer(
-                bootstrap_servers=self.bootstrap, enable_auto_commit=False
+                bootstrap_servers=self.bootstrap, enable_auto_commit=False, **self.client
             )
         return self._consumer
 

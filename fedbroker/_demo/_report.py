@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from consent import notify_topic, verify_audit
 from fedbroker._demo._checks import behind, scan
@@ -34,12 +35,16 @@ class Outcome:
     undrained: list[str] = field(default_factory=list)
 
 
-def _on_topics(setup: DemoSetup, bootstrap: str) -> dict[str, list[MatchNotification]]:
+def _on_topics(
+    setup: DemoSetup, bootstrap: str, client: Mapping[str, Any]
+) -> dict[str, list[MatchNotification]]:
     directory, codec = setup.federation.load(), Codec()
     return {
         service: [
             read_notification(r.value, directory=directory, codec=codec)
-            for r in read_to_end(bootstrap, notify_topic(setup.prefix, service))
+            for r in read_to_end(
+                bootstrap, notify_topic(setup.prefix, service), consumer_config=client
+            )
             if r.value is not None
         ]
         for service in setup.watched
@@ -79,20 +84,22 @@ def report(
     bootstrap: str,
     local_kafka: bool,
     echo: Callable[[str], None],
+    client: Mapping[str, Any] | None = None,
 ) -> int:
+    client = client or {}
     failures: list[str] = []
     if outcome.died:
         failures.append(f"a component died: {outcome.died}")
     if outcome.undrained and not outcome.died:
         failures.append(f"rows left in the outboxes of {', '.join(outcome.undrained)}")
-    lag = behind(bootstrap, f"{setup.prefix}-broker", setup.prefix)
+    lag = behind(bootstrap, f"{setup.prefix}-broker", setup.prefix, client)
     if lag or not outcome.settled:
         failures.append(f"not every published event was processed ({lag} behind)")
     echo("\nsummary")
     codec = Codec()
     audit = [
         codec.decode_as(r.value, AuditRecord)
-        for r in read_to_end(bootstrap, f"{setup.prefix}.audit")
+        for r in read_to_end(bootstrap, f"{setup.prefix}.audit", consumer_config=client)
         if r.value is not None
     ]
     decisions = [a for a in audit if a.kind is AuditKind.DECISION]
@@ -107,7 +114,7 @@ def report(
     echo(f"  audit chain: {len(audit)} records, {'verified' if verified.ok else 'PROBLEMS'}")
     if not verified.ok or not decisions:
         failures.append("the audit chain did not verify" if not verified.ok else "no decisions")
-    found = _on_topics(setup, bootstrap)
+    found = _on_topics(setup, bootstrap, client)
     truth = {(r.council, r.source_ref): r.person_id for r in setup.truth}
     expected = {
         (a, s, p)
@@ -132,7 +139,7 @@ def report(
         failures.append("delivery does not match the topics (missing, doubled or forbidden)")
     for line in _samples(setup, found):
         echo(line)
-    leaks, topics = scan(bootstrap, setup.prefix, setup.synth.files.values())
+    leaks, topics = scan(bootstrap, setup.prefix, setup.synth.files.values(), client)
     echo(f"  privacy scan of {topics} topics {setup.prefix}*: {leaks} clear values found")
     if leaks:
         failures.append(f"{leaks} clear values found in topics")

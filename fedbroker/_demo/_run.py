@@ -25,6 +25,7 @@ from typing import TextIO
 from kafka import KafkaAdminClient
 
 from connectors import load_config, open_connector
+from fedbroker._demo._access import DemoKafka, broker_app_id
 from fedbroker._demo._checks import behind
 from fedbroker._demo._children import Children
 from fedbroker._demo._live import LiveView
@@ -34,7 +35,7 @@ from fedbroker._demo._report import Outcome, report
 from fedbroker._demo._setup import WEBHOOK_SERVICE, DemoSetup, prepare
 from fedbroker._demo._webhook import WebhookReceiver
 from fedbroker._errors import CommandError
-from fedbroker._localkafka import KafkaCluster, fedbroker_home
+from fedbroker._localkafka import DEFAULT_PORT, KafkaCluster, fedbroker_home
 
 __all__ = ["DEFAULT_SETTLE_TIMEOUT_S", "DemoOptions", "DemoStopped", "run_demo"]
 
@@ -61,6 +62,10 @@ class DemoOptions:
     bootstrap: str | None
     plain: bool
     settle_timeout_s: float = DEFAULT_SETTLE_TIMEOUT_S
+    #: Run on the local secured cluster, each party with its own certificate and ACLs.
+    secure: bool = False
+    #: First port of the local cluster (default: 9092 plaintext, 9192 secured).
+    port: int | None = None
 
 
 class DemoStopped(CommandError):  # noqa: N818 - a signal, not an error
@@ -110,23 +115,32 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _quiet_kafka_up() -> str:
+#: The secured local cluster's default first port: a cluster is plaintext or secured
+#: for life, so the two never share a port.
+SECURE_PORT = DEFAULT_PORT + 100
+
+
+def _quiet_kafka_up(options: DemoOptions) -> DemoKafka:
     """Start (or find) the local Kafka with the Python clients' loggers silenced meanwhile."""
+    if options.bootstrap is not None:
+        return DemoKafka(options.bootstrap)
+    port = options.port or (SECURE_PORT if options.secure else DEFAULT_PORT)
+    cluster = KafkaCluster(1, port, secure=options.secure)
     levels = {n: logging.getLogger(n).level for n in _NOISY_LOGGERS}
     for name in _NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
-        return KafkaCluster().up()
+        return DemoKafka(cluster.up(), cluster)
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
 
 
 def _start_children(
-    children: Children, setup: DemoSetup, bootstrap: str, webhook: str
+    children: Children, setup: DemoSetup, kafka: DemoKafka, webhook: str
 ) -> dict[str, int]:
     """The broker and one subscriber per watched service; returns their metrics ports."""
-    fed, work = setup.federation, setup.work
+    fed, work, bootstrap = setup.federation, setup.work, kafka.bootstrap
     cli = [sys.executable, "-m", "fedbroker"]
     broker_keys = fed.keys["broker"].signing
     assert broker_keys is not None  # the dev federation always has one
@@ -134,10 +148,10 @@ def _start_children(
     children.start("broker", [
         *cli, "broker", "run", "--bootstrap", bootstrap,
         "--directory", str(fed.directory_path), "--trust-anchor", str(fed.trust_anchor),
-        "--signing-key", str(broker_keys.private), "--app-id", f"{setup.prefix}-broker",
+        "--signing-key", str(broker_keys.private), "--app-id", broker_app_id(setup.prefix),
         "--prefix", setup.prefix, "--data-dir", str(work / "broker"),
         "--metrics-port", str(ports["broker"]),
-    ], work / "broker.log")  # fmt: skip
+    ], work / "broker.log", kafka.env("broker"))  # fmt: skip
     for service in setup.watched:
         sealing = fed.keys[service].sealing
         assert sealing is not None  # services always have a sealing key
@@ -153,7 +167,7 @@ def _start_children(
             "--trust-anchor", str(fed.trust_anchor), "--prefix", setup.prefix,
             "--state", str(work / "subscribers" / service),
             "--metrics-port", str(ports[service]), *sink,
-        ], work / f"subscriber-{service}.log")  # fmt: skip
+        ], work / f"subscriber-{service}.log", kafka.env(service))  # fmt: skip
     return ports
 
 
@@ -181,7 +195,7 @@ def _start_connectors(run: _Run) -> None:
 def _wait_for_broker(run: _Run, group: str, timeout_s: float) -> None:
     """Feed nothing until the broker's group exists, so latencies measure the pipeline,
     not the worker's start-up."""
-    admin = KafkaAdminClient(bootstrap_servers=run.observer.bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=run.observer.bootstrap, **run.observer.client)
     try:
         deadline = time.monotonic() + timeout_s
         while not any(
@@ -208,7 +222,7 @@ def _record_objections(run: _Run, group: str, timeout_s: float) -> None:
         if (
             not waiting
             and published >= len(setup.forbidden)
-            and not behind(run.observer.bootstrap, group, setup.prefix)
+            and not behind(run.observer.bootstrap, group, setup.prefix, run.observer.client)
         ):
             return
         time.sleep(_TICK_S)
@@ -240,7 +254,7 @@ def _settle(run: _Run, timeout_s: float, group: str) -> bool:
         snapshot = run.tick("settling")
         inboxes = sum(1 for i in run.setup.inboxes.values() for p in i.glob("slice-*.csv"))
         state = (snapshot.published, len(run.observer.audit), snapshot.delivered)
-        lag = behind(run.observer.bootstrap, group, run.setup.prefix)
+        lag = behind(run.observer.bootstrap, group, run.setup.prefix, run.observer.client)
         quiet = quiet + 1 if (not inboxes and not lag and state == last) else 0
         last = state
         if quiet >= _QUIET_TICKS:
@@ -253,15 +267,21 @@ def run_demo(options: DemoOptions, out: TextIO, echo: Callable[[str], None]) -> 
     """The whole run; returns the exit code (0 only if every check held)."""
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    bootstrap = options.bootstrap or _quiet_kafka_up()
+    kafka = _quiet_kafka_up(options)
+    bootstrap = kafka.bootstrap
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
     work = fedbroker_home() / "demo" / run_id
     prefix = f"demo{run_id}"
-    echo(f"Kafka at {bootstrap}; working in {work}; topics {prefix}*; seed {options.seed}")
+    mode = "secured: TLS, a certificate and ACLs per party" if kafka.secure else "plaintext"
+    echo(f"Kafka at {bootstrap} ({mode}); working in {work}; topics {prefix}*; "
+         f"seed {options.seed}")  # fmt: skip
     setup = prepare(
         work, prefix, bootstrap=bootstrap, people=options.people, seed=options.seed,
-        duration_s=options.duration_s,
+        duration_s=options.duration_s, security=kafka.connector_security,
     )  # fmt: skip
+    if kafka.secure:
+        parties = kafka.provision(setup.federation.load(), prefix)
+        echo(f"credentials and ACLs set for {parties} parties of the run's directory")
     (work / "delivered").mkdir()
     webhook = WebhookReceiver()
     webhook.start()
@@ -273,11 +293,12 @@ def run_demo(options: DemoOptions, out: TextIO, echo: Callable[[str], None]) -> 
     children, ports = Children(), dict[str, int]()
     jsonl = {s: work / "delivered" / f"{s}.jsonl" for s in setup.watched if s != WEBHOOK_SERVICE}
     observer = Observer(
-        bootstrap, prefix, tuple(c for c in setup.connector_configs), jsonl, webhook
-    )
+        bootstrap, prefix, tuple(c for c in setup.connector_configs), jsonl, webhook,
+        client=kafka.view(),
+    )  # fmt: skip
     outcome = Outcome()
     try:
-        ports = _start_children(children, setup, bootstrap, webhook.url)
+        ports = _start_children(children, setup, kafka, webhook.url)
         with LiveView(out, plain=options.plain) as view:
             run = _Run(setup, children, observer, view)
             _start_connectors(run)
@@ -312,4 +333,5 @@ def run_demo(options: DemoOptions, out: TextIO, echo: Callable[[str], None]) -> 
         echo(f"interrupted by {outcome.interrupted}: shut down cleanly, no summary checked")
         return 130 if outcome.interrupted == "SIGINT" else 143
     return report(setup, observer, outcome, ports=ports, bootstrap=bootstrap,
-                  local_kafka=options.bootstrap is None, echo=echo)  # fmt: skip
+                  local_kafka=options.bootstrap is None, echo=echo,
+                  client=kafka.view())  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -51,8 +52,20 @@ class DemoSetup:
 
 
 def prepare(
-    work: Path, prefix: str, *, bootstrap: str, people: int, seed: int, duration_s: float
+    work: Path,
+    prefix: str,
+    *,
+    bootstrap: str,
+    people: int,
+    seed: int,
+    duration_s: float,
+    security: Callable[[str], dict[str, str] | None] = lambda council: None,
 ) -> DemoSetup:
+    """Write the run's federation, data, connector configs and truth under ``work``.
+
+    ``security`` gives a council's ``kafka.security`` block (file paths), or None
+    on a plaintext cluster.
+    """
     federation = build_dev_federation(work / "federation", councils=list(COUNCILS))
     synth = generate_federation(work / "councils", councils=COUNCILS, people=people, seed=seed)
     key = seeded_linkage_key(seed)
@@ -80,12 +93,15 @@ def prepare(
         signing = federation.keys[council].signing
         assert signing is not None  # every council has a signing key
         config = work / council / "connector.yaml"
+        kafka: dict[str, object] = {"bootstrap": bootstrap, "topic_prefix": prefix}
+        if (credentials := security(council)) is not None:
+            kafka["security"] = credentials
         config.write_text(yaml.safe_dump({
             "council": council, "directory": str(federation.directory_path),
             "trust_anchor": str(federation.trust_anchor), "signing_key": str(signing.private),
             "linkage_keys": str(keys), "outbox": str(work / council / "outbox.sqlite"),
             "poll_interval_s": 0.5,
-            "kafka": {"bootstrap": bootstrap, "topic_prefix": prefix},
+            "kafka": kafka,
             "sources": [{"name": "revenues", "kind": "csv", "path": str(inbox),
                          "mapping": str(synth.mapping)},
                         {"name": "consent", "kind": "csv",

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import click
 
-from consent import Directory, load_directory
-from fedbroker._acl_apply import apply_acls
-from fedbroker._acls import AclNames, derive_acls
+from consent import load_directory
+from fedbroker._acls import AclNames
 from fedbroker._errors import CommandError
 from fedbroker._localkafka import DEFAULT_PORT, KAFKA_VERSION, KafkaCluster, known_clusters
-from fedbroker._tls import ADMIN_PRINCIPAL
+from fedbroker._provision import provision
 
 _file = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -30,21 +29,6 @@ def _trust_anchor(directory: Path, given: Path | None) -> Path:
     if not dev.exists():
         raise CommandError("--directory needs --trust-anchor (the authority's public key)")
     return dev
-
-
-def provision(cluster: KafkaCluster, loaded: Directory, names: AclNames) -> int:
-    """Issue every party's credentials and set the directory's ACLs; return the party count."""
-    for member_id in loaded.members:
-        if member_id == ADMIN_PRINCIPAL:
-            raise CommandError(f"member id '{ADMIN_PRINCIPAL}' is reserved for the Kafka admin")
-        cluster.credentials(member_id)
-    apply_acls(
-        cluster.bootstrap,
-        cluster.security(),
-        derive_acls(loaded, names),
-        keep=[f"User:{ADMIN_PRINCIPAL}"],
-    )
-    return len(loaded.members)
 
 
 __all__ = ["kafka"]

@@ -17,7 +17,14 @@ import consent._envelope as envelope_module
 from broker import Rejected, Sighting
 from broker._admission import AdmissionPolicy, Limits, admit
 from consent import seal_envelope
-from schemas import CitizenEvent, Codec, ConsentRecord, ConsentState, SignatureDomain
+from schemas import (
+    CitizenEvent,
+    Codec,
+    ConsentRecord,
+    ConsentState,
+    SignatureDomain,
+    citizen_event_id,
+)
 from tests.broker.test_partition import FROM, NOW, _event, federation
 
 __all__ = ["federation"]
@@ -54,6 +61,12 @@ def _sealed(federation, record) -> bytes:
     """The record as its council publishes it: a signed envelope over its exact bytes."""
     domain = SignatureDomain.EVENT if isinstance(record, CitizenEvent) else SignatureDomain.CONSENT
     return seal_envelope(domain, record, federation.signing_key(FROM), FROM, codec=Codec())
+
+
+def _rebound(event: CitizenEvent) -> CitizenEvent:
+    """With the id its changed fields give, as the council's connector would make it."""
+    return replace(event, event_id=citizen_event_id(event.source_council, event.source_system,
+                   event.source_ref, event.event_type, event.occurred_at))  # fmt: skip
 
 
 def _admit(federation, raw: bytes, codec: Codec | None = None, topic: str = EVENTS, **policy):
@@ -168,7 +181,7 @@ def test_the_floors_and_skew_are_configurable(federation):
         == "recorded-before-floor"
     )
     event = _event(federation, FROM, "C", "2026-09-01", "a-1")
-    late = _sealed(federation, replace(event, occurred_at=NOW + timedelta(minutes=3)))
+    late = _sealed(federation, _rebound(replace(event, occurred_at=NOW + timedelta(minutes=3))))
     assert isinstance(_admit(federation, late), CitizenEvent)
     skew = timedelta(minutes=1)
     assert _reason(lambda: _admit(federation, late, max_skew=skew)) == "occurred-in-future"

@@ -34,6 +34,7 @@ from schemas import (
 )
 from tests.broker.workers import start_worker
 from tests.connectors.conftest import COUNCILS, REPO, read_topic, run_connector
+from tests.demo_run import DEMO_TIMEOUT_S
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -196,21 +197,18 @@ def test_cli_help_lists_every_command():
         assert command in result.stdout
 
 
-def test_demo_runs_end_to_end_and_finds_no_clear_values(kafka_bootstrap, tmp_path):
-    result = subprocess.run(
-        [str(REPO / ".venv/bin/fedbroker"), "demo", "--people", "150", "--duration", "30",
-         "--plain", "--bootstrap", kafka_bootstrap],
-        capture_output=True, text=True, check=False, timeout=400, cwd=tmp_path,
-        env={**os.environ, "FEDBROKER_HOME": str(tmp_path)},
-    )  # fmt: skip
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out[-3000:]
+@pytest.mark.timeout(DEMO_TIMEOUT_S + 60)
+def test_demo_runs_end_to_end_and_finds_no_clear_values(quickstart_demo):
+    """On the session's one demo run (``tests/demo_run.py``)."""
+    out = quickstart_demo.output
+    assert quickstart_demo.returncode == 0, out[-3000:]
     assert re.search(r"audit chain: [1-9]\d* records, verified", out), out[-3000:]
     for agreement in ("gm-cross-boundary-move", "gm-single-person-discount-duplicate",
                       "gm-multiple-disadvantage"):  # fmt: skip
         assert re.search(rf"decided {agreement} \w+ \[", out), f"{agreement} never fired"
     assert re.search(r"privacy scan of \d+ topics \S+: 0 clear values found", out)
     # Every secret the demo wrote was created readable by its owner only.
-    secrets = [*tmp_path.rglob("*.key"), *tmp_path.rglob("linkage-keys.json")]
+    home = quickstart_demo.home
+    secrets = [*home.rglob("*.key"), *home.rglob("linkage-keys.json")]
     assert any(p.name == "linkage-keys.json" for p in secrets)
     assert {p.name: p.stat().st_mode & 0o777 for p in secrets} == {p.name: 0o600 for p in secrets}

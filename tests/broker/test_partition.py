@@ -101,12 +101,12 @@ def test_erasure_forgets_the_tokens_sightings(federation):
     event = _event(federation, FROM, "C", "2026-09-01", "a-1")
     sighting = Sighting.from_event(event, retention=retention_for(directory, event))
     state, _ = core.on_sighting("t", sighting, None, None, chain, NOW)
-    assert len(state) == 1
+    assert state.sighting_count() == 1
     applied = core.on_consent(
         "t", _consent(federation, ConsentState.ERASURE_REQUESTED, "*"), state, None, chain, NOW
     )
     erased, consent, audit = applied.state, applied.consent, applied.audit
-    assert erased is not None and len(erased) == 0
+    assert erased is not None and erased.sighting_count() == 0
     assert all(consent.get(t.key()).erased for t in event.tokens)
     assert audit[0].kind.value == "erasure"
 
@@ -174,7 +174,7 @@ def test_erasure_under_a_blocking_token_forgets_only_the_subject(federation):
     held, _ = core.on_sighting(onward, there, None, None, chain, NOW)
     cascaded = core.on_consent(onward, erasure, held, None, chain, NOW,
                                forget=applied.cascade[onward])  # fmt: skip
-    assert cascaded.state is not None and len(cascaded.state) == 0
+    assert cascaded.state is not None and cascaded.state.sighting_count() == 0
     assert cascaded.cascade == {}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiokafka.errors
 import kafka.errors
 import pytest
 
@@ -154,3 +155,70 @@ def test_a_timer_that_fails_is_counted_backs_off_and_does_not_raise():
         "fedbroker_broker_side_errors_total", {"task": "refit", "error": "KafkaUnavailable"}
     )
     assert sample == 1.0
+
+
+@pytest.mark.parametrize(
+    "error",
+    [aiokafka.errors.KafkaTimeoutError, aiokafka.errors.KafkaConnectionError,
+     aiokafka.errors.NotLeaderForPartitionError, kafka.errors.KafkaConnectionError],
+    ids=lambda e: f"{e.__module__.split('.')[0]}-{e.__name__}",
+)  # fmt: skip
+def test_a_raw_kafka_client_error_in_a_send_is_waited_out_not_the_messages_fault(error):
+    """A send inside the stage failed with the client's own error: once counted as the
+    message's attempt, so three of them quarantined a good message as internal-error."""
+    log, calls = Log(), []
+
+    async def work() -> None:
+        calls.append(1)
+        if len(calls) <= 5:
+            raise error()
+
+    _run(work, log)
+    assert len(calls) == 6 and log.rejected == [] and log.persisted == []
+    assert log.failures == [("verify", "kafka-unavailable")] * 5
+    assert len(log.slept) == 5 and log.slept[-1] > log.slept[0], "backs off"
+
+
+class FlakyLog(Log):
+    """Kafka refuses the first write of a rejection and of an attempt count."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused: list[str] = []
+
+    async def persist(self, coords: str, count: int | None) -> None:
+        if "persist" not in self.refused:
+            self.refused.append("persist")
+            raise aiokafka.errors.KafkaTimeoutError()
+        await super().persist(coords, count)
+
+    async def reject(self, reason: str) -> None:
+        if "reject" not in self.refused:
+            self.refused.append("reject")
+            raise aiokafka.errors.KafkaConnectionError()
+        await super().reject(reason)
+
+
+def test_a_rejection_kafka_would_not_take_is_retried_not_raised():
+    """The guard's own send to the rejected topic used to let aiokafka's error escape."""
+    log = FlakyLog()
+
+    async def work() -> None:
+        raise Rejected("no", reason="bad-signature")
+
+    _run(work, log)
+    assert log.refused == ["reject"] and log.rejected == ["bad-signature"]
+    assert log.failures == [("verify", "kafka-unavailable")]
+
+
+def test_an_attempt_count_kafka_would_not_take_is_written_again_not_counted_twice():
+    log, calls = FlakyLog(), []
+
+    async def work() -> None:
+        calls.append(1)
+        raise OverflowError("date value out of range")
+
+    _run(work, log)
+    assert len(calls) == 3 and log.rejected == ["internal-error"]
+    assert log.persisted == [(COORDS, 1), (COORDS, 2), (COORDS, 3), (COORDS, None)]
+    assert ("verify", "kafka-unavailable") in log.failures

@@ -95,7 +95,7 @@ def test_seen_ids_survive_the_state_encoding_and_expire_with_the_window(federati
     sighting = Sighting.from_event(first, retention=timedelta(0))  # no agreement keeps it
     state, _ = core.on_sighting("t", sighting, None, None, chain, NOW, origin="A/0/1",
                                 seen_until=NOW + DEFAULT_MAX_AGE)  # fmt: skip
-    assert len(state) == 0 and state.remembered(first.event_id) is not None
+    assert state.sighting_count() == 0 and state.remembered(first.event_id) is not None
     cache = StateCache()
     encoded = cache.encode("t", TokenState(), b"[]", state)
     assert TokenState.from_bytes(encoded) == state

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from broker import Sighting, StateInvalid, TokenState
+from broker._sightings import Seen
 from schemas import CitizenEvent, EventType, LinkageToken, SealedPayload
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
@@ -76,6 +77,13 @@ def test_state_adds_once_expires_and_erases(sighting_factory):
     new = sighting_factory("b", expires_at=T0 + timedelta(days=30))
     state = TokenState().add(old).add(new).add(old)
     assert [s.event_id for s in state.sightings] == ["a", "b"]
-    assert len(state.live(T0 + timedelta(days=2))) == 1
+    assert state.live(T0 + timedelta(days=2)).sighting_count() == 1
     assert state.live(None) is state
     assert state.without({"b"}).event_ids() == {"a"}
+
+
+def test_a_state_holding_only_remembered_ids_is_still_a_state():
+    """``__len__`` made such a state falsy, so ``if state`` took a replay guard for nothing."""
+    remembered = TokenState(seen=(Seen("ev-1", "fed.events.E08000003/0/7", T0),))
+    assert remembered and remembered.sighting_count() == 0
+    assert not hasattr(TokenState, "__len__"), "count sightings explicitly"

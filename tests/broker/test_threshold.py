@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from broker import (
     DEFAULT_DICE_THRESHOLD,
+    DEFAULT_NULL_PRIOR,
     Matcher,
+    NullPrior,
     ScoreHistogram,
     StateInvalid,
     ThresholdInvalid,
@@ -84,3 +87,61 @@ def test_histogram_adds_merges_and_round_trips():
     with pytest.raises(StateInvalid):
         ScoreHistogram.from_dict({"counts": None})
     assert fit_threshold(both.merge(ScoreHistogram.of([0.4] * 100))).samples == 105
+
+
+def _synthetic_councils_like(seed: int) -> list[float]:
+    """Blocked scores shaped like the synthetic councils' under clk-v2.
+
+    Non-matches around 0.52 with a tail to 0.655 (household members, shared
+    birthdays), then nothing until the fuzzy matches from 0.775, and the pairs
+    that also share an exact token near 1.
+    """
+    rng = np.random.default_rng(seed)
+    return np.concatenate(
+        [
+            np.clip(rng.normal(0.52, 0.03, 2200), 0.0, 0.655),
+            rng.uniform(0.56, 0.655, 120),
+            np.clip(rng.normal(0.975, 0.012, 1000), 0.0, 1.0),
+            0.775 + 0.21 * rng.beta(3, 1.5, 320),
+        ]
+    ).tolist()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_fit_lands_in_the_gap_of_a_bimodal_histogram_and_says_so(seed):
+    fit = fit_threshold(_synthetic_councils_like(seed))
+    # The gap is [0.655, 0.775); a threshold at its edge is one typo from an error.
+    assert 0.675 <= fit.threshold <= 0.755
+    assert fit.model_threshold < fit.threshold  # the model's own point sat lower
+    described = fit.describe()
+    assert f"{fit.threshold:.3f}" in described and "moved into the empty gap" in described
+    assert f"at {fit.model_threshold:.3f}" in described
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_fit_keeps_every_match_when_blocking_leaves_no_non_matches(seed):
+    """FEBRL's shape: blocking so fine that every scored pair is a match (0.55-1.0).
+
+    A free two-component fit split the matches and set 0.75-0.80 (recall 0.8);
+    the null prior puts the non-matches where unrelated clk-v2 encodings score.
+    """
+    scores = (0.545 + 0.45 * np.random.default_rng(seed).beta(3.5, 1.8, 500)).tolist()
+    fit = fit_threshold(scores)
+    assert abs(fit.nonmatch_mean - DEFAULT_NULL_PRIOR.mean) < 0.01
+    assert fit.threshold <= min(scores)
+    assert fit.threshold >= DEFAULT_NULL_PRIOR.mean + 2 * DEFAULT_NULL_PRIOR.sd
+
+
+def test_fit_keeps_the_models_point_where_the_populations_overlap():
+    rng = np.random.default_rng(5)
+    scores = np.concatenate([rng.normal(0.55, 0.05, 2000), rng.normal(0.75, 0.08, 1000)])
+    fit = fit_threshold(np.clip(scores, 0.0, 1.0).tolist())
+    assert fit.threshold == fit.model_threshold
+    assert "gap" not in fit.describe()
+
+
+def test_the_prior_and_the_gap_search_can_be_turned_off():
+    scores = _synthetic_councils_like(1)
+    plain = fit_threshold(scores, prior=NullPrior(weight=0.0), gap_quantile=0.0)
+    assert plain.threshold == plain.model_threshold
+    assert fit_threshold(scores, gap_quantile=0.0).threshold < fit_threshold(scores).threshold

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from connectors import MappingInvalid, load_mapping, parse_mapping
+from connectors import (
+    EventFactory,
+    LinkageKey,
+    MappingInvalid,
+    SourceRow,
+    Tokeniser,
+    load_mapping,
+    parse_mapping,
+)
+from consent import build_dev_federation
 from schemas import EventType
 
 GOOD = {
@@ -35,6 +46,29 @@ def test_good_mapping_compiles():
     assert mapping.columns >= {"forename", "surname", "dob", "address_1", "ct_band", "event_date"}
 
 
+def test_the_source_timezone_defaults_to_london_and_can_be_stated():
+    assert parse_mapping(GOOD).timezone == ZoneInfo("Europe/London")
+    assert parse_mapping({**GOOD, "timezone": "UTC"}).timezone == ZoneInfo("UTC")
+
+
+def test_a_naive_source_time_becomes_an_event_at_the_london_instant(tmp_path):
+    """End to end through the event factory: the mapping's zone reaches the signed event."""
+    council, key, now = "E08000001", LinkageKey(1, b"k" * 32), datetime(2026, 9, 10, tzinfo=UTC)
+    federation = build_dev_federation(tmp_path, councils=[council], now=now)
+    factory = EventFactory(council, federation.signing_key(council), federation.load(now),
+                           Tokeniser([key]), key)  # fmt: skip
+    doc = {
+        "system": "rev", "identity": {"nhs_number": "n"}, "reference": "ref",
+        "event_type": "address-change", "occurred_at": {"column": "t"},
+    }  # fmt: skip
+    row = SourceRow("x.csv", 1, {"n": "9434765919", "t": "2026-07-01", "ref": "r1"})
+    summer = factory.event(row, parse_mapping(doc), now=now)
+    utc = factory.event(row, parse_mapping({**doc, "timezone": "UTC"}), now=now)
+    assert summer.occurred_at == datetime(2026, 6, 30, 23, 0, tzinfo=UTC)
+    assert utc.occurred_at == datetime(2026, 7, 1, 0, 0, tzinfo=UTC)
+    assert summer.event_id != utc.event_id
+
+
 @pytest.mark.parametrize(
     ("change", "key"),
     [
@@ -47,6 +81,9 @@ def test_good_mapping_compiles():
         ({"colour": "blue"}, "colour"),
         ({"free_text": ["nino"]}, "free_text.nino"),
         ({"event_type": {"column": "event"}}, "event_type.values"),
+        ({"timezone": "Europe/Lndon"}, "timezone"),
+        ({"timezone": "../../etc/passwd"}, "timezone"),
+        ({"timezone": 1}, "timezone"),
     ],
 )
 def test_bad_mapping_is_refused_naming_the_key(change, key):

@@ -7,6 +7,7 @@ no datetime can hold must be a per-row refusal, never an OverflowError.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -100,3 +101,55 @@ def test_no_text_raises_anything_but_a_refusal(text):
         parse_timestamp(text, ISO, "occurred_at", published_at=NOW, bounds=BOUNDS)
     except InvalidIdentifier:
         pass
+
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def _at(value: str, zone: ZoneInfo = LONDON, spec: ColumnOrFixed = ISO) -> datetime:
+    return parse_timestamp(value, spec, "occurred_at", published_at=NOW, bounds=BOUNDS, zone=zone)
+
+
+def test_a_naive_summer_time_is_london_wall_clock_not_utc():
+    """Read as UTC, a clerk's 09:00 in July became 10:00 BST: an hour late."""
+    assert _at("2026-07-15T09:00:00") == datetime(2026, 7, 15, 8, 0, tzinfo=UTC)
+    assert _at("2026-01-15T09:00:00") == datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+    # A date alone is London's midnight: in summer, 23:00 UTC the day before.
+    day = ColumnOrFixed(column="at", format="%d/%m/%Y")
+    assert _at("15/07/2026", spec=day) == datetime(2026, 7, 14, 23, 0, tzinfo=UTC)
+    assert parse_timestamp("2026-07-15T09:00:00", ISO, "occurred_at") == datetime(
+        2026, 7, 15, 8, 0, tzinfo=UTC
+    ), "Europe/London is the default"
+
+
+def test_a_time_with_an_offset_ignores_the_zone():
+    assert _at("2026-07-15T09:00:00+00:00") == datetime(2026, 7, 15, 9, 0, tzinfo=UTC)
+    assert _at("2026-07-15T09:00:00Z", zone=ZoneInfo("Asia/Tokyo")) == datetime(
+        2026, 7, 15, 9, 0, tzinfo=UTC
+    )
+
+
+def test_the_repeated_autumn_hour_is_its_first_bst_occurrence():
+    """01:30 on 25 October 2026 happens twice (BST, then GMT): the first is taken."""
+    assert _at("2026-10-25T01:30:00") == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    assert _at("2026-10-25T00:59:59") == datetime(2026, 10, 24, 23, 59, 59, tzinfo=UTC)
+    assert _at("2026-10-25T02:00:00") == datetime(2026, 10, 25, 2, 0, tzinfo=UTC)
+
+
+def test_the_skipped_spring_hour_is_read_as_gmt_not_refused():
+    """01:30 on 29 March 2026 never happens on a London clock: read with the offset
+    before the change (GMT), as a clock not yet put forward would show it."""
+    assert _at("2026-03-29T01:30:00") == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    assert _at("2026-03-29T02:30:00") == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    assert _at("2026-03-29T00:59:00") == datetime(2026, 3, 29, 0, 59, tzinfo=UTC)
+
+
+def test_the_zone_is_applied_before_the_bounds():
+    """A naive time 30 minutes 'ahead' in UTC terms is 30 minutes behind in BST."""
+    summer = datetime(2026, 7, 15, 12, 0, tzinfo=UTC)
+    assert parse_timestamp("2026-07-15T12:30:00", ISO, "recorded_at", published_at=summer,
+                           bounds=BOUNDS) == summer - timedelta(minutes=30)  # fmt: skip
+    with pytest.raises(InvalidIdentifier) as caught:
+        parse_timestamp("2026-07-15T13:30:00", ISO, "recorded_at", published_at=summer,
+                        bounds=BOUNDS, zone=ZoneInfo("UTC"))  # fmt: skip
+    assert caught.value.code == "recorded-in-future"

@@ -3,27 +3,18 @@
 The commands are taken from the README's fenced block marked ``sh quickstart``
 and run by ``sh -e`` in an empty folder, with the project's ``fedbroker`` on
 the PATH and the shared Kafka named by ``KAFKA_BOOTSTRAP_SERVERS``, as a new
-user would after installing.
+user would after installing. Its last line, ``fedbroker demo``, is run the same
+way once per session (``tests/demo_run.py``) and shared with the tests that
+read a whole demo; here it must have succeeded as the user would see it.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-_BLOCK = re.compile(r"^```sh quickstart\n(.*?)^```", re.MULTILINE | re.DOTALL)
-
-
-def quickstart() -> str:
-    blocks = _BLOCK.findall((REPO / "README.md").read_text(encoding="utf-8"))
-    assert len(blocks) == 1, "README.md must have exactly one ```sh quickstart block"
-    return str(blocks[0])
+from tests.demo_run import DEMO_TIMEOUT_S, quickstart, split_quickstart, user_env
 
 
 def test_the_quickstart_block_is_there_and_uses_the_command():
@@ -34,17 +25,11 @@ def test_the_quickstart_block_is_there_and_uses_the_command():
 @pytest.mark.slow
 @pytest.mark.kafka
 def test_the_readme_quickstart_runs_as_written(kafka_bootstrap, tmp_path):
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "FEDBROKER_HOME": str(tmp_path / ".fedbroker"),
-        "PYTHONPATH": str(REPO),
-    }
+    steps, _ = split_quickstart()
     result = subprocess.run(
-        ["sh", "-e", "-c", quickstart()],
+        ["sh", "-e", "-c", steps],
         cwd=tmp_path,
-        env=env,
+        env=user_env(kafka_bootstrap, tmp_path / ".fedbroker"),
         capture_output=True,
         text=True,
         check=False,
@@ -56,3 +41,13 @@ def test_the_readme_quickstart_runs_as_written(kafka_bootstrap, tmp_path):
     assert (tmp_path / "quickstart" / "review.csv").exists()
     assert (tmp_path / "quickstart" / "federation" / "directory.signed").exists()
     assert "fitted by EM" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.kafka
+@pytest.mark.timeout(DEMO_TIMEOUT_S + 60)
+def test_the_readme_demo_line_runs_as_written(quickstart_demo):
+    _, line = split_quickstart()
+    assert quickstart_demo.command == line
+    assert quickstart_demo.returncode == 0, quickstart_demo.output[-4000:]
+    assert "demo OK: every check held" in quickstart_demo.stdout

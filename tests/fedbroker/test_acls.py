@@ -117,6 +117,12 @@ def test_the_broker_reads_sources_and_owns_its_internal_topics_and_group(acls):
     assert not allowed(acls, "broker", Operation.READ, Resource.TOPIC, "fed.notify.svc-a")
 
 
+def test_the_broker_reads_its_own_audit_chains_back_and_no_other_output(acls):
+    """A worker taking a chain over recovers its head from the topic (effects once)."""
+    assert allowed(acls, "broker", Operation.READ, Resource.TOPIC, "fed.audit")
+    assert not allowed(acls, "broker", Operation.READ, Resource.TOPIC, "fed.rejected")
+
+
 def test_the_auditor_reads_the_audit_topic_and_nothing_else(acls):
     assert allowed(acls, "gmca", Operation.READ, Resource.TOPIC, "fed.audit")
     for topic in ("fed.events.E08000001", "fed.notify.svc-a", "fed.rejected"):

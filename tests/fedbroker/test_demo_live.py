@@ -1,7 +1,8 @@
 """``fedbroker demo`` as a user runs it: live, headless, on the shared Kafka, checked.
 
 The demo's own summary is parsed and held to what it claims, and the files its
-subscribers wrote are checked independently (no notification id twice). A
+subscribers wrote are checked independently (no notification id twice). That
+run is the session's one run of the README's demo line (``quickstart_demo``). A
 broker killed mid-run must make the demo fail, not print a verified empty audit
 chain and exit 0 as it once did.
 """
@@ -15,9 +16,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.demo_run import DEMO_TIMEOUT_S
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,6 +38,30 @@ def _env(bootstrap: str, home: Path) -> dict[str, str]:
 
 def _demo(*options: str) -> list[str]:
     return [sys.executable, "-m", "fedbroker", "demo", *options]
+
+
+@contextmanager
+def _demo_until(
+    bootstrap: str, tmp_path: Path, people: int, markers: tuple[str, ...]
+) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """A plain demo read until a line starts with one of ``markers``; killed if still running
+    when the block ends."""
+    demo = subprocess.Popen(
+        _demo("--people", str(people), "--duration", "60", "--plain"),
+        cwd=tmp_path, env=_env(bootstrap, tmp_path / "home"), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    lines: list[str] = []
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            lines.append(line)
+            if line.startswith(markers):
+                break
+        yield demo, lines
+    finally:
+        if demo.poll() is None:
+            demo.kill()
 
 
 def _children(pid: int) -> dict[int, str]:
@@ -62,17 +91,10 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.kafka
-@pytest.mark.timeout(900)
-def test_the_demo_runs_live_headless_and_its_summary_holds_against_the_truth(
-    kafka_bootstrap, tmp_path
-):
-    result = subprocess.run(
-        _demo("--people", "200", "--duration", "60"),
-        cwd=tmp_path, env=_env(kafka_bootstrap, tmp_path / "home"), capture_output=True,
-        text=True, timeout=840, check=False, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out[-5000:]
+@pytest.mark.timeout(DEMO_TIMEOUT_S + 60)
+def test_the_demo_runs_live_headless_and_its_summary_holds_against_the_truth(quickstart_demo):
+    out = quickstart_demo.output
+    assert quickstart_demo.returncode == 0, out[-5000:]
     # Headless: periodic plain lines, no terminal control codes, no client errors.
     assert "\x1b[" not in out
     assert len(re.findall(r"^streaming: ", out, re.MULTILINE)) >= 3, out[-3000:]
@@ -96,7 +118,7 @@ def test_the_demo_runs_live_headless_and_its_summary_holds_against_the_truth(
     assert "nothing left running but Kafka" in out
     assert "demo OK: every check held" in out
     # Independently of the demo's word: its JSON Lines subscribers never wrote an id twice.
-    files = list((tmp_path / "home" / "demo").glob("*/delivered/*.jsonl"))
+    files = list((quickstart_demo.home / "demo").glob("*/delivered/*.jsonl"))
     assert len(files) == 3
     ids = [
         json.loads(line)["notification_id"] for f in files for line in f.read_text().splitlines()
@@ -110,26 +132,13 @@ def test_the_demo_runs_live_headless_and_its_summary_holds_against_the_truth(
 def test_the_demo_fails_when_its_broker_is_killed_and_leaves_nothing_running(
     kafka_bootstrap, tmp_path
 ):
-    demo = subprocess.Popen(
-        _demo("--people", "100", "--duration", "60", "--plain"),
-        cwd=tmp_path, env=_env(kafka_bootstrap, tmp_path / "home"), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    lines: list[str] = []
-    try:
-        assert demo.stdout is not None
-        for line in demo.stdout:
-            lines.append(line)
-            if line.startswith("streaming: "):  # the broker is up and rows are flowing
-                break
+    flowing = ("streaming: ",)  # the broker is up and rows are flowing
+    with _demo_until(kafka_bootstrap, tmp_path, 100, flowing) as (demo, lines):
         children = _children(demo.pid)
         brokers = [pid for pid, cmd in children.items() if " broker run " in cmd]
         assert len(brokers) == 1 and len(children) == 5, (children, "".join(lines))
         os.kill(brokers[0], signal.SIGKILL)
         rest, _ = demo.communicate(timeout=300)
-    finally:
-        if demo.poll() is None:
-            demo.kill()
     out = "".join(lines) + rest
     assert demo.returncode != 0, out[-3000:]
     assert re.search(r"FAILED: a component died: broker \(exit -9", out), out[-3000:]
@@ -146,25 +155,12 @@ def test_the_demo_fails_when_its_broker_is_killed_and_leaves_nothing_running(
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 def test_a_signal_stops_every_child_cleanly_and_says_so(kafka_bootstrap, tmp_path, signum):
-    demo = subprocess.Popen(
-        _demo("--people", "50", "--duration", "60", "--plain"),
-        cwd=tmp_path, env=_env(kafka_bootstrap, tmp_path / "home"), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    lines: list[str] = []
-    try:
-        assert demo.stdout is not None
-        for line in demo.stdout:
-            lines.append(line)
-            if line.startswith(("starting: ", "streaming: ")):
-                break
+    started = ("starting: ", "streaming: ")
+    with _demo_until(kafka_bootstrap, tmp_path, 50, started) as (demo, lines):
         children = _children(demo.pid)
         assert len(children) == 5, "".join(lines)
         demo.send_signal(signum)
         rest, _ = demo.communicate(timeout=120)
-    finally:
-        if demo.poll() is None:
-            demo.kill()
     out = "".join(lines) + rest
     assert demo.returncode == 128 + signum, out[-3000:]
     name = signal.Signals(signum).name
