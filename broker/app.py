@@ -263,7 +263,6 @@ def build_app(settings: BrokerSettings) -> faust.App:
     async def reject(
         topic: str, partition: int, offset: int, reason: str, event_id: str | None
     ) -> None:
-        metrics.rejected.labels(reason).inc()
         record = RejectedRecord(
             rejected_id=_rejected_id(topic, partition, offset),
             topic=topic,
@@ -276,6 +275,8 @@ def build_app(settings: BrokerSettings) -> faust.App:
             source_council=topic_council(topic),
         )
         await rejected_topic.send(key=record.rejected_id.encode(), value=codec.encode(record))
+        # Counted once written: a send Kafka refused is tried again by ``guarded``.
+        metrics.rejected.labels(reason).inc()
 
     async def until_deciding() -> None:
         """Wait while the directory is expired: deciding on it would trust stale keys.
