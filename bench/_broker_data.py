@@ -62,7 +62,7 @@ class BenchEvent:
     value: bytes
     person: str
     kept: bool  # some agreement uses it, so the broker keeps it to match later ones
-    routed: int  # messages it becomes on ``<prefix>.broker.routed``
+    routed: int  # (event, token) matching steps it becomes (its tokens)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -22,11 +23,13 @@ from broker.app import ensure_topics
 __all__ = [
     "Drain",
     "GroupCaughtUp",
+    "ProcessUsage",
     "Worker",
     "broker_worker",
     "end_total",
     "fill",
     "free_port",
+    "kafka_pid",
     "metric_counts",
     "passthrough_worker",
     "read_topic",
@@ -60,6 +63,60 @@ def free_port(start: int = 29600) -> int:
     raise RuntimeError("no free port for a worker's metrics")
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessUsage:
+    """A process's CPU seconds (user + system) and peak resident set, from ``/proc``."""
+
+    cpu_seconds: float = 0.0
+    peak_rss_bytes: int = 0
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessUsage:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return cls()
+        fields = stat.rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+        peak = next((int(line.split()[1]) * 1024 for line in status.splitlines()
+                     if line.startswith("VmHWM:")), 0)  # fmt: skip
+        return cls(cpu, peak)
+
+
+def kafka_pid(bootstrap: str) -> int | None:
+    """The local Kafka broker process serving ``bootstrap`` (None if not found here).
+
+    Its command line names ``kafka.Kafka``; the one whose config or listeners
+    mention the port is chosen when several run on this machine.
+    """
+    port = bootstrap.rsplit(":", 1)[-1]
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "kafka.Kafka" in cmdline:
+            found.append(int(entry.name))
+            if port in cmdline:
+                return int(entry.name)
+    for pid in found:
+        try:
+            config = next(a for a in (Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"))
+                          if a.endswith(b".properties"))  # fmt: skip
+            if f":{port}".encode() in Path(config.decode()).read_bytes():
+                return pid
+        except (OSError, StopIteration):
+            continue
+    return found[0] if len(found) == 1 else None
+
+
 @dataclass
 class Worker:
     """One worker subprocess and its log."""
@@ -82,6 +139,10 @@ class Worker:
 
     def tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+    def usage(self) -> ProcessUsage:
+        """CPU seconds used and peak RSS so far (zeros once the process has gone)."""
+        return ProcessUsage.of(self.process.pid if self.process is not None else 0)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -174,23 +235,30 @@ def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes, bytes, int]]:
 def metric_counts(port: int) -> dict[str, float] | None:
     """Sample sums from one worker's ``/metrics`` (None while it is not serving yet).
 
-    Keys: ``verify`` and ``match`` (messages each stage finished), ``rejected``.
+    Keys: ``verify`` (source messages verified), ``match`` ((event, token) steps
+    matched: the unit ``BenchData.routed`` counts), ``routed`` (routed messages
+    sent), ``state_writes`` (token-state changelog records), ``rejected``.
     """
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
             text = reply.read().decode()
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return None
-    counts = {"verify": 0.0, "match": 0.0, "rejected": 0.0}
+    counts = {"verify": 0.0, "match": 0.0, "routed": 0.0, "state_writes": 0.0, "rejected": 0.0}
     for line in text.splitlines():
         sample = _SAMPLE.match(line)
         if sample is None:
             continue
         name, labels, value = sample.group(1), sample.group(2) or "", float(sample.group(3))
-        if name == "fedbroker_broker_processing_seconds_count":
-            for stage in ("verify", "match"):
-                if f'stage="{stage}"' in labels:
-                    counts[stage] += value
+        if name == "fedbroker_broker_processing_seconds_count" and 'stage="verify"' in labels:
+            counts["verify"] += value
+        elif name == "fedbroker_broker_routed_total":
+            if 'what="tokens"' in labels:
+                counts["match"] += value
+            elif 'what="messages"' in labels:
+                counts["routed"] += value
+        elif name == "fedbroker_broker_state_writes_total":
+            counts["state_writes"] += value
         elif name == "fedbroker_broker_rejected_total":
             counts["rejected"] += value
     return counts

@@ -1,7 +1,8 @@
 """The broker bench's baseline: a bare Faust pass-through worker.
 
 The same ``faust.App`` settings as ``broker/app.py`` (raw serializers, acks -1,
-the same session timeouts, offset reset and store), one agent that reads the
+the same session timeouts, offset reset and store, and the same client tuning,
+``broker.app.FAUST_TUNING``, and producer buffer), one agent that reads the
 council topics and sends every message unchanged to one sink topic: Faust and
 Kafka with no work. Run as ``python -m bench._broker_passthrough --bootstrap ...``.
 """
@@ -16,6 +17,7 @@ import faust
 
 from bench._security import bench_security
 from broker._kafka_client import faust_credentials
+from broker.app import FAUST_TUNING, PRODUCER_BUFFER_MESSAGES
 
 
 def build(args: argparse.Namespace) -> faust.App:
@@ -33,7 +35,9 @@ def build(args: argparse.Namespace) -> faust.App:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
         consumer_auto_offset_reset="earliest",
+        **FAUST_TUNING,
     )
+    app.producer.buffer.max_messages = PRODUCER_BUFFER_MESSAGES
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     sources = app.topic(*args.source, **raw)
     sink = app.topic(args.sink, **raw)

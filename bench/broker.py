@@ -7,8 +7,11 @@ One run measures, on its own Kafka (or ``KAFKA_BOOTSTRAP_SERVERS``):
   unchanged): the baseline, in events/s;
 * the full pipeline (``fedbroker broker run``: verify, route by every token,
   match, decide, notify, audit) with one worker and with two, in events/s;
+* what each drain cost per event: CPU-seconds of each worker process and of
+  the (local) Kafka broker process, routed messages, token-state changelog
+  records and bytes, and each worker's peak RSS;
 * end-to-end latency, published -> notified, at a fixed offered rate into a
-  running one-worker broker;
+  running one-worker broker (1,000 ev/s, or half of one worker's rate if lower);
 * precision, recall and F1 of the pairs the stream reports on
   ``<prefix>.broker.matches`` against the synthetic councils' ground truth, at
   the threshold fitted by the broker's own EM on the same events' scores.
@@ -18,7 +21,11 @@ started, so the figures are the broker's, not the connector's; events are
 built once by the connector's ``EventFactory``. Rates are given over the whole
 drain (first message processed to last) and over its steady middle (10%-90% of
 the work), which leaves out start-up and the initial group rebalance.
-Run: ``python -m bench.broker [--people N] [--rate R --seconds S]``.
+With ``--backfill-people N`` (say 100,000: about 200,000 events) a last
+one-worker drain of that many people's events shows whether cost grows with
+the data (its rate against the small run's, and its peak RSS). The run ends
+with one machine-readable line, ``BENCH {json}``, holding every figure.
+Run: ``python -m bench.broker [--people N] [--rate R --seconds S] [--backfill-people N]``.
 """
 
 from __future__ import annotations
@@ -48,17 +55,19 @@ from bench._broker_data import (
 from bench._broker_kafka import (
     Drain,
     GroupCaughtUp,
+    ProcessUsage,
     Worker,
     broker_worker,
     end_total,
     fill,
+    kafka_pid,
     metric_counts,
     passthrough_worker,
     read_topic,
     source_topics,
     watch,
 )
-from bench._broker_report import Latency, Quality, Report, Throughput
+from bench._broker_report import Backfill, Costs, Latency, Quality, Report, Throughput
 from bench._security import bench_security, client_config
 from bench.linkage_quality import quality
 from broker import DEFAULT_DICE_THRESHOLD
@@ -71,7 +80,7 @@ BENCH_PORT = 29492
 DEFAULT_PEOPLE = 2500
 DEFAULT_SEED = 20261123
 DEFAULT_PARTITIONS = 4
-MAX_AUTO_RATE = 200
+MAX_AUTO_RATE = 1000
 AUTO_SHARE = 0.5
 Pair = tuple[str, str]
 
@@ -123,10 +132,16 @@ def run_passthrough(data: BenchData, bootstrap: str, work: Path, partitions: int
     return _throughput("bare Faust pass-through", drain, 1, len(data.events), len(data.events))
 
 
+def _changelog(bootstrap: str, group: str) -> tuple[int, int]:
+    """Records and value bytes on the token-state table's changelog."""
+    records = read_topic(bootstrap, f"{group}-token-state-changelog")
+    return len(records), sum(len(v or b"") for _, v, _ in records)
+
+
 def run_pipeline(
     data: BenchData, bootstrap: str, work: Path, partitions: int, workers: int,
     threshold: float,
-) -> tuple[Throughput, str]:  # fmt: skip
+) -> tuple[Throughput, str, Costs]:  # fmt: skip
     """Drain the filled topics with ``workers`` broker workers; returns the prefix used."""
     prefix = _prefix()
     fill(bootstrap, prefix, data, COUNCILS, partitions)
@@ -134,13 +149,19 @@ def run_pipeline(
     started = [broker_worker(data, f"broker-{workers}w-{i}", bootstrap=bootstrap, prefix=prefix,
                              group=group, work=work, partitions=partitions,
                              threshold=threshold) for i in range(workers)]  # fmt: skip
+    kafka = kafka_pid(bootstrap)
     try:
         for worker in started:
             worker.start()
 
+        at_first: list[list[ProcessUsage]] = []
+
         def progress() -> tuple[float, list[float]]:
             counts = [metric_counts(w.metrics_port) or {"match": 0.0} for w in started]
             done = sum(c["match"] for c in counts)
+            if done and not at_first:  # CPU from here on is the drain's, not start-up's
+                at_first.append([w.usage() for w in started])
+                at_first.append([ProcessUsage.of(kafka)] if kafka is not None else [])
             return done, [c["match"] / done if done else 0.0 for c in counts]
 
         caught_up = GroupCaughtUp(bootstrap, group, [*source_topics(prefix, COUNCILS),
@@ -149,14 +170,24 @@ def run_pipeline(
             drain = watch(progress, data.routed, started, caught_up=caught_up)
         finally:
             caught_up.close()
-        rejected = sum((metric_counts(w.metrics_port) or {}).get("rejected", 0.0)
-                       for w in started)  # fmt: skip
+        first = at_first[0] if at_first else [ProcessUsage() for _ in started]
+        usage = [ProcessUsage(u.cpu_seconds - f.cpu_seconds, u.peak_rss_bytes)
+                 for u, f in zip((w.usage() for w in started), first, strict=True)]  # fmt: skip
+        kafka_cpu = None
+        if kafka is not None and at_first and at_first[1]:
+            kafka_cpu = ProcessUsage.of(kafka).cpu_seconds - at_first[1][0].cpu_seconds
+        counts = [metric_counts(w.metrics_port) or {} for w in started]
+        rejected = sum(c.get("rejected", 0.0) for c in counts)
         if rejected:
             print(f"warning: {rejected:.0f} messages rejected by the broker")
     finally:
         _stop(started)  # a clean stop flushes what the workers were still sending
+    records, size = _changelog(bootstrap, group)
+    costs = Costs(len(data.events), tuple(u.cpu_seconds for u in usage),
+                  tuple(u.peak_rss_bytes for u in usage), kafka_cpu,
+                  sum(c.get("routed", 0.0) for c in counts), records, size)  # fmt: skip
     label = f"full pipeline, {workers} worker{'s' if workers > 1 else ''}"
-    return _throughput(label, drain, workers, len(data.events), data.routed), prefix
+    return _throughput(label, drain, workers, len(data.events), data.routed), prefix, costs
 
 
 def _stream_pairs(bootstrap: str, prefix: str) -> list[dict[str, Any]]:
@@ -310,8 +341,18 @@ def run_latency(
     return Latency(rate, achieved, count, len(noted), tuple(created), tuple(seen))
 
 
+def run_backfill(people: int, seed: int, bootstrap: str, work: Path, partitions: int,
+                 threshold: float) -> Backfill:  # fmt: skip
+    """One worker drains ``people``'s events (about two each) from a full backlog."""
+    print(f"backfill: building {people} people's events ...", flush=True)
+    data = build_data(work / "backfill", people=people, seed=seed)
+    print(f"backfill: one worker drains {len(data.events):,} events ...", flush=True)
+    drained, _, costs = run_pipeline(data, bootstrap, work, partitions, 1, threshold)
+    return Backfill(people, drained, costs)
+
+
 def run(*, people: int, seed: int, partitions: int, rate: float | None, seconds: float,
-        threshold: float | None) -> Report:  # fmt: skip
+        threshold: float | None, backfill_people: int = 0) -> Report:  # fmt: skip
     began = time.perf_counter()
     home = Path(".fedbroker").resolve()
     with tempfile.TemporaryDirectory() as tmp:
@@ -324,9 +365,10 @@ def run(*, people: int, seed: int, partitions: int, rate: float | None, seconds:
             print("pass-through baseline ...", flush=True)
             passthrough = run_passthrough(data, bootstrap, work, partitions)
             print("pipeline, one worker ...", flush=True)
-            one, one_prefix = run_pipeline(data, bootstrap, work, partitions, 1, chosen)
+            one, one_prefix, one_costs = run_pipeline(data, bootstrap, work, partitions, 1, chosen)
             print("pipeline, two workers ...", flush=True)
-            two, two_prefix = run_pipeline(data, bootstrap, work, partitions, 2, chosen)
+            two, two_prefix, two_costs = run_pipeline(data, bootstrap, work, partitions, 2,
+                                                      chosen)  # fmt: skip
             print("quality ...", flush=True)
             scored = run_quality(data, bootstrap, one_prefix, chosen, two_prefix)
             if rate is None:
@@ -334,11 +376,14 @@ def run(*, people: int, seed: int, partitions: int, rate: float | None, seconds:
                 rate = float(min(MAX_AUTO_RATE, max(1, round(one.steady_rate * AUTO_SHARE))))
             print(f"latency at {rate:.0f} events/s ...", flush=True)
             latency = run_latency(data, bootstrap, work, partitions, chosen, rate, seconds)
+            backfill = None
+            if backfill_people:
+                backfill = run_backfill(backfill_people, seed, bootstrap, work, partitions, chosen)
         finally:
             if cluster is not None:
                 cluster.down()
     return Report(data, passthrough, one, two, latency, scored, partitions,
-                  time.perf_counter() - began)  # fmt: skip
+                  time.perf_counter() - began, one_costs, two_costs, backfill)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -367,9 +412,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="also print the table as Markdown for bench/RESULTS.md",
     )
+    parser.add_argument(
+        "--backfill-people",
+        type=int,
+        default=0,
+        help="also drain this many people's events (100000: ~200,000 events) in one worker",
+    )
     args = parser.parse_args(argv)  # fmt: skip
     report = run(people=args.people, seed=args.seed, partitions=args.partitions,
-                 rate=args.rate, seconds=args.seconds, threshold=args.threshold)  # fmt: skip
+                 rate=args.rate, seconds=args.seconds, threshold=args.threshold,
+                 backfill_people=args.backfill_people)  # fmt: skip
     print()
     print(report.table())
     print()
@@ -377,6 +429,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.markdown:
         print()
         print(report.markdown())
+    print(report.bench_line())
 
 
 if __name__ == "__main__":

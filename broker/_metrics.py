@@ -47,6 +47,16 @@ class BrokerMetrics:
             " started (one per token an event is kept under; a rebalance moves state, not this)",
             registry=r,
         )
+        self.routed = Counter(
+            "fedbroker_broker_routed",
+            "Routed batches: messages sent by verify, items and (item, token) steps done by match",
+            ["what"], registry=r,
+        )  # fmt: skip
+        self.state_writes = Counter(
+            "fedbroker_broker_state_writes",
+            "Token states written (one changelog record each), at most once per token per batch",
+            registry=r,
+        )
         self.notified_latency = Histogram(
             "fedbroker_broker_published_to_notified_seconds",
             "From the connector's publish time to the notification",

@@ -127,7 +127,8 @@ class PartitionCore:
         # lost between state and output and nothing new is made up from later arrivals.
         effects.duplicate = sighting.event_id in held.event_ids() or known is not None
         base = held.before(sighting.event_id) if effects.duplicate else held
-        observation = self.matcher.observe(base, token, sighting, now)
+        # ``held`` is already live at ``now``: the matcher need not scan for expiry again.
+        observation = self.matcher.observe(base, token, sighting, None)
         keep = not effects.duplicate and not sighting.expired(now)
         new_state = replace(observation.state, seen=held.seen) if keep else held
         if origin and seen_until is not None and known is None:

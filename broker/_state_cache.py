@@ -12,11 +12,12 @@ serves a stale state: at worst it decodes again.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 from broker._sightings import Sighting, TokenState
 
-__all__ = ["DEFAULT_CACHED_TOKENS", "StateCache"]
+__all__ = ["DEFAULT_CACHED_TOKENS", "StateBatch", "StateCache"]
 
 DEFAULT_CACHED_TOKENS = 50_000
 _CACHED_ROWS = 4096
@@ -28,7 +29,7 @@ class StateCache:
 
     capacity: int = DEFAULT_CACHED_TOKENS
     _held: OrderedDict[str, tuple[bytes, TokenState]] = field(default_factory=OrderedDict)
-    _rows: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
+    _rows: OrderedDict[str, tuple[Sighting, bytes]] = field(default_factory=OrderedDict)
 
     def load(self, token: str, stored: bytes | None) -> TokenState | None:
         """The state the stored bytes encode (decoded only if the cache is stale)."""
@@ -50,34 +51,43 @@ class StateCache:
         rows = self._added(before, after) if stored else None
         if rows is not None and stored is not None:
             encoded = TokenState.append_encoded(stored, b",".join(rows))
-        else:
-            encoded = after.to_bytes()
+        else:  # what ``to_bytes`` writes, from rows encoded once per event, not per token
+            every = [self._row(s) for s in after.sightings]
+            every += [TokenState.encode_seen(s) for s in after.seen]
+            encoded = b"[" + b",".join(every) + b"]"
         self._remember(token, encoded, after)
         return encoded
 
     def _added(self, before: TokenState | None, after: TokenState) -> list[bytes] | None:
-        """The encoded rows ``after`` adds to ``before`` (at most one sighting and one
-        seen id, both at the end), or None if it changed anything else."""
+        """The encoded rows ``after`` adds to ``before`` (sightings and seen ids appended
+        at the end: a batch may add several), or None if it changed anything else."""
         if before is None:
             return None
-        new_sightings = len(after.sightings) - len(before.sightings)
-        new_seen = len(after.seen) - len(before.seen)
-        if new_sightings not in (0, 1) or new_seen not in (0, 1) or not new_sightings + new_seen:
+        old_sightings, old_seen = len(before.sightings), len(before.seen)
+        new_sightings = len(after.sightings) - old_sightings
+        new_seen = len(after.seen) - old_seen
+        if new_sightings < 0 or new_seen < 0 or not new_sightings + new_seen:
             return None
-        if after.sightings[: len(before.sightings)] != before.sightings:
+        if after.sightings[:old_sightings] != before.sightings:
             return None
-        if after.seen[: len(before.seen)] != before.seen:
+        if after.seen[:old_seen] != before.seen:
             return None
-        rows = [self._row(after.sightings[-1])] if new_sightings else []
-        return rows + ([TokenState.encode_seen(after.seen[-1])] if new_seen else [])
+        rows = [self._row(s) for s in after.sightings[old_sightings:]]
+        return rows + [TokenState.encode_seen(s) for s in after.seen[old_seen:]]
 
     def _row(self, sighting: Sighting) -> bytes:
-        """An event reaches one partition per token: encode its row once."""
-        row = self._rows.get(sighting.event_id)
-        if row is None:
-            row = self._rows[sighting.event_id] = TokenState.encode_row(sighting)
-            while len(self._rows) > _CACHED_ROWS:
-                self._rows.popitem(last=False)
+        """An event reaches one partition per token: encode its row once.
+
+        Kept by event id with the sighting it encodes, and served only for that
+        same sighting: two different events claiming one id never share a row.
+        """
+        held = self._rows.get(sighting.event_id)
+        if held is not None and (held[0] is sighting or held[0] == sighting):
+            return held[1]
+        row = TokenState.encode_row(sighting)
+        self._rows[sighting.event_id] = (sighting, row)
+        while len(self._rows) > _CACHED_ROWS:
+            self._rows.popitem(last=False)
         return row
 
     def _remember(self, token: str, encoded: bytes, state: TokenState) -> None:
@@ -85,3 +95,49 @@ class StateCache:
         self._held.move_to_end(token)
         while len(self._held) > self.capacity:
             self._held.popitem(last=False)
+
+
+@dataclass
+class StateBatch:
+    """The token states one routed batch touches: each read once, each written once.
+
+    A routed batch holds many sightings that share tokens (a busy blocking
+    token, a person's several events); reading and writing the table per
+    sighting made one changelog record per sighting, holding the token's whole
+    list. Here a token is read on first use, changed in memory as often as the
+    batch needs, and ``flush`` writes each changed token once: changelog
+    records grow with the tokens changed, not the sightings.
+    """
+
+    table: MutableMapping[str, bytes | None]
+    cache: StateCache
+    _loaded: dict[str, tuple[bytes | None, TokenState | None]] = field(default_factory=dict)
+    _current: dict[str, TokenState | None] = field(default_factory=dict)
+
+    def get(self, token: str) -> TokenState | None:
+        """The token's state as this batch has left it so far."""
+        if token in self._current:
+            return self._current[token]
+        stored = self.table.get(token)
+        state = self.cache.load(token, stored)
+        self._loaded[token] = (stored, state)
+        self._current[token] = state
+        return state
+
+    def set(self, token: str, state: TokenState) -> None:
+        if token not in self._current:
+            self.get(token)
+        self._current[token] = state
+
+    def flush(self) -> int:
+        """Write every changed token once; returns how many were written."""
+        written = 0
+        for token, state in self._current.items():
+            stored, before = self._loaded[token]
+            if state is None or state is before:
+                continue
+            self.table[token] = self.cache.encode(token, before, stored, state)
+            written += 1
+        self._loaded.clear()
+        self._current.clear()
+        return written

@@ -1,21 +1,86 @@
-"""Creating the topics a worker reads and writes before it joins its group.
+"""The topics a worker reads and writes: their names, their creation, their Faust handles.
 
 A worker subscribes to every council's topics at start; a topic created later
 would only be seen after a metadata refresh, so they are made up front, and the
-worker waits until the brokers report every one of them.
+worker waits until the brokers report every one of them. ``declare_topics``
+names every topic once (``BrokerTopics``), so the agents and timers share one
+set of handles and ``build_app`` only wires.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from broker._errors import KafkaUnavailable
 from broker._kafka_client import replication_configs
 from broker._kafka_edge import kafka_errors
-from consent import KafkaSecurity
+from consent import KafkaSecurity, notify_topic
 
-__all__ = ["ensure_topics"]
+__all__ = ["ROUTED_SUFFIX", "BrokerTopics", "declare_topics", "ensure_topics"]
+
+#: The routed topic (batches since issue 15: the per-token JSON messages of the
+#: previous release do not decode, so state is rebuilt once, docs/broker.md).
+ROUTED_SUFFIX = "broker.routed"
+_RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerTopics:
+    """The Faust topic handles of one worker (all raw bytes: the codecs are ours)."""
+
+    sources: Any
+    routed: Any
+    rejected: Any
+    audit: Any
+    matches: Any
+    attempts: Any
+    attempts_name: str
+    notify: dict[str, Any]
+
+
+def declare_topics(
+    app: Any,
+    *,
+    prefix: str,
+    councils: Sequence[str],
+    services: Sequence[str],
+    partitions: int,
+    replication: int,
+    security: KafkaSecurity,
+    bootstrap: str,
+) -> BrokerTopics:
+    """Create (if missing) and declare every topic a worker uses; returns the handles."""
+    sources = [f"{prefix}.{role}.{gss}" for gss in councils for role in ("events", "consent")]
+    attempts = f"{prefix}.broker.attempts"
+    notify = {s: notify_topic(prefix, s) for s in services}
+    ensure_topics(
+        bootstrap,
+        sources + [f"{prefix}.rejected", f"{prefix}.audit", f"{prefix}.broker.matches", attempts]
+        + list(notify.values()),
+        partitions=partitions,
+        replication=replication,
+        security=security,
+        # Deleting old audit records would break every chain's first link.
+        configs={f"{prefix}.audit": {"retention.ms": "-1"},
+                 attempts: {"cleanup.policy": "compact"}},
+    )  # fmt: skip
+    return BrokerTopics(
+        sources=app.topic(*sources, **_RAW),
+        routed=app.topic(
+            f"{prefix}.{ROUTED_SUFFIX}", partitions=partitions, internal=True, **_RAW
+        ),  # fmt: skip
+        rejected=app.topic(f"{prefix}.rejected", **_RAW),
+        audit=app.topic(f"{prefix}.audit", **_RAW),
+        matches=app.topic(f"{prefix}.broker.matches", **_RAW),
+        attempts=app.topic(attempts, **_RAW),
+        attempts_name=attempts,
+        notify={member: app.topic(name, **_RAW) for member, name in notify.items()},
+    )
+
 
 logger = logging.getLogger(__name__)
 

@@ -69,7 +69,7 @@ _UNPACK = struct.Struct("<32H").unpack
 _KEY_CACHE = 256  # fields x key epochs
 _GRAM_CACHE = 1 << 17  # bigrams x fields x key epochs
 _DIFFUSION_CACHE = 8  # key epochs held at once during a rotation, with room to spare
-_VALUE_CACHE = 1 << 18  # distinct values per field and key epoch
+_VALUE_CACHE = 1 << 16  # distinct values per field and key epoch: tens of MB at most
 #: Records diffused per numpy pass: bounds the (records, bits) temporaries to a few MiB.
 ENCODE_CHUNK = 4096
 _Tables = dict[tuple[bytes, str, int, int], dict[str, int]]

@@ -44,6 +44,10 @@ DEFAULT_HEAP = "-Xmx512m -Xms192m"
 CONTROLLER_PORT_OFFSET = 1000
 STARTUP_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
+#: How long the controller waits for a silent node before fencing it and moving its
+#: leaders away: generous, so a node on a busy 2-core machine that misses a few
+#: heartbeats is not fenced; fault tests shorten it to fail over sooner.
+DEFAULT_SESSION_TIMEOUT_MS = 30000
 
 
 def _deploy_dir() -> Path:
@@ -133,6 +137,7 @@ class KafkaCluster:
     port: int = DEFAULT_PORT
     home: Path | None = None
     secure: bool = False
+    session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS
 
     def __post_init__(self) -> None:
         if self.brokers not in (1, 3):
@@ -257,6 +262,7 @@ class KafkaCluster:
             "data_dir": node.data_dir,
             "replication": self.brokers,
             "min_isr": 2 if self.brokers == 3 else 1,
+            "session_timeout_ms": self.session_timeout_ms,
         }
         name = "server.properties.template"
         if self.secure:

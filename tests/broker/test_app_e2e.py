@@ -32,9 +32,11 @@ from schemas import (
     SignatureDomain,
     SignedEnvelope,
 )
+from subscriber import CallbackSink, OpenedNotification, Subscriber, SubscriberSettings
 from tests.broker.workers import start_worker
 from tests.connectors.conftest import COUNCILS, REPO, read_topic, run_connector
 from tests.demo_run import DEMO_TIMEOUT_S
+from tests.subscriber.conftest import publish
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -184,6 +186,34 @@ def test_move_is_notified_audited_and_forgeries_refused(
         after = _wait_for(kafka_bootstrap, notify_topic(prefix, revenues), 2, timeout=10)
         ids = {verified(v).notification_id for v in after}
         assert ids == {notification.notification_id}, "a replay is recognisable by its id"
+
+        # The subscriber library a service embeds, on the same run (this was a second
+        # run of the same move in tests/subscriber/test_broker_e2e.py): once, with only
+        # the fields the agreement grants, and the broker's message again not twice.
+        topic, received = notify_topic(prefix, revenues), list[OpenedNotification]()
+        library = Subscriber(
+            SubscriberSettings(
+                bootstrap=kafka_bootstrap, service=revenues, topic=topic,
+                group=topic_factory("group"), store=tmp_path / "lib" / "delivered.sqlite",
+                dead_letters=tmp_path / "lib" / "dead-letters.jsonl", poll_timeout=0.2,
+            ),
+            directory=directory, key=federation.sealing_key(revenues),
+            sink=CallbackSink(received.append),
+        )  # fmt: skip
+        try:
+            library.run(max_delivered=1, idle_timeout=120)
+            assert len(received) == 1, (tmp_path / "worker.log").read_text()[-3000:]
+            opened = {k: v for fields in received[0].fields.values() for k, v in fields.items()}
+            assert opened["given_name"] == "Alice" and opened["postcode"] == "M32 0AA"
+            assert "nhs_number" not in opened and "nino" not in opened
+            assert {e.source_council for e in received[0].events} == {FROM, TO}
+            again = [(k.decode(), v) for k, v in read_topic(kafka_bootstrap, topic)]
+            publish(kafka_bootstrap, topic, again)
+            library.run(idle_timeout=5)
+            assert len(received) == 1 and library.metrics.tally["duplicate"] >= 1
+            assert library.dead_letters.read() == []
+        finally:
+            library.close()
     finally:
         worker.terminate()
         worker.wait(timeout=60)

@@ -1,0 +1,93 @@
+"""One routed batch, items handled one by one: a bad item never stops or taints the rest."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from broker import Sighting, TokenState
+from broker._errors import StateInvalid
+from broker._item_loop import Outbox, Read, run_items
+from broker._poison import INTERNAL_ERROR, AttemptCounts, guarded
+from broker._routed import ItemKind, RoutedItem
+from broker._state_cache import StateBatch, StateCache
+from schemas import EventType
+
+T0 = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def _item(n: int) -> RoutedItem:
+    sighting = Sighting(f"ev-{n}", "E08000001", f"r{n}", EventType.ADDRESS_CHANGE, T0, 1)
+    return RoutedItem(ItemKind.EVENT, ("shared", f"own-{n}"), f"fed.events.X/0/{n}", T0, sighting)
+
+
+def _run(items: list[RoutedItem], handle: Callable[..., None]):  # type: ignore[no-untyped-def]
+    table: dict[str, bytes | None] = {}
+    rejected: list[tuple[str, str]] = []
+
+    async def persist(coords: str, count: int | None) -> None:
+        return None
+
+    attempts = AttemptCounts.of(persist, {})
+
+    async def nosleep(_: float) -> None:
+        return None
+
+    def guard(coords: str, origin: str, work: Callable[[], Awaitable[None]],
+              event_id: str | None) -> Awaitable[None]:  # fmt: skip
+        async def refuse(reason: str) -> None:
+            rejected.append((origin, reason))
+
+        return guarded(coords, "match", work, attempts=attempts, reject=refuse,
+                       count_failure=lambda s, e: None, sleep=nosleep)  # fmt: skip
+
+    batch = StateBatch(table, StateCache())
+    out, succeeded = asyncio.run(
+        run_items(
+            items, "fed.broker.routed/0/9", batch, handle=handle, tick=lambda: None, guard=guard
+        )  # fmt: skip
+    )
+    written = batch.flush()
+    states = {k: TokenState.from_bytes(v) for k, v in table.items() if v}
+    return out, succeeded, written, states, rejected
+
+
+def _adding(fail: dict[str, BaseException]) -> Callable[..., None]:
+    """Adds the sighting under each token, then fails (after touching state) if told to."""
+
+    def handle(item: RoutedItem, staged: dict[str, TokenState], read: Read, out: Outbox) -> None:
+        assert item.sighting is not None
+        for token in item.tokens:
+            held = staged[token] if token in staged else read(token)
+            staged[token] = (held or TokenState()).add(item.sighting)
+            out.sends.append(("topic", item.sighting.event_id.encode(), token.encode()))
+        if item.sighting.event_id in fail:
+            raise fail[item.sighting.event_id]
+
+    return handle
+
+
+def test_a_bug_in_one_item_is_quarantined_and_leaves_nothing_behind():
+    items = [_item(n) for n in range(5)]
+    out, succeeded, written, states, rejected = _run(items, _adding({"ev-2": KeyError("bug")}))
+    assert succeeded == 4
+    assert rejected == [("fed.events.X/0/2", INTERNAL_ERROR)]  # after its attempts
+    assert [s.event_id for s in states["shared"].sightings] == ["ev-0", "ev-1", "ev-3", "ev-4"]
+    assert "own-2" not in states  # its half-done state was discarded
+    assert b"ev-2" not in {key for _, key, _ in out.sends}
+    # one read and one write per token for the whole batch: 1 shared + 4 own
+    assert written == 5
+
+
+def test_a_refused_item_is_rejected_at_once_with_its_reason_and_the_rest_go_on():
+    items = [_item(n) for n in range(3)]
+    out, succeeded, _, states, rejected = _run(items, _adding({"ev-0": StateInvalid("x")}))
+    assert succeeded == 2 and rejected == [("fed.events.X/0/0", "state-invalid")]
+    assert [s.event_id for s in states["shared"].sightings] == ["ev-1", "ev-2"]
+
+
+def test_effects_keep_source_order_across_the_batch():
+    items = [_item(n) for n in range(4)]
+    out, *_ = _run(items, _adding({}))
+    assert [key for _, key, _ in out.sends][::2] == [b"ev-0", b"ev-1", b"ev-2", b"ev-3"]

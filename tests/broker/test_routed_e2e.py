@@ -1,0 +1,84 @@
+"""Batched routing through real Kafka: at most one routed message per event (issue 15).
+
+Two councils publish forty people's records before a worker starts; the worker
+drains them. Every (event, token) step the per-token design sent as its own
+message arrives inside routed batches, at most one routed message per event,
+every one of them binary Avro that decodes, and the token-state changelog holds
+fewer records than (event, token) steps: each token written once per batch.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from broker._routed import BATCH_KEY, TICK_KEY, ItemKind, decode_batch, partition_for
+from fedbroker import read_to_end
+from schemas import CitizenEvent, Codec
+from tests.broker.test_app_e2e import _write
+from tests.broker.workers import settled, start_worker
+from tests.connectors.conftest import COUNCILS, read_topic, run_connector
+from tests.wire import body_of, read_notifications
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+A, B = COUNCILS[0], COUNCILS[1]
+DAY0 = date.today() - timedelta(days=20)
+PEOPLE = 40
+NAMES = ["Maya", "Tom", "Aisha", "Owen", "Priya", "Liam", "Zara", "Ewan"]
+SURNAMES = ["Okafor", "Hallworth", "Begum", "Price", "Shah"]
+
+
+def _row(n: int, council: str, event: str, when: date) -> dict[str, str]:
+    return {"ref": f"p{n}@{council}", "forename": NAMES[n % len(NAMES)],
+            "surname": f"{SURNAMES[n % len(SURNAMES)]}-{n}", "dob": f"{1 + n % 28:02d}/03/1980",
+            "postcode": "M1 1AE", "address_1": f"{n} Piccadilly", "uprn": "", "nhs_no": "",
+            "ni_number": "", "event": event, "event_date": when.isoformat()}  # fmt: skip
+
+
+def test_at_most_one_routed_message_per_event_and_one_state_write_per_token_per_batch(
+    council_factory, kafka_bootstrap, federation, topic_factory, tmp_path
+):
+    prefix = topic_factory("fed")
+    a, b = council_factory(A, prefix=prefix), council_factory(B, prefix=prefix)
+    _write(a.inbox, [_row(n, A, "CT_CLOSE", DAY0) for n in range(PEOPLE)])
+    _write(b.inbox, [_row(n, B, "MOVE", DAY0 + timedelta(days=3)) for n in range(PEOPLE)])
+    run_connector(a, "--once")
+    run_connector(b, "--once")
+    codec = Codec()
+    events = [body_of(codec, v, CitizenEvent) for t in (a.events_topic, b.events_topic)
+              for _, v in read_topic(kafka_bootstrap, t)]  # fmt: skip
+    assert len(events) == 2 * PEOPLE
+    group = topic_factory("broker")
+    worker = start_worker(kafka_bootstrap, federation, group=group, prefix=prefix,
+                          data_dir=tmp_path / "broker", log=tmp_path / "worker.log",
+                          options=["--partitions", "3"])  # fmt: skip
+    try:
+        settled(kafka_bootstrap, group, prefix)
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+
+    routed = read_to_end(kafka_bootstrap, f"{prefix}.broker.routed")
+    batches = [r for r in routed if r.key == BATCH_KEY]
+    assert all(r.key in (BATCH_KEY, TICK_KEY) for r in routed)
+    assert 0 < len(batches) <= len(events)
+    steps = {(e.event_id, t.key()) for e in events for t in (*e.tokens, *e.blocking_tokens)}
+    delivered = set()
+    for record in batches:
+        assert record.value is not None and not record.value.startswith(b"{")
+        for item in decode_batch(record.value):
+            partition = record.partition
+            if item.kind is ItemKind.EVENT:
+                assert item.sighting is not None
+                for token in item.tokens:
+                    assert partition_for(token, 3) == partition  # the app's own hash
+                    delivered.add((item.sighting.event_id, token))
+    assert delivered == steps  # every (event, token) step arrived, each in its partition
+    changelog = read_topic(kafka_bootstrap, f"{group}-token-state-changelog")
+    assert 0 < len(changelog) < len(steps)
+
+    notified = read_notifications(kafka_bootstrap, prefix, federation.load())
+    assert notified, "the batched path still decides and notifies"
