@@ -41,6 +41,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.transports import TransportT
 
+from broker._producer import IdempotentProducer
+
 __all__ = ["StallFreeApp", "StallFreeConsumer", "StallFreeTransport", "uncommitted"]
 
 logger = logging.getLogger(__name__)
@@ -110,13 +112,14 @@ class StallFreeConsumer(faust_aiokafka.Consumer):
 
 
 class StallFreeTransport(faust_aiokafka.Transport):
-    """The aiokafka transport, building ``StallFreeConsumer``."""
+    """The aiokafka transport, building ``StallFreeConsumer`` and ``IdempotentProducer``."""
 
     Consumer = StallFreeConsumer
+    Producer = IdempotentProducer
 
 
 class StallFreeApp(faust.App):
-    """A ``faust.App`` whose consumer is a ``StallFreeConsumer`` (the producer is unchanged)."""
+    """A ``faust.App`` whose consumer is a ``StallFreeConsumer`` and producer idempotent."""
 
     def _new_transport(self) -> TransportT:
         return StallFreeTransport(self.conf.broker_consumer, self)

@@ -137,3 +137,17 @@ def test_a_never_committed_partition_is_read_again_from_its_start():
 
 def test_uncommitted_means_absent_or_zero():
     assert uncommitted({"a": None, "b": 0, "c": 5}) == ["a", "b"]
+
+
+def test_the_workers_producer_is_idempotent_outside_transactions_too():
+    """A retried send after a leader failover must not write a record twice (issue 13 item 5)."""
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    from broker._consumer import StallFreeApp
+
+    app = StallFreeApp("idempotence-check", broker="kafka://127.0.0.1:9")
+    extra = app.producer._settings_extra()  # noqa: SLF001 - what aiokafka is given
+    assert extra["enable_idempotence"] is True
+    assert extra["acks"] == "all"
+    plain = faust_aiokafka.Producer(faust_aiokafka.Transport(["kafka://127.0.0.1:9"], app))
+    assert "enable_idempotence" not in plain._settings_extra(), "Faust's own default changed"  # noqa: SLF001

@@ -61,17 +61,9 @@ pytestmark = [
     pytest.mark.kafka,
     pytest.mark.slow,
     pytest.mark.timeout(900),
-    # Passed in 1 of 2 full runs. In the other a leader kill made the worker's Faust
-    # producer retry a batch on the audit topic ("Got error produce response on
-    # <prefix>.audit ... NotLeaderForPartitionError, retrying"): Faust's producer is
-    # idempotent only under exactly_once, so the retry appended the same checkpointed
-    # record twice and `audit verify` failed ("duplicated at seq 8 ... after seq 10").
-    # A defect in the broker, not in the test: enable the idempotent producer for
-    # the worker (broker/app.py), then remove this skip.
-    pytest.mark.skip(
-        reason="broker's non-idempotent Faust producer duplicates audit "
-        "records on a leader failover (see the comment above)"
-    ),
+    # A leader failover once made the worker's producer retry a write to the audit
+    # topic and append one record twice; the worker's producer is idempotent now
+    # (broker/_producer.py).
 ]
 
 PORT = 29450  # nodes on 29450-29452, controllers on 30450-30452
