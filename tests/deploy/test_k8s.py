@@ -117,8 +117,11 @@ def test_every_topic_the_federation_uses_has_a_kafkatopic_and_no_other(generator
     assert all(d["spec"]["replicas"] == 3 and d["spec"]["config"]["min.insync.replicas"] == 2
                for d in declared.values())  # fmt: skip
     # The broker's own topic names, as its code spells them (a rename must reach here).
-    source = (REPO / "broker" / "app.py").read_text()
-    for suffix in (".broker.matches", ".broker.routed", ".audit", ".rejected"):
+    from broker._topics import ROUTED_SUFFIX
+
+    assert f"{prefix}.{ROUTED_SUFFIX}" in declared
+    source = (REPO / "broker" / "_topics.py").read_text()
+    for suffix in (".broker.matches", ".audit", ".rejected"):
         assert f'{{prefix}}{suffix}"' in source, suffix
 
 
