@@ -27,21 +27,30 @@ forgets any offset it believed committed there. Re-reading is safe: effects
 are idempotent (audit chains append a decision once, notification ids are
 deterministic). ``StallFreeApp`` is a ``faust.App`` whose consumer transport
 builds it. Remove both once faust-streaming and aiokafka release the fixes.
+
+A third fault showed under kill -9 (``broker._read_heads`` tells it): records
+fetched before a seek are handed out after it, Faust then drops the records it
+fetches again from the committed offset, and commits over the hole. The
+consumer keeps a ``ReadHeads``: after each seek, Faust takes the record at
+the sought offset whatever its read offset says, and a partition whose acks do
+not start at its committed offset is read again from there, never committed
+past.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Set
 from typing import Any
 
 import faust
 from faust.transport.consumer import ensure_TP
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP
+from faust.types import TP, Message
 from faust.types.transports import TransportT
 
 from broker._producer import IdempotentProducer
+from broker._read_heads import ReadHeads
 
 __all__ = ["StallFreeApp", "StallFreeConsumer", "StallFreeTransport", "uncommitted"]
 
@@ -60,12 +69,22 @@ def uncommitted(committed: Mapping[Any, int | None]) -> list[Any]:
 class StallFreeConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with faust-streaming#316 and aiokafka#1003 worked around."""
 
+    @property
+    def heads(self) -> ReadHeads[TP]:
+        """Where each input partition must be read from next (made on first use:
+        Faust builds consumers through its own constructor)."""
+        heads: ReadHeads[TP] | None = self.__dict__.get("_heads")
+        if heads is None:
+            heads = self.__dict__["_heads"] = ReadHeads()
+        return heads
+
     async def perform_seek(self) -> None:
         """Seek every partition to its committed offset, and the never-committed to the start.
 
         Upstream's version leaves a never-committed partition at the position
         its last (dropped) fetch reached, and keeps whatever offset it once
-        believed committed there.
+        believed committed there. Each input partition's head is then awaited
+        (``ReadHeads``).
         """
         committed = await self.seek_to_committed()
         absent = uncommitted(committed)
@@ -74,10 +93,60 @@ class StallFreeConsumer(faust_aiokafka.Consumer):
                 await self._thread.seek_to_beginning(*absent)
             logger.info("%d partitions without a committed offset read from the start",
                         len(absent))  # fmt: skip
+        changelogs = self.app.tables.changelog_topics
+        inputs = [ensure_TP(tp) for tp in committed if tp.topic not in changelogs]
+        earliest = await self.earliest_offsets(*inputs) if inputs else {}
         for tp, offset in committed.items():
             key = ensure_TP(tp)
             self._read_offset[key] = offset if offset else None
             self._committed_offset[key] = offset if offset else None
+            if key not in earliest:
+                continue
+            if offset:  # sought exactly (below the log's start: from its start)
+                self.heads.sought(key, max(offset, earliest[key]))
+            else:  # reset lazily, maybe to a commit made meanwhile: no head to await
+                self.heads.committed(key, earliest[key])
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        """Faust's fetch; when a sought partition's head arrives, Faust takes it.
+
+        Records fetched before a seek may still be handed out after it and move
+        Faust's read offset past the head; the head would then be dropped as
+        already read. Clearing the read offset as it arrives lets it through.
+        """
+        async for tp, message in super().getmany(timeout):
+            if self.heads.arrived(tp, message.offset):
+                self._read_offset[tp] = None
+            yield tp, message
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """Faust's next offset to commit, unless the acks skip the head: then none.
+
+        A partition whose acks start above its committed offset had records
+        dropped; ``_commit_tps`` sends it back to read them again.
+        """
+        if self.heads.skipped(tp, self._acked[tp]) is not None:
+            return None
+        offset: int | None = super()._new_offset(tp)
+        return offset
+
+    async def _commit_tps(self, tps: Iterable[TP], start_new_transaction: bool) -> bool:
+        """Commit what can be; read again from its head any partition with a hole."""
+        tps = list(tps)
+        did_commit: bool = await super()._commit_tps(tps, start_new_transaction)
+        assignment = self.assignment()
+        for tp in tps:
+            head = self.heads.skipped(tp, self._acked[tp])
+            if head is not None and tp in assignment:
+                logger.warning("records of %s/%d after offset %d were dropped; reading again",
+                               tp.topic, tp.partition, head)  # fmt: skip
+                await self.seek(tp, head)
+                self.heads.sought(tp, head)
+        return did_commit
+
+    async def on_partitions_revoked(self, revoked: Set[TP]) -> None:
+        self.heads.forget(revoked)
+        await super().on_partitions_revoked(revoked)
 
     async def _commit_offsets(
         self, offsets: Mapping[TP, int], start_new_transaction: bool = True
@@ -104,6 +173,8 @@ class StallFreeConsumer(faust_aiokafka.Consumer):
         if did_commit:
             self.app.tables.on_commit(committable)
             self._committed_offset.update(committable)
+            for tp, offset in committable.items():
+                self.heads.committed(tp, offset)
             self.app.monitor.on_tp_commit(committable)
         else:
             logger.warning("Kafka refused a commit of %d partitions; they stay uncommitted",

@@ -14,8 +14,10 @@ from typing import Any
 from aiokafka import TopicPartition as AioTP
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
+from intervaltree import IntervalTree
 
 from broker._consumer import StallFreeConsumer, uncommitted
+from broker._read_heads import ReadHeads
 
 EVENTS = TP("fed.events.E08000001", 0)
 
@@ -35,6 +37,8 @@ class _Stand:
         self.accepted, self.in_transaction = accepted, False
         self._committed_offset: defaultdict[TP, int | None] = defaultdict(lambda: None)
         self._read_offset: defaultdict[TP, int | None] = defaultdict(lambda: None)
+        self.heads: ReadHeads[TP] = ReadHeads()
+        self.earliest: dict[TP, int] = {}
         self.sought_to_beginning: list[Any] = []
         self.log = _Log()
         monitor, flushed, on_commit = _Monitor(), [], []
@@ -50,6 +54,8 @@ class _Stand:
                     flushed.append(1)
 
             class tables:  # noqa: N801
+                changelog_topics: frozenset[str] = frozenset()
+
                 @staticmethod
                 def on_commit(offsets: dict[TP, int]) -> None:
                     on_commit.append(offsets)
@@ -73,6 +79,9 @@ class _Stand:
 
     async def seek_to_committed(self) -> dict[Any, int | None]:
         return self._committed_map
+
+    async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
+        return {tp: self.earliest.get(tp, 0) for tp in partitions}
 
 
 class _Log:
@@ -151,3 +160,56 @@ def test_the_workers_producer_is_idempotent_outside_transactions_too():
     assert extra["acks"] == "all"
     plain = faust_aiokafka.Producer(faust_aiokafka.Transport(["kafka://127.0.0.1:9"], app))
     assert "enable_idempotence" not in plain._settings_extra(), "Faust's own default changed"  # noqa: SLF001
+
+
+class _Offsets(StallFreeConsumer):
+    """A consumer holding only the ack bookkeeping ``_new_offset`` reads."""
+
+    def __init__(self, committed: int | None, acked: list[int]) -> None:  # no Faust service set-up
+        self._committed_offset = defaultdict(lambda: None, {EVENTS: committed})
+        self._acked = defaultdict(list, {EVENTS: list(acked)})
+        self._acked_index = defaultdict(set, {EVENTS: set(acked)})
+        self._gap = defaultdict(IntervalTree)
+        if committed is not None:
+            self.heads.sought(EVENTS, committed)
+
+
+def test_upstream_commits_over_a_hole_of_one_message():
+    """Offset 5 was dropped after a seek; faust 0.15.3 commits 8 and 5 is never read."""
+    stand = _Offsets(committed=5, acked=[6, 7])
+    assert FaustConsumer._new_offset(stand, EVENTS) == 8
+
+
+def test_a_hole_at_the_head_is_never_committed_over():
+    assert _Offsets(committed=5, acked=[6, 7])._new_offset(EVENTS) is None
+    assert _Offsets(committed=5, acked=[5, 6, 7])._new_offset(EVENTS) == 8
+
+
+def test_the_head_of_a_sought_partition_is_recognised_once():
+    heads: ReadHeads[str] = ReadHeads()
+    heads.sought("p", 5)
+    assert heads.awaited("p") == 5
+    assert [o for o in (7, 8, 5, 6, 5) if heads.arrived("p", o)] == [5]
+    assert heads.awaited("p") is None
+
+
+def test_acks_above_the_committed_offset_send_the_partition_back_to_it():
+    heads: ReadHeads[str] = ReadHeads()
+    assert heads.skipped("p", [6]) is None  # nothing known: Faust's own rule
+    heads.sought("p", 5)
+    assert heads.skipped("p", [6, 7]) == 5
+    assert heads.skipped("p", [5, 6]) is None
+    assert heads.skipped("p", []) is None
+    heads.committed("p", 8)
+    assert heads.skipped("p", [9]) == 8
+    heads.forget(["p"])
+    assert heads.skipped("p", [9]) is None and heads.awaited("p") is None
+
+
+def test_each_input_partitions_head_is_its_committed_offset_or_the_logs_start():
+    stale, kept, trimmed = (AioTP(EVENTS.topic, n) for n in range(3))
+    stand = _Stand(accepted=True, committed={stale: None, kept: 4, trimmed: 2})
+    stand.earliest = {TP(EVENTS.topic, 0): 0, TP(EVENTS.topic, 2): 9}
+    asyncio.run(StallFreeConsumer.perform_seek(stand))
+    assert [stand.heads.awaited(TP(EVENTS.topic, n)) for n in range(3)] == [None, 4, 9]
+    assert stand.heads.skipped(TP(EVENTS.topic, 0), [3]) == 0  # a reset may land on a later commit
