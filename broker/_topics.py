@@ -56,11 +56,15 @@ def declare_topics(
     """Create (if missing) and declare every topic a worker uses; returns the handles."""
     sources = [f"{prefix}.{role}.{gss}" for gss in councils for role in ("events", "consent")]
     attempts = f"{prefix}.broker.attempts"
+    routed = f"{prefix}.{ROUTED_SUFFIX}"
     notify = {s: notify_topic(prefix, s) for s in services}
+    # The routed topic too, though Faust would declare it: a worker that joined
+    # before it was in the brokers' metadata ignored it and never consumed it
+    # (nor anything else: the demo's broker sat idle for its whole run).
     ensure_topics(
         bootstrap,
-        sources + [f"{prefix}.rejected", f"{prefix}.audit", f"{prefix}.broker.matches", attempts]
-        + list(notify.values()),
+        sources + [routed, f"{prefix}.rejected", f"{prefix}.audit", f"{prefix}.broker.matches",
+                   attempts] + list(notify.values()),
         partitions=partitions,
         replication=replication,
         security=security,
@@ -70,9 +74,7 @@ def declare_topics(
     )  # fmt: skip
     return BrokerTopics(
         sources=app.topic(*sources, **_RAW),
-        routed=app.topic(
-            f"{prefix}.{ROUTED_SUFFIX}", partitions=partitions, internal=True, **_RAW
-        ),  # fmt: skip
+        routed=app.topic(routed, partitions=partitions, internal=True, **_RAW),
         rejected=app.topic(f"{prefix}.rejected", **_RAW),
         audit=app.topic(f"{prefix}.audit", **_RAW),
         matches=app.topic(f"{prefix}.broker.matches", **_RAW),
