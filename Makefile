@@ -31,8 +31,14 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Two pytest-xdist workers share one Kafka started here (tests/conftest.py groups
+# the tests); it is stopped again whatever the tests' outcome.
+TEST_KAFKA_PORT := 29092
 test: lint services
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/fedbroker kafka up --port $(TEST_KAFKA_PORT) --fresh
+	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(TEST_KAFKA_PORT) $(BIN)/pytest -n 2 --dist loadgroup \
+	  $(PYTEST_ARGS); status=$$?; $(BIN)/fedbroker kafka down --port $(TEST_KAFKA_PORT); \
+	  exit $$status
 
 test-fast: install
 	$(BIN)/pytest -m "not kafka and not postgres and not slow" $(PYTEST_ARGS)

@@ -1,4 +1,12 @@
-"""Session-wide fixtures: one real Kafka broker for the whole run, unique names per test."""
+"""Session-wide fixtures: one real Kafka broker for the whole run, unique names per test.
+
+``make test`` runs the suite on two pytest-xdist workers (``--dist loadgroup``)
+sharing one Kafka it started. ``pytest_collection_modifyitems`` keeps each
+module on one worker (module fixtures start clusters on fixed ports), sends the
+tests that read the one quickstart demo, and those that run three Kafka nodes,
+to one worker each, and puts the slow tests first so the two workers finish
+together.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,49 @@ from tests.demo_run import DemoRun, run_quickstart_demo
 from tests.kafka_fixtures import kafka_bootstrap_servers, unique_name
 
 REPO = Path(__file__).resolve().parent.parent
+
+#: Modules that each start three Kafka nodes: one at a time on a two-core machine.
+THREE_NODES = frozenset({
+    "tests/fedbroker/test_three_node_faults.py",
+    "tests/fedbroker/test_secure_replication.py",
+    "tests/fedbroker/test_localkafka.py",
+})  # fmt: skip
+
+
+def _group(item: pytest.Item) -> str:
+    module = item.nodeid.split("::", 1)[0]
+    if "quickstart_demo" in getattr(item, "fixturenames", ()):
+        return "quickstart-demo"
+    if module in THREE_NODES:
+        return "three-kafka-nodes"
+    return module
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group tests for pytest-xdist's ``loadgroup`` and run the slow ones first.
+
+    Runs before xdist's own hook, which turns ``xdist_group`` marks into work units.
+    """
+    groups: dict[str, str] = {}
+    for item in items:
+        mark = item.get_closest_marker("xdist_group")
+        if mark is None:
+            item.add_marker(pytest.mark.xdist_group(_group(item)))
+            groups[item.nodeid] = _group(item)
+        else:
+            groups[item.nodeid] = str(mark.args[0] if mark.args else mark.kwargs.get("name"))
+    first: dict[str, int] = {}
+    slow: set[str] = set()
+    for index, item in enumerate(items):
+        group = groups[item.nodeid]
+        first.setdefault(group, index)
+        if item.get_closest_marker("slow") is not None:
+            slow.add(group)
+    # each group stays together (its module fixtures are set up once), slow groups first
+    order = {item.nodeid: index for index, item in enumerate(items)}
+    items.sort(key=lambda i: (groups[i.nodeid] not in slow, first[groups[i.nodeid]],
+                              order[i.nodeid]))  # fmt: skip
 
 
 @pytest.fixture(scope="session")
