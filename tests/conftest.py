@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.demo_run import DemoRun, run_quickstart_demo
+from tests.demo_run import DemoRun, run_quickstart_demo, shared_quickstart_demo
 from tests.kafka_fixtures import kafka_bootstrap_servers, unique_name
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,10 +84,15 @@ def topic_factory() -> Callable[[str], str]:
 
 
 @pytest.fixture(scope="session")
-def quickstart_demo(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+def quickstart_demo(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, worker_id: str
+) -> DemoRun:
     """The README's ``fedbroker demo`` line, run once for every test that reads a whole demo.
 
     Tests that use it need a timeout of at least ``tests.demo_run.DEMO_TIMEOUT_S``:
-    the first of them to run pays for the demo.
+    the first of them to run pays for the demo. Under pytest-xdist the workers'
+    temporary folders share a parent, where the one run is kept for all of them.
     """
-    return run_quickstart_demo(kafka_bootstrap, tmp_path_factory.mktemp("quickstart-demo"))
+    if worker_id == "master":  # not distributed
+        return run_quickstart_demo(kafka_bootstrap, tmp_path_factory.mktemp("quickstart-demo"))
+    return shared_quickstart_demo(kafka_bootstrap, tmp_path_factory.getbasetemp().parent)

@@ -12,11 +12,13 @@ broker killed, a signal) still start their own.
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -78,3 +80,21 @@ def run_quickstart_demo(bootstrap: str, root: Path) -> DemoRun:
         text=True, check=False, timeout=DEMO_TIMEOUT_S, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     return DemoRun(command, result.returncode, result.stdout, result.stderr, home)
+
+
+def shared_quickstart_demo(bootstrap: str, shared: Path) -> DemoRun:
+    """The quick start's demo, run once in ``shared`` for every pytest-xdist worker.
+
+    The first worker to ask runs it under an exclusive lock and leaves its
+    result beside it; the others wait on the lock and read that result, so one
+    demo serves the whole session wherever its tests were scheduled.
+    """
+    lock, result = shared / "quickstart-demo.lock", shared / "quickstart-demo.json"
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        if result.exists():
+            saved = json.loads(result.read_text(encoding="utf-8"))
+            return DemoRun(**{**saved, "home": Path(saved["home"])})
+        run = run_quickstart_demo(bootstrap, shared / "quickstart-demo")
+        result.write_text(json.dumps({**asdict(run), "home": str(run.home)}), encoding="utf-8")
+        return run

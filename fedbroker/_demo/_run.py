@@ -23,6 +23,7 @@ from types import FrameType
 from typing import TextIO
 
 from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
 
 from connectors import load_config, open_connector
 from fedbroker._demo._access import DemoKafka, broker_app_id
@@ -192,15 +193,28 @@ def _start_connectors(run: _Run) -> None:
         run.threads.append(thread)
 
 
+def group_stable(admin: KafkaAdminClient, group: str) -> bool:
+    """Whether ``group`` has formed; a group coordinator still loading means "not yet".
+
+    A Kafka started a moment before answers ``CoordinatorLoadInProgress`` while
+    it loads ``__consumer_offsets``; the demo died on that once.
+    """
+    try:
+        groups = admin.list_groups()
+    except KafkaError as exc:
+        if not exc.retriable:
+            raise
+        return False
+    return any(g["group_id"] == group and g["group_state"] == "Stable" for g in groups)
+
+
 def _wait_for_broker(run: _Run, group: str, timeout_s: float) -> None:
     """Feed nothing until the broker's group exists, so latencies measure the pipeline,
     not the worker's start-up."""
     admin = KafkaAdminClient(bootstrap_servers=run.observer.bootstrap, **run.observer.client)
     try:
         deadline = time.monotonic() + timeout_s
-        while not any(
-            g["group_id"] == group and g["group_state"] == "Stable" for g in admin.list_groups()
-        ):
+        while not group_stable(admin, group):
             if time.monotonic() > deadline:
                 raise _ComponentDied(f"broker (no consumer group after {timeout_s:.0f}s)")
             run.tick("starting")
