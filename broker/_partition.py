@@ -246,8 +246,13 @@ class PartitionCore:
                         cascade.setdefault(other, set()).add(sighting.event_id)
         audit = []
         if removed or not forget:
+            # The record's council is in the id: record ids are the councils' own
+            # (the broker cannot recompute them), so another council's erasure
+            # under the same id must not pass for a replay of this one.
             erasure = chain.append_erasure(
-                f"era-{record.record_id}-{token[-12:]}", tuple(sorted(subject)), now
+                f"era-{record.council}-{record.record_id}-{token[-12:]}",
+                tuple(sorted(subject)),
+                now,
             )
             if erasure.record_hash:  # a chain that knows the id links nothing (OnceChain)
                 audit.append(erasure)

@@ -9,6 +9,7 @@ restarted worker's chain is rebuilt by ``recover_chain`` from the topic.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from broker import Matcher, Sighting
@@ -153,3 +154,16 @@ def test_a_repeated_erasure_is_audited_once(federation):
     assert again.audit == []
     key = directory.member("broker").signing_key
     assert verify_audit([*topic, *first.audit, *again.audit], key).ok
+
+
+def test_another_councils_erasure_under_the_same_record_id_is_audited_too(federation):
+    """Record ids are the councils' own: one council cannot pass for another's replay."""
+    directory, core, token, sightings, state, topic, _ = _first_run(federation)
+    chain = _once(federation, None, topic)
+    record = _consent(federation, ConsentState.ERASURE_REQUESTED, "*")
+    first = core.on_consent(token, record, state, None, chain, NOW)
+    other = replace(record, council=TO)  # same record id, another council
+    second = core.on_consent(token, other, state, None, chain, NOW)
+    assert [r.kind for r in first.audit] == [AuditKind.ERASURE]
+    assert [r.kind for r in second.audit] == [AuditKind.ERASURE]
+    assert first.audit[0].decision_id != second.audit[0].decision_id
