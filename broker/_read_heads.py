@@ -24,7 +24,11 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-__all__ = ["ReadHeads"]
+__all__ = ["MAX_REREADS", "ReadHeads"]
+
+#: Reads of a partition from the same head before its hole is taken for offsets
+#: that hold no record (the consumer then passes over them, logging an error).
+MAX_REREADS = 5
 
 P = TypeVar("P")
 
@@ -35,6 +39,7 @@ class ReadHeads(Generic[P]):
 
     _awaited: dict[P, int] = field(default_factory=dict)
     _start: dict[P, int] = field(default_factory=dict)
+    _rereads: dict[P, tuple[int, int]] = field(default_factory=dict)
 
     def sought(self, partition: P, offset: int) -> None:
         """The consumer was sent to ``offset``: read from there, commit from there."""
@@ -67,8 +72,16 @@ class ReadHeads(Generic[P]):
             return None
         return start
 
+    def reread(self, partition: P, head: int) -> bool:
+        """Whether to read ``partition`` again from ``head``: at most ``MAX_REREADS`` times."""
+        last, count = self._rereads.get(partition, (head, 0))
+        count = count + 1 if last == head else 1
+        self._rereads[partition] = (head, count)
+        return count <= MAX_REREADS
+
     def forget(self, partitions: Iterable[P]) -> None:
         """Partitions revoked: what was known of them no longer holds."""
         for partition in partitions:
             self._awaited.pop(partition, None)
             self._start.pop(partition, None)
+            self._rereads.pop(partition, None)

@@ -17,7 +17,7 @@ from faust.types import TP
 from intervaltree import IntervalTree
 
 from broker._consumer import StallFreeConsumer, uncommitted
-from broker._read_heads import ReadHeads
+from broker._read_heads import MAX_REREADS, ReadHeads
 
 EVENTS = TP("fed.events.E08000001", 0)
 
@@ -213,3 +213,25 @@ def test_each_input_partitions_head_is_its_committed_offset_or_the_logs_start():
     asyncio.run(StallFreeConsumer.perform_seek(stand))
     assert [stand.heads.awaited(TP(EVENTS.topic, n)) for n in range(3)] == [None, 4, 9]
     assert stand.heads.skipped(TP(EVENTS.topic, 0), [3]) == 0  # a reset may land on a later commit
+
+
+def test_upstream_counts_offsets_it_never_saw_as_done():
+    """Records 6 and 7 lost between fetch and agent: Faust fills the jump from 5 to 8."""
+    stand = _Offsets(committed=5, acked=[5, 8])
+    asyncio.run(FaustConsumer._add_gap(stand, EVENTS, 6, 7))
+    assert FaustConsumer._new_offset(stand, EVENTS) == 9  # 6 and 7 never processed
+
+
+def test_a_jump_in_offsets_stays_a_hole_that_is_read_again():
+    stand = _Offsets(committed=5, acked=[5, 8])
+    asyncio.run(stand._add_gap(EVENTS, 6, 7))
+    assert stand._new_offset(EVENTS) == 6  # 5 is done; 6 and 7 are not
+    stand.heads.committed(EVENTS, 6)
+    assert stand.heads.skipped(EVENTS, stand._acked[EVENTS]) == 6
+
+
+def test_a_hole_is_read_again_a_bounded_number_of_times():
+    heads: ReadHeads[str] = ReadHeads()
+    assert all(heads.reread("p", 6) for _ in range(MAX_REREADS))
+    assert not heads.reread("p", 6)  # offsets that hold no record: passed over
+    assert heads.reread("p", 9), "a new hole starts a new count"
