@@ -161,8 +161,9 @@ def one_run(
         "drain_s": round(done - published, 1),
         "connector_failures": sum(1 for c in codes if c != 0),
         "workers_crashed": len(crashed),
+        "crash_codes": [workers[i].returncode for i in crashed],
     }
-    if late:
+    if late or crashed:  # kept to be read: a worker that died, or a partition left behind
         keep = Path(tempfile.gettempdir()) / f"stall-logs-{prefix}"
         for log in folder.glob("worker-*.log"):
             keep.mkdir(exist_ok=True)

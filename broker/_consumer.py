@@ -44,6 +44,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Set
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError, KafkaError  # type: ignore[import-untyped]
 from faust.transport.consumer import ensure_TP
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
@@ -95,7 +96,11 @@ class StallFreeConsumer(faust_aiokafka.Consumer):
                         len(absent))  # fmt: skip
         changelogs = self.app.tables.changelog_topics
         inputs = [ensure_TP(tp) for tp in committed if tp.topic not in changelogs]
-        earliest = await self.earliest_offsets(*inputs) if inputs else {}
+        try:
+            earliest = await self.earliest_offsets(*inputs) if inputs else {}
+        except (KafkaError, TimeoutError) as exc:  # moving again: the next seek sets the heads
+            logger.warning("log starts unknown (%s); heads not set", type(exc).__name__)
+            earliest = {}
         for tp, offset in committed.items():
             key = ensure_TP(tp)
             self._read_offset[key] = offset if offset else None
@@ -143,7 +148,10 @@ class StallFreeConsumer(faust_aiokafka.Consumer):
             if self.heads.reread(tp, head):
                 logger.warning("records of %s/%d after offset %d were dropped; reading again",
                                tp.topic, tp.partition, head)  # fmt: skip
-                await self.seek(tp, head)
+                try:
+                    await self.seek(tp, head)
+                except IllegalStateError:  # revoked meanwhile: its new owner reads from C
+                    continue
                 self.heads.sought(tp, head)
                 continue
             # Read again and again, still missing: offsets that hold no record

@@ -235,3 +235,17 @@ def test_a_hole_is_read_again_a_bounded_number_of_times():
     assert all(heads.reread("p", 6) for _ in range(MAX_REREADS))
     assert not heads.reread("p", 6)  # offsets that hold no record: passed over
     assert heads.reread("p", 9), "a new hole starts a new count"
+
+
+def test_a_seek_during_another_rebalance_sets_no_heads_and_does_not_crash_the_worker():
+    from aiokafka.errors import KafkaTimeoutError
+
+    stand = _Stand(accepted=True, committed={AioTP(EVENTS.topic, 0): 4})
+
+    async def unknown(*partitions: TP) -> dict[TP, int]:
+        raise KafkaTimeoutError()
+
+    stand.earliest_offsets = unknown  # type: ignore[method-assign]
+    asyncio.run(StallFreeConsumer.perform_seek(stand))
+    assert stand.heads.awaited(EVENTS) is None
+    assert stand._committed_offset[EVENTS] == 4
