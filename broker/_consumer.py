@@ -28,13 +28,14 @@ are idempotent (audit chains append a decision once, notification ids are
 deterministic). ``StallFreeApp`` is a ``faust.App`` whose consumer transport
 builds it. Remove both once faust-streaming and aiokafka release the fixes.
 
-A third fault showed under kill -9 (``broker._read_heads`` tells it): records
-fetched before a seek are handed out after it, Faust then drops the records it
-fetches again from the committed offset, and commits over the hole. The
-consumer keeps a ``ReadHeads``: after each seek, Faust takes the record at
-the sought offset whatever its read offset says, and a partition whose acks do
-not start at its committed offset is read again from there, never committed
-past.
+Two more faults showed under kill -9 (``broker._read_heads`` tells them):
+records fetched before a seek are handed out after it, Faust then drops the
+records it fetches again from the committed offset and commits over the hole;
+and Faust counts a jump in offsets as records done (``_add_gap``). The consumer
+keeps a ``ReadHeads``: after each seek, Faust takes the record at the sought
+offset whatever its read offset says, a jump stays a hole, and a partition
+whose acks do not start at its committed offset is read again from there,
+never committed past.
 """
 
 from __future__ import annotations

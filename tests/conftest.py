@@ -3,9 +3,9 @@
 ``make test`` runs the suite on two pytest-xdist workers (``--dist loadgroup``)
 sharing one Kafka it started. ``pytest_collection_modifyitems`` keeps each
 module on one worker (module fixtures start clusters on fixed ports), sends the
-tests that read the one quickstart demo, and those that run three Kafka nodes,
-to one worker each, and puts the slow tests first so the two workers finish
-together.
+modules that run three Kafka nodes to one worker, and puts the slow groups first
+so the two workers finish together. The one quickstart demo is shared across
+workers by ``quickstart_demo`` itself (``tests.demo_run.shared_quickstart_demo``).
 """
 
 from __future__ import annotations
@@ -30,38 +30,26 @@ THREE_NODES = frozenset({
 
 def _group(item: pytest.Item) -> str:
     module = item.nodeid.split("::", 1)[0]
-    if "quickstart_demo" in getattr(item, "fixturenames", ()):
-        return "quickstart-demo"
-    if module in THREE_NODES:
-        return "three-kafka-nodes"
-    return module
+    return "three-kafka-nodes" if module in THREE_NODES else module
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group tests for pytest-xdist's ``loadgroup`` and run the slow ones first.
+    """Group tests for pytest-xdist's ``loadgroup`` and run the slow groups first.
 
     Runs before xdist's own hook, which turns ``xdist_group`` marks into work units.
+    Each group stays together (its module fixtures are set up once).
     """
-    groups: dict[str, str] = {}
-    for item in items:
-        mark = item.get_closest_marker("xdist_group")
-        if mark is None:
-            item.add_marker(pytest.mark.xdist_group(_group(item)))
-            groups[item.nodeid] = _group(item)
-        else:
-            groups[item.nodeid] = str(mark.args[0] if mark.args else mark.kwargs.get("name"))
     first: dict[str, int] = {}
     slow: set[str] = set()
     for index, item in enumerate(items):
-        group = groups[item.nodeid]
+        group = _group(item)
+        item.add_marker(pytest.mark.xdist_group(group))
         first.setdefault(group, index)
         if item.get_closest_marker("slow") is not None:
             slow.add(group)
-    # each group stays together (its module fixtures are set up once), slow groups first
     order = {item.nodeid: index for index, item in enumerate(items)}
-    items.sort(key=lambda i: (groups[i.nodeid] not in slow, first[groups[i.nodeid]],
-                              order[i.nodeid]))  # fmt: skip
+    items.sort(key=lambda i: (_group(i) not in slow, first[_group(i)], order[i.nodeid]))
 
 
 @pytest.fixture(scope="session")
