@@ -15,6 +15,7 @@ from pathlib import Path
 from broker import Sighting
 from connectors import (
     InvalidIdentifier,
+    LinkageKey,
     Tokeniser,
     generate_federation,
     generate_linkage_key,
@@ -27,14 +28,17 @@ DEFAULT_PEOPLE = 3000
 
 
 def synthetic_federation_sightings(
-    *, seed: int, people: int = DEFAULT_PEOPLE
+    *, seed: int, people: int = DEFAULT_PEOPLE, key: LinkageKey | None = None
 ) -> tuple[list[Sighting], dict[str, str], str]:
-    """(sightings in publication order, event id -> person id, a label for the report)."""
+    """(sightings in publication order, event id -> person id, a label for the report).
+
+    ``key`` is the linkage key to encode under (default None: a fresh random one).
+    """
     with tempfile.TemporaryDirectory() as folder:
         synth = generate_federation(Path(folder), councils=3, people=people, seed=seed)
         mapping = load_mapping(synth.mapping)
         assert mapping.event_type is not None
-        tokeniser = Tokeniser([generate_linkage_key(1)])
+        tokeniser = Tokeniser([key or generate_linkage_key(1)])
         with synth.truth.open(newline="", encoding="utf-8") as handle:
             person_of = {row["ref"]: row["person_id"] for row in csv.DictReader(handle)}
         sightings: list[Sighting] = []
