@@ -39,7 +39,7 @@ KeyFunction = Callable[[Identity], list[tuple[str, str]]]
 MIN_COUNT = 3
 #: Domains whose key carries something of the surname (the attack labels only these).
 LEGACY_SURNAME_DOMAINS = frozenset({"sx-family+yob", "sx-names", "sx-family+dm"})
-SURNAME_DOMAINS = frozenset({"sx-family+dm", "sx-name+postcode"})
+SURNAME_DOMAINS = frozenset({"sx-name+dm", "sx-name+postcode"})
 
 
 def _soundex(name: str) -> str:

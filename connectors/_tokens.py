@@ -25,6 +25,8 @@ from consent import warn_if_exposed
 from schemas import LinkageToken
 
 __all__ = [
+    "LOCALITY_FIELDS",
+    "STREET_FIELDS",
     "LinkageKey",
     "Tokeniser",
     "Tokens",
@@ -123,35 +125,56 @@ def _anagram(code: str) -> str:
     return "".join(sorted(code.replace(" ", "")))
 
 
+#: ``identity.extra`` fields read as the street line and the locality of an
+#: address (docs/concepts/mapping.md): the first of each present feeds the
+#: ``street+locality`` key. A mapping that names them otherwise loses that key only.
+STREET_FIELDS = ("street",)
+LOCALITY_FIELDS = ("town", "suburb", "locality")
+
+
+def _first_extra(identity: Identity, names: Sequence[str]) -> str | None:
+    return next((identity.extra[n] for n in names if identity.extra.get(n)), None)
+
+
 def blocking_keys(identity: Identity) -> list[tuple[str, str]]:
     """Coarse keys (domain, clear value), each surviving a different kind of error.
 
-    Every key joins a name sound to a full date of birth or a full postcode,
-    so no key value is shared by more than a handful of people (a household).
-    Keys that were common (Soundex of the surname with the birth year, Soundex
-    of both names alone) gave the broker's operator a frequency table to align
-    with public name lists (``bench/privacy.py`` re-identified people through
-    them), so they are gone; docs/linkage.md has the measurement.
+    Every key joins a name sound to a full date of birth or a full postcode, or
+    is an address (a property, a street in a locality) with no name at all, so
+    no key value is shared by more than a handful of people (a household, a
+    street) and no count follows a surname's frequency. Keys that were common
+    (Soundex of the surname with the birth year, Soundex of both names alone)
+    gave the broker's operator a frequency table to align with public name
+    lists (``bench/privacy.py`` re-identified people through them), so they are
+    gone; docs/linkage.md has the measurement.
     """
     given, family, dob = identity.given_name, identity.family_name, identity.date_of_birth
     postcode = identity.postcode
-    keys = []
-    if given and dob:  # survives family-name changes and typos, and moves
-        keys.append(("sx-given+dob", f"{_soundex(given)}|{dob.isoformat()}"))
+    sounds = sorted({_soundex(n) for n in (given, family) if n})
+    keys: list[tuple[str, str]] = []
+    if dob:
+        # Each name's sound with the birth date, day and month unordered, all under
+        # one domain: survives the other name changed or misspelt, a move, names
+        # swapped between columns, and day and month transposed.
+        day_month = tuple(sorted((dob.day, dob.month)))
+        keys.extend(("sx-name+dm", f"{sound}|{dob.year}|{day_month}") for sound in sounds)
     if dob and postcode:  # survives name errors and swapped names for people who stayed put
         keys.append(("outward+dob", f"{_anagram(postcode_outward(postcode))}|{dob.isoformat()}"))
     if identity.uprn:  # a property, not a person: household members share it
         keys.append(("uprn", identity.uprn))
-    if family and dob:  # given-name typos and nicknames, transposed day and month, a move
-        day_month = tuple(sorted((dob.day, dob.month)))
-        keys.append(("sx-family+dm", f"{_soundex(family)}|{dob.year}|{day_month}"))
     if postcode:
         # A wrong or missing date of birth with one name wrong: each name's sound
         # with the full postcode, both under one domain so that given and family
         # names swapped between columns still meet.
         place = _anagram(postcode)
-        for name in sorted({_soundex(n) for n in (given, family) if n}):
-            keys.append(("sx-name+postcode", f"{name}|{place}"))
+        keys.extend(("sx-name+postcode", f"{sound}|{place}") for sound in sounds)
+    street = _first_extra(identity, STREET_FIELDS)
+    locality = _first_extra(identity, LOCALITY_FIELDS)
+    if street and locality:
+        # No name and no date: survives a missing date of birth with a wrong name
+        # and a corrupted postcode, for people who stayed put. A street, not a
+        # person, so its count says how many live there, nothing of their names.
+        keys.append(("street+locality", f"{_anagram(street)}|{_anagram(locality)}"))
     return keys
 
 

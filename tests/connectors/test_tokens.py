@@ -18,6 +18,7 @@ from connectors import (
     InvalidIdentifier,
     LinkageKey,
     Tokeniser,
+    blocking_keys,
     generate_federation,
     generate_linkage_key,
     load_linkage_keys,
@@ -165,3 +166,46 @@ def test_blocking_keys_stay_rare_a_shared_surname_alone_meets_nobody():
     neighbour = Identity(given_name="alice", family_name="smith", date_of_birth=date(1991, 7, 9),
                          postcode="M1 1ZZ")  # fmt: skip
     assert not _share_a_blocking_token(PERSON, neighbour)
+
+
+def test_blocking_survives_swapped_names_with_day_and_month_transposed_and_a_move():
+    """One ``sx-name+dm`` domain for both names: the family name in the given column still meets."""
+    moved = Identity(given_name="smith", family_name="rupert", date_of_birth=date(1980, 4, 3),
+                     postcode="LS2 9JT")  # fmt: skip
+    assert _share_a_blocking_token(PERSON, moved)
+
+
+def test_blocking_survives_no_date_a_wrong_name_and_a_wrong_postcode_on_the_same_street():
+    home = Identity(given_name="robert", family_name="smith", postcode="M1 1AE",
+                    extra={"street": "12 high street", "town": "salford"})  # fmt: skip
+    typed = Identity(given_name="bob", family_name="smyht", postcode="M1 1EE",
+                     extra={"street": "12 hgih street", "town": "salford"})  # fmt: skip
+    assert _share_a_blocking_token(home, typed)
+
+
+def test_street_locality_key_needs_both_and_takes_the_first_named_locality():
+    street = {"street": "12 high street"}
+    assert "street+locality" not in {d for d, _ in blocking_keys(Identity(extra=street))}
+    assert "street+locality" not in {
+        d for d, _ in blocking_keys(Identity(extra={"town": "salford"}))
+    }
+    both = dict(blocking_keys(Identity(extra={**street, "suburb": "eccles", "town": "salford"})))
+    assert both["street+locality"] == "12eeghhirstt|adflors"  # sorted characters; the town
+
+
+def test_street_locality_key_carries_no_name():
+    """An address key: the same for everyone on the street, whatever their names or birth."""
+    extra = {"street": "12 high street", "town": "salford"}
+    one = dict(blocking_keys(Identity(given_name="ann", family_name="lee", extra=extra)))
+    two = dict(blocking_keys(Identity(given_name="bo", family_name="kay", extra=extra)))
+    assert one["street+locality"] == two["street+locality"]
+
+
+def test_neighbours_on_one_street_with_other_names_share_only_the_street():
+    extra = {"street": "12 high street", "town": "salford"}
+    a = Identity(given_name="robert", family_name="smith", date_of_birth=date(1980, 3, 4),
+                 postcode="M1 1AE", extra=extra)  # fmt: skip
+    b = Identity(given_name="alice", family_name="jones", date_of_birth=date(1991, 7, 9),
+                 postcode="M1 1AE", extra=extra)  # fmt: skip
+    shared = set(blocking_keys(a)) & set(blocking_keys(b))
+    assert {d for d, _ in shared} == {"street+locality"}
