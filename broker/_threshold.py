@@ -27,8 +27,11 @@ Two refinements, both measured on FEBRL and the synthetic councils (docs/linkage
   pairs). Above that point, but never past ``DEFAULT_GAP_QUANTILE`` of the
   scores above it, the threshold moves to the middle of the first stretch
   where the observed histogram is empty (no score within 0.01):
-  where the data themselves say the two populations part. With no such
-  stretch (the populations overlap) the model's point stands.
+  where the data themselves say the two populations part. Its emptiness must
+  be evidence (``DEFAULT_GAP_EVIDENCE``): the sparse lower tail of the matches
+  has empty stretches by chance (FEBRL1: one at 0.57 cut true pairs at
+  0.55-0.57). With no such stretch (the populations overlap) the model's
+  point stands.
 
 Scores are held as a fixed-size ``ScoreHistogram``: constant memory, mergeable
 across workers, and a plain dict for a Faust table.
@@ -48,6 +51,7 @@ from broker._errors import StateInvalid
 from broker._similarity import DEFAULT_DICE_THRESHOLD, check_threshold
 
 __all__ = [
+    "DEFAULT_GAP_EVIDENCE",
     "DEFAULT_GAP_QUANTILE",
     "DEFAULT_HISTOGRAM_BINS",
     "DEFAULT_MAX_ITERATIONS",
@@ -69,6 +73,10 @@ DEFAULT_MAX_ITERATIONS = 500
 DEFAULT_TOLERANCE = 1e-10
 #: The gap search never cuts more than this share of the scores above the model's point.
 DEFAULT_GAP_QUANTILE = 0.05
+#: Scores the fitted mixture must expect near an empty stretch above the model's
+#: point for it to count as the gap: one expected to hold 10 is empty by chance
+#: once in 20,000 (Poisson). Measured: real gaps 25-100, chance ones 3-4.
+DEFAULT_GAP_EVIDENCE = 10.0
 # Starting point for the matches; the non-matches start at the prior.
 _START_MATCH_MEAN, _START_MATCH_SHARE, _START_SD = 0.9, 0.5, 0.1
 # Half-width, in bins, of the window in which the gap search counts scores.
@@ -187,11 +195,26 @@ def _moments(x: npt.NDArray[np.float64], w: npt.NDArray[np.float64]) -> tuple[fl
     return mean, var
 
 
-def _gap(counts: npt.NDArray[np.float64], low: int, high: int, window: int = _GAP_WINDOW) -> int:
+def _gap(
+    counts: npt.NDArray[np.float64],
+    expected: npt.NDArray[np.float64],
+    low: int,
+    high: int,
+    *,
+    evidence: float = DEFAULT_GAP_EVIDENCE,
+    window: int = _GAP_WINDOW,
+) -> int:
     """The middle of the first stretch of edges in [low, high] with no score near them.
 
-    ``low`` (the model's point) when there is no such stretch: where the two
-    populations overlap, the model's tails are the best guess there is.
+    Moving into a stretch that starts at ``low`` crosses no score, so it is
+    always taken. A later stretch is taken only where the fitted mixture
+    (``expected``: counts per bin) expected at least ``evidence`` scores near
+    it, so that its emptiness is evidence that the populations part there: the
+    sparse lower tail of the matches has empty stretches by chance (FEBRL1:
+    one at 0.57, expected to hold 3-4 scores, cut true pairs at 0.55-0.57;
+    the synthetic councils' gap was expected to hold 25-100). ``low`` (the
+    model's point) when there is no such stretch: where the two populations
+    overlap, the model's tails are the best guess there is.
     """
     bins = len(counts)
     cumulative = np.concatenate([[0.0], np.cumsum(counts)])
@@ -199,15 +222,17 @@ def _gap(counts: npt.NDArray[np.float64], low: int, high: int, window: int = _GA
     around = (
         cumulative[np.minimum(edges + window, bins)] - cumulative[np.maximum(edges - window, 0)]
     )
-    empty: list[int] = [int(e) for e in edges[around == 0]]
-    if not empty:
-        return low
-    stretch = [empty[0]]
-    for edge in empty[1:]:
-        if edge != stretch[-1] + 1:
-            break
-        stretch.append(edge)
-    return stretch[len(stretch) // 2]
+    stretches: list[list[int]] = []
+    for edge in (int(e) for e in edges[around == 0]):
+        if stretches and edge == stretches[-1][-1] + 1:
+            stretches[-1].append(edge)
+        else:
+            stretches.append([edge])
+    for stretch in stretches:
+        near = expected[max(stretch[0] - window, 0) : min(stretch[-1] + window, bins)]
+        if stretch[0] == low or float(near.sum()) >= evidence:
+            return stretch[len(stretch) // 2]
+    return low
 
 
 def fit_threshold(
@@ -217,6 +242,7 @@ def fit_threshold(
     min_scores: int = DEFAULT_MIN_SCORES,
     max_iterations: int = DEFAULT_MAX_ITERATIONS,
     gap_quantile: float = DEFAULT_GAP_QUANTILE,
+    gap_evidence: float = DEFAULT_GAP_EVIDENCE,
 ) -> ThresholdFit:
     """Fit a two-component Beta mixture to the blocked pairs' Dice scores by EM.
 
@@ -229,6 +255,9 @@ def fit_threshold(
         gap_quantile: how far above the model's best-F1 point the gap search may
             go, as the share of the observed scores above that point it may cut
             (default ``DEFAULT_GAP_QUANTILE``; 0 keeps the model's point).
+        gap_evidence: how many scores the fitted mixture must expect near an
+            empty stretch above the model's point for it to be the gap
+            (default ``DEFAULT_GAP_EVIDENCE``).
 
     Returns:
         The threshold in the histogram's gap (module docstring), with the fit.
@@ -273,7 +302,8 @@ def fit_threshold(
     # the model's point: the observed ones, as the fitted tails are what is in doubt.
     above = np.cumsum(observed[best:])
     high = best + int(np.searchsorted(above, gap_quantile * float(above[-1]), side="right"))
-    edge = _gap(observed, best, high) if gap_quantile > 0 else best
+    expected = (pm + pu) * n
+    edge = _gap(observed, expected, best, high, evidence=gap_evidence) if gap_quantile > 0 else best
     return ThresholdFit(
         threshold=check_threshold(edge / bins),
         source="fitted",

@@ -145,3 +145,25 @@ def test_the_prior_and_the_gap_search_can_be_turned_off():
     plain = fit_threshold(scores, prior=NullPrior(weight=0.0), gap_quantile=0.0)
     assert plain.threshold == plain.model_threshold
     assert fit_threshold(scores, gap_quantile=0.0).threshold < fit_threshold(scores).threshold
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_chance_gap_in_the_sparse_tail_of_the_matches_does_not_move_the_threshold(seed):
+    """FEBRL1's shape: a few non-matches, matches thinning out below 0.6 with holes.
+
+    An empty stretch there held few scores in the fitted mixture, so it is chance,
+    not the parting of the populations; moving into it cut true pairs.
+    """
+    rng = np.random.default_rng(seed)
+    scores = np.concatenate(
+        [
+            np.clip(rng.normal(0.5, 0.015, 10), 0.0, 0.525),
+            [0.545, 0.55],
+            0.575 + 0.42 * rng.beta(3, 1.8, 500),
+        ]
+    ).tolist()
+    fit = fit_threshold(scores)
+    assert fit.threshold == fit.model_threshold
+    assert "gap" not in fit.describe()
+    chance = fit_threshold(scores, gap_evidence=0.0)  # any empty stretch, as before
+    assert chance.threshold > fit.threshold
