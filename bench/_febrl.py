@@ -28,11 +28,13 @@ from bench.linkage_quality import LinkageQuality, quality
 from connectors import LinkageKey
 from fedbroker.link import link_files
 
-__all__ = ["FebrlReport", "run_febrl"]
+__all__ = ["MAPPING", "FebrlReport", "run_febrl"]
 
 _COLUMNS = ("rec_id", "given_name", "surname", "street_number", "address_1", "address_2",
             "suburb", "postcode", "state", "date_of_birth", "soc_sec_id")  # fmt: skip
-_MAPPING = {
+#: The mapping a new user would write for a FEBRL extract (``link`` reads no time,
+#: so ``occurred_at`` names any column; a connector needs a real one).
+MAPPING = {
     "system": "febrl",
     "identity": {
         "given_name": "given_name",
@@ -131,7 +133,7 @@ def run_febrl(folder: Path, dataset: str, *, key: LinkageKey) -> FebrlReport:
         left, right, mapping = work / "org.csv", work / "dup.csv", work / "mapping.yaml"
         _write(left, originals)
         _write(right, duplicates)
-        mapping.write_text(yaml.safe_dump(_MAPPING, sort_keys=False))
+        mapping.write_text(yaml.safe_dump(MAPPING, sort_keys=False))
         started = time.perf_counter()
         result = link_files(left, right, mapping, linkage_keys=[key])
         seconds = time.perf_counter() - started
