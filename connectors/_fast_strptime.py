@@ -32,6 +32,9 @@ _WIDTH = {"d": 2, "m": 2, "Y": 4, "y": 2, "H": 2, "M": 2, "S": 2}
 #: Inclusive ranges strptime's patterns accept for a full-width field.
 _RANGE = {"d": (1, 31), "m": (1, 12), "y": (0, 99), "H": (0, 23), "M": (0, 59), "S": (0, 61)}
 _FORMATS_CACHED = 64  # a connector has a few mappings, each with a few formats
+#: Recent answers kept: dates and times, a few MB at most, in the connector's
+#: memory only, which holds the rows they came from anyway.
+_VALUES_CACHED = 1 << 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +73,18 @@ def _layout(fmt: str) -> _Layout | None:
 def strptime(value: str, fmt: str) -> datetime:
     """``datetime.strptime(value, fmt)``, computed directly for full-width numeric dates.
 
+    Values repeat (a file's event dates span weeks; a person's rows share a
+    date of birth), so the last ``_VALUES_CACHED`` answers are kept; only
+    answers, never failures.
+
     Raises:
         ValueError: exactly when ``datetime.strptime`` does.
     """
+    return _strptime(value, fmt)
+
+
+@lru_cache(maxsize=_VALUES_CACHED)
+def _strptime(value: str, fmt: str) -> datetime:
     layout = _layout(fmt)
     found = None if layout is None else layout.pattern.fullmatch(value)
     if layout is None or found is None:
