@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -291,8 +292,9 @@ class Connector:
                 )
                 logger.warning("Kafka refused %d record(s) for good: %s", len(refused), reason)
             now = time.time()
+            for topic, count in Counter(e.topic for e in outcome.acknowledged).items():
+                self.metrics.events_published.labels(topic).inc(count)
             for entry in outcome.acknowledged:
-                self.metrics.events_published.labels(entry.topic).inc()
                 self.metrics.publish_latency.observe(max(0.0, now - entry.enqueued_at))
             published += len(outcome.acknowledged)
             self.metrics.outbox_depth.set(self.outbox.depth())
