@@ -72,14 +72,22 @@ def _string(value: object, out: bytearray) -> None:
     if type(value) is not str:
         raise _Unsupported
     data = value.encode("utf-8")  # a lone surrogate raises: the generic path reports it
-    _long(len(data), out)
+    size = len(data)
+    if size < 64:  # ``_long`` inlined: most strings are short
+        out.append(size << 1)
+    else:
+        _long(size, out)
     out += data
 
 
 def _bytes(value: object, out: bytearray) -> None:
     if type(value) is not bytes:
         raise _Unsupported
-    _long(len(value), out)
+    size = len(value)
+    if size < 64:
+        out.append(size << 1)
+    else:
+        _long(size, out)
     out += value
 
 
@@ -112,7 +120,7 @@ def _tokens(tokens: object, out: bytearray) -> None:
 
 
 def _attributes(attributes: object, out: bytearray) -> None:
-    if not isinstance(attributes, Mapping):
+    if type(attributes) is not dict and not isinstance(attributes, Mapping):
         raise _Unsupported
     if attributes:
         items = sorted(attributes.items())  # as ``to_datum`` orders them
