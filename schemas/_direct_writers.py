@@ -44,8 +44,9 @@ _FINGERPRINT_BYTES = 8  # Crc64Avro is a fixed of 8 bytes
 _UNION_BYTES = b"\x02"  # branch 1 of ["null", "bytes"], zigzag-encoded
 
 
-class _Unsupported(Exception):
-    """A value the direct writer leaves to the generic one."""
+def _unsupported() -> ValueError:
+    """What a writer raises for a value it leaves to the generic path (never escapes it)."""
+    return ValueError("left to the generic writer")
 
 
 def _long(value: int, out: bytearray) -> None:
@@ -54,7 +55,7 @@ def _long(value: int, out: bytearray) -> None:
         out.append(value << 1)
         return
     if not _LONG_MIN <= value <= _LONG_MAX:
-        raise _Unsupported
+        raise _unsupported()
     n = (value << 1) ^ (value >> 63)
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
@@ -64,13 +65,13 @@ def _long(value: int, out: bytearray) -> None:
 
 def _int(value: object, out: bytearray) -> None:
     if type(value) is not int or not _INT_MIN <= value <= _INT_MAX:
-        raise _Unsupported
+        raise _unsupported()
     _long(value, out)
 
 
 def _string(value: object, out: bytearray) -> None:
     if type(value) is not str:
-        raise _Unsupported
+        raise _unsupported()
     data = value.encode("utf-8")  # a lone surrogate raises: the generic path reports it
     size = len(data)
     if size < 64:  # ``_long`` inlined: most strings are short
@@ -82,7 +83,7 @@ def _string(value: object, out: bytearray) -> None:
 
 def _bytes(value: object, out: bytearray) -> None:
     if type(value) is not bytes:
-        raise _Unsupported
+        raise _unsupported()
     size = len(value)
     if size < 64:
         out.append(size << 1)
@@ -93,26 +94,26 @@ def _bytes(value: object, out: bytearray) -> None:
 
 def _fixed(value: object, size: int, out: bytearray) -> None:
     if type(value) is not bytes or len(value) != size:
-        raise _Unsupported
+        raise _unsupported()
     out += value
 
 
 def _timestamp_micros(value: object, out: bytearray) -> None:
     """An aware datetime as microseconds since the epoch, as fastavro computes it."""
     if type(value) is not datetime or value.tzinfo is None:
-        raise _Unsupported
+        raise _unsupported()
     delta = value - _EPOCH
     _long((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds, out)
 
 
 def _tokens(tokens: object, out: bytearray) -> None:
     if type(tokens) is not tuple:
-        raise _Unsupported
+        raise _unsupported()
     if tokens:
         _long(len(tokens), out)
         for token in tokens:
             if type(token) is not LinkageToken:
-                raise _Unsupported
+                raise _unsupported()
             _string(token.domain, out)
             _int(token.epoch, out)
             _fixed(token.value, _TOKEN_BYTES, out)
@@ -121,7 +122,7 @@ def _tokens(tokens: object, out: bytearray) -> None:
 
 def _attributes(attributes: object, out: bytearray) -> None:
     if type(attributes) is not dict and not isinstance(attributes, Mapping):
-        raise _Unsupported
+        raise _unsupported()
     if attributes:
         items = sorted(attributes.items())  # as ``to_datum`` orders them
         _long(len(items), out)
@@ -133,12 +134,12 @@ def _attributes(attributes: object, out: bytearray) -> None:
 
 def _sealed(payloads: object, out: bytearray) -> None:
     if type(payloads) is not tuple:
-        raise _Unsupported
+        raise _unsupported()
     if payloads:
         _long(len(payloads), out)
         for payload in payloads:
             if type(payload) is not SealedPayload or type(payload.fields) is not tuple:
-                raise _Unsupported
+                raise _unsupported()
             _string(payload.recipient, out)
             _string(payload.agreement_id, out)
             _bytes(payload.enc, out)
@@ -182,7 +183,7 @@ def write_citizen_event(event: CitizenEvent, symbols: Mapping[str, int]) -> byte
         _attributes(event.attributes, out)
         _sealed(event.sealed, out)
         _string(event.encoding, out)
-    except (_Unsupported, AttributeError, KeyError, TypeError, ValueError, OverflowError):
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
         return None
     return bytes(out)
 
@@ -202,6 +203,6 @@ def write_signed_envelope(envelope: SignedEnvelope) -> bytes | None:
         _fixed(fingerprint.to_bytes(_FINGERPRINT_BYTES, "little"), _FINGERPRINT_BYTES, out)
         _bytes(envelope.body, out)
         _bytes(envelope.signature, out)
-    except (_Unsupported, UnicodeEncodeError):
+    except ValueError:  # a lone surrogate (UnicodeEncodeError) or ``_unsupported``
         return None
     return bytes(out)
