@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 
 from connectors._errors import InvalidIdentifier
+from connectors._fast_strptime import strptime
 
 __all__ = ["EARLIEST_BIRTH_YEAR", "normalise_date_of_birth"]
 
@@ -52,7 +53,7 @@ def _readings(value: str, formats: Sequence[str]) -> Iterator[tuple[str, bool]]:
 
 def _parse(value: str, fmt: str, two_digit: bool, pivot: int) -> date | None:
     try:
-        parsed = datetime.strptime(value, fmt).date()  # noqa: DTZ007 - a date, not a time
+        parsed = strptime(value, fmt).date()
     except ValueError:
         return None
     if not two_digit:

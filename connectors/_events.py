@@ -9,10 +9,11 @@ catalogue attributes and sealed payloads.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from connectors._bloom import ENCODING
 from connectors._errors import InvalidIdentifier
@@ -23,6 +24,7 @@ from connectors._sources import SourceRow
 from connectors._timestamps import TimeBounds, parse_timestamp
 from connectors._tokens import LinkageKey, Tokeniser, Tokens, opaque_reference
 from consent import (
+    Agreement,
     BatchSealer,
     Directory,
     agreements_for,
@@ -56,6 +58,14 @@ class EventFactory:
     tokeniser: Tokeniser
     reference_key: LinkageKey
     time_bounds: TimeBounds = TimeBounds()
+    # Who gets which fields of each event type: fixed by the directory, which a
+    # factory never changes (a new directory is a new factory), so worked out once.
+    _seal_plans: dict[EventType, tuple[tuple[Agreement, frozenset[str]], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _recipients: dict[tuple[EventType, int], tuple[tuple[str, X25519PublicKey], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def _identity_and_tokens(
         self,
@@ -149,25 +159,40 @@ class EventFactory:
     ) -> tuple[SealedPayload, ...]:
         seal = seal_payload if sealer is None else sealer.seal_payload
         sealed = []
-        for agreement in agreements_for(self.directory, event_type, self.council):
-            allowed = agreement.allowed_fields(event_type)
+        for index, (agreement, allowed) in enumerate(self._seal_plan(event_type)):
             fields = {k: v for k, v in payload.items() if k in allowed}
             if not fields:
                 continue
-            for recipient in sorted(agreement.recipients):
-                key = self.directory.member(recipient).sealing_key
-                if key is None:
-                    continue
+            for recipient, key in self._recipient_keys(event_type, index, agreement):
                 sealed.append(
-                    seal(
-                        key,
-                        fields,
-                        event_id=event_id,
-                        agreement_id=agreement.agreement_id,
-                        recipient=recipient,
-                    )
-                )
+                    seal(key, fields, event_id=event_id, agreement_id=agreement.agreement_id,
+                         recipient=recipient)
+                )  # fmt: skip
         return tuple(sealed)
+
+    def _seal_plan(self, event_type: EventType) -> tuple[tuple[Agreement, frozenset[str]], ...]:
+        """Each agreement an event type falls under, with the fields it allows."""
+        plan = self._seal_plans.get(event_type)
+        if plan is None:
+            plan = self._seal_plans[event_type] = tuple(
+                (agreement, agreement.allowed_fields(event_type))
+                for agreement in agreements_for(self.directory, event_type, self.council)
+            )
+        return plan
+
+    def _recipient_keys(
+        self, event_type: EventType, index: int, agreement: Agreement
+    ) -> tuple[tuple[str, X25519PublicKey], ...]:
+        """An agreement's recipients that have a sealing key, sorted; looked up when first
+        needed, as before (a recipient missing from the directory fails that row only)."""
+        keys = self._recipients.get((event_type, index))
+        if keys is None:
+            keys = self._recipients[(event_type, index)] = tuple(
+                (recipient, key)
+                for recipient in sorted(agreement.recipients)
+                if (key := self.directory.member(recipient).sealing_key) is not None
+            )
+        return keys
 
     def consent(
         self,

@@ -28,6 +28,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from connectors._errors import InvalidIdentifier
+from connectors._fast_strptime import strptime
 from connectors._mapping import DEFAULT_TIMEZONE, ColumnOrFixed
 from consent import (
     DEFAULT_CLOCK_SKEW,
@@ -126,7 +127,7 @@ def parse_timestamp(
         raise InvalidIdentifier(field, "bad-format")
     try:
         fmt = spec.format or _ISO
-        parsed = datetime.fromisoformat(value) if fmt == _ISO else datetime.strptime(value, fmt)
+        parsed = datetime.fromisoformat(value) if fmt == _ISO else strptime(value, fmt)
     except ValueError as exc:
         raise InvalidIdentifier(field, "bad-format") from exc
     try:

@@ -97,6 +97,7 @@ from consent._errors import (
     TimeOutOfBounds,
 )
 from consent._kafka_security import KafkaSecurity, Secret
+from consent._keyed_hmac import HmacSha256
 from consent._keys import (
     KeyPairPaths,
     generate_sealing_key,
@@ -174,6 +175,7 @@ __all__ = [
     "DirectoryRolledBack",
     "DirectoryWatcher",
     "DisclosedEvent",
+    "HmacSha256",
     "KafkaSecurity",
     "KeyForSigner",
     "KeyInvalid",

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from consent._errors import KeyInvalid
+from consent._keyed_hmac import HmacSha256
 from consent._sealing import _info, _payload_body, sealing_context
 from schemas import SealedPayload
 
@@ -70,6 +71,13 @@ def _labeled_expand(suite: bytes, prk: bytes, label: bytes, info: bytes, length:
 
 
 _PSK_ID_HASH = _labeled_extract(_HPKE_SUITE, b"", b"psk_id_hash", b"")
+# Every payload's key schedule runs three HMACs under two keys: the empty salt
+# of ``info_hash`` and the sender's ``secret``. Their pads are hashed once
+# (``HmacSha256``); the prefixes of the labelled inputs are fixed too.
+_EMPTY_SALT = HmacSha256(b"")
+_INFO_HASH_PREFIX = _VERSION + _HPKE_SUITE + b"info_hash"
+_KEY_PREFIX = _NK.to_bytes(2, "big") + _VERSION + _HPKE_SUITE + b"key"
+_NONCE_PREFIX = _NN.to_bytes(2, "big") + _VERSION + _HPKE_SUITE + b"base_nonce"
 
 
 def _raw(key: X25519PublicKey) -> bytes:
@@ -83,6 +91,10 @@ class _Sender:
     enc: bytes
     secret: bytes
     contexts: set[bytes] = field(default_factory=set)
+    keyed: HmacSha256 = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.keyed = HmacSha256(self.secret)
 
     @classmethod
     def to(cls, recipient: X25519PublicKey) -> _Sender:
@@ -98,11 +110,10 @@ class _Sender:
     def seal(self, info: bytes, plaintext: bytes) -> bytes:
         """RFC 9180 single-shot ``Seal`` (sequence 0) of ``plaintext`` under ``info``."""
         self.contexts.add(info)
-        schedule = (
-            _MODE_BASE + _PSK_ID_HASH + _labeled_extract(_HPKE_SUITE, b"", b"info_hash", info)
-        )
-        key = _labeled_expand(_HPKE_SUITE, self.secret, b"key", schedule, _NK)
-        nonce = _labeled_expand(_HPKE_SUITE, self.secret, b"base_nonce", schedule, _NN)
+        # _labeled_extract and _labeled_expand, spelled out over the precomputed keys.
+        schedule = _MODE_BASE + _PSK_ID_HASH + _EMPTY_SALT.digest(_INFO_HASH_PREFIX + info)
+        key = self.keyed.digest(_KEY_PREFIX + schedule + b"\x01")[:_NK]
+        nonce = self.keyed.digest(_NONCE_PREFIX + schedule + b"\x01")[:_NN]
         return AESGCM(key).encrypt(nonce, plaintext, None)
 
 
@@ -119,6 +130,25 @@ class BatchSealer:
     def __init__(self, *, max_uses: int = DEFAULT_SEALER_MAX_USES) -> None:
         self._senders: dict[bytes, _Sender] = {}
         self._max_uses = max_uses
+        # An event seals the same fields to every recipient of an agreement, under
+        # the same few directory keys: both are remembered, by value and by object.
+        self._last_fields: dict[str, str] | None = None
+        self._last_body: tuple[tuple[str, ...], bytes] = ((), b"")
+        self._raw_keys: dict[int, tuple[X25519PublicKey, bytes]] = {}
+
+    def _body(self, fields: Mapping[str, str]) -> tuple[tuple[str, ...], bytes]:
+        """``_payload_body(fields)``, computed once for equal consecutive field maps."""
+        if type(fields) is dict and fields == self._last_fields:
+            return self._last_body
+        self._last_body = _payload_body(fields)
+        self._last_fields = dict(fields)
+        return self._last_body
+
+    def _raw(self, key: X25519PublicKey) -> bytes:
+        known = self._raw_keys.get(id(key))
+        if known is None or known[0] is not key:  # holding the key keeps its id unique
+            known = self._raw_keys[id(key)] = (key, _raw(key))
+        return known[1]
 
     def seal_payload(
         self,
@@ -137,13 +167,13 @@ class BatchSealer:
         """
         if not isinstance(recipient_public_key, X25519PublicKey):
             raise KeyInvalid("sealing needs the recipient's X25519 public key")
-        names, body = _payload_body(fields)
+        names, body = self._body(fields)
         info = _info(
             sealing_context(
                 event_id=event_id, agreement_id=agreement_id, recipient=recipient, fields=names
             )
         )
-        raw = _raw(recipient_public_key)
+        raw = self._raw(recipient_public_key)
         sender = self._senders.get(raw)
         if sender is None or info in sender.contexts or len(sender.contexts) >= self._max_uses:
             # A repeated context would repeat a key and nonce: never under one encapsulation.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from json.encoder import encode_basestring_ascii
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -85,9 +86,15 @@ def sealing_context(
     never opens under this one.
     """
     names = sorted(fields)
-    return _CONTEXT_TAG + json.dumps(
-        [event_id, agreement_id, recipient, names], separators=(",", ":"), ensure_ascii=True
-    ).encode("ascii")
+    ids = (event_id, agreement_id, recipient)
+    if all(type(x) is str for x in (*ids, *names)):
+        # What json.dumps writes for these texts, without its per-call set-up:
+        # every payload of every event pays for this (about half its cost).
+        quoted = ",".join(map(encode_basestring_ascii, ids))
+        text = "[" + quoted + ",[" + ",".join(map(encode_basestring_ascii, names)) + "]]"
+    else:
+        text = json.dumps([*ids, names], separators=(",", ":"), ensure_ascii=True)
+    return _CONTEXT_TAG + text.encode("ascii")
 
 
 def seal_payload(

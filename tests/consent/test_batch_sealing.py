@@ -101,3 +101,28 @@ def test_a_wrong_key_type_or_a_non_text_field_is_refused():
         )  # fmt: skip
     with pytest.raises(SealingFailed):
         _seal(sealer, generate_sealing_key(), "e", {"postcode": 7})
+
+
+def test_a_field_map_changed_between_calls_is_sealed_as_it_is_now():
+    # The sealer reuses the body of an equal field map; a changed one must not reuse it.
+    key = generate_sealing_key()
+    sealer = BatchSealer()
+    fields = dict(FIELDS)
+    first = _seal(sealer, key, "evt-1", fields=fields)
+    fields["postcode"] = "M2 2BB"
+    second = _seal(sealer, key, "evt-2", fields=fields)
+    third = _seal(sealer, key, "evt-3", fields={"uprn": "100"})
+    assert open_fields(key, first, event_id="evt-1") == FIELDS
+    assert open_fields(key, second, event_id="evt-2") == {**FIELDS, "postcode": "M2 2BB"}
+    assert open_fields(key, third, event_id="evt-3") == {"uprn": "100"}
+
+
+def test_recipients_with_equal_field_maps_each_get_their_own_payload():
+    keys = [generate_sealing_key() for _ in range(2)]
+    sealer = BatchSealer()
+    payloads = [
+        _seal(sealer, key, "evt-1", recipient=f"E0800000{i}.revenues") for i, key in enumerate(keys)
+    ]
+    for i, (key, payload) in enumerate(zip(keys, payloads, strict=True)):
+        assert payload.recipient == f"E0800000{i}.revenues"
+        assert open_fields(key, payload, event_id="evt-1") == FIELDS

@@ -7,8 +7,11 @@ operator, anyone on the topic) and as a council that seals more than it declares
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from consent import (
     SealingFailed,
@@ -114,3 +117,24 @@ def test_what_is_not_a_map_of_text_fields_is_refused(plaintext):
 def test_only_text_values_are_sealed():
     with pytest.raises(SealingFailed):
         _sealed(generate_sealing_key(), {"n": 1})  # type: ignore[dict-item]
+
+
+@given(
+    ids=st.tuples(st.text(max_size=12), st.text(max_size=12), st.text(max_size=12)),
+    names=st.lists(st.text(max_size=8), max_size=4),
+)
+def test_the_context_is_the_canonical_json_array_whatever_the_texts(ids, names):
+    # The context is written without json.dumps for speed: it must be the same bytes.
+    event_id, agreement_id, recipient = ids
+    expected = json.dumps(
+        [event_id, agreement_id, recipient, sorted(names)], separators=(",", ":"), ensure_ascii=True
+    )
+    context = sealing_context(
+        event_id=event_id, agreement_id=agreement_id, recipient=recipient, fields=names
+    )
+    assert context == b"fedbroker/seal-context/v3\x00" + expected.encode("ascii")
+
+
+def test_a_context_of_other_values_than_text_is_still_their_json():
+    context = sealing_context(event_id=7, agreement_id="a", recipient="r", fields=["f"])  # type: ignore[arg-type]
+    assert context.endswith(b'[7,"a","r",["f"]]')
