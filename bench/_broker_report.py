@@ -135,6 +135,9 @@ class Latency:
     notifications: int
     created_ms: tuple[float, ...]  # notification created_at - triggering event published_at
     seen_ms: tuple[float, ...]  # a subscriber reading the match topic - published_at
+    #: The worker's CPU while the paced events were offered and drained, per
+    #: event: set beside a drain's CPU per event, it shows what small batches cost.
+    cpu_us_per_event: float = float("nan")
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +270,7 @@ class Report:
             "cpu_ratio_two_to_one": self._cpu_ratio(),
             "latency": {"offered_rate": lat.offered_rate, "achieved_rate": lat.achieved_rate,
                         "sent": lat.sent, "notifications": lat.notifications,
+                        "cpu_us_per_event": lat.cpu_us_per_event,
                         "seen_p50_ms": _percentile(lat.seen_ms, 50),
                         "seen_p99_ms": _percentile(lat.seen_ms, 99),
                         "created_p50_ms": _percentile(lat.created_ms, 50),
@@ -331,7 +335,8 @@ class Report:
             f"published -> created_at p50 {_percentile(lat.created_ms, 50):,.0f} ms, "
             f"p99 {_percentile(lat.created_ms, 99):,.0f} ms; published -> read by a "
             f"subscriber p50 {_percentile(lat.seen_ms, 50):,.0f} ms, "
-            f"p99 {_percentile(lat.seen_ms, 99):,.0f} ms",
+            f"p99 {_percentile(lat.seen_ms, 99):,.0f} ms; worker CPU per event "
+            f"{lat.cpu_us_per_event:,.0f} us",
             f"threshold: {q.fit}",
             f"quality on the {q.kept_events:,} events an agreement uses (kept for later "
             f"matches): {q.kept.line()}",

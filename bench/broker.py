@@ -308,6 +308,7 @@ def run_latency(
         subscriber.start()
         if not subscriber.ready.wait(60):
             raise RuntimeError("the subscriber was never assigned the match topics")
+        cpu_before = worker.usage().cpu_seconds
         start = time.perf_counter()
         for i, item in enumerate(items[1:], start=1):
             delay = start + (i - 1) / rate - time.perf_counter()
@@ -320,6 +321,7 @@ def run_latency(
         producer.flush(timeout=60)
         achieved = (count - 1) / (time.perf_counter() - start)
         watch(matched, sum(i.routed for i in items), [worker], timeout=600)
+        cpu_us = (worker.usage().cpu_seconds - cpu_before) / max(count - 1, 1) * 1e6
         time.sleep(2.0)  # the last notifications reach the subscriber
     finally:
         producer.close()
@@ -338,7 +340,7 @@ def run_latency(
         trigger = max(times)
         created.append((notification.created_at - trigger).total_seconds() * 1000)
         seen.append((arrived - trigger.timestamp()) * 1000)
-    return Latency(rate, achieved, count, len(noted), tuple(created), tuple(seen))
+    return Latency(rate, achieved, count, len(noted), tuple(created), tuple(seen), cpu_us)
 
 
 def run_backfill(people: int, seed: int, bootstrap: str, work: Path, partitions: int,

@@ -121,8 +121,9 @@ def install_agents(parts: Parts) -> None:
         )  # fmt: skip
 
     async def send_routed(items: Sequence[RoutedItem]) -> None:
+        encoded: dict[int, bytes] = {}  # each sighting once, whatever its partitions
         for partition, bound in sorted(group_by_partition(items, settings.partitions).items()):
-            for body in encode_batches(bound):
+            for body in encode_batches(bound, encoded=encoded):
                 await _send(routed, BATCH_KEY, body, partition)
                 metrics.routed.labels("messages").inc()
 

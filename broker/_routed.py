@@ -123,25 +123,31 @@ def _with_tokens(item: RoutedItem, tokens: tuple[str, ...]) -> RoutedItem:
                       item.record, item.forget)  # fmt: skip
 
 
-def encode_batches(items: Sequence[RoutedItem], limit: int = MAX_ROUTED_BYTES) -> list[bytes]:
+def encode_batches(
+    items: Sequence[RoutedItem],
+    limit: int = MAX_ROUTED_BYTES,
+    encoded: dict[int, bytes] | None = None,
+) -> list[bytes]:
     """The items as one routed message, or as few as keep each under ``limit`` bytes.
 
-    Each item is encoded once (a sighting once per event, however many
-    partitions it goes to, since ``group_by_partition`` shares the object) and
-    the messages are cut between items in order: the first holds the earliest.
-    An item larger than ``limit`` on its own travels alone.
+    Each sighting is encoded once per event, however many partitions it goes
+    to: ``group_by_partition`` shares the object, and a caller encoding one
+    batch for several partitions passes the same ``encoded`` dict (keyed by the
+    sighting object's id, so it must not outlive the items) to every call. The
+    messages are cut between items in order: the first holds the earliest. An
+    item larger than ``limit`` on its own travels alone.
     """
-    sightings: dict[int, bytes] = {}
+    sightings: dict[int, bytes] = {} if encoded is None else encoded
     messages: list[bytes] = []
     block: list[bytes] = []
     size = 0
     for item in items:
-        encoded = _item_bytes(item, sightings)
-        if block and size + len(encoded) > limit:
+        item_bytes = _item_bytes(item, sightings)
+        if block and size + len(item_bytes) > limit:
             messages.append(_batch_bytes(block))
             block, size = [], 0
-        block.append(encoded)
-        size += len(encoded)
+        block.append(item_bytes)
+        size += len(item_bytes)
     messages.append(_batch_bytes(block))
     return messages
 

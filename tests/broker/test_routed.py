@@ -219,3 +219,25 @@ def test_hand_written_encoding_is_what_fastavro_writes_for_the_schema():
     fastavro.schemaless_writer(out, fastavro.parse_schema(ROUTED_SCHEMA), datum)
     cascade = RoutedItem(ItemKind.CASCADE, ("t",), "o/1/2", record=b"rec", forget=("ev-1",))
     assert encode_batches([item, cascade]) == [out.getvalue()]
+
+
+def test_a_sighting_bound_for_several_partitions_is_encoded_once(monkeypatch):
+    import broker._routed as routed
+
+    calls: list[str] = []
+    real = routed.sighting_bytes
+
+    def counting(sighting: Sighting) -> bytes:
+        calls.append(sighting.event_id)
+        return real(sighting)
+
+    monkeypatch.setattr(routed, "sighting_bytes", counting)
+    items = [_event_item(n) for n in range(1, 6)]
+    grouped = group_by_partition(items, 4)
+    assert sum(len(bound) for bound in grouped.values()) > len(items)  # some go to several
+    shared: dict[int, bytes] = {}
+    bodies = {p: encode_batches(bound, encoded=shared) for p, bound in grouped.items()}
+    assert sorted(calls) == sorted(i.sighting.event_id for i in items)  # type: ignore[union-attr]
+    for partition, bound in grouped.items():  # and each partition still decodes its own items
+        (body,) = bodies[partition]
+        assert decode_batch(body) == tuple(bound)
