@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from broker._checkpoint_age import CheckpointAge
+from broker._errors import BrokerError
 
 __all__ = ["BrokerMetrics"]
 
@@ -111,5 +112,18 @@ class BrokerMetrics:
         r.register(self.checkpoint_age)
 
     def serve(self, port: int, address: str = "127.0.0.1") -> None:
-        if port:
+        """Expose ``/metrics`` over HTTP (port 0 disables).
+
+        Raises:
+            BrokerError: ``metrics-port-unavailable``, the port cannot be bound
+                (in use, or not this host's address): one line, not a traceback.
+        """
+        if not port:
+            return
+        try:
             start_http_server(port, addr=address, registry=self.registry)
+        except OSError as exc:
+            raise BrokerError(
+                f"metrics cannot be served on {address}:{port} ({exc.strerror or exc})",
+                reason="metrics-port-unavailable",
+            ) from exc

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from connectors._errors import ConnectorError
+
 __all__ = ["ConnectorMetrics"]
 
 
@@ -84,6 +86,18 @@ class ConnectorMetrics:
         )
 
     def serve(self, port: int, address: str = "127.0.0.1") -> None:
-        """Expose ``/metrics`` over HTTP (port 0 disables)."""
-        if port:
+        """Expose ``/metrics`` over HTTP (port 0 disables).
+
+        Raises:
+            ConnectorError: ``metrics-port-unavailable``, the port cannot be
+                bound (in use, or not this host's address).
+        """
+        if not port:
+            return
+        try:
             start_http_server(port, addr=address, registry=self.registry)
+        except OSError as exc:
+            raise ConnectorError(
+                f"metrics cannot be served on {address}:{port} ({exc.strerror or exc})",
+                reason="metrics-port-unavailable",
+            ) from exc

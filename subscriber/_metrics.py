@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections import Counter as Tally
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, start_http_server
+
+from subscriber._errors import SubscriberError
 
 __all__ = ["SubscriberMetrics"]
 
@@ -49,6 +51,23 @@ class SubscriberMetrics:
             ["reason"],
             registry=self.registry,
         )
+
+    def serve(self, port: int, address: str = "127.0.0.1") -> None:
+        """Expose ``/metrics`` over HTTP (port 0 disables).
+
+        Raises:
+            SubscriberError: ``metrics-port-unavailable``, the port cannot be
+                bound (in use, or not this host's address).
+        """
+        if not port:
+            return
+        try:
+            start_http_server(port, addr=address, registry=self.registry)
+        except OSError as exc:
+            raise SubscriberError(
+                f"metrics cannot be served on {address}:{port} ({exc.strerror or exc})",
+                reason="metrics-port-unavailable",
+            ) from exc
 
     def count(self, outcome: str, reason: str | None = None) -> None:
         """Count one outcome (and its reason for ``dead-lettered`` and ``retried``)."""

@@ -15,7 +15,6 @@ from types import FrameType
 
 import click
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from prometheus_client import start_http_server
 
 from consent import DirectoryWatcher, KafkaSecurity, SerialStore, load_private_key
 from fedbroker._errors import CommandError
@@ -105,8 +104,7 @@ def subscribe(
     else:
         sink = JsonLinesSink(jsonl or "-")
     with Subscriber(settings, directory=loaded, key=key, sink=sink) as running:
-        if metrics_port:
-            start_http_server(metrics_port, addr=metrics_bind, registry=running.metrics.registry)
+        running.metrics.serve(metrics_port, metrics_bind)
 
         def _stop(signum: int, frame: FrameType | None) -> None:
             running.stop()
