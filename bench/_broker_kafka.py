@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: profile); Prometheus reads every 15 s. Four a second keeps drains of a few
 #: seconds resolved while costing the measured worker little.
 POLL_S = 0.25
+_REASON = re.compile(r'reason="([^"]*)"')
 _SAMPLE = re.compile(r"^(\w+)(?:\{([^}]*)\})? ([0-9.eE+-]+)$")
 
 
@@ -265,6 +266,9 @@ def metric_counts(port: int) -> dict[str, float] | None:
             counts["state_writes"] += value
         elif name == "fedbroker_broker_rejected_total":
             counts["rejected"] += value
+            reason = _REASON.search(labels)
+            key = f"rejected:{reason.group(1) if reason else '?'}"
+            counts[key] = counts.get(key, 0.0) + value
     return counts
 
 

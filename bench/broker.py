@@ -179,7 +179,13 @@ def run_pipeline(
         counts = [metric_counts(w.metrics_port) or {} for w in started]
         rejected = sum(c.get("rejected", 0.0) for c in counts)
         if rejected:
-            print(f"warning: {rejected:.0f} messages rejected by the broker")
+            reasons: dict[str, float] = {}
+            for c in counts:
+                for key, value in c.items():
+                    if key.startswith("rejected:") and value:
+                        reasons[key[9:]] = reasons.get(key[9:], 0.0) + value
+            named = ", ".join(f"{r} {n:.0f}" for r, n in sorted(reasons.items()))
+            print(f"warning: {rejected:.0f} messages rejected by the broker ({named})")
     finally:
         _stop(started)  # a clean stop flushes what the workers were still sending
     records, size = _changelog(bootstrap, group)
@@ -349,7 +355,9 @@ def run_backfill(people: int, seed: int, bootstrap: str, work: Path, partitions:
     print(f"backfill: building {people} people's events ...", flush=True)
     data = build_data(work / "backfill", people=people, seed=seed)
     print(f"backfill: one worker drains {len(data.events):,} events ...", flush=True)
-    drained, _, costs = run_pipeline(data, bootstrap, work, partitions, 1, threshold)
+    # Its own folder: a worker's RocksDB files are named by table, not by app id,
+    # so the small run's data dir would hand this group that run's offsets.
+    drained, _, costs = run_pipeline(data, bootstrap, work / "backfill", partitions, 1, threshold)
     return Backfill(people, drained, costs)
 
 
