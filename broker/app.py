@@ -70,7 +70,10 @@ def make_faust_app(settings: BrokerSettings, replication: int) -> faust.App:
         topic_replication_factor=replication,
         broker_credentials=faust_credentials(settings.security),
         web_enabled=False,
-        datadir=str(settings.data_dir),
+        # Faust names its RocksDB files by table, not by app id: a worker started
+        # under another --app-id on the same data dir would read the other
+        # group's stored offsets and stop with a ConsistencyError.
+        datadir=str(settings.data_dir / settings.app_id),
         producer_acks=-1,
         # A killed worker's partitions move to the survivors after this, not a minute.
         broker_session_timeout=10.0,
