@@ -181,7 +181,7 @@ def install_agents(parts: Parts) -> None:
             if effects.duplicate and token == sighting.all_tokens()[0]:
                 out.sends.append(p.rejection(item.origin, "duplicate", sighting.event_id))
                 out.rejected.append("duplicate")
-            if effects.scores and not effects.duplicate:
+            if effects.scores and not effects.redelivered:  # scored the first time
                 out.scores.extend(effects.scores)
             for pair in effects.matches:
                 metrics.matches.labels(pair.method).inc()

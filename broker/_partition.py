@@ -50,7 +50,12 @@ class Effects:
     scores: tuple[float, ...] = ()
     notifications: list[MatchNotification] = field(default_factory=list)
     audit: list[AuditRecord] = field(default_factory=list)
+    #: The same signed event read again from another place (a replay): refused
+    #: as ``duplicate``, with no other effect.
     duplicate: bool = False
+    #: The same message read again (a restarted or rebalanced worker): handled
+    #: as the first time, its effects re-sent under the same ids; not a refusal.
+    redelivered: bool = False
     decisions: list[tuple[str, Outcome]] = field(default_factory=list)
 
 
@@ -125,11 +130,11 @@ class PartitionCore:
         # again against what had arrived before it, as the first time: its
         # notifications are re-sent under the same deterministic ids, so nothing is
         # lost between state and output and nothing new is made up from later arrivals.
-        effects.duplicate = sighting.event_id in held.event_ids() or known is not None
-        base = held.before(sighting.event_id) if effects.duplicate else held
+        effects.redelivered = sighting.event_id in held.event_ids() or known is not None
+        base = held.before(sighting.event_id) if effects.redelivered else held
         # ``held`` is already live at ``now``: the matcher need not scan for expiry again.
         observation = self.matcher.observe(base, token, sighting, None)
-        keep = not effects.duplicate and not sighting.expired(now)
+        keep = not effects.redelivered and not sighting.expired(now)
         new_state = replace(observation.state, seen=held.seen) if keep else held
         if origin and seen_until is not None and known is None:
             new_state = new_state.remember(Seen(sighting.event_id, origin, seen_until))

@@ -91,7 +91,8 @@ def test_a_replayed_event_is_recognised(federation):
     sighting = Sighting.from_event(event, retention=retention_for(directory, event))
     state, _ = core.on_sighting("t", sighting, None, None, chain, NOW)
     _, effects = core.on_sighting("t", sighting, state, None, chain, NOW)
-    assert effects.duplicate
+    assert effects.redelivered, "without an origin, a known id is read again, not replayed"
+    assert not effects.duplicate, "so it is not refused"
 
 
 def test_erasure_forgets_the_tokens_sightings(federation):
@@ -269,5 +270,5 @@ def test_a_replay_after_later_arrivals_resends_exactly_what_it_first_sent(federa
         sent.append([n.notification_id for n in effects.notifications])
     assert sent[1] and sent[2] and sent[1] != sent[2]
     _, replay = core.on_sighting(token, sightings[1], state, None, chain, NOW)
-    assert replay.duplicate
+    assert replay.redelivered and not replay.duplicate
     assert [n.notification_id for n in replay.notifications] == sent[1]

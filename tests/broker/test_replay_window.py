@@ -81,7 +81,8 @@ def test_a_crashed_workers_redelivery_is_processed_as_the_first_time(federation)
                                    seen_until=until)  # fmt: skip
     _, again = core.on_sighting(token, sightings[1], state, None, chain, NOW, origin="B/0/1",
                                 seen_until=until)  # fmt: skip
-    assert again.duplicate and sent.notifications
+    assert again.redelivered and sent.notifications
+    assert not again.duplicate, "the same message read again is not refused as a replay"
     assert [n.notification_id for n in again.notifications] == [
         n.notification_id for n in sent.notifications
     ]
