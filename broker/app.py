@@ -35,6 +35,7 @@ from broker._settings import (
     PRODUCER_BUFFER_MESSAGES,
     BrokerSettings,
 )
+from broker._table import UnknownPartitionsTable
 from broker._threshold import choose_threshold
 from broker._timers import Clock, install_timers
 from broker._timers import side as _side
@@ -79,6 +80,7 @@ def make_faust_app(settings: BrokerSettings, replication: int) -> faust.App:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
         consumer_auto_offset_reset="earliest",
+        Table=UnknownPartitionsTable,
         **FAUST_TUNING,
     )
     # Faust pauses every stream once 100 table and topic writes await sending.
