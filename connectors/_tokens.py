@@ -13,7 +13,6 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import jellyfish
@@ -37,7 +36,6 @@ __all__ = [
 ]
 
 _MIN_SECRET_BYTES = 32
-_KEYED_CACHE = 16  # linkage keys held at once, rotations included, with room to spare
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,19 +44,21 @@ class LinkageKey:
 
     epoch: int
     secret: bytes = field(repr=False)
+    # HMAC-SHA256 under ``secret`` with its pads hashed once: a row makes a dozen
+    # tokens. Held by the key, so it lives and goes with the key.
+    _keyed: HmacSha256 = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.secret) < _MIN_SECRET_BYTES:
             raise ConfigInvalid(f"linkage key epoch {self.epoch}: secret shorter than 32 bytes")
+        object.__setattr__(self, "_keyed", HmacSha256(self.secret))
+
+    def __reduce__(self) -> tuple[type[LinkageKey], tuple[int, bytes]]:
+        """Pickled as epoch and secret: the hashing state is rebuilt, not copied."""
+        return (LinkageKey, (self.epoch, self.secret))
 
     def mac(self, domain: str, value: str) -> bytes:
-        return _keyed(self.secret).digest(f"{domain}\x1f{value}".encode())
-
-
-@lru_cache(maxsize=_KEYED_CACHE)
-def _keyed(secret: bytes) -> HmacSha256:
-    """HMAC-SHA256 under ``secret`` with its pads hashed once: a row makes a dozen tokens."""
-    return HmacSha256(secret)
+        return self._keyed.digest(f"{domain}\x1f{value}".encode())
 
 
 def generate_linkage_key(epoch: int) -> LinkageKey:

@@ -209,3 +209,12 @@ def test_neighbours_on_one_street_with_other_names_share_only_the_street():
                  postcode="M1 1AE", extra=extra)  # fmt: skip
     shared = set(blocking_keys(a)) & set(blocking_keys(b))
     assert {d for d, _ in shared} == {"street+locality"}
+
+
+def test_a_linkage_key_pickles_as_its_epoch_and_secret():
+    import pickle
+
+    key = generate_linkage_key(4)
+    again = pickle.loads(pickle.dumps(key))
+    assert again == key
+    assert again.mac("nhs", "9434765919") == key.mac("nhs", "9434765919")
