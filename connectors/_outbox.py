@@ -1,7 +1,8 @@
 """The connector's durable local outbox: nothing accepted is lost (DESIGN section 7).
 
 An encoded event enters the outbox in the same SQLite transaction that moves
-the source's high-water mark (or marks a file done), and leaves it only after
+the source's high-water mark (or a file's count of rows read, or marks the file
+done), and leaves it only after
 Kafka has acknowledged it. A crash at any point therefore either redoes work
 (at-least-once; event ids make the repeat recognisable) or finds it done,
 never skips it. WAL mode lets the publisher drain while the reader appends.
@@ -39,6 +40,10 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS high_water (source TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS processed_files (
     source TEXT NOT NULL, digest TEXT NOT NULL, name TEXT NOT NULL,
+    PRIMARY KEY (source, digest)
+);
+CREATE TABLE IF NOT EXISTS file_progress (
+    source TEXT NOT NULL, digest TEXT NOT NULL, rows_done INTEGER NOT NULL,
     PRIMARY KEY (source, digest)
 );
 CREATE TABLE IF NOT EXISTS quarantine (
@@ -131,10 +136,21 @@ class OutboxBatch:
             (source, value),
         )
 
+    def set_rows_done(self, source: str, digest: str, rows_done: int) -> None:
+        """How far into a file this step has read: a restart goes on from there."""
+        self._db.execute(
+            "INSERT INTO file_progress (source, digest, rows_done) VALUES (?, ?, ?) "
+            "ON CONFLICT(source, digest) DO UPDATE SET rows_done = excluded.rows_done",
+            (source, digest, rows_done),
+        )
+
     def mark_file(self, source: str, digest: str, name: str) -> None:
         self._db.execute(
             "INSERT OR IGNORE INTO processed_files (source, digest, name) VALUES (?, ?, ?)",
             (source, digest, name),
+        )
+        self._db.execute(
+            "DELETE FROM file_progress WHERE source = ? AND digest = ?", (source, digest)
         )
 
 
@@ -179,10 +195,20 @@ class Outbox:
         ).fetchone()
         return row is not None
 
-    def pending(self, limit: int) -> list[OutboxEntry]:
+    def rows_done(self, source: str, digest: str) -> int:
+        """Rows of a file committed by earlier steps (0 for a file not yet begun)."""
+        row = self._db.execute(
+            "SELECT rows_done FROM file_progress WHERE source = ? AND digest = ?",
+            (source, digest),
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def pending(self, limit: int, *, after: int = 0) -> list[OutboxEntry]:
+        """The oldest unacknowledged entries, from sequence number ``after`` on."""
         rows = self._db.execute(
-            "SELECT seq, event_id, topic, key, value, enqueued_at FROM outbox ORDER BY seq LIMIT ?",
-            (limit,),
+            "SELECT seq, event_id, topic, key, value, enqueued_at FROM outbox "
+            "WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
         ).fetchall()
         return [OutboxEntry(*row) for row in rows]
 

@@ -18,7 +18,7 @@ from connectors._errors import KafkaUnavailable
 from connectors._outbox import OutboxEntry
 from consent import KafkaSecurity
 
-__all__ = ["DEFAULT_ACK_TIMEOUT_S", "PublishOutcome", "Publisher"]
+__all__ = ["DEFAULT_ACK_TIMEOUT_S", "PublishOutcome", "Publisher", "Sending"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,21 @@ class _Attempt:
     acknowledged: tuple[OutboxEntry, ...]
     refused: tuple[tuple[OutboxEntry, str], ...]
     pending: int
+    problem: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Sending:
+    """A batch handed to the producer whose acknowledgements are not yet judged.
+
+    Between ``Publisher.begin`` and ``Publisher.complete`` the producer's own
+    thread transmits the batch, so the caller can build the next one meanwhile.
+    """
+
+    entries: tuple[OutboxEntry, ...]
+    producer: Any
+    sent: tuple[tuple[OutboxEntry, Any], ...]
+    refused: tuple[tuple[OutboxEntry, str], ...]
     problem: str | None
 
 
@@ -94,7 +109,38 @@ class Publisher:
         return self._producer
 
     def publish(self, entries: Sequence[OutboxEntry]) -> PublishOutcome:
-        """Send entries; report, message by message, what Kafka acknowledged.
+        """``begin`` then ``complete``: send entries and wait for Kafka's answer."""
+        return self.complete(self.begin(entries))
+
+    def begin(self, entries: Sequence[OutboxEntry]) -> Sending:
+        """Hand entries to the producer without waiting for acknowledgements.
+
+        Only one batch may be in flight: ``complete`` it before the next
+        ``begin`` (its flush and, after a failure, its producer reset concern
+        the whole producer).
+
+        Raises:
+            KafkaUnavailable: no producer could be made.
+        """
+        from kafka.errors import KafkaError
+
+        producer = self._connect()
+        sent: list[tuple[OutboxEntry, Any]] = []
+        refused: list[tuple[OutboxEntry, str]] = []
+        problem: str | None = None
+        for entry in entries:
+            try:
+                sent.append((entry, producer.send(entry.topic, key=entry.key, value=entry.value)))
+            except KafkaError as exc:
+                reason = _permanent_reason(exc)
+                if reason is None:  # no metadata or buffer: the rest would wait just as long
+                    problem = type(exc).__name__
+                    break
+                refused.append((entry, reason))
+        return Sending(tuple(entries), producer, tuple(sent), tuple(refused), problem)
+
+    def complete(self, sending: Sending) -> PublishOutcome:
+        """Wait for a begun batch; report, message by message, what Kafka acknowledged.
 
         Each entry is judged by its own future, never as a prefix of the batch:
         an entry Kafka acknowledged is reported acknowledged even when an
@@ -108,7 +154,8 @@ class Publisher:
             KafkaUnavailable: nothing was acknowledged or rejected (the
                 producer is reset).
         """
-        first = self._send(entries)
+        entries = sending.entries
+        first = self._settle(sending)
         acknowledged, pending, problem = list(first.acknowledged), first.pending, first.problem
         rejected: list[tuple[OutboxEntry, str]] = []
         if len(entries) == 1:
@@ -137,21 +184,14 @@ class Publisher:
 
     def _send(self, entries: Sequence[OutboxEntry]) -> _Attempt:
         """One attempt at a batch; the producer is reset after any failure."""
+        return self._settle(self.begin(entries))
+
+    def _settle(self, sending: Sending) -> _Attempt:
         from kafka.errors import KafkaError
 
-        producer = self._connect()
-        sent: list[tuple[OutboxEntry, Any]] = []
-        refused: list[tuple[OutboxEntry, str]] = []
-        problem: str | None = None
-        for entry in entries:
-            try:
-                sent.append((entry, producer.send(entry.topic, key=entry.key, value=entry.value)))
-            except KafkaError as exc:
-                reason = _permanent_reason(exc)
-                if reason is None:  # no metadata or buffer: the rest would wait just as long
-                    problem = type(exc).__name__
-                    break
-                refused.append((entry, reason))
+        entries, sent = sending.entries, sending.sent
+        refused, problem = list(sending.refused), sending.problem
+        producer = sending.producer
         deadline = time.monotonic() + self.ack_timeout_s
         try:
             producer.flush(timeout=self.ack_timeout_s)

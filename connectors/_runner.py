@@ -3,7 +3,9 @@
 Reading and publishing are separate steps of one loop, so that while Kafka is
 down the connector keeps reading (the outbox grows) and catches up when Kafka
 returns. Every source step commits in one outbox transaction: the rows' records
-and the step's progress (file done, high-water mark) together.
+and the step's progress (rows of the file read, file done, high-water mark)
+together. While Kafka is up, each committed step is sent while the next is
+read (``connectors._send_ahead``).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from connectors._mapping import SourceMapping, load_mapping
 from connectors._metrics import ConnectorMetrics
 from connectors._normalise import DroppedField
 from connectors._outbox import PUBLISH_SOURCE, Outbox, OutboxBatch
-from connectors._publisher import Publisher
+from connectors._publisher import Publisher, PublishOutcome
 from connectors._rows import EncodedRow, encode_rows
+from connectors._send_ahead import ROWS_PER_STEP, SendAhead
 from connectors._sources import FolderSource, PostgresSource, SourceRow
 from consent import BatchSealer
 from schemas import CitizenEvent, Codec, ConsentRecord
@@ -47,6 +50,10 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _nothing() -> None:
+    pass
+
+
 @dataclass(frozen=True, slots=True)
 class IngestReport:
     """Counts of one ``ingest``: rows read, records enqueued, rows quarantined, and
@@ -56,6 +63,15 @@ class IngestReport:
     enqueued: int = 0
     quarantined: int = 0
     dropped: int = 0
+
+
+def _sum(a: IngestReport, b: IngestReport) -> IngestReport:
+    return IngestReport(
+        a.read + b.read,
+        a.enqueued + b.enqueued,
+        a.quarantined + b.quarantined,
+        a.dropped + b.dropped,
+    )
 
 
 class Connector:
@@ -87,28 +103,27 @@ class Connector:
 
     # -- reading -----------------------------------------------------------
 
-    def ingest(self) -> IngestReport:
-        """Read every source once, as far as it goes, into the outbox."""
+    def ingest(self, *, after_step: Callable[[], None] = _nothing) -> IngestReport:
+        """Read every source once, as far as it goes, into the outbox.
+
+        ``after_step`` is called after each committed step (``run`` sends the
+        step to Kafka from there).
+        """
         total = IngestReport()
         for source in self.config.sources:
             if source.kind == "postgres":
-                report = self._ingest_table(source)
+                report = self._ingest_table(source, after_step)
             else:
-                report = self._ingest_folder(source)
-            total = IngestReport(
-                total.read + report.read,
-                total.enqueued + report.enqueued,
-                total.quarantined + report.quarantined,
-                total.dropped + report.dropped,
-            )
+                report = self._ingest_folder(source, after_step)
+            total = _sum(total, report)
         self.metrics.outbox_depth.set(self.outbox.depth())
         return total
 
-    def _ingest_folder(self, source: SourceConfig) -> IngestReport:
+    def _ingest_folder(self, source: SourceConfig, after_step: Callable[[], None]) -> IngestReport:
         assert source.path is not None
         mapping = self.mappings[source.name]
         folder = FolderSource(source.name, source.path, "csv" if source.kind == "csv" else "jsonl")
-        read = enqueued = quarantined = dropped = 0
+        total = IngestReport()
         for path in folder.ready_files():
             digest = folder.digest(path)
             if self.outbox.file_done(source.name, digest):
@@ -124,26 +139,54 @@ class Connector:
                 self.metrics.rows_quarantined.labels(source.name, "file", exc.reason).inc()
                 folder.finish(path, ok=False)
                 continue
-            with self.outbox.transaction() as batch:
-                self._enqueue_rows(batch, source.name, mapping, rows)
-                batch.mark_file(source.name, digest, path.name)
+            report = self._ingest_file(source.name, mapping, path.name, digest, rows, after_step)
             folder.finish(path, ok=True)
-            read += len(rows)
-            enqueued += batch.added
-            quarantined += batch.quarantined
-            dropped += batch.dropped
+            total = _sum(total, report)
             logger.info(
                 "source %s: %s: %d rows, %d records, %d quarantined, %d malformed values dropped",
                 source.name,
                 path.name,
-                len(rows),
-                batch.added,
-                batch.quarantined,
-                batch.dropped,
+                report.read,
+                report.enqueued,
+                report.quarantined,
+                report.dropped,
             )
-        return IngestReport(read, enqueued, quarantined, dropped)
+        return total
 
-    def _ingest_table(self, source: SourceConfig) -> IngestReport:
+    def _ingest_file(
+        self,
+        source: str,
+        mapping: SourceMapping,
+        name: str,
+        digest: str,
+        rows: Sequence[SourceRow],
+        after_step: Callable[[], None],
+    ) -> IngestReport:
+        """A file in steps of ``ROWS_PER_STEP`` rows, from where an earlier run stopped.
+
+        Each step commits its records with the count of rows read so far, and
+        the last marks the file done, so a crash mid-file redoes only the step
+        it interrupted (which had committed nothing).
+        """
+        total = IngestReport()
+        start = self.outbox.rows_done(source, digest)
+        while True:
+            end = min(start + ROWS_PER_STEP, len(rows))
+            with self.outbox.transaction() as batch:
+                self._enqueue_rows(batch, source, mapping, rows[start:end])
+                if end < len(rows):
+                    batch.set_rows_done(source, digest, end)
+                else:
+                    batch.mark_file(source, digest, name)
+            total = _sum(
+                total, IngestReport(end - start, batch.added, batch.quarantined, batch.dropped)
+            )
+            after_step()
+            if end == len(rows):
+                return total
+            start = end
+
+    def _ingest_table(self, source: SourceConfig, after_step: Callable[[], None]) -> IngestReport:
         assert source.dsn and source.table and source.high_water_column
         mapping = self.mappings[source.name]
         table = PostgresSource(source.name, source.dsn, source.table, source.high_water_column)
@@ -155,6 +198,7 @@ class Connector:
             with self.outbox.transaction() as batch:
                 self._enqueue_rows(batch, source.name, mapping, [r for _, r in batch_rows])
                 batch.set_high_water(source.name, batch_rows[-1][0])
+            after_step()
             read += len(batch_rows)
             enqueued += batch.added
             quarantined += batch.quarantined
@@ -289,24 +333,26 @@ class Connector:
         published = 0
         while entries := self.outbox.pending(batch_size):
             outcome = self.publisher.publish(entries)
-            self.outbox.remove([e.seq for e in outcome.acknowledged])
-            for reason in sorted({r for _, r in outcome.rejected}):
-                refused = [e for e, r in outcome.rejected if r == reason]
-                self.outbox.reject(refused, reason)
-                self.metrics.rows_quarantined.labels(PUBLISH_SOURCE, "record", reason).inc(
-                    len(refused)
-                )
-                logger.warning("Kafka refused %d record(s) for good: %s", len(refused), reason)
-            now = time.time()
-            for topic, count in Counter(e.topic for e in outcome.acknowledged).items():
-                self.metrics.events_published.labels(topic).inc(count)
-            for entry in outcome.acknowledged:
-                self.metrics.publish_latency.observe(max(0.0, now - entry.enqueued_at))
+            self._account(outcome)
             published += len(outcome.acknowledged)
-            self.metrics.outbox_depth.set(self.outbox.depth())
             if outcome.pending:
                 raise KafkaUnavailable("Kafka acknowledged part of a batch; retrying later")
         return published
+
+    def _account(self, outcome: PublishOutcome) -> None:
+        """Forget what Kafka acknowledged, quarantine what it refused for good, count both."""
+        self.outbox.remove([e.seq for e in outcome.acknowledged])
+        for reason in sorted({r for _, r in outcome.rejected}):
+            refused = [e for e, r in outcome.rejected if r == reason]
+            self.outbox.reject(refused, reason)
+            self.metrics.rows_quarantined.labels(PUBLISH_SOURCE, "record", reason).inc(len(refused))
+            logger.warning("Kafka refused %d record(s) for good: %s", len(refused), reason)
+        now = time.time()
+        for topic, count in Counter(e.topic for e in outcome.acknowledged).items():
+            self.metrics.events_published.labels(topic).inc(count)
+        for entry in outcome.acknowledged:
+            self.metrics.publish_latency.observe(max(0.0, now - entry.enqueued_at))
+        self.metrics.outbox_depth.set(self.outbox.depth())
 
     def run(self, *, once: bool = False, stop: threading.Event | None = None) -> int:
         """Loop read-then-publish until ``stop`` is set; with ``once``, until all is published.
@@ -318,7 +364,12 @@ class Connector:
         while not stop.is_set():
             if self.directory is not None:
                 self.factory = self.directory.refresh(self.factory, self.clock())
-            self.ingest()
+            ahead = SendAhead(self.outbox, self.publisher, self._account)
+            try:
+                self.ingest(after_step=ahead.step_committed)
+            finally:
+                ahead.settle()
+            published += ahead.acknowledged
             try:
                 published += self.publish()
             except KafkaUnavailable as exc:
