@@ -100,11 +100,17 @@ def postcode_outward(postcode: str) -> str:
     return postcode.split(" ", 1)[0]
 
 
+def _ascii_digits(text: str) -> bool:
+    """Only 0-9: ``str.isdigit`` also takes "²" (which ``int`` refuses) and "９" or "٩",
+    which would make a token no other council's ASCII form of the number meets."""
+    return text.isascii() and text.isdigit()
+
+
 def normalise_uprn(value: str) -> str:
     """A Unique Property Reference Number: 1 to 12 digits, leading zeros dropped."""
     digits = value.strip()
     significant = digits.lstrip("0")
-    if not digits.isdigit() or not 1 <= len(significant) <= 12:
+    if not _ascii_digits(digits) or not 1 <= len(significant) <= 12:
         raise InvalidIdentifier("uprn", "bad-format")
     return significant
 
@@ -112,7 +118,7 @@ def normalise_uprn(value: str) -> str:
 def normalise_nhs_number(value: str) -> str:
     """Ten digits whose last is the modulus-11 check digit of the first nine."""
     digits = re.sub(r"[\s-]", "", value)
-    if not digits.isdigit() or len(digits) != 10:
+    if not _ascii_digits(digits) or len(digits) != 10:
         raise InvalidIdentifier("nhs_number", "bad-format")
     total = sum(int(d) * (10 - i) for i, d in enumerate(digits[:9]))
     check = 11 - total % 11
