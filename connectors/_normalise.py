@@ -64,8 +64,28 @@ class Identity:
     extra: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
 
-def _strip_accents(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+#: Invisible format characters a paste brings along (soft hyphen, zero-width space and
+#: joiners, direction marks and overrides, word joiner, byte-order mark): never part
+#: of a name, and left in they split one ("Sa<ZWSP>rah" was "sa rah").
+_INVISIBLE = dict.fromkeys(
+    map(ord, "\u00ad\u061c\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c"
+             "\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff")
+)  # fmt: skip
+#: Latin letters NFKD leaves whole, spelt as English-language systems write them:
+#: "Łukasz Wałęsa" is "Lukasz Walesa" there, and was "ukasz wa esa" here.
+_UNDECOMPOSED = str.maketrans(
+    {"ł": "l", "ø": "o", "æ": "ae", "œ": "oe", "đ": "d", "ð": "d", "þ": "th", "ħ": "h",
+     "ı": "i", "ŀ": "l", "ŧ": "t", "ŋ": "n", "ĸ": "k"}
+)  # fmt: skip
+
+
+def _fold(text: str) -> str:
+    """Case-folded, accent-free, without invisible characters, undecomposed letters spelt."""
+    if text.isascii():
+        return text.casefold()
+    decomposed = unicodedata.normalize("NFKD", text.translate(_INVISIBLE))
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return bare.casefold().translate(_UNDECOMPOSED)
 
 
 def normalise_name(value: str, field_name: str = "name") -> str:
@@ -76,7 +96,7 @@ def normalise_name(value: str, field_name: str = "name") -> str:
     "Sir" and "Dame" are also surnames, and a resident called Jane Lord must
     keep her surname (and her row).
     """
-    text = _strip_accents(value).casefold().replace("'", "").replace("\u2019", "")
+    text = _fold(value).replace("'", "").replace("\u2019", "")
     words = re.sub(r"[^a-z]+", " ", text).split()
     if field_name != "family_name":
         while len(words) > 1 and words[0] in _TITLES:
@@ -138,7 +158,7 @@ def normalise_nino(value: str) -> str:
 
 def normalise_free_text(value: str) -> str:
     """For identifiers not in UK form: case and white space folded, nothing else assumed."""
-    return " ".join(_strip_accents(value).casefold().split())
+    return " ".join(_fold(value).split())
 
 
 _FIELDS = ("given_name", "family_name", "date_of_birth", "postcode", "uprn", "nhs_number", "nino")

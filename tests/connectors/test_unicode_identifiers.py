@@ -11,6 +11,8 @@ from connectors import (
     InvalidIdentifier,
     LinkageKey,
     load_mapping,
+    normalise_free_text,
+    normalise_name,
     normalise_nhs_number,
     normalise_uprn,
 )
@@ -91,3 +93,31 @@ def test_the_dry_run_encodes_a_file_holding_such_a_row(tmp_path):
     made = encoder.sightings(rows, side="left", dropped=dropped)
     assert [getattr(s, "source_ref", None) for s in made] == ["r1", "r2"]
     assert [(d.row, d.reason, d.code) for d in dropped] == [(2, "invalid-nhs_number", "bad-format")]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Sa\u200brah", "sarah"),  # zero-width space
+        ("Mc\u00adDonald", "mcdonald"),  # soft hyphen
+        ("Ann\u2060e", "anne"),  # word joiner
+        ("Jo\u200dhn", "john"),  # zero-width joiner
+        ("\u202eSarah\u202c", "sarah"),  # right-to-left override and pop
+        ("Ali\u200fce", "alice"),  # right-to-left mark
+        ("\ufeffAnn", "ann"),  # byte-order mark
+        ("Łukasz Wałęsa", "lukasz walesa"),
+        ("Bjørn", "bjorn"),
+        ("Ærø", "aero"),
+        ("Đorđe", "dorde"),
+        ("Þóra", "thora"),
+    ],
+)
+def test_invisible_characters_and_undecomposed_letters_do_not_change_a_name(raw, expected):
+    """Each split or shortened the name ("sa rah", "ukasz wa esa"), so the same person
+    written with and without them got different tokens and Bloom q-grams."""
+    assert normalise_name(raw) == expected
+    assert normalise_free_text(raw) == expected
+
+
+def test_free_text_loses_invisible_characters_too():
+    assert normalise_free_text("1 High\u200b St\u00ad") == "1 high st"
