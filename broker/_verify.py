@@ -128,13 +128,15 @@ def key_epoch_problem(
     Tokens are matched by value, so a record that says epoch 1 but carries
     tokens of a retired epoch 0 would link under a key the federation has
     withdrawn (issue 11): every token's epoch counts, not only the record's.
-    A record whose tokens disagree with its own ``key_epoch`` is refused even
-    when each epoch is accepted, since no honest connector writes one.
+    During a rotation an honest connector writes each token under every key it
+    holds, its ``key_epoch`` being the newest; so a record is refused as
+    mixed, even when each epoch is accepted, only if a token is newer than its
+    own epoch or none is of it.
     """
     epochs = {t.epoch for t in (*record.tokens, *record.blocking_tokens)}
     if accepted_epochs is not None and not {record.key_epoch, *epochs} <= accepted_epochs:
         return "stale-key-epoch"
-    if epochs - {record.key_epoch}:
+    if epochs and (max(epochs) > record.key_epoch or record.key_epoch not in epochs):
         return "mixed-key-epochs"
     return None
 

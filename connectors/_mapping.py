@@ -171,6 +171,14 @@ def _with_event_type(
     for name in mapping.attributes:
         if not any(name in EVENT_CATALOGUE[t].attributes for t in types):
             check.fail(f"attributes.{name}", "is not an attribute of the mapped event type(s)")
+    # Attributes travel in clear: a column the mapping itself treats as personal
+    # (an identifier, the local reference, a sealed field) must not be one.
+    personal = {*mapping.identity.values(), *mapping.extra.values(), mapping.reference,
+                *mapping.payload.values()}  # fmt: skip
+    for name, column in sorted(mapping.attributes.items()):
+        if column in personal:
+            check.fail(f"attributes.{name}", "reads a column mapped as an identifier, the "
+                       "reference or a payload field, and attributes travel in clear")  # fmt: skip
     for name in mapping.payload:
         if not any(name in EVENT_CATALOGUE[t].payload_fields for t in types):
             check.fail(f"payload.{name}", "is not a payload field of the mapped event type(s)")

@@ -64,8 +64,28 @@ class Identity:
     extra: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
 
-def _strip_accents(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+#: Invisible format characters a paste brings along (soft hyphen, zero-width space and
+#: joiners, direction marks and overrides, word joiner, byte-order mark): never part
+#: of a name, and left in they split one ("Sa<ZWSP>rah" was "sa rah").
+_INVISIBLE = dict.fromkeys(
+    map(ord, "\u00ad\u061c\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c"
+             "\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff")
+)  # fmt: skip
+#: Latin letters NFKD leaves whole, spelt as English-language systems write them:
+#: "Łukasz Wałęsa" is "Lukasz Walesa" there, and was "ukasz wa esa" here.
+_UNDECOMPOSED = str.maketrans(
+    {"ł": "l", "ø": "o", "æ": "ae", "œ": "oe", "đ": "d", "ð": "d", "þ": "th", "ħ": "h",
+     "ı": "i", "ŀ": "l", "ŧ": "t", "ŋ": "n", "ĸ": "k"}
+)  # fmt: skip
+
+
+def _fold(text: str) -> str:
+    """Case-folded, accent-free, without invisible characters, undecomposed letters spelt."""
+    if text.isascii():
+        return text.casefold()
+    decomposed = unicodedata.normalize("NFKD", text.translate(_INVISIBLE))
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return bare.casefold().translate(_UNDECOMPOSED)
 
 
 def normalise_name(value: str, field_name: str = "name") -> str:
@@ -76,7 +96,7 @@ def normalise_name(value: str, field_name: str = "name") -> str:
     "Sir" and "Dame" are also surnames, and a resident called Jane Lord must
     keep her surname (and her row).
     """
-    text = _strip_accents(value).casefold().replace("'", "").replace("\u2019", "")
+    text = _fold(value).replace("'", "").replace("\u2019", "")
     words = re.sub(r"[^a-z]+", " ", text).split()
     if field_name != "family_name":
         while len(words) > 1 and words[0] in _TITLES:
@@ -100,11 +120,17 @@ def postcode_outward(postcode: str) -> str:
     return postcode.split(" ", 1)[0]
 
 
+def _ascii_digits(text: str) -> bool:
+    """Only 0-9: ``str.isdigit`` also takes "²" (which ``int`` refuses) and "９" or "٩",
+    which would make a token no other council's ASCII form of the number meets."""
+    return text.isascii() and text.isdigit()
+
+
 def normalise_uprn(value: str) -> str:
     """A Unique Property Reference Number: 1 to 12 digits, leading zeros dropped."""
     digits = value.strip()
     significant = digits.lstrip("0")
-    if not digits.isdigit() or not 1 <= len(significant) <= 12:
+    if not _ascii_digits(digits) or not 1 <= len(significant) <= 12:
         raise InvalidIdentifier("uprn", "bad-format")
     return significant
 
@@ -112,7 +138,7 @@ def normalise_uprn(value: str) -> str:
 def normalise_nhs_number(value: str) -> str:
     """Ten digits whose last is the modulus-11 check digit of the first nine."""
     digits = re.sub(r"[\s-]", "", value)
-    if not digits.isdigit() or len(digits) != 10:
+    if not _ascii_digits(digits) or len(digits) != 10:
         raise InvalidIdentifier("nhs_number", "bad-format")
     total = sum(int(d) * (10 - i) for i, d in enumerate(digits[:9]))
     check = 11 - total % 11
@@ -132,7 +158,7 @@ def normalise_nino(value: str) -> str:
 
 def normalise_free_text(value: str) -> str:
     """For identifiers not in UK form: case and white space folded, nothing else assumed."""
-    return " ".join(_strip_accents(value).casefold().split())
+    return " ".join(_fold(value).split())
 
 
 _FIELDS = ("given_name", "family_name", "date_of_birth", "postcode", "uprn", "nhs_number", "nino")

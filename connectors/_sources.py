@@ -128,7 +128,7 @@ def _jsonl_rows(name: str, text: str) -> Iterator[SourceRow]:
             continue
         try:
             record: Any = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # a line nested a few thousand deep is not a row
             yield SourceRow(name, number, {}, malformed="not-json")
             continue
         if not isinstance(record, dict):

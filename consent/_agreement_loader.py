@@ -133,7 +133,7 @@ def _count(reader: NodeReader, node: yaml.Node | None, key: str) -> int | None:
     if node is None:
         return None
     value = str(node.value) if isinstance(node, yaml.ScalarNode) else ""
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         reader.problem(node, f"'{key}' must be a whole number of at least 1")
         return None
     return int(value)

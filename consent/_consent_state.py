@@ -21,8 +21,9 @@ resident who never objected (DESIGN section 6).
 Across a subject's tokens a refusal wins (``effective_consent``): a token such
 as ``name+dob`` can be shared by two namesakes, so a newer grant under it may
 be the other person's, while a refusal under any token the subject holds is
-honoured. The cost is a false denial (a namesake's objection can deny a
-disclosure), never a false disclosure.
+honoured; and a grant held only under shared tokens does not count for a
+subject with an NHS or NI number token that holds none. The cost is a false
+denial (a namesake's objection can deny a disclosure), never a false disclosure.
 
 ``TokenConsent`` is one token's state, small and serialisable (``to_bytes`` /
 ``from_bytes``) so the broker can keep it as the value of a Faust table keyed by
@@ -43,6 +44,7 @@ from schemas import ConsentRecord, ConsentState
 
 __all__ = [
     "ALL_SCOPES",
+    "UNIQUE_DOMAINS",
     "ConsentEntry",
     "ConsentLedger",
     "ConsentView",
@@ -54,6 +56,9 @@ __all__ = [
 ALL_SCOPES = "*"
 _STATE_VERSION = 3  # 3: ties broken by publication and refusal; 2: by record id only
 _READABLE_VERSIONS = frozenset({2, 3})  # a v2 entry ranks as published at its effective time
+#: Token domains of identifiers that one person holds alone (NHS and National
+#: Insurance numbers), unlike ``name+dob``, which namesakes share.
+UNIQUE_DOMAINS = frozenset({"nhs", "nino"})
 _REFUSALS = frozenset(
     {ConsentState.WITHDRAWN, ConsentState.OBJECTED, ConsentState.ERASURE_REQUESTED}
 )
@@ -246,10 +251,15 @@ def effective_consent(
     governing refusal if any token has one, else the latest governing grant,
     because a shared token (``name+dob`` of two namesakes) may carry another
     person's newer grant, but never lets it override this subject's refusal.
+    For the same reason a grant held only under shared tokens does not count
+    for a subject who has a unique one (``UNIQUE_DOMAINS``) that holds none.
     """
     scopes = {agreement_id, f"purpose:{purpose}", ALL_SCOPES}
     governing: list[ConsentEntry] = []
+    unique_held = unique_granted = False
     for token in tokens:
+        unique = token.split(":", 1)[0] in UNIQUE_DOMAINS
+        unique_held |= unique
         held = view.get(token)
         if held is None:
             continue
@@ -260,5 +270,12 @@ def effective_consent(
         ]
         if applicable:
             governing.append(max(applicable))
+            unique_granted |= unique
     refusals = [entry for entry in governing if entry.refusal]
-    return max(refusals or governing, default=None)
+    if refusals:
+        return max(refusals)
+    if unique_held and not unique_granted:
+        # Only shared tokens carry a grant: it may be a namesake's (another NHS
+        # number, same name and birth date), so it is not this subject's consent.
+        return None
+    return max(governing, default=None)

@@ -150,8 +150,9 @@ def decide(
         agreement: the agreement the candidate claims (None: not in the directory).
         candidate: the proposed disclosure.
         consent: the consent held per token (``ConsentLedger`` or a table).
-        now: the decision time, recorded in the decision (validity is checked at
-            each event's ``occurred_at``, not at ``now``).
+        now: the decision time, recorded in the decision. The agreement must be
+            in force both at ``now`` (the disclosure) and at each event's
+            ``occurred_at`` (what it covers).
     """
     reasons: set[Reason] = set()
     if not candidate.events:
@@ -165,6 +166,9 @@ def decide(
             reasons.add(Reason.AGREEMENT_MISMATCH)
         if candidate.recipient not in agreement.recipients:
             reasons.add(Reason.RECIPIENT_NOT_NAMED)
+        if not agreement.in_force(now):
+            # An ended agreement discloses nothing more, not even what happened before it ended.
+            reasons.add(Reason.NOT_IN_FORCE)
         for event in candidate.events:
             if not agreement.in_force(event.occurred_at):
                 reasons.add(Reason.NOT_IN_FORCE)

@@ -263,7 +263,7 @@ def _epochs(
     current_text = reader.text(root, fields, "key_epoch", required=False)
     current = DEFAULT_KEY_EPOCH
     if current_text is not None:
-        if not current_text.isdigit() or int(current_text) < 1:
+        if not (current_text.isascii() and current_text.isdigit()) or int(current_text) < 1:
             reader.problem(fields["key_epoch"], "'key_epoch' must be a positive whole number")
         else:
             current = int(current_text)
@@ -271,7 +271,7 @@ def _epochs(
         return current, frozenset({current})
     accepted: set[int] = set()
     for value, node in reader.text_list(root, fields, "accepted_epochs"):
-        if not value.isdigit() or int(value) < 1:
+        if not (value.isascii() and value.isdigit()) or int(value) < 1:
             reader.problem(node, "'accepted_epochs' items must be positive whole numbers")
         else:
             accepted.add(int(value))
@@ -299,7 +299,7 @@ def parse_directory(text: str, *, source: str = "<directory>") -> Directory:
     if reader.text(root, fields, "format") not in (None, DIRECTORY_FORMAT):
         reader.problem(fields["format"], f"format must be '{DIRECTORY_FORMAT}'")
     serial_text = reader.text(root, fields, "serial", required=False) or "1"
-    if not serial_text.isdigit():
+    if not (serial_text.isascii() and serial_text.isdigit()):
         reader.problem(fields.get("serial"), "'serial' must be a whole number")
     authority = reader.text(root, fields, "authority") or ""
     issued_at = _time(reader, root, fields, "issued_at")

@@ -11,16 +11,23 @@ from datetime import timedelta
 
 __all__ = ["format_duration", "parse_duration"]
 
-_SHORT = re.compile(r"^(\d+)\s*([smhdw])$")
-_ISO = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+_SHORT = re.compile(r"^([0-9]+)\s*([smhdw])$")
+_ISO = re.compile(
+    r"^P(?:([0-9]+)W)?(?:([0-9]+)D)?(?:T(?:([0-9]+)H)?(?:([0-9]+)M)?(?:([0-9]+)S)?)?$"
+)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: The longest window or retention an agreement may state: a century, beyond any
+#: retention schedule, and far enough inside ``datetime``'s range that the broker
+#: can add it to an event's time without ``OverflowError``.
+MAX_DURATION = timedelta(days=36525)
 
 
 def parse_duration(text: str) -> timedelta:
     """Parse ``<n><s|m|h|d|w>`` or an ISO 8601 duration without years or months.
 
     Raises:
-        ValueError: not one of the two forms, or not positive.
+        ValueError: not one of the two forms (ASCII digits), not positive, or
+            longer than ``MAX_DURATION``.
     """
     value = text.strip()
     short = _SHORT.match(value)
@@ -34,6 +41,8 @@ def parse_duration(text: str) -> timedelta:
         seconds = (((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + secs
     if seconds <= 0:
         raise ValueError(f"duration '{text}' must be positive")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration '{text}' is longer than {MAX_DURATION.days} days")
     return timedelta(seconds=seconds)
 
 

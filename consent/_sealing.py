@@ -149,7 +149,7 @@ def open_fields(
     plaintext = open_sealed(private_key, payload.enc, payload.ciphertext, aad=context)
     try:
         fields = json.loads(plaintext.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # nested thousands deep
         raise SealingFailed("sealed payload is not a field map") from exc
     if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
         raise SealingFailed("sealed payload is not a field map")

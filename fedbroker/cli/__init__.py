@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import traceback
+from pathlib import Path
 
 import click
 
@@ -59,7 +61,12 @@ def cli(verbose: bool) -> None:
 
 
 def main() -> None:
-    """Entry point: fedbroker errors become a one-line message and exit code 1."""
+    """Entry point: fedbroker errors become a one-line message and exit code 1.
+
+    Any other exception is a bug; it becomes one line naming its type and where
+    it was raised, never its message or traceback, which may hold the values
+    being processed (a resident's details, a row's cells).
+    """
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
@@ -73,3 +80,12 @@ def main() -> None:
         sys.exit(1)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - a bug: its message may quote the values it met
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        click.echo(
+            f"error [internal-error]: unexpected {type(exc).__name__} at "
+            f"{Path(where.filename).name}:{where.lineno} (a bug; the message is withheld "
+            "because it may quote personal data)",
+            err=True,
+        )
+        sys.exit(1)

@@ -42,6 +42,7 @@ def parse_details(text: str) -> dict[str, str]:
     """
     stripped = text.strip()
     found: dict[str, object] = {}
+    lines: dict[str, int] = {}  # key -> the line it came from (line form only)
     if stripped.startswith("{"):
         try:
             loaded = json.loads(stripped)
@@ -59,10 +60,18 @@ def parse_details(text: str) -> dict[str, str]:
             if not cuts:
                 raise CommandError(f"details line {number} is not 'field: value'")
             cut = min(cuts)
-            found[line[:cut].strip()] = line[cut + 1 :].strip()
-    unknown = sorted(set(found) - set(DETAIL_FIELDS))
+            key = line[:cut].strip()
+            found[key], lines[key] = line[cut + 1 :].strip(), number
+    unknown = set(found) - set(DETAIL_FIELDS)
     if unknown:
-        raise CommandError(f"unknown detail field(s): {', '.join(unknown)}")
+        # An unknown key is the clerk's text ("Ann Example=1980-02-03" has the key
+        # "Ann Example"), so it is placed by line or counted, never echoed.
+        where = (
+            f"details line(s) {', '.join(str(n) for n in sorted(lines[k] for k in unknown))}"
+            if lines
+            else f"{len(unknown)} detail(s)"
+        )
+        raise CommandError(f"{where}: unknown field; known: {', '.join(DETAIL_FIELDS)}")
     details: dict[str, str] = {}
     for name, value in found.items():
         if not isinstance(value, str):

@@ -150,7 +150,10 @@ def test_audit_subject_details_are_parsed_and_never_echoed():
         ('{"given_name": ', "not valid JSON"),
         ('["Ann"]', "details line 1"),
         ('{"nhs_number": 9434765919}', "'nhs_number' must be text"),
-        ("surname: Secretname", "unknown detail field(s): surname"),
+        ("surname: Secretname", "details line(s) 1: unknown field"),
+        ("given_name: Ann\nAnn Example=1980-02-03", "details line(s) 2: unknown field"),
+        ('{"Ann Example": "1980-02-03"}', "1 detail(s): unknown field"),
+        ("Ann: Example", "details line(s) 1: unknown field"),
         ("given_name:   ", "no details given"),
     ):
         with pytest.raises(CommandError) as caught:

@@ -228,3 +228,25 @@ def test_whatever_a_grant_claims_a_refusal_published_after_it_wins(
     refusal = typo("r-a", later, recorded=refused_at, published=refused_at + timedelta(seconds=lag))
     for order in ([grant, refusal], [refusal, grant]):
         assert state_of(ConsentLedger.from_records(order)) is later
+
+
+def test_a_namesakes_grant_is_not_the_residents_consent():
+    """B (same name and birth date, another NHS number) granted; A never did.
+
+    A's subject held a grant through the shared ``name+dob`` token, so an
+    agreement under the ``required`` model disclosed A on B's consent.
+    """
+    a_nhs, b_nhs = LinkageToken("nhs", 1, b"\x01" * 32), LinkageToken("nhs", 1, b"\x02" * 32)
+    a_nino = LinkageToken("nino", 1, b"\x04" * 32)
+    shared = LinkageToken("name+dob", 1, b"\x03" * 32)
+    ledger = ConsentLedger.from_records(
+        [rec("r-b", ConsentState.GRANTED, at=0, tokens=(b_nhs, shared))]
+    )
+    assert state_of(ledger, tokens=(a_nhs, shared)) is None
+    assert state_of(ledger, tokens=(a_nino, shared)) is None
+    assert state_of(ledger, tokens=(b_nhs, shared)) is ConsentState.GRANTED
+    # nothing tells a subject known by name and birth date alone from B
+    assert state_of(ledger, tokens=(shared,)) is ConsentState.GRANTED
+    # A's own grant, recorded with a unique identifier only, is A's
+    ledger = ledger.apply(rec("r-a", ConsentState.GRANTED, at=1, tokens=(a_nino,)))
+    assert state_of(ledger, tokens=(a_nhs, a_nino, shared)) is ConsentState.GRANTED

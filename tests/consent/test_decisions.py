@@ -299,3 +299,13 @@ def test_disclosed_event_from_a_citizen_event():
     assert disclosed == DisclosedEvent(
         "evt-7", "E08000006", EventType.RENT_ARREARS, T, frozenset({"postcode"})
     )
+
+
+def test_required_consent_is_not_met_by_a_namesakes_grant():
+    shared = LinkageToken("name+dob", 1, b"\x09" * 32)
+    namesake = ConsentRecord("r-b", "E08000003", (token(2), shared), "a1",
+                             ConsentState.GRANTED, T, T, 1)  # fmt: skip
+    subject = (token(1).key(), shared.key())
+    decision = decide(agreement(ConsentModel.REQUIRED), candidate(subjects=[subject]),
+                      ConsentLedger.from_records([namesake]), T)  # fmt: skip
+    assert decision.reasons == (Reason.CONSENT_NOT_GRANTED,)

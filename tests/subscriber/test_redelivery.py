@@ -1,0 +1,47 @@
+"""A notification re-delivered, at another offset, partition or after a restart, is handed
+over once (DESIGN section 10: "a service is never handed the same notification id twice").
+
+The broker's retries, a rebalance or an operator resetting offsets all put the same
+signed bytes in front of the subscriber again; only the delivered-id store stops them.
+"""
+
+from __future__ import annotations
+
+from subscriber import (
+    CallbackSink,
+    DeadLetterFile,
+    Delivery,
+    DeliveryStore,
+    Place,
+    SubscriberMetrics,
+    SubscriberSettings,
+)
+from tests.subscriber.factory import SERVICE, notification_bytes
+
+TOPIC = f"fed.notify.{SERVICE}"
+
+
+def test_the_same_notification_again_is_a_duplicate_even_after_a_restart(federation, tmp_path):
+    settings = SubscriberSettings(bootstrap="unused:9092", service=SERVICE,
+                                  store=tmp_path / "store.sqlite",
+                                  dead_letters=tmp_path / "dead.jsonl")  # fmt: skip
+    handed: list[str] = []
+
+    def delivery() -> Delivery:
+        return Delivery(settings, directory=federation.load(),
+                        key=federation.sealing_key(SERVICE),
+                        sink=CallbackSink(lambda n: handed.append(n.notification_id)),
+                        store=DeliveryStore(settings.store),
+                        dead_letters=DeadLetterFile(settings.dead_letters),
+                        metrics=SubscriberMetrics())  # fmt: skip
+
+    nid, value = notification_bytes(federation, 1)
+    first = delivery()
+    assert first.handle(Place(TOPIC, 0, 5), value) == "delivered"
+    assert first.handle(Place(TOPIC, 0, 9), value) == "duplicate"
+    assert first.handle(Place(TOPIC, 1, 0), value) == "duplicate"
+    restarted = delivery()  # a new process on the same store
+    assert restarted.handle(Place(TOPIC, 0, 5), value, first=True) == "duplicate"
+    assert restarted.handle(Place(TOPIC, 2, 77), value) == "duplicate"
+    assert handed == [nid]
+    assert not (tmp_path / "dead.jsonl").exists() or not (tmp_path / "dead.jsonl").read_text()
