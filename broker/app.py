@@ -152,6 +152,12 @@ def build_app(settings: BrokerSettings, *, clock: Clock | None = None) -> faust.
             if tp.topic == topics.routed.get_topic_name():
                 parts.forget_chain(tp.partition)
 
+    # Faust starts its tasks once the worker has joined its group, recovered its
+    # tables and sought its inputs: /metrics says so from then on.
+    @app.task  # type: ignore[untyped-decorator]
+    async def started() -> None:
+        metrics.ready.set(1)
+
     app.on_partitions_revoked.connect(forget_chains)
     app.on_partitions_assigned.connect(forget_chains)
     metrics.directory_expires_in.set(watch.expires_in(clock.now()))
