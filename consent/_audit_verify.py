@@ -10,15 +10,17 @@ shorter than an anchor says, or differs at the anchor's position, it was cut or
 rewritten.
 
 Records after the last signed checkpoint are *unvouched*: anyone who can write
-the topic could have rewritten or invented them. Given ``now``, verification
-judges them. The broker signs a checkpoint at least every checkpoint interval
-while records are pending, so a tail is only legitimately unvouched until the
-last checkpoint's own (signed) time plus the interval and a margin; after that
-it is a problem (``unvouched``), before it the tail is ``pending`` (a problem
-only under ``strict``). The deadline is measured from the signed checkpoint,
-never from the tail's own ``decided_at``, which a forger would simply set to
-now. A chain with records but no signed checkpoint at all vouches for nothing
-and is a problem (``no-checkpoint``), whatever its times.
+the topic could have deleted them. They cannot have been rewritten or invented:
+the broker signs every record, and each one after the last checkpoint must
+verify (one that does not is ``altered``). Given ``now``, verification judges
+whether they are overdue a checkpoint. The broker signs a checkpoint at least
+every checkpoint interval while records are pending, so a tail is only
+legitimately unvouched until the last checkpoint's own (signed) time plus the
+interval and a margin; after that it is a problem (``unvouched``), before it
+the tail is ``pending`` (a problem only under ``strict``). The deadline is
+measured from the signed checkpoint, never from the tail's own
+``decided_at``. A chain with records but no signed checkpoint at all vouches
+for nothing and is a problem (``no-checkpoint``), whatever its times.
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ class _Vouching:
         return None, deadline
 
 
-def _checkpoint_ok(record: AuditRecord, key: Ed25519PublicKey) -> bool:
+def _signed(record: AuditRecord, key: Ed25519PublicKey) -> bool:
     try:
         verify_detached(key, SignatureDomain.CHECKPOINT, audit_bytes(record), record.signature)
     except SignatureInvalid:
@@ -218,7 +220,7 @@ def _verify_chain(
                 position,
                 "link to the previous record is broken: it was replaced or altered",
             )
-        elif record.kind is AuditKind.CHECKPOINT and not _checkpoint_ok(record, key):
+        elif record.kind is AuditKind.CHECKPOINT and not _signed(record, key):
             problem = found(
                 ProblemKind.BAD_CHECKPOINT,
                 record,
@@ -241,6 +243,20 @@ def _verify_chain(
             last_checkpoint = record
         expected, prev = record.seq + 1, record.record_hash
 
+    if problem is None:
+        # The broker signs every link; a checkpoint's signature vouches for those
+        # before it, so only the records after the last one are checked one by
+        # one. One that does not verify was written by someone else.
+        after = last_checkpoint.seq if last_checkpoint is not None else -1
+        for position, record in items:
+            if record.seq > after and not _signed(record, key):
+                problem = found(
+                    ProblemKind.ALTERED,
+                    record,
+                    position,
+                    "not signed by the broker key: written by someone else",
+                )
+                break
     if problem is None and anchor is not None:
         if anchor.seq >= expected:
             problem = AuditProblem(
@@ -305,7 +321,7 @@ def verify_audit(
     problems: list[AuditProblem] = []
     best: dict[str, AuditRecord] = {}
     for anchor in anchors:
-        if anchor.record_hash != audit_record_hash(anchor) or not _checkpoint_ok(
+        if anchor.record_hash != audit_record_hash(anchor) or not _signed(
             anchor, broker_public_key
         ):
             problems.append(

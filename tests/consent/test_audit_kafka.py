@@ -206,8 +206,9 @@ def test_audit_verify_fails_a_rewritten_tail_a_cut_chain_and_a_chain_with_no_che
     forged = dataclasses.replace(open_tail[-1], outcome=Outcome.DENIED, reasons=("objected",))
     open_tail[-1] = dataclasses.replace(forged, record_hash=audit_record_hash(forged))
     code, out, err = run("audit", "verify", *base, "--topic", publish({0: open_tail}), *broker_pub)
-    assert code == 1 and "chain p0: unvouched at seq 8" in err, err
-    assert "anchors advanced for 1 chain(s)" in out  # to seq 7: the intact, signed part
+    assert code == 1 and "chain p0: altered at seq 8" in err, err  # the forger cannot sign it
+    assert "not signed by the broker key" in err
+    assert "anchors advanced" not in out  # a chain with a forged record moves no anchor
 
     full = same_time_chain(key, 7)  # checkpoints at seqs 3, 7 and the shutdown one at 9
     clean = publish({0: full})
