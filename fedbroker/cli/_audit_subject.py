@@ -138,7 +138,15 @@ def subject(
         tokens = (*tokens, *_tokens_from_details(details, linkage_keys, dob_format))
     if not tokens:
         raise CommandError("give --linkage-keys with the person's details, or --token")
-    messages = read_audit_topic(bootstrap, topic, decoder(wire), timeout_s=timeout_s)
+    messages, unreadable = read_audit_topic(bootstrap, topic, decoder(wire), timeout_s=timeout_s)
+    if unreadable:
+        places = ", ".join(str(u) for u in unreadable[:5])
+        more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
+        click.echo(
+            f"warning: skipped {len(unreadable)} message(s) that are not audit records: "
+            f"{places}{more}; run `fedbroker audit verify`",
+            err=True,
+        )
     found = decisions_concerning([m.record for m in messages], tokens)
     if as_json:
         for record in found:

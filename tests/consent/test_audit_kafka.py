@@ -324,3 +324,33 @@ def test_audit_verify_refuses_an_older_directory_than_it_accepted_before(
     assert code == 0, err
     code, _, err = run("audit", "verify", *base, "--directory", str(fed.directory_path), *anchor)
     assert code == 1 and "[directory-rolled-back]" in err, err
+
+
+def test_a_message_that_is_no_audit_record_is_reported_where_it_is_and_the_rest_still_answers(
+    fed, publish, run, kafka_bootstrap
+):
+    """One junk message on an append-only, never-deleted topic must not blind the auditor.
+
+    It used to end both commands with a decode error: no chain verified, no
+    anchor advanced and no subject-access request answered, for as long as
+    the topic is kept (for ever). Attack round 2.
+    """
+    key = fed.signing_key("broker")
+    topic = publish({0: chain_records(key, "p0", 4)})
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    producer.send(topic, key=b"junk", value=b"\xc3\x01not an audit record", partition=1)
+    producer.flush(timeout=30)
+    producer.close()
+    base = ["--bootstrap", kafka_bootstrap, "--wire", WIRE, "--timeout", "20", "--topic", topic]
+    broker_pub = ["--broker-key", str(fed.keys["broker"].signing.public)]
+
+    code, out, err = run("audit", "verify", *base, *broker_pub)
+    assert code == 1, err
+    assert "not an audit record [partition 1 offset 0]" in err, err
+    assert "chain p0: 7/7 verified" in out, out  # 4 decisions, 3 checkpoints
+    assert "anchors advanced for 1 chain(s)" in out  # the intact chain's checkpoint
+
+    code, out, err = run("audit", "subject", *base, "--token", PERSON)
+    assert code == 0, err
+    assert "2 decision(s) concerned this person" in out
+    assert "1 message(s) that are not audit records" in err and "partition 1 offset 0" in err
