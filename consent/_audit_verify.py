@@ -69,6 +69,8 @@ class ProblemKind(StrEnum):
     REPEATED_DECISION = "repeated-decision"
 
 
+_FORGED = "not signed by the broker key: written by someone else"
+
 _VOUCHING = frozenset({ProblemKind.NO_CHECKPOINT, ProblemKind.UNVOUCHED, ProblemKind.PENDING})
 
 
@@ -176,6 +178,7 @@ def _verify_chain(
     for _, record in items:
         seqs_ahead[record.seq] = seqs_ahead.get(record.seq, 0) + 1
     seen: dict[int, bytes] = {}
+    accepted: dict[int, tuple[int, AuditRecord]] = {}
     decided: set[str] = set()  # an auditor must see each decision once (DESIGN section 10)
     expected, prev = 0, GENESIS_HASH
     last_checkpoint: AuditRecord | None = None
@@ -189,12 +192,26 @@ def _verify_chain(
         if record.record_hash != audit_record_hash(record):
             problem = found(ProblemKind.ALTERED, record, position, "record hash does not match")
         elif record.seq < expected:
-            kind = (
-                ProblemKind.DUPLICATED
-                if seen.get(record.seq) == record.record_hash
-                else ProblemKind.REORDERED
-            )
-            problem = found(kind, record, position, f"seq {record.seq} after seq {expected - 1}")
+            at, earlier = accepted.get(record.seq, (-1, None))
+            if earlier is not None and earlier.record_hash == record.record_hash:
+                problem = found(
+                    ProblemKind.DUPLICATED,
+                    record,
+                    position,
+                    f"seq {record.seq} after seq {expected - 1}",
+                )
+            # Two records at one place: the one the broker did not sign is the forgery.
+            elif not _signed(record, key):
+                problem = found(ProblemKind.ALTERED, record, position, _FORGED)
+            elif earlier is not None and not _signed(earlier, key):
+                problem = found(ProblemKind.ALTERED, earlier, at, _FORGED)
+            else:
+                problem = found(
+                    ProblemKind.REORDERED,
+                    record,
+                    position,
+                    f"seq {record.seq} after seq {expected - 1}",
+                )
         elif record.seq > expected:
             if seqs_ahead.get(expected, 0) > 0:
                 problem = found(
@@ -239,6 +256,7 @@ def _verify_chain(
         if record.kind is not AuditKind.CHECKPOINT:
             decided.add(record.decision_id)
         seen[record.seq] = record.record_hash
+        accepted[record.seq] = (position, record)
         if record.kind is AuditKind.CHECKPOINT:
             last_checkpoint = record
         expected, prev = record.seq + 1, record.record_hash
@@ -250,12 +268,7 @@ def _verify_chain(
         after = last_checkpoint.seq if last_checkpoint is not None else -1
         for position, record in items:
             if record.seq > after and not _signed(record, key):
-                problem = found(
-                    ProblemKind.ALTERED,
-                    record,
-                    position,
-                    "not signed by the broker key: written by someone else",
-                )
+                problem = found(ProblemKind.ALTERED, record, position, _FORGED)
                 break
     if problem is None and anchor is not None:
         if anchor.seq >= expected:

@@ -43,6 +43,9 @@ def test_a_forged_record_appended_while_the_broker_was_down_is_never_vouched_for
     report = verify_audit([*topic, forged, *fresh.audit, closing],
                           directory.member("broker").signing_key)  # fmt: skip
     assert not report.ok, "the forged record is not laundered by the broker's checkpoint"
+    # and the officer is pointed at the forgery, not at the genuine record after it
+    assert [(p.kind, p.position) for p in report.problems] == [("altered", len(topic))]
+    assert "not signed by the broker key" in str(report.problems[0])
 
 
 def test_a_junk_record_does_not_become_the_head(federation):
