@@ -20,6 +20,7 @@ from consent import (
     Reason,
     audit_record_hash,
     audit_record_to_dict,
+    generate_signing_key,
 )
 from fedbroker.cli import main
 from schemas import Outcome
@@ -354,3 +355,42 @@ def test_a_message_that_is_no_audit_record_is_reported_where_it_is_and_the_rest_
     assert code == 0, err
     assert "2 decision(s) concerned this person" in out
     assert "1 message(s) that are not audit records" in err and "partition 1 offset 0" in err
+
+
+def test_audit_subject_with_the_broker_key_flags_a_decision_the_broker_never_recorded(
+    fed, publish, run, kafka_bootstrap
+):
+    """A subject-access answer is evidence: each listed record is checked (attack round 2).
+
+    Whoever can write ``fed.audit`` can append a decision naming the person (a
+    disclosure that never happened) or relabel one; the broker signs every
+    record, so with its key each listed decision is proved or flagged.
+    """
+    key = fed.signing_key("broker")
+    genuine = chain_records(key, "p0", 4)
+    invented = AuditChain(ChainHead("p9"), generate_signing_key(), checkpoint_every=100)
+    forged = invented.append(
+        Decision("dec-forged", "gm-multiple-disadvantage", "gmca.someone-else",
+                 Outcome.ALLOWED, (Reason.ALLOWED,), ("evt-f",), (PERSON,), T)
+    )  # fmt: skip
+    topic = publish({0: genuine, 1: forged})
+    base = ["--bootstrap", kafka_bootstrap, "--wire", WIRE, "--topic", topic]
+    broker_pub = ["--broker-key", str(fed.keys["broker"].signing.public)]
+
+    code, out, err = run("audit", "subject", *base, "--token", PERSON, *broker_pub)
+    assert code == 1, err
+    assert "3 decision(s) concerned this person" in out
+    assert "NOT SIGNED BY THE BROKER" in out and "dec-forged" in out
+    assert out.count("NOT SIGNED BY THE BROKER") == 1
+    assert "1 listed record(s) are not signed by the broker" in err
+    code, out, err = run("audit", "subject", *base, "--token", PERSON, *broker_pub, "--json")
+    assert code == 1
+    signed = {json.loads(line)["decision_id"]: json.loads(line)["broker_signed"] for line in
+              out.splitlines()}  # fmt: skip
+    assert signed == {"dec-p0-1": True, "dec-p0-3": True, "dec-forged": False}
+    genuine_only = publish({0: genuine})
+    code, out, err = run(
+        "audit", "subject", "--bootstrap", kafka_bootstrap, "--wire", WIRE,
+        "--topic", genuine_only, "--token", PERSON, *broker_pub,
+    )  # fmt: skip
+    assert code == 0 and "NOT SIGNED" not in out, err
