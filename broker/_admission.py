@@ -13,6 +13,7 @@ and the clock, and gets the record or a ``Rejected`` with a reason code.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,13 +27,21 @@ from broker._verify import (
     verify_record,
 )
 from consent import Directory, consent_scopes
-from schemas import CitizenEvent, Codec, ConsentRecord, SchemaError, event_id_bound
+from schemas import (
+    EVENT_CATALOGUE,
+    CitizenEvent,
+    Codec,
+    ConsentRecord,
+    SchemaError,
+    event_id_bound,
+)
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "AdmissionPolicy",
     "Limits",
     "admit",
+    "check_opaque",
     "check_scope",
     "check_shape",
     "check_size",
@@ -171,6 +180,37 @@ def check_shape(record: CitizenEvent | ConsentRecord, limits: Limits) -> None:
         raise Rejected("the fuzzy encoding is too large", reason="fuzzy-too-large")
 
 
+#: A connector's references and consent ids are keyed digests (``opaque_reference``,
+#: ``event_id_for``): 32 lowercase hex characters, nothing else.
+_OPAQUE = re.compile(r"[0-9a-f]{32}")
+#: Token domains are short lowercase tags (``nhs``, ``name+dob``, ``sx-name+postcode``).
+_DOMAIN = re.compile(r"[a-z0-9]+(?:[+-][a-z0-9]+)*")
+_MAX_DOMAIN = 32
+
+
+def check_opaque(record: CitizenEvent | ConsentRecord) -> None:
+    """Refuse text where the contract has a digest or a tag: what the broker keeps in clear.
+
+    A reference travels in every notification, a consent id into the audit
+    trail's erasure ids, a token domain into every token key (audit subject
+    tokens, Kafka keys), an attribute into state: a careless mapping or a forged
+    connector must not get a name or a number there. Reasons:
+    ``reference-not-opaque``, ``identifier-not-opaque`` (a consent record id),
+    ``token-domain-invalid``, ``unknown-attribute`` (not one its event type carries).
+    """
+    tokens = (*record.tokens, *record.blocking_tokens)
+    if any(len(t.domain) > _MAX_DOMAIN or not _DOMAIN.fullmatch(t.domain) for t in tokens):
+        raise Rejected("a token domain is not a domain tag", reason="token-domain-invalid")
+    if isinstance(record, ConsentRecord):
+        if not _OPAQUE.fullmatch(record.record_id):
+            raise Rejected("the record id is not opaque", reason="identifier-not-opaque")
+        return
+    if not _OPAQUE.fullmatch(record.source_ref):
+        raise Rejected("the source reference is not opaque", reason="reference-not-opaque")
+    if not EVENT_CATALOGUE[record.event_type].attributes.issuperset(record.attributes):
+        raise Rejected("an attribute its event type does not carry", reason="unknown-attribute")
+
+
 def check_scope(record: CitizenEvent | ConsentRecord, directory: Directory) -> None:
     """Refuse a consent scope the directory does not name (free text, a resident's name)."""
     if isinstance(record, ConsentRecord) and record.scope not in consent_scopes(directory):
@@ -191,7 +231,7 @@ def admit(
     Order: size, then ``verify_record`` (the signed envelope's domain for the
     topic, council, signature over the exact bytes, then decoding with the
     codec's own reason codes, epoch, freshness, source times), then shape,
-    scope, and that an event's id is the one its own fields give
+    opaque fields (``check_opaque``), scope, and that an event's id is the one its own fields give
     (``schemas.event_id_bound``).
     Since the signature covers the bytes as sent (no re-encoding), checking it
     before the shape costs one Ed25519 verification, not a decode and encode.
@@ -213,6 +253,7 @@ def admit(
     except SchemaError as exc:
         raise Rejected(f"{topic}: not a readable message", reason=exc.reason) from exc
     check_shape(record, policy.limits)
+    check_opaque(record)
     check_scope(record, directory)
     # Ids are deduplicated on; one that is not the event's own (its council's
     # digest) would let one council have another's real event dropped as a replay.

@@ -11,7 +11,9 @@ written before the records are sent and either may be lost. So, when a chain is
 first used in a process, ``recover_chain`` rebuilds its head and its recent
 decision ids from the records read back from the topic (``broker._audit_tail``),
 and trusts the table only when the topic holds nothing of the chain. Pure: the
-reading is done at the edge.
+reading is done at the edge. Only records this broker wrote count (each link is
+signed, ``consent.audit_record_signed``): a record appended by anyone else who
+can write the topic is never continued from, so no checkpoint vouches for it.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from consent import AuditChain, ChainHead, Decision
+from consent import AuditChain, ChainHead, Decision, audit_record_hash, audit_record_signed
 from schemas import AuditKind, AuditRecord
 
 __all__ = ["OnceChain", "RecoveredChain", "recover_chain"]
@@ -39,6 +41,26 @@ class RecoveredChain:
     recent: dict[str, datetime] = field(default_factory=dict)
 
 
+def _vouched(records: list[AuditRecord], key: Ed25519PublicKey) -> tuple[int, list[AuditRecord]]:
+    """The last checkpoint that verifies and the records its hashes reach back to.
+
+    Returns the index after the checkpoint (0 if none verifies) and those records
+    in chain order, the checkpoint last. One signature check, not one a record.
+    """
+    for index in range(len(records) - 1, -1, -1):
+        checkpoint = records[index]
+        if checkpoint.kind is AuditKind.CHECKPOINT and audit_record_signed(checkpoint, key):
+            by_hash = {r.record_hash: r for r in records[:index]}
+            back, wanted = [checkpoint], checkpoint.prev_hash
+            while (found := by_hash.pop(wanted, None)) is not None:
+                if audit_record_hash(found) != wanted:
+                    break
+                back.append(found)
+                wanted = found.prev_hash
+            return index + 1, back[::-1]
+    return 0, []
+
+
 def recover_chain(
     chain_id: str,
     stored: ChainHead | None,
@@ -46,23 +68,45 @@ def recover_chain(
     *,
     now: datetime,
     window: timedelta,
+    key: Ed25519PublicKey,
 ) -> RecoveredChain:
     """The chain's head and recent decision ids from ``tail``, its records in topic order.
 
-    The last record of the chain read back is the true head, whatever the table
-    says (the table can lag the topic, or lead it when a send was lost). Records
-    of other chains sharing the partition are ignored. Decision and erasure ids
-    decided within ``window`` of ``now`` are remembered until ``decided_at +
-    window``. With nothing of the chain in ``tail``, the stored head (or a fresh
-    one) stands.
+    The last record of the chain read back that this broker wrote is the true
+    head, whatever the table says (the table can lag the topic, or lead it when
+    a send was lost). Written by this broker means: vouched for by the last
+    checkpoint that verifies under ``key`` (through the hashes), or after it,
+    linked to the one before and signed under ``key`` itself. Anything else
+    (a forger's record, junk) is skipped: continued from, it would be vouched
+    for by the next checkpoint, and its decision id would hide a genuine one.
+    Records of other chains sharing the partition are ignored. Decision and
+    erasure ids decided within ``window`` of ``now`` are remembered until
+    ``decided_at + window``. With nothing of the chain in ``tail``, the stored
+    head (or a fresh one) stands.
     """
-    last: AuditRecord | None = None
+    records = [r for r in tail if r.chain == chain_id]
+    start, trusted = _vouched(records, key)
+    last = trusted[-1] if trusted else None
+    skipped = 0
+    for record in records[start:]:
+        links = last is None or (
+            record.seq == last.seq + 1 and record.prev_hash == last.record_hash
+        )
+        if links and audit_record_signed(record, key):
+            trusted.append(record)
+            last = record
+        else:
+            skipped += 1
+    if skipped:
+        logger.warning(
+            "audit chain %s: %d record(s) on the topic not written by this broker are not "
+            "continued from",
+            chain_id,
+            skipped,
+        )
     checkpoint: AuditRecord | None = None
     recent: dict[str, datetime] = {}
-    for record in tail:
-        if record.chain != chain_id:
-            continue
-        last = record
+    for record in trusted:
         if record.kind is AuditKind.CHECKPOINT:
             checkpoint = record
         elif record.decided_at + window > now:

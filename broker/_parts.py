@@ -159,6 +159,7 @@ class Parts:
                 tail,
                 now=now,
                 window=self.window,
+                key=self.key.public_key(),
             )
             interval = timedelta(seconds=s.checkpoint_interval_s)
             chain = OnceChain(recovered, self.key, window=self.window, checkpoint_interval=interval)

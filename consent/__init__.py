@@ -23,6 +23,7 @@ from consent._audit import (
     ChainHead,
     audit_bytes,
     audit_record_hash,
+    audit_record_signed,
 )
 from consent._audit_anchors import ANCHORS_FORMAT, load_anchors, save_anchors
 from consent._audit_records import (
@@ -198,6 +199,7 @@ __all__ = [
     "audit_bytes",
     "audit_record_from_dict",
     "audit_record_hash",
+    "audit_record_signed",
     "audit_record_to_dict",
     "build_dev_federation",
     "check_times",

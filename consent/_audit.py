@@ -8,7 +8,9 @@ that its tail was cut, so the broker also signs a *checkpoint* of the head
 (count and hash) every ``checkpoint_every`` records, every ``checkpoint_interval``
 and on shutdown, in the spirit of X-Road's time-stamped message-log batches. A
 checkpoint is itself a link: its ``seq`` is the number of records before it and
-its ``prev_hash`` the head it vouches for (DESIGN sections 6 and 7).
+its ``prev_hash`` the head it vouches for (DESIGN sections 6 and 7). Every other
+link is signed too (``audit_record_signed``), so that a restarted worker
+continues only from records it wrote (``broker._chain_recovery``).
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from consent._audit_records import audit_record_to_dict
 from consent._decisions import Decision
-from consent._envelope import sign_detached
-from consent._errors import AuditInvalid
+from consent._envelope import sign_detached, verify_detached
+from consent._errors import AuditInvalid, SignatureInvalid
 from schemas import AuditKind, AuditRecord, SignatureDomain
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "ChainHead",
     "audit_bytes",
     "audit_record_hash",
+    "audit_record_signed",
 ]
 
 GENESIS_HASH = b"\x00" * 32
@@ -63,6 +66,21 @@ def audit_bytes(record: AuditRecord) -> bytes:
 def audit_record_hash(record: AuditRecord) -> bytes:
     """SHA-256 over ``audit_bytes``: what ``record_hash`` must equal."""
     return hashlib.sha256(audit_bytes(record)).digest()
+
+
+def audit_record_signed(record: AuditRecord, key: Ed25519PublicKey) -> bool:
+    """Whether ``record``'s hash holds and the broker's ``key`` signed it.
+
+    The broker signs every link (``AuditChain``); a checkpoint's signature is
+    what vouches for the records before it.
+    """
+    if record.record_hash != audit_record_hash(record):
+        return False
+    try:
+        verify_detached(key, SignatureDomain.CHECKPOINT, audit_bytes(record), record.signature)
+    except SignatureInvalid:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +175,13 @@ class AuditChain:
             signature=b"",
         )
         linked = replace(record, record_hash=audit_record_hash(record))
+        # Every link is signed, not only checkpoints: a worker rebuilding its head
+        # from the topic must tell its own records from a forger's, or its next
+        # checkpoint would vouch for whatever was appended while it was down.
+        linked = replace(
+            linked,
+            signature=sign_detached(self._key, SignatureDomain.CHECKPOINT, audit_bytes(linked)),
+        )
         self._head = replace(self._head, count=linked.seq + 1, head_hash=linked.record_hash)
         return linked
 
@@ -237,15 +262,11 @@ class AuditChain:
                 b"",
             )
         )
-        signed = replace(
-            record,
-            signature=sign_detached(self._key, SignatureDomain.CHECKPOINT, audit_bytes(record)),
-        )
         _log.info("audit chain %s checkpoint at %d records (%s)", record.chain, record.seq, reason)
         self._head = replace(
             self._head, last_checkpoint_count=self._head.count, last_checkpoint_at=now
         )
-        return signed
+        return record
 
     def start(self, now: datetime) -> None:
         """Start the interval clock (a fresh chain has no checkpoint to measure from)."""

@@ -10,15 +10,17 @@ shorter than an anchor says, or differs at the anchor's position, it was cut or
 rewritten.
 
 Records after the last signed checkpoint are *unvouched*: anyone who can write
-the topic could have rewritten or invented them. Given ``now``, verification
-judges them. The broker signs a checkpoint at least every checkpoint interval
-while records are pending, so a tail is only legitimately unvouched until the
-last checkpoint's own (signed) time plus the interval and a margin; after that
-it is a problem (``unvouched``), before it the tail is ``pending`` (a problem
-only under ``strict``). The deadline is measured from the signed checkpoint,
-never from the tail's own ``decided_at``, which a forger would simply set to
-now. A chain with records but no signed checkpoint at all vouches for nothing
-and is a problem (``no-checkpoint``), whatever its times.
+the topic could have deleted them. They cannot have been rewritten or invented:
+the broker signs every record, and each one after the last checkpoint must
+verify (one that does not is ``altered``). Given ``now``, verification judges
+whether they are overdue a checkpoint. The broker signs a checkpoint at least
+every checkpoint interval while records are pending, so a tail is only
+legitimately unvouched until the last checkpoint's own (signed) time plus the
+interval and a margin; after that it is a problem (``unvouched``), before it
+the tail is ``pending`` (a problem only under ``strict``). The deadline is
+measured from the signed checkpoint, never from the tail's own
+``decided_at``. A chain with records but no signed checkpoint at all vouches
+for nothing and is a problem (``no-checkpoint``), whatever its times.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class ProblemKind(StrEnum):
     PENDING = "pending"
     REPEATED_DECISION = "repeated-decision"
 
+
+_FORGED = "not signed by the broker key: written by someone else"
 
 _VOUCHING = frozenset({ProblemKind.NO_CHECKPOINT, ProblemKind.UNVOUCHED, ProblemKind.PENDING})
 
@@ -155,7 +159,7 @@ class _Vouching:
         return None, deadline
 
 
-def _checkpoint_ok(record: AuditRecord, key: Ed25519PublicKey) -> bool:
+def _signed(record: AuditRecord, key: Ed25519PublicKey) -> bool:
     try:
         verify_detached(key, SignatureDomain.CHECKPOINT, audit_bytes(record), record.signature)
     except SignatureInvalid:
@@ -174,6 +178,7 @@ def _verify_chain(
     for _, record in items:
         seqs_ahead[record.seq] = seqs_ahead.get(record.seq, 0) + 1
     seen: dict[int, bytes] = {}
+    accepted: dict[int, tuple[int, AuditRecord]] = {}
     decided: set[str] = set()  # an auditor must see each decision once (DESIGN section 10)
     expected, prev = 0, GENESIS_HASH
     last_checkpoint: AuditRecord | None = None
@@ -187,12 +192,26 @@ def _verify_chain(
         if record.record_hash != audit_record_hash(record):
             problem = found(ProblemKind.ALTERED, record, position, "record hash does not match")
         elif record.seq < expected:
-            kind = (
-                ProblemKind.DUPLICATED
-                if seen.get(record.seq) == record.record_hash
-                else ProblemKind.REORDERED
-            )
-            problem = found(kind, record, position, f"seq {record.seq} after seq {expected - 1}")
+            at, earlier = accepted.get(record.seq, (-1, None))
+            if earlier is not None and earlier.record_hash == record.record_hash:
+                problem = found(
+                    ProblemKind.DUPLICATED,
+                    record,
+                    position,
+                    f"seq {record.seq} after seq {expected - 1}",
+                )
+            # Two records at one place: the one the broker did not sign is the forgery.
+            elif not _signed(record, key):
+                problem = found(ProblemKind.ALTERED, record, position, _FORGED)
+            elif earlier is not None and not _signed(earlier, key):
+                problem = found(ProblemKind.ALTERED, earlier, at, _FORGED)
+            else:
+                problem = found(
+                    ProblemKind.REORDERED,
+                    record,
+                    position,
+                    f"seq {record.seq} after seq {expected - 1}",
+                )
         elif record.seq > expected:
             if seqs_ahead.get(expected, 0) > 0:
                 problem = found(
@@ -218,7 +237,7 @@ def _verify_chain(
                 position,
                 "link to the previous record is broken: it was replaced or altered",
             )
-        elif record.kind is AuditKind.CHECKPOINT and not _checkpoint_ok(record, key):
+        elif record.kind is AuditKind.CHECKPOINT and not _signed(record, key):
             problem = found(
                 ProblemKind.BAD_CHECKPOINT,
                 record,
@@ -237,10 +256,20 @@ def _verify_chain(
         if record.kind is not AuditKind.CHECKPOINT:
             decided.add(record.decision_id)
         seen[record.seq] = record.record_hash
+        accepted[record.seq] = (position, record)
         if record.kind is AuditKind.CHECKPOINT:
             last_checkpoint = record
         expected, prev = record.seq + 1, record.record_hash
 
+    if problem is None:
+        # The broker signs every link; a checkpoint's signature vouches for those
+        # before it, so only the records after the last one are checked one by
+        # one. One that does not verify was written by someone else.
+        after = last_checkpoint.seq if last_checkpoint is not None else -1
+        for position, record in items:
+            if record.seq > after and not _signed(record, key):
+                problem = found(ProblemKind.ALTERED, record, position, _FORGED)
+                break
     if problem is None and anchor is not None:
         if anchor.seq >= expected:
             problem = AuditProblem(
@@ -305,7 +334,7 @@ def verify_audit(
     problems: list[AuditProblem] = []
     best: dict[str, AuditRecord] = {}
     for anchor in anchors:
-        if anchor.record_hash != audit_record_hash(anchor) or not _checkpoint_ok(
+        if anchor.record_hash != audit_record_hash(anchor) or not _signed(
             anchor, broker_public_key
         ):
             problems.append(

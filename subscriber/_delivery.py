@@ -92,11 +92,19 @@ class Delivery:
             DeliveryStoreError: the store or dead-letter file cannot be written;
                 nothing can be promised then, so the subscriber stops.
         """
-        notification: MatchNotification | None = None
         if first:
             deaths = self._store.add_attempt(place.topic, place.partition, place.offset)
             if deaths > self.settings.max_unexpected_attempts:
                 return self._dead_letter(place, "crashed-repeatedly", None)
+        outcome = self._handle(place, value)
+        if first and isinstance(outcome, Retry):
+            # It returned: the process did not die on this message. Left counted, a
+            # few restarts during a hand-over outage would set it aside unsent.
+            self._store.withdraw_attempt(place.topic, place.partition, place.offset)
+        return outcome
+
+    def _handle(self, place: Place, value: bytes | None) -> Outcome | Retry:
+        notification: MatchNotification | None = None
         try:
             notification = read_notification(
                 value or b"", directory=self._directory, codec=self._codec

@@ -145,6 +145,15 @@ class DeliveryStore:
             ).fetchone()
         return int(row[0])
 
+    def withdraw_attempt(self, topic: str, partition: int, offset: int) -> None:
+        """Take back one attempt counted at a message (never below zero)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE attempts SET count = max(count - 1, 0) "
+                "WHERE topic = ? AND partition = ? AND offset = ?",
+                (topic, partition, offset),
+            )
+
     def delivered_count(self) -> int:
         """How many ids are recorded as handed over."""
         row = self._query("SELECT count(*) FROM delivered WHERE state = 'delivered'", ())

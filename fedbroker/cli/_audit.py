@@ -165,7 +165,9 @@ def verify(
 ) -> None:
     """Verify every chain in the audit topic; exit 1 on any problem.
 
-    Problems: a record altered, missing, duplicated or reordered; a bad checkpoint;
+    Problems: a record altered, missing, duplicated or reordered; a message that
+    is not an audit record (named by its place; the rest is still verified); a
+    bad checkpoint;
     a chain shorter than, or different at, its anchor; a chain with no signed
     checkpoint; records after the last checkpoint once it is older than the
     interval plus the margin (younger ones are pending; --strict fails on them).
@@ -173,7 +175,7 @@ def verify(
     key = _broker_key(directory, trust_anchor, broker_key)
     path = anchors_path if anchors_path is not None else default_anchors_path()
     anchors = load_anchors(path, key)
-    messages = read_audit_topic(bootstrap, topic, decoder(wire), timeout_s=timeout_s)
+    messages, unreadable = read_audit_topic(bootstrap, topic, decoder(wire), timeout_s=timeout_s)
     report = verify_audit(
         [m.record for m in messages],
         key,
@@ -184,9 +186,11 @@ def verify(
         strict=strict,
     )
     _report(report, messages, topic)
+    for place in unreadable:
+        click.echo(f"PROBLEM not an audit record {place}", err=True)
     moved = save_anchors(path, key, report)
     if moved:
         click.echo(f"anchors advanced for {len(moved)} chain(s) in {path}")
-    if not report.ok:
+    if not report.ok or unreadable:
         raise SystemExit(1)
     click.echo("OK: every chain is intact and vouched for by a signed checkpoint")

@@ -15,7 +15,7 @@ from typing import IO
 
 import click
 
-from consent import audit_record_to_dict, decisions_concerning
+from consent import audit_record_signed, audit_record_to_dict, decisions_concerning
 from fedbroker._errors import CommandError
 from fedbroker.cli._audit_topic import common_options, decoder, read_audit_topic
 from schemas import AuditKind
@@ -116,6 +116,19 @@ def _tokens_from_details(handle: IO[str], linkage_keys: Path, dob_format: str) -
 )
 @click.option("--dob-format", default="%Y-%m-%d", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON lines.")
+@click.option(
+    "--directory",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Signed directory (gives the broker's key): each listed record's signature is checked.",
+)
+@click.option("--trust-anchor", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option(
+    "--broker-key",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="The broker's Ed25519 public key, instead of --directory.",
+)
 def subject(
     bootstrap: str,
     topic: str,
@@ -126,6 +139,9 @@ def subject(
     details: IO[str],
     dob_format: str,
     as_json: bool,
+    directory: Path | None,
+    trust_anchor: Path | None,
+    broker_key: Path | None,
 ) -> None:
     """List every decision that concerned a person (a subject-access request).
 
@@ -133,25 +149,59 @@ def subject(
     --details (standard input by default, never from flags) and turned into
     tokens here by the connectors' tokeniser; nothing in clear leaves this
     process. Or pass token keys with --token.
+
+    With the broker's key (--directory and --trust-anchor, or --broker-key),
+    each listed record's signature is checked (the broker signs every record):
+    one it did not sign is flagged, and the command exits 1. Without it, the
+    records are listed as read; run `fedbroker audit verify` for the chains.
     """
     if linkage_keys is not None:
         tokens = (*tokens, *_tokens_from_details(details, linkage_keys, dob_format))
     if not tokens:
         raise CommandError("give --linkage-keys with the person's details, or --token")
-    messages = read_audit_topic(bootstrap, topic, decoder(wire), timeout_s=timeout_s)
-    found = decisions_concerning([m.record for m in messages], tokens)
-    if as_json:
-        for record in found:
-            click.echo(json.dumps(audit_record_to_dict(record), sort_keys=True))
-        return
-    click.echo(f"{len(found)} decision(s) concerned this person")
-    for record in found:
-        if record.kind is AuditKind.ERASURE:
-            click.echo(f"  {record.decided_at.isoformat()} erasure of state ({record.decision_id})")
-            continue
-        outcome = record.outcome.value if record.outcome else "-"
+    key = None
+    if directory is not None or broker_key is not None:
+        from fedbroker.cli._audit import _broker_key  # _audit imports this module
+
+        key = _broker_key(directory, trust_anchor, broker_key)
+    messages, unreadable = read_audit_topic(bootstrap, topic, decoder(wire), timeout_s=timeout_s)
+    if unreadable:
+        places = ", ".join(str(u) for u in unreadable[:5])
+        more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
         click.echo(
-            f"  {record.decided_at.isoformat()} {outcome} agreement {record.agreement_id} "
-            f"to {', '.join(record.recipients)} events {', '.join(record.event_ids)} "
-            f"because {', '.join(record.reasons)} ({record.decision_id})"
+            f"warning: skipped {len(unreadable)} message(s) that are not audit records: "
+            f"{places}{more}; run `fedbroker audit verify`",
+            err=True,
         )
+    found = decisions_concerning([m.record for m in messages], tokens)
+    signed = [key is None or audit_record_signed(record, key) for record in found]
+    if as_json:
+        for record, ok in zip(found, signed, strict=True):
+            line = audit_record_to_dict(record)
+            if key is not None:
+                line["broker_signed"] = ok
+            click.echo(json.dumps(line, sort_keys=True))
+    else:
+        click.echo(f"{len(found)} decision(s) concerned this person")
+        for record, ok in zip(found, signed, strict=True):
+            flag = "" if ok else "NOT SIGNED BY THE BROKER: "
+            if record.kind is AuditKind.ERASURE:
+                click.echo(
+                    f"  {flag}{record.decided_at.isoformat()} erasure of state "
+                    f"({record.decision_id})"
+                )
+                continue
+            outcome = record.outcome.value if record.outcome else "-"
+            click.echo(
+                f"  {flag}{record.decided_at.isoformat()} {outcome} agreement "
+                f"{record.agreement_id} to {', '.join(record.recipients)} events "
+                f"{', '.join(record.event_ids)} because {', '.join(record.reasons)} "
+                f"({record.decision_id})"
+            )
+    if not all(signed):
+        click.echo(
+            f"{signed.count(False)} listed record(s) are not signed by the broker: they are "
+            "not evidence of a decision; run `fedbroker audit verify`",
+            err=True,
+        )
+        raise SystemExit(1)

@@ -19,13 +19,14 @@ import click
 from consent import KafkaSecurity, audit_record_from_dict
 from fedbroker._errors import CommandError
 from fedbroker._topics import read_to_end
-from schemas import AuditRecord
+from schemas import AuditRecord, FedbrokerError
 
 __all__ = [
     "DEFAULT_AUDIT_TOPIC",
     "DEFAULT_BOOTSTRAP",
     "DEFAULT_READ_TIMEOUT_S",
     "AuditMessage",
+    "Unreadable",
     "common_options",
     "decoder",
     "read_audit_topic",
@@ -69,14 +70,30 @@ def decoder(wire: str) -> Callable[[bytes], AuditRecord]:
     return _json_decoder if wire == "json" else _avro_decoder()
 
 
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A message of the topic that is not an audit record: where it is, and the reason code."""
+
+    partition: int
+    offset: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"[partition {self.partition} offset {self.offset}] ({self.reason})"
+
+
 def read_audit_topic(
     bootstrap: str,
     topic: str,
     decode: Callable[[bytes], AuditRecord],
     *,
     timeout_s: float = DEFAULT_READ_TIMEOUT_S,
-) -> list[AuditMessage]:
+) -> tuple[list[AuditMessage], list[Unreadable]]:
     """Every record of every partition, from the beginning to the end offsets seen at start.
+
+    A message that does not decode is returned apart, by its place, never
+    raised: the topic is append-only and kept for ever, so one junk message
+    would otherwise stop every later verification and subject-access request.
 
     Raises:
         CommandError: the topic does not exist, or the end was not reached in time.
@@ -89,10 +106,16 @@ def read_audit_topic(
         missing_ok=False,
         consumer_config=security.kafka_python(),
     )
-    return [
-        AuditMessage(r.partition, r.offset, decode(r.value or b""))
-        for r in records  # already in (partition, offset) order
-    ]
+    messages: list[AuditMessage] = []
+    unreadable: list[Unreadable] = []
+    for r in records:  # already in (partition, offset) order
+        try:
+            messages.append(AuditMessage(r.partition, r.offset, decode(r.value or b"")))
+        except FedbrokerError as exc:
+            unreadable.append(Unreadable(r.partition, r.offset, exc.reason))
+        except ValueError:  # the development JSON wire: not JSON at all
+            unreadable.append(Unreadable(r.partition, r.offset, "decode-failed"))
+    return messages, unreadable
 
 
 def common_options(function: Callable[..., Any]) -> Callable[..., Any]:

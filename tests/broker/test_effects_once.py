@@ -38,8 +38,12 @@ def _setup(federation):
     return directory, core, token, sightings
 
 
+def _key(federation):
+    return federation.signing_key("broker").public_key()
+
+
 def _once(federation, stored: ChainHead | None, topic, *, now=NOW) -> OnceChain:
-    recovered = recover_chain(CHAIN, stored, topic, now=now, window=WINDOW)
+    recovered = recover_chain(CHAIN, stored, topic, now=now, window=WINDOW, key=_key(federation))
     chain = OnceChain(
         recovered, federation.signing_key("broker"), window=WINDOW, checkpoint_interval=INTERVAL
     )
@@ -116,9 +120,9 @@ def test_a_table_ahead_of_the_topic_yields_to_the_topic(federation):
 def test_other_chains_records_are_ignored_and_an_empty_tail_keeps_the_stored_head(federation):
     _, _, _, _, _, topic, _ = _first_run(federation)
     stored = ChainHead(CHAIN, count=3, head_hash=b"\x02" * 32)
-    recovered = recover_chain(CHAIN, stored, [], now=NOW, window=WINDOW)
+    recovered = recover_chain(CHAIN, stored, [], now=NOW, window=WINDOW, key=_key(federation))
     assert recovered.head == stored and recovered.recent == {}
-    other = recover_chain("fed.broker/1", None, topic, now=NOW, window=WINDOW)
+    other = recover_chain("fed.broker/1", None, topic, now=NOW, window=WINDOW, key=_key(federation))
     assert other.head == ChainHead("fed.broker/1") and other.recent == {}
 
 
@@ -126,7 +130,9 @@ def test_a_checkpoint_in_the_tail_is_where_the_next_one_counts_from(federation):
     _, _, _, _, _, topic, _ = _first_run(federation)
     chain = _once(federation, None, topic)
     checkpoint = chain.checkpoint(NOW + INTERVAL, reason="idle")
-    recovered = recover_chain(CHAIN, None, [*topic, checkpoint], now=NOW, window=WINDOW)
+    recovered = recover_chain(
+        CHAIN, None, [*topic, checkpoint], now=NOW, window=WINDOW, key=_key(federation)
+    )
     assert recovered.head.last_checkpoint_count == checkpoint.seq + 1
     assert recovered.head.last_checkpoint_at == checkpoint.decided_at
 
@@ -134,9 +140,15 @@ def test_a_checkpoint_in_the_tail_is_where_the_next_one_counts_from(federation):
 def test_decision_ids_are_remembered_only_within_the_window(federation):
     directory, core, token, sightings, state, topic, _ = _first_run(federation)
     decided = {r.decision_id for r in topic if r.kind is AuditKind.DECISION}
-    assert set(recover_chain(CHAIN, None, topic, now=NOW, window=WINDOW).recent) == decided
+    assert (
+        set(recover_chain(CHAIN, None, topic, now=NOW, window=WINDOW, key=_key(federation)).recent)
+        == decided
+    )
     later = NOW + WINDOW + timedelta(seconds=1)
-    assert recover_chain(CHAIN, None, topic, now=later, window=WINDOW).recent == {}
+    assert (
+        recover_chain(CHAIN, None, topic, now=later, window=WINDOW, key=_key(federation)).recent
+        == {}
+    )
     chain = _once(federation, None, topic)
     assert chain.recent() == frozenset(decided)
     chain.append_erasure("era-x", ("t",), later)

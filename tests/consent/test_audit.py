@@ -256,8 +256,13 @@ def test_an_allowed_decision_rewritten_to_denied_after_the_last_checkpoint_fails
     assert records[6].outcome is Outcome.ALLOWED
     forged = dataclasses.replace(records[6], outcome=Outcome.DENIED, reasons=("objected",))
     records[6] = dataclasses.replace(forged, record_hash=audit_record_hash(forged))
-    assert verify_audit(records, PUB).ok  # the links alone cannot see it
-    report = verify_audit(records, PUB, now=DAY_LATER)
+    # the links alone cannot see it, but every link is signed: at once, not only when due
+    for report in (verify_audit(records, PUB), verify_audit(records, PUB, now=T)):
+        assert kinds(report) == [(ProblemKind.ALTERED, 6)]
+        assert "not signed by the broker key" in str(report.problems[0])
+        assert not report.intact("p0")
+    honest, _ = build(6, close=False)
+    report = verify_audit(honest, PUB, now=DAY_LATER)
     assert kinds(report) == [(ProblemKind.UNVOUCHED, 5)]
     assert "2 record(s) after the last signed checkpoint (seq 4) unvouched" in str(
         report.problems[0]
@@ -289,13 +294,22 @@ def test_a_forged_tail_dated_now_is_judged_from_the_signed_checkpoint_not_its_ow
     records, _ = build(8, close=True)
     forged = forged_tail(records, 3, at=DAY_LATER)  # the forger dates its records "now"
     report = verify_audit(forged, PUB, now=DAY_LATER)
+    assert kinds(report) == [(ProblemKind.ALTERED, len(records))]  # it cannot sign them
+    # the broker's own tail, dated later than it should be, is judged from the checkpoint
+    audit = AuditChain(ChainHead.after(records[-1]), KEY, checkpoint_every=10**6,
+                       checkpoint_interval=timedelta(days=10**4))  # fmt: skip
+    late = [r for i in range(3) for r in audit.append(decision(100 + i, DAY_LATER))]
+    report = verify_audit([*records, *late], PUB, now=DAY_LATER)
     assert kinds(report) == [(ProblemKind.UNVOUCHED, len(records))]
 
 
 def test_a_chain_with_no_checkpoint_fails_even_when_fresh():
     fabricated = AuditChain(ChainHead("p7"), generate_signing_key(), checkpoint_every=100)
     records = [r for i in range(3) for r in fabricated.append(decision(i, DAY_LATER))]
-    assert verify_audit(records, PUB).ok  # consistent links, nothing more
+    assert kinds(verify_audit(records, PUB)) == [(ProblemKind.ALTERED, 0)]  # not the broker's
+    unvouched = AuditChain(ChainHead("p7"), KEY, checkpoint_every=100)  # killed before one
+    records = [r for i in range(3) for r in unvouched.append(decision(i, DAY_LATER))]
+    assert verify_audit(records, PUB).ok  # consistent, signed links, nothing more
     report = verify_audit(records, PUB, now=DAY_LATER)
     assert kinds(report) == [(ProblemKind.NO_CHECKPOINT, 0)]
     assert "no signed checkpoint" in str(report.problems[0])

@@ -20,6 +20,7 @@ from consent import (
     Reason,
     audit_record_hash,
     audit_record_to_dict,
+    generate_signing_key,
 )
 from fedbroker.cli import main
 from schemas import Outcome
@@ -206,8 +207,9 @@ def test_audit_verify_fails_a_rewritten_tail_a_cut_chain_and_a_chain_with_no_che
     forged = dataclasses.replace(open_tail[-1], outcome=Outcome.DENIED, reasons=("objected",))
     open_tail[-1] = dataclasses.replace(forged, record_hash=audit_record_hash(forged))
     code, out, err = run("audit", "verify", *base, "--topic", publish({0: open_tail}), *broker_pub)
-    assert code == 1 and "chain p0: unvouched at seq 8" in err, err
-    assert "anchors advanced for 1 chain(s)" in out  # to seq 7: the intact, signed part
+    assert code == 1 and "chain p0: altered at seq 8" in err, err  # the forger cannot sign it
+    assert "not signed by the broker key" in err
+    assert "anchors advanced" not in out  # a chain with a forged record moves no anchor
 
     full = same_time_chain(key, 7)  # checkpoints at seqs 3, 7 and the shutdown one at 9
     clean = publish({0: full})
@@ -323,3 +325,72 @@ def test_audit_verify_refuses_an_older_directory_than_it_accepted_before(
     assert code == 0, err
     code, _, err = run("audit", "verify", *base, "--directory", str(fed.directory_path), *anchor)
     assert code == 1 and "[directory-rolled-back]" in err, err
+
+
+def test_a_message_that_is_no_audit_record_is_reported_where_it_is_and_the_rest_still_answers(
+    fed, publish, run, kafka_bootstrap
+):
+    """One junk message on an append-only, never-deleted topic must not blind the auditor.
+
+    It used to end both commands with a decode error: no chain verified, no
+    anchor advanced and no subject-access request answered, for as long as
+    the topic is kept (for ever). Attack round 2.
+    """
+    key = fed.signing_key("broker")
+    topic = publish({0: chain_records(key, "p0", 4)})
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    producer.send(topic, key=b"junk", value=b"\xc3\x01not an audit record", partition=1)
+    producer.flush(timeout=30)
+    producer.close()
+    base = ["--bootstrap", kafka_bootstrap, "--wire", WIRE, "--timeout", "20", "--topic", topic]
+    broker_pub = ["--broker-key", str(fed.keys["broker"].signing.public)]
+
+    code, out, err = run("audit", "verify", *base, *broker_pub)
+    assert code == 1, err
+    assert "not an audit record [partition 1 offset 0]" in err, err
+    assert "chain p0: 7/7 verified" in out, out  # 4 decisions, 3 checkpoints
+    assert "anchors advanced for 1 chain(s)" in out  # the intact chain's checkpoint
+
+    code, out, err = run("audit", "subject", *base, "--token", PERSON)
+    assert code == 0, err
+    assert "2 decision(s) concerned this person" in out
+    assert "1 message(s) that are not audit records" in err and "partition 1 offset 0" in err
+
+
+def test_audit_subject_with_the_broker_key_flags_a_decision_the_broker_never_recorded(
+    fed, publish, run, kafka_bootstrap
+):
+    """A subject-access answer is evidence: each listed record is checked (attack round 2).
+
+    Whoever can write ``fed.audit`` can append a decision naming the person (a
+    disclosure that never happened) or relabel one; the broker signs every
+    record, so with its key each listed decision is proved or flagged.
+    """
+    key = fed.signing_key("broker")
+    genuine = chain_records(key, "p0", 4)
+    invented = AuditChain(ChainHead("p9"), generate_signing_key(), checkpoint_every=100)
+    forged = invented.append(
+        Decision("dec-forged", "gm-multiple-disadvantage", "gmca.someone-else",
+                 Outcome.ALLOWED, (Reason.ALLOWED,), ("evt-f",), (PERSON,), T)
+    )  # fmt: skip
+    topic = publish({0: genuine, 1: forged})
+    base = ["--bootstrap", kafka_bootstrap, "--wire", WIRE, "--topic", topic]
+    broker_pub = ["--broker-key", str(fed.keys["broker"].signing.public)]
+
+    code, out, err = run("audit", "subject", *base, "--token", PERSON, *broker_pub)
+    assert code == 1, err
+    assert "3 decision(s) concerned this person" in out
+    assert "NOT SIGNED BY THE BROKER" in out and "dec-forged" in out
+    assert out.count("NOT SIGNED BY THE BROKER") == 1
+    assert "1 listed record(s) are not signed by the broker" in err
+    code, out, err = run("audit", "subject", *base, "--token", PERSON, *broker_pub, "--json")
+    assert code == 1
+    signed = {json.loads(line)["decision_id"]: json.loads(line)["broker_signed"] for line in
+              out.splitlines()}  # fmt: skip
+    assert signed == {"dec-p0-1": True, "dec-p0-3": True, "dec-forged": False}
+    genuine_only = publish({0: genuine})
+    code, out, err = run(
+        "audit", "subject", "--bootstrap", kafka_bootstrap, "--wire", WIRE,
+        "--topic", genuine_only, "--token", PERSON, *broker_pub,
+    )  # fmt: skip
+    assert code == 0 and "NOT SIGNED" not in out, err

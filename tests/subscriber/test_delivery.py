@@ -12,6 +12,7 @@ from subscriber import (
     DeadLetterFile,
     Delivery,
     DeliveryStore,
+    HandoverFailed,
     JsonLinesSink,
     OpenedNotification,
     Place,
@@ -123,3 +124,33 @@ def test_an_unexpected_error_is_retried_a_bounded_number_of_times_across_restart
     assert outcomes[2] == "dead-lettered"
     store, _ = make_delivery(CallbackSink(broken))
     assert store.next_offset("t", 0) == 8 and store.state(nid) == "pending"
+
+
+def test_restarts_during_a_hand_over_outage_never_set_the_notification_aside(
+    federation, make_delivery
+):
+    """A process that returned from a message did not die on it (attack round 2).
+
+    The first message of each partition after a start is counted as a possible
+    death; a service down for an hour while its subscriber is restarted a few
+    times used to reach ``crashed-repeatedly`` on a notification that never
+    crashed anything, and it was dead-lettered instead of handed over.
+    """
+    nid, value = notification_bytes(federation, 1)
+    handed: list[str] = []
+    down = True
+
+    def webhook(notification: OpenedNotification) -> None:
+        if down:
+            raise HandoverFailed("the service is down")
+        handed.append(notification.notification_id)
+
+    for _ in range(5):  # five restarts while the service is down, each retrying twice
+        store, delivery = make_delivery(CallbackSink(webhook))
+        assert delivery.handle(Place("t", 0, 3), value, first=True) == Retry("handover-failed")
+        assert delivery.handle(Place("t", 0, 3), value) == Retry("handover-failed")
+        store.close()
+    down = False
+    store, delivery = make_delivery(CallbackSink(webhook))
+    assert delivery.handle(Place("t", 0, 3), value, first=True) == "delivered"
+    assert handed == [nid] and store.next_offset("t", 0) == 4
