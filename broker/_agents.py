@@ -87,6 +87,12 @@ def install_agents(parts: Parts) -> None:
     """Define the verify and match agents on ``parts.app``."""
     p, settings, metrics, clock = parts, parts.settings, parts.metrics, parts.clock
     routed = p.topics.routed
+    # Label children resolved once: ``labels()`` takes a lock and a lookup per call.
+    routed_messages = metrics.routed.labels("messages")
+    routed_items = metrics.routed.labels("items")
+    routed_tokens = metrics.routed.labels("tokens")
+    verify_seconds = metrics.processing.labels("verify")
+    match_seconds = metrics.processing.labels("match")
 
     async def until_deciding() -> None:
         """Wait while the directory is expired: deciding on it would trust stale keys.
@@ -125,7 +131,7 @@ def install_agents(parts: Parts) -> None:
         for partition, bound in sorted(group_by_partition(items, settings.partitions).items()):
             for body in encode_batches(bound, encoded=encoded):
                 await _send(routed, BATCH_KEY, body, partition)
-                metrics.routed.labels("messages").inc()
+                routed_messages.inc()
 
     async def verify_one(message: Any, found: list[RoutedItem]) -> None:
         record = admit(message.value or b"", topic=message.topic, directory=p.watch.current,
@@ -147,6 +153,7 @@ def install_agents(parts: Parts) -> None:
             await until_deciding()
             started = time.perf_counter()
             items: list[RoutedItem] = []
+            last: dict[Any, Any] = {}  # each source partition's last message, for its lag
             for event in events:
                 message = event.message
                 found: list[RoutedItem] = []
@@ -154,13 +161,15 @@ def install_agents(parts: Parts) -> None:
                 await guard(coords, coords, "verify",
                             functools.partial(verify_one, message, found))  # fmt: skip
                 items.extend(found)
-                p.observe_lag(message)
+                last[message.tp] = message
                 if len(items) % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # let Faust's commit and heartbeat tasks run
             await send_routed(items)
+            for message in last.values():  # the gauge keeps the last value set anyway
+                p.observe_lag(message)
             share = (time.perf_counter() - started) / max(len(events), 1)
             for _ in events:
-                metrics.processing.labels("verify").observe(share)
+                verify_seconds.observe(share)
 
     def on_event(item: RoutedItem, chain: AuditChain, states: dict[str, TokenState],
                  read: Read, out: Outbox) -> None:  # fmt: skip
@@ -168,6 +177,7 @@ def install_agents(parts: Parts) -> None:
         assert sighting is not None and item.published_at is not None
         now = clock.now()
         seen_until = item.published_at + p.window
+        added = 0
         for token in item.tokens:
             state = states[token] if token in states else read(token)
             new_state, effects = p.core.on_sighting(
@@ -175,8 +185,8 @@ def install_agents(parts: Parts) -> None:
                 origin=item.origin, seen_until=seen_until,
             )  # fmt: skip
             states[token] = new_state
-            metrics.sightings.inc(
-                new_state.sighting_count() - (state.sighting_count() if state is not None else 0)
+            added += new_state.sighting_count() - (
+                state.sighting_count() if state is not None else 0
             )
             if effects.duplicate and token == sighting.all_tokens()[0]:
                 out.sends.append(p.rejection(item.origin, "duplicate", sighting.event_id))
@@ -193,7 +203,8 @@ def install_agents(parts: Parts) -> None:
                 metrics.notifications.labels(notification.agreement_id).inc()
                 out.sends.append(p.notification_message(notification))
             out.audit.extend(effects.audit)
-        metrics.routed.labels("tokens").inc(len(item.tokens))
+        metrics.sightings.inc(added)
+        routed_tokens.inc(len(item.tokens))
 
     def on_consent(item: RoutedItem, chain: AuditChain, states: dict[str, TokenState],
                    read: Read, out: Outbox) -> None:  # fmt: skip
@@ -225,7 +236,7 @@ def install_agents(parts: Parts) -> None:
                         forget=tuple(sorted(event_ids)),
                     )
                 )
-        metrics.routed.labels("tokens").inc(len(item.tokens))
+        routed_tokens.inc(len(item.tokens))
 
     async def match_batch(event: Any) -> None:
         message = event.message
@@ -246,7 +257,7 @@ def install_agents(parts: Parts) -> None:
             guard=lambda coords, origin, work, event_id: guard(
                 coords, origin, "match", work, event_id),
         )  # fmt: skip
-        metrics.routed.labels("items").inc(succeeded)
+        routed_items.inc(succeeded)
         if out.scores:
             p.keep_scores(partition, out.scores)
         metrics.state_writes.inc(batch.flush())
@@ -268,5 +279,5 @@ def install_agents(parts: Parts) -> None:
             started = time.perf_counter()
             await guard(_coords(event.message), _coords(event.message), "match",
                         functools.partial(match_batch, event))  # fmt: skip
-            metrics.processing.labels("match").observe(time.perf_counter() - started)
+            match_seconds.observe(time.perf_counter() - started)
             p.observe_lag(event.message)

@@ -19,6 +19,7 @@ replay after its sighting expired (or when no agreement kept it at all).
 
 from __future__ import annotations
 
+import functools
 import json
 from binascii import Error as BinasciiError
 from binascii import a2b_base64, b2a_base64
@@ -215,6 +216,18 @@ class Seen:
 
 
 _SEEN_ROW = 3  # a state row of three items is a ``Seen``; a sighting row has twelve
+#: ``json.dumps(row, separators=(",", ":"), ensure_ascii=False)`` without building
+#: an encoder per call (a state write encodes one row per token, several per event).
+_ROW_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+#: Seen ids whose row stays encoded: every token of an event remembers the same
+#: ``Seen``, and a state rewritten whole re-encodes its token's recent ids.
+_SEEN_ROWS_CACHED = 65_536
+
+
+@functools.lru_cache(maxsize=_SEEN_ROWS_CACHED)
+def _seen_row(seen: Seen) -> bytes:
+    """``Seen`` is frozen: equal values always encode to the same bytes."""
+    return _ROW_ENCODER.encode(seen.to_row()).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,13 +323,13 @@ class TokenState:
 
     @staticmethod
     def encode_seen(seen: Seen) -> bytes:
-        """One seen id as ``to_bytes`` writes it inside the list."""
-        return json.dumps(seen.to_row(), separators=(",", ":"), ensure_ascii=False).encode()
+        """One seen id as ``to_bytes`` writes it inside the list (encoded once per value)."""
+        return _seen_row(seen)
 
     @staticmethod
     def encode_row(sighting: Sighting) -> bytes:
         """One sighting as ``to_bytes`` writes it inside the list."""
-        return json.dumps(sighting.to_row(), separators=(",", ":"), ensure_ascii=False).encode()
+        return _ROW_ENCODER.encode(sighting.to_row()).encode()
 
     @staticmethod
     def append_encoded(encoded: bytes, row: bytes) -> bytes:
