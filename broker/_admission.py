@@ -33,6 +33,7 @@ from schemas import (
     Codec,
     ConsentRecord,
     SchemaError,
+    canonical_attribute,
     event_id_bound,
 )
 
@@ -196,7 +197,8 @@ def check_opaque(record: CitizenEvent | ConsentRecord) -> None:
     tokens, Kafka keys), an attribute into state: a careless mapping or a forged
     connector must not get a name or a number there. Reasons:
     ``reference-not-opaque``, ``identifier-not-opaque`` (a consent record id),
-    ``token-domain-invalid``, ``unknown-attribute`` (not one its event type carries).
+    ``token-domain-invalid``, ``unknown-attribute`` (not one its event type carries),
+    ``attribute-value-not-allowed`` (not a code of ``schemas.ATTRIBUTE_VALUES``).
     """
     tokens = (*record.tokens, *record.blocking_tokens)
     if any(len(t.domain) > _MAX_DOMAIN or not _DOMAIN.fullmatch(t.domain) for t in tokens):
@@ -209,6 +211,11 @@ def check_opaque(record: CitizenEvent | ConsentRecord) -> None:
         raise Rejected("the source reference is not opaque", reason="reference-not-opaque")
     if not EVENT_CATALOGUE[record.event_type].attributes.issuperset(record.attributes):
         raise Rejected("an attribute its event type does not carry", reason="unknown-attribute")
+    if any(canonical_attribute(k, v) != v for k, v in record.attributes.items()):
+        raise Rejected(
+            "an attribute value is not a code of its vocabulary",
+            reason="attribute-value-not-allowed",
+        )
 
 
 def check_scope(record: CitizenEvent | ConsentRecord, directory: Directory) -> None:

@@ -41,6 +41,7 @@ from schemas import (
     EventType,
     SealedPayload,
     SignatureDomain,
+    canonical_attribute,
     citizen_event_id,
     event_id_for,
 )
@@ -127,11 +128,7 @@ class EventFactory:
             self.council, mapping.system, source_ref, event_type, occurred_at
         )
         spec = EVENT_CATALOGUE[event_type]
-        attributes = {
-            name: value
-            for name, column in sorted(mapping.attributes.items())
-            if name in spec.attributes and (value := row.values.get(column)) is not None
-        }
+        attributes = _attributes(row, mapping, spec.attributes, dropped)
         event = CitizenEvent(
             event_id=event_id,
             source_council=self.council,
@@ -254,3 +251,29 @@ def _payload(row: SourceRow, mapping: SourceMapping) -> dict[str, str]:
     """The clear fields a recipient might be granted, as the council's system holds them."""
     columns = {**mapping.identity, **mapping.payload}
     return {name: value for name, column in columns.items() if (value := row.values.get(column))}
+
+
+def _attributes(
+    row: SourceRow,
+    mapping: SourceMapping,
+    carried: frozenset[str],
+    dropped: list[DroppedField] | None,
+) -> dict[str, str]:
+    """The row's attributes its event type carries, each a code of its vocabulary.
+
+    A value outside the vocabulary (free text typed in a code column) is left
+    out and reported as dropped, never published: attributes travel in clear
+    (``schemas.ATTRIBUTE_VALUES``).
+    """
+    attributes: dict[str, str] = {}
+    for name, column in sorted(mapping.attributes.items()):
+        value = row.values.get(column)
+        if name not in carried or value is None:
+            continue
+        code = canonical_attribute(name, value)
+        if code is None:
+            if dropped is not None:
+                dropped.append(DroppedField(name, "value-not-allowed"))
+            continue
+        attributes[name] = code
+    return attributes

@@ -6,6 +6,7 @@ broker agree only through what is exported here (DESIGN sections 3, 4 and 9).
 
 from __future__ import annotations
 
+from schemas._attributes import ATTRIBUTE_VALUES, canonical_attribute
 from schemas._catalogue import EVENT_CATALOGUE, EventType, EventTypeSpec
 from schemas._codec import (
     CONFLUENT_MAGIC,
@@ -63,6 +64,7 @@ from schemas._registry import (
 from schemas._signing import DOMAIN_RECORDS, NOT_AVRO, SignatureDomain, signing_input
 
 __all__ = [
+    "ATTRIBUTE_VALUES",
     "AVRO_DIR",
     "CONFLUENT_MAGIC",
     "DEFAULT_ENCODING",
@@ -106,6 +108,7 @@ __all__ = [
     "TruncatedMessage",
     "UnknownSchema",
     "WrongRecordType",
+    "canonical_attribute",
     "check_compatibility",
     "citizen_event_id",
     "crc64_avro",

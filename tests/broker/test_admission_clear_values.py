@@ -77,3 +77,13 @@ def test_an_attribute_the_event_type_does_not_carry_is_refused(federation):
     for attributes in ({"notes": CLEAR}, {"given_name": "Ann"}):
         forged = replace(event, attributes=MappingProxyType(attributes))
         assert _refused(federation, forged).reason == "unknown-attribute"
+
+
+@pytest.mark.parametrize("value", [CLEAR, "Ann", "c", "C "])
+def test_an_attribute_value_outside_its_vocabulary_is_refused(federation, value):
+    event = _event(federation, FROM, "C", "2026-09-01", "a-1")
+    assert event.event_type.value == "council-tax-account-closed"
+    forged = replace(event, attributes=MappingProxyType({"band": value}))
+    assert _refused(federation, forged).reason == "attribute-value-not-allowed"
+    honest = replace(event, attributes=MappingProxyType({"band": "C"}))
+    assert _admit_signed(federation, honest) == honest
