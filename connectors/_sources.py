@@ -100,10 +100,19 @@ class FolderSource:
 
 def _csv_rows(name: str, text: str, required: frozenset[str]) -> Iterator[SourceRow]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = set(reader.fieldnames or ())
-    missing = sorted(required - header)
+    try:
+        names = list(reader.fieldnames or ())
+    except csv.Error as exc:  # a header cell over the size limit: no row can be read
+        raise SourceError(f"{name}: header unparseable") from exc
+    missing = sorted(required - set(names))
     if missing:
         raise SourceError(f"{name}: missing columns {missing}")
+    # csv.DictReader keeps the last of two same-named cells: which value a row
+    # is linked on would hang on column order, so a mapped column named twice
+    # refuses the file.
+    twice = sorted(n for n in required if names.count(n) > 1)
+    if twice:
+        raise SourceError(f"{name}: columns named twice {twice}")
     number = 0
     while True:
         number += 1
@@ -123,7 +132,9 @@ def _csv_rows(name: str, text: str, required: frozenset[str]) -> Iterator[Source
 
 
 def _jsonl_rows(name: str, text: str) -> Iterator[SourceRow]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only (JSON Lines): str.splitlines() also splits at U+2028,
+    # U+0085 and others, which JSON allows raw inside a string value.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -72,8 +72,8 @@ def load_linkage_keys(source: Path | str) -> tuple[LinkageKey, ...]:
     """
     if isinstance(source, Path):
         warn_if_exposed(source)  # the linkage key is the federation's most valuable secret
-    text = source.read_text() if isinstance(source, Path) else source
-    try:
+    try:  # a file that is not UTF-8 is a bad key file too (UnicodeDecodeError is a ValueError)
+        text = source.read_text(encoding="utf-8") if isinstance(source, Path) else source
         document = json.loads(text)
         keys = tuple(
             sorted(

@@ -65,7 +65,7 @@ def read_truth(path: Path) -> frozenset[tuple[str, str]]:
             (the message names the row number, never its cells).
     """
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise CommandError(f"--truth {path}: cannot read ({type(exc).__name__})") from exc

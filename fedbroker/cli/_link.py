@@ -37,6 +37,27 @@ def _keys(path: Path | None) -> tuple[LinkageKey, ...] | None:
         raise CommandError(f"--linkage-keys {path}: {exc}") from exc
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return a.samefile(b)  # hard links and symlinks too
+    return a.resolve() == b.resolve()
+
+
+def _check_outputs(inputs: dict[str, Path | None], outputs: dict[str, Path | None]) -> None:
+    """Refuse an output that would overwrite an input, or the other output.
+
+    The outputs are written after every input is read, so a clerk's
+    ``--out extract.csv`` would otherwise replace the council's extract (or
+    the mapping, or the key file) with the pairs.
+    """
+    named = [(option, path) for option, path in outputs.items() if path is not None]
+    for index, (option, path) in enumerate(named):
+        others = [*inputs.items(), *named[:index]]
+        for other, given in others:
+            if given is not None and _same_file(path, given):
+                raise CommandError(f"{option} {path} is the same file as {other}")
+
+
 #: Seconds between two progress lines, so a long run says it is alive without flooding.
 _PROGRESS_EVERY_S = 2.0
 
@@ -147,6 +168,11 @@ def link(
     """
     if truth is not None and not stats:
         raise CommandError("--truth is read only with --stats")
+    _check_outputs(
+        {"--left": left, "--right": right, "--mapping": mapping,
+         "--linkage-keys": linkage_keys, "--truth": truth},
+        {"--out": out, "--review": review},
+    )  # fmt: skip
     if show_progress is None:
         show_progress = sys.stderr.isatty()
     result = link_files(
