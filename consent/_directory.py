@@ -26,6 +26,7 @@ from types import MappingProxyType
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from consent._agreement import Agreement
 from consent._agreement_loader import compile_agreement
@@ -280,6 +281,25 @@ def _epochs(
     return current, frozenset(accepted or {current})
 
 
+def _shared_keys(reader: NodeReader, node: yaml.Node | None, members: dict[str, Member]) -> None:
+    """Two members under one key are one party that can sign, or open, as both.
+
+    An authority that pastes a council's key line under another council (or a
+    service's sealing key under another service) would let that one key holder
+    publish as the other council or read the other service's payloads; that is
+    never meant, so the directory is refused.
+    """
+    owners: dict[tuple[str, bytes], str] = {}
+    for member in members.values():
+        for kind, key in (("signing_key", member.signing_key), ("sealing_key", member.sealing_key)):
+            if key is None:
+                continue
+            raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+            first = owners.setdefault((kind, raw), member.member_id)
+            if first != member.member_id:
+                reader.problem(node, f"members '{first}' and '{member.member_id}' share one {kind}")
+
+
 def parse_directory(text: str, *, source: str = "<directory>") -> Directory:
     """Parse and check a directory document's content (not its signature or dates).
 
@@ -323,6 +343,7 @@ def parse_directory(text: str, *, source: str = "<directory>") -> Directory:
             if member.member_id in members:
                 reader.problem(item, f"member '{member.member_id}' is listed twice")
             members[member.member_id] = member
+    _shared_keys(reader, members_node, members)
     for member in members.values():
         if member.council is not None and member.council not in members:
             reader.problem(members_node, f"service '{member.member_id}': unknown council")
