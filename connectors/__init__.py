@@ -42,7 +42,7 @@ from connectors._outbox import Outbox, OutboxEntry, QuarantineEntry
 from connectors._publisher import Publisher, PublishOutcome
 from connectors._rows import MAX_CELL_CHARS, EncodedRow, encode_row, encode_rows, row_tokens
 from connectors._runner import Connector, IngestReport
-from connectors._sources import FolderSource, PostgresSource, SourceRow
+from connectors._sources import MAX_LINE_CHARS, FolderSource, PostgresSource, SourceRow
 from connectors._synth import SyntheticFederation, generate_federation, nhs_number, ni_number
 from connectors._timestamps import TimeBounds, parse_timestamp, time_bound_reason
 from connectors._tokens import (
@@ -59,6 +59,7 @@ __all__ = [
     "BLOOM_BITS",
     "ENCODING",
     "MAX_CELL_CHARS",
+    "MAX_LINE_CHARS",
     "MAX_VALUE_CHARS",
     "BloomEncoder",
     "ConfigInvalid",

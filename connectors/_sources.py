@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import logging
 import shutil
@@ -22,6 +21,7 @@ from connectors._errors import SourceError
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
+    "MAX_LINE_CHARS",
     "FileKind",
     "FolderSource",
     "MalformedReason",
@@ -33,8 +33,14 @@ logger = logging.getLogger(__name__)
 
 FileKind = Literal["csv", "jsonl"]
 #: Why a reader could not parse a record; a closed set, never a source value.
-MalformedReason = Literal["unparseable", "extra-cells", "not-json", "not-an-object"]
+MalformedReason = Literal[
+    "unparseable", "extra-cells", "not-json", "not-an-object", "line-too-long"
+]
 DEFAULT_BATCH_ROWS = 5000
+#: No line of a council extract is this long. One that is (a lost line end, a
+#: file of commas) costs its record before parsing: the csv module would make
+#: a string per cell, some 25 times the line's size in memory.
+MAX_LINE_CHARS = 1_048_576
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +104,43 @@ class FolderSource:
         return destination
 
 
+class _LineTooLong(Exception):
+    """A physical line over ``MAX_LINE_CHARS``, raised through the csv reader."""
+
+
+class _CappedLines:
+    """The text's lines for ``csv``; a line over ``MAX_LINE_CHARS`` raises ``_LineTooLong``
+    (once, then reading goes on after it) instead of reaching the parser. Lines are
+    sliced from the text as they are read, never copied whole."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._at = 0
+
+    def __iter__(self) -> _CappedLines:
+        return self
+
+    def __next__(self) -> str:
+        text, start = self._text, self._at
+        if start >= len(text):
+            raise StopIteration
+        # A line ends at "\r\n", "\r" or "\n", as ``io.StringIO(newline="")`` splits it.
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        cr = text.find("\r", start, end)
+        if cr >= 0:
+            end = cr + 2 if text.startswith("\r\n", cr) else cr + 1
+        self._at = end
+        if end - start > MAX_LINE_CHARS:
+            raise _LineTooLong
+        return text[start:end]
+
+
 def _csv_rows(name: str, text: str, required: frozenset[str]) -> Iterator[SourceRow]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.DictReader(_CappedLines(text))
     try:
         names = list(reader.fieldnames or ())
-    except csv.Error as exc:  # a header cell over the size limit: no row can be read
+    except (csv.Error, _LineTooLong) as exc:  # a header over a size limit: no row can be read
         raise SourceError(f"{name}: header unparseable") from exc
     missing = sorted(required - set(names))
     if missing:
@@ -125,6 +163,9 @@ def _csv_rows(name: str, text: str, required: frozenset[str]) -> Iterator[Source
             # stray NUL) costs that record; the reader resumes at the next line.
             yield SourceRow(name, number, {}, malformed="unparseable")
             continue
+        except _LineTooLong:
+            yield SourceRow(name, number, {}, malformed="line-too-long")
+            continue
         if None in record:  # more cells than the header names
             yield SourceRow(name, number, {}, malformed="extra-cells")
             continue
@@ -135,6 +176,9 @@ def _jsonl_rows(name: str, text: str) -> Iterator[SourceRow]:
     # Lines end at "\n" only (JSON Lines): str.splitlines() also splits at U+2028,
     # U+0085 and others, which JSON allows raw inside a string value.
     for number, line in enumerate(text.split("\n"), start=1):
+        if len(line) > MAX_LINE_CHARS:
+            yield SourceRow(name, number, {}, malformed="line-too-long")
+            continue
         if not line.strip():
             continue
         try:

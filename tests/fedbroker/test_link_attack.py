@@ -14,7 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from connectors import ConfigInvalid, load_linkage_keys
+from connectors import MAX_LINE_CHARS, ConfigInvalid, load_linkage_keys
 from fedbroker._errors import CommandError
 from fedbroker.cli import cli
 from fedbroker.link import link_files, read_truth
@@ -119,3 +119,27 @@ def test_an_output_never_overwrites_an_input_or_the_other_output(files, tmp_path
     assert isinstance(result.exception, CommandError)
     assert "is the same file as" in str(result.exception)
     assert {name: p.read_bytes() for name, p in paths.items() if p.exists()} == before
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_a_line_over_the_cap_costs_its_record_and_the_next_rows_still_link(files, tmp_path, suffix):
+    # A lost line end or a file of commas: a 1 GB line of cells would take some
+    # 25 GB as the csv module's strings; over MAX_LINE_CHARS it is never parsed.
+    _, right, mapping = files
+    left = tmp_path / f"long.{suffix}"
+    wide = "," * (MAX_LINE_CHARS + 10)
+    if suffix == "csv":
+        left.write_text(f"{_HEADER}R0,Ann,Lee,1970-01-01,M1 1AE{wide}\r\n{_ROWS}")
+    else:
+        names = _HEADER.strip().split(",")
+        cells = [["R0", "Ann", "Lee", "1970-01-01", "M1 1AE"]] + [
+            r.split(",") for r in _ROWS.splitlines()
+        ]
+        records = [dict(zip(names, c, strict=True)) for c in cells]
+        records[0]["note"] = wide
+        left.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = link_files(left, right, mapping, threshold=0.9)
+    assert [(r.row, r.reason, r.code) for r in result.refused] == [
+        (1, "invalid-row", "line-too-long")
+    ]
+    assert sorted((p.left_ref, p.right_ref) for p in result.pairs) == [("R1", "R1"), ("R2", "R2")]
