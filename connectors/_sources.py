@@ -104,8 +104,9 @@ class FolderSource:
         return destination
 
 
-class _LineTooLong(Exception):
-    """A physical line over ``MAX_LINE_CHARS``, raised through the csv reader."""
+class _LineTooLong(SourceError):
+    """A physical line over ``MAX_LINE_CHARS``, raised through the csv reader
+    (caught where rows are read: it costs that record, or the file at its header)."""
 
 
 class _CappedLines:
@@ -132,7 +133,7 @@ class _CappedLines:
             end = cr + 2 if text.startswith("\r\n", cr) else cr + 1
         self._at = end
         if end - start > MAX_LINE_CHARS:
-            raise _LineTooLong
+            raise _LineTooLong("a line is too long")
         return text[start:end]
 
 

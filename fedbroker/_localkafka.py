@@ -90,6 +90,15 @@ def _pid_alive(pid: int) -> bool:
     return status != "Z"
 
 
+def _runs_with(pid: int, config: Path) -> bool:
+    """Whether process ``pid`` was started with ``config`` on its command line."""
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return str(config).encode() in arguments
+
+
 @dataclass(frozen=True, slots=True)
 class KafkaNode:
     """One combined broker+controller JVM and the files that belong to it."""
@@ -112,12 +121,20 @@ class KafkaNode:
         return self.directory / "data"
 
     def pid(self) -> int | None:
-        """The running JVM's PID, or None; a stale PID file is removed."""
+        """The running JVM's PID, or None; a stale PID file is removed.
+
+        A PID file outlives its process when the node dies by itself, and the
+        kernel hands PIDs out again (32,768 of them on a small machine, used up
+        within one test run): a live process under a stale PID may be another
+        cluster's node or any other program, which ``down`` or ``kill_node``
+        would then stop. Only a process started with this node's own
+        ``server.properties`` counts as the node.
+        """
         try:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        if _pid_alive(pid):
+        if _pid_alive(pid) and _runs_with(pid, self.directory / "server.properties"):
             return pid
         self.pid_file.unlink(missing_ok=True)
         return None

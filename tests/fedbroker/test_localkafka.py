@@ -95,6 +95,26 @@ def test_stale_pid_file_is_handled(fedbroker_home: Path):
     assert cluster.down() == []
 
 
+def test_a_pid_file_naming_another_live_process_never_stops_it(fedbroker_home: Path):
+    """PIDs are reused (32,768 on a small machine): a stale file may name anyone."""
+    cluster = KafkaCluster(1, CLI_PORT + 51, fedbroker_home)
+    node = cluster.nodes[0]
+    node.directory.mkdir(parents=True, exist_ok=True)
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        node.pid_file.write_text(str(bystander.pid))
+        assert node.pid() is None
+        assert not node.pid_file.exists()
+        node.pid_file.write_text(str(bystander.pid))
+        assert cluster.down() == []
+        node.pid_file.write_text(str(bystander.pid))
+        cluster.kill_node(1)
+        assert bystander.poll() is None, "a process that is not the node was stopped"
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
 def test_three_brokers_survive_one_killed_with_acks_all(fedbroker_home: Path):
     cluster = KafkaCluster(3, TRIO_PORT, fedbroker_home)
     bootstrap = cluster.up(fresh=True)
