@@ -108,11 +108,6 @@ class BrokerMetrics:
             "1 while the worker decides; 0 while it refuses to (an expired directory)",
             registry=r,
         )
-        self.ready = Gauge(
-            "fedbroker_broker_ready",
-            "1 once the worker has joined its group, recovered its tables and reads its inputs",
-            registry=r,
-        )
         self.checkpoint_age = CheckpointAge()  # the app points it at its chains
         r.register(self.checkpoint_age)
 

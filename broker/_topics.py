@@ -2,13 +2,9 @@
 
 A worker subscribes to every council's topics at start; a topic created later
 would only be seen after a metadata refresh, so they are made up front, and the
-worker waits until the brokers report every one of them. That includes the
-changelog topics of the worker's tables: Faust creates them itself just before
-it joins the group, and on a fresh cluster the brokers did not report them yet,
-so the first assignment went without them ("Ignoring missing topic") and the
-next metadata refresh rebalanced the group, reading every uncommitted input
-again. ``declare_topics`` names every topic once (``BrokerTopics``), so the
-agents and timers share one set of handles and ``build_app`` only wires.
+worker waits until the brokers report every one of them. ``declare_topics``
+names every topic once (``BrokerTopics``), so the agents and timers share one
+set of handles and ``build_app`` only wires.
 """
 
 from __future__ import annotations
@@ -17,7 +13,6 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from broker._errors import KafkaUnavailable
@@ -57,31 +52,25 @@ def declare_topics(
     replication: int,
     security: KafkaSecurity,
     bootstrap: str,
-    tables: Sequence[Any] = (),
 ) -> BrokerTopics:
-    """Create (if missing) and declare every topic a worker uses; returns the handles.
-
-    ``tables`` are the worker's Faust tables: their changelog topics are created
-    here too, as Faust would create them (``changelog_configs``).
-    """
+    """Create (if missing) and declare every topic a worker uses; returns the handles."""
     sources = [f"{prefix}.{role}.{gss}" for gss in councils for role in ("events", "consent")]
     attempts = f"{prefix}.broker.attempts"
     routed = f"{prefix}.{ROUTED_SUFFIX}"
     notify = {s: notify_topic(prefix, s) for s in services}
-    changelogs = changelog_configs(tables, partitions)
     # The routed topic too, though Faust would declare it: a worker that joined
     # before it was in the brokers' metadata ignored it and never consumed it
     # (nor anything else: the demo's broker sat idle for its whole run).
     ensure_topics(
         bootstrap,
         sources + [routed, f"{prefix}.rejected", f"{prefix}.audit", f"{prefix}.broker.matches",
-                   attempts] + list(notify.values()) + list(changelogs),
+                   attempts] + list(notify.values()),
         partitions=partitions,
         replication=replication,
         security=security,
         # Deleting old audit records would break every chain's first link.
         configs={f"{prefix}.audit": {"retention.ms": "-1"},
-                 attempts: {"cleanup.policy": "compact"}} | changelogs,
+                 attempts: {"cleanup.policy": "compact"}},
     )  # fmt: skip
     return BrokerTopics(
         sources=app.topic(*sources, **_RAW),
@@ -93,37 +82,6 @@ def declare_topics(
         attempts_name=attempts,
         notify={member: app.topic(name, **_RAW) for member, name in notify.items()},
     )
-
-
-def changelog_configs(tables: Sequence[Any], partitions: int) -> dict[str, dict[str, str]]:
-    """Each table's changelog topic and the settings Faust would create it with.
-
-    Faust's own topic creation (``faust.transport.drivers.aiokafka``) sets
-    ``cleanup.policy`` from the topic's compacting and deleting flags and
-    ``retention.ms`` from its retention, then the topic's own config.
-
-    Raises:
-        ValueError: a table's changelog does not have ``partitions`` partitions
-            (``ensure_topics`` creates every topic with one count).
-    """
-    configs: dict[str, dict[str, str]] = {}
-    for table in tables:
-        topic = table.changelog_topic
-        if topic.partitions not in (None, partitions):
-            raise ValueError(f"{topic.get_topic_name()}: {topic.partitions} partitions, "
-                             f"not {partitions}")  # fmt: skip
-        config: dict[str, str] = {}
-        policy = [flag for flag, on in (("compact", topic.compacting),
-                                        ("delete", topic.deleting)) if on]  # fmt: skip
-        if policy:
-            config["cleanup.policy"] = ",".join(policy)
-        if topic.retention:
-            retention = topic.retention
-            seconds = retention.total_seconds() if isinstance(retention, timedelta) else retention
-            config["retention.ms"] = str(int(float(seconds) * 1000))
-        config.update({k: str(v) for k, v in (topic.config or {}).items()})
-        configs[topic.get_topic_name()] = config
-    return configs
 
 
 logger = logging.getLogger(__name__)

@@ -80,10 +80,6 @@ def make_faust_app(settings: BrokerSettings, replication: int) -> faust.App:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
         consumer_auto_offset_reset="earliest",
-        # No leader election: nothing runs on the leader only, and Faust made the
-        # election's topic just before joining, so on a fresh cluster the first
-        # assignment went without it and its arrival rebalanced the group.
-        topic_disable_leader=True,
         Table=UnknownPartitionsTable,
         **FAUST_TUNING,
     )
@@ -109,17 +105,14 @@ def build_app(settings: BrokerSettings, *, clock: Clock | None = None) -> faust.
     logger.info("matching at %s", threshold.describe())
     replication = cluster_replication(settings.bootstrap, settings.security, settings.replication)
     app = make_faust_app(settings, replication)
-    table: dict[str, Any] = {"key_type": str, "value_type": bytes, "default": None,
-                             "partitions": settings.partitions}  # fmt: skip
-    # consent-by-token: a full copy in every partition, fed by a broadcast (broker/_consent_view.py)
-    tables = {name: app.Table(name, **table) for name in
-              ("token-state", "consent-by-token", "audit-heads", "score-histograms")}  # fmt: skip
     topics = declare_topics(
         app, prefix=settings.topic_prefix, councils=sorted(watch.councils),
         services=[s.member_id for s in watch.current.services],
         partitions=settings.partitions, replication=replication,
-        security=settings.security, bootstrap=settings.bootstrap, tables=list(tables.values()),
+        security=settings.security, bootstrap=settings.bootstrap,
     )  # fmt: skip
+    table: dict[str, Any] = {"key_type": str, "value_type": bytes, "default": None,
+                             "partitions": settings.partitions}  # fmt: skip
 
     async def persist_attempt(coords: str, count: int | None) -> None:
         value = None if count is None else str(count).encode()
@@ -129,8 +122,11 @@ def build_app(settings: BrokerSettings, *, clock: Clock | None = None) -> faust.
         app=app, settings=settings, watch=watch,
         core=PartitionCore(watch.current, Matcher(threshold.threshold), key),
         key=key, codec=Codec(), metrics=metrics, clock=clock, topics=topics,
-        states=tables["token-state"], consent_table=tables["consent-by-token"],
-        heads=tables["audit-heads"], histograms=tables["score-histograms"],
+        states=app.Table("token-state", **table),
+        # a full copy in every partition, fed by a broadcast (broker/_consent_view.py)
+        consent_table=app.Table("consent-by-token", **table),
+        heads=app.Table("audit-heads", **table),
+        histograms=app.Table("score-histograms", **table),
         attempts=AttemptCounts.of(persist_attempt, read_attempts(
             settings.bootstrap, topics.attempts_name, settings.security)),
         policy=settings.policy(),
@@ -151,12 +147,6 @@ def build_app(settings: BrokerSettings, *, clock: Clock | None = None) -> faust.
         for tp in args[0] if args else ():
             if tp.topic == topics.routed.get_topic_name():
                 parts.forget_chain(tp.partition)
-
-    # Faust starts its tasks once the worker has joined its group, recovered its
-    # tables and sought its inputs: /metrics says so from then on.
-    @app.task  # type: ignore[untyped-decorator]
-    async def started() -> None:
-        metrics.ready.set(1)
 
     app.on_partitions_revoked.connect(forget_chains)
     app.on_partitions_assigned.connect(forget_chains)
