@@ -1,13 +1,13 @@
 """Past its directory's expiry a worker stops deciding, says why, and resumes on a new one.
 
 Through real Kafka: once a worker is up, the authority signs serial 2, valid
-for half a minute. Once it has expired the worker reports
-``fedbroker_broker_deciding 0`` and logs why; two councils' events that would
-match are left unread (nothing is routed, decided or notified under a
-directory nobody vouches for any more). The authority signs serial 3; the
-worker picks it up without a restart and notifies the match (issue 11, item
-5). The short-lived directory is signed only once the worker is up, so a slow
-start cannot use up its life.
+for a minute and a half (long enough for a slow worker's first poll). Once it
+has expired the worker reports ``fedbroker_broker_deciding 0`` and logs why;
+two councils' events that would match are left unread (nothing is routed,
+decided or notified under a directory nobody vouches for any more). The
+authority signs serial 3; the worker picks it up without a restart and
+notifies the match (issue 11, item 5). The short-lived directory is signed
+only once the worker is up, so a slow start cannot use up its life.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from tests.wire import read_notifications
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-SHORT_LIFE = timedelta(seconds=30)
+SHORT_LIFE = timedelta(seconds=90)
 
 
 def _free_port() -> int:
