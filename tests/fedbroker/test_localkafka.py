@@ -100,7 +100,10 @@ def test_a_pid_file_naming_another_live_process_never_stops_it(fedbroker_home: P
     cluster = KafkaCluster(1, CLI_PORT + 51, fedbroker_home)
     node = cluster.nodes[0]
     node.directory.mkdir(parents=True, exist_ok=True)
-    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # Alive until its stdin is closed: no clock involved.
+    bystander = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
     try:
         node.pid_file.write_text(str(bystander.pid))
         assert node.pid() is None
@@ -111,8 +114,9 @@ def test_a_pid_file_naming_another_live_process_never_stops_it(fedbroker_home: P
         cluster.kill_node(1)
         assert bystander.poll() is None, "a process that is not the node was stopped"
     finally:
-        bystander.kill()
-        bystander.wait()
+        assert bystander.stdin is not None
+        bystander.stdin.close()
+        bystander.wait(timeout=30)
 
 
 def test_three_brokers_survive_one_killed_with_acks_all(fedbroker_home: Path):
