@@ -41,6 +41,8 @@ LINKAGE_KEYS_ENV = "FEDBROKER_LINKAGE_KEYS"
 #: Below Kafka's default max.message.bytes (1 MiB) with room for the batch
 #: header: a bigger record is refused at the row, not left to wedge the outbox.
 DEFAULT_MAX_RECORD_BYTES = 1_000_000
+#: Building records is CPU-bound: one worker process per core by default.
+DEFAULT_BUILD_WORKERS = os.cpu_count() or 1
 #: The serial store's file name in the outbox's folder when the config names none.
 DEFAULT_DIRECTORY_SERIALS_NAME = "directory-serials.json"
 
@@ -76,6 +78,8 @@ class ConnectorConfig:
     poll_interval_s: float = DEFAULT_POLL_INTERVAL_S
     time_bounds: TimeBounds = TimeBounds()
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    #: processes building records (``connectors._build_pool``); default: one per core
+    build_workers: int = DEFAULT_BUILD_WORKERS
     #: where the highest accepted directory serial is kept (None: beside the outbox)
     directory_serials: Path | None = None
 
@@ -162,6 +166,7 @@ def load_config(path: Path, *, bootstrap: str | None = None) -> ConnectorConfig:
         poll_interval_s=float(doc.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S)),
         time_bounds=_time_bounds(path, doc),
         max_record_bytes=_positive_int(path, doc, "max_record_bytes", DEFAULT_MAX_RECORD_BYTES),
+        build_workers=_positive_int(path, doc, "build_workers", DEFAULT_BUILD_WORKERS),
         directory_serials=(
             None if doc.get("directory_serials") is None else local(str(doc["directory_serials"]))
         ),

@@ -68,6 +68,11 @@ class ConnectorMetrics:
             "Publish attempts that found Kafka unavailable",
             registry=r,
         )
+        self.build_failures = Counter(
+            "fedbroker_connector_build_failures",
+            "Reading passes stopped because a build worker process died (redone next pass)",
+            registry=r,
+        )
         self.directory_refused = Counter(
             "fedbroker_connector_directory_refused",
             "New directory versions refused (rolled back, unsigned, expired), by reason code",

@@ -13,36 +13,31 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from connectors._build import ROW_ATTEMPTS, Refused, StepBuilder, StepOutcome
+from connectors._build_pool import BuildPool
 from connectors._config import ConnectorConfig, SourceConfig
 from connectors._directory_reload import DirectoryReloader
-from connectors._errors import InvalidIdentifier, KafkaUnavailable, SourceError
+from connectors._errors import BuildFailed, KafkaUnavailable, SourceError
 from connectors._events import EventFactory
-from connectors._gc_pause import gc_paused
 from connectors._mapping import SourceMapping, load_mapping
 from connectors._metrics import ConnectorMetrics
-from connectors._normalise import DroppedField
 from connectors._outbox import PUBLISH_SOURCE, Outbox, OutboxBatch
 from connectors._publisher import Publisher, PublishOutcome
-from connectors._rows import EncodedRow, encode_rows
 from connectors._send_ahead import ROWS_PER_STEP, SendAhead
 from connectors._sources import FolderSource, PostgresSource, SourceRow
-from consent import BatchSealer
-from schemas import CitizenEvent, Codec, ConsentRecord
+from schemas import Codec
 
-__all__ = ["DEFAULT_PUBLISH_BATCH", "ROW_ATTEMPTS", "Connector", "IngestReport"]
+__all__ = ["DEFAULT_PUBLISH_BATCH", "Connector", "IngestReport"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PUBLISH_BATCH = 2000
-#: How often a row that raised an unexpected exception is tried before it is refused.
-ROW_ATTEMPTS = 2
 _Clock = Callable[[], datetime]
 
 
@@ -110,16 +105,20 @@ class Connector:
         step to Kafka from there).
         """
         total = IngestReport()
-        for source in self.config.sources:
-            if source.kind == "postgres":
-                report = self._ingest_table(source, after_step)
-            else:
-                report = self._ingest_folder(source, after_step)
-            total = _sum(total, report)
+        builder = StepBuilder(self.factory, self.codec, self.config.max_record_bytes)
+        with BuildPool(builder, self.mappings, self.config.build_workers) as pool:
+            for source in self.config.sources:
+                if source.kind == "postgres":
+                    report = self._ingest_table(pool, source, after_step)
+                else:
+                    report = self._ingest_folder(pool, source, after_step)
+                total = _sum(total, report)
         self.metrics.outbox_depth.set(self.outbox.depth())
         return total
 
-    def _ingest_folder(self, source: SourceConfig, after_step: Callable[[], None]) -> IngestReport:
+    def _ingest_folder(
+        self, pool: BuildPool, source: SourceConfig, after_step: Callable[[], None]
+    ) -> IngestReport:
         assert source.path is not None
         mapping = self.mappings[source.name]
         folder = FolderSource(source.name, source.path, "csv" if source.kind == "csv" else "jsonl")
@@ -139,7 +138,9 @@ class Connector:
                 self.metrics.rows_quarantined.labels(source.name, "file", exc.reason).inc()
                 folder.finish(path, ok=False)
                 continue
-            report = self._ingest_file(source.name, mapping, path.name, digest, rows, after_step)
+            report = self._ingest_file(
+                pool, source.name, mapping, path.name, digest, rows, after_step
+            )
             folder.finish(path, ok=True)
             total = _sum(total, report)
             logger.info(
@@ -155,6 +156,7 @@ class Connector:
 
     def _ingest_file(
         self,
+        pool: BuildPool,
         source: str,
         mapping: SourceMapping,
         name: str,
@@ -166,14 +168,18 @@ class Connector:
 
         Each step commits its records with the count of rows read so far, and
         the last marks the file done, so a crash mid-file redoes only the step
-        it interrupted (which had committed nothing).
+        it interrupted (which had committed nothing). The pool builds the next
+        steps while this one is committed and sent.
         """
         total = IngestReport()
-        start = self.outbox.rows_done(source, digest)
-        while True:
+        first = self.outbox.rows_done(source, digest)
+        # An empty file, or one fully read before a crash, is one empty step that marks it done.
+        starts = range(first, len(rows), ROWS_PER_STEP) if first < len(rows) else [first]
+        steps = (rows[start : start + ROWS_PER_STEP] for start in starts)
+        for start, outcome in zip(starts, pool.build(source, steps, self.clock()), strict=True):
             end = min(start + ROWS_PER_STEP, len(rows))
             with self.outbox.transaction() as batch:
-                self._enqueue_rows(batch, source, mapping, rows[start:end])
+                self._record(batch, source, rows[start:end], outcome)
                 if end < len(rows):
                     batch.set_rows_done(source, digest, end)
                 else:
@@ -182,21 +188,22 @@ class Connector:
                 total, IngestReport(end - start, batch.added, batch.quarantined, batch.dropped)
             )
             after_step()
-            if end == len(rows):
-                return total
-            start = end
+        return total
 
-    def _ingest_table(self, source: SourceConfig, after_step: Callable[[], None]) -> IngestReport:
+    def _ingest_table(
+        self, pool: BuildPool, source: SourceConfig, after_step: Callable[[], None]
+    ) -> IngestReport:
         assert source.dsn and source.table and source.high_water_column
-        mapping = self.mappings[source.name]
         table = PostgresSource(source.name, source.dsn, source.table, source.high_water_column)
         read = enqueued = quarantined = dropped = 0
         while True:
             batch_rows = table.batch_after(self.outbox.high_water(source.name))
             if not batch_rows:
                 return IngestReport(read, enqueued, quarantined, dropped)
+            rows = [r for _, r in batch_rows]
+            (outcome,) = pool.build(source.name, [rows], self.clock())
             with self.outbox.transaction() as batch:
-                self._enqueue_rows(batch, source.name, mapping, [r for _, r in batch_rows])
+                self._record(batch, source.name, rows, outcome)
                 batch.set_high_water(source.name, batch_rows[-1][0])
             after_step()
             read += len(batch_rows)
@@ -204,122 +211,46 @@ class Connector:
             quarantined += batch.quarantined
             dropped += batch.dropped
 
-    def _enqueue_rows(
-        self, batch: OutboxBatch, source: str, mapping: SourceMapping, rows: Sequence[SourceRow]
+    def _record(
+        self, batch: OutboxBatch, source: str, rows: Sequence[SourceRow], step: StepOutcome
     ) -> None:
-        """Each row is judged alone: whatever is wrong with it costs that row only."""
-        now = self.clock()
-        consent = mapping.record == "consent"
-        topic = self.config.topic("consent" if consent else "events")
+        """A built step into the outbox, row by row: records, refusals, dropped fields."""
+        mapping = self.mappings[source]
+        topic = self.config.topic("consent" if mapping.record == "consent" else "events")
         rows_read = self.metrics.rows_read.labels(source)
         enqueued = self.metrics.events_enqueued.labels(source)
-        added: list[tuple[str, str, bytes, bytes]] = []
-        sealer = BatchSealer()  # ephemeral secrets for this batch only
-        with gc_paused():  # see connectors._gc_pause: a batch allocates much, in no cycles
-            for row, encoded in zip(rows, self._encode_batch(rows, mapping), strict=True):
-                rows_read.inc()
-                dropped: list[DroppedField] = []
-                try:
-                    record, value = self._build(
-                        row, mapping, consent, now, dropped, encoded, sealer
-                    )
-                    if len(value) > self.config.max_record_bytes:
-                        raise InvalidIdentifier("record", "record-too-large")
-                except InvalidIdentifier as exc:
-                    self._refuse(batch, source, row, exc.field, exc.code, dropped)
-                    continue
-                for lost in dropped:
-                    batch.drop_field(source, row.location, row.row, lost.field, lost.code)
-                    self.metrics.fields_dropped.labels(source, lost.field, lost.code).inc()
-                record_id = (
-                    record.record_id if isinstance(record, ConsentRecord) else record.event_id
-                )
-                key = record.tokens[0].key() if record.tokens else record_id
-                added.append((record_id, topic, key.encode("ascii"), value))
-                enqueued.inc()
-        batch.add_many(added)
-
-    def _encode_batch(
-        self, rows: Sequence[SourceRow], mapping: SourceMapping
-    ) -> Sequence[EncodedRow | InvalidIdentifier | None]:
-        """Every row's tokens, Bloom-encoded in one batch pass (``encode_rows``).
-
-        A refused row is its own ``InvalidIdentifier``. Should the batch itself
-        fail (a bug some row trips), nothing is lost: every row gets None and
-        is encoded alone in ``_build``, under its per-row guard.
-        """
-        try:
-            return encode_rows(rows, mapping, self.factory.tokeniser)
-        except Exception as exc:  # noqa: BLE001 - one row's bug must not fail the batch
+        if step.batch_failure is not None:
             logger.warning(
                 "batch encoding of %d rows failed (%s); encoding them one by one",
                 len(rows),
-                type(exc).__name__,
+                step.batch_failure,
             )
-            return [None] * len(rows)
-
-    def _build(
-        self,
-        row: SourceRow,
-        mapping: SourceMapping,
-        consent: bool,
-        now: datetime,
-        dropped: list[DroppedField],
-        encoded: EncodedRow | InvalidIdentifier | None = None,
-        sealer: BatchSealer | None = None,
-    ) -> tuple[CitizenEvent | ConsentRecord, bytes]:
-        """The row's record, encoded; an unexpected error is retried a bounded number of times.
-
-        Building is pure, so an unexpected exception is a bug that will most
-        likely recur: after ``ROW_ATTEMPTS`` it becomes an ``unexpected-<type>``
-        refusal of this row, and the file goes on. Only the exception's type and
-        where it was raised are logged: its message may hold the row's values.
-        """
-        failure = "error"
-        for attempt in range(1, ROW_ATTEMPTS + 1):
-            dropped.clear()
-            # A retry encodes the row afresh, in case the batch's result was the trouble.
-            pre = encoded if attempt == 1 else None
-            try:
-                record: CitizenEvent | ConsentRecord = (
-                    self.factory.consent(row, mapping, now=now, dropped=dropped, encoded=pre)
-                    if consent
-                    else self.factory.event(
-                        row, mapping, now=now, dropped=dropped, encoded=pre, sealer=sealer
-                    )
-                )
-                return record, self.factory.envelope(record, self.codec)
-            except InvalidIdentifier:
-                raise
-            except Exception as exc:  # noqa: BLE001 - one row's bug must not fail the file
-                frame = traceback.extract_tb(exc.__traceback__)[-1]
-                failure = type(exc).__name__
-                logger.error(  # noqa: TRY400 - the traceback's text may hold personal data
+        added: list[tuple[str, str, bytes, bytes]] = []
+        for row, outcome in zip(rows, step.rows, strict=True):
+            rows_read.inc()
+            for mishap in outcome.mishaps:
+                logger.error(  # the exception's text may hold personal data: type and place only
                     "%s row %d: unexpected %s at %s:%d (attempt %d of %d)",
                     row.location,
                     row.row,
-                    failure,
-                    Path(frame.filename).name,
-                    frame.lineno or 0,
-                    attempt,
+                    mishap.failure,
+                    mishap.file,
+                    mishap.line,
+                    mishap.attempt,
                     ROW_ATTEMPTS,
                 )
-        raise InvalidIdentifier("row", f"unexpected-{failure}")
-
-    def _refuse(
-        self,
-        batch: OutboxBatch,
-        source: str,
-        row: SourceRow,
-        field: str,
-        reason: str,
-        dropped: list[DroppedField],
-    ) -> None:
-        """Quarantine a row by field and reason code; count it, and what it had dropped."""
-        batch.quarantine(source, row.location, row.row, field, reason)
-        self.metrics.rows_quarantined.labels(source, field, reason).inc()
-        for lost in dropped:
-            self.metrics.fields_dropped.labels(source, lost.field, lost.code).inc()
+            for lost in outcome.dropped:
+                self.metrics.fields_dropped.labels(source, lost.field, lost.code).inc()
+            result = outcome.result
+            if isinstance(result, Refused):
+                batch.quarantine(source, row.location, row.row, result.field, result.code)
+                self.metrics.rows_quarantined.labels(source, result.field, result.code).inc()
+                continue
+            for lost in outcome.dropped:
+                batch.drop_field(source, row.location, row.row, lost.field, lost.code)
+            added.append((result.record_id, topic, result.key, result.value))
+            enqueued.inc()
+        batch.add_many(added)
 
     # -- publishing --------------------------------------------------------
 
@@ -365,8 +296,13 @@ class Connector:
             if self.directory is not None:
                 self.factory = self.directory.refresh(self.factory, self.clock())
             ahead = SendAhead(self.outbox, self.publisher, self._account)
+            read_all = True
             try:
                 self.ingest(after_step=ahead.step_committed)
+            except BuildFailed as exc:  # nothing of the step it held was committed
+                read_all = False
+                self.metrics.build_failures.inc()
+                logger.error("%s", exc)
             finally:
                 ahead.settle()
             published += ahead.acknowledged
@@ -375,7 +311,7 @@ class Connector:
             except KafkaUnavailable as exc:
                 self.metrics.kafka_unavailable.inc()
                 logger.warning("%s; %d records wait in the outbox", exc, self.outbox.depth())
-            if once and self.outbox.depth() == 0:
+            if once and read_all and self.outbox.depth() == 0:
                 break
             stop.wait(self.config.poll_interval_s)
         return published

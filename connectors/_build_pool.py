@@ -1,0 +1,129 @@
+"""Building steps in worker processes, so that a connector uses every core it has.
+
+Building a record (normalising, keyed hashing, Bloom encoding, sealing,
+signing, Avro) is CPU-bound Python: in one interpreter it runs on one core at
+a time, however many the machine has, and the producer's thread waits for the
+same interpreter lock. Workers are forked from the connector for one reading
+pass, so they inherit its keys, directory and mappings in memory: no secret is
+serialised or sent anywhere. Only the rows go to a worker, over a local pipe,
+and only the encoded records, refusals and reason codes come back; the
+connector records them in row order in its own outbox, metrics and logs
+(``connectors._build``). Several steps are in flight at once, so the workers
+build ahead while the connector commits and sends what is done.
+
+A worker that dies (killed, out of memory) fails the pass with
+``BuildFailed``: no step it held was committed, so the next pass redoes it
+with fresh workers. Workers end with their connector (``PR_SET_PDEATHSIG``),
+even when it is killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
+from types import TracebackType
+
+from connectors._build import StepBuilder, StepOutcome
+from connectors._errors import BuildFailed
+from connectors._mapping import SourceMapping
+from connectors._sources import SourceRow
+
+__all__ = ["BuildPool"]
+
+_PR_SET_PDEATHSIG = 1
+
+# Set in each worker when it starts (inherited through fork, never pickled).
+_builder: StepBuilder | None = None
+_mappings: Mapping[str, SourceMapping] = {}
+
+
+def _start_worker(
+    builder: StepBuilder, mappings: Mapping[str, SourceMapping], connector_pid: int
+) -> None:
+    global _builder, _mappings  # noqa: PLW0603 - a worker process's one piece of state
+    _builder, _mappings = builder, mappings
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != connector_pid:  # it died before the line above took effect
+        os._exit(1)
+    # SIGINT goes to the whole process group (Ctrl-C): the connector decides.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _build_step(source: str, rows: Sequence[SourceRow], now: datetime) -> StepOutcome:
+    assert _builder is not None, "not a build worker"
+    return _builder.build(rows, _mappings[source], now)
+
+
+class BuildPool:
+    """``workers`` forked processes building steps; results come back in submission order."""
+
+    def __init__(
+        self, builder: StepBuilder, mappings: Mapping[str, SourceMapping], workers: int
+    ) -> None:
+        self._builder = builder
+        self._mappings = mappings
+        self._workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+
+    def build(
+        self, source: str, steps: Iterable[Sequence[SourceRow]], now: datetime
+    ) -> Iterator[StepOutcome]:
+        """Each step's outcome in order, up to two steps per worker built ahead.
+
+        Raises:
+            BuildFailed: a worker died; the steps not yet returned were not built.
+        """
+        executor = self._start()
+        in_flight: deque[Future[StepOutcome]] = deque()
+        try:
+            for rows in steps:
+                in_flight.append(executor.submit(_build_step, source, list(rows), now))
+                if len(in_flight) >= 2 * self._workers:
+                    yield self._result(in_flight.popleft())
+            while in_flight:
+                yield self._result(in_flight.popleft())
+        finally:
+            for future in in_flight:  # the caller stopped early: build nothing more
+                future.cancel()
+
+    def _start(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self._workers,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_start_worker,
+                initargs=(self._builder, self._mappings, os.getpid()),
+            )
+        return self._executor
+
+    @staticmethod
+    def _result(future: Future[StepOutcome]) -> StepOutcome:
+        try:
+            return future.result()
+        except BrokenProcessPool as exc:
+            raise BuildFailed("a build worker died; the pass stops and is redone") from exc
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> BuildPool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

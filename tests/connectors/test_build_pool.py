@@ -1,0 +1,154 @@
+"""Records are built in forked worker processes; a dying worker loses nothing.
+
+``connectors._build_pool``: a worker killed mid-pass (the out-of-memory
+killer, an operator's kill -9) fails the pass with ``BuildFailed``; no step it
+held was committed, so the next pass redoes it, and every row ends as exactly
+one record. Workers never outlive their connector, even one killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from connectors import BuildFailed, load_config, open_connector
+from connectors import _runner as runner
+from connectors._build import StepBuilder
+from schemas import CitizenEvent, Codec
+from tests.connectors.conftest import COUNCILS, read_topic
+from tests.connectors.test_send_ahead import _ids, _offline_connector
+from tests.wire import body_of
+
+STEP = 10
+
+
+def _kill_one_worker_once(monkeypatch, armed: Path) -> None:
+    """The worker that builds the third step (or a later one) first SIGKILLs itself.
+
+    The claim is a rename, atomic across the worker processes: one worker dies, once.
+    """
+    armed.touch()
+    build = StepBuilder.build
+
+    def build_or_die(self, rows, mapping, now):
+        if rows and rows[0].row > 2 * STEP:
+            try:
+                armed.rename(armed.with_suffix(".fired"))
+            except FileNotFoundError:
+                pass
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return build(self, rows, mapping, now)
+
+    monkeypatch.setattr(StepBuilder, "build", build_or_die)
+
+
+def test_a_killed_worker_fails_the_pass_and_the_next_pass_redoes_it(
+    tmp_path, federation, synthetic, linkage_keys, monkeypatch
+):
+    monkeypatch.setattr(runner, "ROWS_PER_STEP", STEP)
+    whole, inbox = _offline_connector(
+        tmp_path / "whole", federation, synthetic, linkage_keys, tmp_path / "whole.sqlite"
+    )
+    shutil.copy(synthetic.files[COUNCILS[0]], inbox / "extract.csv")
+    rows = whole.ingest().read
+    expected = _ids(whole.outbox.pending(10_000))
+    whole.close()
+
+    _kill_one_worker_once(monkeypatch, tmp_path / "armed")
+    connector, inbox = _offline_connector(
+        tmp_path / "killed", federation, synthetic, linkage_keys, tmp_path / "killed.sqlite"
+    )
+    shutil.copy(synthetic.files[COUNCILS[0]], inbox / "extract.csv")
+    try:
+        with pytest.raises(BuildFailed):
+            connector.ingest()
+        assert (tmp_path / "armed.fired").exists(), "a worker was killed"
+        committed = _ids(connector.outbox.pending(10_000))
+        assert committed == expected[: len(committed)], "only whole steps, in order"
+        assert len(committed) < len(expected)
+        assert (inbox / "extract.csv").exists(), "the file stays until it is read to its end"
+
+        report = connector.ingest()  # fresh workers; the armed worker's step is redone
+        assert _ids(connector.outbox.pending(10_000)) == expected
+        assert report.read < rows
+        assert (inbox / "done" / "extract.csv").exists()
+    finally:
+        connector.close()
+
+
+@pytest.mark.kafka
+def test_a_worker_killed_while_running_costs_nothing_on_the_topic(
+    council_factory, kafka_bootstrap, monkeypatch, tmp_path
+):
+    monkeypatch.setattr(runner, "ROWS_PER_STEP", STEP)
+    _kill_one_worker_once(monkeypatch, tmp_path / "armed")
+    setup = council_factory(COUNCILS[1])
+    shutil.copy(setup.synth.files[COUNCILS[1]], setup.inbox / "extract.csv")
+    connector = open_connector(load_config(setup.config))
+    try:
+        published = connector.run(once=True)
+        failures = connector.metrics.build_failures._value.get()
+        quarantined = connector.outbox.quarantined()
+    finally:
+        connector.close()
+    codec = Codec()
+    ids = Counter(
+        body_of(codec, v, CitizenEvent).event_id
+        for _, v in read_topic(kafka_bootstrap, setup.events_topic)
+    )
+    assert failures == 1 and quarantined == []
+    assert set(ids.values()) == {1}, "an event reached the topic twice"
+    assert published == len(ids) > 2 * STEP
+
+
+_ORPHANS = """
+import os, sys, time
+from datetime import UTC, datetime
+from connectors._build_pool import BuildPool
+
+class Slow:
+    def build(self, rows, mapping, now):
+        time.sleep(600)
+
+pool = BuildPool(Slow(), {"s": None}, 2)
+steps = pool.build("s", [[1], [2]], datetime.now(UTC))
+executor = pool._start()
+executor.submit(os.getpid)  # the workers are forked on the first submission
+print(" ".join(str(p) for p in executor._processes), flush=True)
+next(steps)
+"""
+
+
+def test_workers_end_with_a_connector_killed_with_sigkill():
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _ORPHANS],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert parent.stdout is not None
+    workers = [int(p) for p in parent.stdout.readline().split()]
+    assert len(workers) == 2
+    parent.kill()
+    parent.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, "a build worker outlived its connector"
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[-1][0] != "Z"  # a zombie is dead, not yet reaped
+    except FileNotFoundError:
+        return False
