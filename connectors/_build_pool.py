@@ -11,10 +11,13 @@ connector records them in row order in its own outbox, metrics and logs
 (``connectors._build``). Several steps are in flight at once, so the workers
 build ahead while the connector commits and sends what is done.
 
-A worker that dies (killed, out of memory) fails the pass with
-``BuildFailed``: no step it held was committed, so the next pass redoes it
-with fresh workers. Workers end with their connector (``PR_SET_PDEATHSIG``),
-even when it is killed with SIGKILL.
+A worker that dies (killed, out of memory, a crash in native code) costs no
+row: the steps it and its pool held are built again by fresh workers, the
+failed step one row at a time, so that a row which kills every worker it
+meets is found and refused alone (``row``/``worker-died``) instead of stopping
+the connector at that row for ever. Nothing of those steps had been
+committed. Workers end with their connector (``PR_SET_PDEATHSIG``), even when
+it is killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -25,14 +28,13 @@ import os
 import signal
 import sys
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from types import TracebackType
 
-from connectors._build import StepBuilder, StepOutcome
-from connectors._errors import BuildFailed
+from connectors._build import ROW_ATTEMPTS, Refused, RowOutcome, StepBuilder, StepOutcome
 from connectors._mapping import SourceMapping
 from connectors._sources import SourceRow
 
@@ -67,35 +69,78 @@ class BuildPool:
     """``workers`` forked processes building steps; results come back in submission order."""
 
     def __init__(
-        self, builder: StepBuilder, mappings: Mapping[str, SourceMapping], workers: int
+        self,
+        builder: StepBuilder,
+        mappings: Mapping[str, SourceMapping],
+        workers: int,
+        *,
+        on_worker_death: Callable[[], None] = lambda: None,
     ) -> None:
         self._builder = builder
         self._mappings = mappings
         self._workers = workers
+        self._on_worker_death = on_worker_death
         self._executor: ProcessPoolExecutor | None = None
 
     def build(
         self, source: str, steps: Iterable[Sequence[SourceRow]], now: datetime
     ) -> Iterator[StepOutcome]:
-        """Each step's outcome in order, up to two steps per worker built ahead.
-
-        Raises:
-            BuildFailed: a worker died; the steps not yet returned were not built.
-        """
-        executor = self._start()
-        in_flight: deque[Future[StepOutcome]] = deque()
+        """Each step's outcome in order, up to two steps per worker built ahead."""
+        in_flight: deque[tuple[list[SourceRow], Future[StepOutcome]]] = deque()
         try:
-            for rows in steps:
-                in_flight.append(executor.submit(_build_step, source, list(rows), now))
+            for step in steps:
+                rows = list(step)
+                in_flight.append((rows, self._submit(source, rows, now)))
                 if len(in_flight) >= 2 * self._workers:
-                    yield self._result(in_flight.popleft())
+                    yield self._outcome(source, now, in_flight)
             while in_flight:
-                yield self._result(in_flight.popleft())
+                yield self._outcome(source, now, in_flight)
         finally:
-            for future in in_flight:  # the caller stopped early: build nothing more
+            for _, future in in_flight:  # the caller stopped early: build nothing more
                 future.cancel()
 
-    def _start(self) -> ProcessPoolExecutor:
+    def _outcome(
+        self,
+        source: str,
+        now: datetime,
+        in_flight: deque[tuple[list[SourceRow], Future[StepOutcome]]],
+    ) -> StepOutcome:
+        """The first step's outcome; if its worker died, the step is rebuilt row by row.
+
+        Every step in flight died with the pool, so the later ones are submitted again.
+        """
+        rows, future = in_flight.popleft()
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            self._worker_died()
+        outcome = self._isolate(source, rows, now)
+        for index, (later, _) in enumerate(in_flight):
+            in_flight[index] = (later, self._submit(source, later, now))
+        return outcome
+
+    def _isolate(self, source: str, rows: list[SourceRow], now: datetime) -> StepOutcome:
+        """Each row built alone: one that kills its worker every time is refused, alone.
+
+        A worker killed from outside (the operator, the out-of-memory killer
+        choosing it for its size) costs a rebuild, not a row: a row is refused
+        (``row``/``worker-died``) only when it kills a fresh worker ``ROW_ATTEMPTS`` times.
+        """
+        outcomes: list[RowOutcome] = []
+        for row in rows:
+            for _ in range(ROW_ATTEMPTS):
+                try:
+                    (outcome,) = self._submit(source, [row], now).result().rows
+                except BrokenProcessPool:
+                    self._worker_died()
+                    continue
+                outcomes.append(outcome)
+                break
+            else:
+                outcomes.append(RowOutcome(Refused("row", "worker-died")))
+        return StepOutcome(tuple(outcomes))
+
+    def _submit(self, source: str, rows: list[SourceRow], now: datetime) -> Future[StepOutcome]:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
                 max_workers=self._workers,
@@ -103,14 +148,14 @@ class BuildPool:
                 initializer=_start_worker,
                 initargs=(self._builder, self._mappings, os.getpid()),
             )
-        return self._executor
+        return self._executor.submit(_build_step, source, rows, now)
 
-    @staticmethod
-    def _result(future: Future[StepOutcome]) -> StepOutcome:
-        try:
-            return future.result()
-        except BrokenProcessPool as exc:
-            raise BuildFailed("a build worker died; the pass stops and is redone") from exc
+    def _worker_died(self) -> None:
+        """The pool is broken for good: the next submission forks a fresh one."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        self._on_worker_death()
 
     def close(self) -> None:
         if self._executor is not None:

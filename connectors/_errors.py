@@ -9,7 +9,6 @@ Tree (mirrored in docs/errors.md)::
         ├── ConfigInvalid          "config-invalid": a connector config file is wrong
         ├── SourceError            "source-unreadable": a file or table cannot be read
         ├── OutboxError            "outbox-failed": the local outbox cannot be written
-        ├── BuildFailed            "build-failed": a build worker process died mid-pass
         └── KafkaUnavailable       "kafka-unavailable": Kafka did not acknowledge in time
 
 Messages name fields, files, rows and reasons, never the values themselves:
@@ -21,7 +20,6 @@ from __future__ import annotations
 from schemas import FedbrokerError
 
 __all__ = [
-    "BuildFailed",
     "ConfigInvalid",
     "ConnectorError",
     "InvalidIdentifier",
@@ -70,12 +68,6 @@ class SourceError(ConnectorError):
 
 class OutboxError(ConnectorError):
     reason = "outbox-failed"
-
-
-class BuildFailed(ConnectorError):
-    """A worker building records died (killed, out of memory): the pass is redone."""
-
-    reason = "build-failed"
 
 
 class KafkaUnavailable(ConnectorError):

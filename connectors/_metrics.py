@@ -68,9 +68,9 @@ class ConnectorMetrics:
             "Publish attempts that found Kafka unavailable",
             registry=r,
         )
-        self.build_failures = Counter(
-            "fedbroker_connector_build_failures",
-            "Reading passes stopped because a build worker process died (redone next pass)",
+        self.build_worker_deaths = Counter(
+            "fedbroker_connector_build_worker_deaths",
+            "Build worker processes that died mid-step (their steps are built again)",
             registry=r,
         )
         self.directory_refused = Counter(

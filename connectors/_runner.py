@@ -23,7 +23,7 @@ from connectors._build import ROW_ATTEMPTS, Refused, StepBuilder, StepOutcome
 from connectors._build_pool import BuildPool
 from connectors._config import ConnectorConfig, SourceConfig
 from connectors._directory_reload import DirectoryReloader
-from connectors._errors import BuildFailed, KafkaUnavailable, SourceError
+from connectors._errors import KafkaUnavailable, SourceError
 from connectors._events import EventFactory
 from connectors._mapping import SourceMapping, load_mapping
 from connectors._metrics import ConnectorMetrics
@@ -106,7 +106,8 @@ class Connector:
         """
         total = IngestReport()
         builder = StepBuilder(self.factory, self.codec, self.config.max_record_bytes)
-        with BuildPool(builder, self.mappings, self.config.build_workers) as pool:
+        workers = self.config.build_workers
+        with BuildPool(builder, self.mappings, workers, on_worker_death=self._worker_died) as pool:
             for source in self.config.sources:
                 if source.kind == "postgres":
                     report = self._ingest_table(pool, source, after_step)
@@ -211,6 +212,10 @@ class Connector:
             quarantined += batch.quarantined
             dropped += batch.dropped
 
+    def _worker_died(self) -> None:
+        self.metrics.build_worker_deaths.inc()
+        logger.error("a build worker died; its steps are built again, row by row")
+
     def _record(
         self, batch: OutboxBatch, source: str, rows: Sequence[SourceRow], step: StepOutcome
     ) -> None:
@@ -296,13 +301,8 @@ class Connector:
             if self.directory is not None:
                 self.factory = self.directory.refresh(self.factory, self.clock())
             ahead = SendAhead(self.outbox, self.publisher, self._account)
-            read_all = True
             try:
                 self.ingest(after_step=ahead.step_committed)
-            except BuildFailed as exc:  # nothing of the step it held was committed
-                read_all = False
-                self.metrics.build_failures.inc()
-                logger.error("%s", exc)
             finally:
                 ahead.settle()
             published += ahead.acknowledged
@@ -311,7 +311,7 @@ class Connector:
             except KafkaUnavailable as exc:
                 self.metrics.kafka_unavailable.inc()
                 logger.warning("%s; %d records wait in the outbox", exc, self.outbox.depth())
-            if once and read_all and self.outbox.depth() == 0:
+            if once and self.outbox.depth() == 0:
                 break
             stop.wait(self.config.poll_interval_s)
         return published
