@@ -56,8 +56,10 @@ def _start_worker(
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != connector_pid:  # it died before the line above took effect
         os._exit(1)
-    # SIGINT goes to the whole process group (Ctrl-C): the connector decides.
+    # Ctrl-C and a service manager's stop reach the whole process group: the
+    # connector decides when to stop, and its workers end with it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _build_step(source: str, rows: Sequence[SourceRow], now: datetime) -> StepOutcome:
@@ -141,6 +143,10 @@ class BuildPool:
         return StepOutcome(tuple(outcomes))
 
     def _submit(self, source: str, rows: list[SourceRow], now: datetime) -> Future[StepOutcome]:
+        if not rows:  # an empty file's one step: nothing to fork a worker for
+            done: Future[StepOutcome] = Future()
+            done.set_result(StepOutcome(()))
+            return done
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
                 max_workers=self._workers,

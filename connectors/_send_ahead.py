@@ -2,11 +2,10 @@
 
 A large file is read in steps (``ROWS_PER_STEP`` rows, each committed to the
 outbox with the file's progress). Once a step is committed its records are
-handed to the producer, whose own thread transmits them while the connector
-builds the next step; the step's acknowledgements are judged only when the
-next step is committed. Events thus reach Kafka while the rest of a large file
-is read, not after it. (It does not raise throughput: building is CPU-bound in
-one interpreter, so there is no idle time to fill; ``bench/RESULTS.md``.)
+handed to the producer, whose own thread transmits them while the build
+workers (``connectors._build_pool``) make the next steps; the step's
+acknowledgements are judged only when the next step is committed. Events thus
+reach Kafka while the rest of a large file is read, not after it.
 
 Nothing about durability changes: a record is sent only after its step has
 committed, and leaves the outbox only once Kafka has acknowledged it. When

@@ -15,13 +15,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from connectors import _runner as runner
 from connectors import load_config, open_connector
-from connectors._build import StepBuilder
+from connectors._build import Refused, RowOutcome, StepBuilder, StepOutcome
+from connectors._build_pool import BuildPool
 from schemas import CitizenEvent, Codec
 from tests.connectors.conftest import COUNCILS, read_topic
 from tests.connectors.test_send_ahead import _ids, _offline_connector
@@ -120,6 +122,24 @@ def test_a_row_that_kills_every_worker_is_refused_alone(
         connector.close()
 
 
+class _TermThenBuild:
+    """A service manager stopping the unit signals every process in it, workers too."""
+
+    def build(self, rows, mapping, now):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return StepOutcome(tuple(RowOutcome(Refused("row", str(r))) for r in rows))
+
+
+def test_a_stop_signal_to_the_process_group_leaves_the_workers_to_the_connector():
+    deaths: list[int] = []
+    with BuildPool(
+        _TermThenBuild(), {"s": None}, 2, on_worker_death=lambda: deaths.append(1)
+    ) as pool:
+        outcomes = list(pool.build("s", [[1, 2], [3]], datetime.now(UTC)))
+    assert [[o.result.code for o in step.rows] for step in outcomes] == [["1", "2"], ["3"]]
+    assert deaths == []
+
+
 @pytest.mark.kafka
 def test_a_worker_killed_while_running_costs_nothing_on_the_topic(
     council_factory, kafka_bootstrap, monkeypatch, tmp_path
@@ -155,7 +175,7 @@ class Slow:
         time.sleep(600)
 
 pool = BuildPool(Slow(), {"s": None}, 2)
-pool._submit("s", [], datetime.now(UTC))  # the workers are forked on the first submission
+pool._submit("s", [0], datetime.now(UTC))  # the workers are forked on the first submission
 print(" ".join(str(p) for p in pool._executor._processes), flush=True)
 next(pool.build("s", [[1], [2]], datetime.now(UTC)))
 """
