@@ -16,6 +16,7 @@ from typing import Any
 
 from connectors._errors import KafkaUnavailable
 from connectors._outbox import OutboxEntry
+from connectors._partitioning import default_partitions
 from consent import KafkaSecurity
 
 __all__ = ["DEFAULT_ACK_TIMEOUT_S", "PublishOutcome", "Publisher", "Sending"]
@@ -128,15 +129,23 @@ class Publisher:
         sent: list[tuple[OutboxEntry, Any]] = []
         refused: list[tuple[OutboxEntry, str]] = []
         problem: str | None = None
-        for entry in entries:
+        try:
+            partitions = _partitions(producer, entries)
+        except KafkaError as exc:  # no metadata: nothing can be sent yet
+            return Sending(tuple(entries), producer, (), (), type(exc).__name__)
+        for entry, partition in zip(entries, partitions, strict=True):
             try:
-                sent.append((entry, producer.send(entry.topic, key=entry.key, value=entry.value)))
+                future = producer.send(
+                    entry.topic, key=entry.key, value=entry.value, partition=partition
+                )
             except KafkaError as exc:
                 reason = _permanent_reason(exc)
                 if reason is None:  # no metadata or buffer: the rest would wait just as long
                     problem = type(exc).__name__
                     break
                 refused.append((entry, reason))
+                continue
+            sent.append((entry, future))
         return Sending(tuple(entries), producer, tuple(sent), tuple(refused), problem)
 
     def complete(self, sending: Sending) -> PublishOutcome:
@@ -228,3 +237,21 @@ class Publisher:
             except Exception:  # noqa: BLE001 - closing a broken producer must not raise
                 logger.debug("producer close failed", exc_info=True)
             self._producer = None
+
+
+def _partitions(producer: Any, entries: Sequence[OutboxEntry]) -> list[int]:
+    """Each entry's partition, as the producer's default partitioner would choose it.
+
+    Computed for the whole batch at once (``connectors._partitioning``); the
+    partition counts come from the producer's metadata, fetched if need be.
+    """
+    placed = [0] * len(entries)
+    by_topic: dict[str, list[int]] = {}
+    for index, entry in enumerate(entries):
+        by_topic.setdefault(entry.topic, []).append(index)
+    for topic, indexes in by_topic.items():
+        available = sorted(producer.partitions_for(topic))
+        chosen = default_partitions([entries[i].key for i in indexes], len(available))
+        for index, position in zip(indexes, chosen, strict=True):
+            placed[index] = available[position]
+    return placed

@@ -142,7 +142,10 @@ class _ScriptedProducer:
     def __init__(self) -> None:
         self.sent: list[bytes] = []
 
-    def send(self, topic: str, *, key: bytes, value: bytes) -> _Future:
+    def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2}
+
+    def send(self, topic: str, *, key: bytes, value: bytes, partition: int) -> _Future:
         from kafka.errors import KafkaTimeoutError
 
         self.sent.append(key)
@@ -189,7 +192,7 @@ class _SlowProducer(_ScriptedProducer):
         super().__init__()
         self.late = _LateFuture()
 
-    def send(self, topic: str, *, key: bytes, value: bytes) -> object:
+    def send(self, topic: str, *, key: bytes, value: bytes, partition: int) -> object:
         self.sent.append(key)
         return self.late if len(self.sent) == 2 else _Future(None)
 
