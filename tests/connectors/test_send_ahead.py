@@ -142,6 +142,15 @@ def test_a_file_of_many_steps_is_published_once_each_by_sending_ahead(
     connector = open_connector(load_config(setup.config))
     caught_up: list[int] = []
     publish = connector.publish
+    gauges: list[tuple[float, int]] = []
+
+    class Watched(SendAhead):
+        def step_committed(self) -> None:
+            # The depth gauge is kept by difference between a pass's counts.
+            gauges.append((connector.metrics.outbox_depth._value.get(), connector.outbox.depth()))
+            super().step_committed()
+
+    monkeypatch.setattr(runner, "SendAhead", Watched)
 
     def publishing_step(**kwargs: int) -> int:
         caught_up.append(publish(**kwargs))
@@ -160,6 +169,7 @@ def test_a_file_of_many_steps_is_published_once_each_by_sending_ahead(
         for _, v in read_topic(kafka_bootstrap, setup.events_topic)
     )
     assert depth == 0 and quarantined == 0
+    assert len(gauges) > 2 and all(gauge == count for gauge, count in gauges), gauges
     assert published == sum(ids.values()) > 2 * STEP
     assert set(ids.values()) == {1}, "an event reached the topic twice"
     # Every step went out while the next was read: the publishing step found nothing left.
