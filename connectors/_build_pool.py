@@ -11,11 +11,12 @@ connector records them in row order in its own outbox, metrics and logs
 (``connectors._build``). Several steps are in flight at once, so the workers
 build ahead while the connector commits and sends what is done.
 
-A worker that dies (killed, out of memory, a crash in native code) costs no
-row: the steps it and its pool held are built again by fresh workers, the
-failed step one row at a time, so that a row which kills every worker it
-meets is found and refused alone (``row``/``worker-died``) instead of stopping
-the connector at that row for ever. Nothing of those steps had been
+A worker that dies (killed, out of memory, a crash in native code) or stays
+silent past a deadline (then it is killed) costs no row: the steps it and its
+pool held are built again by fresh workers, the failed step one row at a
+time, so that a row which fails every worker it meets is found and refused
+alone (``row``/``worker-died`` or ``row``/``worker-stuck``) instead of
+stopping the connector at that row for ever. Nothing of those steps had been
 committed. Workers end with their connector (``PR_SET_PDEATHSIG``), even when
 it is killed with SIGKILL.
 """
@@ -38,9 +39,15 @@ from connectors._build import ROW_ATTEMPTS, Refused, RowOutcome, StepBuilder, St
 from connectors._mapping import SourceMapping
 from connectors._sources import SourceRow
 
-__all__ = ["BuildPool"]
+__all__ = ["ROW_DEADLINE_S", "STEP_DEADLINE_S", "BuildPool"]
 
 _PR_SET_PDEATHSIG = 1
+#: A step of 1,000 rows builds in well under a second. A worker silent for this
+#: long is stuck (a lock inherited through fork, a value that makes some code
+#: loop) and is killed: one step must not wedge the connector.
+STEP_DEADLINE_S = 300.0
+#: The same for one row built alone, while a failed step is searched for its culprit.
+ROW_DEADLINE_S = 30.0
 
 # Set in each worker when it starts (inherited through fork, never pickled).
 _builder: StepBuilder | None = None
@@ -76,12 +83,12 @@ class BuildPool:
         mappings: Mapping[str, SourceMapping],
         workers: int,
         *,
-        on_worker_death: Callable[[], None] = lambda: None,
+        on_worker_failure: Callable[[str], None] = lambda failure: None,
     ) -> None:
         self._builder = builder
         self._mappings = mappings
         self._workers = workers
-        self._on_worker_death = on_worker_death
+        self._on_worker_failure = on_worker_failure
         self._executor: ProcessPoolExecutor | None = None
 
     def build(
@@ -107,40 +114,52 @@ class BuildPool:
         now: datetime,
         in_flight: deque[tuple[list[SourceRow], Future[StepOutcome]]],
     ) -> StepOutcome:
-        """The first step's outcome; if its worker died, the step is rebuilt row by row.
+        """The first step's outcome; if its worker failed, the step is rebuilt row by row.
 
-        Every step in flight died with the pool, so the later ones are submitted again.
+        Every step in flight was lost with the pool, so the later ones are submitted again.
         """
         rows, future = in_flight.popleft()
-        try:
-            return future.result()
-        except BrokenProcessPool:
-            self._worker_died()
+        outcome = self._wait(future, STEP_DEADLINE_S)
+        if isinstance(outcome, StepOutcome):
+            return outcome
         outcome = self._isolate(source, rows, now)
         for index, (later, _) in enumerate(in_flight):
             in_flight[index] = (later, self._submit(source, later, now))
         return outcome
 
     def _isolate(self, source: str, rows: list[SourceRow], now: datetime) -> StepOutcome:
-        """Each row built alone: one that kills its worker every time is refused, alone.
+        """Each row built alone: one that fails its worker every time is refused, alone.
 
         A worker killed from outside (the operator, the out-of-memory killer
         choosing it for its size) costs a rebuild, not a row: a row is refused
-        (``row``/``worker-died``) only when it kills a fresh worker ``ROW_ATTEMPTS`` times.
+        only when it fails a fresh worker ``ROW_ATTEMPTS`` times, as
+        ``row``/``worker-died`` or ``row``/``worker-stuck``.
         """
         outcomes: list[RowOutcome] = []
         for row in rows:
+            failure = ""
             for _ in range(ROW_ATTEMPTS):
-                try:
-                    (outcome,) = self._submit(source, [row], now).result().rows
-                except BrokenProcessPool:
-                    self._worker_died()
-                    continue
-                outcomes.append(outcome)
-                break
+                outcome = self._wait(self._submit(source, [row], now), ROW_DEADLINE_S)
+                if isinstance(outcome, StepOutcome):
+                    outcomes.extend(outcome.rows)
+                    break
+                failure = outcome
             else:
-                outcomes.append(RowOutcome(Refused("row", "worker-died")))
+                outcomes.append(RowOutcome(Refused("row", failure)))
         return StepOutcome(tuple(outcomes))
+
+    def _wait(self, future: Future[StepOutcome], deadline_s: float) -> StepOutcome | str:
+        """The outcome, or why there is none: ``worker-died``, or ``worker-stuck``
+        when it took longer than ``deadline_s`` (its pool is then killed)."""
+        try:
+            return future.result(timeout=deadline_s)
+        except BrokenProcessPool:
+            failure = "worker-died"
+        except TimeoutError:
+            failure = "worker-stuck"
+        self._discard(kill=True)
+        self._on_worker_failure(failure)
+        return failure
 
     def _submit(self, source: str, rows: list[SourceRow], now: datetime) -> Future[StepOutcome]:
         if not rows:  # an empty file's one step: nothing to fork a worker for
@@ -156,17 +175,19 @@ class BuildPool:
             )
         return self._executor.submit(_build_step, source, rows, now)
 
-    def _worker_died(self) -> None:
-        """The pool is broken for good: the next submission forks a fresh one."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-        self._on_worker_death()
+    def _discard(self, *, kill: bool) -> None:
+        """Shut the pool down (its workers killed first, if asked); the next submission
+        forks a fresh one."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        if kill:
+            for process in list(executor._processes.values()):  # noqa: SLF001 - no public way before 3.14
+                process.kill()
+        executor.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        self._discard(kill=False)
 
     def __enter__(self) -> BuildPool:
         return self

@@ -68,9 +68,11 @@ class ConnectorMetrics:
             "Publish attempts that found Kafka unavailable",
             registry=r,
         )
-        self.build_worker_deaths = Counter(
-            "fedbroker_connector_build_worker_deaths",
-            "Build worker processes that died mid-step (their steps are built again)",
+        self.build_worker_failures = Counter(
+            "fedbroker_connector_build_worker_failures",
+            "Build worker pools lost mid-step, by reason (worker-died, worker-stuck); "
+            "their steps are built again",
+            ["reason"],
             registry=r,
         )
         self.directory_refused = Counter(

@@ -107,7 +107,9 @@ class Connector:
         total = IngestReport()
         builder = StepBuilder(self.factory, self.codec, self.config.max_record_bytes)
         workers = self.config.build_workers
-        with BuildPool(builder, self.mappings, workers, on_worker_death=self._worker_died) as pool:
+        with BuildPool(
+            builder, self.mappings, workers, on_worker_failure=self._worker_failed
+        ) as pool:
             for source in self.config.sources:
                 if source.kind == "postgres":
                     report = self._ingest_table(pool, source, after_step)
@@ -214,9 +216,9 @@ class Connector:
             quarantined += batch.quarantined
             dropped += batch.dropped
 
-    def _worker_died(self) -> None:
-        self.metrics.build_worker_deaths.inc()
-        logger.error("a build worker died; its steps are built again, row by row")
+    def _worker_failed(self, failure: str) -> None:
+        self.metrics.build_worker_failures.labels(failure).inc()
+        logger.error("a build worker failed (%s); its steps are built again", failure)
 
     def _record(
         self, batch: OutboxBatch, source: str, rows: Sequence[SourceRow], step: StepOutcome

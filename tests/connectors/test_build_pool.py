@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors import _build_pool as build_pool
 from connectors import _runner as runner
 from connectors import load_config, open_connector
 from connectors._build import Refused, RowOutcome, StepBuilder, StepOutcome
@@ -53,6 +55,10 @@ def _kill_one_worker_once(monkeypatch, armed: Path) -> None:
     monkeypatch.setattr(StepBuilder, "build", build_or_die)
 
 
+def _failures(connector, reason: str) -> float:
+    return connector.metrics.build_worker_failures.labels(reason)._value.get()
+
+
 def _uninterrupted(tmp_path, federation, synthetic, linkage_keys) -> list[str]:
     """What one read without trouble enqueues, for comparison."""
     whole, inbox = _offline_connector(
@@ -79,7 +85,7 @@ def test_a_worker_killed_mid_step_costs_a_rebuild_not_a_row(
     try:
         connector.ingest()
         assert (tmp_path / "armed.fired").exists(), "a worker was killed"
-        assert connector.metrics.build_worker_deaths._value.get() == 1
+        assert _failures(connector, "worker-died") == 1
         assert _ids(connector.outbox.pending(10_000)) == expected
         assert connector.outbox.quarantined() == []
         assert (inbox / "done" / "extract.csv").exists()
@@ -116,10 +122,48 @@ def test_a_row_that_kills_every_worker_is_refused_alone(
         assert kept == [i for i in expected if i in set(kept)], "in file order"
         # The step's death, then the row's two attempts, each in a fresh worker (and
         # more if a step built alongside the poisoned one was in the same broken pool).
-        assert connector.metrics.build_worker_deaths._value.get() >= 3
+        assert _failures(connector, "worker-died") >= 3
         assert (inbox / "done" / "extract.csv").exists()
     finally:
         connector.close()
+
+
+def test_a_row_that_hangs_its_worker_is_refused_alone(
+    tmp_path, federation, synthetic, linkage_keys, monkeypatch
+):
+    """A value that sends some code into an endless loop (or a lock inherited
+    through fork that is never released) must not wedge the connector."""
+    monkeypatch.setattr(runner, "ROWS_PER_STEP", STEP)
+    monkeypatch.setattr(build_pool, "STEP_DEADLINE_S", 5.0)
+    monkeypatch.setattr(build_pool, "ROW_DEADLINE_S", 2.0)
+    build = StepBuilder.build
+    stuck = 2 * STEP + 5
+
+    def build_or_hang(self, rows, mapping, now):
+        if any(row.row == stuck for row in rows):
+            threading.Event().wait()  # for ever
+        return build(self, rows, mapping, now)
+
+    monkeypatch.setattr(StepBuilder, "build", build_or_hang)
+    before = set(_children_of(os.getpid()))
+    connector, inbox = _offline_connector(
+        tmp_path / "stuck", federation, synthetic, linkage_keys, tmp_path / "stuck.sqlite"
+    )
+    shutil.copy(synthetic.files[COUNCILS[0]], inbox / "extract.csv")
+    try:
+        connector.ingest()
+        refused = [(q.row, q.field, q.reason) for q in connector.outbox.quarantined()]
+        assert refused == [(stuck, "row", "worker-stuck")]
+        assert _failures(connector, "worker-stuck") >= 3
+        assert (inbox / "done" / "extract.csv").exists()
+    finally:
+        connector.close()
+    assert set(_children_of(os.getpid())) <= before, "a stuck worker was left behind"
+
+
+def _children_of(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children if _alive(int(c))]
 
 
 class _TermThenBuild:
@@ -131,10 +175,8 @@ class _TermThenBuild:
 
 
 def test_a_stop_signal_to_the_process_group_leaves_the_workers_to_the_connector():
-    deaths: list[int] = []
-    with BuildPool(
-        _TermThenBuild(), {"s": None}, 2, on_worker_death=lambda: deaths.append(1)
-    ) as pool:
+    deaths: list[str] = []
+    with BuildPool(_TermThenBuild(), {"s": None}, 2, on_worker_failure=deaths.append) as pool:
         outcomes = list(pool.build("s", [[1, 2], [3]], datetime.now(UTC)))
     assert [[o.result.code for o in step.rows] for step in outcomes] == [["1", "2"], ["3"]]
     assert deaths == []
@@ -151,7 +193,7 @@ def test_a_worker_killed_while_running_costs_nothing_on_the_topic(
     connector = open_connector(load_config(setup.config))
     try:
         published = connector.run(once=True)
-        deaths = connector.metrics.build_worker_deaths._value.get()
+        deaths = _failures(connector, "worker-died")
         quarantined = connector.outbox.quarantined()
     finally:
         connector.close()
@@ -168,6 +210,7 @@ def test_a_worker_killed_while_running_costs_nothing_on_the_topic(
 _ORPHANS = """
 import os, sys, time
 from datetime import UTC, datetime
+from connectors import _build_pool as build_pool
 from connectors._build_pool import BuildPool
 
 class Slow:
