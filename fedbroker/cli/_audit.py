@@ -11,69 +11,31 @@ broker's operator cannot rewrite (docs/security.md).
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from consent import (
     DEFAULT_CHECKPOINT_INTERVAL,
     DEFAULT_VOUCH_MARGIN,
     AuditReport,
     ChainSummary,
-    SerialStore,
     load_anchors,
-    load_directory,
-    load_public_key,
     save_anchors,
     verify_audit,
 )
-from fedbroker._errors import CommandError
 from fedbroker.cli._audit_subject import subject
 from fedbroker.cli._audit_topic import AuditMessage, common_options, decoder, read_audit_topic
+from fedbroker.cli._broker_key import broker_key_options, load_broker_key
+from fedbroker.cli._state_files import (
+    ANCHORS_ENV,
+    SERIALS_ENV,
+    default_anchors_path,
+    default_serials_path,
+)
 
 __all__ = ["ANCHORS_ENV", "SERIALS_ENV", "audit", "default_anchors_path", "default_serials_path"]
-
-ANCHORS_ENV = "FEDBROKER_AUDIT_ANCHORS"
-SERIALS_ENV = "FEDBROKER_DIRECTORY_SERIALS"
-
-
-def _state_file(variable: str, name: str) -> Path:
-    # the user's state folder, not the working directory: running the command
-    # from another folder must never start it with no memory of earlier runs
-    explicit = os.environ.get(variable)
-    if explicit:
-        return Path(explicit)
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "fedbroker" / name
-
-
-def default_anchors_path() -> Path:
-    """``$FEDBROKER_AUDIT_ANCHORS``, else ``$XDG_STATE_HOME/fedbroker/audit-anchors.json``."""
-    return _state_file(ANCHORS_ENV, "audit-anchors.json")
-
-
-def default_serials_path() -> Path:
-    """``$FEDBROKER_DIRECTORY_SERIALS``, else ``directory-serials.json`` in the state folder."""
-    return _state_file(SERIALS_ENV, "directory-serials.json")
-
-
-def _broker_key(
-    directory: Path | None, trust_anchor: Path | None, broker_key: Path | None
-) -> Ed25519PublicKey:
-    key: object
-    if broker_key is not None:
-        key = load_public_key(broker_key, kind="signing")
-    elif directory is not None and trust_anchor is not None:
-        loaded = load_directory(directory, trust_anchor=trust_anchor, now=datetime.now(UTC))
-        SerialStore(default_serials_path()).accept(loaded)  # an older directory: refused
-        key = loaded.signing_key(loaded.broker.member_id)
-    else:
-        raise CommandError("give --directory with --trust-anchor, or --broker-key")
-    assert isinstance(key, Ed25519PublicKey)
-    return key
 
 
 def _describe(summary: ChainSummary) -> str:
@@ -110,19 +72,7 @@ audit.add_command(subject)
 
 @audit.command()
 @common_options
-@click.option(
-    "--directory",
-    type=click.Path(exists=True, path_type=Path),
-    default=None,
-    help="Signed directory (gives the broker's public key).",
-)
-@click.option("--trust-anchor", type=click.Path(exists=True, path_type=Path), default=None)
-@click.option(
-    "--broker-key",
-    type=click.Path(exists=True, path_type=Path),
-    default=None,
-    help="The broker's Ed25519 public key, instead of --directory.",
-)
+@broker_key_options("Signed directory (gives the broker's public key).")
 @click.option(
     "--anchors",
     "anchors_path",
@@ -172,7 +122,7 @@ def verify(
     checkpoint; records after the last checkpoint once it is older than the
     interval plus the margin (younger ones are pending; --strict fails on them).
     """
-    key = _broker_key(directory, trust_anchor, broker_key)
+    key = load_broker_key(directory, trust_anchor, broker_key)
     path = anchors_path if anchors_path is not None else default_anchors_path()
     anchors = load_anchors(path, key)
     messages, unreadable = read_audit_topic(bootstrap, topic, decoder(wire), timeout_s=timeout_s)

@@ -18,6 +18,7 @@ import click
 from consent import audit_record_signed, audit_record_to_dict, decisions_concerning
 from fedbroker._errors import CommandError
 from fedbroker.cli._audit_topic import common_options, decoder, read_audit_topic
+from fedbroker.cli._broker_key import broker_key_options, load_broker_key
 from schemas import AuditKind
 
 __all__ = ["DETAIL_FIELDS", "parse_details", "subject"]
@@ -116,18 +117,8 @@ def _tokens_from_details(handle: IO[str], linkage_keys: Path, dob_format: str) -
 )
 @click.option("--dob-format", default="%Y-%m-%d", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON lines.")
-@click.option(
-    "--directory",
-    type=click.Path(exists=True, path_type=Path),
-    default=None,
-    help="Signed directory (gives the broker's key): each listed record's signature is checked.",
-)
-@click.option("--trust-anchor", type=click.Path(exists=True, path_type=Path), default=None)
-@click.option(
-    "--broker-key",
-    type=click.Path(exists=True, path_type=Path),
-    default=None,
-    help="The broker's Ed25519 public key, instead of --directory.",
+@broker_key_options(
+    "Signed directory (gives the broker's key): each listed record's signature is checked."
 )
 def subject(
     bootstrap: str,
@@ -161,9 +152,7 @@ def subject(
         raise CommandError("give --linkage-keys with the person's details, or --token")
     key = None
     if directory is not None or broker_key is not None:
-        from fedbroker.cli._audit import _broker_key  # _audit imports this module
-
-        key = _broker_key(directory, trust_anchor, broker_key)
+        key = load_broker_key(directory, trust_anchor, broker_key)
     messages, unreadable = read_audit_topic(bootstrap, topic, decoder(wire), timeout_s=timeout_s)
     if unreadable:
         places = ", ".join(str(u) for u in unreadable[:5])
