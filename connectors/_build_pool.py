@@ -173,7 +173,12 @@ class BuildPool:
                 initializer=_start_worker,
                 initargs=(self._builder, self._mappings, os.getpid()),
             )
-        return self._executor.submit(_build_step, source, rows, now)
+        try:
+            return self._executor.submit(_build_step, source, rows, now)
+        except BrokenProcessPool as exc:  # a worker died idle, after its last step
+            broken: Future[StepOutcome] = Future()
+            broken.set_exception(exc)  # ``_wait`` replaces the pool and builds again
+            return broken
 
     def _discard(self, *, kill: bool) -> None:
         """Shut the pool down (its workers killed first, if asked); the next submission

@@ -1,0 +1,95 @@
+"""The build pool under the trouble a running connector meets outside a step.
+
+A worker that dies while idle, a connector that fails mid-pass while a worker
+is stuck, a builder that must never cross the pipe: each costs a rebuild at
+most, never the pass, a wedged connector or a secret on the wire.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from connectors._build import Refused, RowOutcome, StepOutcome
+from connectors._build_pool import BuildPool
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class _Echo:
+    """Each row refused under its own value as the code, so the order is visible."""
+
+    def build(self, rows: Sequence[Any], mapping: object, now: datetime) -> StepOutcome:
+        return StepOutcome(tuple(RowOutcome(Refused("row", str(r))) for r in rows))
+
+
+def _codes(outcomes: list[StepOutcome]) -> list[list[str]]:
+    return [[o.result.code for o in step.rows] for step in outcomes]  # type: ignore[union-attr]
+
+
+def _children() -> list[int]:
+    pid = os.getpid()
+    listed = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in listed if _alive(int(c))]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[-1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _until(condition, what: str, seconds: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def test_a_worker_killed_while_idle_costs_a_rebuild_not_the_pass():
+    """The out-of-memory killer or an operator may pick a worker between two steps:
+    the next submission then meets a broken pool, which must not fail the pass."""
+    deaths: list[str] = []
+    steps = [[i] for i in range(8)]
+    with BuildPool(_Echo(), {"s": None}, 1, on_worker_failure=deaths.append) as pool:
+        outcomes = pool.build("s", steps, NOW)
+        first = next(outcomes)
+        executor = pool._executor
+        assert executor is not None
+        for pid in list(executor._processes):
+            os.kill(pid, signal.SIGKILL)
+        _until(lambda: executor._broken, "the pool never noticed its dead worker")
+        rest = list(outcomes)
+    assert _codes([first, *rest]) == [[str(i)] for i in range(8)]
+    assert deaths == ["worker-died"]
+
+
+class _Unpicklable(_Echo):
+    """A builder holding keys: pickling it would put them on the pipe."""
+
+    def __reduce__(self) -> NoReturn:
+        raise AssertionError("the builder was pickled")
+
+
+class _UnpicklableMapping:
+    def __reduce__(self) -> NoReturn:
+        raise AssertionError("a mapping was pickled")
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_the_builder_and_mappings_reach_the_workers_without_pickling(workers):
+    deaths: list[str] = []
+    mappings = {"s": _UnpicklableMapping()}
+    with BuildPool(_Unpicklable(), mappings, workers, on_worker_failure=deaths.append) as pool:
+        outcomes = list(pool.build("s", [[i, i + 1] for i in range(0, 10, 2)], NOW))
+    assert _codes(outcomes) == [[str(i), str(i + 1)] for i in range(0, 10, 2)]
+    assert deaths == []
