@@ -203,4 +203,7 @@ class BuildPool:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()  # every step was waited for: the workers are idle
+        else:  # steps may still be building, one perhaps for ever: nobody will use them
+            self._discard(kill=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -71,6 +72,38 @@ def test_a_worker_killed_while_idle_costs_a_rebuild_not_the_pass():
         rest = list(outcomes)
     assert _codes([first, *rest]) == [[str(i)] for i in range(8)]
     assert deaths == ["worker-died"]
+
+
+class _StuckOnOne(_Echo):
+    def build(self, rows: Sequence[Any], mapping: object, now: datetime) -> StepOutcome:
+        if 1 in rows:
+            threading.Event().wait()  # for ever
+        return super().build(rows, mapping, now)
+
+
+def test_a_pass_that_fails_while_a_worker_is_stuck_ends_and_leaves_no_worker():
+    """The outbox fails (disk full) or ``after_step`` raises while a step in flight
+    hangs its worker: the connector must fail promptly, not wait on that worker."""
+    before = set(_children())
+    failed: list[BaseException] = []
+
+    def one_pass() -> None:
+        try:
+            with BuildPool(_StuckOnOne(), {"s": None}, 2) as pool:
+                for _ in pool.build("s", [[0], [1], [2], [3]], NOW):
+                    raise OSError("database or disk is full")
+        except OSError as exc:
+            failed.append(exc)
+
+    passing = threading.Thread(target=one_pass, daemon=True)
+    passing.start()
+    passing.join(timeout=30)
+    leftover = set(_children()) - before
+    for pid in leftover:  # do not leave a stuck worker to the rest of the session
+        os.kill(pid, signal.SIGKILL)
+    assert not passing.is_alive(), "the failed pass waited for a stuck worker"
+    assert len(failed) == 1
+    assert leftover == set() or not any(_alive(p) for p in leftover)
 
 
 class _Unpicklable(_Echo):
