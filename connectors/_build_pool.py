@@ -189,6 +189,12 @@ class BuildPool:
         if kill:
             for process in list(executor._processes.values()):  # noqa: SLF001 - no public way before 3.14
                 process.kill()
+            # A worker killed halfway through sending a result leaves the pool's
+            # reader waiting for the rest for ever (this process holds the pipe's
+            # other end too): closed, the reader meets the end once they are gone.
+            writer = getattr(executor._result_queue, "_writer", None)  # noqa: SLF001
+            if writer is not None:
+                writer.close()
         executor.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import threading
 import time
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+from connectors import _build_pool as build_pool
 from connectors._build import Refused, RowOutcome, StepOutcome
 from connectors._build_pool import BuildPool
 
@@ -126,3 +128,55 @@ def test_the_builder_and_mappings_reach_the_workers_without_pickling(workers):
         outcomes = list(pool.build("s", [[i, i + 1] for i in range(0, 10, 2)], NOW))
     assert _codes(outcomes) == [[str(i), str(i + 1)] for i in range(0, 10, 2)]
     assert deaths == []
+
+
+class _DiesHalfwaySending(_Echo):
+    """The worker building row 1 is killed after writing part of a result."""
+
+    pool: BuildPool | None = None
+    armed: Path | None = None
+
+    def build(self, rows: Sequence[Any], mapping: object, now: datetime) -> StepOutcome:
+        armed = _DiesHalfwaySending.armed
+        if 1 in rows and armed is not None:
+            try:
+                armed.rename(armed.with_suffix(".fired"))
+            except FileNotFoundError:
+                pass
+            else:
+                assert self.pool is not None and self.pool._executor is not None
+                results = self.pool._executor._result_queue._writer  # type: ignore[attr-defined]
+                os.write(results.fileno(), struct.pack("!i", 1_000_000) + b"the first bytes")
+                os.kill(os.getpid(), signal.SIGKILL)
+        return super().build(rows, mapping, now)
+
+
+def test_a_worker_killed_while_sending_its_result_costs_a_rebuild(tmp_path, monkeypatch):
+    """The pool's reader then waits for the rest of a message that never comes; the
+    step's deadline must end that wait, not leave the connector waiting on the reader."""
+    monkeypatch.setattr(build_pool, "STEP_DEADLINE_S", 2.0)
+    monkeypatch.setattr(build_pool, "ROW_DEADLINE_S", 2.0)
+    armed = tmp_path / "armed"
+    armed.touch()
+    monkeypatch.setattr(_DiesHalfwaySending, "armed", armed)
+    before = set(_children())
+    built: list[list[StepOutcome]] = []
+    deaths: list[str] = []
+
+    def one_pass() -> None:
+        with BuildPool(
+            _DiesHalfwaySending(), {"s": None}, 1, on_worker_failure=deaths.append
+        ) as pool:
+            _DiesHalfwaySending.pool = pool
+            built.append(list(pool.build("s", [[0], [1], [2]], NOW)))
+
+    passing = threading.Thread(target=one_pass, daemon=True)
+    passing.start()
+    passing.join(timeout=60)
+    leftover = set(_children()) - before
+    for pid in leftover:
+        os.kill(pid, signal.SIGKILL)
+    assert armed.with_suffix(".fired").exists(), "a worker died halfway"
+    assert not passing.is_alive(), "the pass waited for ever on a half-sent result"
+    assert [_codes(b) for b in built] == [[["0"], ["1"], ["2"]]]
+    assert deaths == ["worker-stuck"]
