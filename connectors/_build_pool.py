@@ -149,14 +149,18 @@ class BuildPool:
         return StepOutcome(tuple(outcomes))
 
     def _wait(self, future: Future[StepOutcome], deadline_s: float) -> StepOutcome | str:
-        """The outcome, or why there is none: ``worker-died``, or ``worker-stuck``
-        when it took longer than ``deadline_s`` (its pool is then killed)."""
+        """The outcome, or why there is none: ``worker-died``, ``worker-stuck``
+        when it took longer than ``deadline_s``, or ``unexpected-<type>`` for an
+        exception the step sent back (its pool is then killed). That exception is
+        never raised here: its text and traceback may hold the rows' values."""
         try:
             return future.result(timeout=deadline_s)
         except BrokenProcessPool:
             failure = "worker-died"
         except TimeoutError:
             failure = "worker-stuck"
+        except Exception as exc:  # noqa: BLE001 - one row's trouble must not fail the pass
+            failure = f"unexpected-{type(exc).__name__}"
         self._discard(kill=True)
         self._on_worker_failure(failure)
         return failure

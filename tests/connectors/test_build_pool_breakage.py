@@ -180,3 +180,22 @@ def test_a_worker_killed_while_sending_its_result_costs_a_rebuild(tmp_path, monk
     assert not passing.is_alive(), "the pass waited for ever on a half-sent result"
     assert [_codes(b) for b in built] == [[["0"], ["1"], ["2"]]]
     assert deaths == ["worker-stuck"]
+
+
+class _RaisesOnOne(_Echo):
+    """Memory runs out again in the row's own error handling: the exception leaves
+    the builder, and the worker sends it, with its traceback text, to the connector."""
+
+    def build(self, rows: Sequence[Any], mapping: object, now: datetime) -> StepOutcome:
+        if 1 in rows:
+            raise MemoryError("a row's values, in clear")
+        return super().build(rows, mapping, now)
+
+
+def test_an_exception_a_row_sends_back_from_its_worker_costs_that_row_only():
+    """Raised in the connector, it failed the pass, and the next pass met the same row."""
+    failures: list[str] = []
+    with BuildPool(_RaisesOnOne(), {"s": None}, 2, on_worker_failure=failures.append) as pool:
+        outcomes = list(pool.build("s", [[0], [1, 2], [3]], NOW))
+    assert _codes(outcomes) == [["0"], ["unexpected-MemoryError", "2"], ["3"]]
+    assert set(failures) == {"unexpected-MemoryError"}
