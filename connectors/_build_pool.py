@@ -149,14 +149,18 @@ class BuildPool:
         return StepOutcome(tuple(outcomes))
 
     def _wait(self, future: Future[StepOutcome], deadline_s: float) -> StepOutcome | str:
-        """The outcome, or why there is none: ``worker-died``, or ``worker-stuck``
-        when it took longer than ``deadline_s`` (its pool is then killed)."""
+        """The outcome, or why there is none: ``worker-died``, ``worker-stuck``
+        when it took longer than ``deadline_s``, or ``unexpected-<type>`` for an
+        exception the step sent back (its pool is then killed). That exception is
+        never raised here: its text and traceback may hold the rows' values."""
         try:
             return future.result(timeout=deadline_s)
         except BrokenProcessPool:
             failure = "worker-died"
         except TimeoutError:
             failure = "worker-stuck"
+        except Exception as exc:  # noqa: BLE001 - one row's trouble must not fail the pass
+            failure = f"unexpected-{type(exc).__name__}"
         self._discard(kill=True)
         self._on_worker_failure(failure)
         return failure
@@ -173,7 +177,12 @@ class BuildPool:
                 initializer=_start_worker,
                 initargs=(self._builder, self._mappings, os.getpid()),
             )
-        return self._executor.submit(_build_step, source, rows, now)
+        try:
+            return self._executor.submit(_build_step, source, rows, now)
+        except BrokenProcessPool as exc:  # a worker died idle, after its last step
+            broken: Future[StepOutcome] = Future()
+            broken.set_exception(exc)  # ``_wait`` replaces the pool and builds again
+            return broken
 
     def _discard(self, *, kill: bool) -> None:
         """Shut the pool down (its workers killed first, if asked); the next submission
@@ -184,6 +193,12 @@ class BuildPool:
         if kill:
             for process in list(executor._processes.values()):  # noqa: SLF001 - no public way before 3.14
                 process.kill()
+            # A worker killed halfway through sending a result leaves the pool's
+            # reader waiting for the rest for ever (this process holds the pipe's
+            # other end too): closed, the reader meets the end once they are gone.
+            writer = getattr(executor._result_queue, "_writer", None)  # noqa: SLF001
+            if writer is not None:
+                writer.close()
         executor.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
@@ -198,4 +213,7 @@ class BuildPool:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()  # every step was waited for: the workers are idle
+        else:  # steps may still be building, one perhaps for ever: nobody will use them
+            self._discard(kill=True)

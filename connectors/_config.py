@@ -41,8 +41,18 @@ LINKAGE_KEYS_ENV = "FEDBROKER_LINKAGE_KEYS"
 #: Below Kafka's default max.message.bytes (1 MiB) with room for the batch
 #: header: a bigger record is refused at the row, not left to wedge the outbox.
 DEFAULT_MAX_RECORD_BYTES = 1_000_000
-#: Building records is CPU-bound: one worker process per core by default.
-DEFAULT_BUILD_WORKERS = os.cpu_count() or 1
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (``taskset``, a container's cpuset), which
+    may be far fewer than the machine's ``os.cpu_count()``."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+#: Building records is CPU-bound: one worker process per usable core by default.
+DEFAULT_BUILD_WORKERS = _usable_cores()
 #: The serial store's file name in the outbox's folder when the config names none.
 DEFAULT_DIRECTORY_SERIALS_NAME = "directory-serials.json"
 

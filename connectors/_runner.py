@@ -205,9 +205,14 @@ class Connector:
             if not batch_rows:
                 return IngestReport(read, enqueued, quarantined, dropped)
             rows = [r for _, r in batch_rows]
-            (outcome,) = pool.build(source.name, [rows], self.clock())
+            # Built in steps, as a file is (a batch grows with its ties: one step would
+            # use one worker and could outlast the step deadline); committed whole,
+            # since the high-water mark may not move past part of a tie.
+            steps = [rows[i : i + ROWS_PER_STEP] for i in range(0, len(rows), ROWS_PER_STEP)]
+            built = list(pool.build(source.name, steps, self.clock()))
             with self.outbox.transaction() as batch:
-                self._record(batch, source.name, rows, outcome)
+                for step, outcome in zip(steps, built, strict=True):
+                    self._record(batch, source.name, step, outcome)
                 batch.set_high_water(source.name, batch_rows[-1][0])
             self.metrics.outbox_depth.inc(batch.added)
             after_step()
