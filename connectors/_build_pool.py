@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 
@@ -74,6 +75,15 @@ def _build_step(source: str, rows: Sequence[SourceRow], now: datetime) -> StepOu
     return _builder.build(rows, _mappings[source], now)
 
 
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """A step handed to the pool: its rows, its time, and the future of its outcome."""
+
+    rows: list[SourceRow]
+    now: datetime
+    future: Future[StepOutcome]
+
+
 class BuildPool:
     """``workers`` forked processes building steps; results come back in submission order."""
 
@@ -92,39 +102,43 @@ class BuildPool:
         self._executor: ProcessPoolExecutor | None = None
 
     def build(
-        self, source: str, steps: Iterable[Sequence[SourceRow]], now: datetime
-    ) -> Iterator[StepOutcome]:
-        """Each step's outcome in order, up to two steps per worker built ahead."""
-        in_flight: deque[tuple[list[SourceRow], Future[StepOutcome]]] = deque()
-        try:
-            for step in steps:
-                rows = list(step)
-                in_flight.append((rows, self._submit(source, rows, now)))
-                if len(in_flight) >= 2 * self._workers:
-                    yield self._outcome(source, now, in_flight)
-            while in_flight:
-                yield self._outcome(source, now, in_flight)
-        finally:
-            for _, future in in_flight:  # the caller stopped early: build nothing more
-                future.cancel()
-
-    def _outcome(
         self,
         source: str,
-        now: datetime,
-        in_flight: deque[tuple[list[SourceRow], Future[StepOutcome]]],
-    ) -> StepOutcome:
+        steps: Iterable[Sequence[SourceRow]],
+        clock: Callable[[], datetime],
+    ) -> Iterator[StepOutcome]:
+        """Each step's outcome in order, up to two steps per worker built ahead.
+
+        Each step is built at the time ``clock`` gives when it is handed over
+        (its records' ``published_at``), as if built in place.
+        """
+        in_flight: deque[_Step] = deque()
+        try:
+            for taken in steps:
+                rows, now = list(taken), clock()
+                in_flight.append(_Step(rows, now, self._submit(source, rows, now)))
+                if len(in_flight) >= 2 * self._workers:
+                    yield self._outcome(source, in_flight)
+            while in_flight:
+                yield self._outcome(source, in_flight)
+        finally:
+            for step in in_flight:  # the caller stopped early: build nothing more
+                step.future.cancel()
+
+    def _outcome(self, source: str, in_flight: deque[_Step]) -> StepOutcome:
         """The first step's outcome; if its worker failed, the step is rebuilt row by row.
 
         Every step in flight was lost with the pool, so the later ones are submitted again.
         """
-        rows, future = in_flight.popleft()
-        outcome = self._wait(future, STEP_DEADLINE_S)
+        step = in_flight.popleft()
+        outcome = self._wait(step.future, STEP_DEADLINE_S)
         if isinstance(outcome, StepOutcome):
             return outcome
-        outcome = self._isolate(source, rows, now)
-        for index, (later, _) in enumerate(in_flight):
-            in_flight[index] = (later, self._submit(source, later, now))
+        outcome = self._isolate(source, step.rows, step.now)
+        for index, later in enumerate(in_flight):
+            in_flight[index] = _Step(
+                later.rows, later.now, self._submit(source, later.rows, later.now)
+            )
         return outcome
 
     def _isolate(self, source: str, rows: list[SourceRow], now: datetime) -> StepOutcome:

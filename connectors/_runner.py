@@ -179,7 +179,7 @@ class Connector:
         # An empty file, or one fully read before a crash, is one empty step that marks it done.
         starts = range(first, len(rows), ROWS_PER_STEP) if first < len(rows) else [first]
         steps = (rows[start : start + ROWS_PER_STEP] for start in starts)
-        for start, outcome in zip(starts, pool.build(source, steps, self.clock()), strict=True):
+        for start, outcome in zip(starts, pool.build(source, steps, self.clock), strict=True):
             end = min(start + ROWS_PER_STEP, len(rows))
             with self.outbox.transaction() as batch:
                 self._record(batch, source, rows[start:end], outcome)
@@ -209,7 +209,7 @@ class Connector:
             # use one worker and could outlast the step deadline); committed whole,
             # since the high-water mark may not move past part of a tie.
             steps = [rows[i : i + ROWS_PER_STEP] for i in range(0, len(rows), ROWS_PER_STEP)]
-            built = list(pool.build(source.name, steps, self.clock()))
+            built = list(pool.build(source.name, steps, self.clock))
             with self.outbox.transaction() as batch:
                 for step, outcome in zip(steps, built, strict=True):
                     self._record(batch, source.name, step, outcome)

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -177,7 +177,7 @@ class _TermThenBuild:
 def test_a_stop_signal_to_the_process_group_leaves_the_workers_to_the_connector():
     deaths: list[str] = []
     with BuildPool(_TermThenBuild(), {"s": None}, 2, on_worker_failure=deaths.append) as pool:
-        outcomes = list(pool.build("s", [[1, 2], [3]], datetime.now(UTC)))
+        outcomes = list(pool.build("s", [[1, 2], [3]], lambda: datetime.now(UTC)))
     assert [[o.result.code for o in step.rows] for step in outcomes] == [["1", "2"], ["3"]]
     assert deaths == []
 
@@ -209,7 +209,7 @@ def test_a_worker_killed_while_running_costs_nothing_on_the_topic(
 
 _ORPHANS = """
 import os, sys, time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from connectors import _build_pool as build_pool
 from connectors._build_pool import BuildPool
 
@@ -220,7 +220,7 @@ class Slow:
 pool = BuildPool(Slow(), {"s": None}, 2)
 pool._submit("s", [0], datetime.now(UTC))  # the workers are forked on the first submission
 print(" ".join(str(p) for p in pool._executor._processes), flush=True)
-next(pool.build("s", [[1], [2]], datetime.now(UTC)))
+next(pool.build("s", [[1], [2]], lambda: datetime.now(UTC)))
 """
 
 
@@ -248,3 +248,28 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ")[-1][0] != "Z"  # a zombie is dead, not yet reaped
     except FileNotFoundError:
         return False
+
+
+def test_each_step_is_built_at_the_time_it_is_handed_over(
+    tmp_path, federation, synthetic, linkage_keys, monkeypatch
+):
+    """A long file's records carry the time their step was built, not the file's start."""
+    monkeypatch.setattr(runner, "ROWS_PER_STEP", STEP)
+    connector, inbox = _offline_connector(
+        tmp_path / "clock", federation, synthetic, linkage_keys, tmp_path / "clock.sqlite"
+    )
+    shutil.copy(synthetic.files[COUNCILS[0]], inbox / "extract.csv")
+    start = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    ticks = iter(range(1_000))
+    connector.clock = lambda: start + timedelta(minutes=next(ticks))
+    try:
+        connector.ingest()
+        codec = Codec()
+        stamps = [
+            body_of(codec, e.value, CitizenEvent).published_at
+            for e in connector.outbox.pending(10_000)
+        ]
+    finally:
+        connector.close()
+    assert len(set(stamps)) > 2, "one time for the whole file"
+    assert stamps == sorted(stamps), "steps are handed over in file order"

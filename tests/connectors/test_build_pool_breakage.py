@@ -64,7 +64,7 @@ def test_a_worker_killed_while_idle_costs_a_rebuild_not_the_pass():
     deaths: list[str] = []
     steps = [[i] for i in range(8)]
     with BuildPool(_Echo(), {"s": None}, 1, on_worker_failure=deaths.append) as pool:
-        outcomes = pool.build("s", steps, NOW)
+        outcomes = pool.build("s", steps, lambda: NOW)
         first = next(outcomes)
         executor = pool._executor
         assert executor is not None
@@ -92,7 +92,7 @@ def test_a_pass_that_fails_while_a_worker_is_stuck_ends_and_leaves_no_worker():
     def one_pass() -> None:
         try:
             with BuildPool(_StuckOnOne(), {"s": None}, 2) as pool:
-                for _ in pool.build("s", [[0], [1], [2], [3]], NOW):
+                for _ in pool.build("s", [[0], [1], [2], [3]], lambda: NOW):
                     raise OSError("database or disk is full")
         except OSError as exc:
             failed.append(exc)
@@ -125,7 +125,7 @@ def test_the_builder_and_mappings_reach_the_workers_without_pickling(workers):
     deaths: list[str] = []
     mappings = {"s": _UnpicklableMapping()}
     with BuildPool(_Unpicklable(), mappings, workers, on_worker_failure=deaths.append) as pool:
-        outcomes = list(pool.build("s", [[i, i + 1] for i in range(0, 10, 2)], NOW))
+        outcomes = list(pool.build("s", [[i, i + 1] for i in range(0, 10, 2)], lambda: NOW))
     assert _codes(outcomes) == [[str(i), str(i + 1)] for i in range(0, 10, 2)]
     assert deaths == []
 
@@ -168,7 +168,7 @@ def test_a_worker_killed_while_sending_its_result_costs_a_rebuild(tmp_path, monk
             _DiesHalfwaySending(), {"s": None}, 1, on_worker_failure=deaths.append
         ) as pool:
             _DiesHalfwaySending.pool = pool
-            built.append(list(pool.build("s", [[0], [1], [2]], NOW)))
+            built.append(list(pool.build("s", [[0], [1], [2]], lambda: NOW)))
 
     passing = threading.Thread(target=one_pass, daemon=True)
     passing.start()
@@ -196,6 +196,6 @@ def test_an_exception_a_row_sends_back_from_its_worker_costs_that_row_only():
     """Raised in the connector, it failed the pass, and the next pass met the same row."""
     failures: list[str] = []
     with BuildPool(_RaisesOnOne(), {"s": None}, 2, on_worker_failure=failures.append) as pool:
-        outcomes = list(pool.build("s", [[0], [1, 2], [3]], NOW))
+        outcomes = list(pool.build("s", [[0], [1, 2], [3]], lambda: NOW))
     assert _codes(outcomes) == [["0"], ["unexpected-MemoryError", "2"], ["3"]]
     assert set(failures) == {"unexpected-MemoryError"}
