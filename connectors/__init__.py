@@ -13,6 +13,7 @@ from connectors._bloom import BLOOM_BITS, ENCODING, BloomEncoder, bigrams
 from connectors._config import ConnectorConfig, SourceConfig, load_config
 from connectors._dates import normalise_date_of_birth
 from connectors._errors import (
+    BuildFailed,
     ConfigInvalid,
     ConnectorError,
     InvalidIdentifier,
@@ -62,6 +63,7 @@ __all__ = [
     "MAX_LINE_CHARS",
     "MAX_VALUE_CHARS",
     "BloomEncoder",
+    "BuildFailed",
     "ConfigInvalid",
     "Connector",
     "ConnectorConfig",

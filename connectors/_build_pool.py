@@ -37,10 +37,11 @@ from datetime import datetime
 from types import TracebackType
 
 from connectors._build import ROW_ATTEMPTS, Refused, RowOutcome, StepBuilder, StepOutcome
+from connectors._errors import BuildFailed
 from connectors._mapping import SourceMapping
 from connectors._sources import SourceRow
 
-__all__ = ["ROW_DEADLINE_S", "STEP_DEADLINE_S", "BuildPool"]
+__all__ = ["ROW_DEADLINE_S", "STEP_DEADLINE_S", "SYSTEMIC_FAILURES", "BuildPool"]
 
 _PR_SET_PDEATHSIG = 1
 #: A step of 1,000 rows builds in well under a second. A worker silent for this
@@ -49,6 +50,8 @@ _PR_SET_PDEATHSIG = 1
 STEP_DEADLINE_S = 300.0
 #: The same for one row built alone, while a failed step is searched for its culprit.
 ROW_DEADLINE_S = 30.0
+#: Rows of one step failing every worker that make the cause the workers, not the rows.
+SYSTEMIC_FAILURES = 3
 
 # Set in each worker when it starts (inherited through fork, never pickled).
 _builder: StepBuilder | None = None
@@ -147,9 +150,16 @@ class BuildPool:
         A worker killed from outside (the operator, the out-of-memory killer
         choosing it for its size) costs a rebuild, not a row: a row is refused
         only when it fails a fresh worker ``ROW_ATTEMPTS`` times, as
-        ``row``/``worker-died`` or ``row``/``worker-stuck``.
+        ``row``/``worker-died`` or ``row``/``worker-stuck``. When
+        ``SYSTEMIC_FAILURES`` rows of one step fail so, the cause is not the rows
+        (the host is out of memory, say): refusing them would drop good records,
+        so the step is left uncommitted for a later pass instead.
+
+        Raises:
+            BuildFailed: rows keep failing their workers.
         """
         outcomes: list[RowOutcome] = []
+        failed = 0
         for row in rows:
             failure = ""
             for _ in range(ROW_ATTEMPTS):
@@ -159,6 +169,12 @@ class BuildPool:
                     break
                 failure = outcome
             else:
+                failed += 1
+                if failed == SYSTEMIC_FAILURES:
+                    raise BuildFailed(
+                        f"build workers failed on {failed} rows of one step ({failure}): "
+                        "not one row's doing; the step is left for the next pass"
+                    )
                 outcomes.append(RowOutcome(Refused("row", failure)))
         return StepOutcome(tuple(outcomes))
 

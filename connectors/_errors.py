@@ -9,6 +9,7 @@ Tree (mirrored in docs/errors.md)::
         ├── ConfigInvalid          "config-invalid": a connector config file is wrong
         ├── SourceError            "source-unreadable": a file or table cannot be read
         ├── OutboxError            "outbox-failed": the local outbox cannot be written
+        ├── BuildFailed            "build-failed": build workers fail on row after row
         └── KafkaUnavailable       "kafka-unavailable": Kafka did not acknowledge in time
 
 Messages name fields, files, rows and reasons, never the values themselves:
@@ -20,6 +21,7 @@ from __future__ import annotations
 from schemas import FedbrokerError
 
 __all__ = [
+    "BuildFailed",
     "ConfigInvalid",
     "ConnectorError",
     "InvalidIdentifier",
@@ -68,6 +70,15 @@ class SourceError(ConnectorError):
 
 class OutboxError(ConnectorError):
     reason = "outbox-failed"
+
+
+class BuildFailed(ConnectorError):
+    """Build workers fail whatever row they build: the host, not the data, is at fault.
+
+    The step in hand is not committed; the next reading pass tries it again.
+    """
+
+    reason = "build-failed"
 
 
 class KafkaUnavailable(ConnectorError):

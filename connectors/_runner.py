@@ -23,7 +23,7 @@ from connectors._build import ROW_ATTEMPTS, Refused, StepBuilder, StepOutcome
 from connectors._build_pool import BuildPool
 from connectors._config import ConnectorConfig, SourceConfig
 from connectors._directory_reload import DirectoryReloader
-from connectors._errors import KafkaUnavailable, SourceError
+from connectors._errors import BuildFailed, KafkaUnavailable, SourceError
 from connectors._events import EventFactory
 from connectors._mapping import SourceMapping, load_mapping
 from connectors._metrics import ConnectorMetrics
@@ -314,6 +314,10 @@ class Connector:
             ahead = SendAhead(self.outbox, self.publisher, self._account)
             try:
                 self.ingest(after_step=ahead.step_committed)
+            except BuildFailed as exc:  # the failing step committed nothing: tried next pass
+                if once:
+                    raise
+                logger.error("%s", exc)
             finally:
                 ahead.settle()
             published += ahead.acknowledged

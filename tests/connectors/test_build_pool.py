@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from connectors import BuildFailed, load_config, open_connector
 from connectors import _build_pool as build_pool
 from connectors import _runner as runner
-from connectors import load_config, open_connector
 from connectors._build import Refused, RowOutcome, StepBuilder, StepOutcome
 from connectors._build_pool import BuildPool
 from schemas import CitizenEvent, Codec
@@ -273,3 +273,37 @@ def test_each_step_is_built_at_the_time_it_is_handed_over(
         connector.close()
     assert len(set(stamps)) > 2, "one time for the whole file"
     assert stamps == sorted(stamps), "steps are handed over in file order"
+
+
+def test_workers_failing_on_row_after_row_leave_the_step_for_a_later_pass(
+    tmp_path, federation, synthetic, linkage_keys, monkeypatch
+):
+    """A host out of memory kills every worker: that is no reason to refuse good rows."""
+    monkeypatch.setattr(runner, "ROWS_PER_STEP", STEP)
+    expected = _uninterrupted(tmp_path, federation, synthetic, linkage_keys)
+    build = StepBuilder.build
+    sick = tmp_path / "host-sick"
+    sick.touch()
+
+    def build_or_die(self, rows, mapping, now):
+        if rows[0].row > 2 * STEP and sick.exists():
+            os.kill(os.getpid(), signal.SIGKILL)
+        return build(self, rows, mapping, now)
+
+    monkeypatch.setattr(StepBuilder, "build", build_or_die)
+    connector, inbox = _offline_connector(
+        tmp_path / "sick", federation, synthetic, linkage_keys, tmp_path / "sick.sqlite"
+    )
+    shutil.copy(synthetic.files[COUNCILS[0]], inbox / "extract.csv")
+    try:
+        with pytest.raises(BuildFailed):
+            connector.ingest()
+        assert connector.outbox.quarantined() == [], "no good row refused"
+        assert _ids(connector.outbox.pending(10_000)) == expected[: 2 * STEP]
+        sick.unlink()  # the host recovers
+        connector.ingest()
+        assert connector.outbox.quarantined() == []
+        assert _ids(connector.outbox.pending(10_000)) == expected
+        assert (inbox / "done" / "extract.csv").exists()
+    finally:
+        connector.close()
