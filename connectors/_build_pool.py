@@ -50,7 +50,8 @@ _PR_SET_PDEATHSIG = 1
 STEP_DEADLINE_S = 300.0
 #: The same for one row built alone, while a failed step is searched for its culprit.
 ROW_DEADLINE_S = 30.0
-#: Rows of one step failing every worker that make the cause the workers, not the rows.
+#: Before any row has built (no canary), this many failing rows in a row are
+#: taken for a fault of the host, not of the rows.
 SYSTEMIC_FAILURES = 3
 
 # Set in each worker when it starts (inherited through fork, never pickled).
@@ -103,6 +104,8 @@ class BuildPool:
         self._workers = workers
         self._on_worker_failure = on_worker_failure
         self._executor: ProcessPoolExecutor | None = None
+        # A row that built: while it still builds, a row that fails is at fault itself.
+        self._canary: tuple[str, SourceRow, datetime] | None = None
 
     def build(
         self,
@@ -136,6 +139,8 @@ class BuildPool:
         step = in_flight.popleft()
         outcome = self._wait(step.future, STEP_DEADLINE_S)
         if isinstance(outcome, StepOutcome):
+            if step.rows:
+                self._canary = (source, step.rows[0], step.now)
             return outcome
         outcome = self._isolate(source, step.rows, step.now)
         for index, later in enumerate(in_flight):
@@ -150,33 +155,42 @@ class BuildPool:
         A worker killed from outside (the operator, the out-of-memory killer
         choosing it for its size) costs a rebuild, not a row: a row is refused
         only when it fails a fresh worker ``ROW_ATTEMPTS`` times, as
-        ``row``/``worker-died`` or ``row``/``worker-stuck``. When
-        ``SYSTEMIC_FAILURES`` rows of one step fail so, the cause is not the rows
-        (the host is out of memory, say): refusing them would drop good records,
-        so the step is left uncommitted for a later pass instead.
+        ``row``/``worker-died`` or ``row``/``worker-stuck``, and a row that
+        built before still builds (the canary). When it does not, the host is
+        at fault (out of memory, say), not the row: refusing rows would drop
+        good records, so the step is left uncommitted for a later pass. Before
+        any row has built, ``SYSTEMIC_FAILURES`` failing rows in a row decide it.
 
         Raises:
-            BuildFailed: rows keep failing their workers.
+            BuildFailed: rows fail their workers, and so does a row that built before.
         """
         outcomes: list[RowOutcome] = []
-        failed = 0
+        failing = 0  # rows in a row that failed, with no canary to tell why
         for row in rows:
             failure = ""
             for _ in range(ROW_ATTEMPTS):
                 outcome = self._wait(self._submit(source, [row], now), ROW_DEADLINE_S)
                 if isinstance(outcome, StepOutcome):
                     outcomes.extend(outcome.rows)
+                    self._canary, failing = (source, row, now), 0
                     break
                 failure = outcome
             else:
-                failed += 1
-                if failed == SYSTEMIC_FAILURES:
+                failing += 1
+                if not self._canary_builds(failing):
                     raise BuildFailed(
-                        f"build workers failed on {failed} rows of one step ({failure}): "
-                        "not one row's doing; the step is left for the next pass"
+                        f"build workers fail ({failure}) on rows that built before: "
+                        "the host, not the data; the step is left for the next pass"
                     )
                 outcomes.append(RowOutcome(Refused("row", failure)))
         return StepOutcome(tuple(outcomes))
+
+    def _canary_builds(self, failing: int) -> bool:
+        """Whether workers still build a row that built before (the pool is sound)."""
+        if self._canary is None:
+            return failing < SYSTEMIC_FAILURES
+        source, row, now = self._canary
+        return isinstance(self._wait(self._submit(source, [row], now), ROW_DEADLINE_S), StepOutcome)
 
     def _wait(self, future: Future[StepOutcome], deadline_s: float) -> StepOutcome | str:
         """The outcome, or why there is none: ``worker-died``, ``worker-stuck``

@@ -93,6 +93,35 @@ def test_a_worker_killed_mid_step_costs_a_rebuild_not_a_row(
         connector.close()
 
 
+def test_rows_that_kill_every_worker_are_refused_one_by_one_however_many(
+    tmp_path, federation, synthetic, linkage_keys, monkeypatch
+):
+    """Poisoned rows side by side must not pass for a sick host and wedge the file."""
+    monkeypatch.setattr(runner, "ROWS_PER_STEP", STEP)
+    expected = _uninterrupted(tmp_path, federation, synthetic, linkage_keys)
+    build = StepBuilder.build
+    poison = {2 * STEP + 3, 2 * STEP + 4, 2 * STEP + 5, 2 * STEP + 6}
+
+    def build_or_die(self, rows, mapping, now):
+        if any(row.row in poison for row in rows):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return build(self, rows, mapping, now)
+
+    monkeypatch.setattr(StepBuilder, "build", build_or_die)
+    connector, inbox = _offline_connector(
+        tmp_path / "many", federation, synthetic, linkage_keys, tmp_path / "many.sqlite"
+    )
+    shutil.copy(synthetic.files[COUNCILS[0]], inbox / "extract.csv")
+    try:
+        connector.ingest()
+        refused = {(q.row, q.reason) for q in connector.outbox.quarantined()}
+        assert refused == {(row, "worker-died") for row in poison}
+        assert len(_ids(connector.outbox.pending(10_000))) == len(expected) - len(poison)
+        assert (inbox / "done" / "extract.csv").exists()
+    finally:
+        connector.close()
+
+
 def test_a_row_that_kills_every_worker_is_refused_alone(
     tmp_path, federation, synthetic, linkage_keys, monkeypatch
 ):
@@ -282,11 +311,12 @@ def test_workers_failing_on_row_after_row_leave_the_step_for_a_later_pass(
     monkeypatch.setattr(runner, "ROWS_PER_STEP", STEP)
     expected = _uninterrupted(tmp_path, federation, synthetic, linkage_keys)
     build = StepBuilder.build
-    sick = tmp_path / "host-sick"
-    sick.touch()
+    sick, healed = tmp_path / "host-sick", tmp_path / "host-healed"
 
     def build_or_die(self, rows, mapping, now):
-        if rows[0].row > 2 * STEP and sick.exists():
+        if rows[0].row > 2 * STEP and not healed.exists():
+            sick.touch()  # from the third step on, whatever row a worker builds
+        if sick.exists():
             os.kill(os.getpid(), signal.SIGKILL)
         return build(self, rows, mapping, now)
 
@@ -300,7 +330,8 @@ def test_workers_failing_on_row_after_row_leave_the_step_for_a_later_pass(
             connector.ingest()
         assert connector.outbox.quarantined() == [], "no good row refused"
         assert _ids(connector.outbox.pending(10_000)) == expected[: 2 * STEP]
-        sick.unlink()  # the host recovers
+        healed.touch()  # the host recovers
+        sick.unlink()
         connector.ingest()
         assert connector.outbox.quarantined() == []
         assert _ids(connector.outbox.pending(10_000)) == expected
