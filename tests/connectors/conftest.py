@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,7 +13,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connectors import SyntheticFederation, generate_federation, generate_linkage_key
+from connectors import (
+    Connector,
+    ConnectorConfig,
+    OutboxEntry,
+    SourceConfig,
+    SyntheticFederation,
+    generate_federation,
+    generate_linkage_key,
+    open_connector,
+)
 from consent import DevFederation, build_dev_federation, write_secret_file
 from fedbroker import read_to_end
 
@@ -126,3 +136,45 @@ def run_connector(setup: CouncilSetup, *args: str, timeout: float = 240) -> str:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout + result.stderr
+
+
+def outbox_ids(entries: Sequence[OutboxEntry]) -> list[str]:
+    return [e.event_id for e in entries]
+
+
+def offline_connector(
+    tmp_path: Path, federation: DevFederation, synthetic: SyntheticFederation,
+    linkage_keys: Path, outbox: Path,
+) -> tuple[Connector, Path]:  # fmt: skip
+    """The first council's connector reading a CSV inbox, with no Kafka: for ``ingest``."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    signing = federation.keys[COUNCILS[0]].signing
+    assert signing is not None
+    config = ConnectorConfig(
+        council=COUNCILS[0],
+        directory=federation.directory_path,
+        trust_anchor=federation.trust_anchor,
+        signing_key=signing.private,
+        linkage_keys=linkage_keys,
+        outbox=outbox,
+        bootstrap="127.0.0.1:9",  # never reached: ingest only reads
+        sources=(SourceConfig("revenues", "csv", synthetic.mapping, path=inbox),),
+    )
+    return open_connector(config), inbox
+
+
+def uninterrupted(
+    tmp_path: Path, federation: DevFederation, synthetic: SyntheticFederation, linkage_keys: Path
+) -> tuple[int, list[str]]:
+    """Rows read and record ids enqueued by one trouble-free read of the first council's
+    extract, for comparison."""
+    whole, inbox = offline_connector(
+        tmp_path / "whole", federation, synthetic, linkage_keys, tmp_path / "whole.sqlite"
+    )
+    shutil.copy(synthetic.files[COUNCILS[0]], inbox / "extract.csv")
+    try:
+        rows = whole.ingest().read
+        return rows, outbox_ids(whole.outbox.pending(10_000))
+    finally:
+        whole.close()

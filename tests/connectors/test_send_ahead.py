@@ -10,16 +10,13 @@ from __future__ import annotations
 import shutil
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 
 from connectors import (
-    ConnectorConfig,
     KafkaUnavailable,
     Outbox,
     OutboxEntry,
-    SourceConfig,
     load_config,
     open_connector,
 )
@@ -27,7 +24,13 @@ from connectors import _runner as runner
 from connectors._publisher import Publisher, PublishOutcome, Sending
 from connectors._send_ahead import SendAhead
 from schemas import CitizenEvent, Codec
-from tests.connectors.conftest import COUNCILS, read_topic
+from tests.connectors.conftest import (
+    COUNCILS,
+    offline_connector,
+    outbox_ids,
+    read_topic,
+    uninterrupted,
+)
 from tests.wire import body_of
 
 STEP = 10
@@ -37,42 +40,14 @@ class _Crash(Exception):
     """The machine stops here."""
 
 
-def _ids(entries: list[OutboxEntry]) -> list[str]:
-    return [e.event_id for e in entries]
-
-
-def _offline_connector(tmp_path: Path, federation, synthetic, linkage_keys, outbox: Path):
-    inbox = tmp_path / "inbox"
-    inbox.mkdir(parents=True, exist_ok=True)
-    signing = federation.keys[COUNCILS[0]].signing
-    config = ConnectorConfig(
-        council=COUNCILS[0],
-        directory=federation.directory_path,
-        trust_anchor=federation.trust_anchor,
-        signing_key=signing.private,
-        linkage_keys=linkage_keys,
-        outbox=outbox,
-        bootstrap="127.0.0.1:9",  # never reached: ingest only reads
-        sources=(SourceConfig("revenues", "csv", synthetic.mapping, path=inbox),),
-    )
-    return open_connector(config), inbox
-
-
 def test_a_crash_between_steps_resumes_after_the_last_committed_one(
     tmp_path, federation, synthetic, linkage_keys, monkeypatch
 ):
     monkeypatch.setattr(runner, "ROWS_PER_STEP", STEP)
-    # What one uninterrupted read enqueues, for comparison.
-    whole, inbox = _offline_connector(
-        tmp_path / "whole", federation, synthetic, linkage_keys, tmp_path / "whole.sqlite"
-    )
-    shutil.copy(synthetic.files[COUNCILS[0]], inbox / "extract.csv")
-    rows = whole.ingest().read
-    expected = _ids(whole.outbox.pending(10_000))
-    whole.close()
+    rows, expected = uninterrupted(tmp_path, federation, synthetic, linkage_keys)
     assert rows > 2 * STEP and len(expected) > 2 * STEP
 
-    first, inbox = _offline_connector(
+    first, inbox = offline_connector(
         tmp_path / "crash", federation, synthetic, linkage_keys, tmp_path / "crash.sqlite"
     )
     shutil.copy(synthetic.files[COUNCILS[0]], inbox / "extract.csv")
@@ -80,7 +55,7 @@ def test_a_crash_between_steps_resumes_after_the_last_committed_one(
 
     def kafka_acknowledges_then_the_machine_stops() -> None:
         entries = first.outbox.pending(10_000)
-        acknowledged.extend(_ids(entries))
+        acknowledged.extend(outbox_ids(entries))
         first.outbox.remove([e.seq for e in entries])
         raise _Crash
 
@@ -89,11 +64,11 @@ def test_a_crash_between_steps_resumes_after_the_last_committed_one(
     first.close()
     assert (inbox / "extract.csv").exists(), "the file must stay until it is read to its end"
 
-    again, inbox = _offline_connector(
+    again, inbox = offline_connector(
         tmp_path / "crash", federation, synthetic, linkage_keys, tmp_path / "crash.sqlite"
     )
     report = again.ingest()
-    left = _ids(again.outbox.pending(10_000))
+    left = outbox_ids(again.outbox.pending(10_000))
     again.close()
     # The restart reads on from the committed step: nothing acknowledged is enqueued
     # again, and together the two runs enqueue exactly what one uninterrupted read does.
@@ -128,7 +103,7 @@ def test_sending_ahead_stops_for_the_pass_when_kafka_is_down_and_loses_nothing(t
     # One attempt, not one per step: each would block for the producer's timeout.
     assert publisher.attempts == 1
     assert outcomes == [] and ahead.acknowledged == 0
-    assert _ids(outbox.pending(10)) == ["e0", "e1", "e2"]
+    assert outbox_ids(outbox.pending(10)) == ["e0", "e1", "e2"]
     outbox.close()
 
 

@@ -16,8 +16,7 @@ from connectors import open_connector
 from connectors._build_pool import BuildPool
 from connectors._config import SourceConfig
 from connectors._sources import FolderSource, PostgresSource
-from tests.connectors.conftest import COUNCILS
-from tests.connectors.test_send_ahead import _offline_connector
+from tests.connectors.conftest import COUNCILS, offline_connector
 
 STEP = 10
 
@@ -26,7 +25,7 @@ def test_a_table_batch_is_built_in_steps_and_committed_whole(
     tmp_path, federation, synthetic, linkage_keys, monkeypatch
 ):
     monkeypatch.setattr(runner, "ROWS_PER_STEP", STEP)
-    folder, _ = _offline_connector(tmp_path, federation, synthetic, linkage_keys, tmp_path / "o")
+    folder, _ = offline_connector(tmp_path, federation, synthetic, linkage_keys, tmp_path / "o")
     config = folder.config
     folder.close()
     extract = synthetic.files[COUNCILS[0]]
