@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -142,16 +143,14 @@ def outbox_ids(entries: Sequence[OutboxEntry]) -> list[str]:
     return [e.event_id for e in entries]
 
 
-def offline_connector(
-    tmp_path: Path, federation: DevFederation, synthetic: SyntheticFederation,
-    linkage_keys: Path, outbox: Path,
-) -> tuple[Connector, Path]:  # fmt: skip
-    """The first council's connector reading a CSV inbox, with no Kafka: for ``ingest``."""
-    inbox = tmp_path / "inbox"
-    inbox.mkdir(parents=True, exist_ok=True)
+def offline_config(
+    federation: DevFederation, linkage_keys: Path, outbox: Path,
+    sources: tuple[SourceConfig, ...], **overrides: Any,
+) -> ConnectorConfig:  # fmt: skip
+    """The first council's connector config, with no Kafka: for ``ingest``."""
     signing = federation.keys[COUNCILS[0]].signing
     assert signing is not None
-    config = ConnectorConfig(
+    return ConnectorConfig(
         council=COUNCILS[0],
         directory=federation.directory_path,
         trust_anchor=federation.trust_anchor,
@@ -159,9 +158,20 @@ def offline_connector(
         linkage_keys=linkage_keys,
         outbox=outbox,
         bootstrap="127.0.0.1:9",  # never reached: ingest only reads
-        sources=(SourceConfig("revenues", "csv", synthetic.mapping, path=inbox),),
+        sources=sources,
+        **overrides,
     )
-    return open_connector(config), inbox
+
+
+def offline_connector(
+    tmp_path: Path, federation: DevFederation, synthetic: SyntheticFederation,
+    linkage_keys: Path, outbox: Path,
+) -> tuple[Connector, Path]:  # fmt: skip
+    """The first council's connector reading a CSV inbox, with no Kafka: for ``ingest``."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    source = SourceConfig("revenues", "csv", synthetic.mapping, path=inbox)
+    return open_connector(offline_config(federation, linkage_keys, outbox, (source,))), inbox
 
 
 def uninterrupted(

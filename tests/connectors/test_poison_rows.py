@@ -19,7 +19,6 @@ from prometheus_client import generate_latest
 
 from connectors import (
     ConfigInvalid,
-    ConnectorConfig,
     ConnectorMetrics,
     Outbox,
     SourceConfig,
@@ -29,7 +28,7 @@ from connectors import (
 )
 from connectors._sources import FolderSource
 from schemas import CitizenEvent, Codec, ConsentRecord
-from tests.connectors.conftest import COUNCILS
+from tests.connectors.conftest import offline_config
 from tests.connectors.poison import poison_consent, poison_events, write_mappings
 from tests.wire import body_of
 
@@ -38,20 +37,12 @@ def _connector(tmp_path: Path, federation, linkage_keys, **overrides):
     events_map, consent_map = write_mappings(tmp_path)
     (tmp_path / "events").mkdir()
     (tmp_path / "consent").mkdir()
-    signing = federation.keys[COUNCILS[0]].signing
-    config = ConnectorConfig(
-        council=COUNCILS[0],
-        directory=federation.directory_path,
-        trust_anchor=federation.trust_anchor,
-        signing_key=signing.private,
-        linkage_keys=linkage_keys,
-        outbox=tmp_path / "outbox.sqlite",
-        bootstrap="127.0.0.1:9",  # never reached: these tests only read
-        sources=(
-            SourceConfig("housing", "jsonl", events_map, path=tmp_path / "events"),
-            SourceConfig("consent", "csv", consent_map, path=tmp_path / "consent"),
-        ),
-        **overrides,
+    sources = (
+        SourceConfig("housing", "jsonl", events_map, path=tmp_path / "events"),
+        SourceConfig("consent", "csv", consent_map, path=tmp_path / "consent"),
+    )
+    config = offline_config(
+        federation, linkage_keys, tmp_path / "outbox.sqlite", sources, **overrides
     )
     metrics = ConnectorMetrics()
     return open_connector(config, metrics=metrics), metrics
