@@ -51,6 +51,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from faust.types.transports import TransportT
 
+from broker._consumer_thread import BoundedStopConsumerThread
 from broker._producer import IdempotentProducer
 from broker._read_heads import MAX_REREADS, ReadHeads
 
@@ -70,6 +71,10 @@ def uncommitted(committed: Mapping[Any, int | None]) -> list[Any]:
 
 class StallFreeConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with faust-streaming#316 and aiokafka#1003 worked around."""
+
+    def _new_consumer_thread(self) -> BoundedStopConsumerThread:
+        """Faust's consumer thread, stopped in bounded time (``broker._consumer_thread``)."""
+        return BoundedStopConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     @property
     def heads(self) -> ReadHeads[TP]:

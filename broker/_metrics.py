@@ -108,6 +108,11 @@ class BrokerMetrics:
             "1 while the worker decides; 0 while it refuses to (an expired directory)",
             registry=r,
         )
+        self.ready = Gauge(
+            "fedbroker_broker_ready",
+            "1 while the worker holds partitions, its tables recovered, no rebalance under way",
+            registry=r,
+        )
         self.checkpoint_age = CheckpointAge()  # the app points it at its chains
         r.register(self.checkpoint_age)
 

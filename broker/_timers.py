@@ -1,5 +1,5 @@
 """The worker's clock and its periodic side work: checkpoint ticks, threshold refit,
-directory reloads.
+directory reloads, readiness.
 
 One ``Clock`` is injected into the app and read everywhere a time is needed
 (decisions, admission, backoff), so a test can drive time and every part of a
@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from broker._errors import DirectoryNotUsable
 from broker._histograms import read_histograms
@@ -29,9 +29,12 @@ from broker._threshold import choose_threshold, fit_threshold
 if TYPE_CHECKING:
     from broker._parts import Parts
 
-__all__ = ["Clock", "install_timers", "side"]
+__all__ = ["READY_POLL_S", "Clock", "install_timers", "ready", "side"]
 
 logger = logging.getLogger(__name__)
+
+#: How often ``fedbroker_broker_ready`` is brought up to date.
+READY_POLL_S = 0.5
 
 
 def _wall() -> datetime:
@@ -145,3 +148,18 @@ def install_timers(parts: Parts) -> None:
     async def directory_check() -> None:
         """Apply a changed directory at once, refuse a rollback, and report its expiry."""
         await side("directory", directory_backoff, metrics, reload_directory, clock)
+
+    @p.app.timer(interval=READY_POLL_S)  # type: ignore[untyped-decorator]
+    async def readiness() -> None:
+        """``fedbroker_broker_ready``: timers start once the worker joined and first recovered."""
+        metrics.ready.set(1 if ready(p.app) else 0)
+
+
+def ready(app: Any) -> bool:
+    """The worker holds partitions, its tables are recovered, and no rebalance is under way.
+
+    Only then does it read its inputs: a worker started but not yet assigned,
+    or between a revocation and the end of the next recovery, does not.
+    """
+    assigned = bool(app.consumer.assignment())
+    return assigned and bool(app.tables.actives_ready) and not app.rebalancing

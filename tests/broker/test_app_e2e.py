@@ -91,7 +91,6 @@ def test_move_is_notified_audited_and_forgeries_refused(
                           log=tmp_path / "worker.log")  # fmt: skip
     try:
         run_connector(origin, "--once")
-        time.sleep(3)
         run_connector(destination, "--once")
         codec = Codec()
         revenues, electoral = f"{TO}.revenues", f"{TO}.electoral-registration"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import shutil
+import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,10 @@ from kafka.errors import KafkaError
 from consent import DevFederation
 from schemas import AuditRecord, Codec
 from tests.connectors.conftest import REPO, read_topic
+
+#: How long a starting worker may take to join its group and recover its tables
+#: (a fresh cluster on a loaded two-core machine took 36 s).
+READY_TIMEOUT_S = 180.0
 
 
 def start_worker(
@@ -28,16 +34,59 @@ def start_worker(
     log: Path,
     options: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
-    """``fedbroker broker run`` as its own process, output to ``log``."""
+    """``fedbroker broker run`` as its own process, output to ``log``, once it is ready.
+
+    Returns when the worker's ``/metrics`` reports ``fedbroker_broker_ready 1``:
+    it holds partitions of its group, has recovered their tables, and no
+    rebalance is under way, so it reads its inputs. A test
+    timing what the worker does therefore does not time its start as well
+    (under load, starting took longer than the 40 s some tests allow for a
+    decision). The metrics port is ``options``' ``--metrics-port`` or a free one.
+    """
     keys = federation.keys["broker"].signing
     assert keys is not None
+    options = list(options)
+    if "--metrics-port" not in options:
+        options += ["--metrics-port", str(free_port())]
+    port = int(options[options.index("--metrics-port") + 1])
     command = [
         str(REPO / ".venv/bin/fedbroker"), "broker", "run", "--bootstrap", bootstrap,
         "--directory", str(federation.directory_path),
         "--trust-anchor", str(federation.trust_anchor), "--signing-key", str(keys.private),
         "--app-id", group, "--prefix", prefix, "--data-dir", str(data_dir), *options,
     ]  # fmt: skip
-    return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while metric(port, "fedbroker_broker_ready") != 1.0:
+        if worker.poll() is not None or time.monotonic() > deadline:
+            worker.kill()
+            worker.wait()
+            tail = log.read_text(errors="replace")[-3000:]
+            raise AssertionError(
+                f"the worker never became ready (exit {worker.returncode})\n{tail}"
+            )
+        time.sleep(0.2)  # polling interval of a condition
+    return worker
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def metric(port: int, name: str) -> float | None:
+    """The value of an unlabelled metric on ``127.0.0.1:port/metrics`` (None: not there yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
 
 
 def until(condition: Callable[[], bool], what: str, timeout: float = 180.0) -> None:
