@@ -22,8 +22,9 @@ import broker._consumer_thread as consumer_thread
 from broker._consumer import StallFreeApp
 from broker._consumer_thread import BoundedStopConsumerThread
 
-#: Longer than any bound of ours in these tests; a stop that takes it is held.
-HELD_S = 2.0
+#: Far longer than any bound of ours in these tests (0.2 s each): a stop that
+#: takes it is held, one that ends sooner was not (however loaded the machine).
+HELD_S = 5.0
 
 
 class _Conn:
@@ -122,7 +123,7 @@ def test_a_held_stop_leaves_the_group_aside_and_ends(short_bounds):
         consumers.append(consumer)
         await thread.on_thread_stop()
 
-    assert _timed(stop) < 1.0
+    assert _timed(stop) < HELD_S
     consumer = consumers[0]
     # LeaveGroup went on a connection other than the coordinator's, and released the stop
     assert consumer._client.sent == [("LeaveGroupRequest", ConnectionGroup.DEFAULT)]
@@ -139,7 +140,7 @@ def test_a_stop_kafka_does_not_answer_still_ends(short_bounds):
         consumers.append(consumer)
         await thread.on_thread_stop()
 
-    assert _timed(stop) < 1.5
+    assert _timed(stop) < HELD_S
     # the coordinator connection closed, the rest cancelled
     assert consumers[0]._client.coordination.closed
     assert not consumers[0].stopped
@@ -174,4 +175,4 @@ def test_a_stopping_app_is_not_waited_for_in_a_rebalance(callback):
         return call
 
     assert _timed(run(AIOKafkaConsumerThread)) == HELD_S
-    assert _timed(run(BoundedStopConsumerThread)) < 1.0
+    assert _timed(run(BoundedStopConsumerThread)) < HELD_S
