@@ -12,9 +12,7 @@ only once the worker is up, so a slow start cannot use up its life.
 
 from __future__ import annotations
 
-import socket
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,31 +23,13 @@ from connectors import EventFactory, SourceRow, Tokeniser
 from consent import build_dev_federation, load_private_key, sign_directory
 from schemas import Codec
 from tests.broker.test_partition import FROM, KEY, MAPPING, PERSON, TO
-from tests.broker.workers import start_worker
+from tests.broker.workers import free_port, metric, start_worker
 from tests.connectors.conftest import read_topic
 from tests.wire import read_notifications
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 SHORT_LIFE = timedelta(seconds=90)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _metric(port: int, name: str) -> float | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            text = response.read().decode()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
 
 
 def _until(condition, timeout: float, what: str) -> None:
@@ -76,7 +56,7 @@ def test_an_expired_directory_stops_decisions_until_a_new_one_is_installed(
 ):
     issued = datetime.now(UTC)
     federation = build_dev_federation(tmp_path / "fed", councils=[FROM, TO], now=issued)
-    prefix, group, port = topic_factory("fed"), topic_factory("broker"), _free_port()
+    prefix, group, port = topic_factory("fed"), topic_factory("broker"), free_port()
     codec = Codec()
 
     def envelope(council: str, code: str, day: str, ref: str) -> bytes:
@@ -92,10 +72,10 @@ def test_an_expired_directory_stops_decisions_until_a_new_one_is_installed(
                           data_dir=tmp_path / "broker", log=tmp_path / "worker.log",
                           options=["--metrics-port", str(port)])  # fmt: skip
     try:
-        _until(lambda: _metric(port, "fedbroker_broker_deciding") == 1.0, 120, "worker up")
+        _until(lambda: metric(port, "fedbroker_broker_deciding") == 1.0, 120, "worker up")
         _resign(federation, serial=2, life=SHORT_LIFE)
-        _until(lambda: _metric(port, "fedbroker_broker_directory_serial") == 2.0, 60, "serial 2")
-        _until(lambda: _metric(port, "fedbroker_broker_deciding") == 0.0, 120, "expiry seen")
+        _until(lambda: metric(port, "fedbroker_broker_directory_serial") == 2.0, 60, "serial 2")
+        _until(lambda: metric(port, "fedbroker_broker_deciding") == 0.0, 120, "expiry seen")
         producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
         producer.send(f"{prefix}.events.{FROM}", key=b"a", value=moved_out)
         producer.send(f"{prefix}.events.{TO}", key=b"b", value=moved_in)
@@ -106,16 +86,16 @@ def test_an_expired_directory_stops_decisions_until_a_new_one_is_installed(
             routed = read_topic(kafka_bootstrap, f"{prefix}.broker.routed")
             assert [k for k, _ in routed if k != b"\x00tick"] == [], "an event was routed"
             time.sleep(2)
-        assert (_metric(port, "fedbroker_broker_directory_expires_in_seconds") or 0) < 0
+        assert (metric(port, "fedbroker_broker_directory_expires_in_seconds") or 0) < 0
         assert (
             "not deciding until a valid one is installed" in (tmp_path / "worker.log").read_text()
         )
 
         _resign(federation, serial=3, life=timedelta(days=30))
-        _until(lambda: _metric(port, "fedbroker_broker_deciding") == 1.0, 60, "renewed")
+        _until(lambda: metric(port, "fedbroker_broker_deciding") == 1.0, 60, "renewed")
         _until(lambda: bool(read_notifications(kafka_bootstrap, prefix, federation.load())),
                120, "the match is notified once a valid directory is in force")  # fmt: skip
-        assert _metric(port, "fedbroker_broker_directory_serial") == 3.0
+        assert metric(port, "fedbroker_broker_directory_serial") == 3.0
         assert worker.poll() is None
     finally:
         # Stopped while expired, a worker exits at once without committing (not tested here).
