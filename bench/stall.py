@@ -129,7 +129,7 @@ def one_run(
     workers = [
         start_worker(bootstrap, federation, group=group, prefix=prefix,
                      data_dir=folder / f"data-{i}", log=folder / f"worker-{i}.log",
-                     options=["--threshold", "0.8"])
+                     options=["--threshold", "0.8"], wait_ready=False)
         for i in range(WORKERS)
     ]  # fmt: skip
     connectors = [

@@ -34,7 +34,8 @@ def test_workers_and_publishers_started_together_commit_every_input(
         workers = [
             start_worker(kafka_bootstrap, federation, group=group, prefix=prefix,
                          data_dir=tmp_path / f"data-{start}-{n}",
-                         log=tmp_path / f"worker-{start}-{n}.log", options=["--threshold", "0.8"])
+                         log=tmp_path / f"worker-{start}-{n}.log", options=["--threshold", "0.8"],
+                         wait_ready=False)
             for n in range(WORKERS)
         ]  # fmt: skip
         try:
