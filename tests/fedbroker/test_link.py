@@ -246,7 +246,8 @@ def test_same_linkage_keys_give_identical_results(synth, tmp_path, keys_file):
 
 # -- mappings: extra fuzzy columns and free-text identifiers ------------------------
 
-_BASE = {
+#: A housing system's mapping: names, date of birth and postcode (attack tests reuse it).
+HOUSING_MAPPING = {
     "system": "housing",
     "identity": {"given_name": "forename", "family_name": "surname",
                  "date_of_birth": "dob", "postcode": "postcode"},
@@ -259,7 +260,7 @@ _ADDRESS = ["14 Acacia Avenue", "Little Whinging", "HX-99812"]
 
 
 def _mapping(tmp_path: Path, name: str, **changes: object) -> Path:
-    document = json.loads(json.dumps(_BASE))
+    document = json.loads(json.dumps(HOUSING_MAPPING))
     identity = changes.pop("extra", None)
     if identity is not None:
         document["identity"]["extra"] = identity
@@ -371,7 +372,7 @@ def test_a_missing_mapped_column_is_a_clear_error(synth, tmp_path):
 
 def test_a_bad_mapping_or_unreadable_file_is_a_command_error(synth, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({**_BASE, "identity": {"shoe_size": "x"}}))
+    bad.write_text(yaml.safe_dump({**HOUSING_MAPPING, "identity": {"shoe_size": "x"}}))
     with pytest.raises(CommandError, match=r"identity\.shoe_size: unknown identifier"):
         link_files(synth.files[LEFT], synth.files[RIGHT], bad)
     binary = tmp_path / "binary.csv"

@@ -18,15 +18,8 @@ from connectors import MAX_LINE_CHARS, ConfigInvalid, load_linkage_keys
 from fedbroker._errors import CommandError
 from fedbroker.cli import cli
 from fedbroker.link import link_files, read_truth
+from tests.fedbroker.test_link import HOUSING_MAPPING
 
-_MAPPING = {
-    "system": "housing",
-    "identity": {"given_name": "forename", "family_name": "surname",
-                 "date_of_birth": "dob", "postcode": "postcode"},
-    "reference": "ref",
-    "occurred_at": {"column": "when"},
-    "event_type": "address-change",
-}  # fmt: skip
 _HEADER = "ref,forename,surname,dob,postcode\n"
 _ROWS = "R1,Ann,Lee,1970-01-01,M1 1AE\nR2,Bob,Ray,1971-02-02,M1 1AE\n"
 
@@ -34,7 +27,7 @@ _ROWS = "R1,Ann,Lee,1970-01-01,M1 1AE\nR2,Bob,Ray,1971-02-02,M1 1AE\n"
 @pytest.fixture
 def files(tmp_path: Path) -> tuple[Path, Path, Path]:
     mapping = tmp_path / "m.yaml"
-    mapping.write_text(yaml.safe_dump(_MAPPING))
+    mapping.write_text(yaml.safe_dump(HOUSING_MAPPING))
     left, right = tmp_path / "left.csv", tmp_path / "right.csv"
     left.write_text(_HEADER + _ROWS)
     right.write_text(_HEADER + _ROWS)
