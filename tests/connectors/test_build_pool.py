@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ from tests.connectors.conftest import (
     read_topic,
     uninterrupted,
 )
+from tests.connectors.processes import children, wait_dead
 from tests.wire import body_of
 
 STEP = 10
@@ -142,7 +142,7 @@ def test_a_row_that_hangs_its_worker_is_refused_alone(
         return build(self, rows, mapping, now)
 
     monkeypatch.setattr(StepBuilder, "build", build_or_hang)
-    before = set(_children_of(os.getpid()))
+    before = children()
     connector, inbox = offline_connector(
         tmp_path / "stuck", federation, synthetic, linkage_keys, tmp_path / "stuck.sqlite"
     )
@@ -155,12 +155,7 @@ def test_a_row_that_hangs_its_worker_is_refused_alone(
         assert (inbox / "done" / "extract.csv").exists()
     finally:
         connector.close()
-    assert set(_children_of(os.getpid())) <= before, "a stuck worker was left behind"
-
-
-def _children_of(pid: int) -> list[int]:
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(c) for c in children if _alive(int(c))]
+    assert children() <= before, "a stuck worker was left behind"
 
 
 class _TermThenBuild:
@@ -205,14 +200,14 @@ def test_a_worker_killed_while_running_costs_nothing_on_the_topic(
 
 
 _ORPHANS = """
-import os, sys, time
+import os, sys, threading, time
 from datetime import UTC, datetime, timedelta
 from connectors import _build_pool as build_pool
 from connectors._build_pool import BuildPool
 
 class Slow:
     def build(self, rows, mapping, now):
-        time.sleep(600)
+        threading.Event().wait()  # busy for as long as the test needs
 
 pool = BuildPool(Slow(), {"s": None}, 2)
 pool._submit("s", [0], datetime.now(UTC))  # the workers are forked on the first submission
@@ -233,18 +228,7 @@ def test_workers_end_with_a_connector_killed_with_sigkill():
     assert len(workers) == 2
     parent.kill()
     parent.wait(timeout=30)
-    deadline = time.monotonic() + 30
-    while any(_alive(pid) for pid in workers):
-        assert time.monotonic() < deadline, "a build worker outlived its connector"
-        time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ")[-1][0] != "Z"  # a zombie is dead, not yet reaped
-    except FileNotFoundError:
-        return False
+    assert wait_dead(workers, 30), "a build worker outlived its connector"
 
 
 def test_each_step_is_built_at_the_time_it_is_handed_over(

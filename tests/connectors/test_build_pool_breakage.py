@@ -11,7 +11,6 @@ import os
 import signal
 import struct
 import threading
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 from connectors import _build_pool as build_pool
 from connectors._build import Refused, RowOutcome, StepOutcome
 from connectors._build_pool import BuildPool
+from tests.connectors.processes import alive, children, until
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -37,27 +37,6 @@ def _codes(outcomes: list[StepOutcome]) -> list[list[str]]:
     return [[o.result.code for o in step.rows] for step in outcomes]  # type: ignore[union-attr]
 
 
-def _children() -> list[int]:
-    pid = os.getpid()
-    listed = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(c) for c in listed if _alive(int(c))]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ")[-1][0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _until(condition, what: str, seconds: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
-
-
 def test_a_worker_killed_while_idle_costs_a_rebuild_not_the_pass():
     """The out-of-memory killer or an operator may pick a worker between two steps:
     the next submission then meets a broken pool, which must not fail the pass."""
@@ -70,7 +49,7 @@ def test_a_worker_killed_while_idle_costs_a_rebuild_not_the_pass():
         assert executor is not None
         for pid in list(executor._processes):
             os.kill(pid, signal.SIGKILL)
-        _until(lambda: executor._broken, "the pool never noticed its dead worker")
+        until(lambda: executor._broken, "the pool never noticed its dead worker")
         rest = list(outcomes)
     assert _codes([first, *rest]) == [[str(i)] for i in range(8)]
     assert deaths == ["worker-died"]
@@ -86,7 +65,7 @@ class _StuckOnOne(_Echo):
 def test_a_pass_that_fails_while_a_worker_is_stuck_ends_and_leaves_no_worker():
     """The outbox fails (disk full) or ``after_step`` raises while a step in flight
     hangs its worker: the connector must fail promptly, not wait on that worker."""
-    before = set(_children())
+    before = children()
     failed: list[BaseException] = []
 
     def one_pass() -> None:
@@ -100,12 +79,12 @@ def test_a_pass_that_fails_while_a_worker_is_stuck_ends_and_leaves_no_worker():
     passing = threading.Thread(target=one_pass, daemon=True)
     passing.start()
     passing.join(timeout=30)
-    leftover = set(_children()) - before
+    leftover = children() - before
     for pid in leftover:  # do not leave a stuck worker to the rest of the session
         os.kill(pid, signal.SIGKILL)
     assert not passing.is_alive(), "the failed pass waited for a stuck worker"
     assert len(failed) == 1
-    assert leftover == set() or not any(_alive(p) for p in leftover)
+    assert leftover == set() or not any(alive(p) for p in leftover)
 
 
 class _Unpicklable(_Echo):
@@ -159,7 +138,7 @@ def test_a_worker_killed_while_sending_its_result_costs_a_rebuild(tmp_path, monk
     armed = tmp_path / "armed"
     armed.touch()
     monkeypatch.setattr(_DiesHalfwaySending, "armed", armed)
-    before = set(_children())
+    before = children()
     built: list[list[StepOutcome]] = []
     deaths: list[str] = []
 
@@ -173,7 +152,7 @@ def test_a_worker_killed_while_sending_its_result_costs_a_rebuild(tmp_path, monk
     passing = threading.Thread(target=one_pass, daemon=True)
     passing.start()
     passing.join(timeout=60)
-    leftover = set(_children()) - before
+    leftover = children() - before
     for pid in leftover:
         os.kill(pid, signal.SIGKILL)
     assert armed.with_suffix(".fired").exists(), "a worker died halfway"
