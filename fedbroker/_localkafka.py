@@ -75,23 +75,40 @@ def fedbroker_home() -> Path:
     return Path(os.environ.get("FEDBROKER_HOME", ".fedbroker")).resolve()
 
 
-def _pid_alive(pid: int) -> bool:
+def _process_stat(pid: int) -> list[str] | None:
+    """Fields 3 onwards of ``/proc/PID/stat`` (state first), or None: no such process.
+
+    The command name (field 2) is skipped: it sits in parentheses and may hold
+    spaces or parentheses of its own.
+    """
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child (ours, exited, not yet reaped) still answers kill(0).
-    try:
-        status = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
-    except (OSError, IndexError):
-        return True
-    return status != "Z"
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()
+
+
+def _identity(pid: int) -> str | None:
+    """``PID:start-time`` of a live process, or None when none runs under ``pid``.
+
+    The start time (clock ticks after boot, field 22) is fixed when the process
+    is forked and never changes, so with the PID it names one process for the
+    life of the host: a PID the kernel hands out again belongs to a process
+    started later. A zombie (exited, not yet reaped) counts as gone.
+    """
+    fields = _process_stat(pid)
+    if fields is None or len(fields) < 20 or fields[0] == "Z":
+        return None
+    return f"{pid}:{fields[19]}"
 
 
 def _runs_with(pid: int, config: Path) -> bool:
-    """Whether process ``pid`` was started with ``config`` on its command line."""
+    """Whether process ``pid`` was started with ``config`` on its command line.
+
+    Only for PID files written before they recorded the start time: a process
+    reads as having no command line at all for a moment while it executes a new
+    program, so a check made just after a start would call the node dead.
+    """
     try:
         arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
@@ -127,17 +144,34 @@ class KafkaNode:
         kernel hands PIDs out again (32,768 of them on a small machine, used up
         within one test run): a live process under a stale PID may be another
         cluster's node or any other program, which ``down`` or ``kill_node``
-        would then stop. Only a process started with this node's own
-        ``server.properties`` counts as the node.
+        would then stop. The file therefore holds ``PID:start-time``, and only
+        the process with both counts as the node.
         """
         try:
-            pid = int(self.pid_file.read_text().strip())
+            recorded = self.pid_file.read_text().strip()
+            pid = int(recorded.partition(":")[0])
         except (OSError, ValueError):
             return None
-        if _pid_alive(pid) and _runs_with(pid, self.directory / "server.properties"):
+        if ":" in recorded:
+            running = _identity(pid) == recorded
+        else:
+            running = _identity(pid) is not None and _runs_with(
+                pid, self.directory / "server.properties"
+            )
+        if running:
             return pid
         self.pid_file.unlink(missing_ok=True)
         return None
+
+    def record_pid(self, pid: int) -> None:
+        """Name the node's process in its PID file (see :meth:`pid`)."""
+        identity = _identity(pid)
+        if identity is None:
+            raise LocalKafkaError(
+                f"Kafka node {self.node_id} exited at once; last lines of "
+                f"{self.log_file}:\n{self.log_tail()}"
+            )
+        self.pid_file.write_text(identity)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -350,7 +384,7 @@ class KafkaCluster:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        node.pid_file.write_text(str(process.pid))
+        node.record_pid(process.pid)
         return process.pid
 
     def wait_ready(self, *, timeout: float = STARTUP_TIMEOUT_S) -> None:
@@ -436,7 +470,7 @@ def _wait_gone(pid: int, timeout: float) -> bool:
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass
-        if not _pid_alive(pid):
+        if _identity(pid) is None:
             return True
         time.sleep(0.2)
     return False

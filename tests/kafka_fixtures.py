@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-# Below the Linux ephemeral range (32768+), so a client socket never holds it.
-TEST_KAFKA_PORT = int(os.environ.get("FEDBROKER_TEST_KAFKA_PORT", "29092"))
+from tests.ports import kafka_port
+
+TEST_KAFKA_PORT = kafka_port("test")
 
 
 def _docker_answers() -> bool:

@@ -17,6 +17,7 @@ from broker._metrics import BrokerMetrics
 from connectors import ConnectorMetrics
 from schemas import FedbrokerError
 from subscriber import SubscriberMetrics
+from tests.ports import free_port
 
 
 @pytest.fixture
@@ -47,10 +48,7 @@ def test_a_port_in_use_is_a_typed_error_naming_the_port(component: str, taken_po
 @pytest.mark.parametrize("component", sorted(SERVERS))
 def test_port_zero_serves_nothing_and_a_free_port_serves(component: str):
     SERVERS[component](0)  # disabled: nothing to bind, nothing raised
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = free_port()
     SERVERS[component](port)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
         assert reply.status == 200

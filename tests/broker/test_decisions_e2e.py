@@ -35,12 +35,13 @@ from schemas import (
 )
 from tests.broker.workers import settled, start_worker
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
+from tests.ports import SERVERS
 from tests.wire import body_of, read_notifications
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 A, B, C = COUNCILS
-METRICS_PORT = 29099  # below the ephemeral range
+METRICS_PORT = SERVERS["decisions-metrics"][0]
 DAY0 = date.today() - timedelta(days=30)  # inside every agreement's retention
 BEFORE_IN_FORCE = "2026-03-10"  # the example agreements apply from 2026-04-01
 

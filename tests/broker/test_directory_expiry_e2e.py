@@ -23,8 +23,9 @@ from connectors import EventFactory, SourceRow, Tokeniser
 from consent import build_dev_federation, load_private_key, sign_directory
 from schemas import Codec
 from tests.broker.test_partition import FROM, KEY, MAPPING, PERSON, TO
-from tests.broker.workers import free_port, metric, start_worker
+from tests.broker.workers import metric, start_worker
 from tests.connectors.conftest import read_topic
+from tests.ports import free_port
 from tests.wire import read_notifications
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -24,6 +24,7 @@ from connectors._tokens import opaque_reference
 from fedbroker.link import link_files
 from tests.broker.workers import settled, start_worker
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -104,16 +105,15 @@ def test_the_stream_fits_its_threshold_from_every_partitions_scores(
 ):
     synth = generate_federation(tmp_path / "synth", councils=COUNCILS, people=300, seed=29)
     prefix, group = topic_factory("fed"), topic_factory("broker")
-    workers = [
-        start_worker(kafka_bootstrap, federation, group=group, prefix=prefix,
-                     data_dir=tmp_path / f"broker-{n}", log=tmp_path / f"worker-{n}.log",
-                     options=["--refit-interval", "2", "--metrics-port", str(29096 + n)])
-        for n in range(2)
-    ]  # fmt: skip
+    ports, workers = [], []
+    for n in range(2):
+        ports.append(free_port())  # taken once the worker is ready, before the next
+        workers.append(
+            start_worker(kafka_bootstrap, federation, group=group, prefix=prefix,
+                         data_dir=tmp_path / f"broker-{n}", log=tmp_path / f"worker-{n}.log",
+                         options=["--refit-interval", "2", "--metrics-port", str(ports[n])])
+        )  # fmt: skip
     try:
-        # Partitions never committed can be skipped if the group rebalances while
-        # the first messages arrive (see the closing note); start the group first.
-        time.sleep(15)
         for council in COUNCILS:
             setup = council_factory(council, prefix=prefix)
             shutil.copy(synth.files[council], setup.inbox / "extract.csv")
@@ -121,7 +121,7 @@ def test_the_stream_fits_its_threshold_from_every_partitions_scores(
         settled(kafka_bootstrap, group, prefix, timeout=240)
         deadline = time.monotonic() + 60
         while True:
-            thresholds = [_threshold(29096 + n) for n in range(2)]
+            thresholds = [_threshold(port) for port in ports]
             if all(t != DEFAULT_DICE_THRESHOLD for t in thresholds):
                 break
             assert time.monotonic() < deadline, thresholds

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -18,6 +17,7 @@ from kafka.errors import KafkaError
 from consent import DevFederation
 from schemas import AuditRecord, Codec
 from tests.connectors.conftest import REPO, read_topic
+from tests.ports import free_port
 
 #: How long a starting worker may take to join its group and recover its tables
 #: (a fresh cluster on a loaded two-core machine took 36 s).
@@ -70,13 +70,6 @@ def start_worker(
             )
         time.sleep(0.2)  # polling interval of a condition
     return worker
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def metric(port: int, name: str) -> float | None:

@@ -17,11 +17,12 @@ from connectors import Outbox, generate_federation, load_config, open_connector
 from fedbroker import KafkaCluster
 from schemas import CitizenEvent, Codec
 from tests.connectors.conftest import COUNCILS, REPO, read_topic, run_connector
+from tests.ports import kafka_port
 from tests.wire import body_of
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-OUTAGE_PORT = 29192
+OUTAGE_PORT = kafka_port("connector-outage")
 
 
 def _event_ids(bootstrap: str, topic: str) -> list[str]:

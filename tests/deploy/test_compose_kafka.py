@@ -20,10 +20,11 @@ from kafka.errors import KafkaError
 from consent import KafkaSecurity
 from fedbroker import KafkaCluster
 from tests.deploy.conftest import DEPLOY, REPO, load_script
+from tests.ports import SERVERS
 
 pytestmark = pytest.mark.slow
 
-PORT, CONTROLLER_PORT = 29181, 29182  # below the ephemeral range, apart from other tests
+PORT, CONTROLLER_PORT = SERVERS["compose-kafka"]
 MOUNTED = {"kafka-node-keystore": "pki/node.p12", "kafka-node-password": "pki/node.password",
            "kafka-ca": "pki/ca.pem"}  # fmt: skip
 

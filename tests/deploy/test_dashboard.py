@@ -24,9 +24,10 @@ from kafka import KafkaProducer
 from tests.broker.workers import start_worker
 from tests.connectors.conftest import COUNCILS, REPO, read_topic
 from tests.deploy.metric_names import exported, used_in
+from tests.ports import SERVERS
 
 # Below the ephemeral range, apart from the other tests' ports.
-BROKER_PORT, ORIGIN_PORT, DESTINATION_PORT, PROMETHEUS_PORT = 29171, 29172, 29173, 29174
+BROKER_PORT, ORIGIN_PORT, DESTINATION_PORT, PROMETHEUS_PORT = SERVERS["dashboard"]
 FROM, TO = COUNCILS[0], COUNCILS[1]
 DAY0 = date.today() - timedelta(days=20)  # inside the cross-boundary agreement's retention
 PERSON = {"forename": "Alice", "surname": "Example-Jones", "dob": "14/02/1984",

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from broker._metrics import BrokerMetrics
+from tests.ports import SERVERS
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
-METRICS_PORT, PROMETHEUS_PORT = 29097, 29090  # below the ephemeral range
+METRICS_PORT, PROMETHEUS_PORT = SERVERS["prometheus-test"]
 
 
 def _tool(name: str) -> str:

@@ -19,8 +19,9 @@ import pytest
 import yaml
 
 from fedbroker import KafkaCluster
+from tests.ports import kafka_port
 
-PORT = 29460
+PORT = kafka_port("demo-secure")
 HEAP = "-Xmx320m -Xms96m"
 
 

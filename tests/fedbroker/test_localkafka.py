@@ -14,11 +14,12 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from fedbroker import KafkaCluster
+from tests.ports import kafka_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-CLI_PORT = 29292
-TRIO_PORT = 29392
+CLI_PORT = kafka_port("localkafka-cli")
+TRIO_PORT = kafka_port("localkafka-trio")
 
 
 def _fedbroker(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -84,7 +85,7 @@ def test_cli_up_status_down_single_broker(fedbroker_home: Path):
 
 
 def test_stale_pid_file_is_handled(fedbroker_home: Path):
-    cluster = KafkaCluster(1, CLI_PORT + 50, fedbroker_home)
+    cluster = KafkaCluster(1, kafka_port("localkafka-stale-pid"), fedbroker_home)
     node = cluster.nodes[0]
     node.directory.mkdir(parents=True, exist_ok=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -97,7 +98,7 @@ def test_stale_pid_file_is_handled(fedbroker_home: Path):
 
 def test_a_pid_file_naming_another_live_process_never_stops_it(fedbroker_home: Path):
     """PIDs are reused (32,768 on a small machine): a stale file may name anyone."""
-    cluster = KafkaCluster(1, CLI_PORT + 51, fedbroker_home)
+    cluster = KafkaCluster(1, kafka_port("localkafka-bystander"), fedbroker_home)
     node = cluster.nodes[0]
     node.directory.mkdir(parents=True, exist_ok=True)
     # Alive until its stdin is closed: no clock involved.
@@ -117,6 +118,37 @@ def test_a_pid_file_naming_another_live_process_never_stops_it(fedbroker_home: P
         assert bystander.stdin is not None
         bystander.stdin.close()
         bystander.wait(timeout=30)
+
+
+def test_a_node_is_known_by_pid_and_start_time_not_by_its_command_line(fedbroker_home: Path):
+    """Just after a start the new process has no readable command line for a moment
+    (it is executing its program), so a check then must not call the node dead; and
+    a PID handed out again to a later process must not pass for the node."""
+    cluster = KafkaCluster(1, kafka_port("localkafka-identity"), fedbroker_home)
+    node = cluster.nodes[0]
+    node.directory.mkdir(parents=True, exist_ok=True)
+    # A stand-in for the JVM whose command line never names the node's config.
+    stand_in = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        node.record_pid(stand_in.pid)
+        assert node.pid() == stand_in.pid
+        pid, _, started = node.pid_file.read_text().partition(":")
+        # The same PID with another start time: a later process that reuses it.
+        node.pid_file.write_text(f"{pid}:{int(started) + 1}")
+        assert node.pid() is None
+        assert not node.pid_file.exists()
+        assert stand_in.poll() is None
+        node.record_pid(stand_in.pid)
+        cluster.kill_node(1)
+        # kill_node reaps it too (a child of this test), so only "gone" is observable.
+        assert stand_in.poll() is not None, "the recorded process is the node: it is stopped"
+        assert node.pid() is None
+    finally:
+        if stand_in.poll() is None:
+            stand_in.kill()
+            stand_in.wait()
 
 
 def test_three_brokers_survive_one_killed_with_acks_all(fedbroker_home: Path):
@@ -167,7 +199,7 @@ def test_a_cluster_id_that_starts_with_a_dash_still_formats(tmp_path: Path, fedb
     home = tmp_path / "home"
     (home / "kafka").mkdir(parents=True)
     (home / "kafka" / "libs-4.4.0").symlink_to(libs.resolve())
-    cluster = KafkaCluster(1, CLI_PORT + 60, home)
+    cluster = KafkaCluster(1, kafka_port("localkafka-jars"), home)
     cluster.directory.mkdir(parents=True)
     (cluster.directory / "cluster.id").write_text("-" + "A" * 21)
     node = cluster.nodes[0]

@@ -4,7 +4,7 @@ Every process holds only its own party's certificate: connectors through
 ``kafka.security`` in their YAML, the broker, the subscriber and ``audit verify``
 through ``FEDBROKER_KAFKA_SECURITY_FILE``. The ACLs are those the directory
 implies, so this proves they are enough for the whole pipeline, not only that
-they refuse. Its own secured cluster (port 29430), started once for the module.
+they refuse. Its own secured cluster (tests/ports.py), started once for the module.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from connectors import generate_federation, generate_linkage_key, load_config, o
 from consent import DevFederation, build_dev_federation, notify_topic
 from fedbroker import KafkaCluster
 from fedbroker._topics import read_to_end
+from tests.ports import kafka_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-PORT = 29430
+PORT = kafka_port("secure-e2e")
 COUNCILS = ("E08000003", "E08000006", "E08000009")
 HEAP = "-Xmx320m -Xms96m"
 

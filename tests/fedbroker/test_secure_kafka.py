@@ -33,10 +33,11 @@ from kafka.errors import KafkaError, TopicAuthorizationFailedError
 from consent import DevFederation, KafkaSecurity, build_dev_federation, sign_directory
 from fedbroker import KafkaCluster
 from fedbroker._tls import LocalPki
+from tests.ports import kafka_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-PORT = 29410
+PORT = kafka_port("secure-kafka")
 COUNCILS = ("E08000001", "E08000002", "E08000003")
 SERVICES = {"E08000001.revenues": "E08000001", "E08000002.revenues": "E08000002", "gmca.unit": None}
 HEAP = "-Xmx320m -Xms96m"

@@ -10,6 +10,7 @@ from broker import BrokerError
 from broker._kafka_client import cluster_replication, faust_credentials, replication_configs
 from consent import KafkaSecurity
 from fedbroker._tls import LocalPki
+from tests.ports import kafka_port
 
 
 def test_three_copies_need_two_in_sync_and_fewer_ask_nothing():
@@ -49,7 +50,7 @@ def test_replication_is_detected_from_the_cluster_and_a_larger_request_refused(k
     assert refused.value.reason == "replication"
 
 
-TRIO_PORT = 29420
+TRIO_PORT = kafka_port("secure-replication")
 
 
 @pytest.mark.kafka

@@ -16,6 +16,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from consent import KafkaSecurity, KeyInvalid, Secret
 from fedbroker._tls import NODE_PRINCIPAL, LocalPki
+from tests.ports import kafka_port
 
 
 @pytest.fixture(scope="module")
@@ -183,9 +184,10 @@ def test_a_bad_directory_is_refused_before_any_node_starts(tmp_path: Path):
     forged.write_text("format: fedbroker-directory/1\nmembers: []\n")
     anchor = tmp_path / "anchor.pub"
     anchor.write_text("not a key")
-    up = _cli(tmp_path, "kafka", "up", "--secure", "--port", "29499",
+    port = kafka_port("secure-settings")
+    up = _cli(tmp_path, "kafka", "up", "--secure", "--port", str(port),
               "--directory", str(forged), "--trust-anchor", str(anchor))  # fmt: skip
     assert up.returncode == 1 and "error [" in up.stderr
-    assert not (tmp_path / "kafka" / "cluster-1x29499").exists()
-    plain = _cli(tmp_path, "kafka", "up", "--port", "29499", "--directory", str(forged))
+    assert not (tmp_path / "kafka" / f"cluster-1x{port}").exists()
+    plain = _cli(tmp_path, "kafka", "up", "--port", str(port), "--directory", str(forged))
     assert plain.returncode == 1 and "--secure" in plain.stderr

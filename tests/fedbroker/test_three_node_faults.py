@@ -54,6 +54,7 @@ from tests.connectors.conftest import (  # noqa: F401 - fixtures
     read_topic,
     synthetic,
 )
+from tests.ports import kafka_port
 from tests.wire import body_of, read_notifications
 
 # Three JVMs and eight Python processes: a few minutes on an idle 2-core machine.
@@ -66,7 +67,7 @@ pytestmark = [
     # (broker/_producer.py).
 ]
 
-PORT = 29450  # nodes on 29450-29452, controllers on 30450-30452
+PORT = kafka_port("three-node-faults")
 HEAP = "-Xmx288m -Xms96m"
 #: Fence a silent node after 10 s (30 s by default) so each failover is quick.
 SESSION_TIMEOUT_MS = 10000

@@ -17,9 +17,7 @@ from the wheel added nothing to these but minutes: the session's demo
 from __future__ import annotations
 
 import os
-import random
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -28,24 +26,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import kafka_port
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    """A port whose controller port (+1000) is free too, below the ephemeral range."""
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(20_000, 31_000)
-        try:
-            for candidate in (port, port + 1000):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", candidate))
-        except OSError:
-            continue
-        return port
-    raise AssertionError("no free port pair found")
 
 
 def _tracked_copy(target: Path) -> Path:
@@ -159,7 +144,7 @@ def test_the_installed_package_is_the_wheel_not_this_tree(installed):
 
 
 def test_kafka_up_and_down_run_from_the_installed_wheel(installed):
-    port = _free_port()
+    port = kafka_port("wheel")
     up = _run(installed, "kafka", "up", "--port", str(port))
     try:
         assert up.returncode == 0, up.stdout + up.stderr

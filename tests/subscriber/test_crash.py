@@ -96,7 +96,8 @@ def test_the_command_hands_over_to_a_webhook_and_dead_letters_a_forgery(
     federation, kafka_bootstrap, notify_topic, topic_factory, tmp_path
 ):
     from consent import generate_signing_key
-    from tests.subscriber.webhook_server import free_port, serve
+    from tests.ports import free_port
+    from tests.subscriber.webhook_server import serve
 
     good = [notification_bytes(federation, n) for n in (1, 2)]
     forged = notification_bytes(federation, 3, signer=generate_signing_key())

@@ -8,6 +8,7 @@ import pytest
 
 from consent import generate_signing_key
 from subscriber import Backoff, CallbackSink, OpenedNotification, WebhookSink
+from tests.ports import free_port
 from tests.subscriber.conftest import committed, end_offsets, publish, wait_for
 from tests.subscriber.factory import (
     CLOSED,
@@ -16,7 +17,7 @@ from tests.subscriber.factory import (
     Sealed,
     notification_bytes,
 )
-from tests.subscriber.webhook_server import free_port, serve
+from tests.subscriber.webhook_server import serve
 
 pytestmark = pytest.mark.kafka
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from subscriber import Backoff, HandoverFailed, HandoverRefused, OpenedNotification, WebhookSink
-from tests.subscriber.webhook_server import free_port, serve
+from tests.ports import free_port
+from tests.subscriber.webhook_server import serve
 
 NOTIFICATION = OpenedNotification(
     notification_id="ntf-1", agreement_id="a", purpose="p", service="s",
