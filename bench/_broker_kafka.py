@@ -242,14 +242,16 @@ def metric_counts(port: int) -> dict[str, float] | None:
 
     Keys: ``verify`` (source messages verified), ``match`` ((event, token) steps
     matched: the unit ``BenchData.routed`` counts), ``routed`` (routed messages
-    sent), ``state_writes`` (token-state changelog records), ``rejected``.
+    sent), ``state_writes`` (token-state changelog records), ``rejected``,
+    ``notifications`` (notifications sent, one message each).
     """
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
             text = reply.read().decode()
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return None
-    counts = {"verify": 0.0, "match": 0.0, "routed": 0.0, "state_writes": 0.0, "rejected": 0.0}
+    counts = dict.fromkeys(("verify", "match", "routed", "state_writes", "rejected"), 0.0)
+    counts["notifications"] = 0.0
     for line in text.splitlines():
         sample = _SAMPLE.match(line)
         if sample is None:
@@ -262,6 +264,8 @@ def metric_counts(port: int) -> dict[str, float] | None:
                 counts["match"] += value
             elif 'what="messages"' in labels:
                 counts["routed"] += value
+        elif name == "fedbroker_broker_notifications_total":
+            counts["notifications"] += value
         elif name == "fedbroker_broker_state_writes_total":
             counts["state_writes"] += value
         elif name == "fedbroker_broker_rejected_total":

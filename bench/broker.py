@@ -328,7 +328,11 @@ def run_latency(
         achieved = (count - 1) / (time.perf_counter() - start)
         watch(matched, sum(i.routed for i in items), [worker], timeout=600)
         cpu_us = (worker.usage().cpu_seconds - cpu_before) / max(count - 1, 1) * 1e6
-        time.sleep(2.0)  # the last notifications reach the subscriber
+        # Every notification the worker sent reaches the subscriber (one message each).
+        sent = (metric_counts(worker.metrics_port) or {}).get("notifications", 0.0)
+        deadline = time.monotonic() + 60
+        while len(subscriber.seen) < sent and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling interval of a condition
     finally:
         producer.close()
         subscriber.stopping.set()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import os
-import time
 import urllib.request
 from collections import defaultdict
 from dataclasses import replace
@@ -33,7 +32,7 @@ from schemas import (
     Codec,
     SignatureDomain,
 )
-from tests.broker.workers import settled, start_worker
+from tests.broker.workers import audit_sealed, settled, start_worker, until
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
 from tests.ports import SERVERS
 from tests.wire import body_of, read_notifications
@@ -208,7 +207,9 @@ def test_each_refusal_is_audited_with_its_reason_and_only_the_control_is_notifie
         producer.flush()
         producer.close()
         settled(kafka_bootstrap, group, prefix)
-        time.sleep(6)  # the last outputs' flush, and a checkpoint on every chain
+        # The worker lives through a checkpoint tick after the last decision.
+        until(lambda: audit_sealed(kafka_bootstrap, prefix),
+              "a checkpoint after every chain's last decision", timeout=60)  # fmt: skip
         with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics") as response:
             metrics = response.read().decode()
     finally:

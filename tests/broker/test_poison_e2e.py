@@ -32,7 +32,7 @@ from schemas import (
     SignedEnvelope,
 )
 from tests.broker.test_decisions_e2e import _drop
-from tests.broker.workers import audit_records, settled, start_worker, until
+from tests.broker.workers import audit_sealed, settled, start_worker, until
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
 from tests.wire import body_of, read_notifications
 
@@ -106,12 +106,6 @@ def _wait(bootstrap: str, topic: str, count: int, timeout: float = 180) -> list[
         time.sleep(1)
 
 
-def _sealed(audit: list[AuditRecord]) -> bool:
-    """Whether every chain with a decision ends with a checkpoint."""
-    last = {r.chain: r.kind for r in audit}
-    return bool(last) and all(kind is AuditKind.CHECKPOINT for kind in last.values())
-
-
 def test_every_poison_kind_is_rejected_and_every_good_move_still_notified(
     council_factory, kafka_bootstrap, federation, topic_factory, tmp_path
 ):
@@ -141,7 +135,7 @@ def test_every_poison_kind_is_rejected_and_every_good_move_still_notified(
         settled(kafka_bootstrap, group, prefix)
         rejected = _wait(kafka_bootstrap, f"{prefix}.rejected", len(EXPECTED))
         # The worker lives through a checkpoint tick after the last decision.
-        until(lambda: _sealed(audit_records(kafka_bootstrap, prefix)),
+        until(lambda: audit_sealed(kafka_bootstrap, prefix),
               "a checkpoint after every chain's last decision", timeout=60)  # fmt: skip
         assert worker.poll() is None, "the worker is still running"
     finally:

@@ -15,7 +15,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from consent import DevFederation
-from schemas import AuditRecord, Codec
+from schemas import AuditKind, AuditRecord, Codec
 from tests.connectors.conftest import REPO, read_topic
 from tests.ports import free_port
 
@@ -97,6 +97,16 @@ def audit_records(bootstrap: str, prefix: str) -> list[AuditRecord]:
     """Every record on ``<prefix>.audit``, in topic order."""
     codec = Codec()
     return [codec.decode_as(v, AuditRecord) for _, v in read_topic(bootstrap, f"{prefix}.audit")]
+
+
+def audit_sealed(bootstrap: str, prefix: str) -> bool:
+    """Whether every audit chain ends with a signed checkpoint.
+
+    The worker signs one on its next tick after a chain's last decision, so
+    this holds once it has lived through a tick after deciding everything.
+    """
+    last = {r.chain: r.kind for r in audit_records(bootstrap, prefix)}
+    return bool(last) and all(kind is AuditKind.CHECKPOINT for kind in last.values())
 
 
 def split_extract(source: Path, folder: Path, parts: int) -> list[Path]:

@@ -86,7 +86,10 @@ def test_prometheus_scrapes_the_broker_and_fires_on_a_forgery(tmp_path):
         events = _query("fedbroker_broker_events_total")
         assert events[0]["metric"]["source"] == "E08000001" and events[0]["value"][1] == "3"
 
-        time.sleep(2)  # one scrape at zero, so the increase below is seen
+        # increase() needs a sample at zero before the forgery: the scrape that
+        # reported the target up took one (the series exists at zero from the start).
+        at_zero = _query('fedbroker_broker_rejected_total{reason="bad-signature"}')
+        assert at_zero and at_zero[0]["value"][1] == "0"
         forged.inc()
         deadline = time.monotonic() + 60
         while not any(a["labels"]["alertname"] == "FedbrokerForgedMessages" for a in _alerts()):
