@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from fedbroker import KafkaCluster
+from fedbroker._localkafka import KafkaNode
 from tests.ports import kafka_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -85,9 +88,7 @@ def test_cli_up_status_down_single_broker(fedbroker_home: Path):
 
 
 def test_stale_pid_file_is_handled(fedbroker_home: Path):
-    cluster = KafkaCluster(1, kafka_port("localkafka-stale-pid"), fedbroker_home)
-    node = cluster.nodes[0]
-    node.directory.mkdir(parents=True, exist_ok=True)
+    cluster, node = _node_of("localkafka-stale-pid", fedbroker_home)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     node.pid_file.write_text(str(dead.pid))
@@ -96,16 +97,30 @@ def test_stale_pid_file_is_handled(fedbroker_home: Path):
     assert cluster.down() == []
 
 
-def test_a_pid_file_naming_another_live_process_never_stops_it(fedbroker_home: Path):
-    """PIDs are reused (32,768 on a small machine): a stale file may name anyone."""
-    cluster = KafkaCluster(1, kafka_port("localkafka-bystander"), fedbroker_home)
-    node = cluster.nodes[0]
-    node.directory.mkdir(parents=True, exist_ok=True)
-    # Alive until its stdin is closed: no clock involved.
-    bystander = subprocess.Popen(
+@contextmanager
+def _idle_process() -> Iterator[subprocess.Popen[bytes]]:
+    """A live process that is not a Kafka node: alive until its stdin closes, no clock."""
+    process = subprocess.Popen(
         [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
     )
     try:
+        yield process
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        process.wait(timeout=30)
+
+
+def _node_of(port_name: str, home: Path) -> tuple[KafkaCluster, KafkaNode]:
+    cluster = KafkaCluster(1, kafka_port(port_name), home)
+    cluster.nodes[0].directory.mkdir(parents=True, exist_ok=True)
+    return cluster, cluster.nodes[0]
+
+
+def test_a_pid_file_naming_another_live_process_never_stops_it(fedbroker_home: Path):
+    """PIDs are reused (32,768 on a small machine): a stale file may name anyone."""
+    cluster, node = _node_of("localkafka-bystander", fedbroker_home)
+    with _idle_process() as bystander:
         node.pid_file.write_text(str(bystander.pid))
         assert node.pid() is None
         assert not node.pid_file.exists()
@@ -114,24 +129,15 @@ def test_a_pid_file_naming_another_live_process_never_stops_it(fedbroker_home: P
         node.pid_file.write_text(str(bystander.pid))
         cluster.kill_node(1)
         assert bystander.poll() is None, "a process that is not the node was stopped"
-    finally:
-        assert bystander.stdin is not None
-        bystander.stdin.close()
-        bystander.wait(timeout=30)
 
 
 def test_a_node_is_known_by_pid_and_start_time_not_by_its_command_line(fedbroker_home: Path):
     """Just after a start the new process has no readable command line for a moment
     (it is executing its program), so a check then must not call the node dead; and
     a PID handed out again to a later process must not pass for the node."""
-    cluster = KafkaCluster(1, kafka_port("localkafka-identity"), fedbroker_home)
-    node = cluster.nodes[0]
-    node.directory.mkdir(parents=True, exist_ok=True)
+    cluster, node = _node_of("localkafka-identity", fedbroker_home)
     # A stand-in for the JVM whose command line never names the node's config.
-    stand_in = subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
-    )
-    try:
+    with _idle_process() as stand_in:
         node.record_pid(stand_in.pid)
         assert node.pid() == stand_in.pid
         pid, _, started = node.pid_file.read_text().partition(":")
@@ -145,10 +151,6 @@ def test_a_node_is_known_by_pid_and_start_time_not_by_its_command_line(fedbroker
         # kill_node reaps it too (a child of this test), so only "gone" is observable.
         assert stand_in.poll() is not None, "the recorded process is the node: it is stopped"
         assert node.pid() is None
-    finally:
-        if stand_in.poll() is None:
-            stand_in.kill()
-            stand_in.wait()
 
 
 def test_three_brokers_survive_one_killed_with_acks_all(fedbroker_home: Path):
