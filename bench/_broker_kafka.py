@@ -21,6 +21,7 @@ from bench._security import bench_security, client_config
 from broker.app import ensure_topics
 
 __all__ = [
+    "POLL_S",
     "Drain",
     "GroupCaughtUp",
     "ProcessUsage",
@@ -243,7 +244,8 @@ def metric_counts(port: int) -> dict[str, float] | None:
     Keys: ``verify`` (source messages verified), ``match`` ((event, token) steps
     matched: the unit ``BenchData.routed`` counts), ``routed`` (routed messages
     sent), ``state_writes`` (token-state changelog records), ``rejected``,
-    ``notifications`` (notifications sent, one message each).
+    ``notifications`` (notifications sent, one message each), ``ready`` (1 while
+    the worker holds recovered partitions and no rebalance runs).
     """
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
@@ -251,7 +253,7 @@ def metric_counts(port: int) -> dict[str, float] | None:
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return None
     counts = dict.fromkeys(("verify", "match", "routed", "state_writes", "rejected"), 0.0)
-    counts["notifications"] = 0.0
+    counts["notifications"] = counts["ready"] = 0.0
     for line in text.splitlines():
         sample = _SAMPLE.match(line)
         if sample is None:
@@ -264,6 +266,8 @@ def metric_counts(port: int) -> dict[str, float] | None:
                 counts["match"] += value
             elif 'what="messages"' in labels:
                 counts["routed"] += value
+        elif name == "fedbroker_broker_ready":
+            counts["ready"] = value
         elif name == "fedbroker_broker_notifications_total":
             counts["notifications"] += value
         elif name == "fedbroker_broker_state_writes_total":

@@ -31,6 +31,7 @@ __all__ = [
     "Costs",
     "Latency",
     "Quality",
+    "Recovery",
     "Report",
     "Throughput",
 ]
@@ -106,6 +107,36 @@ class Backfill:
 
 
 @dataclass(frozen=True, slots=True)
+class Recovery:
+    """Two workers drain a backlog; one is killed (SIGKILL) a third of the way in.
+
+    ``takeover_s``: from the kill until the survivor holds every partition again
+    with its tables recovered (its ``fedbroker_broker_ready`` back at 1 after
+    the rebalance; None if no rebalance was seen). ``drained_s``: from the kill
+    until the group has committed every message. ``reprocessed``: (event, token)
+    steps done twice, the victim's uncommitted work redone by the survivor.
+    """
+
+    standby_replicas: int
+    session_timeout_s: float
+    takeover_s: float | None
+    drained_s: float
+    reprocessed: float
+
+    def figures(self) -> dict[str, Any]:
+        return {"standby_replicas": self.standby_replicas,
+                "session_timeout_s": self.session_timeout_s, "takeover_s": self.takeover_s,
+                "drained_s": self.drained_s, "reprocessed": self.reprocessed}  # fmt: skip
+
+    def line(self) -> str:
+        takeover = "not seen" if self.takeover_s is None else f"{self.takeover_s:.1f} s"
+        return (f"recovery after kill -9 of one of two workers ({self.standby_replicas} standby "
+                f"replicas, session timeout {self.session_timeout_s:.0f} s): survivor ready "
+                f"with every partition after {takeover}, backlog committed {self.drained_s:.1f} "
+                f"s after the kill, {self.reprocessed:,.0f} steps redone")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class Throughput:
     """One timed drain, in events/s."""
 
@@ -120,10 +151,13 @@ class Throughput:
 
     @property
     def full_rate(self) -> float:
-        return self.events / self.full_seconds
+        return self.events / self.full_seconds if self.full_seconds else math.nan
 
     @property
     def steady_rate(self) -> float:
+        """NaN when the drain was too short to time (a tiny ``--people``)."""
+        if not self.steady_seconds:
+            return math.nan
         return self.events * self.steady_share / self.steady_seconds
 
 
@@ -192,6 +226,7 @@ class Report:
     one_costs: Costs = field(default_factory=lambda: Costs(0))
     two_costs: Costs = field(default_factory=lambda: Costs(0))
     backfill: Backfill | None = None
+    recovery: Recovery | None = None
 
     def rows(self) -> list[tuple[str, str, str, str, str]]:
         base = self.passthrough.steady_rate
@@ -241,6 +276,12 @@ class Report:
                 ("backfill peak RSS", f"{rss / 2**20:,.0f} MiB", "-", "< 4 GiB",
                  _met(0 < rss < AIM_BACKFILL_RSS)),
             ]  # fmt: skip
+        if self.recovery is not None:
+            rec = self.recovery
+            takeover = "-" if rec.takeover_s is None else f"{rec.takeover_s:.1f} s"
+            rows.append((f"recovery after kill -9 (standby replicas {rec.standby_replicas})",
+                         f"takeover {takeover}, drained {rec.drained_s:.1f} s", "-",
+                         "reported", "-"))  # fmt: skip
         return rows
 
     def _cpu_ratio(self) -> float:
@@ -279,6 +320,7 @@ class Report:
                         "recall": q.kept.recall, "f1": q.kept.f1,
                         "two_workers_equal": q.pairs_two_workers_equal},
             "backfill": None if self.backfill is None else self.backfill.figures(),
+            "recovery": None if self.recovery is None else self.recovery.figures(),
             "seconds": self.seconds,
         }  # fmt: skip
         return out
@@ -353,6 +395,8 @@ class Report:
             out.append(f"backfill ({b.people:,} people): {b.throughput.events:,} events, steady "
                        f"{b.throughput.steady_rate:,.0f} ev/s, whole drain "
                        f"{b.throughput.full_rate:,.0f} ev/s; {b.costs.line()}")  # fmt: skip
+        if self.recovery is not None:
+            out.append(self.recovery.line())
         out.append(f"bench wall time: {self.seconds:.0f} s")
         return out
 

@@ -53,6 +53,7 @@ from bench._broker_data import (
     resigned,
 )
 from bench._broker_kafka import (
+    POLL_S,
     Drain,
     GroupCaughtUp,
     ProcessUsage,
@@ -67,10 +68,19 @@ from bench._broker_kafka import (
     source_topics,
     watch,
 )
-from bench._broker_report import Backfill, Costs, Latency, Quality, Report, Throughput
+from bench._broker_report import (
+    Backfill,
+    Costs,
+    Latency,
+    Quality,
+    Recovery,
+    Report,
+    Throughput,
+)
 from bench._security import bench_security, client_config
 from bench.linkage_quality import quality
 from broker import DEFAULT_DICE_THRESHOLD
+from broker.app import FAUST_TUNING, SESSION_TIMEOUT_S
 from fedbroker import KafkaCluster
 from schemas import Codec
 
@@ -353,6 +363,68 @@ def run_latency(
     return Latency(rate, achieved, count, len(noted), tuple(created), tuple(seen), cpu_us)
 
 
+def run_recovery(data: BenchData, bootstrap: str, work: Path, partitions: int,
+                 threshold: float) -> Recovery:  # fmt: skip
+    """Two workers drain the backlog; one is killed (SIGKILL) a third of the way in.
+
+    The survivor keeps its own partitions going, then, once the victim's session
+    has expired, takes the victim's over: a rebalance, the victim's tables
+    restored from their changelogs (no standby replicas), and the messages the
+    victim had not committed processed again.
+    """
+    prefix = _prefix()
+    fill(bootstrap, prefix, data, COUNCILS, partitions)
+    group = f"{prefix}-broker"
+    survivor, victim = (broker_worker(data, f"recovery-{i}", bootstrap=bootstrap, prefix=prefix,
+                                      group=group, work=work, partitions=partitions,
+                                      threshold=threshold) for i in range(2))  # fmt: skip
+    caught_up = GroupCaughtUp(bootstrap, group, [*source_topics(prefix, COUNCILS),
+                                                 f"{prefix}.broker.routed"])  # fmt: skip
+    try:
+        survivor.start()
+        victim.start()
+        deadline = time.monotonic() + 600
+        while True:  # both hold partitions and a third of the work is done
+            survivor.check()
+            victim.check()
+            mine, theirs = (metric_counts(w.metrics_port) or {} for w in (survivor, victim))
+            if (
+                mine.get("match")
+                and theirs.get("match")
+                and (mine["match"] + theirs["match"] >= data.routed / 3)
+            ):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the two workers never shared the work:\n{victim.tail()}")
+            time.sleep(POLL_S)  # polling interval of a condition
+        assert victim.process is not None
+        victim.process.kill()
+        killed = time.perf_counter()
+        victim.process.wait()
+        rebalancing, takeover, last_check = False, None, killed
+        while True:
+            survivor.check()
+            now = time.perf_counter()
+            ready = (metric_counts(survivor.metrics_port) or {}).get("ready", 0.0)
+            rebalancing |= ready == 0.0
+            if rebalancing and ready == 1.0 and takeover is None:
+                takeover = now - killed
+            if now - last_check > 1:
+                last_check = now
+                if caught_up():
+                    break
+            if now - killed > 600:
+                raise RuntimeError(f"the survivor never drained the backlog:\n{survivor.tail()}")
+            time.sleep(POLL_S)  # polling interval of a condition
+        drained = time.perf_counter() - killed
+        done = (metric_counts(survivor.metrics_port) or {}).get("match", 0.0)
+    finally:
+        caught_up.close()
+        _stop([survivor, victim])
+    return Recovery(int(FAUST_TUNING["table_standby_replicas"]), SESSION_TIMEOUT_S, takeover,
+                    drained, max(0.0, done + theirs["match"] - data.routed))  # fmt: skip
+
+
 def run_backfill(people: int, seed: int, bootstrap: str, work: Path, partitions: int,
                  threshold: float) -> Backfill:  # fmt: skip
     """One worker drains ``people``'s events (about two each) from a full backlog."""
@@ -390,6 +462,8 @@ def run(*, people: int, seed: int, partitions: int, rate: float | None, seconds:
                 rate = float(min(MAX_AUTO_RATE, max(1, round(one.steady_rate * AUTO_SHARE))))
             print(f"latency at {rate:.0f} events/s ...", flush=True)
             latency = run_latency(data, bootstrap, work, partitions, chosen, rate, seconds)
+            print("recovery after one of two workers is killed ...", flush=True)
+            recovery = run_recovery(data, bootstrap, work, partitions, chosen)
             backfill = None
             if backfill_people:
                 backfill = run_backfill(backfill_people, seed, bootstrap, work, partitions, chosen)
@@ -397,7 +471,8 @@ def run(*, people: int, seed: int, partitions: int, rate: float | None, seconds:
             if cluster is not None:
                 cluster.down()
     return Report(data, passthrough, one, two, latency, scored, partitions,
-                  time.perf_counter() - began, one_costs, two_costs, backfill)  # fmt: skip
+                  time.perf_counter() - began, one_costs, two_costs, backfill,
+                  recovery)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_PARTITIONS",
     "FAUST_TUNING",
     "PRODUCER_BUFFER_MESSAGES",
+    "SESSION_TIMEOUT_S",
     "BrokerSettings",
 ]
 
@@ -33,6 +34,9 @@ DEFAULT_DIRECTORY_POLL_S = 5.0
 DEFAULT_METRICS_BIND = "127.0.0.1"
 #: Pending producer sends before Faust pauses the streams to flush (its default: 100).
 PRODUCER_BUFFER_MESSAGES = 2000
+#: A killed worker's partitions move to the survivors after this, not a minute
+#: (Faust's default); heartbeats every fifth of it.
+SESSION_TIMEOUT_S = 10.0
 
 #: Throughput settings (issue 15 item 2). Faust's defaults send each message
 #: as soon as it is produced (linger 0) in batches of 16 KiB, fetch 1 MiB per

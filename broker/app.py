@@ -33,6 +33,7 @@ from broker._settings import (
     DEFAULT_PARTITIONS,
     FAUST_TUNING,
     PRODUCER_BUFFER_MESSAGES,
+    SESSION_TIMEOUT_S,
     BrokerSettings,
 )
 from broker._table import UnknownPartitionsTable
@@ -50,6 +51,7 @@ __all__ = [
     "EXIT_DIRECTORY_EXPIRED",
     "FAUST_TUNING",
     "PRODUCER_BUFFER_MESSAGES",
+    "SESSION_TIMEOUT_S",
     "BrokerSettings",
     "build_app",
     "ensure_topics",
@@ -76,9 +78,8 @@ def make_faust_app(settings: BrokerSettings, replication: int) -> faust.App:
         # group's stored offsets and stop with a ConsistencyError.
         datadir=str(settings.data_dir / settings.app_id),
         producer_acks=-1,
-        # A killed worker's partitions move to the survivors after this, not a minute.
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=2.0,
+        broker_session_timeout=SESSION_TIMEOUT_S,
+        broker_heartbeat_interval=SESSION_TIMEOUT_S / 5,
         consumer_auto_offset_reset="earliest",
         Table=UnknownPartitionsTable,
         **FAUST_TUNING,
