@@ -281,7 +281,11 @@ def test_workers_failing_on_row_after_row_leave_the_step_for_a_later_pass(
         with pytest.raises(BuildFailed):
             connector.ingest()
         assert connector.outbox.quarantined() == [], "no good row refused"
-        assert outbox_ids(connector.outbox.pending(10_000)) == expected[: 2 * STEP]
+        # Two workers build side by side: the one given the second step may start
+        # it only after the other has fallen sick on the third. Either way, what
+        # is committed is the whole steps built before, in file order.
+        committed = outbox_ids(connector.outbox.pending(10_000))
+        assert committed in (expected[:STEP], expected[: 2 * STEP])
         healed.touch()  # the host recovers
         sick.unlink()
         connector.ingest()
