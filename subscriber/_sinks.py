@@ -75,11 +75,16 @@ class JsonLinesSink(Sink):
     ``-`` writes to standard output (then ``confirm`` cannot tell). The file is
     created 0600: it holds opened personal data. A line torn by a crash is cut
     off when the file is opened again, so every line is whole.
+
+    The id on the last line at open is kept for ``confirm``: after a restart,
+    another partition's notification may be appended before the one in doubt
+    is read again, and then the in-doubt line is no longer the last.
     """
 
     def __init__(self, path: Path | str) -> None:
         self.path = None if str(path) == "-" else Path(path)
         self._handle: IO[str]
+        self._last_at_open: str | None = None
         if self.path is None:
             self._handle = sys.stdout
             return
@@ -91,6 +96,7 @@ class JsonLinesSink(Sink):
                 if data and not data.endswith(b"\n"):
                     raw.truncate(data.rfind(b"\n") + 1)
             self._handle = self.path.open("a", encoding="utf-8")
+            self._last_at_open = self._last_id()
         except OSError as exc:
             raise HandoverFailed(f"cannot open {self.path}") from exc
 
@@ -105,18 +111,25 @@ class JsonLinesSink(Sink):
             raise HandoverFailed(f"cannot write to {self.path or 'stdout'}") from exc
 
     def confirm(self, notification_id: str) -> bool | None:
-        """Only the last line can be in doubt: hand-overs are one at a time."""
+        """Only the last line before the crash can be in doubt: hand-overs are one at a
+        time, and the crash ended the process that wrote it. A hand-over that failed in
+        this process is in doubt too, and is then the current last line, if anywhere."""
         if self.path is None:
             return None
+        return notification_id in (self._last_at_open, self._last_id())
+
+    def _last_id(self) -> str | None:
+        assert self.path is not None
         with self.path.open("rb") as handle:
             handle.seek(max(0, self.path.stat().st_size - _TAIL_BYTES))
             lines = handle.read().splitlines()
         if not lines:
-            return False
+            return None
         try:
-            return bool(json.loads(lines[-1]).get("notification_id") == notification_id)
-        except ValueError:
-            return False
+            found = json.loads(lines[-1]).get("notification_id")
+        except (ValueError, AttributeError):
+            return None
+        return found if isinstance(found, str) else None
 
     def close(self) -> None:
         if self.path is not None:
