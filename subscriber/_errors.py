@@ -10,7 +10,8 @@ Tree (mirrored in docs/errors.md)::
         │   ├── AgreementMismatch      "agreement-mismatch" a payload of another agreement
         │   ├── FieldsMismatch         "fields-mismatch"    opened fields differ from declared
         │   └── FieldNotGranted        "field-not-granted"  the agreement does not grant it
-        ├── HandoverFailed             "handover-failed"    transient: retried, never lost
+        ├── HandoverFailed             "handover-failed"    transient: retried, never lost;
+        │                                                    also "webhook-redirected"
         │   └── HandoverRefused        "handover-refused"   the service said no for good
         ├── DeliveryStoreError         "store-failed"       the delivered-id store is unusable
         └── KafkaUnavailable           "kafka-unavailable"  the Kafka client failed

@@ -6,7 +6,11 @@ its ``2xx`` and our store's commit, and then marked ``Fedbroker-In-Doubt: 1``)
 can tell. 2xx is delivered; 408, 429, 5xx and connection failures are retried,
 then reported as ``HandoverFailed`` (the subscriber keeps the offset and tries
 again later, so a webhook that is down for hours loses nothing); any other 4xx
-is ``HandoverRefused``.
+is ``HandoverRefused``. A redirect is never followed: urllib turns a POST
+redirected by 301/302/303 into a GET without the body, whose 2xx would count as
+a hand-over of nothing, and it forwards every header (the service's token) to
+wherever ``Location`` points. It is retried as ``webhook-redirected`` until the
+URL is put right.
 """
 
 from __future__ import annotations
@@ -58,6 +62,11 @@ class Backoff:
 DEFAULT_BACKOFF = Backoff()
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # urllib then raises HTTPError with the 3xx status
+
+
 class WebhookSink(Sink):
     """POSTs each notification to ``url``.
 
@@ -85,6 +94,7 @@ class WebhookSink(Sink):
         self._backoff = backoff
         self._headers = dict(headers or {})
         self._sleep = sleep
+        self._opener = urllib.request.build_opener(_NoRedirect)
 
     def _post_once(self, body: bytes, headers: Mapping[str, str]) -> int:
         # The scheme was checked in __init__: only http and https reach here.
@@ -92,7 +102,7 @@ class WebhookSink(Sink):
             self.url, data=body, headers=dict(headers), method="POST"
         )
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+            with self._opener.open(request, timeout=self._timeout) as response:
                 return int(response.status)
         except urllib.error.HTTPError as exc:
             return int(exc.code)
@@ -105,14 +115,14 @@ class WebhookSink(Sink):
             "Idempotency-Key": notification.notification_id,
             "Fedbroker-In-Doubt": "1" if in_doubt else "0",
         }
-        problem = "no attempt made"
+        problem, reason = "no attempt made", HandoverFailed.reason
         for attempt in range(self._backoff.attempts):
             if attempt:
                 self._sleep(self._backoff.delay(attempt - 1))
             try:
                 status = self._post_once(body, headers)
             except (OSError, HTTPException) as exc:
-                problem = type(exc).__name__
+                problem, reason = type(exc).__name__, HandoverFailed.reason
                 continue
             if 200 <= status < 300:
                 return
@@ -121,5 +131,8 @@ class WebhookSink(Sink):
                     f"webhook refused {notification.notification_id} with HTTP {status}"
                 )
             problem = f"HTTP {status}"
+            reason = "webhook-redirected" if 300 <= status < 400 else HandoverFailed.reason
         log.warning("webhook did not take %s: %s", notification.notification_id, problem)
-        raise HandoverFailed(f"webhook did not take {notification.notification_id}: {problem}")
+        raise HandoverFailed(
+            f"webhook did not take {notification.notification_id}: {problem}", reason=reason
+        )

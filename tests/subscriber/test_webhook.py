@@ -62,3 +62,21 @@ def test_an_in_doubt_redelivery_says_so():
 def test_only_http_urls_are_accepted():
     with pytest.raises(HandoverRefused):
         WebhookSink("file:///etc/passwd")
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_not_a_delivery_and_is_not_followed(status):
+    """Attack round 5: urllib followed a 301/302/303 to a GET without the body and took
+    the GET's 200 as the hand-over: the notification was lost, and the service's
+    ``Authorization`` header went wherever ``Location`` pointed."""
+    port = free_port()
+    sink = WebhookSink(
+        f"http://127.0.0.1:{port}/hook", backoff=QUICK, sleep=lambda s: None,
+        headers={"Authorization": "Bearer service-token"},
+    )  # fmt: skip
+    with serve(port, statuses=[status] * QUICK.attempts) as hook:
+        with pytest.raises(HandoverFailed) as caught:
+            sink.deliver(NOTIFICATION)
+    assert not isinstance(caught.value, HandoverRefused)  # kept and retried, never lost
+    assert caught.value.reason == "webhook-redirected"
+    assert hook.fetched == [] and hook.answered == [status] * QUICK.attempts
