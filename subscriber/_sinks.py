@@ -14,17 +14,19 @@ notification is handed over again with ``in_doubt=True``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 from subscriber._errors import HandoverFailed
 from subscriber._open import OpenedNotification
 
 __all__ = ["CallbackSink", "JsonLinesSink", "Sink"]
+
+log = logging.getLogger(__name__)
 
 _TAIL_BYTES = 1 << 20  # one line is one notification; far below this
 
@@ -83,10 +85,9 @@ class JsonLinesSink(Sink):
 
     def __init__(self, path: Path | str) -> None:
         self.path = None if str(path) == "-" else Path(path)
-        self._handle: IO[str]
+        self._fd = -1
         self._last_at_open: str | None = None
         if self.path is None:
-            self._handle = sys.stdout
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,20 +96,39 @@ class JsonLinesSink(Sink):
                 data = raw.read()
                 if data and not data.endswith(b"\n"):
                     raw.truncate(data.rfind(b"\n") + 1)
-            self._handle = self.path.open("a", encoding="utf-8")
+            # Unbuffered: a buffer would keep the unwritten rest of a failed line
+            # and write it before the retried one.
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
             self._last_at_open = self._last_id()
         except OSError as exc:
             raise HandoverFailed(f"cannot open {self.path}") from exc
 
     def deliver(self, notification: OpenedNotification, *, in_doubt: bool = False) -> None:
-        line = json.dumps(notification.to_json(), sort_keys=True, ensure_ascii=False)
+        line = json.dumps(notification.to_json(), sort_keys=True, ensure_ascii=False) + "\n"
+        if self.path is None:
+            try:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            except OSError as exc:
+                raise HandoverFailed("cannot write to stdout") from exc
+            return
+        data = memoryview(line.encode("utf-8"))
         try:
-            self._handle.write(line + "\n")
-            self._handle.flush()
-            if self.path is not None:
-                os.fsync(self._handle.fileno())
+            start = os.fstat(self._fd).st_size
         except OSError as exc:
-            raise HandoverFailed(f"cannot write to {self.path or 'stdout'}") from exc
+            raise HandoverFailed(f"cannot write to {self.path}") from exc
+        try:
+            while data:
+                data = data[os.write(self._fd, data) :]
+            os.fsync(self._fd)
+        except OSError as exc:
+            # A full disk takes what fits: cut it off, or the retried line would
+            # follow a fragment and the service would read neither.
+            try:
+                os.ftruncate(self._fd, start)
+            except OSError:
+                log.warning("cannot cut a partial line off %s", self.path)
+            raise HandoverFailed(f"cannot write to {self.path}") from exc
 
     def confirm(self, notification_id: str) -> bool | None:
         """Only the last line before the crash can be in doubt: hand-overs are one at a
@@ -132,5 +152,6 @@ class JsonLinesSink(Sink):
         return found if isinstance(found, str) else None
 
     def close(self) -> None:
-        if self.path is not None:
-            self._handle.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
