@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from subscriber._errors import DeliveryStoreError
+from subscriber._lines import append_line, open_for_lines
 
 __all__ = ["DeadLetter", "DeadLetterFile"]
 
@@ -41,18 +42,17 @@ class DeadLetterFile:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            # Unbuffered, cut back on failure, torn tail cut at open (``_lines``):
+            # operators' tools read it line by line.
+            self._fd = open_for_lines(self.path)
         except OSError as exc:
             raise DeliveryStoreError(f"cannot open the dead-letter file {self.path}") from exc
-        self._handle = os.fdopen(fd, "a", encoding="utf-8")
 
     def write(self, letter: DeadLetter) -> None:
         stamped = letter if letter.at else _stamped(letter)
+        line = json.dumps(asdict(stamped), sort_keys=True) + "\n"
         try:
-            self._handle.write(json.dumps(asdict(stamped), sort_keys=True) + "\n")
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+            append_line(self._fd, line.encode("utf-8"), path=self.path)
         except OSError as exc:
             raise DeliveryStoreError(f"cannot write the dead-letter file {self.path}") from exc
 
@@ -62,7 +62,9 @@ class DeadLetterFile:
             return [DeadLetter(**json.loads(line)) for line in handle if line.strip()]
 
     def close(self) -> None:
-        self._handle.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def _stamped(letter: DeadLetter) -> DeadLetter:

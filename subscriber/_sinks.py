@@ -14,7 +14,6 @@ notification is handed over again with ``in_doubt=True``.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from abc import ABC, abstractmethod
@@ -22,11 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from subscriber._errors import HandoverFailed
+from subscriber._lines import append_line, open_for_lines
 from subscriber._open import OpenedNotification
 
 __all__ = ["CallbackSink", "JsonLinesSink", "Sink"]
-
-log = logging.getLogger(__name__)
 
 _TAIL_BYTES = 1 << 20  # one line is one notification; far below this
 
@@ -90,15 +88,8 @@ class JsonLinesSink(Sink):
         if self.path is None:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            with os.fdopen(fd, "r+b") as raw:
-                data = raw.read()
-                if data and not data.endswith(b"\n"):
-                    raw.truncate(data.rfind(b"\n") + 1)
-            # Unbuffered: a buffer would keep the unwritten rest of a failed line
-            # and write it before the retried one.
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            # Unbuffered, cut back on failure, torn tail cut at open (``_lines``).
+            self._fd = open_for_lines(self.path)
             self._last_at_open = self._last_id()
         except OSError as exc:
             raise HandoverFailed(f"cannot open {self.path}") from exc
@@ -112,22 +103,9 @@ class JsonLinesSink(Sink):
             except OSError as exc:
                 raise HandoverFailed("cannot write to stdout") from exc
             return
-        data = memoryview(line.encode("utf-8"))
         try:
-            start = os.fstat(self._fd).st_size
+            append_line(self._fd, line.encode("utf-8"), path=self.path)
         except OSError as exc:
-            raise HandoverFailed(f"cannot write to {self.path}") from exc
-        try:
-            while data:
-                data = data[os.write(self._fd, data) :]
-            os.fsync(self._fd)
-        except OSError as exc:
-            # A full disk takes what fits: cut it off, or the retried line would
-            # follow a fragment and the service would read neither.
-            try:
-                os.ftruncate(self._fd, start)
-            except OSError:
-                log.warning("cannot cut a partial line off %s", self.path)
             raise HandoverFailed(f"cannot write to {self.path}") from exc
 
     def confirm(self, notification_id: str) -> bool | None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import resource
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -106,3 +109,17 @@ def wait_for(condition: Callable[[], object], timeout: float = 60, what: str = "
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
         time.sleep(0.05)
+
+
+@contextmanager
+def disk_full_after(extra: int, path: Path) -> Iterator[None]:
+    """Files of this process cannot grow past ``path``'s size plus ``extra`` bytes: a
+    write beyond fails with EFBIG after writing what fits, as on a disk that fills up."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size + extra, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import resource
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from subscriber import HandoverFailed, JsonLinesSink, OpenedNotification
+from tests.subscriber.conftest import disk_full_after
 
 
 def _notification(n: int) -> OpenedNotification:
@@ -28,20 +25,6 @@ def _ids(path: Path) -> list[str]:
     return [json.loads(line)["notification_id"] for line in path.read_text().splitlines()]
 
 
-@contextmanager
-def _disk_full_after(extra: int, path: Path) -> Iterator[None]:
-    """Files of this process cannot grow past ``path``'s size plus ``extra`` bytes: a
-    write beyond fails with EFBIG after writing what fits, as on a disk that fills up."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size + extra, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
-
-
 def test_a_write_cut_short_by_a_full_disk_leaves_no_fragment_and_no_second_copy(tmp_path):
     """Attack round 5: a line cut short by a full disk stayed in the file and the rest of
     it stayed in the write buffer; once space was back, the retried hand-over wrote the
@@ -49,7 +32,7 @@ def test_a_write_cut_short_by_a_full_disk_leaves_no_fragment_and_no_second_copy(
     out = tmp_path / "out.jsonl"
     sink = JsonLinesSink(out)
     sink.deliver(_notification(1))
-    with _disk_full_after(100, out), pytest.raises(HandoverFailed):
+    with disk_full_after(100, out), pytest.raises(HandoverFailed):
         sink.deliver(_notification(2))
     assert _ids(out) == ["ntf-1"]  # nothing of the failed line is left
     assert sink.confirm("ntf-2") is False
@@ -57,3 +40,13 @@ def test_a_write_cut_short_by_a_full_disk_leaves_no_fragment_and_no_second_copy(
     sink.close()
     assert _ids(out) == ["ntf-1", "ntf-2"]
     assert os.stat(out).st_mode & 0o777 == 0o600
+
+
+def test_a_torn_line_longer_than_one_read_is_cut_back_to_the_last_whole_line(tmp_path):
+    out = tmp_path / "out.jsonl"
+    whole = json.dumps({"notification_id": "ntf-0", "pad": "y" * 100_000}) + "\n"
+    out.write_text(whole * 3 + '{"notification_id": "ntf-torn", "pad": "' + "z" * 200_000)
+    sink = JsonLinesSink(out)
+    sink.deliver(_notification(1))
+    sink.close()
+    assert _ids(out) == ["ntf-0"] * 3 + ["ntf-1"]

@@ -1,0 +1,41 @@
+"""The dead-letter file as a full disk and a crash leave it: every letter whole and readable."""
+
+from __future__ import annotations
+
+import pytest
+
+from subscriber import DeadLetter, DeadLetterFile, DeliveryStoreError
+from tests.subscriber.conftest import disk_full_after
+
+
+def _letter(offset: int) -> DeadLetter:
+    return DeadLetter(service="s", topic="fed.notify.s", partition=0, offset=offset,
+                      reason="signature-invalid")  # fmt: skip
+
+
+def test_a_letter_cut_short_by_a_full_disk_leaves_the_file_readable_after_a_restart(tmp_path):
+    """Attack round 5: the fragment a full disk let through stayed in the file, the next
+    process appended after it, and ``read`` (the operators' tool) failed on the merged line."""
+    path = tmp_path / "dead.jsonl"
+    letters = DeadLetterFile(path)
+    letters.write(_letter(1))
+    with disk_full_after(50, path), pytest.raises(DeliveryStoreError):
+        letters.write(_letter(2))  # the subscriber stops here ...
+    letters.close()
+    restarted = DeadLetterFile(path)  # ... and is started again once there is space
+    restarted.write(_letter(2))
+    assert [letter.offset for letter in restarted.read()] == [1, 2]
+    restarted.close()
+
+
+def test_a_letter_torn_by_a_crash_is_cut_off_when_the_file_is_opened(tmp_path):
+    path = tmp_path / "dead.jsonl"
+    letters = DeadLetterFile(path)
+    letters.write(_letter(1))
+    letters.close()
+    with path.open("a") as handle:
+        handle.write('{"offset": 2, "partition": 0, "rea')  # kill -9 within a write
+    restarted = DeadLetterFile(path)
+    restarted.write(_letter(2))
+    assert [letter.offset for letter in restarted.read()] == [1, 2]
+    restarted.close()
