@@ -6,7 +6,8 @@ order that keeps the promises of docs/subscriber.md:
 
 1. verify the broker's signature, then open and check (``_open``); a refusal is
    dead-lettered under its reason code and the partition moves on;
-2. an id already handed over is passed by (a duplicate);
+2. an id already handed over is passed by (a duplicate); one made before the
+   oldest id the store remembers is refused (``expired``);
 3. the id is marked ``pending``, the sink takes it, and the id and the offset
    past it are committed together (``_store``);
 4. a failed hand-over keeps the offset (``Retry``); an unexpected error is
@@ -17,6 +18,7 @@ order that keeps the promises of docs/subscriber.md:
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Literal
@@ -26,7 +28,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from consent import Directory
 from schemas import Codec, FedbrokerError, MatchNotification
 from subscriber._deadletter import DeadLetter, DeadLetterFile
-from subscriber._errors import DeliveryStoreError, HandoverFailed, HandoverRefused
+from subscriber._errors import (
+    DeliveryStoreError,
+    HandoverFailed,
+    HandoverRefused,
+    NotificationExpired,
+)
 from subscriber._metrics import SubscriberMetrics
 from subscriber._open import open_notification, read_notification
 from subscriber._settings import SubscriberSettings
@@ -36,6 +43,10 @@ from subscriber._store import DeliveryStore
 __all__ = ["Delivery", "Outcome", "Place", "Retry"]
 
 log = logging.getLogger(__name__)
+
+_CLOCK_SKEW = 24 * 3600.0
+"""How far the broker's clock may be from this one, in seconds; beyond it a
+notification's date cannot be trusted to bound its id's retention."""
 
 Outcome = Literal["delivered", "duplicate", "skipped", "dead-lettered"]
 
@@ -146,6 +157,7 @@ class Delivery:
         if state == "delivered":
             self._advance(place)
             return self._counted("duplicate")
+        self._check_age(notification)
         opened = open_notification(
             notification, service=self.settings.service, key=self._key, directory=self._directory
         )
@@ -161,6 +173,19 @@ class Delivery:
         self._sink.deliver(opened, in_doubt=in_doubt)
         self._advance(place, delivered=nid)
         return self._counted("delivered")
+
+    def _check_age(self, notification: MatchNotification) -> None:
+        """Refuse what the store may have forgotten: an id is forgotten
+        ``retention_seconds`` after its hand-over, so a notification made longer ago
+        than that (less the clock skew allowed between broker and service) may have
+        been handed over already; one dated ahead by more than the skew would
+        outlive its id the same way."""
+        age = time.time() - notification.created_at.timestamp()
+        nid = notification.notification_id
+        if age > self._store.retention_seconds - _CLOCK_SKEW:
+            raise NotificationExpired(f"notification {nid} is older than ids are remembered")
+        if -age > _CLOCK_SKEW:
+            raise NotificationExpired(f"notification {nid} is dated ahead", reason="future-dated")
 
     def _advance(self, place: Place, *, delivered: str | None = None) -> None:
         self._store.advance(place.topic, place.partition, place.offset + 1, delivered=delivered)

@@ -9,7 +9,9 @@ Tree (mirrored in docs/errors.md)::
         │   ├── UnknownAgreement       "unknown-agreement"  not in the signed directory
         │   ├── AgreementMismatch      "agreement-mismatch" a payload of another agreement
         │   ├── FieldsMismatch         "fields-mismatch"    opened fields differ from declared
-        │   └── FieldNotGranted        "field-not-granted"  the agreement does not grant it
+        │   ├── FieldNotGranted        "field-not-granted"  the agreement does not grant it
+        │   └── NotificationExpired    "expired"            older than ids are remembered;
+        │                                                   also "future-dated"
         ├── HandoverFailed             "handover-failed"    transient: retried, never lost;
         │                                                    also "webhook-redirected"
         │   └── HandoverRefused        "handover-refused"   the service said no for good
@@ -35,6 +37,7 @@ __all__ = [
     "HandoverRefused",
     "KafkaUnavailable",
     "NotAddressed",
+    "NotificationExpired",
     "NotificationRefused",
     "SubscriberError",
     "UnknownAgreement",
@@ -71,6 +74,13 @@ class FieldsMismatch(NotificationRefused):
 
 class FieldNotGranted(NotificationRefused):
     reason = "field-not-granted"
+
+
+class NotificationExpired(NotificationRefused):
+    """Made before the oldest id the store still remembers (or so far ahead of this
+    clock that it would be): handing it over could repeat one handed over long ago."""
+
+    reason = "expired"
 
 
 class HandoverFailed(SubscriberError):

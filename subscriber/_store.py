@@ -61,6 +61,7 @@ class DeliveryStore:
         self, path: Path | str, *, retention_seconds: float = DEFAULT_RETENTION_SECONDS
     ) -> None:
         self.path = Path(path)
+        self.retention_seconds = retention_seconds
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # Built in one thread, run in another (a service starts it in a worker
