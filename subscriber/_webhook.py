@@ -15,15 +15,21 @@ URL is put right.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import random
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from http.client import HTTPException
+from typing import Any
 
 from subscriber._errors import HandoverFailed, HandoverRefused
 from subscriber._open import OpenedNotification
@@ -67,12 +73,98 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # urllib then raises HTTPError with the 3xx status
 
 
+class _Deadline:
+    """Bounds a whole request, not each socket read: a webhook answering a byte at a
+    time keeps every read inside a per-read timeout, and would hold the hand-over
+    (and the subscriber, deaf to ``stop`` meanwhile) for as long as it liked."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._expired = False
+
+    @contextmanager
+    def within(self, seconds: float) -> Iterator[None]:
+        with self._lock:
+            self._sockets, self._expired = [], False
+        timer = threading.Timer(seconds, self._expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+        with self._lock:
+            if self._expired:
+                # A cut answer can still parse (a status line, then EOF): never a 2xx.
+                raise TimeoutError(f"no whole answer within {seconds} s")
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self._expired:  # it expired while connecting
+                _cut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self._expired = True
+            for sock in self._sockets:
+                _cut(sock)
+
+
+def _cut(sock: socket.socket) -> None:
+    # Wakes a read blocked in another thread; it then fails like a dropped connection.
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed: the request ended first
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self._deadline = deadline
+
+    def connect(self) -> None:
+        super().connect()
+        self._deadline.watch(self.sock)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self._deadline = deadline
+
+    def connect(self) -> None:
+        super().connect()
+        self._deadline.watch(self.sock)
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(partial(_HTTPConnection, deadline=self._deadline), req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(partial(_HTTPSConnection, deadline=self._deadline), req)
+
+
 class WebhookSink(Sink):
     """POSTs each notification to ``url``.
 
     Args:
         url: an ``http`` or ``https`` URL.
-        timeout: seconds per request (default ``DEFAULT_WEBHOOK_TIMEOUT``).
+        timeout: seconds per request, from connecting to the last byte of the answer
+            (default ``DEFAULT_WEBHOOK_TIMEOUT``).
         backoff: retry policy within one hand-over (default ``DEFAULT_BACKOFF``).
         headers: extra headers, e.g. an authorisation token (default none).
         sleep: how to wait between tries (default ``time.sleep``).
@@ -94,18 +186,22 @@ class WebhookSink(Sink):
         self._backoff = backoff
         self._headers = dict(headers or {})
         self._sleep = sleep
-        self._opener = urllib.request.build_opener(_NoRedirect)
+        self._deadline = _Deadline()
+        self._opener = urllib.request.build_opener(
+            _NoRedirect, _HTTPHandler(self._deadline), _HTTPSHandler(self._deadline)
+        )
 
     def _post_once(self, body: bytes, headers: Mapping[str, str]) -> int:
         # The scheme was checked in __init__: only http and https reach here.
         request = urllib.request.Request(  # noqa: S310
             self.url, data=body, headers=dict(headers), method="POST"
         )
-        try:
-            with self._opener.open(request, timeout=self._timeout) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return int(exc.code)
+        with self._deadline.within(self._timeout):
+            try:
+                with self._opener.open(request, timeout=self._timeout) as response:
+                    return int(response.status)
+            except urllib.error.HTTPError as exc:
+                return int(exc.code)
 
     def deliver(self, notification: OpenedNotification, *, in_doubt: bool = False) -> None:
         body = json.dumps(notification.to_json(), sort_keys=True).encode("utf-8")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -80,3 +83,38 @@ def test_a_redirect_is_not_a_delivery_and_is_not_followed(status):
     assert not isinstance(caught.value, HandoverRefused)  # kept and retried, never lost
     assert caught.value.reason == "webhook-redirected"
     assert hook.fetched == [] and hook.answered == [status] * QUICK.attempts
+
+
+def test_a_webhook_that_answers_a_byte_at_a_time_cannot_hold_a_hand_over_past_its_timeout():
+    """Attack round 5: the timeout bounded each socket read, not the request, so a
+    webhook trickling its answer a byte a second held the subscriber (deaf to ``stop``)
+    for as long as it liked, and its 200 at the end counted."""
+    port = free_port()
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", port))
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            deadline = time.monotonic() + 15  # bounded, so the test ends either way
+            # Each read waits 0.2 s, well inside the timeout.
+            while not stop.wait(0.2) and time.monotonic() < deadline:
+                conn.sendall(b"a")
+            conn.sendall(b"\r\nContent-Length: 0\r\n\r\n")
+
+    server = threading.Thread(target=trickle, daemon=True)
+    server.start()
+    sink = WebhookSink(f"http://127.0.0.1:{port}/hook", timeout=1.0,
+                       backoff=Backoff(attempts=1))  # fmt: skip
+    started = time.monotonic()
+    try:
+        with pytest.raises(HandoverFailed):
+            sink.deliver(NOTIFICATION)
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        server.join(timeout=10)
+        listener.close()
+    assert took < 3.0
