@@ -1,9 +1,10 @@
 """Handing notifications to a webhook: an HTTP POST with retries and exponential backoff.
 
 The body is the notification's JSON; ``Idempotency-Key`` carries its id, so a
-service that receives the same id twice (possible only after a crash between
-its ``2xx`` and our store's commit, and then marked ``Fedbroker-In-Doubt: 1``)
-can tell. 2xx is delivered; 408, 429, 5xx and connection failures are retried,
+service that receives the same id twice can tell. That happens only when a
+``2xx`` may have been lost: a crash between it and our store's commit, or a try
+that got no answer (a timeout, a dropped connection); the next is then marked
+``Fedbroker-In-Doubt: 1``. 2xx is delivered; 408, 429, 5xx and connection failures are retried,
 then reported as ``HandoverFailed`` (the subscriber keeps the offset and tries
 again later, so a webhook that is down for hours loses nothing); any other 4xx
 is ``HandoverRefused``. A redirect is never followed: urllib turns a POST
@@ -66,6 +67,12 @@ class Backoff:
 
 
 DEFAULT_BACKOFF = Backoff()
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """The connection was refused or the host not found: the webhook cannot have it."""
+    cause = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return isinstance(cause, ConnectionRefusedError | socket.gaierror)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -209,16 +216,19 @@ class WebhookSink(Sink):
             **self._headers,
             "Content-Type": "application/json",
             "Idempotency-Key": notification.notification_id,
-            "Fedbroker-In-Doubt": "1" if in_doubt else "0",
         }
         problem, reason = "no attempt made", HandoverFailed.reason
         for attempt in range(self._backoff.attempts):
             if attempt:
                 self._sleep(self._backoff.delay(attempt - 1))
+            headers["Fedbroker-In-Doubt"] = "1" if in_doubt else "0"
             try:
                 status = self._post_once(body, headers)
             except (OSError, HTTPException) as exc:
                 problem, reason = type(exc).__name__, HandoverFailed.reason
+                # No answer is not a no: the webhook may have taken it (a timeout, a
+                # dropped connection), unless the request never left.
+                in_doubt = in_doubt or not _never_sent(exc)
                 continue
             if 200 <= status < 300:
                 return

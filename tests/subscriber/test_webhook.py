@@ -5,13 +5,15 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from subscriber import Backoff, HandoverFailed, HandoverRefused, OpenedNotification, WebhookSink
 from tests.ports import free_port
-from tests.subscriber.webhook_server import serve
+from tests.subscriber.webhook_server import Webhook, serve
 
 NOTIFICATION = OpenedNotification(
     notification_id="ntf-1", agreement_id="a", purpose="p", service="s",
@@ -118,3 +120,52 @@ def test_a_webhook_that_answers_a_byte_at_a_time_cannot_hold_a_hand_over_past_it
         server.join(timeout=10)
         listener.close()
     assert took < 3.0
+
+
+def test_a_try_after_one_that_got_no_answer_is_marked_in_doubt():
+    """Attack round 5: a webhook that took the notification but answered after the
+    timeout got it again from the next try marked ``Fedbroker-In-Doubt: 0``: a service
+    trusting the header took it twice. No answer is not a no."""
+    port = free_port()
+    received: list[str] = []
+    answer_first = threading.Event()
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(self.headers["Fedbroker-In-Doubt"])
+            if len(received) == 1:
+                answer_first.wait(10)  # took it, answers too late
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Slow)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    sink = WebhookSink(f"http://127.0.0.1:{port}/hook", timeout=0.5, backoff=QUICK,
+                       sleep=lambda s: None)  # fmt: skip
+    try:
+        sink.deliver(NOTIFICATION)
+    finally:
+        answer_first.set()
+        server.shutdown()
+        server.server_close()
+    assert received == ["0", "1"]
+
+
+def test_a_try_after_a_refused_connection_is_not_in_doubt():
+    port = free_port()
+    with ExitStack() as stack:
+        hooks: list[Webhook] = []
+
+        def listen_now(seconds: float) -> None:  # the webhook comes up between two tries
+            hooks.append(stack.enter_context(serve(port)))
+
+        sink = WebhookSink(f"http://127.0.0.1:{port}/hook",
+                           backoff=Backoff(initial=0.01, attempts=2), sleep=listen_now)  # fmt: skip
+        sink.deliver(NOTIFICATION)  # the first try is refused: it was never sent
+        assert [h["Fedbroker-In-Doubt"] for h, _ in hooks[0].received] == ["0"]
