@@ -10,7 +10,6 @@ goes on past it (issue 11, item 3).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +43,7 @@ class DeadLetterFile:
         try:
             # Unbuffered, cut back on failure, torn tail cut at open (``_lines``):
             # operators' tools read it line by line.
-            self._fd = open_for_lines(self.path)
+            self._file = open_for_lines(self.path)
         except OSError as exc:
             raise DeliveryStoreError(f"cannot open the dead-letter file {self.path}") from exc
 
@@ -52,7 +51,7 @@ class DeadLetterFile:
         stamped = letter if letter.at else _stamped(letter)
         line = json.dumps(asdict(stamped), sort_keys=True) + "\n"
         try:
-            append_line(self._fd, line.encode("utf-8"), path=self.path)
+            append_line(self._file, line.encode("utf-8"), path=self.path)
         except OSError as exc:
             raise DeliveryStoreError(f"cannot write the dead-letter file {self.path}") from exc
 
@@ -62,9 +61,7 @@ class DeadLetterFile:
             return [DeadLetter(**json.loads(line)) for line in handle if line.strip()]
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._file.close()
 
 
 def _stamped(letter: DeadLetter) -> DeadLetter:

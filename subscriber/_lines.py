@@ -8,6 +8,7 @@ fails keeps the unwritten rest and writes it before the next line.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from pathlib import Path
@@ -19,17 +20,20 @@ log = logging.getLogger(__name__)
 _CHUNK = 1 << 16
 
 
-def open_for_lines(path: Path) -> int:
+def open_for_lines(path: Path) -> io.FileIO:
     """Open ``path`` to append (created 0600), first cutting off a torn last line.
 
     Only the tail is read, back to its last newline, so a file of years of lines
-    opens as fast as an empty one.
+    opens as fast as an empty one. A file object, not a bare descriptor: one
+    closed by another thread then fails, where a descriptor number may already
+    belong to another file.
 
     Raises:
         OSError: the file cannot be opened or cut.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    file = io.FileIO(fd, "r+")  # closes fd from here on
     try:
         end = os.fstat(fd).st_size
         keep = end
@@ -44,29 +48,29 @@ def open_for_lines(path: Path) -> int:
                 break
             keep = start
         if keep != end:
-            os.ftruncate(fd, keep)
+            file.truncate(keep)
     except BaseException:
-        os.close(fd)
+        file.close()
         raise
-    return fd
+    return file
 
 
-def append_line(fd: int, line: bytes, *, path: Path) -> None:
+def append_line(file: io.FileIO, line: bytes, *, path: Path) -> None:
     """Append one line (ending in a newline) and fsync; on failure nothing of it stays.
 
     Raises:
         OSError: it could not be written whole; what got through was cut off again
             (if even that fails, the next open cuts it).
     """
-    start = os.fstat(fd).st_size
+    start = os.fstat(file.fileno()).st_size
     data = memoryview(line)
     try:
         while data:
-            data = data[os.write(fd, data) :]
-        os.fsync(fd)
+            data = data[file.write(data) or 0 :]
+        os.fsync(file.fileno())
     except OSError:
         try:
-            os.ftruncate(fd, start)
+            file.truncate(start)
         except OSError:
             log.warning("cannot cut a partial line off %s", path)
         raise

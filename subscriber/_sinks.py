@@ -13,8 +13,8 @@ notification is handed over again with ``in_doubt=True``.
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -83,13 +83,13 @@ class JsonLinesSink(Sink):
 
     def __init__(self, path: Path | str) -> None:
         self.path = None if str(path) == "-" else Path(path)
-        self._fd = -1
+        self._file: io.FileIO | None = None
         self._last_at_open: str | None = None
         if self.path is None:
             return
         try:
             # Unbuffered, cut back on failure, torn tail cut at open (``_lines``).
-            self._fd = open_for_lines(self.path)
+            self._file = open_for_lines(self.path)
             self._last_at_open = self._last_id()
         except OSError as exc:
             raise HandoverFailed(f"cannot open {self.path}") from exc
@@ -103,8 +103,9 @@ class JsonLinesSink(Sink):
             except OSError as exc:
                 raise HandoverFailed("cannot write to stdout") from exc
             return
+        assert self._file is not None  # opened with the path
         try:
-            append_line(self._fd, line.encode("utf-8"), path=self.path)
+            append_line(self._file, line.encode("utf-8"), path=self.path)
         except OSError as exc:
             raise HandoverFailed(f"cannot write to {self.path}") from exc
 
@@ -130,6 +131,5 @@ class JsonLinesSink(Sink):
         return found if isinstance(found, str) else None
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        if self._file is not None:
+            self._file.close()

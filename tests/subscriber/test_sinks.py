@@ -50,3 +50,16 @@ def test_a_torn_line_longer_than_one_read_is_cut_back_to_the_last_whole_line(tmp
     sink.deliver(_notification(1))
     sink.close()
     assert _ids(out) == ["ntf-0"] * 3 + ["ntf-1"]
+
+
+def test_a_sink_closed_under_a_hand_over_never_writes_into_a_file_opened_since(tmp_path):
+    """The file's descriptor number is free again once closed: writing through a bare
+    number would put opened personal data into whatever file was opened next."""
+    out, other = tmp_path / "out.jsonl", tmp_path / "other.txt"
+    sink = JsonLinesSink(out)
+    sink.close()
+    with other.open("wb") as unrelated:
+        with pytest.raises((ValueError, OSError)):
+            sink.deliver(_notification(1))
+        unrelated.flush()
+    assert other.read_bytes() == b"" and out.read_bytes() == b""
