@@ -87,6 +87,9 @@ class Subscriber:
             dead_letters=self.dead_letters, metrics=self.metrics, codec=codec,
         )  # fmt: skip
         self._stop = threading.Event()
+        # Held while ``run`` runs: ``close`` from another thread waits for the message
+        # in hand instead of closing the store and consumer under it.
+        self._running = threading.Lock()
         self._failures = 0
         self._limit = 0
         self._resume_at: dict[TopicPartition, int] = {}
@@ -150,6 +153,10 @@ class Subscriber:
             KafkaUnavailable: the Kafka client failed.
             DeliveryStoreError: the store or dead-letter file cannot be written.
         """
+        with self._running:
+            self._run(max_delivered, idle_timeout)
+
+    def _run(self, max_delivered: int, idle_timeout: float | None) -> None:
         self._limit = max_delivered
         last = time.monotonic()
         while not self._stop.is_set() and not self._limit_reached():
@@ -209,7 +216,16 @@ class Subscriber:
             log.warning("Kafka commit of %s[%d] failed: %s", tp.topic, tp.partition, exc)
 
     def close(self) -> None:
-        """Close the consumer and the files (the store is consistent at any point)."""
+        """Stop, wait for ``run`` to finish the message in hand, then close the consumer
+        and the files (the store is consistent at any point).
+
+        Safe from another thread; not from inside the sink, which ``run`` is waiting on.
+        """
+        self._stop.set()
+        with self._running:
+            self._close()
+
+    def _close(self) -> None:
         try:
             self._consumer.close(autocommit=False)
         except KafkaError as exc:

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from consent import generate_signing_key
-from subscriber import Backoff, CallbackSink, OpenedNotification, WebhookSink
+from subscriber import Backoff, CallbackSink, DeliveryStore, OpenedNotification, WebhookSink
 from tests.ports import free_port
 from tests.subscriber.conftest import committed, end_offsets, publish, wait_for
 from tests.subscriber.factory import (
@@ -185,3 +185,49 @@ def test_a_subscriber_started_before_its_topic_exists_reads_it_once_created(
         worker.join()
         admin.close()
     assert [n.notification_id for n in received] == [notification_bytes(federation, 1)[0]]
+
+
+def test_close_from_another_thread_waits_for_the_hand_over_in_hand(
+    federation, kafka_bootstrap, notify_topic, subscriber_factory, tmp_path
+):
+    """Attack round 5: a service stopping its subscriber with ``close()`` from its own
+    shutdown thread closed the store and the consumer under a running hand-over; the
+    hand-over finished, its commit failed on the closed store, and the notification was
+    left in doubt, to be handed over again on the next start."""
+    nid, value = notification_bytes(federation, 1)
+    publish(kafka_bootstrap, notify_topic, [(nid, value)])
+    entered, release = threading.Event(), threading.Event()
+    handed: list[str] = []
+
+    def slow(notification: OpenedNotification) -> None:
+        entered.set()
+        release.wait(30)
+        handed.append(notification.notification_id)
+
+    subscriber = subscriber_factory(notify_topic, sink=CallbackSink(slow))
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            subscriber.run(idle_timeout=60)
+        except BaseException as exc:
+            failures.append(exc)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    closer = threading.Thread(target=subscriber.close)
+    try:
+        assert entered.wait(60), "the hand-over did not start"
+        closer.start()
+        closer.join(timeout=1.0)  # close must wait for the hand-over in hand ...
+        assert closer.is_alive()
+    finally:
+        release.set()
+        worker.join(timeout=60)
+        if closer.ident is not None:
+            closer.join(timeout=60)
+    assert not worker.is_alive() and not closer.is_alive()  # ... and then both end
+    assert failures == [] and handed == [nid]
+    store = DeliveryStore(subscriber.settings.store)
+    assert store.state(nid) == "delivered"
+    store.close()
