@@ -12,7 +12,8 @@ process joins a group a second time (reproduced with a bare ``KafkaConsumer``
 loop; manual assignment with commits under the group id does not block). The
 store is local anyway, so a service runs one subscriber process per group;
 partitions added to the topic later are picked up as they appear. Kafka client
-errors are translated here into ``KafkaUnavailable``.
+errors are translated here into ``KafkaUnavailable``, except an offset Kafka has
+deleted, which is counted as ``lost`` and stepped past in the open.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from contextlib import contextmanager
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, OffsetOutOfRangeError
 from kafka.structs import OffsetAndMetadata
 
 from consent import Directory
@@ -110,7 +111,9 @@ class Subscriber:
                 group_id=settings.group_id,
                 client_id=f"fedbroker-subscriber-{settings.service}",
                 enable_auto_commit=False,
-                auto_offset_reset="earliest",
+                # No silent reset: an offset Kafka deleted before it was read is a
+                # loss to count and report (``_deleted_unread``), not to step over.
+                auto_offset_reset="none",
                 max_poll_records=_MAX_POLL_RECORDS,
                 # The broker creates the topic with its partitions; a reader must not
                 # create it first with the cluster's defaults.
@@ -139,6 +142,8 @@ class Subscriber:
                 self._resume_at[tp] = max(stored or 0, committed or 0)
                 if stored is not None or committed is not None:
                     self._consumer.seek(tp, self._resume_at[tp])
+                else:
+                    self._consumer.seek_to_beginning(tp)
         log.info("reading %s partitions %s", topic, [tp.partition for tp in new])
 
     def stop(self) -> None:
@@ -161,8 +166,14 @@ class Subscriber:
         last = time.monotonic()
         while not self._stop.is_set() and not self._limit_reached():
             self._discover()
-            with _kafka("polling"):
-                batches = self._consumer.poll(timeout_ms=int(self.settings.poll_timeout * 1000))
+            try:
+                with _kafka("polling"):
+                    batches = self._consumer.poll(timeout_ms=int(self.settings.poll_timeout * 1000))
+            except KafkaUnavailable as exc:
+                if not isinstance(exc.__cause__, OffsetOutOfRangeError):
+                    raise
+                self._deleted_unread(exc.__cause__.args[0])
+                continue
             # Idle time counts only once partitions are assigned (the topic may
             # not exist yet).
             if batches or not self._resume_at:
@@ -178,6 +189,26 @@ class Subscriber:
                     for other, left in pending:
                         self._consumer.seek(other, int(left[0].offset))
                     return
+
+    def _deleted_unread(self, positions: dict[TopicPartition, int]) -> None:
+        """Kafka deleted messages before this subscriber read them (down, or wedged
+        behind its sink, for longer than the topic's retention): they cannot be
+        read any more, but must not vanish unnoticed. Resume at the earliest left."""
+        with _kafka("finding the earliest offsets"):
+            earliest = self._consumer.beginning_offsets(list(positions))
+        for tp, offset in positions.items():
+            first = int(earliest[tp])
+            if offset < first:
+                log.error(
+                    "%s[%d]: offsets %d to %d were deleted by Kafka before they were read",
+                    tp.topic, tp.partition, offset, first - 1,
+                )  # fmt: skip
+                self.metrics.count("lost", amount=first - offset)
+            else:  # past the end: the topic was deleted and made again
+                log.warning("%s[%d]: offset %d is past the end; reading from %d",
+                            tp.topic, tp.partition, offset, first)  # fmt: skip
+            self._consumer.seek(tp, first)
+            self._resume_at[tp] = first
 
     def _limit_reached(self) -> bool:
         return bool(self._limit) and self.metrics.tally["delivered"] >= self._limit

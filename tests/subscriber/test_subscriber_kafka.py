@@ -231,3 +231,38 @@ def test_close_from_another_thread_waits_for_the_hand_over_in_hand(
     store = DeliveryStore(subscriber.settings.store)
     assert store.state(nid) == "delivered"
     store.close()
+
+
+def test_notifications_deleted_by_kafka_before_they_were_read_are_counted_and_logged(
+    federation, kafka_bootstrap, notify_topic, subscriber_factory, topic_factory, caplog
+):
+    """Attack round 5: a subscriber stopped (or wedged behind a webhook that is down)
+    for longer than the topic's retention resumed at an offset Kafka had deleted; the
+    client reset it to the earliest one left without a word, so the notifications in
+    between were gone and nothing anywhere said so."""
+    from kafka import KafkaAdminClient, TopicPartition
+
+    sent = [notification_bytes(federation, n) for n in range(1, 6)]
+    publish(kafka_bootstrap, notify_topic, sent[:2])
+    group = topic_factory("group")
+    received: list[OpenedNotification] = []
+    first = subscriber_factory(notify_topic, received=received, group=group)
+    first.run(max_delivered=2, idle_timeout=60)
+    first.close()
+    publish(kafka_bootstrap, notify_topic, sent[2:])  # offsets 2, 3, 4
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.delete_records({TopicPartition(notify_topic, 0): 4})  # retention took 2 and 3
+    finally:
+        admin.close()
+
+    restarted = subscriber_factory(notify_topic, received=received, group=group)
+    with caplog.at_level("ERROR", logger="subscriber"):
+        restarted.run(max_delivered=1, idle_timeout=60)
+    assert [n.notification_id for n in received] == [nid for nid, _ in (*sent[:2], sent[4])]
+    assert restarted.metrics.tally["lost"] == 2
+    sample = restarted.metrics.registry.get_sample_value(
+        "fedbroker_subscriber_notifications_total", {"outcome": "lost"}
+    )
+    assert sample == 2
+    assert "offsets 2 to 3" in caplog.text and f"{notify_topic}[0]" in caplog.text
