@@ -91,13 +91,18 @@ class Delivery:
         self._metrics = metrics
         self._codec = codec or Codec()
 
-    def handle(self, place: Place, value: bytes | None, *, first: bool = False) -> Outcome | Retry:
+    def handle(
+        self, place: Place, value: bytes | None, *, first: bool = False, in_doubt: bool = False
+    ) -> Outcome | Retry:
         """Decide and carry out what happens to one message; never raises for its content.
 
         ``first`` marks the first message of a partition since this process
         started: a process that died on it (a crash no ``except`` sees) counts as
         an attempt, so a message that kills the process every time is set aside
         after ``max_unexpected_attempts`` deaths (reason ``crashed-repeatedly``).
+
+        ``in_doubt`` says the message may have been handed over though the store has
+        no record of it (the store was lost); the sink is asked, as for ``pending``.
 
         Raises:
             DeliveryStoreError: the store or dead-letter file cannot be written;
@@ -107,20 +112,20 @@ class Delivery:
             deaths = self._store.add_attempt(place.topic, place.partition, place.offset)
             if deaths > self.settings.max_unexpected_attempts:
                 return self._dead_letter(place, "crashed-repeatedly", None)
-        outcome = self._handle(place, value)
+        outcome = self._handle(place, value, in_doubt)
         if first and isinstance(outcome, Retry):
             # It returned: the process did not die on this message. Left counted, a
             # few restarts during a hand-over outage would set it aside unsent.
             self._store.withdraw_attempt(place.topic, place.partition, place.offset)
         return outcome
 
-    def _handle(self, place: Place, value: bytes | None) -> Outcome | Retry:
+    def _handle(self, place: Place, value: bytes | None, maybe_handed: bool) -> Outcome | Retry:
         notification: MatchNotification | None = None
         try:
             notification = read_notification(
                 value or b"", directory=self._directory, codec=self._codec
             )
-            return self._deliver(place, notification)
+            return self._deliver(place, notification, maybe_handed)
         except DeliveryStoreError:
             raise
         except HandoverRefused as exc:
@@ -147,7 +152,9 @@ class Delivery:
                 place, "unexpected-error", notification, error_type=type(exc).__name__
             )
 
-    def _deliver(self, place: Place, notification: MatchNotification) -> Outcome:
+    def _deliver(
+        self, place: Place, notification: MatchNotification, maybe_handed: bool
+    ) -> Outcome:
         wanted = self.settings.agreement
         nid = notification.notification_id
         if wanted is not None and notification.agreement_id != wanted:
@@ -162,7 +169,7 @@ class Delivery:
             notification, service=self.settings.service, key=self._key, directory=self._directory
         )
         in_doubt = False
-        if state == "pending":
+        if state == "pending" or (state is None and maybe_handed):
             confirmed = self._sink.confirm(nid)
             if confirmed:
                 log.info("%s was handed over before a crash; recorded now", nid)

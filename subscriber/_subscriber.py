@@ -95,6 +95,7 @@ class Subscriber:
         self._limit = 0
         self._resume_at: dict[TopicPartition, int] = {}
         self._started: set[TopicPartition] = set()
+        self._in_doubt_at: dict[TopicPartition, int] = {}
         self._next_discovery = 0.0
         try:
             self._consumer = self._connect(settings)
@@ -140,6 +141,16 @@ class Subscriber:
                 stored = self.store.next_offset(tp.topic, tp.partition)
                 committed = self._consumer.committed(tp)
                 self._resume_at[tp] = max(stored or 0, committed or 0)
+                if stored is None and committed is not None:
+                    # Kafka is committed after the store, so the message at Kafka's
+                    # offset may have been handed over just before a crash, and
+                    # the store that knew it is gone.
+                    log.warning(
+                        "%s[%d]: the store knows nothing of it, the group committed %d:"
+                        " was the store lost? The message there is treated as in doubt",
+                        tp.topic, tp.partition, committed,
+                    )  # fmt: skip
+                    self._in_doubt_at[tp] = committed
                 if stored is not None or committed is not None:
                     self._consumer.seek(tp, self._resume_at[tp])
                 else:
@@ -224,6 +235,7 @@ class Subscriber:
                 place,
                 record.value,  # type: ignore[attr-defined]
                 first=first,
+                in_doubt=self._in_doubt_at.get(tp) == offset,
             )
             if isinstance(outcome, Retry):
                 # Read it again after a backoff; what follows it waits its turn.
@@ -233,6 +245,7 @@ class Subscriber:
                 self._stop.wait(delay)
                 break
             self._failures = 0
+            self._in_doubt_at.pop(tp, None)
             done = self._resume_at[tp] = offset + 1
             if self._limit_reached() or self._stop.is_set():
                 self._consumer.seek(tp, done)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -266,3 +267,37 @@ def test_notifications_deleted_by_kafka_before_they_were_read_are_counted_and_lo
     )
     assert sample == 2
     assert "offsets 2 to 3" in caplog.text and f"{notify_topic}[0]" in caplog.text
+
+
+def test_a_lost_store_leaves_the_message_at_kafkas_offset_in_doubt_not_handed_over_again(
+    federation, kafka_bootstrap, notify_topic, subscriber_factory, topic_factory, tmp_path
+):
+    """Attack round 5: the store is gone (a careless operator, state not on a volume)
+    while the group's committed offset remains, and the last crash fell between the
+    store's commit and Kafka's. The subscriber resumed at Kafka's offset and handed the
+    message there over again as certain; the JSON Lines sink, never asked, wrote it twice."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    from subscriber import JsonLinesSink
+
+    sent = [notification_bytes(federation, n) for n in range(1, 4)]
+    publish(kafka_bootstrap, notify_topic, sent)
+    group, out = topic_factory("group"), tmp_path / "out.jsonl"
+    first = subscriber_factory(notify_topic, sink=JsonLinesSink(out), group=group,
+                               state=tmp_path / "lost")  # fmt: skip
+    first.run(max_delivered=2, idle_timeout=60)
+    first.close()
+    # As if it died after the store's commit of the second and before Kafka's.
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group)
+    try:
+        consumer.commit({TopicPartition(notify_topic, 0): OffsetAndMetadata(1, "", -1)})
+    finally:
+        consumer.close()
+
+    again = subscriber_factory(notify_topic, sink=JsonLinesSink(out), group=group,
+                               state=tmp_path / "new")  # fmt: skip
+    again.run(max_delivered=1, idle_timeout=60)
+    ids = [json.loads(line)["notification_id"] for line in out.read_text().splitlines()]
+    assert ids == [nid for nid, _ in sent]
+    assert again.metrics.tally["duplicate"] == 1
