@@ -15,7 +15,8 @@ Tree (mirrored in docs/errors.md)::
         ├── HandoverFailed             "handover-failed"    transient: retried, never lost;
         │                                                    also "webhook-redirected"
         │   └── HandoverRefused        "handover-refused"   the service said no for good
-        ├── DeliveryStoreError         "store-failed"       the delivered-id store is unusable
+        ├── DeliveryStoreError         "store-failed"       the delivered-id store is unusable;
+        │                                                    also "store-in-use"
         └── KafkaUnavailable           "kafka-unavailable"  the Kafka client failed
 
 A refused notification is dead-lettered under its ``reason`` (consent's

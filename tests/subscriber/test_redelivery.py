@@ -28,13 +28,14 @@ def test_the_same_notification_again_is_a_duplicate_even_after_a_restart(federat
                                   store=tmp_path / "store.sqlite",
                                   dead_letters=tmp_path / "dead.jsonl")  # fmt: skip
     handed: list[str] = []
+    stores: list[DeliveryStore] = []
 
     def delivery() -> Delivery:
+        stores.append(DeliveryStore(settings.store))
         return Delivery(settings, directory=federation.load(),
                         key=federation.sealing_key(SERVICE),
                         sink=CallbackSink(lambda n: handed.append(n.notification_id)),
-                        store=DeliveryStore(settings.store),
-                        dead_letters=DeadLetterFile(settings.dead_letters),
+                        store=stores[-1], dead_letters=DeadLetterFile(settings.dead_letters),
                         metrics=SubscriberMetrics())  # fmt: skip
 
     nid, value = notification_bytes(federation, 1)
@@ -42,7 +43,8 @@ def test_the_same_notification_again_is_a_duplicate_even_after_a_restart(federat
     assert first.handle(Place(TOPIC, 0, 5), value) == "delivered"
     assert first.handle(Place(TOPIC, 0, 9), value) == "duplicate"
     assert first.handle(Place(TOPIC, 1, 0), value) == "duplicate"
-    restarted = delivery()  # a new process on the same store
+    stores[0].close()  # the first process ends ...
+    restarted = delivery()  # ... and a new one starts on the same store
     assert restarted.handle(Place(TOPIC, 0, 5), value, first=True) == "duplicate"
     assert restarted.handle(Place(TOPIC, 2, 77), value) == "duplicate"
     assert handed == [nid]
