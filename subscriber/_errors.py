@@ -13,7 +13,8 @@ Tree (mirrored in docs/errors.md)::
         │   └── NotificationExpired    "expired"            older than ids are remembered;
         │                                                   also "future-dated"
         ├── HandoverFailed             "handover-failed"    transient: retried, never lost;
-        │                                                    also "webhook-redirected"
+        │                                                    also "webhook-redirected",
+        │                                                    "interrupted"
         │   └── HandoverRefused        "handover-refused"   the service said no for good
         ├── DeliveryStoreError         "store-failed"       the delivered-id store is unusable;
         │                                                    also "store-in-use"

@@ -40,6 +40,12 @@ class Sink(ABC):
         """Whether this id was handed over before a crash (None: cannot tell)."""
         return None
 
+    def interrupt(self) -> None:  # noqa: B027 - most sinks return quickly
+        """Give up a hand-over in progress, from another thread: the subscriber is
+        stopping. ``deliver`` then raises ``HandoverFailed`` as soon as it can, so the
+        stop is not held past a supervisor's grace period (whose kill would count
+        as a death on the message). Does nothing between hand-overs."""
+
     def close(self) -> None:  # noqa: B027 - most sinks hold nothing
         """Release what the sink holds."""
 

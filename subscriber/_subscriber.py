@@ -158,8 +158,11 @@ class Subscriber:
         log.info("reading %s partitions %s", topic, [tp.partition for tp in new])
 
     def stop(self) -> None:
-        """Ask ``run`` to return after the message in hand (safe from another thread)."""
+        """Ask ``run`` to return after the message in hand, giving up a hand-over in
+        progress that the sink can cut short (``Sink.interrupt``: the webhook); it is
+        tried again on the next start. Safe from another thread and a signal handler."""
         self._stop.set()
+        self.sink.interrupt()
 
     def run(self, *, max_delivered: int = 0, idle_timeout: float | None = None) -> None:
         """Consume until ``stop``, ``max_delivered`` hand-overs, or ``idle_timeout`` seconds

@@ -22,7 +22,6 @@ import logging
 import random
 import socket
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -112,6 +111,10 @@ class _Deadline:
             if self._expired:  # it expired while connecting
                 _cut(sock)
 
+    def expire(self) -> None:
+        """End the request in progress now (``Sink.interrupt``)."""
+        self._expire()
+
     def _expire(self) -> None:
         with self._lock:
             self._expired = True
@@ -174,7 +177,7 @@ class WebhookSink(Sink):
             (default ``DEFAULT_WEBHOOK_TIMEOUT``).
         backoff: retry policy within one hand-over (default ``DEFAULT_BACKOFF``).
         headers: extra headers, e.g. an authorisation token (default none).
-        sleep: how to wait between tries (default ``time.sleep``).
+        sleep: how to wait between tries (default: a wait that ``interrupt`` ends).
     """
 
     def __init__(
@@ -184,7 +187,7 @@ class WebhookSink(Sink):
         timeout: float = DEFAULT_WEBHOOK_TIMEOUT,
         backoff: Backoff = DEFAULT_BACKOFF,
         headers: Mapping[str, str] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise HandoverRefused("a webhook URL must be http:// or https://", reason="bad-url")
@@ -192,7 +195,10 @@ class WebhookSink(Sink):
         self._timeout = timeout
         self._backoff = backoff
         self._headers = dict(headers or {})
-        self._sleep = sleep
+        self._interrupted = threading.Event()
+        self._busy = threading.Lock()
+        self._in_hand = False
+        self._sleep = sleep or self._interrupted.wait
         self._deadline = _Deadline()
         self._opener = urllib.request.build_opener(
             _NoRedirect, _HTTPHandler(self._deadline), _HTTPSHandler(self._deadline)
@@ -217,10 +223,35 @@ class WebhookSink(Sink):
             "Content-Type": "application/json",
             "Idempotency-Key": notification.notification_id,
         }
+        with self._busy:
+            self._interrupted.clear()
+            self._in_hand = True
+        try:
+            self._tries(notification, body, headers, in_doubt)
+        finally:
+            with self._busy:
+                self._in_hand = False
+
+    def interrupt(self) -> None:
+        with self._busy:
+            if self._in_hand:
+                self._interrupted.set()
+                self._deadline.expire()
+
+    def _tries(
+        self,
+        notification: OpenedNotification,
+        body: bytes,
+        headers: dict[str, str],
+        in_doubt: bool,
+    ) -> None:
         problem, reason = "no attempt made", HandoverFailed.reason
         for attempt in range(self._backoff.attempts):
             if attempt:
                 self._sleep(self._backoff.delay(attempt - 1))
+            if self._interrupted.is_set():
+                problem, reason = "interrupted: the subscriber is stopping", "interrupted"
+                break
             headers["Fedbroker-In-Doubt"] = "1" if in_doubt else "0"
             try:
                 status = self._post_once(body, headers)

@@ -301,3 +301,49 @@ def test_a_lost_store_leaves_the_message_at_kafkas_offset_in_doubt_not_handed_ov
     ids = [json.loads(line)["notification_id"] for line in out.read_text().splitlines()]
     assert ids == [nid for nid, _ in sent]
     assert again.metrics.tally["duplicate"] == 1
+
+
+def test_stop_cuts_a_hand_over_to_a_webhook_that_hangs(
+    federation, kafka_bootstrap, notify_topic, subscriber_factory
+):
+    """Attack round 5: with a webhook that accepts and never answers, one hand-over took
+    its five tries of ten seconds; SIGTERM waited for all of them, past a container's
+    stop grace period, and the SIGKILL that followed counted as a death on the message,
+    which a few such restarts set aside (``crashed-repeatedly``) unsent. ``stop`` gives
+    the hand-over up (``Retry``, the offset kept) at once."""
+    import socket
+
+    nid, value = notification_bytes(federation, 1)
+    publish(kafka_bootstrap, notify_topic, [(nid, value)])
+    port = free_port()
+    listener = socket.create_server(("127.0.0.1", port))
+    held: list[socket.socket] = []
+
+    def hold() -> None:
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    acceptor = threading.Thread(target=hold, daemon=True)
+    acceptor.start()
+    sink = WebhookSink(f"http://127.0.0.1:{port}/notify")  # defaults: 5 tries of 10 s
+    subscriber = subscriber_factory(notify_topic, sink=sink)
+    worker = threading.Thread(target=subscriber.run, kwargs={"idle_timeout": 120})
+    worker.start()
+    try:
+        wait_for(lambda: held, what="the hand-over to reach the webhook")
+        subscriber.stop()
+        worker.join(timeout=5)
+        assert not worker.is_alive(), "stop waited for the hanging webhook"
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+        subscriber.stop()
+        worker.join(timeout=120)
+    assert subscriber.metrics.tally["delivered"] == 0
+    assert subscriber.metrics.tally["dead-lettered"] == 0
+    assert subscriber.store.state(nid) == "pending"  # in doubt: it may have reached it
+    assert subscriber.store.next_offset(notify_topic, 0) is None  # the offset is kept
