@@ -85,7 +85,7 @@ class _Deadline:
     (and the subscriber, deaf to ``stop`` meanwhile) for as long as it liked."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # ``expire`` may run in a signal handler
         self._sockets: list[socket.socket] = []
         self._expired = False
 
@@ -196,7 +196,9 @@ class WebhookSink(Sink):
         self._backoff = backoff
         self._headers = dict(headers or {})
         self._interrupted = threading.Event()
-        self._busy = threading.Lock()
+        # Re-entrant: ``interrupt`` may run in a signal handler on the thread that
+        # holds it (the CLI stops on SIGTERM in the thread that delivers).
+        self._busy = threading.RLock()
         self._in_hand = False
         self._sleep = sleep or self._interrupted.wait
         self._deadline = _Deadline()
