@@ -81,7 +81,11 @@ class Subscriber:
         self.settings = settings
         self.metrics = metrics or SubscriberMetrics()
         self.store = DeliveryStore(settings.store)
-        self.dead_letters = DeadLetterFile(settings.dead_letters)
+        try:
+            self.dead_letters = DeadLetterFile(settings.dead_letters)
+        except BaseException:
+            self.store.close()  # its lock would refuse the retry that follows
+            raise
         self.sink = sink
         self._delivery = Delivery(
             settings, directory=directory, key=key, sink=sink, store=self.store,

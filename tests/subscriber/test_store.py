@@ -33,3 +33,22 @@ def test_a_damaged_store_is_a_typed_error_not_a_fresh_start(tmp_path, damage):
     with pytest.raises(DeliveryStoreError) as caught:
         DeliveryStore(path)
     assert caught.value.reason == "store-failed"
+
+
+def test_a_subscriber_that_fails_to_start_lets_go_of_its_store(federation, tmp_path):
+    """The store's lock must not outlive a start that failed after taking it (here the
+    dead-letter file cannot be made), or the retry that follows is refused as in use."""
+    from subscriber import CallbackSink, Subscriber, SubscriberSettings
+    from tests.subscriber.factory import SERVICE
+
+    blocked = tmp_path / "dead-letters.jsonl"
+    blocked.mkdir()  # a careless operator's folder where the file should be
+    settings = SubscriberSettings(
+        bootstrap="127.0.0.1:1", service=SERVICE, store=tmp_path / "delivered.sqlite",
+        dead_letters=blocked,
+    )  # fmt: skip
+    with pytest.raises(DeliveryStoreError) as caught:
+        Subscriber(settings, directory=federation.load(), key=federation.sealing_key(SERVICE),
+                   sink=CallbackSink(lambda n: None))  # fmt: skip
+    assert caught.value.reason == "store-failed"
+    DeliveryStore(settings.store).close()  # while the failure is still in hand
