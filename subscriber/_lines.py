@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-__all__ = ["append_line", "open_for_lines"]
+__all__ = ["append_line", "last_line", "open_for_lines"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,32 @@ def open_for_lines(path: Path) -> io.FileIO:
         file.close()
         raise
     return file
+
+
+def last_line(path: Path) -> bytes:
+    """The file's last whole line, without its newline (empty if none), however long:
+    read back from the end a chunk at a time, not a fixed tail that a long line
+    outgrows.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    with path.open("rb") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        if end:
+            handle.seek(end - 1)
+            if handle.read(1) == b"\n":
+                end -= 1  # the last line's own newline
+        start, tail = end, b""
+        while start > 0:
+            step = min(_CHUNK, start)
+            start -= step
+            handle.seek(start)
+            tail = handle.read(step) + tail
+            newline = tail.rfind(b"\n")  # only the chunk just read can hold one
+            if newline >= 0:
+                return tail[newline + 1 :]
+        return tail
 
 
 def append_line(file: io.FileIO, line: bytes, *, path: Path) -> None:

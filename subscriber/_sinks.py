@@ -21,12 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from subscriber._errors import HandoverFailed
-from subscriber._lines import append_line, open_for_lines
+from subscriber._lines import append_line, last_line, open_for_lines
 from subscriber._open import OpenedNotification
 
 __all__ = ["CallbackSink", "JsonLinesSink", "Sink"]
-
-_TAIL_BYTES = 1 << 20  # one line is one notification; far below this
 
 
 class Sink(ABC):
@@ -125,13 +123,11 @@ class JsonLinesSink(Sink):
 
     def _last_id(self) -> str | None:
         assert self.path is not None
-        with self.path.open("rb") as handle:
-            handle.seek(max(0, self.path.stat().st_size - _TAIL_BYTES))
-            lines = handle.read().splitlines()
-        if not lines:
+        line = last_line(self.path)
+        if not line:
             return None
         try:
-            found = json.loads(lines[-1]).get("notification_id")
+            found = json.loads(line).get("notification_id")
         except (ValueError, AttributeError):
             return None
         return found if isinstance(found, str) else None

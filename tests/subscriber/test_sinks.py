@@ -63,3 +63,17 @@ def test_a_sink_closed_under_a_hand_over_never_writes_into_a_file_opened_since(t
             sink.deliver(_notification(1))
         unrelated.flush()
     assert other.read_bytes() == b"" and out.read_bytes() == b""
+
+
+def test_a_line_longer_than_a_mebibyte_in_doubt_is_still_found(tmp_path):
+    """Attack round 5: ``confirm`` read only the file's last MiB, so a larger line (many
+    events or long fields) did not parse, read as "not handed over", and was written
+    again after a crash."""
+    out = tmp_path / "out.jsonl"
+    big = OpenedNotification(
+        notification_id="ntf-big", agreement_id="a", purpose="p", service="s",
+        created_at=datetime(2026, 12, 1, tzinfo=UTC), score=1.0, method="exact", events=(),
+        fields={"evt-1": {"notes": "n" * (3 << 19)}},
+    )  # fmt: skip
+    JsonLinesSink(out).deliver(big)  # then the crash, before the store's commit
+    assert JsonLinesSink(out).confirm("ntf-big") is True
