@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import stat
 from pathlib import Path
 
 __all__ = ["append_line", "last_line", "open_for_lines"]
@@ -32,14 +33,18 @@ def open_for_lines(path: Path) -> io.FileIO:
         OSError: the file cannot be opened or cut.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-    file = io.FileIO(fd, "r+")  # closes fd from here on
+    # Write-only: a pipe (``/dev/stdout`` in a container) opened to read as well
+    # would be read by us; it has no tail to cut, so it is appended to as it is.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    file = io.FileIO(fd, "w")  # closes fd from here on
     try:
+        if not is_regular(file):
+            return file
         end = os.fstat(fd).st_size
         keep = end
         while keep > 0:
             start = max(0, keep - _CHUNK)
-            chunk = os.pread(fd, keep - start, start)
+            chunk = _read_at(path, start, keep - start)
             if keep == end and chunk.endswith(b"\n"):
                 break  # whole: nothing to cut
             newline = chunk.rfind(b"\n")
@@ -53,6 +58,17 @@ def open_for_lines(path: Path) -> io.FileIO:
         file.close()
         raise
     return file
+
+
+def is_regular(file: io.FileIO) -> bool:
+    """A regular file: one with a tail to read, cut and fsync (not a pipe or terminal)."""
+    return stat.S_ISREG(os.fstat(file.fileno()).st_mode)
+
+
+def _read_at(path: Path, offset: int, size: int) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read(size)
 
 
 def last_line(path: Path) -> bytes:
@@ -88,13 +104,17 @@ def append_line(file: io.FileIO, line: bytes, *, path: Path) -> None:
         OSError: it could not be written whole; what got through was cut off again
             (if even that fails, the next open cuts it).
     """
+    regular = is_regular(file)
     start = os.fstat(file.fileno()).st_size
     data = memoryview(line)
     try:
         while data:
             data = data[file.write(data) or 0 :]
-        os.fsync(file.fileno())
+        if regular:  # fsync fails on a pipe, which holds nothing to keep
+            os.fsync(file.fileno())
     except OSError:
+        if not regular:
+            raise
         try:
             file.truncate(start)
         except OSError:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from subscriber._errors import HandoverFailed
-from subscriber._lines import append_line, last_line, open_for_lines
+from subscriber._lines import append_line, is_regular, last_line, open_for_lines
 from subscriber._open import OpenedNotification
 
 __all__ = ["CallbackSink", "JsonLinesSink", "Sink"]
@@ -76,7 +76,8 @@ class CallbackSink(Sink):
 class JsonLinesSink(Sink):
     """Appends one JSON object per line, flushed and fsynced before ``deliver`` returns.
 
-    ``-`` writes to standard output (then ``confirm`` cannot tell). The file is
+    ``-`` writes to standard output, and a pipe (``/dev/stdout`` in a container)
+    is written as it is; for both, ``confirm`` cannot tell. The file is
     created 0600: it holds opened personal data. A line torn by a crash is cut
     off when the file is opened again, so every line is whole.
 
@@ -88,13 +89,16 @@ class JsonLinesSink(Sink):
     def __init__(self, path: Path | str) -> None:
         self.path = None if str(path) == "-" else Path(path)
         self._file: io.FileIO | None = None
+        self._regular = False  # a pipe or stdout: nothing to read back
         self._last_at_open: str | None = None
         if self.path is None:
             return
         try:
             # Unbuffered, cut back on failure, torn tail cut at open (``_lines``).
             self._file = open_for_lines(self.path)
-            self._last_at_open = self._last_id()
+            self._regular = is_regular(self._file)
+            if self._regular:
+                self._last_at_open = self._last_id()
         except OSError as exc:
             raise HandoverFailed(f"cannot open {self.path}") from exc
 
@@ -117,7 +121,7 @@ class JsonLinesSink(Sink):
         """Only the last line before the crash can be in doubt: hand-overs are one at a
         time, and the crash ended the process that wrote it. A hand-over that failed in
         this process is in doubt too, and is then the current last line, if anywhere."""
-        if self.path is None:
+        if not self._regular:
             return None
         return notification_id in (self._last_at_open, self._last_id())
 

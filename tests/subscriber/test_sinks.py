@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -77,3 +78,31 @@ def test_a_line_longer_than_a_mebibyte_in_doubt_is_still_found(tmp_path):
     )  # fmt: skip
     JsonLinesSink(out).deliver(big)  # then the crash, before the store's commit
     assert JsonLinesSink(out).confirm("ntf-big") is True
+
+
+def test_a_pipe_such_as_dev_stdout_is_written_to_like_standard_output(tmp_path):
+    """Attack round 5: ``--jsonl /dev/stdout`` in a container (stdout a pipe) could not
+    start: the sink opened the pipe to look for a torn last line, which a pipe does not
+    have ("cannot open"), and fsync fails on one. A pipe is written like ``-``: lines
+    whole, nothing to cut, and ``confirm`` cannot tell."""
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    lines: list[bytes] = []
+
+    def read() -> None:
+        with fifo.open("rb") as pipe:  # opens once the sink opens the other end
+            lines.extend(pipe)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    made: list[JsonLinesSink] = []
+    opener = threading.Thread(target=lambda: made.append(JsonLinesSink(fifo)), daemon=True)
+    opener.start()
+    opener.join(timeout=10)
+    assert made, "opening the sink on a pipe hung"
+    sink = made[0]
+    sink.deliver(_notification(1))
+    assert sink.confirm("ntf-1") is None
+    sink.close()
+    reader.join(timeout=10)
+    assert [json.loads(line)["notification_id"] for line in lines] == ["ntf-1"]
