@@ -61,7 +61,10 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         """The wait before retry ``attempt`` (0-based)."""
-        ceiling = min(self.maximum, self.initial * self.factor**attempt)
+        try:
+            ceiling = min(self.maximum, self.initial * self.factor**attempt)
+        except OverflowError:  # ~1024 failures in a row: an outage of hours at the cap
+            ceiling = self.maximum
         return random.uniform(ceiling / 2, ceiling)
 
 

@@ -169,3 +169,15 @@ def test_a_try_after_a_refused_connection_is_not_in_doubt():
                            backoff=Backoff(initial=0.01, attempts=2), sleep=listen_now)  # fmt: skip
         sink.deliver(NOTIFICATION)  # the first try is refused: it was never sent
         assert [h["Fedbroker-In-Doubt"] for h, _ in hooks[0].received] == ["0"]
+
+
+def test_the_wait_between_failed_hand_overs_stays_at_its_cap_however_long_the_outage():
+    """Attack round 5: the subscriber counts failed hand-overs in a row and asks the
+    backoff for that attempt's wait; ``factor ** attempt`` overflowed a float after 1024
+    of them (some 8.5 hours of a webhook down, at 30 s each), and the OverflowError
+    stopped the subscriber that the docs say waits out an outage of hours."""
+    from subscriber import DEFAULT_RETRY_BACKOFF
+
+    for attempt in (1023, 1024, 10**6):
+        wait = DEFAULT_RETRY_BACKOFF.delay(attempt)
+        assert DEFAULT_RETRY_BACKOFF.maximum / 2 <= wait <= DEFAULT_RETRY_BACKOFF.maximum
