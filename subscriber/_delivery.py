@@ -189,7 +189,9 @@ class Delivery:
         outlive its id the same way."""
         age = time.time() - notification.created_at.timestamp()
         nid = notification.notification_id
-        if age > self._store.retention_seconds - _CLOCK_SKEW:
+        retention = self._store.retention_seconds
+        # A retention shorter than two days keeps half of itself, not nothing.
+        if age > retention - min(_CLOCK_SKEW, retention / 2):
             raise NotificationExpired(f"notification {nid} is older than ids are remembered")
         if -age > _CLOCK_SKEW:
             raise NotificationExpired(f"notification {nid} is dated ahead", reason="future-dated")

@@ -77,3 +77,22 @@ def test_a_notification_older_than_the_ids_are_remembered_is_refused_not_handed_
     assert delivery.handle(Place(TOPIC, 0, 2), fresh) == "delivered"
     assert handed == [fresh_id]
     assert [(d.reason, d.offset) for d in dead.read()] == [("expired", 0), ("future-dated", 1)]
+
+
+def test_a_short_retention_still_hands_over_fresh_notifications(federation, tmp_path):
+    """The day allowed for clock skew must not swallow a retention shorter than a day."""
+    settings = SubscriberSettings(bootstrap="unused:9092", service=SERVICE,
+                                  store=tmp_path / "store.sqlite",
+                                  dead_letters=tmp_path / "dead.jsonl")  # fmt: skip
+    handed: list[str] = []
+    delivery = Delivery(settings, directory=federation.load(),
+                        key=federation.sealing_key(SERVICE),
+                        sink=CallbackSink(lambda n: handed.append(n.notification_id)),
+                        store=DeliveryStore(settings.store, retention_seconds=3600),
+                        dead_letters=DeadLetterFile(settings.dead_letters),
+                        metrics=SubscriberMetrics())  # fmt: skip
+    nid, value = notification_bytes(federation, 1)
+    _, old = notification_bytes(federation, 2, created_at=datetime.now(UTC) - timedelta(hours=2))
+    assert delivery.handle(Place(TOPIC, 0, 0), value) == "delivered"
+    assert delivery.handle(Place(TOPIC, 0, 1), old) == "dead-lettered"
+    assert handed == [nid]
