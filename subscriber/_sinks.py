@@ -103,7 +103,10 @@ class JsonLinesSink(Sink):
             raise HandoverFailed(f"cannot open {self.path}") from exc
 
     def deliver(self, notification: OpenedNotification, *, in_doubt: bool = False) -> None:
-        line = json.dumps(notification.to_json(), sort_keys=True, ensure_ascii=False) + "\n"
+        document = notification.to_json()
+        if in_doubt:  # a reader that cannot be asked (stdout, a pipe) can still tell
+            document["in_doubt"] = True
+        line = json.dumps(document, sort_keys=True, ensure_ascii=False) + "\n"
         if self.path is None:
             try:
                 sys.stdout.write(line)

@@ -106,3 +106,16 @@ def test_a_pipe_such_as_dev_stdout_is_written_to_like_standard_output(tmp_path):
     sink.close()
     reader.join(timeout=10)
     assert [json.loads(line)["notification_id"] for line in lines] == ["ntf-1"]
+
+
+def test_a_notification_handed_over_again_in_doubt_says_so_on_standard_output(capsys):
+    """Attack round 5: after a crash in the hand-over window, a JSON Lines sink that
+    cannot look back (standard output, a pipe) got the notification again exactly as
+    the first time, where a callback gets ``in_doubt=True`` and a webhook
+    ``Fedbroker-In-Doubt: 1``: whatever read the lines could not tell a repeat."""
+    sink = JsonLinesSink("-")
+    sink.deliver(_notification(1))
+    sink.deliver(_notification(1), in_doubt=True)
+    first, again = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert "in_doubt" not in first  # the line's format is unchanged when not in doubt
+    assert again["in_doubt"] is True and again["notification_id"] == "ntf-1"
