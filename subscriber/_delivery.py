@@ -91,6 +91,14 @@ class Delivery:
         self._metrics = metrics
         self._codec = codec or Codec()
 
+    @property
+    def directory(self) -> Directory:
+        return self._directory
+
+    def use_directory(self, directory: Directory) -> None:
+        """Verify and open with this directory from the next message on (a reload)."""
+        self._directory = directory
+
     def handle(
         self, place: Place, value: bytes | None, *, first: bool = False, in_doubt: bool = False
     ) -> Outcome | Retry:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter as Tally
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from subscriber._errors import SubscriberError
 
@@ -44,6 +44,11 @@ class SubscriberMetrics:
             "fedbroker_subscriber_dead_letters",
             "Notifications refused and dead-lettered, by reason",
             ["reason"],
+            registry=self.registry,
+        )
+        self.directory_expires_in = Gauge(
+            "fedbroker_subscriber_directory_expires_in_seconds",
+            "Seconds the directory in force has left; below zero nothing is handed over",
             registry=self.registry,
         )
         self.retries = Counter(

@@ -23,13 +23,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError, OffsetOutOfRangeError
 from kafka.structs import OffsetAndMetadata
 
-from consent import Directory
+from consent import ConsentError, Directory, DirectoryWatcher
 from schemas import Codec
 from subscriber._deadletter import DeadLetterFile
 from subscriber._delivery import Delivery, Place, Retry
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 _MAX_POLL_RECORDS = 200
 _DISCOVERY_INTERVAL = 10.0
 _FIRST_DISCOVERY_INTERVAL = 0.5
+_DIRECTORY_INTERVAL = 10.0
 
 
 @contextmanager
@@ -61,7 +63,11 @@ class Subscriber:
 
     Args:
         settings: where to read and keep state (``SubscriberSettings``).
-        directory: the verified directory (``consent.load_directory``).
+        directory: a ``consent.DirectoryWatcher`` (polled every 10 s and at each
+            ``run``: a revoked key or a withdrawn agreement bites without a
+            restart), or a fixed verified directory (``consent.load_directory``).
+            Past the directory's expiry nothing is handed over until a valid one
+            is in place.
         key: this service's X25519 private key.
         sink: where notifications go (``CallbackSink``, ``JsonLinesSink``, ``WebhookSink``).
         metrics: counters (default None: a fresh registry, see ``metrics``).
@@ -72,7 +78,7 @@ class Subscriber:
         self,
         settings: SubscriberSettings,
         *,
-        directory: Directory,
+        directory: Directory | DirectoryWatcher,
         key: X25519PrivateKey,
         sink: Sink,
         metrics: SubscriberMetrics | None = None,
@@ -87,6 +93,11 @@ class Subscriber:
             self.store.close()  # its lock would refuse the retry that follows
             raise
         self.sink = sink
+        self._watcher: DirectoryWatcher | None = None
+        if isinstance(directory, DirectoryWatcher):
+            self._watcher, directory = directory, directory.current
+        self._next_directory_check = 0.0
+        self._expired_serial: int | None = None
         self._delivery = Delivery(
             settings, directory=directory, key=key, sink=sink, store=self.store,
             dead_letters=self.dead_letters, metrics=self.metrics, codec=codec,
@@ -161,6 +172,37 @@ class Subscriber:
                     self._consumer.seek_to_beginning(tp)
         log.info("reading %s partitions %s", topic, [tp.partition for tp in new])
 
+    def _directory_in_force(self) -> bool:
+        """Take up a new directory if its file changed; False while the one in force
+        has expired: what it says about keys and revocations may no longer hold,
+        so nothing is verified against it (the offsets wait; nothing is lost)."""
+        now = datetime.now(UTC)
+        if self._watcher is not None and time.monotonic() >= self._next_directory_check:
+            self._next_directory_check = time.monotonic() + _DIRECTORY_INTERVAL
+            try:
+                change = self._watcher.poll(now)
+            except ConsentError as exc:  # reported once per bad version; the current stays
+                log.error("directory %s refused (%s)", self._watcher.path, exc.reason)
+                change = None
+            if change is not None:
+                self._delivery.use_directory(change.current)
+                if change.needs_restart:
+                    log.warning("directory serial %d needs a restart: %s",
+                                change.current.serial, "; ".join(change.needs_restart))  # fmt: skip
+        directory = self._delivery.directory
+        self.metrics.directory_expires_in.set(directory.expires_in(now))
+        if now < directory.expires_at:
+            self._expired_serial = None
+            return True
+        if self._expired_serial != directory.serial:
+            self._expired_serial = directory.serial
+            log.error("directory serial %d expired at %s; handing nothing over until a "
+                      "valid one is in place", directory.serial,
+                      directory.expires_at.isoformat())  # fmt: skip
+        if self._watcher is not None:  # look for the new one sooner
+            self._next_directory_check = min(self._next_directory_check, time.monotonic() + 1.0)
+        return False
+
     def stop(self) -> None:
         """Ask ``run`` to return after the message in hand, giving up a hand-over in
         progress that the sink can cut short (``Sink.interrupt``: the webhook); it is
@@ -182,7 +224,13 @@ class Subscriber:
     def _run(self, max_delivered: int, idle_timeout: float | None) -> None:
         self._limit = max_delivered
         last = time.monotonic()
+        self._next_directory_check = 0.0  # a file replaced between runs is read now
         while not self._stop.is_set() and not self._limit_reached():
+            if not self._directory_in_force():
+                if idle_timeout is not None and time.monotonic() - last > idle_timeout:
+                    return
+                self._stop.wait(self.settings.poll_timeout)
+                continue
             self._discover()
             try:
                 with _kafka("polling"):

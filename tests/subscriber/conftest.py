@@ -78,6 +78,7 @@ def subscriber_factory(
         received: list[OpenedNotification] | None = None,
         group: str | None = None,
         state: Path | None = None,
+        directory: object = None,
         **settings: object,
     ) -> Subscriber:
         state = state or tmp_path / "state"
@@ -88,7 +89,7 @@ def subscriber_factory(
                 dead_letters=state / "dead-letters.jsonl", poll_timeout=0.2,
                 **settings,  # type: ignore[arg-type]
             ),
-            directory=federation.load(),
+            directory=directory or federation.load(),  # type: ignore[arg-type]
             key=federation.sealing_key(SERVICE),
             sink=sink or CallbackSink((received if received is not None else []).append),
         )  # fmt: skip
