@@ -14,7 +14,7 @@ Tree (mirrored in docs/errors.md)::
         │                                                   also "future-dated"
         ├── HandoverFailed             "handover-failed"    transient: retried, never lost;
         │                                                    also "webhook-redirected",
-        │                                                    "interrupted"
+        │                                                    "webhook-misconfigured", "interrupted"
         │   └── HandoverRefused        "handover-refused"   the service said no for good
         ├── DeliveryStoreError         "store-failed"       the delivered-id store is unusable;
         │                                                    also "store-in-use"
@@ -92,7 +92,8 @@ class HandoverFailed(SubscriberError):
 
 
 class HandoverRefused(HandoverFailed):
-    """The service refused it for good (a 4xx other than 408/429): dead-lettered."""
+    """The service refused this notification for good (a 4xx about it, such as 400
+    or 422, not about the endpoint): dead-lettered."""
 
     reason = "handover-refused"
 

@@ -6,8 +6,10 @@ service that receives the same id twice can tell. That happens only when a
 that got no answer (a timeout, a dropped connection); the next is then marked
 ``Fedbroker-In-Doubt: 1``. 2xx is delivered; 408, 429, 5xx and connection failures are retried,
 then reported as ``HandoverFailed`` (the subscriber keeps the offset and tries
-again later, so a webhook that is down for hours loses nothing); any other 4xx
-is ``HandoverRefused``. A redirect is never followed: urllib turns a POST
+again later, so a webhook that is down for hours loses nothing). So are 401,
+403, 404, 405, 407, 410 and 415, which say the endpoint or its credentials are
+wrong, not the notification (``webhook-misconfigured``); any other 4xx is
+``HandoverRefused``. A redirect is never followed: urllib turns a POST
 redirected by 301/302/303 into a GET without the body, whose 2xx would count as
 a hand-over of nothing, and it forwards every header (the service's token) to
 wherever ``Location`` points. It is retried as ``webhook-redirected`` until the
@@ -41,6 +43,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WEBHOOK_TIMEOUT = 10.0
 _RETRYABLE = frozenset({408, 425, 429})
+# About the endpoint, not the notification: a token expired or refused, a path
+# moved, a method or body type it no longer takes. Refused for good, each of these
+# would turn every notification into a dead letter until someone noticed.
+_MISCONFIGURED = frozenset({401, 403, 404, 405, 407, 410, 415})
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,12 +274,16 @@ class WebhookSink(Sink):
                 continue
             if 200 <= status < 300:
                 return
-            if 400 <= status < 500 and status not in _RETRYABLE:
+            if 400 <= status < 500 and status not in _RETRYABLE | _MISCONFIGURED:
                 raise HandoverRefused(
                     f"webhook refused {notification.notification_id} with HTTP {status}"
                 )
             problem = f"HTTP {status}"
-            reason = "webhook-redirected" if 300 <= status < 400 else HandoverFailed.reason
+            reason = (
+                "webhook-redirected" if 300 <= status < 400
+                else "webhook-misconfigured" if status in _MISCONFIGURED
+                else HandoverFailed.reason
+            )  # fmt: skip
         log.warning("webhook did not take %s: %s", notification.notification_id, problem)
         raise HandoverFailed(
             f"webhook did not take {notification.notification_id}: {problem}", reason=reason

@@ -182,3 +182,28 @@ def test_the_wait_between_failed_hand_overs_stays_at_its_cap_however_long_the_ou
     for attempt in (1023, 1024, 10**6):
         wait = DEFAULT_RETRY_BACKOFF.delay(attempt)
         assert DEFAULT_RETRY_BACKOFF.maximum / 2 <= wait <= DEFAULT_RETRY_BACKOFF.maximum
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 405, 407, 410, 415])
+def test_an_answer_about_the_endpoint_not_the_notification_is_retried_not_a_refusal(status):
+    """Attack round 5: every 4xx but 408/425/429 was a refusal for good, so an expired
+    webhook token (401/403) or a service deployed under a new path (404) turned every
+    notification into a dead letter until someone noticed: a whole stream lost to a
+    configuration slip. Those answers describe the endpoint; they are retried, the
+    offset kept, as for a webhook that is down."""
+    port = free_port()
+    with serve(port, statuses=[status] * QUICK.attempts) as hook:
+        with pytest.raises(HandoverFailed) as caught:
+            _sink(port).deliver(NOTIFICATION)
+        assert not isinstance(caught.value, HandoverRefused)
+        assert caught.value.reason == "webhook-misconfigured"
+        _sink(port).deliver(NOTIFICATION)  # put right: it is taken
+    assert hook.ids() == ["ntf-1"]
+
+
+@pytest.mark.parametrize("status", [400, 409, 413, 422])
+def test_an_answer_about_the_notification_is_still_a_refusal(status):
+    port = free_port()
+    with serve(port, statuses=[status]) as hook, pytest.raises(HandoverRefused):
+        _sink(port).deliver(NOTIFICATION)
+    assert hook.answered == [status]
