@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from subscriber._errors import DeliveryStoreError
-from subscriber._lines import append_line, open_for_lines
+from subscriber._lines import append_line, open_for_lines, reopened_if_moved
 
 __all__ = ["DeadLetter", "DeadLetterFile"]
 
@@ -51,6 +51,7 @@ class DeadLetterFile:
         stamped = letter if letter.at else _stamped(letter)
         line = json.dumps(asdict(stamped), sort_keys=True) + "\n"
         try:
+            self._file = reopened_if_moved(self._file, self.path)
             append_line(self._file, line.encode("utf-8"), path=self.path)
         except OSError as exc:
             raise DeliveryStoreError(f"cannot write the dead-letter file {self.path}") from exc

@@ -14,7 +14,7 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["append_line", "last_line", "open_for_lines"]
+__all__ = ["append_line", "is_regular", "last_line", "open_for_lines", "reopened_if_moved"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,31 @@ def last_line(path: Path) -> bytes:
             if newline >= 0:
                 return tail[newline + 1 :]
         return tail
+
+
+def reopened_if_moved(file: io.FileIO, path: Path) -> io.FileIO:
+    """``file`` if it is still the one at ``path``, else ``path`` opened afresh.
+
+    An operator who deletes the file "to clear it", or logrotate moving it aside,
+    would otherwise leave every later line in a file nobody reads any more, each
+    recorded as handed over.
+
+    Raises:
+        OSError: the file cannot be opened again.
+    """
+    if not is_regular(file):
+        return file
+    held = os.fstat(file.fileno())
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        on_disk = None
+    if on_disk is not None and (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino):
+        return file
+    log.warning("%s was moved or deleted while open; writing to it afresh", path)
+    fresh = open_for_lines(path)
+    file.close()
+    return fresh
 
 
 def append_line(file: io.FileIO, line: bytes, *, path: Path) -> None:

@@ -21,7 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from subscriber._errors import HandoverFailed
-from subscriber._lines import append_line, is_regular, last_line, open_for_lines
+from subscriber._lines import (
+    append_line,
+    is_regular,
+    last_line,
+    open_for_lines,
+    reopened_if_moved,
+)
 from subscriber._open import OpenedNotification
 
 __all__ = ["CallbackSink", "JsonLinesSink", "Sink"]
@@ -116,6 +122,7 @@ class JsonLinesSink(Sink):
             return
         assert self._file is not None  # opened with the path
         try:
+            self._file = reopened_if_moved(self._file, self.path)
             append_line(self._file, line.encode("utf-8"), path=self.path)
         except OSError as exc:
             raise HandoverFailed(f"cannot write to {self.path}") from exc

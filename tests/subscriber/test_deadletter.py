@@ -39,3 +39,13 @@ def test_a_letter_torn_by_a_crash_is_cut_off_when_the_file_is_opened(tmp_path):
     restarted.write(_letter(2))
     assert [letter.offset for letter in restarted.read()] == [1, 2]
     restarted.close()
+
+
+def test_a_dead_letter_file_deleted_while_in_use_is_made_again(tmp_path):
+    path = tmp_path / "dead.jsonl"
+    letters = DeadLetterFile(path)
+    letters.write(_letter(1))
+    path.unlink()  # "clearing" the dead letters while the subscriber runs
+    letters.write(_letter(2))
+    assert [letter.offset for letter in letters.read()] == [2]
+    letters.close()

@@ -119,3 +119,24 @@ def test_a_notification_handed_over_again_in_doubt_says_so_on_standard_output(ca
     first, again = (json.loads(line) for line in capsys.readouterr().out.splitlines())
     assert "in_doubt" not in first  # the line's format is unchanged when not in doubt
     assert again["in_doubt"] is True and again["notification_id"] == "ntf-1"
+
+
+@pytest.mark.parametrize("how", ["deleted", "rotated"])
+def test_a_file_deleted_or_rotated_under_a_running_sink_is_made_again(tmp_path, how):
+    """Attack round 5: an operator deleted the file "to clear it", or logrotate moved it
+    aside, while the subscriber ran; every notification after that went into the
+    unlinked or moved file, the store recorded each as handed over, and the service,
+    reading the path it was given, never saw them."""
+    out = tmp_path / "out.jsonl"
+    sink = JsonLinesSink(out)
+    sink.deliver(_notification(1))
+    if how == "deleted":
+        out.unlink()
+    else:
+        out.rename(tmp_path / "out.jsonl.1")
+    sink.deliver(_notification(2))
+    sink.close()
+    assert _ids(out) == ["ntf-2"]
+    assert os.stat(out).st_mode & 0o777 == 0o600
+    if how == "rotated":
+        assert _ids(tmp_path / "out.jsonl.1") == ["ntf-1"]
