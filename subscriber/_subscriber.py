@@ -320,7 +320,7 @@ class Subscriber:
 
         Safe from another thread; not from inside the sink, which ``run`` is waiting on.
         """
-        self._stop.set()
+        self.stop()
         with self._running:
             self._close()
 
