@@ -4,9 +4,11 @@ The body is the notification's JSON; ``Idempotency-Key`` carries its id, so a
 service that receives the same id twice can tell. That happens only when a
 ``2xx`` may have been lost: a crash between it and our store's commit, or a try
 that got no answer (a timeout, a dropped connection); the next is then marked
-``Fedbroker-In-Doubt: 1``. 2xx is delivered; 408, 429, 5xx and connection failures are retried,
-then reported as ``HandoverFailed`` (the subscriber keeps the offset and tries
-again later, so a webhook that is down for hours loses nothing). So are 401,
+``Fedbroker-In-Doubt: 1``.
+
+2xx is delivered; 408, 429, 5xx and connection failures are retried, then
+reported as ``HandoverFailed`` (the subscriber keeps the offset and tries again
+later, so a webhook that is down for hours loses nothing). So are 401,
 403, 404, 405, 407, 410 and 415, which say the endpoint or its credentials are
 wrong, not the notification (``webhook-misconfigured``); any other 4xx is
 ``HandoverRefused``. A redirect is never followed: urllib turns a POST
