@@ -49,3 +49,18 @@ def test_a_dead_letter_file_deleted_while_in_use_is_made_again(tmp_path):
     letters.write(_letter(2))
     assert [letter.offset for letter in letters.read()] == [2]
     letters.close()
+
+
+def test_a_letter_written_again_after_a_crash_before_the_stores_commit_is_kept_once(tmp_path):
+    """Attack round 5: killed between writing a dead letter and moving the store past
+    its message, the subscriber refused the same message again on restart and wrote a
+    second letter for it: an operator counting or replaying letters saw it twice."""
+    path = tmp_path / "dead.jsonl"
+    letters = DeadLetterFile(path)
+    letters.write(_letter(5))  # then kill -9, before the store's commit
+    letters.close()
+    restarted = DeadLetterFile(path)
+    restarted.write(_letter(5))  # the same message, refused again
+    restarted.write(_letter(6))
+    assert [letter.offset for letter in restarted.read()] == [5, 6]
+    restarted.close()
