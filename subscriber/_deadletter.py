@@ -10,12 +10,18 @@ goes on past it (issue 11, item 3).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from subscriber._errors import DeliveryStoreError
+from subscriber._lines import (
+    append_line,
+    is_regular,
+    last_line,
+    open_for_lines,
+    reopened_if_moved,
+)
 
 __all__ = ["DeadLetter", "DeadLetterFile"]
 
@@ -41,18 +47,24 @@ class DeadLetterFile:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            # Unbuffered, cut back on failure, torn tail cut at open (``_lines``):
+            # operators' tools read it line by line.
+            self._file = open_for_lines(self.path)
+            self._last_at_open = self._last_place()
         except OSError as exc:
             raise DeliveryStoreError(f"cannot open the dead-letter file {self.path}") from exc
-        self._handle = os.fdopen(fd, "a", encoding="utf-8")
 
     def write(self, letter: DeadLetter) -> None:
+        """Append ``letter``, unless it repeats the last one written before this process
+        started or the last one now: a process killed between a letter and the store's
+        commit refuses the same message again on restart."""
         stamped = letter if letter.at else _stamped(letter)
+        line = json.dumps(asdict(stamped), sort_keys=True) + "\n"
         try:
-            self._handle.write(json.dumps(asdict(stamped), sort_keys=True) + "\n")
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+            self._file = reopened_if_moved(self._file, self.path)
+            if _place(letter) in (self._last_at_open, self._last_place()):
+                return
+            append_line(self._file, line.encode("utf-8"), path=self.path)
         except OSError as exc:
             raise DeliveryStoreError(f"cannot write the dead-letter file {self.path}") from exc
 
@@ -61,8 +73,20 @@ class DeadLetterFile:
         with self.path.open(encoding="utf-8") as handle:
             return [DeadLetter(**json.loads(line)) for line in handle if line.strip()]
 
+    def _last_place(self) -> tuple[object, ...] | None:
+        if not is_regular(self._file):
+            return None
+        try:
+            return _place(DeadLetter(**json.loads(last_line(self.path))))
+        except (ValueError, TypeError):
+            return None
+
     def close(self) -> None:
-        self._handle.close()
+        self._file.close()
+
+
+def _place(letter: DeadLetter) -> tuple[object, ...]:
+    return (letter.service, letter.topic, letter.partition, letter.offset, letter.reason)
 
 
 def _stamped(letter: DeadLetter) -> DeadLetter:

@@ -6,7 +6,8 @@ order that keeps the promises of docs/subscriber.md:
 
 1. verify the broker's signature, then open and check (``_open``); a refusal is
    dead-lettered under its reason code and the partition moves on;
-2. an id already handed over is passed by (a duplicate);
+2. an id already handed over is passed by (a duplicate); one made before the
+   oldest id the store remembers is refused (``expired``);
 3. the id is marked ``pending``, the sink takes it, and the id and the offset
    past it are committed together (``_store``);
 4. a failed hand-over keeps the offset (``Retry``); an unexpected error is
@@ -17,6 +18,7 @@ order that keeps the promises of docs/subscriber.md:
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Literal
@@ -26,7 +28,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from consent import Directory
 from schemas import Codec, FedbrokerError, MatchNotification
 from subscriber._deadletter import DeadLetter, DeadLetterFile
-from subscriber._errors import DeliveryStoreError, HandoverFailed, HandoverRefused
+from subscriber._errors import (
+    DeliveryStoreError,
+    HandoverFailed,
+    HandoverRefused,
+    NotificationExpired,
+)
 from subscriber._metrics import SubscriberMetrics
 from subscriber._open import open_notification, read_notification
 from subscriber._settings import SubscriberSettings
@@ -36,6 +43,10 @@ from subscriber._store import DeliveryStore
 __all__ = ["Delivery", "Outcome", "Place", "Retry"]
 
 log = logging.getLogger(__name__)
+
+_CLOCK_SKEW = 24 * 3600.0
+"""How far the broker's clock may be from this one, in seconds; beyond it a
+notification's date cannot be trusted to bound its id's retention."""
 
 Outcome = Literal["delivered", "duplicate", "skipped", "dead-lettered"]
 
@@ -80,13 +91,26 @@ class Delivery:
         self._metrics = metrics
         self._codec = codec or Codec()
 
-    def handle(self, place: Place, value: bytes | None, *, first: bool = False) -> Outcome | Retry:
+    @property
+    def directory(self) -> Directory:
+        return self._directory
+
+    def use_directory(self, directory: Directory) -> None:
+        """Verify and open with this directory from the next message on (a reload)."""
+        self._directory = directory
+
+    def handle(
+        self, place: Place, value: bytes | None, *, first: bool = False, in_doubt: bool = False
+    ) -> Outcome | Retry:
         """Decide and carry out what happens to one message; never raises for its content.
 
         ``first`` marks the first message of a partition since this process
         started: a process that died on it (a crash no ``except`` sees) counts as
         an attempt, so a message that kills the process every time is set aside
         after ``max_unexpected_attempts`` deaths (reason ``crashed-repeatedly``).
+
+        ``in_doubt`` says the message may have been handed over though the store has
+        no record of it (the store was lost); the sink is asked, as for ``pending``.
 
         Raises:
             DeliveryStoreError: the store or dead-letter file cannot be written;
@@ -96,20 +120,20 @@ class Delivery:
             deaths = self._store.add_attempt(place.topic, place.partition, place.offset)
             if deaths > self.settings.max_unexpected_attempts:
                 return self._dead_letter(place, "crashed-repeatedly", None)
-        outcome = self._handle(place, value)
+        outcome = self._handle(place, value, in_doubt)
         if first and isinstance(outcome, Retry):
             # It returned: the process did not die on this message. Left counted, a
             # few restarts during a hand-over outage would set it aside unsent.
             self._store.withdraw_attempt(place.topic, place.partition, place.offset)
         return outcome
 
-    def _handle(self, place: Place, value: bytes | None) -> Outcome | Retry:
+    def _handle(self, place: Place, value: bytes | None, maybe_handed: bool) -> Outcome | Retry:
         notification: MatchNotification | None = None
         try:
             notification = read_notification(
                 value or b"", directory=self._directory, codec=self._codec
             )
-            return self._deliver(place, notification)
+            return self._deliver(place, notification, maybe_handed)
         except DeliveryStoreError:
             raise
         except HandoverRefused as exc:
@@ -136,7 +160,9 @@ class Delivery:
                 place, "unexpected-error", notification, error_type=type(exc).__name__
             )
 
-    def _deliver(self, place: Place, notification: MatchNotification) -> Outcome:
+    def _deliver(
+        self, place: Place, notification: MatchNotification, maybe_handed: bool
+    ) -> Outcome:
         wanted = self.settings.agreement
         nid = notification.notification_id
         if wanted is not None and notification.agreement_id != wanted:
@@ -146,11 +172,12 @@ class Delivery:
         if state == "delivered":
             self._advance(place)
             return self._counted("duplicate")
+        self._check_age(notification)
         opened = open_notification(
             notification, service=self.settings.service, key=self._key, directory=self._directory
         )
         in_doubt = False
-        if state == "pending":
+        if state == "pending" or (state is None and maybe_handed):
             confirmed = self._sink.confirm(nid)
             if confirmed:
                 log.info("%s was handed over before a crash; recorded now", nid)
@@ -161,6 +188,21 @@ class Delivery:
         self._sink.deliver(opened, in_doubt=in_doubt)
         self._advance(place, delivered=nid)
         return self._counted("delivered")
+
+    def _check_age(self, notification: MatchNotification) -> None:
+        """Refuse what the store may have forgotten: an id is forgotten
+        ``retention_seconds`` after its hand-over, so a notification made longer ago
+        than that (less the clock skew allowed between broker and service) may have
+        been handed over already; one dated ahead by more than the skew would
+        outlive its id the same way."""
+        age = time.time() - notification.created_at.timestamp()
+        nid = notification.notification_id
+        retention = self._store.retention_seconds
+        # A retention shorter than two days keeps half of itself, not nothing.
+        if age > retention - min(_CLOCK_SKEW, retention / 2):
+            raise NotificationExpired(f"notification {nid} is older than ids are remembered")
+        if -age > _CLOCK_SKEW:
+            raise NotificationExpired(f"notification {nid} is dated ahead", reason="future-dated")
 
     def _advance(self, place: Place, *, delivered: str | None = None) -> None:
         self._store.advance(place.topic, place.partition, place.offset + 1, delivered=delivered)

@@ -9,10 +9,15 @@ Tree (mirrored in docs/errors.md)::
         │   ├── UnknownAgreement       "unknown-agreement"  not in the signed directory
         │   ├── AgreementMismatch      "agreement-mismatch" a payload of another agreement
         │   ├── FieldsMismatch         "fields-mismatch"    opened fields differ from declared
-        │   └── FieldNotGranted        "field-not-granted"  the agreement does not grant it
-        ├── HandoverFailed             "handover-failed"    transient: retried, never lost
+        │   ├── FieldNotGranted        "field-not-granted"  the agreement does not grant it
+        │   └── NotificationExpired    "expired"            older than ids are remembered;
+        │                                                   also "future-dated"
+        ├── HandoverFailed             "handover-failed"    transient: retried, never lost;
+        │                                                    also "webhook-redirected",
+        │                                                    "webhook-misconfigured", "interrupted"
         │   └── HandoverRefused        "handover-refused"   the service said no for good
-        ├── DeliveryStoreError         "store-failed"       the delivered-id store is unusable
+        ├── DeliveryStoreError         "store-failed"       the delivered-id store is unusable;
+        │                                                    also "store-in-use"
         └── KafkaUnavailable           "kafka-unavailable"  the Kafka client failed
 
 A refused notification is dead-lettered under its ``reason`` (consent's
@@ -34,6 +39,7 @@ __all__ = [
     "HandoverRefused",
     "KafkaUnavailable",
     "NotAddressed",
+    "NotificationExpired",
     "NotificationRefused",
     "SubscriberError",
     "UnknownAgreement",
@@ -72,6 +78,13 @@ class FieldNotGranted(NotificationRefused):
     reason = "field-not-granted"
 
 
+class NotificationExpired(NotificationRefused):
+    """Made before the oldest id the store still remembers (or so far ahead of this
+    clock that it would be): handing it over could repeat one handed over long ago."""
+
+    reason = "expired"
+
+
 class HandoverFailed(SubscriberError):
     """The service could not take it now (webhook down, 5xx): retry later, keep the offset."""
 
@@ -79,7 +92,8 @@ class HandoverFailed(SubscriberError):
 
 
 class HandoverRefused(HandoverFailed):
-    """The service refused it for good (a 4xx other than 408/429): dead-lettered."""
+    """The service refused this notification for good (a 4xx about it, such as 400
+    or 422, not about the endpoint): dead-lettered."""
 
     reason = "handover-refused"
 

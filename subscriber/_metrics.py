@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter as Tally
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from subscriber._errors import SubscriberError
 
@@ -26,7 +26,8 @@ class SubscriberMetrics:
     """Counters for one subscriber; ``tally`` holds the same counts for in-process reading.
 
     Outcomes: ``delivered``, ``duplicate``, ``skipped`` (another agreement),
-    ``dead-lettered``; ``retried`` counts hand-overs tried again.
+    ``dead-lettered``, ``lost`` (messages Kafka deleted before they were read);
+    ``retried`` counts hand-overs tried again.
     """
 
     registry: CollectorRegistry = field(default_factory=_registry)
@@ -43,6 +44,11 @@ class SubscriberMetrics:
             "fedbroker_subscriber_dead_letters",
             "Notifications refused and dead-lettered, by reason",
             ["reason"],
+            registry=self.registry,
+        )
+        self.directory_expires_in = Gauge(
+            "fedbroker_subscriber_directory_expires_in_seconds",
+            "Seconds the directory in force has left; below zero nothing is handed over",
             registry=self.registry,
         )
         self.retries = Counter(
@@ -69,13 +75,13 @@ class SubscriberMetrics:
                 reason="metrics-port-unavailable",
             ) from exc
 
-    def count(self, outcome: str, reason: str | None = None) -> None:
-        """Count one outcome (and its reason for ``dead-lettered`` and ``retried``)."""
-        self.tally[outcome] += 1
+    def count(self, outcome: str, reason: str | None = None, *, amount: int = 1) -> None:
+        """Count ``amount`` outcomes (and the reason for ``dead-lettered`` and ``retried``)."""
+        self.tally[outcome] += amount
         if outcome == "retried":
-            self.retries.labels(reason or "unknown").inc()
+            self.retries.labels(reason or "unknown").inc(amount)
             return
-        self.notifications.labels(outcome).inc()
+        self.notifications.labels(outcome).inc(amount)
         if outcome == "dead-lettered":
-            self.tally[f"dead-lettered:{reason}"] += 1
-            self.dead_letters.labels(reason or "unknown").inc()
+            self.tally[f"dead-lettered:{reason}"] += amount
+            self.dead_letters.labels(reason or "unknown").inc(amount)

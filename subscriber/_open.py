@@ -48,7 +48,9 @@ class OpenedNotification:
     score: float
     method: str
     events: tuple[MatchedEvent, ...]
-    fields: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: _EMPTY)
+    # Out of repr: a service that logs or raises with the notification in an
+    # f-string must not write opened personal data into its logs.
+    fields: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: _EMPTY, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object handed to a JSON Lines file or a webhook."""

@@ -15,12 +15,13 @@ subscriber knows which single notification is in doubt and asks the sink
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from subscriber._errors import DeliveryStoreError
 
@@ -61,8 +62,9 @@ class DeliveryStore:
         self, path: Path | str, *, retention_seconds: float = DEFAULT_RETENTION_SECONDS
     ) -> None:
         self.path = Path(path)
+        self.retention_seconds = retention_seconds
+        self._lock = self._take_lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # Built in one thread, run in another (a service starts it in a worker
             # thread); used by one thread at a time, as the consumer is.
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -74,7 +76,28 @@ class DeliveryStore:
                 (time.time() - retention_seconds,),
             )
         except (OSError, sqlite3.Error) as exc:
+            self._lock.close()
             raise DeliveryStoreError(f"cannot open the delivered-id store {self.path}") from exc
+
+    def _take_lock(self) -> IO[bytes]:
+        """One process per store: two subscribers sharing one (one per agreement, on
+        the default group and state folder) would each move the shared offsets past
+        the other's notifications, and each lose the other's. The OS drops the lock
+        when the process dies, however it dies."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            handle = open(self.path.with_name(self.path.name + ".lock"), "ab")
+        except OSError as exc:
+            raise DeliveryStoreError(f"cannot open the delivered-id store {self.path}") from exc
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            handle.close()
+            raise DeliveryStoreError(
+                f"the delivered-id store {self.path} is in use by another subscriber",
+                reason="store-in-use",
+            ) from exc
+        return handle
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -168,3 +191,4 @@ class DeliveryStore:
 
     def close(self) -> None:
         self._db.close()
+        self._lock.close()

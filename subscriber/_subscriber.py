@@ -12,7 +12,8 @@ process joins a group a second time (reproduced with a bare ``KafkaConsumer``
 loop; manual assignment with commits under the group id does not block). The
 store is local anyway, so a service runs one subscriber process per group;
 partitions added to the topic later are picked up as they appear. Kafka client
-errors are translated here into ``KafkaUnavailable``.
+errors are translated here into ``KafkaUnavailable``, except an offset Kafka has
+deleted, which is counted as ``lost`` and stepped past in the open.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, OffsetOutOfRangeError
 from kafka.structs import OffsetAndMetadata
 
-from consent import Directory
+from consent import ConsentError, Directory, DirectoryWatcher
 from schemas import Codec
 from subscriber._deadletter import DeadLetterFile
 from subscriber._delivery import Delivery, Place, Retry
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 _MAX_POLL_RECORDS = 200
 _DISCOVERY_INTERVAL = 10.0
 _FIRST_DISCOVERY_INTERVAL = 0.5
+_DIRECTORY_INTERVAL = 10.0
 
 
 @contextmanager
@@ -60,7 +63,11 @@ class Subscriber:
 
     Args:
         settings: where to read and keep state (``SubscriberSettings``).
-        directory: the verified directory (``consent.load_directory``).
+        directory: a ``consent.DirectoryWatcher`` (polled every 10 s and at each
+            ``run``: a revoked key or a withdrawn agreement bites without a
+            restart), or a fixed verified directory (``consent.load_directory``).
+            Past the directory's expiry nothing is handed over until a valid one
+            is in place.
         key: this service's X25519 private key.
         sink: where notifications go (``CallbackSink``, ``JsonLinesSink``, ``WebhookSink``).
         metrics: counters (default None: a fresh registry, see ``metrics``).
@@ -71,7 +78,7 @@ class Subscriber:
         self,
         settings: SubscriberSettings,
         *,
-        directory: Directory,
+        directory: Directory | DirectoryWatcher,
         key: X25519PrivateKey,
         sink: Sink,
         metrics: SubscriberMetrics | None = None,
@@ -80,17 +87,30 @@ class Subscriber:
         self.settings = settings
         self.metrics = metrics or SubscriberMetrics()
         self.store = DeliveryStore(settings.store)
-        self.dead_letters = DeadLetterFile(settings.dead_letters)
+        try:
+            self.dead_letters = DeadLetterFile(settings.dead_letters)
+        except BaseException:
+            self.store.close()  # its lock would refuse the retry that follows
+            raise
         self.sink = sink
+        self._watcher: DirectoryWatcher | None = None
+        if isinstance(directory, DirectoryWatcher):
+            self._watcher, directory = directory, directory.current
+        self._next_directory_check = 0.0
+        self._expired_serial: int | None = None
         self._delivery = Delivery(
             settings, directory=directory, key=key, sink=sink, store=self.store,
             dead_letters=self.dead_letters, metrics=self.metrics, codec=codec,
         )  # fmt: skip
         self._stop = threading.Event()
+        # Held while ``run`` runs: ``close`` from another thread waits for the message
+        # in hand instead of closing the store and consumer under it.
+        self._running = threading.Lock()
         self._failures = 0
         self._limit = 0
         self._resume_at: dict[TopicPartition, int] = {}
         self._started: set[TopicPartition] = set()
+        self._in_doubt_at: dict[TopicPartition, int] = {}
         self._next_discovery = 0.0
         try:
             self._consumer = self._connect(settings)
@@ -107,7 +127,9 @@ class Subscriber:
                 group_id=settings.group_id,
                 client_id=f"fedbroker-subscriber-{settings.service}",
                 enable_auto_commit=False,
-                auto_offset_reset="earliest",
+                # No silent reset: an offset Kafka deleted before it was read is a
+                # loss to count and report (``_deleted_unread``), not to step over.
+                auto_offset_reset="none",
                 max_poll_records=_MAX_POLL_RECORDS,
                 # The broker creates the topic with its partitions; a reader must not
                 # create it first with the cluster's defaults.
@@ -134,13 +156,59 @@ class Subscriber:
                 stored = self.store.next_offset(tp.topic, tp.partition)
                 committed = self._consumer.committed(tp)
                 self._resume_at[tp] = max(stored or 0, committed or 0)
+                if stored is None and committed is not None:
+                    # Kafka is committed after the store, so the message at Kafka's
+                    # offset may have been handed over just before a crash, and
+                    # the store that knew it is gone.
+                    log.warning(
+                        "%s[%d]: the store knows nothing of it, the group committed %d:"
+                        " was the store lost? The message there is treated as in doubt",
+                        tp.topic, tp.partition, committed,
+                    )  # fmt: skip
+                    self._in_doubt_at[tp] = committed
                 if stored is not None or committed is not None:
                     self._consumer.seek(tp, self._resume_at[tp])
+                else:
+                    self._consumer.seek_to_beginning(tp)
         log.info("reading %s partitions %s", topic, [tp.partition for tp in new])
 
+    def _directory_in_force(self) -> bool:
+        """Take up a new directory if its file changed; False while the one in force
+        has expired: what it says about keys and revocations may no longer hold,
+        so nothing is verified against it (the offsets wait; nothing is lost)."""
+        now = datetime.now(UTC)
+        if self._watcher is not None and time.monotonic() >= self._next_directory_check:
+            self._next_directory_check = time.monotonic() + _DIRECTORY_INTERVAL
+            try:
+                change = self._watcher.poll(now)
+            except ConsentError as exc:  # reported once per bad version; the current stays
+                log.error("directory %s refused (%s)", self._watcher.path, exc.reason)
+                change = None
+            if change is not None:
+                self._delivery.use_directory(change.current)
+                if change.needs_restart:
+                    log.warning("directory serial %d needs a restart: %s",
+                                change.current.serial, "; ".join(change.needs_restart))  # fmt: skip
+        directory = self._delivery.directory
+        self.metrics.directory_expires_in.set(directory.expires_in(now))
+        if now < directory.expires_at:
+            self._expired_serial = None
+            return True
+        if self._expired_serial != directory.serial:
+            self._expired_serial = directory.serial
+            log.error("directory serial %d expired at %s; handing nothing over until a "
+                      "valid one is in place", directory.serial,
+                      directory.expires_at.isoformat())  # fmt: skip
+        if self._watcher is not None:  # look for the new one sooner
+            self._next_directory_check = min(self._next_directory_check, time.monotonic() + 1.0)
+        return False
+
     def stop(self) -> None:
-        """Ask ``run`` to return after the message in hand (safe from another thread)."""
+        """Ask ``run`` to return after the message in hand, giving up a hand-over in
+        progress that the sink can cut short (``Sink.interrupt``: the webhook); it is
+        tried again on the next start. Safe from another thread and a signal handler."""
         self._stop.set()
+        self.sink.interrupt()
 
     def run(self, *, max_delivered: int = 0, idle_timeout: float | None = None) -> None:
         """Consume until ``stop``, ``max_delivered`` hand-overs, or ``idle_timeout`` seconds
@@ -150,12 +218,28 @@ class Subscriber:
             KafkaUnavailable: the Kafka client failed.
             DeliveryStoreError: the store or dead-letter file cannot be written.
         """
+        with self._running:
+            self._run(max_delivered, idle_timeout)
+
+    def _run(self, max_delivered: int, idle_timeout: float | None) -> None:
         self._limit = max_delivered
         last = time.monotonic()
+        self._next_directory_check = 0.0  # a file replaced between runs is read now
         while not self._stop.is_set() and not self._limit_reached():
+            if not self._directory_in_force():
+                if idle_timeout is not None and time.monotonic() - last > idle_timeout:
+                    return
+                self._stop.wait(self.settings.poll_timeout)
+                continue
             self._discover()
-            with _kafka("polling"):
-                batches = self._consumer.poll(timeout_ms=int(self.settings.poll_timeout * 1000))
+            try:
+                with _kafka("polling"):
+                    batches = self._consumer.poll(timeout_ms=int(self.settings.poll_timeout * 1000))
+            except KafkaUnavailable as exc:
+                if not isinstance(exc.__cause__, OffsetOutOfRangeError):
+                    raise
+                self._deleted_unread(exc.__cause__.args[0])
+                continue
             # Idle time counts only once partitions are assigned (the topic may
             # not exist yet).
             if batches or not self._resume_at:
@@ -172,6 +256,26 @@ class Subscriber:
                         self._consumer.seek(other, int(left[0].offset))
                     return
 
+    def _deleted_unread(self, positions: dict[TopicPartition, int]) -> None:
+        """Kafka deleted messages before this subscriber read them (down, or wedged
+        behind its sink, for longer than the topic's retention): they cannot be
+        read any more, but must not vanish unnoticed. Resume at the earliest left."""
+        with _kafka("finding the earliest offsets"):
+            earliest = self._consumer.beginning_offsets(list(positions))
+        for tp, offset in positions.items():
+            first = int(earliest[tp])
+            if offset < first:
+                log.error(
+                    "%s[%d]: offsets %d to %d were deleted by Kafka before they were read",
+                    tp.topic, tp.partition, offset, first - 1,
+                )  # fmt: skip
+                self.metrics.count("lost", amount=first - offset)
+            else:  # past the end: the topic was deleted and made again
+                log.warning("%s[%d]: offset %d is past the end; reading from %d",
+                            tp.topic, tp.partition, offset, first)  # fmt: skip
+            self._consumer.seek(tp, first)
+            self._resume_at[tp] = first
+
     def _limit_reached(self) -> bool:
         return bool(self._limit) and self.metrics.tally["delivered"] >= self._limit
 
@@ -186,6 +290,7 @@ class Subscriber:
                 place,
                 record.value,  # type: ignore[attr-defined]
                 first=first,
+                in_doubt=self._in_doubt_at.get(tp) == offset,
             )
             if isinstance(outcome, Retry):
                 # Read it again after a backoff; what follows it waits its turn.
@@ -195,6 +300,7 @@ class Subscriber:
                 self._stop.wait(delay)
                 break
             self._failures = 0
+            self._in_doubt_at.pop(tp, None)
             done = self._resume_at[tp] = offset + 1
             if self._limit_reached() or self._stop.is_set():
                 self._consumer.seek(tp, done)
@@ -209,7 +315,16 @@ class Subscriber:
             log.warning("Kafka commit of %s[%d] failed: %s", tp.topic, tp.partition, exc)
 
     def close(self) -> None:
-        """Close the consumer and the files (the store is consistent at any point)."""
+        """Stop, wait for ``run`` to finish the message in hand, then close the consumer
+        and the files (the store is consistent at any point).
+
+        Safe from another thread; not from inside the sink, which ``run`` is waiting on.
+        """
+        self.stop()
+        with self._running:
+            self._close()
+
+    def _close(self) -> None:
         try:
             self._consumer.close(autocommit=False)
         except KafkaError as exc:

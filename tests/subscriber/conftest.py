@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import resource
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -75,6 +78,7 @@ def subscriber_factory(
         received: list[OpenedNotification] | None = None,
         group: str | None = None,
         state: Path | None = None,
+        directory: object = None,
         **settings: object,
     ) -> Subscriber:
         state = state or tmp_path / "state"
@@ -85,7 +89,7 @@ def subscriber_factory(
                 dead_letters=state / "dead-letters.jsonl", poll_timeout=0.2,
                 **settings,  # type: ignore[arg-type]
             ),
-            directory=federation.load(),
+            directory=directory or federation.load(),  # type: ignore[arg-type]
             key=federation.sealing_key(SERVICE),
             sink=sink or CallbackSink((received if received is not None else []).append),
         )  # fmt: skip
@@ -106,3 +110,17 @@ def wait_for(condition: Callable[[], object], timeout: float = 60, what: str = "
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
         time.sleep(0.05)
+
+
+@contextmanager
+def disk_full_after(extra: int, path: Path) -> Iterator[None]:
+    """Files of this process cannot grow past ``path``'s size plus ``extra`` bytes: a
+    write beyond fails with EFBIG after writing what fits, as on a disk that fills up."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size + extra, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)

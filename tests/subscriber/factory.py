@@ -78,6 +78,7 @@ def notification_bytes(
     signer: Ed25519PrivateKey | None = None,
     signer_id: str | None = None,
     tamper: bool = False,
+    created_at: datetime | None = None,
 ) -> tuple[str, bytes]:
     """(notification id, framed message) of notification number ``n``.
 
@@ -86,6 +87,7 @@ def notification_bytes(
         signer: sign with this key instead of the broker's (a forgery).
         signer_id: the member id the envelope names (default: the dev broker's).
         tamper: change the notification after signing.
+        created_at: when the broker made it (default: now).
     """
     matched = events(n)
     specs = sealed if sealed is not None else (Sealed(0, CLOSED), Sealed(1, MOVED))
@@ -95,7 +97,7 @@ def notification_bytes(
         agreement_id=agreement,
         purpose="council-tax-and-electoral-registration-accuracy",
         recipient=recipient,
-        created_at=datetime.now(UTC).replace(microsecond=0),
+        created_at=(created_at or datetime.now(UTC)).replace(microsecond=0),
         events=matched,
         score=1.0,
         method="exact",

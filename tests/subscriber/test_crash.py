@@ -172,3 +172,35 @@ def test_the_command_refuses_a_directory_older_than_one_it_accepted(
     refused = run(older)
     assert refused.returncode != 0
     assert "directory-rolled-back" in refused.stderr or "rolled back" in refused.stderr.lower()
+
+
+def test_sigterm_ends_the_command_promptly_while_its_webhook_hangs(
+    federation, kafka_bootstrap, notify_topic, topic_factory, tmp_path
+):
+    """The stop arrives in a signal handler on the thread that is waiting on the webhook."""
+    import socket
+
+    from tests.ports import free_port
+
+    publish(kafka_bootstrap, notify_topic, [notification_bytes(federation, 1)])
+    port = free_port()
+    listener = socket.create_server(("127.0.0.1", port))
+    listener.settimeout(90)
+    command = _subscribe(federation, kafka_bootstrap, notify_topic, topic_factory("group"),
+                         tmp_path / "state", "unused")  # fmt: skip
+    at = command.index("--jsonl")
+    command[at : at + 2] = ["--webhook", f"http://127.0.0.1:{port}/in"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        held, _ = listener.accept()  # the hand-over reached the webhook, which never answers
+        with held:
+            held.recv(65536)
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=8)  # not the 5 tries of 10 s
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        listener.close()
+    assert process.returncode == 0, stderr[-2000:]
+    assert "0 delivered" in stderr

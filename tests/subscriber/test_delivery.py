@@ -154,3 +154,34 @@ def test_restarts_during_a_hand_over_outage_never_set_the_notification_aside(
     store, delivery = make_delivery(CallbackSink(webhook))
     assert delivery.handle(Place("t", 0, 3), value, first=True) == "delivered"
     assert handed == [nid] and store.next_offset("t", 0) == 4
+
+
+def test_an_id_in_doubt_is_confirmed_after_another_partition_wrote_its_line_first(
+    federation, make_delivery, tmp_path
+):
+    """Attack round 5: the crash left X in doubt on partition 1; on restart partition 0's
+    batch came first and appended Y, so X was no longer the file's last line and the
+    JSON Lines sink answered "not handed over": X was written a second time."""
+    nid, value = notification_bytes(federation, 1)
+    other_id, other = notification_bytes(federation, 2)
+    out = tmp_path / "out.jsonl"
+    crashed_store, _ = make_delivery(JsonLinesSink(out))
+    crashed_store.mark_pending(nid)  # the crashed process had handed X over ...
+    JsonLinesSink(out).deliver(_opened(federation, value))  # ... and died before its commit
+    crashed_store.close()
+
+    store, delivery = make_delivery(JsonLinesSink(out))  # the restart
+    assert delivery.handle(Place("t", 0, 0), other, first=True) == "delivered"
+    assert delivery.handle(Place("t", 1, 0), value, first=True) == "duplicate"
+    assert [line["notification_id"] for line in _lines(out)] == [nid, other_id]
+    assert store.state(nid) == "delivered" and store.next_offset("t", 1) == 1
+
+
+def _opened(federation, value):
+    from subscriber import open_notification
+
+    notification = read_notification(value, directory=federation.load(), codec=Codec())
+    return open_notification(
+        notification, service=SERVICE, key=federation.sealing_key(SERVICE),
+        directory=federation.load(),
+    )  # fmt: skip

@@ -27,6 +27,7 @@ from tests.subscriber.factory import (
     CLOSED,
     MOVED,
     OTHER_SERVICE,
+    SECRET_NAME,
     SERVICE,
     TO,
     Sealed,
@@ -138,3 +139,16 @@ def test_an_agreement_missing_from_the_directory_is_refused(federation):
     _, value = notification_bytes(federation, 1, agreement="gm-made-up", sealed=[])
     with pytest.raises(UnknownAgreement):
         _open(federation, value)
+
+
+def test_an_opened_notifications_repr_shows_no_opened_value(federation):
+    """Attack round 5: ``repr`` of an opened notification printed every opened field,
+    so a service's ``log.info("got %r", notification)``, an f-string in its exception
+    or a debugger's dump of locals put personal data in its logs. Fields are reached
+    through ``.fields`` and ``to_json()`` only."""
+    _, value = notification_bytes(federation, 1)
+    opened = _open(federation, value)
+    for shown in (repr(opened), str(opened)):
+        assert SECRET_NAME not in shown and "M32 0AA" not in shown
+        assert opened.notification_id in shown
+    assert opened.fields["evt-1-a"]["family_name"] == SECRET_NAME

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from subscriber import Backoff, HandoverFailed, HandoverRefused, OpenedNotification, WebhookSink
 from tests.ports import free_port
-from tests.subscriber.webhook_server import serve
+from tests.subscriber.webhook_server import Webhook, serve
 
 NOTIFICATION = OpenedNotification(
     notification_id="ntf-1", agreement_id="a", purpose="p", service="s",
@@ -62,3 +68,142 @@ def test_an_in_doubt_redelivery_says_so():
 def test_only_http_urls_are_accepted():
     with pytest.raises(HandoverRefused):
         WebhookSink("file:///etc/passwd")
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_not_a_delivery_and_is_not_followed(status):
+    """Attack round 5: urllib followed a 301/302/303 to a GET without the body and took
+    the GET's 200 as the hand-over: the notification was lost, and the service's
+    ``Authorization`` header went wherever ``Location`` pointed."""
+    port = free_port()
+    sink = WebhookSink(
+        f"http://127.0.0.1:{port}/hook", backoff=QUICK, sleep=lambda s: None,
+        headers={"Authorization": "Bearer service-token"},
+    )  # fmt: skip
+    with serve(port, statuses=[status] * QUICK.attempts) as hook:
+        with pytest.raises(HandoverFailed) as caught:
+            sink.deliver(NOTIFICATION)
+    assert not isinstance(caught.value, HandoverRefused)  # kept and retried, never lost
+    assert caught.value.reason == "webhook-redirected"
+    assert hook.fetched == [] and hook.answered == [status] * QUICK.attempts
+
+
+def test_a_webhook_that_answers_a_byte_at_a_time_cannot_hold_a_hand_over_past_its_timeout():
+    """Attack round 5: the timeout bounded each socket read, not the request, so a
+    webhook trickling its answer a byte a second held the subscriber (deaf to ``stop``)
+    for as long as it liked, and its 200 at the end counted."""
+    port = free_port()
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", port))
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(OSError):  # the client hangs up at its deadline
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            deadline = time.monotonic() + 15  # bounded, so the test ends either way
+            # Each read waits 0.2 s, well inside the timeout.
+            while not stop.wait(0.2) and time.monotonic() < deadline:
+                conn.sendall(b"a")
+            conn.sendall(b"\r\nContent-Length: 0\r\n\r\n")
+
+    server = threading.Thread(target=trickle, daemon=True)
+    server.start()
+    sink = WebhookSink(f"http://127.0.0.1:{port}/hook", timeout=1.0,
+                       backoff=Backoff(attempts=1))  # fmt: skip
+    started = time.monotonic()
+    try:
+        with pytest.raises(HandoverFailed):
+            sink.deliver(NOTIFICATION)
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        server.join(timeout=10)
+        listener.close()
+    assert took < 3.0
+
+
+def test_a_try_after_one_that_got_no_answer_is_marked_in_doubt():
+    """Attack round 5: a webhook that took the notification but answered after the
+    timeout got it again from the next try marked ``Fedbroker-In-Doubt: 0``: a service
+    trusting the header took it twice. No answer is not a no."""
+    port = free_port()
+    received: list[str] = []
+    answer_first = threading.Event()
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(self.headers["Fedbroker-In-Doubt"])
+            if len(received) == 1:
+                answer_first.wait(10)  # took it, answers too late
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Slow)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    sink = WebhookSink(f"http://127.0.0.1:{port}/hook", timeout=0.5, backoff=QUICK,
+                       sleep=lambda s: None)  # fmt: skip
+    try:
+        sink.deliver(NOTIFICATION)
+    finally:
+        answer_first.set()
+        server.shutdown()
+        server.server_close()
+    assert received == ["0", "1"]
+
+
+def test_a_try_after_a_refused_connection_is_not_in_doubt():
+    port = free_port()
+    with ExitStack() as stack:
+        hooks: list[Webhook] = []
+
+        def listen_now(seconds: float) -> None:  # the webhook comes up between two tries
+            hooks.append(stack.enter_context(serve(port)))
+
+        sink = WebhookSink(f"http://127.0.0.1:{port}/hook",
+                           backoff=Backoff(initial=0.01, attempts=2), sleep=listen_now)  # fmt: skip
+        sink.deliver(NOTIFICATION)  # the first try is refused: it was never sent
+        assert [h["Fedbroker-In-Doubt"] for h, _ in hooks[0].received] == ["0"]
+
+
+def test_the_wait_between_failed_hand_overs_stays_at_its_cap_however_long_the_outage():
+    """Attack round 5: the subscriber counts failed hand-overs in a row and asks the
+    backoff for that attempt's wait; ``factor ** attempt`` overflowed a float after 1024
+    of them (some 8.5 hours of a webhook down, at 30 s each), and the OverflowError
+    stopped the subscriber that the docs say waits out an outage of hours."""
+    from subscriber import DEFAULT_RETRY_BACKOFF
+
+    for attempt in (1023, 1024, 10**6):
+        wait = DEFAULT_RETRY_BACKOFF.delay(attempt)
+        assert DEFAULT_RETRY_BACKOFF.maximum / 2 <= wait <= DEFAULT_RETRY_BACKOFF.maximum
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 405, 407, 410, 415])
+def test_an_answer_about_the_endpoint_not_the_notification_is_retried_not_a_refusal(status):
+    """Attack round 5: every 4xx but 408/425/429 was a refusal for good, so an expired
+    webhook token (401/403) or a service deployed under a new path (404) turned every
+    notification into a dead letter until someone noticed: a whole stream lost to a
+    configuration slip. Those answers describe the endpoint; they are retried, the
+    offset kept, as for a webhook that is down."""
+    port = free_port()
+    with serve(port, statuses=[status] * QUICK.attempts) as hook:
+        with pytest.raises(HandoverFailed) as caught:
+            _sink(port).deliver(NOTIFICATION)
+        assert not isinstance(caught.value, HandoverRefused)
+        assert caught.value.reason == "webhook-misconfigured"
+        _sink(port).deliver(NOTIFICATION)  # put right: it is taken
+    assert hook.ids() == ["ntf-1"]
+
+
+@pytest.mark.parametrize("status", [400, 409, 413, 422])
+def test_an_answer_about_the_notification_is_still_a_refusal(status):
+    port = free_port()
+    with serve(port, statuses=[status]) as hook, pytest.raises(HandoverRefused):
+        _sink(port).deliver(NOTIFICATION)
+    assert hook.answered == [status]

@@ -13,11 +13,16 @@ from typing import Any
 
 @dataclass
 class Webhook:
-    """What the server received; ``statuses`` are answered in turn, then 200."""
+    """What the server received; ``statuses`` are answered in turn, then 200.
+
+    A 3xx answer points ``Location`` at ``/moved``; a GET there is answered 200
+    and recorded in ``fetched`` (what a client that follows redirects does).
+    """
 
     statuses: list[int] = field(default_factory=list)
     received: list[tuple[dict[str, str], dict[str, Any]]] = field(default_factory=list)
     answered: list[int] = field(default_factory=list)
+    fetched: list[dict[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def ids(self) -> list[str]:
@@ -38,6 +43,15 @@ def serve(port: int, statuses: Sequence[int] = ()) -> Iterator[Webhook]:
                 if status == 200:
                     hook.received.append((dict(self.headers), body))
             self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", "/moved")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            with hook.lock:
+                hook.fetched.append(dict(self.headers))
+            self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
