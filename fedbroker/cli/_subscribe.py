@@ -82,13 +82,15 @@ def subscribe(
         raise click.UsageError("give one of --jsonl and --webhook")
     folder = state or fedbroker_home() / "subscriber" / (group or default_group(prefix, service))
     # The highest serial accepted is kept with the delivered ids: an older file put
-    # back must not bring a revoked broker key (or a withdrawn agreement) back.
-    loaded = DirectoryWatcher(
+    # back must not bring a revoked broker key (or a withdrawn agreement) back. The
+    # subscriber follows the file, so a new directory (a rotated broker key) is
+    # taken up without a restart.
+    watcher = DirectoryWatcher(
         directory,
         trust_anchor=trust_anchor,
         serial_store=SerialStore(folder / "directory-serials.json"),
         now=datetime.now(UTC),
-    ).current
+    )
     key = load_private_key(key_path)
     if not isinstance(key, X25519PrivateKey):
         raise CommandError("--key must be the service's X25519 sealing key")
@@ -103,7 +105,7 @@ def subscribe(
         sink = WebhookSink(webhook, backoff=Backoff(attempts=webhook_attempts))
     else:
         sink = JsonLinesSink(jsonl or "-")
-    with Subscriber(settings, directory=loaded, key=key, sink=sink) as running:
+    with Subscriber(settings, directory=watcher, key=key, sink=sink) as running:
         running.metrics.serve(metrics_port, metrics_bind)
 
         def _stop(signum: int, frame: FrameType | None) -> None:
