@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from consent import AuditChain, ChainHead, Decision, audit_record_hash, audit_record_signed
-from schemas import AuditKind, AuditRecord
+from schemas import AuditKind, AuditRecord, Outcome
 
 __all__ = ["OnceChain", "RecoveredChain", "recover_chain"]
 
@@ -35,10 +35,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class RecoveredChain:
-    """Where a chain stands according to its own records, and what it decided lately."""
+    """Where a chain stands according to its own records, and what it decided lately.
+
+    ``recent`` maps each recent decision or erasure id to when it is forgotten;
+    ``outcomes`` each recent decision id to the outcome the chain holds for it.
+    """
 
     head: ChainHead
     recent: dict[str, datetime] = field(default_factory=dict)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
 
 
 def _vouched(records: list[AuditRecord], key: Ed25519PublicKey) -> tuple[int, list[AuditRecord]]:
@@ -106,13 +111,17 @@ def recover_chain(
         )
     checkpoint: AuditRecord | None = None
     recent: dict[str, datetime] = {}
+    outcomes: dict[str, Outcome] = {}
     for record in trusted:
         if record.kind is AuditKind.CHECKPOINT:
             checkpoint = record
         elif record.decided_at + window > now:
             recent[record.decision_id] = record.decided_at + window
+            if record.outcome is not None:
+                outcomes[record.decision_id] = record.outcome
     if last is None:
-        return RecoveredChain(stored if stored is not None else ChainHead(chain_id), recent)
+        head = stored if stored is not None else ChainHead(chain_id)
+        return RecoveredChain(head, recent, outcomes)
     head = ChainHead.after(last)
     if checkpoint is not None:
         head = replace(
@@ -126,7 +135,7 @@ def recover_chain(
             last_checkpoint_count=stored.last_checkpoint_count,
             last_checkpoint_at=stored.last_checkpoint_at,
         )
-    return RecoveredChain(head, recent)
+    return RecoveredChain(head, recent, outcomes)
 
 
 class OnceChain(AuditChain):
@@ -150,6 +159,7 @@ class OnceChain(AuditChain):
         super().__init__(recovered.head, signing_key, checkpoint_interval=checkpoint_interval)
         self._window = window
         self._recent = dict(recovered.recent)
+        self._outcomes = dict(recovered.outcomes)
         self.replayed = 0
         """Decisions recognised as already on the chain and not appended again."""
 
@@ -165,6 +175,7 @@ class OnceChain(AuditChain):
             if self._recent[oldest] > at:
                 break
             del self._recent[oldest]
+            self._outcomes.pop(oldest, None)
         if decision_id in self._recent:
             self.replayed += 1
             logger.warning(
@@ -173,6 +184,10 @@ class OnceChain(AuditChain):
             return True
         self._recent[decision_id] = at + self._window
         return False
+
+    def recorded_outcome(self, decision_id: str) -> Outcome | None:
+        """The outcome this chain already holds for ``decision_id``, if it remembers one."""
+        return self._outcomes.get(decision_id)
 
     def recent(self) -> frozenset[str]:
         """The decision and erasure ids this chain still remembers."""
@@ -184,6 +199,7 @@ class OnceChain(AuditChain):
         """Link a decision unless it is already on the chain (then nothing)."""
         if self._known(decision.decision_id, decision.decided_at):
             return []
+        self._outcomes[decision.decision_id] = decision.outcome
         return super().append(decision, notification_id=notification_id)
 
     def append_erasure(

@@ -172,8 +172,14 @@ class PartitionCore:
                 )
                 decision = decide(agreement, candidate, view, now)
                 decisions.append(decision)
-                effects.decisions.append((agreement.agreement_id, decision.outcome))
-                if decision.allowed:
+                # Decided again (a re-delivery) under consent read since: the chain
+                # keeps the first answer and appends nothing, so a denial on the
+                # record stays a denial; notifying now would disclose what the
+                # audit trail, and a subject-access answer, say was refused.
+                recorded = chain.recorded_outcome(decision.decision_id)
+                outcome = Outcome.DENIED if recorded is Outcome.DENIED else decision.outcome
+                effects.decisions.append((agreement.agreement_id, outcome))
+                if outcome is Outcome.ALLOWED:
                     allowed.append(recipient)
             notifications = {
                 recipient: build_notification(agreement, hit, recipient, created_at=now)
