@@ -26,7 +26,13 @@ from consent import (
     verify_audit,
 )
 from fedbroker.cli._audit_subject import subject
-from fedbroker.cli._audit_topic import AuditMessage, common_options, decoder, read_audit_topic
+from fedbroker.cli._audit_topic import (
+    AuditMessage,
+    common_options,
+    decoder,
+    describe_problem,
+    read_audit_topic,
+)
 from fedbroker.cli._broker_key import broker_key_options, load_broker_key
 from fedbroker.cli._state_files import (
     ANCHORS_ENV,
@@ -55,11 +61,7 @@ def _report(report: AuditReport, messages: list[AuditMessage], topic: str) -> No
     for summary in report.chains.values():
         click.echo(_describe(summary))
     for problem in report.problems:
-        where = ""
-        if 0 <= problem.position < len(messages):
-            at = messages[problem.position]
-            where = f" [partition {at.partition} offset {at.offset}]"
-        click.echo(f"PROBLEM {problem}{where}", err=True)
+        click.echo(describe_problem(problem, messages), err=True)
 
 
 @click.group()

@@ -394,3 +394,29 @@ def test_audit_subject_with_the_broker_key_flags_a_decision_the_broker_never_rec
         "--topic", genuine_only, "--token", PERSON, *broker_pub,
     )  # fmt: skip
     assert code == 0 and "NOT SIGNED" not in out, err
+
+
+def test_audit_subject_with_the_broker_key_says_when_a_record_was_deleted_from_a_chain(
+    fed, publish, run, kafka_bootstrap
+):
+    """Attack: delete the person's allowed decision from ``fed.audit`` before they ask.
+
+    Every record left is the broker's and signed, so checking each listed record
+    finds nothing: the answer was one disclosure short, with exit 0. With the
+    broker's key the chains read are verified too, and a gap in any of them
+    (the deleted record could have named anyone) makes the answer incomplete.
+    """
+    key = fed.signing_key("broker")
+    records = chain_records(key, "p0", 5)
+    deleted = next(r for r in records if r.decision_id == "dec-p0-1")
+    topic = publish({0: [r for r in records if r is not deleted]})
+    base = ["--bootstrap", kafka_bootstrap, "--wire", WIRE, "--topic", topic]
+    broker_pub = ["--broker-key", str(fed.keys["broker"].signing.public)]
+
+    code, out, err = run("audit", "subject", *base, "--token", PERSON, *broker_pub)
+    assert code == 1, (out, err)
+    assert "1 decision(s) concerned this person" in out
+    assert "chain p0: missing at seq 1" in err
+    assert "may be incomplete" in err
+    code, out, err = run("audit", "subject", *base, "--token", PERSON, *broker_pub, "--json")
+    assert code == 1 and "chain p0: missing at seq 1" in err
