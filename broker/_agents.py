@@ -182,7 +182,7 @@ def install_agents(parts: Parts) -> None:
             state = states[token] if token in states else read(token)
             new_state, effects = p.core.on_sighting(
                 token, sighting, state, p.consent_view, chain, now,
-                origin=item.origin, seen_until=seen_until,
+                origin=item.origin, seen_until=seen_until, published_at=item.published_at,
             )  # fmt: skip
             states[token] = new_state
             added += new_state.sighting_count() - (

@@ -26,6 +26,7 @@ from consent import (
     DisclosedEvent,
     agreements_for,
     decide,
+    erased_since,
 )
 from schemas import (
     AuditRecord,
@@ -105,6 +106,7 @@ class PartitionCore:
         *,
         origin: str = "",
         seen_until: datetime | None = None,
+        published_at: datetime | None = None,
     ) -> tuple[TokenState, Effects]:
         """Match the sighting under ``token``; decide and notify what the agreements allow.
 
@@ -119,6 +121,11 @@ class PartitionCore:
         token the consent record never carried still sees it. Each event's own
         exact tokens form one subject, and every subject must consent
         (``subjects_of``, DESIGN section 10).
+
+        ``published_at`` is the event's publication time: an event published
+        before an erasure of its subject that ``consent`` already holds is
+        state that erasure removed, read late (another council's topic ran
+        ahead). It is neither kept nor matched, only remembered as seen.
         """
         effects = Effects()
         held = (state if state is not None else TokenState()).live(now)
@@ -130,6 +137,14 @@ class PartitionCore:
         # again against what had arrived before it, as the first time: its
         # notifications are re-sent under the same deterministic ids, so nothing is
         # lost between state and output and nothing new is made up from later arrivals.
+        if (
+            published_at is not None
+            and consent is not None
+            and erased_since(consent, sighting.tokens, published_at)
+        ):
+            if origin and seen_until is not None and known is None:
+                held = held.remember(Seen(sighting.event_id, origin, seen_until))
+            return held, effects
         effects.redelivered = sighting.event_id in held.event_ids() or known is not None
         base = held.before(sighting.event_id) if effects.redelivered else held
         # ``held`` is already live at ``now``: the matcher need not scan for expiry again.
