@@ -47,14 +47,23 @@ class RecoveredChain:
 
 
 def _vouched(records: list[AuditRecord], key: Ed25519PublicKey) -> tuple[int, list[AuditRecord]]:
-    """The last checkpoint that verifies and the records its hashes reach back to.
+    """The furthest checkpoint that verifies and the records its hashes reach back to.
 
-    Returns the index after the checkpoint (0 if none verifies) and those records
-    in chain order, the checkpoint last. One signature check, not one a record.
+    Furthest by sequence number, not by place read: a copy of one of the
+    broker's own older checkpoints appended to the topic verifies too (a copy
+    needs no key), and taken as the frontier it would move the head back and
+    fork the chain. Of copies of one checkpoint the first read is the one its
+    successors follow. Returns the index after the checkpoint (0 if none
+    verifies) and those records in chain order, the checkpoint last. One
+    signature check per checkpoint tried, not one a record.
     """
-    for index in range(len(records) - 1, -1, -1):
+    candidates = sorted(
+        (index for index, r in enumerate(records) if r.kind is AuditKind.CHECKPOINT),
+        key=lambda index: (-records[index].seq, index),
+    )
+    for index in candidates:
         checkpoint = records[index]
-        if checkpoint.kind is AuditKind.CHECKPOINT and audit_record_signed(checkpoint, key):
+        if audit_record_signed(checkpoint, key):
             by_hash = {r.record_hash: r for r in records[:index]}
             back, wanted = [checkpoint], checkpoint.prev_hash
             while (found := by_hash.pop(wanted, None)) is not None:
@@ -79,8 +88,8 @@ def recover_chain(
 
     The last record of the chain read back that this broker wrote is the true
     head, whatever the table says (the table can lag the topic, or lead it when
-    a send was lost). Written by this broker means: vouched for by the last
-    checkpoint that verifies under ``key`` (through the hashes), or after it,
+    a send was lost). Written by this broker means: vouched for by the furthest
+    checkpoint (by ``seq``) that verifies under ``key`` (through the hashes), or after it,
     linked to the one before and signed under ``key`` itself. Anything else
     (a forger's record, junk) is skipped: continued from, it would be vouched
     for by the next checkpoint, and its decision id would hide a genuine one.

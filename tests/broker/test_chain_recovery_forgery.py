@@ -83,3 +83,26 @@ def test_records_vouched_for_by_a_checkpoint_are_recovered_without_their_own_sig
                               key=key)  # fmt: skip
     assert recovered.head.head_hash == checkpoint.record_hash
     assert set(recovered.recent) == {r.decision_id for r in topic if r.kind is AuditKind.DECISION}
+
+
+def test_a_genuine_checkpoint_replayed_at_the_end_does_not_move_the_head_back(federation):
+    """Attack: copy one of the broker's own checkpoints to the end of its chain's partition.
+
+    No key is needed for a copy, and it verifies. Recovery took the last checkpoint
+    *read* as the chain's frontier, so the restarted worker continued from the old
+    position: the records after it were skipped as not linking, their decision ids
+    forgotten, and the next append forked the chain at a sequence number already used.
+    """
+    directory, core, token, sightings, state, topic, _ = _first_run(federation)
+    chain = _once(federation, None, topic)
+    older = chain.checkpoint(NOW + INTERVAL, reason="idle")
+    _, fresh = _step(core, token, sightings[2], state, chain, 2)
+    assert fresh.audit
+    key = directory.member("broker").signing_key
+    for tail in ([], [chain.checkpoint(NOW + 2 * INTERVAL, reason="idle")]):
+        genuine = [*topic, older, *fresh.audit, *tail]
+        recovered = recover_chain(CHAIN, None, [*genuine, older], now=NOW, window=WINDOW, key=key)
+        assert recovered.head.count == genuine[-1].seq + 1, "the head moved back to the copy"
+        assert recovered.head.head_hash == genuine[-1].record_hash
+        decided = {r.decision_id for r in genuine if r.kind is AuditKind.DECISION}
+        assert set(recovered.recent) == decided
