@@ -256,6 +256,7 @@ def install_agents(parts: Parts) -> None:
             tick=lambda: p.checkpoint_if_due(chain),
             guard=lambda coords, origin, work, event_id: guard(
                 coords, origin, "match", work, event_id),
+            chain=chain,
         )  # fmt: skip
         routed_items.inc(succeeded)
         if out.scores:

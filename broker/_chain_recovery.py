@@ -169,6 +169,7 @@ class OnceChain(AuditChain):
         self._window = window
         self._recent = dict(recovered.recent)
         self._outcomes = dict(recovered.outcomes)
+        self._since_mark: list[str] = []  # ids remembered since the last ``mark``
         self.replayed = 0
         """Decisions recognised as already on the chain and not appended again."""
 
@@ -192,7 +193,25 @@ class OnceChain(AuditChain):
             )
             return True
         self._recent[decision_id] = at + self._window
+        self._since_mark.append(decision_id)
         return False
+
+    def mark(self) -> ChainHead:
+        """As ``AuditChain.mark``; the ids remembered from here on are undone by ``rollback``."""
+        self._since_mark.clear()
+        return super().mark()
+
+    def rollback(self, mark: ChainHead) -> None:
+        """As ``AuditChain.rollback``, and forget the ids appended since ``mark``.
+
+        Remembered, a retried item's decision would be taken for one already on
+        the chain and never be audited.
+        """
+        for decision_id in self._since_mark:
+            self._recent.pop(decision_id, None)
+            self._outcomes.pop(decision_id, None)
+        self._since_mark.clear()
+        super().rollback(mark)
 
     def recorded_outcome(self, decision_id: str) -> Outcome | None:
         """The outcome this chain already holds for ``decision_id``, if it remembers one."""

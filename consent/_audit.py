@@ -165,6 +165,18 @@ class AuditChain:
     def head(self) -> ChainHead:
         return self._head
 
+    def mark(self) -> ChainHead:
+        """Where the chain stands now, to ``rollback`` to if what follows is not published."""
+        return self._head
+
+    def rollback(self, mark: ChainHead) -> None:
+        """Forget the links made since ``mark``: their records were never published.
+
+        Else the next record would link to one absent from the topic, and the
+        chain would fail verification from there on.
+        """
+        self._head = mark
+
     def recorded_outcome(self, decision_id: str) -> Outcome | None:
         """The outcome this chain already holds for ``decision_id``, if it remembers one.
 
