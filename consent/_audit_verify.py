@@ -3,7 +3,8 @@
 ``verify_audit`` takes records in the order they were read (several chains may
 be interleaved, as when a topic's partitions are read together) and, for each
 chain, reports the first record that was altered, is missing, is duplicated or is
-out of order, and any checkpoint whose signature fails. A tail cut cannot be seen
+out of order, or forked (two different records the broker signed at one
+sequence number), and any checkpoint whose signature fails. A tail cut cannot be seen
 in the chain alone; it shows against an *anchor*, a signed checkpoint kept from
 an earlier verification (the auditor's witness copy): if the chain is now
 shorter than an anchor says, or differs at the anchor's position, it was cut or
@@ -67,6 +68,7 @@ class ProblemKind(StrEnum):
     UNVOUCHED = "unvouched"
     PENDING = "pending"
     REPEATED_DECISION = "repeated-decision"
+    FORKED = "forked"
 
 
 _FORGED = "not signed by the broker key: written by someone else"
@@ -205,6 +207,16 @@ def _verify_chain(
                 problem = found(ProblemKind.ALTERED, record, position, _FORGED)
             elif earlier is not None and not _signed(earlier, key):
                 problem = found(ProblemKind.ALTERED, earlier, at, _FORGED)
+            elif earlier is not None:
+                # Both genuine: the chain was continued twice from one place (a
+                # worker that kept appending after its partition moved), not reordered.
+                problem = found(
+                    ProblemKind.FORKED,
+                    record,
+                    position,
+                    f"two different records signed by the broker at seq {record.seq} "
+                    f"(position {at} and position {position}): the chain was continued twice",
+                )
             else:
                 problem = found(
                     ProblemKind.REORDERED,

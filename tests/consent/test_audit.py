@@ -372,3 +372,21 @@ def test_a_decision_appended_twice_fails_even_when_every_link_and_checkpoint_hol
     records.append(audit.checkpoint(T, reason="shutdown"))
     report = verify_audit(records, PUB)
     assert kinds(report) == [(ProblemKind.REPEATED_DECISION, records[2].seq)]
+
+
+def test_a_chain_continued_twice_from_one_place_is_reported_as_forked():
+    """Two workers (one a zombie) both continued the chain from seq 3, each signing its own.
+
+    It was reported as ``reordered``, "seq 3 after seq 3", which sends an auditor
+    looking for a reordering that never happened; both records are genuine, the
+    chain has two branches.
+    """
+    records, _ = build(6, every=100, close=False)
+    branch = AuditChain(ChainHead.after(records[2]), KEY, checkpoint_every=100)
+    other = [*branch.append(decision(50)), *branch.append(decision(51))]
+    for read in ([*records, *other], [*records[:4], other[0], *records[4:], other[1]]):
+        report = verify_audit(read, PUB)
+        assert kinds(report) == [(ProblemKind.FORKED, 3)], [str(p) for p in report.problems]
+        detail = str(report.problems[0])
+        assert "two different records signed by the broker" in detail
+        assert f"position {read.index(records[3])}" in detail
