@@ -135,7 +135,8 @@ def install_agents(parts: Parts) -> None:
 
     async def verify_one(message: Any, found: list[RoutedItem]) -> None:
         record = admit(message.value or b"", topic=message.topic, directory=p.watch.current,
-                       codec=p.codec, now=clock.now(), policy=p.admission())  # fmt: skip
+                       codec=p.codec, now=clock.now(), policy=p.admission(),
+                       scopes=p.watch.consent_scopes)  # fmt: skip
         origin = _coords(message)
         if isinstance(record, ConsentRecord):
             tokens = dict.fromkeys(t.key() for t in record.tokens + record.blocking_tokens)

@@ -123,3 +123,38 @@ def test_accepted_linkage_key_epochs_follow_the_directory(federation, tmp_path):
     document["key_epoch"], document["accepted_epochs"] = 2, [2]
     reloaded = _publish(federation, 2, document=document) and watch.poll(NOW)
     assert reloaded is not None and watch.current.accepted_epochs == frozenset({2})
+
+
+def test_consent_for_an_agreement_added_before_the_restart_is_admitted(federation, tmp_path):
+    """Attack (a careless roll-out): the authority adds an agreement; the workers restart later.
+
+    Councils' connectors take the new directory up and publish residents'
+    objections to the new agreement at once. The worker checked consent scopes
+    against only the agreements it serves until its restart, so each objection
+    was refused as ``unknown-scope`` and lost: after the restart the agreement
+    disclosed residents who had objected to it. A scope the signed directory in
+    force names is admitted; serving the agreement still waits for the restart.
+    """
+    from dataclasses import replace
+
+    from broker._admission import AdmissionPolicy, admit
+    from consent import seal_envelope
+    from schemas import Codec, ConsentState, SignatureDomain
+    from tests.broker.test_partition import _consent
+
+    watch = _watch(federation, tmp_path)
+    document = yaml.safe_load(federation.document_path.read_text())
+    added = {**document["agreements"][0], "id": "gm-added-later", "purpose": "added-later"}
+    document["agreements"].append(added)
+    reloaded = _publish(federation, 2, document=document) and watch.poll(NOW)
+    assert reloaded is not None and reloaded.restart_needed
+    assert "gm-added-later" not in watch.current.agreements, "served only after the restart"
+    codec = Codec()
+    for scope in ("gm-added-later", "purpose:added-later"):
+        record = replace(_consent(federation, ConsentState.OBJECTED, scope), published_at=NOW)
+        raw = seal_envelope(SignatureDomain.CONSENT, record, federation.signing_key(FROM), FROM,
+                            codec=codec)  # fmt: skip
+        admitted = admit(raw, topic=f"fed.consent.{FROM}", directory=watch.current,
+                         scopes=watch.consent_scopes, codec=codec, now=NOW,
+                         policy=AdmissionPolicy())  # fmt: skip
+        assert admitted == record
