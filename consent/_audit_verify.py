@@ -232,6 +232,10 @@ def _verify_chain(
                     position,
                     f"seq {record.seq} read before seq {expected}",
                 )
+            elif not _signed(record, key):
+                # A record the broker never signed makes no gap: it was appended, not
+                # left behind by deleted ones (it may claim any seq it likes).
+                problem = found(ProblemKind.ALTERED, record, position, _FORGED)
             else:
                 missing = (
                     f"{expected}"
