@@ -90,7 +90,7 @@ def recover_chain(
     head, whatever the table says (the table can lag the topic, or lead it when
     a send was lost). Written by this broker means: vouched for by the furthest
     checkpoint (by ``seq``) that verifies under ``key`` (through the hashes), or after it,
-    linked to the one before and signed under ``key`` itself. Anything else
+    further along than the records before it and signed under ``key`` itself. Anything else
     (a forger's record, junk) is skipped: continued from, it would be vouched
     for by the next checkpoint, and its decision id would hide a genuine one.
     Records of other chains sharing the partition are ignored. Decision and
@@ -103,10 +103,11 @@ def recover_chain(
     last = trusted[-1] if trusted else None
     skipped = 0
     for record in records[start:]:
-        links = last is None or (
-            record.seq == last.seq + 1 and record.prev_hash == last.record_hash
-        )
-        if links and audit_record_signed(record, key):
+        # Only a record further along than the head so far can be the head: a copy
+        # of an older one, signed as it is, read first would otherwise set the start
+        # and every genuine record after it would look unlinked. One the broker
+        # signed past a gap is still its own (the gap is for verification to show).
+        if (last is None or record.seq > last.seq) and audit_record_signed(record, key):
             trusted.append(record)
             last = record
         else:
