@@ -23,7 +23,7 @@ from consent import (
 )
 from fedbroker._errors import CommandError
 from fedbroker.cli._audit_topic import common_options, decoder, describe_problem, read_audit_topic
-from fedbroker.cli._broker_key import broker_key_options, load_broker_key
+from fedbroker.cli._broker_key import broker_key_options, load_broker_key, load_previous_keys
 from schemas import AuditKind
 
 __all__ = ["DETAIL_FIELDS", "parse_details", "subject"]
@@ -138,6 +138,7 @@ def subject(
     directory: Path | None,
     trust_anchor: Path | None,
     broker_key: Path | None,
+    previous_broker_keys: tuple[Path, ...],
 ) -> None:
     """List every decision that concerned a person (a subject-access request).
 
@@ -162,6 +163,8 @@ def subject(
     key = None
     if directory is not None or broker_key is not None:
         key = load_broker_key(directory, trust_anchor, broker_key)
+    previous = load_previous_keys(previous_broker_keys)
+    keys = (key, *previous) if key is not None else ()
     messages, unreadable = read_audit_topic(bootstrap, topic, decoder(wire), timeout_s=timeout_s)
     if unreadable:
         places = ", ".join(str(u) for u in unreadable[:5])
@@ -172,7 +175,7 @@ def subject(
             err=True,
         )
     found = decisions_concerning([m.record for m in messages], tokens)
-    signed = [key is None or audit_record_signed(record, key) for record in found]
+    signed = [not keys or any(audit_record_signed(record, k) for k in keys) for record in found]
     if as_json:
         for record, ok in zip(found, signed, strict=True):
             line = audit_record_to_dict(record)
@@ -196,7 +199,8 @@ def subject(
                 f"{', '.join(record.event_ids)} because {', '.join(record.reasons)} "
                 f"({record.decision_id})"
             )
-    broken = verify_audit([m.record for m in messages], key).problems if key else ()
+    records = [m.record for m in messages]
+    broken = verify_audit(records, key, previous_keys=previous).problems if key else ()
     for problem in broken:
         click.echo(describe_problem(problem, messages), err=True)
     if broken:
