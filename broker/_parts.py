@@ -136,7 +136,7 @@ class Parts:
             self.metrics.lag.labels(message.topic, str(message.partition)).set(lag)
 
     def chain_id(self, partition: int) -> str:
-        """``<prefix>.broker/<partition>@<key tag>``: the partition's chain under this key.
+        """``<prefix>.broker/<partition>/<key tag>``: the partition's chain under this key.
 
         Named by key too, so a new broker key starts new chains: continued from
         the old key's head, one chain would be signed under two keys, and no
@@ -144,7 +144,7 @@ class Parts:
         """
         raw = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         tag = hashlib.sha256(raw).hexdigest()[:12]
-        return f"{self.settings.topic_prefix}.broker/{partition}@{tag}"
+        return f"{self.settings.topic_prefix}.broker/{partition}/{tag}"
 
     async def chain_for(self, partition: int) -> AuditChain:
         """The partition's chain, its head and recent decisions recovered from the audit topic.

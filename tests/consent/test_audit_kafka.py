@@ -431,20 +431,20 @@ def test_audit_verify_and_subject_take_the_brokers_previous_key_after_a_rotation
     old = generate_signing_key()
     old_pub = tmp_path / "old-broker.pub"
     old_pub.write_text("ed25519:" + public_key_b64(old.public_key()) + "\n")
-    topic = publish({0: chain_records(old, "p0@old", 3),
-                     1: chain_records(fed.signing_key("broker"), "p1@new", 3)})  # fmt: skip
+    topic = publish({0: chain_records(old, "p0/old", 3),
+                     1: chain_records(fed.signing_key("broker"), "p1/new", 3)})  # fmt: skip
     base = ["--bootstrap", kafka_bootstrap, "--wire", WIRE, "--topic", topic]
     current = ["--broker-key", str(fed.keys["broker"].signing.public)]
     anchors = ["--anchors", str(tmp_path / "anchors.json")]
 
     code, _, err = run("audit", "verify", *base, *current, *anchors)
-    assert code == 1 and "chain p0@old" in err and "chain p1@new" not in err, err
+    assert code == 1 and "chain p0/old" in err and "chain p1/new" not in err, err
     code, out, err = run("audit", "verify", *base, *current, *anchors,
                          "--previous-broker-key", str(old_pub))  # fmt: skip
     assert code == 0, err
-    assert "anchors advanced for 1 chain(s)" in out  # p1@new's moved on the first run
+    assert "anchors advanced for 1 chain(s)" in out  # p1/new's moved on the first run
     kept = json.loads((tmp_path / "anchors.json").read_text())["keys"]
-    assert {c for chains in kept.values() for c in chains} == {"p0@old", "p1@new"}
+    assert {c for chains in kept.values() for c in chains} == {"p0/old", "p1/new"}
     assert len(kept) == 2, "each chain's anchor is kept under the key that signed it"
     code, out, err = run("audit", "verify", *base, *current, *anchors,
                          "--previous-broker-key", str(old_pub))  # fmt: skip
