@@ -158,3 +158,32 @@ def test_consent_for_an_agreement_added_before_the_restart_is_admitted(federatio
                          scopes=watch.consent_scopes, codec=codec, now=NOW,
                          policy=AdmissionPolicy())  # fmt: skip
         assert admitted == record
+
+
+def test_a_recipient_added_to_a_served_agreement_waits_for_the_restart(federation, tmp_path):
+    """Attack (a roll-out again): an agreement is changed to add a new service as recipient.
+
+    The worker served the changed agreement at once, but has no notification
+    topic for a service it did not start with: every match under the agreement
+    then failed on the missing topic and was quarantined, the event with it (its
+    sighting never kept, its decisions for the existing recipients never made).
+    A changed agreement is served at once only as far as it narrows.
+    """
+    from consent import generate_sealing_key
+
+    watch = _watch(federation, tmp_path)
+    document = yaml.safe_load(federation.document_path.read_text())
+    agreement = document["agreements"][0]
+    before = set(watch.current.agreements[agreement["id"]].recipients)
+    document["members"].append({
+        "id": f"{FROM}.newservice", "kind": "service", "name": "New service", "council": FROM,
+        "sealing_key": "x25519:" + public_key_b64(generate_sealing_key().public_key()),
+    })  # fmt: skip
+    agreement["recipients"] = [*agreement["recipients"], f"{FROM}.newservice"]
+    reloaded = _publish(federation, 2, document=document) and watch.poll(NOW)
+    assert reloaded is not None and reloaded.restart_needed
+    assert set(watch.current.agreements[agreement["id"]].recipients) == before
+    # narrowing applies at once
+    agreement["recipients"] = sorted(before)[:1]
+    assert _publish(federation, 3, document=document) and watch.poll(NOW)
+    assert set(watch.current.agreements[agreement["id"]].recipients) == set(sorted(before)[:1])
