@@ -133,10 +133,8 @@ class PartitionCore:
         if known is not None and origin and known.origin != origin:
             effects.duplicate = True  # the same signed event sent again: nothing to redo
             return held, effects
-        # A re-delivery (a restarted worker read the same message again) is matched
-        # again against what had arrived before it, as the first time: its
-        # notifications are re-sent under the same deterministic ids, so nothing is
-        # lost between state and output and nothing new is made up from later arrivals.
+        # Published before an erasure of its subject already read: part of what the
+        # erasure removed, so neither kept nor matched (a new grant must not disclose it).
         if (
             published_at is not None
             and consent is not None
@@ -145,6 +143,10 @@ class PartitionCore:
             if origin and seen_until is not None and known is None:
                 held = held.remember(Seen(sighting.event_id, origin, seen_until))
             return held, effects
+        # A re-delivery (a restarted worker read the same message again) is matched
+        # again against what had arrived before it, as the first time: its
+        # notifications are re-sent under the same deterministic ids, so nothing is
+        # lost between state and output and nothing new is made up from later arrivals.
         effects.redelivered = sighting.event_id in held.event_ids() or known is not None
         base = held.before(sighting.event_id) if effects.redelivered else held
         # ``held`` is already live at ``now``: the matcher need not scan for expiry again.
