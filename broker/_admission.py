@@ -218,9 +218,19 @@ def check_opaque(record: CitizenEvent | ConsentRecord) -> None:
         )
 
 
-def check_scope(record: CitizenEvent | ConsentRecord, directory: Directory) -> None:
-    """Refuse a consent scope the directory does not name (free text, a resident's name)."""
-    if isinstance(record, ConsentRecord) and record.scope not in consent_scopes(directory):
+def check_scope(
+    record: CitizenEvent | ConsentRecord,
+    directory: Directory,
+    scopes: frozenset[str] | None = None,
+) -> None:
+    """Refuse a consent scope the directory does not name (free text, a resident's name).
+
+    ``scopes`` are those of the newest signed directory (default: ``directory``'s):
+    a worker serves an agreement added since it started only after a restart,
+    but a resident's objection to it must be kept meanwhile, not refused and lost.
+    """
+    known = scopes if scopes is not None else consent_scopes(directory)
+    if isinstance(record, ConsentRecord) and record.scope not in known:
         raise Rejected("the consent scope is not in the directory", reason="unknown-scope")
 
 
@@ -232,8 +242,12 @@ def admit(
     codec: Codec,
     now: datetime,
     policy: AdmissionPolicy,
+    scopes: frozenset[str] | None = None,
 ) -> CitizenEvent | ConsentRecord:
     """The verified record in ``raw`` from ``topic``, or ``Rejected`` with a reason code.
+
+    ``scopes`` are the consent scopes to accept (``check_scope``; default those
+    of ``directory``).
 
     Order: size, then ``verify_record`` (the signed envelope's domain for the
     topic, council, signature over the exact bytes, then decoding with the
@@ -261,7 +275,7 @@ def admit(
         raise Rejected(f"{topic}: not a readable message", reason=exc.reason) from exc
     check_shape(record, policy.limits)
     check_opaque(record)
-    check_scope(record, directory)
+    check_scope(record, directory, scopes)
     # Ids are deduplicated on; one that is not the event's own (its council's
     # digest) would let one council have another's real event dropped as a replay.
     if isinstance(record, CitizenEvent) and not event_id_bound(record):

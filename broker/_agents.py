@@ -135,7 +135,8 @@ def install_agents(parts: Parts) -> None:
 
     async def verify_one(message: Any, found: list[RoutedItem]) -> None:
         record = admit(message.value or b"", topic=message.topic, directory=p.watch.current,
-                       codec=p.codec, now=clock.now(), policy=p.admission())  # fmt: skip
+                       codec=p.codec, now=clock.now(), policy=p.admission(),
+                       scopes=p.watch.consent_scopes)  # fmt: skip
         origin = _coords(message)
         if isinstance(record, ConsentRecord):
             tokens = dict.fromkeys(t.key() for t in record.tokens + record.blocking_tokens)
@@ -182,7 +183,7 @@ def install_agents(parts: Parts) -> None:
             state = states[token] if token in states else read(token)
             new_state, effects = p.core.on_sighting(
                 token, sighting, state, p.consent_view, chain, now,
-                origin=item.origin, seen_until=seen_until,
+                origin=item.origin, seen_until=seen_until, published_at=item.published_at,
             )  # fmt: skip
             states[token] = new_state
             added += new_state.sighting_count() - (
@@ -256,6 +257,7 @@ def install_agents(parts: Parts) -> None:
             tick=lambda: p.checkpoint_if_due(chain),
             guard=lambda coords, origin, work, event_id: guard(
                 coords, origin, "match", work, event_id),
+            chain=chain,
         )  # fmt: skip
         routed_items.inc(succeeded)
         if out.scores:

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from consent import AuditChain, ChainHead, Decision, audit_record_hash, audit_record_signed
-from schemas import AuditKind, AuditRecord
+from schemas import AuditKind, AuditRecord, Outcome
 
 __all__ = ["OnceChain", "RecoveredChain", "recover_chain"]
 
@@ -35,21 +35,35 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class RecoveredChain:
-    """Where a chain stands according to its own records, and what it decided lately."""
+    """Where a chain stands according to its own records, and what it decided lately.
+
+    ``recent`` maps each recent decision or erasure id to when it is forgotten;
+    ``outcomes`` each recent decision id to the outcome the chain holds for it.
+    """
 
     head: ChainHead
     recent: dict[str, datetime] = field(default_factory=dict)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
 
 
 def _vouched(records: list[AuditRecord], key: Ed25519PublicKey) -> tuple[int, list[AuditRecord]]:
-    """The last checkpoint that verifies and the records its hashes reach back to.
+    """The furthest checkpoint that verifies and the records its hashes reach back to.
 
-    Returns the index after the checkpoint (0 if none verifies) and those records
-    in chain order, the checkpoint last. One signature check, not one a record.
+    Furthest by sequence number, not by place read: a copy of one of the
+    broker's own older checkpoints appended to the topic verifies too (a copy
+    needs no key), and taken as the frontier it would move the head back and
+    fork the chain. Of copies of one checkpoint the first read is the one its
+    successors follow. Returns the index after the checkpoint (0 if none
+    verifies) and those records in chain order, the checkpoint last. One
+    signature check per checkpoint tried, not one a record.
     """
-    for index in range(len(records) - 1, -1, -1):
+    candidates = sorted(
+        (index for index, r in enumerate(records) if r.kind is AuditKind.CHECKPOINT),
+        key=lambda index: (-records[index].seq, index),
+    )
+    for index in candidates:
         checkpoint = records[index]
-        if checkpoint.kind is AuditKind.CHECKPOINT and audit_record_signed(checkpoint, key):
+        if audit_record_signed(checkpoint, key):
             by_hash = {r.record_hash: r for r in records[:index]}
             back, wanted = [checkpoint], checkpoint.prev_hash
             while (found := by_hash.pop(wanted, None)) is not None:
@@ -74,9 +88,9 @@ def recover_chain(
 
     The last record of the chain read back that this broker wrote is the true
     head, whatever the table says (the table can lag the topic, or lead it when
-    a send was lost). Written by this broker means: vouched for by the last
-    checkpoint that verifies under ``key`` (through the hashes), or after it,
-    linked to the one before and signed under ``key`` itself. Anything else
+    a send was lost). Written by this broker means: vouched for by the furthest
+    checkpoint (by ``seq``) that verifies under ``key`` (through the hashes), or after it,
+    further along than the records before it and signed under ``key`` itself. Anything else
     (a forger's record, junk) is skipped: continued from, it would be vouched
     for by the next checkpoint, and its decision id would hide a genuine one.
     Records of other chains sharing the partition are ignored. Decision and
@@ -89,10 +103,11 @@ def recover_chain(
     last = trusted[-1] if trusted else None
     skipped = 0
     for record in records[start:]:
-        links = last is None or (
-            record.seq == last.seq + 1 and record.prev_hash == last.record_hash
-        )
-        if links and audit_record_signed(record, key):
+        # Only a record further along than the head so far can be the head: a copy
+        # of an older one, signed as it is, read first would otherwise set the start
+        # and every genuine record after it would look unlinked. One the broker
+        # signed past a gap is still its own (the gap is for verification to show).
+        if (last is None or record.seq > last.seq) and audit_record_signed(record, key):
             trusted.append(record)
             last = record
         else:
@@ -106,13 +121,17 @@ def recover_chain(
         )
     checkpoint: AuditRecord | None = None
     recent: dict[str, datetime] = {}
+    outcomes: dict[str, Outcome] = {}
     for record in trusted:
         if record.kind is AuditKind.CHECKPOINT:
             checkpoint = record
         elif record.decided_at + window > now:
             recent[record.decision_id] = record.decided_at + window
+            if record.outcome is not None:
+                outcomes[record.decision_id] = record.outcome
     if last is None:
-        return RecoveredChain(stored if stored is not None else ChainHead(chain_id), recent)
+        head = stored if stored is not None else ChainHead(chain_id)
+        return RecoveredChain(head, recent, outcomes)
     head = ChainHead.after(last)
     if checkpoint is not None:
         head = replace(
@@ -126,7 +145,7 @@ def recover_chain(
             last_checkpoint_count=stored.last_checkpoint_count,
             last_checkpoint_at=stored.last_checkpoint_at,
         )
-    return RecoveredChain(head, recent)
+    return RecoveredChain(head, recent, outcomes)
 
 
 class OnceChain(AuditChain):
@@ -150,6 +169,8 @@ class OnceChain(AuditChain):
         super().__init__(recovered.head, signing_key, checkpoint_interval=checkpoint_interval)
         self._window = window
         self._recent = dict(recovered.recent)
+        self._outcomes = dict(recovered.outcomes)
+        self._since_mark: list[str] = []  # ids remembered since the last ``mark``
         self.replayed = 0
         """Decisions recognised as already on the chain and not appended again."""
 
@@ -165,6 +186,7 @@ class OnceChain(AuditChain):
             if self._recent[oldest] > at:
                 break
             del self._recent[oldest]
+            self._outcomes.pop(oldest, None)
         if decision_id in self._recent:
             self.replayed += 1
             logger.warning(
@@ -172,7 +194,29 @@ class OnceChain(AuditChain):
             )
             return True
         self._recent[decision_id] = at + self._window
+        self._since_mark.append(decision_id)
         return False
+
+    def mark(self) -> ChainHead:
+        """As ``AuditChain.mark``; the ids remembered from here on are undone by ``rollback``."""
+        self._since_mark.clear()
+        return super().mark()
+
+    def rollback(self, mark: ChainHead) -> None:
+        """As ``AuditChain.rollback``, and forget the ids appended since ``mark``.
+
+        Remembered, a retried item's decision would be taken for one already on
+        the chain and never be audited.
+        """
+        for decision_id in self._since_mark:
+            self._recent.pop(decision_id, None)
+            self._outcomes.pop(decision_id, None)
+        self._since_mark.clear()
+        super().rollback(mark)
+
+    def recorded_outcome(self, decision_id: str) -> Outcome | None:
+        """The outcome this chain already holds for ``decision_id``, if it remembers one."""
+        return self._outcomes.get(decision_id)
 
     def recent(self) -> frozenset[str]:
         """The decision and erasure ids this chain still remembers."""
@@ -184,6 +228,7 @@ class OnceChain(AuditChain):
         """Link a decision unless it is already on the chain (then nothing)."""
         if self._known(decision.decision_id, decision.decided_at):
             return []
+        self._outcomes[decision.decision_id] = decision.outcome
         return super().append(decision, notification_id=notification_id)
 
     def append_erasure(

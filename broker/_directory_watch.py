@@ -20,7 +20,14 @@ from pathlib import Path
 from types import MappingProxyType
 
 from broker._errors import DirectoryNotUsable
-from consent import ConsentError, Directory, DirectoryWatcher, MemberKind, SerialStore
+from consent import (
+    ConsentError,
+    Directory,
+    DirectoryWatcher,
+    MemberKind,
+    SerialStore,
+    consent_scopes,
+)
 
 __all__ = ["DirectoryWatch", "Reload"]
 
@@ -55,6 +62,14 @@ class DirectoryWatch:
     current: Directory
     why: str = ""
     _usable: bool = field(default=True)
+    consent_scopes: frozenset[str] = field(init=False)
+    """The consent scopes of the newest signed directory, served agreements or not yet."""
+    services: frozenset[str] = field(init=False)
+    """The services the worker started with: it has a notification topic for each."""
+
+    def __post_init__(self) -> None:
+        self.consent_scopes = consent_scopes(self.current)
+        self.services = frozenset(s.member_id for s in self.current.services)
 
     @classmethod
     def open(
@@ -101,8 +116,17 @@ class DirectoryWatch:
         directory = change.current
         new = sorted((_councils(directory) - self.councils)
                      | (frozenset(directory.agreements) - self.agreements))  # fmt: skip
-        kept = {k: v for k, v in directory.agreements.items() if k in self.agreements}
+        # A changed agreement is served at once as far as it narrows: a recipient
+        # the worker did not start with has no notification topic here, and
+        # notifying it would fail every match under the agreement until a restart.
+        kept = {
+            k: replace(v, recipients=v.recipients & self.services)
+            for k, v in directory.agreements.items()
+            if k in self.agreements
+        }
         self.current = replace(directory, agreements=MappingProxyType(kept))
+        # Consent to an agreement served only after a restart is admitted and kept now.
+        self.consent_scopes = consent_scopes(directory)
         reasons = tuple(change.needs_restart) or tuple(f"added: {n}" for n in new)
         if reasons:
             logger.warning("directory serial %d in force; restart the workers to serve: %s",

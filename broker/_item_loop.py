@@ -18,6 +18,7 @@ from typing import Any
 from broker._routed import ItemKind, RoutedItem
 from broker._sightings import TokenState
 from broker._state_cache import StateBatch
+from consent import AuditChain, ChainHead
 from schemas import AuditRecord
 
 __all__ = ["YIELD_EVERY", "Outbox", "Read", "run_items"]
@@ -64,11 +65,15 @@ async def run_items(
     handle: Handler,
     tick: Callable[[], AuditRecord | None],
     guard: Guard,
+    chain: AuditChain | None = None,
 ) -> tuple[Outbox, int]:
     """Handle ``items`` in order; returns what to publish and how many items succeeded.
 
     ``base`` is the routed message's ``topic/partition/offset``; item ``i`` is
     guarded as ``base#i`` and refused under its own origin (the source message).
+    ``chain`` is the audit chain the handler appends to: each attempt starts
+    from where the chain stood before the item, and a refused or quarantined
+    item leaves no link on it, as it leaves no state or effect.
     """
     out = Outbox()
     succeeded = 0
@@ -81,11 +86,15 @@ async def run_items(
         staged: dict[str, TokenState] = {}
         mine = Outbox()
         done: list[bool] = []
+        mark = chain.mark() if chain is not None else None
 
         async def work(item: RoutedItem = item, staged: dict[str, TokenState] = staged,
-                       mine: Outbox = mine, done: list[bool] = done) -> None:  # fmt: skip
+                       mine: Outbox = mine, done: list[bool] = done,
+                       mark: ChainHead | None = mark) -> None:  # fmt: skip
             staged.clear()
             mine.clear()
+            if chain is not None and mark is not None:
+                chain.rollback(mark)  # a retry links afresh from where the item began
             handle(item, staged, batch.get, mine)
             done.append(True)
 
@@ -94,6 +103,8 @@ async def run_items(
         if index % YIELD_EVERY == YIELD_EVERY - 1:
             await asyncio.sleep(0)  # let Faust's commit and heartbeat tasks run
         if not done:  # refused or quarantined: nothing of its attempts is kept
+            if chain is not None and mark is not None:
+                chain.rollback(mark)
             continue
         for token, state in staged.items():
             batch.set(token, state)

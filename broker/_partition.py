@@ -26,6 +26,7 @@ from consent import (
     DisclosedEvent,
     agreements_for,
     decide,
+    erased_since,
 )
 from schemas import (
     AuditRecord,
@@ -105,6 +106,7 @@ class PartitionCore:
         *,
         origin: str = "",
         seen_until: datetime | None = None,
+        published_at: datetime | None = None,
     ) -> tuple[TokenState, Effects]:
         """Match the sighting under ``token``; decide and notify what the agreements allow.
 
@@ -119,12 +121,27 @@ class PartitionCore:
         token the consent record never carried still sees it. Each event's own
         exact tokens form one subject, and every subject must consent
         (``subjects_of``, DESIGN section 10).
+
+        ``published_at`` is the event's publication time: an event published
+        before an erasure of its subject that ``consent`` already holds is
+        state that erasure removed, read late (another council's topic ran
+        ahead). It is neither kept nor matched, only remembered as seen.
         """
         effects = Effects()
         held = (state if state is not None else TokenState()).live(now)
         known = held.remembered(sighting.event_id)
         if known is not None and origin and known.origin != origin:
             effects.duplicate = True  # the same signed event sent again: nothing to redo
+            return held, effects
+        # Published before an erasure of its subject already read: part of what the
+        # erasure removed, so neither kept nor matched (a new grant must not disclose it).
+        if (
+            published_at is not None
+            and consent is not None
+            and erased_since(consent, sighting.tokens, published_at)
+        ):
+            if origin and seen_until is not None and known is None:
+                held = held.remember(Seen(sighting.event_id, origin, seen_until))
             return held, effects
         # A re-delivery (a restarted worker read the same message again) is matched
         # again against what had arrived before it, as the first time: its
@@ -172,8 +189,14 @@ class PartitionCore:
                 )
                 decision = decide(agreement, candidate, view, now)
                 decisions.append(decision)
-                effects.decisions.append((agreement.agreement_id, decision.outcome))
-                if decision.allowed:
+                # Decided again (a re-delivery) under consent read since: the chain
+                # keeps the first answer and appends nothing, so a denial on the
+                # record stays a denial; notifying now would disclose what the
+                # audit trail, and a subject-access answer, say was refused.
+                recorded = chain.recorded_outcome(decision.decision_id)
+                outcome = Outcome.DENIED if recorded is Outcome.DENIED else decision.outcome
+                effects.decisions.append((agreement.agreement_id, outcome))
+                if outcome is Outcome.ALLOWED:
                     allowed.append(recipient)
             notifications = {
                 recipient: build_notification(agreement, hit, recipient, created_at=now)

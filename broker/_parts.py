@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from broker._admission import AdmissionPolicy
 from broker._audit_tail import read_chain_tail
@@ -135,7 +136,15 @@ class Parts:
             self.metrics.lag.labels(message.topic, str(message.partition)).set(lag)
 
     def chain_id(self, partition: int) -> str:
-        return f"{self.settings.topic_prefix}.broker/{partition}"
+        """``<prefix>.broker/<partition>/<key tag>``: the partition's chain under this key.
+
+        Named by key too, so a new broker key starts new chains: continued from
+        the old key's head, one chain would be signed under two keys, and no
+        key would verify it (``audit verify --previous-broker-key``).
+        """
+        raw = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        tag = hashlib.sha256(raw).hexdigest()[:12]
+        return f"{self.settings.topic_prefix}.broker/{partition}/{tag}"
 
     async def chain_for(self, partition: int) -> AuditChain:
         """The partition's chain, its head and recent decisions recovered from the audit topic.

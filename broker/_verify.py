@@ -19,6 +19,7 @@ from consent import (
     DEFAULT_OCCURRED_FLOOR,
     DEFAULT_RECORDED_FLOOR,
     Directory,
+    MemberKind,
     SignatureInvalid,
     open_envelope,
     time_problem,
@@ -70,7 +71,7 @@ def verify_record(
 ) -> CitizenEvent | ConsentRecord:
     """The record in a council's message, or ``Rejected`` with a reason code.
 
-    Reasons: ``unknown-council`` (topic owner not in the directory),
+    Reasons: ``unknown-council`` (topic owner not a council in the directory),
     ``wrong-topic`` (neither an events nor a consent topic), ``wrong-domain``
     (signed as another kind of record), ``wrong-council`` (signed by, or naming,
     another council), ``bad-signature``, ``stale-key-epoch``, ``stale``
@@ -82,7 +83,8 @@ def verify_record(
     """
     owner = topic_council(topic)
     member = directory.members.get(owner)
-    if member is None or member.signing_key is None:
+    # The broker, services and the authority sign too, but never as a council.
+    if member is None or member.kind is not MemberKind.COUNCIL or member.signing_key is None:
         raise Rejected(
             f"{topic}: owner is not a council in the directory", reason="unknown-council"
         )

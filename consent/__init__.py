@@ -48,6 +48,7 @@ from consent._consent_state import (
     TokenConsent,
     effective_consent,
     effective_time,
+    erased_since,
 )
 from consent._decisions import (
     CandidateDisclosure,
@@ -210,6 +211,7 @@ __all__ = [
     "directory_expires_in",
     "effective_consent",
     "effective_time",
+    "erased_since",
     "example_agreement_paths",
     "format_duration",
     "generate_sealing_key",

@@ -28,7 +28,7 @@ from consent._audit_records import audit_record_to_dict
 from consent._decisions import Decision
 from consent._envelope import sign_detached, verify_detached
 from consent._errors import AuditInvalid, SignatureInvalid
-from schemas import AuditKind, AuditRecord, SignatureDomain
+from schemas import AuditKind, AuditRecord, Outcome, SignatureDomain
 
 __all__ = [
     "DEFAULT_CHECKPOINT_EVERY",
@@ -164,6 +164,27 @@ class AuditChain:
     @property
     def head(self) -> ChainHead:
         return self._head
+
+    def mark(self) -> ChainHead:
+        """Where the chain stands now, to ``rollback`` to if what follows is not published."""
+        return self._head
+
+    def rollback(self, mark: ChainHead) -> None:
+        """Forget the links made since ``mark``: their records were never published.
+
+        Else the next record would link to one absent from the topic, and the
+        chain would fail verification from there on.
+        """
+        self._head = mark
+
+    def recorded_outcome(self, decision_id: str) -> Outcome | None:
+        """The outcome this chain already holds for ``decision_id``, if it remembers one.
+
+        A plain chain remembers none; one that records each decision once
+        (``broker._chain_recovery.OnceChain``) answers for its recent ones, so a
+        decision taken again is not acted on differently from how it was recorded.
+        """
+        return None
 
     def _link(self, record: AuditRecord) -> AuditRecord:
         record = replace(

@@ -74,15 +74,21 @@ def load_anchors(path: Path, broker_key: Ed25519PublicKey) -> tuple[AuditRecord,
 def save_anchors(path: Path, broker_key: Ed25519PublicKey, report: AuditReport) -> list[str]:
     """Advance the anchors to each intact chain's last checkpoint; never move one back.
 
+    Only chains verified under ``broker_key`` are kept under it (a report over
+    several keys is saved once per key).
+
     Returns:
         The chains whose anchor moved.
     """
     keys = _read(path)
-    held: dict[str, Any] = dict(keys.get(_key_id(broker_key), {}))
+    key_id = _key_id(broker_key)
+    held: dict[str, Any] = dict(keys.get(key_id, {}))
     moved: list[str] = []
     for chain, summary in sorted(report.chains.items()):
         last = summary.last_checkpoint
         if last is None or not report.intact(chain):
+            continue
+        if summary.key is not None and _key_id(summary.key) != key_id:
             continue
         current = held.get(chain)
         if isinstance(current, Mapping) and int(current.get("seq", -1)) >= last.seq:
@@ -90,7 +96,7 @@ def save_anchors(path: Path, broker_key: Ed25519PublicKey, report: AuditReport) 
         held[chain] = audit_record_to_dict(last)
         moved.append(chain)
     if moved:
-        keys[_key_id(broker_key)] = held
+        keys[key_id] = held
         body = {"format": ANCHORS_FORMAT, "keys": keys}
         write_atomically(path, (json.dumps(body, indent=1, sort_keys=True) + "\n").encode())
     return moved

@@ -3,7 +3,8 @@
 ``verify_audit`` takes records in the order they were read (several chains may
 be interleaved, as when a topic's partitions are read together) and, for each
 chain, reports the first record that was altered, is missing, is duplicated or is
-out of order, and any checkpoint whose signature fails. A tail cut cannot be seen
+out of order, or forked (two different records the broker signed at one
+sequence number), and any checkpoint whose signature fails. A tail cut cannot be seen
 in the chain alone; it shows against an *anchor*, a signed checkpoint kept from
 an earlier verification (the auditor's witness copy): if the chain is now
 shorter than an anchor says, or differs at the anchor's position, it was cut or
@@ -67,6 +68,7 @@ class ProblemKind(StrEnum):
     UNVOUCHED = "unvouched"
     PENDING = "pending"
     REPEATED_DECISION = "repeated-decision"
+    FORKED = "forked"
 
 
 _FORGED = "not signed by the broker key: written by someone else"
@@ -104,6 +106,8 @@ class ChainSummary:
     last_checkpoint: AuditRecord | None
     unanchored: int
     vouch_deadline: datetime | None = None
+    key: Ed25519PublicKey | None = None
+    """The broker key the chain was verified under (one of ``verify_audit``'s keys)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +209,16 @@ def _verify_chain(
                 problem = found(ProblemKind.ALTERED, record, position, _FORGED)
             elif earlier is not None and not _signed(earlier, key):
                 problem = found(ProblemKind.ALTERED, earlier, at, _FORGED)
+            elif earlier is not None:
+                # Both genuine: the chain was continued twice from one place (a
+                # worker that kept appending after its partition moved), not reordered.
+                problem = found(
+                    ProblemKind.FORKED,
+                    record,
+                    position,
+                    f"two different records signed by the broker at seq {record.seq} "
+                    f"(position {at} and position {position}): the chain was continued twice",
+                )
             else:
                 problem = found(
                     ProblemKind.REORDERED,
@@ -220,6 +234,10 @@ def _verify_chain(
                     position,
                     f"seq {record.seq} read before seq {expected}",
                 )
+            elif not _signed(record, key):
+                # A record the broker never signed makes no gap: it was appended, not
+                # left behind by deleted ones (it may claim any seq it likes).
+                problem = found(ProblemKind.ALTERED, record, position, _FORGED)
             else:
                 missing = (
                     f"{expected}"
@@ -293,15 +311,40 @@ def _verify_chain(
     if problem is None and vouching is not None:
         problem, deadline = vouching.judge(chain, expected, last_checkpoint)
     summary = ChainSummary(
-        chain, len(items), expected, prev, last_checkpoint, expected - anchored, deadline
+        chain, len(items), expected, prev, last_checkpoint, expected - anchored, deadline, key
     )
     return problem, summary
+
+
+def _chain_key(
+    items: list[tuple[int, AuditRecord]],
+    anchor: AuditRecord | None,
+    keys: tuple[Ed25519PublicKey, ...],
+) -> Ed25519PublicKey:
+    """The key a chain is verified under: the one its first intact record is signed with.
+
+    The broker starts a new chain under a new key (``broker`` names its chains
+    by key), so each chain has exactly one; none verifying, the current key
+    (``keys[0]``) is used and the chain's problems are reported under it.
+    """
+    for _, record in items:
+        if record.record_hash == audit_record_hash(record):
+            for key in keys:
+                if _signed(record, key):
+                    return key
+            break
+    if anchor is not None:
+        for key in keys:
+            if _signed(anchor, key):
+                return key
+    return keys[0]
 
 
 def verify_audit(
     records: Iterable[AuditRecord],
     broker_public_key: Ed25519PublicKey,
     *,
+    previous_keys: Iterable[Ed25519PublicKey] = (),
     anchors: Iterable[AuditRecord] = (),
     now: datetime | None = None,
     checkpoint_interval: timedelta = DEFAULT_CHECKPOINT_INTERVAL,
@@ -313,6 +356,9 @@ def verify_audit(
     Args:
         records: audit records in read order; chains may be interleaved.
         broker_public_key: the broker's Ed25519 key from the directory.
+        previous_keys: keys the broker signed with before a rotation (default
+            none). Each chain is verified under the one key its first record is
+            signed with; a chain the broker continued under two keys fails.
         anchors: signed checkpoints kept from earlier verifications (default none);
             a chain shorter than its anchor, or different at it, was cut or rewritten.
             Anchors whose signature fails are themselves reported.
@@ -331,11 +377,12 @@ def verify_audit(
     by_chain: dict[str, list[tuple[int, AuditRecord]]] = {}
     for position, record in enumerate(records):
         by_chain.setdefault(record.chain, []).append((position, record))
+    keys = (broker_public_key, *previous_keys)
     problems: list[AuditProblem] = []
     best: dict[str, AuditRecord] = {}
     for anchor in anchors:
-        if anchor.record_hash != audit_record_hash(anchor) or not _signed(
-            anchor, broker_public_key
+        if anchor.record_hash != audit_record_hash(anchor) or not any(
+            _signed(anchor, key) for key in keys
         ):
             problems.append(
                 AuditProblem(
@@ -351,9 +398,9 @@ def verify_audit(
             best[anchor.chain] = anchor
     summaries: dict[str, ChainSummary] = {}
     for chain in sorted(set(by_chain) | set(best)):
-        problem, summary = _verify_chain(
-            chain, by_chain.get(chain, []), broker_public_key, best.get(chain), vouching
-        )
+        items, held = by_chain.get(chain, []), best.get(chain)
+        key = _chain_key(items, held, keys) if len(keys) > 1 else broker_public_key
+        problem, summary = _verify_chain(chain, items, key, held, vouching)
         summaries[chain] = summary
         if problem is not None:
             problems.append(problem)

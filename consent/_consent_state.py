@@ -51,6 +51,7 @@ __all__ = [
     "TokenConsent",
     "effective_consent",
     "effective_time",
+    "erased_since",
 ]
 
 ALL_SCOPES = "*"
@@ -279,3 +280,19 @@ def effective_consent(
         # number, same name and birth date), so it is not this subject's consent.
         return None
     return max(governing, default=None)
+
+
+def erased_since(view: ConsentView, tokens: Iterable[str], published_at: datetime) -> bool:
+    """Whether an erasure under any of ``tokens`` was published at or after ``published_at``.
+
+    An event published before its subject's erasure is state the erasure
+    removed, whenever it is read: councils' topics are read at their own pace,
+    so it may arrive after the erasure. Any token counts, as for
+    ``effective_consent`` a refusal under any of them does.
+    """
+    for token in tokens:
+        held = view.get(token)
+        if held is not None and held.erasure is not None:
+            if held.erasure.published_at >= published_at:
+                return True
+    return False

@@ -26,8 +26,14 @@ from consent import (
     verify_audit,
 )
 from fedbroker.cli._audit_subject import subject
-from fedbroker.cli._audit_topic import AuditMessage, common_options, decoder, read_audit_topic
-from fedbroker.cli._broker_key import broker_key_options, load_broker_key
+from fedbroker.cli._audit_topic import (
+    AuditMessage,
+    common_options,
+    decoder,
+    describe_problem,
+    read_audit_topic,
+)
+from fedbroker.cli._broker_key import broker_key_options, load_broker_key, load_previous_keys
 from fedbroker.cli._state_files import (
     ANCHORS_ENV,
     SERIALS_ENV,
@@ -55,11 +61,7 @@ def _report(report: AuditReport, messages: list[AuditMessage], topic: str) -> No
     for summary in report.chains.values():
         click.echo(_describe(summary))
     for problem in report.problems:
-        where = ""
-        if 0 <= problem.position < len(messages):
-            at = messages[problem.position]
-            where = f" [partition {at.partition} offset {at.offset}]"
-        click.echo(f"PROBLEM {problem}{where}", err=True)
+        click.echo(describe_problem(problem, messages), err=True)
 
 
 @click.group()
@@ -108,6 +110,7 @@ def verify(
     directory: Path | None,
     trust_anchor: Path | None,
     broker_key: Path | None,
+    previous_broker_keys: tuple[Path, ...],
     anchors_path: Path | None,
     interval_s: float,
     margin_s: float,
@@ -123,12 +126,14 @@ def verify(
     interval plus the margin (younger ones are pending; --strict fails on them).
     """
     key = load_broker_key(directory, trust_anchor, broker_key)
+    previous = load_previous_keys(previous_broker_keys)
     path = anchors_path if anchors_path is not None else default_anchors_path()
-    anchors = load_anchors(path, key)
+    anchors = [a for k in (key, *previous) for a in load_anchors(path, k)]
     messages, unreadable = read_audit_topic(bootstrap, topic, decoder(wire), timeout_s=timeout_s)
     report = verify_audit(
         [m.record for m in messages],
         key,
+        previous_keys=previous,
         anchors=anchors,
         now=datetime.now(UTC),
         checkpoint_interval=timedelta(seconds=interval_s),
@@ -138,7 +143,7 @@ def verify(
     _report(report, messages, topic)
     for place in unreadable:
         click.echo(f"PROBLEM not an audit record {place}", err=True)
-    moved = save_anchors(path, key, report)
+    moved = [chain for k in (key, *previous) for chain in save_anchors(path, k, report)]
     if moved:
         click.echo(f"anchors advanced for {len(moved)} chain(s) in {path}")
     if not report.ok or unreadable:

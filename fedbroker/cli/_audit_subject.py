@@ -15,10 +15,15 @@ from typing import IO
 
 import click
 
-from consent import audit_record_signed, audit_record_to_dict, decisions_concerning
+from consent import (
+    audit_record_signed,
+    audit_record_to_dict,
+    decisions_concerning,
+    verify_audit,
+)
 from fedbroker._errors import CommandError
-from fedbroker.cli._audit_topic import common_options, decoder, read_audit_topic
-from fedbroker.cli._broker_key import broker_key_options, load_broker_key
+from fedbroker.cli._audit_topic import common_options, decoder, describe_problem, read_audit_topic
+from fedbroker.cli._broker_key import broker_key_options, load_broker_key, load_previous_keys
 from schemas import AuditKind
 
 __all__ = ["DETAIL_FIELDS", "parse_details", "subject"]
@@ -133,6 +138,7 @@ def subject(
     directory: Path | None,
     trust_anchor: Path | None,
     broker_key: Path | None,
+    previous_broker_keys: tuple[Path, ...],
 ) -> None:
     """List every decision that concerned a person (a subject-access request).
 
@@ -143,8 +149,12 @@ def subject(
 
     With the broker's key (--directory and --trust-anchor, or --broker-key),
     each listed record's signature is checked (the broker signs every record):
-    one it did not sign is flagged, and the command exits 1. Without it, the
-    records are listed as read; run `fedbroker audit verify` for the chains.
+    one it did not sign is flagged, and the command exits 1. The chains read
+    are verified too (their links, as `fedbroker audit verify` does without its
+    anchors and clock): a record missing, altered, duplicated or reordered in
+    any chain may have named this person, so the answer may be incomplete, and
+    the command says where and exits 1. Without the key, the records are listed
+    as read; run `fedbroker audit verify` for the chains.
     """
     if linkage_keys is not None:
         tokens = (*tokens, *_tokens_from_details(details, linkage_keys, dob_format))
@@ -153,6 +163,8 @@ def subject(
     key = None
     if directory is not None or broker_key is not None:
         key = load_broker_key(directory, trust_anchor, broker_key)
+    previous = load_previous_keys(previous_broker_keys)
+    keys = (key, *previous) if key is not None else ()
     messages, unreadable = read_audit_topic(bootstrap, topic, decoder(wire), timeout_s=timeout_s)
     if unreadable:
         places = ", ".join(str(u) for u in unreadable[:5])
@@ -163,7 +175,7 @@ def subject(
             err=True,
         )
     found = decisions_concerning([m.record for m in messages], tokens)
-    signed = [key is None or audit_record_signed(record, key) for record in found]
+    signed = [not keys or any(audit_record_signed(record, k) for k in keys) for record in found]
     if as_json:
         for record, ok in zip(found, signed, strict=True):
             line = audit_record_to_dict(record)
@@ -187,10 +199,22 @@ def subject(
                 f"{', '.join(record.event_ids)} because {', '.join(record.reasons)} "
                 f"({record.decision_id})"
             )
+    records = [m.record for m in messages]
+    broken = verify_audit(records, key, previous_keys=previous).problems if key else ()
+    for problem in broken:
+        click.echo(describe_problem(problem, messages), err=True)
+    if broken:
+        # A deleted record leaves every remaining one signed: only the chain shows the gap.
+        click.echo(
+            f"the answer may be incomplete: {len(broken)} chain(s) of the audit trail do not "
+            "verify; run `fedbroker audit verify`",
+            err=True,
+        )
     if not all(signed):
         click.echo(
             f"{signed.count(False)} listed record(s) are not signed by the broker: they are "
             "not evidence of a decision; run `fedbroker audit verify`",
             err=True,
         )
+    if broken or not all(signed):
         raise SystemExit(1)

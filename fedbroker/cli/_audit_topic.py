@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from consent import KafkaSecurity, audit_record_from_dict
+from consent import AuditProblem, KafkaSecurity, audit_record_from_dict
 from fedbroker._errors import CommandError
 from fedbroker._topics import read_to_end
 from schemas import AuditRecord, FedbrokerError
@@ -29,6 +29,7 @@ __all__ = [
     "Unreadable",
     "common_options",
     "decoder",
+    "describe_problem",
     "read_audit_topic",
 ]
 
@@ -116,6 +117,15 @@ def read_audit_topic(
         except ValueError:  # the development JSON wire: not JSON at all
             unreadable.append(Unreadable(r.partition, r.offset, "decode-failed"))
     return messages, unreadable
+
+
+def describe_problem(problem: AuditProblem, messages: list[AuditMessage]) -> str:
+    """A verification problem as printed, with the Kafka place of the record it names."""
+    where = ""
+    if 0 <= problem.position < len(messages):
+        at = messages[problem.position]
+        where = f" [partition {at.partition} offset {at.offset}]"
+    return f"PROBLEM {problem}{where}"
 
 
 def common_options(function: Callable[..., Any]) -> Callable[..., Any]:

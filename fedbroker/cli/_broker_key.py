@@ -18,16 +18,24 @@ from consent import SerialStore, load_directory, load_public_key
 from fedbroker._errors import CommandError
 from fedbroker.cli._state_files import default_serials_path
 
-__all__ = ["broker_key_options", "load_broker_key"]
+__all__ = ["broker_key_options", "load_broker_key", "load_previous_keys"]
 
 _Command = TypeVar("_Command", bound=Callable[..., object])
 
 
 def broker_key_options(directory_help: str) -> Callable[[_Command], _Command]:
-    """``--directory`` with ``--trust-anchor``, or ``--broker-key``."""
+    """``--directory`` with ``--trust-anchor``, or ``--broker-key``; ``--previous-broker-key``."""
 
     def add(command: _Command) -> _Command:
         # Applied bottom-up, as decorators are: --directory is listed first in --help.
+        command = click.option(
+            "--previous-broker-key",
+            "previous_broker_keys",
+            type=click.Path(exists=True, path_type=Path),
+            multiple=True,
+            help="A key the broker signed with before a rotation (repeatable): "
+            "its chains are verified under it.",
+        )(command)
         command = click.option(
             "--broker-key",
             type=click.Path(exists=True, path_type=Path),
@@ -66,3 +74,19 @@ def load_broker_key(
         raise CommandError("give --directory with --trust-anchor, or --broker-key")
     assert isinstance(key, Ed25519PublicKey)
     return key
+
+
+def load_previous_keys(paths: tuple[Path, ...]) -> tuple[Ed25519PublicKey, ...]:
+    """The broker's earlier signing keys, from public key files (``--previous-broker-key``).
+
+    A chain is the broker's under the key that signed it; the broker starts new
+    chains under a new key, so chains signed before a rotation verify only
+    under the key they were signed with. Give one that was retired, not one
+    that was compromised: whatever it signs verifies.
+    """
+    keys = []
+    for path in paths:
+        key = load_public_key(path, kind="signing")
+        assert isinstance(key, Ed25519PublicKey)
+        keys.append(key)
+    return tuple(keys)

@@ -83,3 +83,49 @@ def test_records_vouched_for_by_a_checkpoint_are_recovered_without_their_own_sig
                               key=key)  # fmt: skip
     assert recovered.head.head_hash == checkpoint.record_hash
     assert set(recovered.recent) == {r.decision_id for r in topic if r.kind is AuditKind.DECISION}
+
+
+def test_a_genuine_checkpoint_replayed_at_the_end_does_not_move_the_head_back(federation):
+    """Attack: copy one of the broker's own checkpoints to the end of its chain's partition.
+
+    No key is needed for a copy, and it verifies. Recovery took the last checkpoint
+    *read* as the chain's frontier, so the restarted worker continued from the old
+    position: the records after it were skipped as not linking, their decision ids
+    forgotten, and the next append forked the chain at a sequence number already used.
+    """
+    directory, core, token, sightings, state, topic, _ = _first_run(federation)
+    chain = _once(federation, None, topic)
+    older = chain.checkpoint(NOW + INTERVAL, reason="idle")
+    _, fresh = _step(core, token, sightings[2], state, chain, 2)
+    assert fresh.audit
+    key = directory.member("broker").signing_key
+    for tail in ([], [chain.checkpoint(NOW + 2 * INTERVAL, reason="idle")]):
+        genuine = [*topic, older, *fresh.audit, *tail]
+        recovered = recover_chain(CHAIN, None, [*genuine, older], now=NOW, window=WINDOW, key=key)
+        assert recovered.head.count == genuine[-1].seq + 1, "the head moved back to the copy"
+        assert recovered.head.head_hash == genuine[-1].record_hash
+        decided = {r.decision_id for r in genuine if r.kind is AuditKind.DECISION}
+        assert set(recovered.recent) == decided
+
+
+def test_a_replayed_old_record_read_first_does_not_become_the_head(federation):
+    """Attack: no checkpoint in the tail read, and a copy of an old record read first.
+
+    The tail read starts inside the chain (at ``now - window``), so its first
+    genuine record links to one not read. With no checkpoint to start from, the
+    first record read that the broker signed was taken as the start: a copy of an
+    old one placed before the tail made the genuine records after it look
+    unlinked, they were skipped, and the head moved back to the copy (the next
+    append would fork the chain).
+    """
+    directory, core, token, sightings, state, topic, _ = _first_run(federation)
+    chain = _once(federation, None, topic)
+    _, fresh = _step(core, token, sightings[2], state, chain, 2)
+    records = [*topic, *fresh.audit]
+    assert len(records) >= 3 and all(r.kind is AuditKind.DECISION for r in records)
+    key = directory.member("broker").signing_key
+    tail = [records[0], *records[2:]]  # records[1] predates the window; records[0] is a copy
+    recovered = recover_chain(CHAIN, None, tail, now=NOW, window=WINDOW, key=key)
+    assert recovered.head.count == records[-1].seq + 1, "the head moved back to the copy"
+    assert recovered.head.head_hash == records[-1].record_hash
+    assert {r.decision_id for r in records[2:]} <= set(recovered.recent)

@@ -123,3 +123,67 @@ def test_accepted_linkage_key_epochs_follow_the_directory(federation, tmp_path):
     document["key_epoch"], document["accepted_epochs"] = 2, [2]
     reloaded = _publish(federation, 2, document=document) and watch.poll(NOW)
     assert reloaded is not None and watch.current.accepted_epochs == frozenset({2})
+
+
+def test_consent_for_an_agreement_added_before_the_restart_is_admitted(federation, tmp_path):
+    """Attack (a careless roll-out): the authority adds an agreement; the workers restart later.
+
+    Councils' connectors take the new directory up and publish residents'
+    objections to the new agreement at once. The worker checked consent scopes
+    against only the agreements it serves until its restart, so each objection
+    was refused as ``unknown-scope`` and lost: after the restart the agreement
+    disclosed residents who had objected to it. A scope the signed directory in
+    force names is admitted; serving the agreement still waits for the restart.
+    """
+    from dataclasses import replace
+
+    from broker._admission import AdmissionPolicy, admit
+    from consent import seal_envelope
+    from schemas import Codec, ConsentState, SignatureDomain
+    from tests.broker.test_partition import _consent
+
+    watch = _watch(federation, tmp_path)
+    document = yaml.safe_load(federation.document_path.read_text())
+    added = {**document["agreements"][0], "id": "gm-added-later", "purpose": "added-later"}
+    document["agreements"].append(added)
+    reloaded = _publish(federation, 2, document=document) and watch.poll(NOW)
+    assert reloaded is not None and reloaded.restart_needed
+    assert "gm-added-later" not in watch.current.agreements, "served only after the restart"
+    codec = Codec()
+    for scope in ("gm-added-later", "purpose:added-later"):
+        record = replace(_consent(federation, ConsentState.OBJECTED, scope), published_at=NOW)
+        raw = seal_envelope(SignatureDomain.CONSENT, record, federation.signing_key(FROM), FROM,
+                            codec=codec)  # fmt: skip
+        admitted = admit(raw, topic=f"fed.consent.{FROM}", directory=watch.current,
+                         scopes=watch.consent_scopes, codec=codec, now=NOW,
+                         policy=AdmissionPolicy())  # fmt: skip
+        assert admitted == record
+
+
+def test_a_recipient_added_to_a_served_agreement_waits_for_the_restart(federation, tmp_path):
+    """Attack (a roll-out again): an agreement is changed to add a new service as recipient.
+
+    The worker served the changed agreement at once, but has no notification
+    topic for a service it did not start with: every match under the agreement
+    then failed on the missing topic and was quarantined, the event with it (its
+    sighting never kept, its decisions for the existing recipients never made).
+    A changed agreement is served at once only as far as it narrows.
+    """
+    from consent import generate_sealing_key
+
+    watch = _watch(federation, tmp_path)
+    document = yaml.safe_load(federation.document_path.read_text())
+    agreement = document["agreements"][0]
+    before = set(watch.current.agreements[agreement["id"]].recipients)
+    document["members"].append({
+        "id": f"{FROM}.newservice", "kind": "service", "name": "New service", "council": FROM,
+        "sealing_key": "x25519:" + public_key_b64(generate_sealing_key().public_key()),
+    })  # fmt: skip
+    agreement["recipients"] = [*agreement["recipients"], f"{FROM}.newservice"]
+    reloaded = _publish(federation, 2, document=document) and watch.poll(NOW)
+    assert reloaded is not None and reloaded.restart_needed
+    assert set(watch.current.agreements[agreement["id"]].recipients) == before
+    # narrowing applies at once
+    agreement["recipients"] = sorted(before)[:1]
+    assert _publish(federation, 3, document=document) and watch.poll(NOW)
+    assert set(watch.current.agreements[agreement["id"]].recipients) == set(sorted(before)[:1])

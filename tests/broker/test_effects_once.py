@@ -15,9 +15,9 @@ from datetime import timedelta
 from broker import Matcher, Sighting
 from broker._chain_recovery import OnceChain, recover_chain
 from broker._partition import PartitionCore, retention_for
-from consent import AuditChain, ChainHead, verify_audit
+from consent import AuditChain, ChainHead, ConsentLedger, verify_audit
 from consent._audit_verify import ProblemKind
-from schemas import AuditKind, ConsentState
+from schemas import AuditKind, ConsentRecord, ConsentState, Outcome
 from tests.broker.test_partition import FROM, NOW, TO, _consent, _event, federation  # noqa: F401
 
 CHAIN = "fed.broker/0"
@@ -179,3 +179,45 @@ def test_another_councils_erasure_under_the_same_record_id_is_audited_too(federa
     assert [r.kind for r in first.audit] == [AuditKind.ERASURE]
     assert [r.kind for r in second.audit] == [AuditKind.ERASURE]
     assert first.audit[0].decision_id != second.audit[0].decision_id
+
+
+def test_a_redelivery_decided_after_a_later_grant_keeps_the_recorded_denial(federation):
+    """Attack: crash after a denial is audited and a later grant is applied, before the commit.
+
+    The consent table is recovered with the grant (its changelog was written), so the
+    re-delivered event is decided again as allowed. The chain already holds the decision
+    id as denied and appends nothing: a notification sent then would be a disclosure the
+    audit trail records as denied, and the subject-access answer would say so. The run
+    without the crash denies (the grant was read after the event), so the recorded denial
+    stands and nothing is notified.
+    """
+    _, core, token, sightings = _setup(federation)
+    tokens = _event(federation, FROM, "C", "2026-09-01", "r").tokens
+    erased = ConsentRecord(
+        "e" * 32, FROM, tokens, "*", ConsentState.ERASURE_REQUESTED,
+        NOW - timedelta(days=2), NOW - timedelta(days=2), 1,
+    )  # fmt: skip
+    granted = replace(
+        erased, record_id="f" * 32, state=ConsentState.GRANTED,
+        recorded_at=NOW - timedelta(days=1), published_at=NOW - timedelta(days=1),
+    )  # fmt: skip
+    before = ConsentLedger.from_records([erased])
+    after = before.apply(granted)
+    chain = _once(federation, None, [])
+    topic, state = [], None
+    for offset, sighting in enumerate(sightings[:2]):
+        state, effects = core.on_sighting(
+            token, sighting, state, before, chain, NOW,
+            origin=f"fed.events/0/{offset}", seen_until=NOW + WINDOW,
+        )  # fmt: skip
+        topic.extend(effects.audit)
+    denied = [r for r in topic if r.kind is AuditKind.DECISION]
+    assert denied and all(r.outcome is Outcome.DENIED for r in denied)
+    restarted = _once(federation, None, topic)
+    _, replay = core.on_sighting(
+        token, sightings[1], state, after, restarted, NOW,
+        origin="fed.events/0/1", seen_until=NOW + WINDOW,
+    )  # fmt: skip
+    assert replay.audit == []
+    assert replay.notifications == [], "a disclosure the audit trail records as denied"
+    assert all(outcome is Outcome.DENIED for _, outcome in replay.decisions)

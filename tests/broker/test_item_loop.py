@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from broker import Sighting, TokenState
+from broker._chain_recovery import OnceChain, RecoveredChain
 from broker._errors import StateInvalid
 from broker._item_loop import Outbox, Read, run_items
 from broker._poison import INTERNAL_ERROR, AttemptCounts, guarded
 from broker._routed import ItemKind, RoutedItem
 from broker._state_cache import StateBatch, StateCache
-from schemas import EventType
+from consent import AuditChain, ChainHead, Decision, Reason, generate_signing_key, verify_audit
+from schemas import AuditKind, EventType, Outcome
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -22,7 +24,7 @@ def _item(n: int) -> RoutedItem:
     return RoutedItem(ItemKind.EVENT, ("shared", f"own-{n}"), f"fed.events.X/0/{n}", T0, sighting)
 
 
-def _run(items: list[RoutedItem], handle: Callable[..., None]):  # type: ignore[no-untyped-def]
+def _run(items: list[RoutedItem], handle: Callable[..., None], chain: AuditChain | None = None):  # type: ignore[no-untyped-def]
     table: dict[str, bytes | None] = {}
     rejected: list[tuple[str, str]] = []
 
@@ -45,7 +47,13 @@ def _run(items: list[RoutedItem], handle: Callable[..., None]):  # type: ignore[
     batch = StateBatch(table, StateCache())
     out, succeeded = asyncio.run(
         run_items(
-            items, "fed.broker.routed/0/9", batch, handle=handle, tick=lambda: None, guard=guard
+            items,
+            "fed.broker.routed/0/9",
+            batch,
+            handle=handle,
+            tick=lambda: None,
+            guard=guard,
+            chain=chain,
         )  # fmt: skip
     )
     written = batch.flush()
@@ -91,3 +99,40 @@ def test_effects_keep_source_order_across_the_batch():
     items = [_item(n) for n in range(4)]
     out, *_ = _run(items, _adding({}))
     assert [key for _, key, _ in out.sends][::2] == [b"ev-0", b"ev-1", b"ev-2", b"ev-3"]
+
+
+def _deciding(chain: AuditChain, fail: dict[str, list[BaseException]]) -> Callable[..., None]:
+    """Appends the item's decision to ``chain``, then raises the next of its failures, if any."""
+
+    def handle(item: RoutedItem, staged: dict[str, TokenState], read: Read, out: Outbox) -> None:
+        assert item.sighting is not None
+        event_id = item.sighting.event_id
+        decision = Decision(f"dec-{event_id}", "ag", "svc", Outcome.ALLOWED,
+                            (Reason.ALLOWED,), (event_id,), ("nhs:1:aa",), T0)  # fmt: skip
+        out.audit.extend(chain.append(decision))
+        failures = fail.get(event_id)
+        if failures:
+            raise failures.pop(0)
+
+    return handle
+
+
+def test_a_failed_item_leaves_no_link_behind_on_the_audit_chain():
+    """Attack: an item fails after its decision was linked (say, a notification topic unknown).
+
+    Its records were discarded with its outbox, but the chain's head had moved
+    past them: every later record linked to one never published, and the
+    retried item, its id remembered, was never audited at all.
+    """
+    key = generate_signing_key()
+    chain = OnceChain(RecoveredChain(ChainHead("c")), key, window=timedelta(days=2),
+                      checkpoint_interval=timedelta(minutes=1))  # fmt: skip
+    items = [_item(n) for n in range(4)]
+    fail = {"ev-1": [KeyError("bug")] * 9, "ev-2": [KeyError("once")]}
+    out, succeeded, *_, rejected = _run(items, _deciding(chain, fail), chain)
+    assert succeeded == 3 and [origin for origin, _ in rejected] == ["fed.events.X/0/1"]
+    published = [*out.audit, chain.checkpoint(T0, reason="shutdown")]
+    report = verify_audit(published, key.public_key())
+    assert report.ok, [str(p) for p in report.problems]
+    decided = [r.decision_id for r in published if r.kind is AuditKind.DECISION]
+    assert decided == ["dec-ev-0", "dec-ev-2", "dec-ev-3"], "the retried item is audited once"

@@ -272,3 +272,23 @@ def test_a_replay_after_later_arrivals_resends_exactly_what_it_first_sent(federa
     _, replay = core.on_sighting(token, sightings[1], state, None, chain, NOW)
     assert replay.redelivered and not replay.duplicate
     assert [n.notification_id for n in replay.notifications] == sent[1]
+
+
+def test_verify_refuses_a_record_from_a_member_that_is_not_a_council(federation):
+    """The broker, a service or the authority has a signing key too, but no council's voice.
+
+    A consent record on ``fed.consent.<broker id>``, naming the broker and signed
+    by it, was accepted: the check asked only for a member with a signing key.
+    """
+    from consent import seal_envelope
+    from schemas import Codec, SignatureDomain
+
+    directory, codec = federation.load(NOW), Codec()
+    for member in (directory.broker, directory.member(directory.authority)):
+        record = replace(_consent(federation, ConsentState.GRANTED, "*"), council=member.member_id)
+        key = federation.signing_key(member.member_id)
+        data = seal_envelope(SignatureDomain.CONSENT, record, key, member.member_id, codec=codec)
+        with pytest.raises(Rejected) as caught:
+            verify_record(data, topic=f"fed.consent.{member.member_id}", directory=directory,
+                          codec=codec, now=NOW)  # fmt: skip
+        assert caught.value.reason == "unknown-council"

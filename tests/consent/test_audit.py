@@ -372,3 +372,39 @@ def test_a_decision_appended_twice_fails_even_when_every_link_and_checkpoint_hol
     records.append(audit.checkpoint(T, reason="shutdown"))
     report = verify_audit(records, PUB)
     assert kinds(report) == [(ProblemKind.REPEATED_DECISION, records[2].seq)]
+
+
+def test_a_chain_continued_twice_from_one_place_is_reported_as_forked():
+    """Two workers (one a zombie) both continued the chain from seq 3, each signing its own.
+
+    It was reported as ``reordered``, "seq 3 after seq 3", which sends an auditor
+    looking for a reordering that never happened; both records are genuine, the
+    chain has two branches.
+    """
+    records, _ = build(6, every=100, close=False)
+    branch = AuditChain(ChainHead.after(records[2]), KEY, checkpoint_every=100)
+    other = [*branch.append(decision(50)), *branch.append(decision(51))]
+    for read in ([*records, *other], [*records[:4], other[0], *records[4:], other[1]]):
+        report = verify_audit(read, PUB)
+        assert kinds(report) == [(ProblemKind.FORKED, 3)], [str(p) for p in report.problems]
+        detail = str(report.problems[0])
+        assert "two different records signed by the broker" in detail
+        assert f"position {read.index(records[3])}" in detail
+
+
+def test_a_record_appended_far_ahead_by_someone_without_the_key_is_a_forgery_not_a_gap():
+    """Attack: append an unsigned record claiming seq 500 to a chain of 10.
+
+    It was reported as ``missing``, "record(s) 10..499 absent": an auditor (and
+    now a subject-access answer) was sent looking for 490 deleted decisions
+    that never existed, when one record was forged.
+    """
+    records, _ = build(6)
+    forger = AuditChain(ChainHead("p0", count=500, head_hash=b"\x07" * 32), generate_signing_key())
+    forged = forger.append(decision(99))
+    report = verify_audit([*records, *forged], PUB)
+    assert kinds(report) == [(ProblemKind.ALTERED, 500)], [str(p) for p in report.problems]
+    assert "not signed by the broker key" in str(report.problems[0])
+    # a genuine gap is still a gap
+    report = verify_audit([*records[:3], *records[5:]], PUB)
+    assert kinds(report) == [(ProblemKind.MISSING, 3)]

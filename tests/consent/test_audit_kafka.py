@@ -394,3 +394,62 @@ def test_audit_subject_with_the_broker_key_flags_a_decision_the_broker_never_rec
         "--topic", genuine_only, "--token", PERSON, *broker_pub,
     )  # fmt: skip
     assert code == 0 and "NOT SIGNED" not in out, err
+
+
+def test_audit_subject_with_the_broker_key_says_when_a_record_was_deleted_from_a_chain(
+    fed, publish, run, kafka_bootstrap
+):
+    """Attack: delete the person's allowed decision from ``fed.audit`` before they ask.
+
+    Every record left is the broker's and signed, so checking each listed record
+    finds nothing: the answer was one disclosure short, with exit 0. With the
+    broker's key the chains read are verified too, and a gap in any of them
+    (the deleted record could have named anyone) makes the answer incomplete.
+    """
+    key = fed.signing_key("broker")
+    records = chain_records(key, "p0", 5)
+    deleted = next(r for r in records if r.decision_id == "dec-p0-1")
+    topic = publish({0: [r for r in records if r is not deleted]})
+    base = ["--bootstrap", kafka_bootstrap, "--wire", WIRE, "--topic", topic]
+    broker_pub = ["--broker-key", str(fed.keys["broker"].signing.public)]
+
+    code, out, err = run("audit", "subject", *base, "--token", PERSON, *broker_pub)
+    assert code == 1, (out, err)
+    assert "1 decision(s) concerned this person" in out
+    assert "chain p0: missing at seq 1" in err
+    assert "may be incomplete" in err
+    code, out, err = run("audit", "subject", *base, "--token", PERSON, *broker_pub, "--json")
+    assert code == 1 and "chain p0: missing at seq 1" in err
+
+
+def test_audit_verify_and_subject_take_the_brokers_previous_key_after_a_rotation(
+    fed, publish, run, kafka_bootstrap, tmp_path
+):
+    """The old key's chains verify under it; without it they are not the broker's."""
+    from consent import public_key_b64
+
+    old = generate_signing_key()
+    old_pub = tmp_path / "old-broker.pub"
+    old_pub.write_text("ed25519:" + public_key_b64(old.public_key()) + "\n")
+    topic = publish({0: chain_records(old, "p0/old", 3),
+                     1: chain_records(fed.signing_key("broker"), "p1/new", 3)})  # fmt: skip
+    base = ["--bootstrap", kafka_bootstrap, "--wire", WIRE, "--topic", topic]
+    current = ["--broker-key", str(fed.keys["broker"].signing.public)]
+    anchors = ["--anchors", str(tmp_path / "anchors.json")]
+
+    code, _, err = run("audit", "verify", *base, *current, *anchors)
+    assert code == 1 and "chain p0/old" in err and "chain p1/new" not in err, err
+    code, out, err = run("audit", "verify", *base, *current, *anchors,
+                         "--previous-broker-key", str(old_pub))  # fmt: skip
+    assert code == 0, err
+    assert "anchors advanced for 1 chain(s)" in out  # p1/new's moved on the first run
+    kept = json.loads((tmp_path / "anchors.json").read_text())["keys"]
+    assert {c for chains in kept.values() for c in chains} == {"p0/old", "p1/new"}
+    assert len(kept) == 2, "each chain's anchor is kept under the key that signed it"
+    code, out, err = run("audit", "verify", *base, *current, *anchors,
+                         "--previous-broker-key", str(old_pub))  # fmt: skip
+    assert code == 0 and "anchors advanced" not in out, err  # each kept under its own key
+    code, out, err = run("audit", "subject", *base, "--token", PERSON, *current,
+                         "--previous-broker-key", str(old_pub))  # fmt: skip
+    assert code == 0 and "NOT SIGNED" not in out, err
+    assert "2 decision(s) concerned this person" in out
