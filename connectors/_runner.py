@@ -135,9 +135,10 @@ class Connector:
                 rows = list(folder.rows(path, mapping.columns))
             except SourceError as exc:
                 logger.warning("source %s: file refused: %s", source.name, exc)
+                # Not marked done: nothing of it was read, and the usual fix is the
+                # mapping's, after which the same bytes are dropped again to be read.
                 with self.outbox.transaction() as batch:
                     batch.quarantine(source.name, path.name, 0, "file", exc.reason)
-                    batch.mark_file(source.name, digest, path.name)
                 self.metrics.rows_quarantined.labels(source.name, "file", exc.reason).inc()
                 folder.finish(path, ok=False)
                 continue
