@@ -219,11 +219,19 @@ class PostgresSource:
 
         table = sql.Identifier(*self.table.split("."))
         column = sql.Identifier(self.high_water_column)
-        where = sql.SQL("WHERE {} > %s").format(column) if high_water is not None else sql.SQL("")
+        # A row without a high-water value cannot be read past, so it is not read
+        # until it has one: as the last of a batch it made the text "None" the mark,
+        # which every later pass failed to compare with (or, in a text column, skipped by).
+        where = (
+            sql.SQL("WHERE {} > %s").format(column)
+            if high_water is not None
+            else sql.SQL("WHERE {} IS NOT NULL").format(column)
+        )
         params: tuple[Any, ...] = (high_water,) if high_water is not None else ()
         query = sql.SQL("SELECT * FROM {} {} ORDER BY {} LIMIT %s").format(table, where, column)
         try:
             with psycopg.connect(self.dsn, connect_timeout=10) as connection:
+                _out_of_range_times_as_text(connection)
                 cursor = connection.execute(query, (*params, self.batch_rows))
                 rows = cursor.fetchall()
                 names = [d.name for d in cursor.description or ()]
@@ -249,3 +257,27 @@ class PostgresSource:
             )
             for number, row in enumerate(rows, start=1)
         ]
+
+
+def _out_of_range_times_as_text(connection: Any) -> None:
+    """Dates and times that no Python ``date``/``datetime`` holds ('infinity', year
+    10000, BC) load as PostgreSQL's text for them, so they cost that value (which then
+    fails to parse as any date) instead of failing the batch at every pass: psycopg
+    raises ``DataError`` for them, and the batch could never be read past."""
+    from psycopg import DataError
+    from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
+
+    for name, base in (
+        ("date", DateLoader),
+        ("timestamp", TimestampLoader),
+        ("timestamptz", TimestamptzLoader),
+    ):
+
+        class _AsTextOutOfRange(base):  # type: ignore[valid-type, misc]
+            def load(self, data: Any) -> Any:
+                try:
+                    return super().load(data)
+                except DataError:
+                    return bytes(data).decode("utf-8", "replace")
+
+        connection.adapters.register_loader(name, _AsTextOutOfRange)
