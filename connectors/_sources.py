@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 import shutil
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 FileKind = Literal["csv", "jsonl"]
 #: Why a reader could not parse a record; a closed set, never a source value.
 MalformedReason = Literal[
-    "unparseable", "extra-cells", "not-json", "not-an-object", "line-too-long"
+    "unparseable", "extra-cells", "unclosed-quote", "not-json", "not-an-object", "line-too-long"
 ]
 DEFAULT_BATCH_ROWS = 5000
 #: No line of a council extract is this long. One that is (a lost line end, a
@@ -112,65 +113,96 @@ class _LineTooLong(SourceError):
 class _CappedLines:
     """The text's lines for ``csv``; a line over ``MAX_LINE_CHARS`` raises ``_LineTooLong``
     (once, then reading goes on after it) instead of reaching the parser. Lines are
-    sliced from the text as they are read, never copied whole."""
+    sliced from the text as they are read, never copied whole. ``at`` is where the
+    next line starts, and reading can be taken back to any line start (``at = ...``)."""
 
     def __init__(self, text: str) -> None:
-        self._text = text
-        self._at = 0
+        self.text = text
+        self.at = 0
 
     def __iter__(self) -> _CappedLines:
         return self
 
-    def __next__(self) -> str:
-        text, start = self._text, self._at
-        if start >= len(text):
-            raise StopIteration
+    def end_of_line(self, start: int) -> int:
+        """Where the line starting at ``start`` ends (after its line break)."""
+        text = self.text
         # A line ends at "\r\n", "\r" or "\n", as ``io.StringIO(newline="")`` splits it.
         end = text.find("\n", start)
         end = len(text) if end < 0 else end + 1
         cr = text.find("\r", start, end)
         if cr >= 0:
             end = cr + 2 if text.startswith("\r\n", cr) else cr + 1
-        self._at = end
+        return end
+
+    def __next__(self) -> str:
+        start = self.at
+        if start >= len(self.text):
+            raise StopIteration
+        end = self.at = self.end_of_line(start)
         if end - start > MAX_LINE_CHARS:
             raise _LineTooLong("a line is too long")
-        return text[start:end]
+        return self.text[start:end]
+
+
+def _closed(record: str, cells: int) -> bool:
+    """Whether a record read over several lines is one well-formed record of at least
+    ``cells`` cells, and not a quote left open that ran on over the records after it
+    (the lenient reader takes the rest of the file, or up to some later quote, as one
+    cell, so the record is short of cells or is no strict CSV)."""
+    try:
+        parsed = list(csv.reader(io.StringIO(record, newline=""), strict=True))
+    except csv.Error:
+        return False
+    return len(parsed) == 1 and len(parsed[0]) >= cells
 
 
 def _csv_rows(name: str, text: str, required: frozenset[str]) -> Iterator[SourceRow]:
-    reader = csv.DictReader(_CappedLines(text))
+    lines = _CappedLines(text)
+    reader = csv.reader(lines)
     try:
-        names = list(reader.fieldnames or ())
+        names = next(reader, [])
     except (csv.Error, _LineTooLong) as exc:  # a header over a size limit: no row can be read
         raise SourceError(f"{name}: header unparseable") from exc
     missing = sorted(required - set(names))
     if missing:
         raise SourceError(f"{name}: missing columns {missing}")
-    # csv.DictReader keeps the last of two same-named cells: which value a row
-    # is linked on would hang on column order, so a mapped column named twice
-    # refuses the file.
+    # Of two same-named cells the last would be kept: which value a row is linked
+    # on would hang on column order, so a mapped column named twice refuses the file.
     twice = sorted(n for n in required if names.count(n) > 1)
     if twice:
         raise SourceError(f"{name}: columns named twice {twice}")
     number = 0
     while True:
-        number += 1
+        start = lines.at
+        malformed: MalformedReason | None = None
         try:
-            record = next(reader)
+            cells = next(reader)
         except StopIteration:
             return
         except csv.Error:
             # One unparseable record (a cell over the csv module's size limit, a
             # stray NUL) costs that record; the reader resumes at the next line.
-            yield SourceRow(name, number, {}, malformed="unparseable")
-            continue
+            malformed, cells = "unparseable", []
         except _LineTooLong:
-            yield SourceRow(name, number, {}, malformed="line-too-long")
+            malformed, cells = "line-too-long", []
+        if not cells and malformed is None:  # a blank line is no record
             continue
-        if None in record:  # more cells than the header names
-            yield SourceRow(name, number, {}, malformed="extra-cells")
+        number += 1
+        first_end = lines.end_of_line(start)
+        if lines.at > first_end and (
+            malformed is not None or not _closed(text[start : lines.at], len(names))
+        ):
+            # A record over several lines that is not one record: a quote left open
+            # took the lines after it. It costs its own first line; they are read again.
+            malformed, lines.at = "unclosed-quote", first_end
+        if malformed is None and len(cells) > len(names):
+            malformed = "extra-cells"
+        if malformed is not None:
+            yield SourceRow(name, number, {}, malformed=malformed)
             continue
-        yield SourceRow(name, number, {k: (v if v != "" else None) for k, v in record.items()})
+        values: dict[str, str | None] = dict.fromkeys(names)
+        values.update((k, v if v != "" else None) for k, v in zip(names, cells, strict=False))
+        yield SourceRow(name, number, values)
 
 
 def _jsonl_rows(name: str, text: str) -> Iterator[SourceRow]:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
+import pytest
 import yaml
 
-from connectors import SourceConfig, open_connector
+from connectors import FolderSource, SourceConfig, open_connector
 from tests.connectors.conftest import COUNCILS, offline_config, offline_connector
 
 
@@ -54,3 +56,53 @@ def test_a_file_refused_for_its_header_is_read_when_dropped_again_after_the_fix(
         assert report.enqueued + report.quarantined == 5 and report.enqueued > 0
     finally:
         again.close()
+
+
+def _read(tmp_path: Path, text: str) -> list[tuple[int, str | None, str | None]]:
+    path = tmp_path / "f.csv"
+    path.write_text(text)
+    rows = FolderSource("s", tmp_path, "csv").rows(path, frozenset({"ref", "name"}))
+    return [(r.row, r.values.get("ref"), r.malformed) for r in rows]
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        '1,"Bob,x\n',  # never closed: ran to the end of the file
+        '1,"Bob,x\n2,Ann Lee,y\n3,"Cy" Wu,z\n',  # "closed" by a later row's quote
+        '1,Bob,"x\n',  # in the last column: the record still had every cell
+    ],
+)
+def test_a_quote_never_closed_costs_its_row_not_the_rows_it_ran_over(tmp_path, broken):
+    """A quote a clerk left open ran on over the next lines: they became one cell of
+    one row, so those residents' rows vanished uncounted, and their names and dates
+    were that row's given name (linked on) and its payload (sealed to a recipient)."""
+    good = [f"{n},Person {n},note {n}" for n in range(4, 9)]
+    text = "ref,name,note\n" + broken + "\n".join(good) + "\n"
+    rows = _read(tmp_path, text)
+    assert rows[0] == (1, None, "unclosed-quote")
+    assert [(ref, bad) for _, ref, bad in rows if ref in {"4", "5", "6", "7", "8"}] == [
+        (str(n), None) for n in range(4, 9)
+    ]
+    assert [number for number, _, _ in rows] == list(range(1, len(rows) + 1))
+
+
+def test_a_quote_never_closed_in_a_large_file_costs_one_row(tmp_path):
+    """Past the csv module's cell limit (128 KiB) the open quote raised, and reading
+    went on after the line it had reached: some 1,300 rows were lost as one."""
+    good = [f"{n},Person {n:05d} {'x' * 80},note" for n in range(2, 3002)]
+    rows = _read(tmp_path, 'ref,name,note\n1,"Bob,x\n' + "\n".join(good) + "\n")
+    assert rows[0] == (1, None, "unclosed-quote")
+    assert [ref for _, ref, _ in rows[1:]] == [str(n) for n in range(2, 3002)]
+
+
+def test_a_quoted_cell_over_several_lines_is_still_one_row(tmp_path):
+    rows = _read(tmp_path, 'ref,name,note\n1,"Ann\nLee","12 High St\r\nSalford"\n2,Bo,x\n')
+    assert rows == [(1, "1", None), (2, "2", None)]
+
+
+def test_a_quote_closed_at_a_later_line_end_costs_its_row_only(tmp_path):
+    """Closed at the end of a later line, the runaway cell is strict CSV, but the
+    record is short of the cells the lines it took held."""
+    rows = _read(tmp_path, 'ref,name,note\n1,"Bob\n2,Ann,Lee"\n3,Cy,z\n')
+    assert rows == [(1, None, "unclosed-quote"), (2, "2", None), (3, "3", None)]
