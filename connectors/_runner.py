@@ -95,6 +95,9 @@ class Connector:
         self.mappings: dict[str, SourceMapping] = {
             s.name: load_mapping(s.mapping) for s in config.sources
         }
+        # Files handled but not moved out of the inbox (``_finish``), by source.
+        self._left_in_place: set[tuple[str, str]] = set()
+        self._unmovable_warned: set[tuple[str, str]] = set()
 
     # -- reading -----------------------------------------------------------
 
@@ -127,11 +130,14 @@ class Connector:
         folder = FolderSource(source.name, source.path, "csv" if source.kind == "csv" else "jsonl")
         total = IngestReport()
         for path in folder.ready_files():
-            digest = folder.digest(path)
-            if self.outbox.file_done(source.name, digest):
-                folder.finish(path, ok=True)  # committed before a crash, not yet moved
-                continue
+            digest: str | None = None
             try:
+                digest = folder.digest(path)
+                if (source.name, digest) in self._left_in_place:
+                    continue  # refused already, and could not be moved out of the way
+                if self.outbox.file_done(source.name, digest):
+                    self._finish(folder, path, ok=True)  # committed before a crash, not moved
+                    continue
                 rows = list(folder.rows(path, mapping.columns))
             except SourceError as exc:
                 logger.warning("source %s: file refused: %s", source.name, exc)
@@ -140,12 +146,13 @@ class Connector:
                 with self.outbox.transaction() as batch:
                     batch.quarantine(source.name, path.name, 0, "file", exc.reason)
                 self.metrics.rows_quarantined.labels(source.name, "file", exc.reason).inc()
-                folder.finish(path, ok=False)
+                if not self._finish(folder, path, ok=False):
+                    self._left_in_place.add((source.name, digest or f"name:{path.name}"))
                 continue
             report = self._ingest_file(
                 pool, source.name, mapping, path.name, digest, rows, after_step
             )
-            folder.finish(path, ok=True)
+            self._finish(folder, path, ok=True)
             total = _sum(total, report)
             logger.info(
                 "source %s: %s: %d rows, %d records, %d quarantined, %d malformed values dropped",
@@ -157,6 +164,29 @@ class Connector:
                 report.dropped,
             )
         return total
+
+    def _finish(self, folder: FolderSource, path: Path, *, ok: bool) -> bool:
+        """Moves a handled file out of the inbox; whether it could.
+
+        A file that cannot be moved (the folder read-only to the connector, a file
+        where ``done/`` should be, the file removed meanwhile) is left where it is:
+        read, it is known done by its digest; refused, it is not refused again by
+        this process. Raising here failed every pass, at the first such file.
+        """
+        try:
+            folder.finish(path, ok=ok)
+        except OSError as exc:
+            if (folder.name, path.name) not in self._unmovable_warned:
+                self._unmovable_warned.add((folder.name, path.name))
+                logger.error(
+                    "source %s: %s: cannot move it to %s/ (%s); left in the inbox",
+                    folder.name,
+                    path.name,
+                    "done" if ok else "failed",
+                    type(exc).__name__,
+                )
+            return False
+        return True
 
     def _ingest_file(
         self,

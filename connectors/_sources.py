@@ -84,7 +84,12 @@ class FolderSource:
 
     @staticmethod
     def digest(path: Path) -> str:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        """The file's SHA-256, read in chunks; ``SourceError`` if it cannot be read."""
+        try:
+            with path.open("rb") as handle:
+                return hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError as exc:  # gone since listed, an I/O error, a link to something unreadable
+            raise SourceError(f"{path.name}: unreadable ({type(exc).__name__})") from exc
 
     def rows(self, path: Path, required: frozenset[str]) -> Iterator[SourceRow]:
         """Rows of one file; raises ``SourceError`` if the file as a whole is unreadable."""

@@ -106,3 +106,62 @@ def test_a_quote_closed_at_a_later_line_end_costs_its_row_only(tmp_path):
     record is short of the cells the lines it took held."""
     rows = _read(tmp_path, 'ref,name,note\n1,"Bob\n2,Ann,Lee"\n3,Cy,z\n')
     assert rows == [(1, None, "unclosed-quote"), (2, "2", None), (3, "3", None)]
+
+
+def test_an_unreadable_file_in_the_inbox_is_refused_and_the_rest_are_read(
+    tmp_path, federation, synthetic, linkage_keys
+):
+    """A file that fails to read (a bad disk sector, or an insider's link to
+    /proc/self/mem) raised out of ``ingest`` at every pass: no file after it was
+    ever read again."""
+    connector, inbox = offline_connector(
+        tmp_path, federation, synthetic, linkage_keys, tmp_path / "outbox.sqlite"
+    )
+    try:
+        (inbox / "a.csv").symlink_to("/proc/self/mem")
+        (inbox / "b.csv").write_text(_synthetic_rows(synthetic, 3))
+        report = connector.ingest()
+        assert report.read == 3
+        assert [(q.location, q.field, q.reason) for q in connector.outbox.quarantined()] == [
+            ("a.csv", "file", "source-unreadable")
+        ]
+        assert sorted(p.name for p in inbox.iterdir()) == ["done", "failed"]
+    finally:
+        connector.close()
+
+
+def test_a_file_gone_before_it_is_read_costs_only_itself(
+    tmp_path, federation, synthetic, linkage_keys, monkeypatch
+):
+    """A clerk deletes (or another process moves) a file between the folder's listing
+    and its reading: the FileNotFoundError failed the pass."""
+    connector, inbox = offline_connector(
+        tmp_path, federation, synthetic, linkage_keys, tmp_path / "outbox.sqlite"
+    )
+    listed = FolderSource.ready_files
+    monkeypatch.setattr(FolderSource, "ready_files", lambda self: [inbox / "a.csv", *listed(self)])
+    try:
+        (inbox / "b.csv").write_text(_synthetic_rows(synthetic, 3))
+        assert connector.ingest().read == 3
+        assert (inbox / "done" / "b.csv").exists()
+    finally:
+        connector.close()
+
+
+def test_a_file_named_done_in_the_inbox_does_not_stop_the_connector(
+    tmp_path, federation, synthetic, linkage_keys
+):
+    """A file named ``done`` where the folder for read files goes: moving each read file
+    raised after its rows were committed, and again at every pass, so no later file
+    (nor any other source) was read again."""
+    connector, inbox = offline_connector(
+        tmp_path, federation, synthetic, linkage_keys, tmp_path / "outbox.sqlite"
+    )
+    try:
+        (inbox / "done").write_text("not a folder")
+        (inbox / "a.csv").write_text(_synthetic_rows(synthetic, 3))
+        (inbox / "b.csv").write_text(_synthetic_rows(synthetic, 5))
+        assert connector.ingest().read == 8
+        assert connector.ingest().read == 0  # read once: left in place, not read again
+    finally:
+        connector.close()
