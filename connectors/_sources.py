@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -58,6 +59,9 @@ class SourceRow:
     row: int
     values: Mapping[str, str | None]
     malformed: MalformedReason | None = None
+    #: Columns whose cell was not UTF-8 (or held half a surrogate pair): their value
+    #: is None here, and the mapping reports each it reads as ``not-utf8``.
+    undecodable: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +96,14 @@ class FolderSource:
             raise SourceError(f"{path.name}: unreadable ({type(exc).__name__})") from exc
 
     def rows(self, path: Path, required: frozenset[str]) -> Iterator[SourceRow]:
-        """Rows of one file; raises ``SourceError`` if the file as a whole is unreadable."""
+        """Rows of one file; raises ``SourceError`` if the file as a whole is unreadable.
+
+        A byte that is not UTF-8 costs the value it is in (``SourceRow.undecodable``),
+        not the file: one latin-1 "Siân" refused every row of its extract.
+        """
         try:
-            text = path.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = path.read_text(encoding="utf-8-sig", errors="surrogateescape")
+        except OSError as exc:
             raise SourceError(f"{path.name}: unreadable ({type(exc).__name__})") from exc
         if self.kind == "csv":
             yield from _csv_rows(path.name, text, required)
@@ -168,6 +176,8 @@ def _csv_rows(name: str, text: str, required: frozenset[str]) -> Iterator[Source
         names = next(reader, [])
     except (csv.Error, _LineTooLong) as exc:  # a header over a size limit: no row can be read
         raise SourceError(f"{name}: header unparseable") from exc
+    if any(_SURROGATE.search(n) for n in names):  # not a header: binary, or another encoding
+        raise SourceError(f"{name}: unreadable (its header is not UTF-8)")
     missing = sorted(required - set(names))
     if missing:
         raise SourceError(f"{name}: missing columns {missing}")
@@ -207,7 +217,21 @@ def _csv_rows(name: str, text: str, required: frozenset[str]) -> Iterator[Source
             continue
         values: dict[str, str | None] = dict.fromkeys(names)
         values.update((k, v if v != "" else None) for k, v in zip(names, cells, strict=False))
-        yield SourceRow(name, number, values)
+        yield _decoded(name, number, values)
+
+
+#: A lone surrogate: a byte ``surrogateescape`` kept from invalid UTF-8, or half a
+#: pair from a JSON escape. No UTF-8 text holds one.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _decoded(name: str, number: int, values: dict[str, str | None]) -> SourceRow:
+    bad = frozenset(
+        k for k, v in values.items() if v is not None and not v.isascii() and _SURROGATE.search(v)
+    )
+    for key in bad:
+        values[key] = None
+    return SourceRow(name, number, values, undecodable=bad)
 
 
 def _jsonl_rows(name: str, text: str) -> Iterator[SourceRow]:
@@ -227,7 +251,7 @@ def _jsonl_rows(name: str, text: str) -> Iterator[SourceRow]:
         if not isinstance(record, dict):
             yield SourceRow(name, number, {}, malformed="not-an-object")
             continue
-        yield SourceRow(name, number, {str(k): _text(v) for k, v in record.items()})
+        yield _decoded(name, number, {str(k): _text(v) for k, v in record.items()})
 
 
 def _text(value: Any) -> str | None:

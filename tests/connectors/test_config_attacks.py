@@ -61,13 +61,18 @@ def test_the_base_config_loads(tmp_path):
         ({"source": {"path": ["in"]}}, "sources[0].path"),
         ({"source": {"high_water": "id"}}, "sources[0].high_water"),
         (
-            {"source": {"kind": "postgres", "dsn": "postgresql://x", "table": 5,
-                        "high_water_column": "id"}},
+            {
+                "source": {
+                    "kind": "postgres",
+                    "dsn": "postgresql://x",
+                    "table": 5,
+                    "high_water_column": "id",
+                }
+            },
             "sources[0].table",
         ),  # fmt: skip
         (
-            {"source": {"kind": "postgres", "dsn": ["x"], "table": "t",
-                        "high_water_column": "id"}},
+            {"source": {"kind": "postgres", "dsn": ["x"], "table": "t", "high_water_column": "id"}},
             "sources[0].dsn",
         ),  # fmt: skip
     ],
@@ -104,8 +109,10 @@ GOOD_MAPPING: dict[str, Any] = {
         ({"occurred_at": {"column": ""}}, "occurred_at.column"),
         ({"occurred_at": {"fixed": ["2026-01-01"]}}, "occurred_at.fixed"),
         # an extra fuzzy column named as an identifier overrode that identifier's column
-        ({"identity": {"nhs_number": "n", "extra": {"postcode": "street"}}},
-         "identity.extra.postcode"),  # fmt: skip
+        (
+            {"identity": {"nhs_number": "n", "extra": {"postcode": "street"}}},
+            "identity.extra.postcode",
+        ),  # fmt: skip
     ],
 )
 def test_a_wrong_mapping_value_is_refused_naming_the_key(change, key):

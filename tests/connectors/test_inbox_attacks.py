@@ -165,3 +165,46 @@ def test_a_file_named_done_in_the_inbox_does_not_stop_the_connector(
         assert connector.ingest().read == 0  # read once: left in place, not read again
     finally:
         connector.close()
+
+
+def test_a_byte_that_is_not_utf8_costs_its_value_not_the_file(
+    tmp_path, federation, synthetic, linkage_keys
+):
+    """One latin-1 byte (a "Siân" exported by an old system) made the whole file
+    unreadable: thousands of good rows refused for one value."""
+    lines = _synthetic_rows(synthetic, 5).encode().splitlines()
+    lines = [lines[0] + b",notes", *(line + b",ok" for line in lines[1:])]
+    cells = [line.split(b",") for line in lines]
+    forename, ref, notes = (cells[0].index(c) for c in (b"forename", b"ref", b"notes"))
+    cells[1][forename] = b"Si\xe2n"  # a mapped identifier: that value is dropped
+    cells[2][notes] = b"caf\xe9"  # a column the mapping does not read: nothing lost
+    cells[3][ref] = b"r\xff1"  # the reference, without which no record can be made
+    connector, inbox = offline_connector(
+        tmp_path, federation, synthetic, linkage_keys, tmp_path / "outbox.sqlite"
+    )
+    try:
+        (inbox / "mixed.csv").write_bytes(b"\n".join(b",".join(c) for c in cells) + b"\n")
+        report = connector.ingest()
+        assert report.read == 5
+        assert [(q.row, q.field, q.reason) for q in connector.outbox.quarantined()] == [
+            (3, "reference", "not-utf8")
+        ]
+        assert (1, "given_name", "not-utf8") in {
+            (d.row, d.field, d.reason) for d in connector.outbox.dropped()
+        }
+        assert report.enqueued == 4
+        assert (inbox / "done" / "mixed.csv").exists()
+    finally:
+        connector.close()
+
+
+def test_a_lone_surrogate_in_a_json_line_costs_its_value(tmp_path):
+    """JSON may escape half a surrogate pair (\\udc80): no UTF-8 holds it, and as a
+    reference or payload it failed the row's building as an unexpected error."""
+    path = tmp_path / "f.jsonl"
+    path.write_text('{"ref": "r\\udc801", "name": "Ann"}\n{"ref": "r2", "name": "A\\ud83d"}\n')
+    rows = list(FolderSource("s", tmp_path, "jsonl").rows(path, frozenset()))
+    assert [(dict(r.values), r.undecodable) for r in rows] == [
+        ({"ref": None, "name": "Ann"}, frozenset({"ref"})),
+        ({"ref": "r2", "name": None}, frozenset({"name"})),
+    ]
