@@ -106,20 +106,34 @@ class Connector:
 
         ``after_step`` is called after each committed step (``run`` sends the
         step to Kafka from there).
+
+        Raises:
+            SourceError: the first source that could not be read (its database
+                down, its folder gone), once every other source has been read:
+                one source's outage must not starve the rest.
         """
         total = IngestReport()
+        failed: SourceError | None = None
         builder = StepBuilder(self.factory, self.codec, self.config.max_record_bytes)
         workers = self.config.build_workers
         with BuildPool(
             builder, self.mappings, workers, on_worker_failure=self._worker_failed
         ) as pool:
             for source in self.config.sources:
-                if source.kind == "postgres":
-                    report = self._ingest_table(pool, source, after_step)
-                else:
-                    report = self._ingest_folder(pool, source, after_step)
+                try:
+                    if source.kind == "postgres":
+                        report = self._ingest_table(pool, source, after_step)
+                    else:
+                        report = self._ingest_folder(pool, source, after_step)
+                except SourceError as exc:
+                    self.metrics.source_unavailable.labels(source.name).inc()
+                    logger.error("source %s cannot be read this pass: %s", source.name, exc)
+                    failed = failed or exc
+                    continue
                 total = _sum(total, report)
         self.metrics.outbox_depth.set(self.outbox.depth())
+        if failed is not None:
+            raise failed
         return total
 
     def _ingest_folder(
@@ -345,10 +359,11 @@ class Connector:
             ahead = SendAhead(self.outbox, self.publisher, self._account)
             try:
                 self.ingest(after_step=ahead.step_committed)
-            except BuildFailed as exc:  # the failing step committed nothing: tried next pass
+            except (BuildFailed, SourceError) as exc:  # committed nothing: tried next pass
                 if once:
                     raise
-                logger.error("%s", exc)
+                if isinstance(exc, BuildFailed):  # a SourceError was logged by its source
+                    logger.error("%s", exc)
             finally:
                 ahead.settle()
             published += ahead.acknowledged

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connectors import FolderSource, SourceConfig, open_connector
+from connectors import FolderSource, SourceConfig, SourceError, open_connector
 from tests.connectors.conftest import COUNCILS, offline_config, offline_connector
 
 
@@ -208,3 +208,29 @@ def test_a_lone_surrogate_in_a_json_line_costs_its_value(tmp_path):
         ({"ref": None, "name": "Ann"}, frozenset({"ref"})),
         ({"ref": "r2", "name": None}, frozenset({"name"})),
     ]
+
+
+def test_a_source_that_cannot_be_read_does_not_starve_the_others(
+    tmp_path, federation, synthetic, linkage_keys
+):
+    """A database down for maintenance (or an inbox on a share that went away) raised
+    out of ``ingest`` before any later source was looked at, at every pass."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.csv").write_text(_synthetic_rows(synthetic, 3))
+    sources = (
+        SourceConfig("housing", "postgres", synthetic.mapping,
+                     dsn="postgresql://nobody@127.0.0.1:9/none", table="t",
+                     high_water_column="id"),
+        SourceConfig("gone", "csv", synthetic.mapping, path=tmp_path / "unmounted"),
+        SourceConfig("revenues", "csv", synthetic.mapping, path=inbox),
+    )  # fmt: skip
+    config = offline_config(federation, linkage_keys, tmp_path / "o.sqlite", sources)
+    connector = open_connector(replace(config, build_workers=1))
+    try:
+        with pytest.raises(SourceError, match="source housing"):
+            connector.ingest()
+        assert (inbox / "done" / "a.csv").exists()
+        assert connector.outbox.depth() == 3
+    finally:
+        connector.close()
