@@ -7,6 +7,7 @@ Each test failed on the code before its fix.
 from __future__ import annotations
 
 import shutil
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -232,5 +233,38 @@ def test_a_source_that_cannot_be_read_does_not_starve_the_others(
             connector.ingest()
         assert (inbox / "done" / "a.csv").exists()
         assert connector.outbox.depth() == 3
+    finally:
+        connector.close()
+
+
+def test_a_running_connector_outlives_a_source_that_cannot_be_read(
+    tmp_path, federation, synthetic, linkage_keys
+):
+    """The same error ended ``run``, so the process, at its first pass."""
+    table = SourceConfig(
+        "housing", "postgres", synthetic.mapping, dsn="postgresql://nobody@127.0.0.1:9/none",
+        table="t", high_water_column="id",
+    )  # fmt: skip
+    config = offline_config(
+        federation, linkage_keys, tmp_path / "o.sqlite", (table,), poll_interval_s=0.01
+    )
+    connector = open_connector(replace(config, build_workers=1))
+    stop, passes = threading.Event(), []
+    ingest = connector.ingest
+
+    def counted(**kwargs):  # type: ignore[no-untyped-def]
+        passes.append(1)
+        if len(passes) == 3:
+            stop.set()
+        return ingest(**kwargs)
+
+    connector.ingest = counted  # type: ignore[method-assign]
+    try:
+        assert connector.run(stop=stop) == 0
+        assert len(passes) == 3
+        sample = connector.metrics.registry.get_sample_value(
+            "fedbroker_connector_source_unavailable_total", {"source": "housing"}
+        )
+        assert sample == 3
     finally:
         connector.close()
