@@ -30,7 +30,7 @@ from connectors._metrics import ConnectorMetrics
 from connectors._outbox import PUBLISH_SOURCE, Outbox, OutboxBatch
 from connectors._publisher import Publisher, PublishOutcome
 from connectors._send_ahead import ROWS_PER_STEP, SendAhead
-from connectors._sources import FolderSource, PostgresSource, SourceRow
+from connectors._sources import FolderSource, PostgresSource, SourceRow, file_label
 from schemas import Codec
 
 __all__ = ["DEFAULT_PUBLISH_BATCH", "Connector", "IngestReport"]
@@ -158,20 +158,20 @@ class Connector:
                 # Not marked done: nothing of it was read, and the usual fix is the
                 # mapping's, after which the same bytes are dropped again to be read.
                 with self.outbox.transaction() as batch:
-                    batch.quarantine(source.name, path.name, 0, "file", exc.reason)
+                    batch.quarantine(source.name, file_label(path), 0, "file", exc.reason)
                 self.metrics.rows_quarantined.labels(source.name, "file", exc.reason).inc()
                 if not self._finish(folder, path, ok=False):
-                    self._left_in_place.add((source.name, digest or f"name:{path.name}"))
+                    self._left_in_place.add((source.name, digest or f"name:{path}"))
                 continue
             report = self._ingest_file(
-                pool, source.name, mapping, path.name, digest, rows, after_step
+                pool, source.name, mapping, file_label(path), digest, rows, after_step
             )
             self._finish(folder, path, ok=True)
             total = _sum(total, report)
             logger.info(
                 "source %s: %s: %d rows, %d records, %d quarantined, %d malformed values dropped",
                 source.name,
-                path.name,
+                file_label(path),
                 report.read,
                 report.enqueued,
                 report.quarantined,
@@ -195,7 +195,7 @@ class Connector:
                 logger.error(
                     "source %s: %s: cannot move it to %s/ (%s); left in the inbox",
                     folder.name,
-                    path.name,
+                    file_label(path),
                     "done" if ok else "failed",
                     type(exc).__name__,
                 )

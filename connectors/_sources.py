@@ -29,6 +29,7 @@ __all__ = [
     "MalformedReason",
     "PostgresSource",
     "SourceRow",
+    "file_label",
 ]
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,26 @@ DEFAULT_BATCH_ROWS = 5000
 #: file of commas) costs its record before parsing: the csv module would make
 #: a string per cell, some 25 times the line's size in memory.
 MAX_LINE_CHARS = 1_048_576
+
+
+def file_label(path: Path) -> str:
+    """A file's name as logs, the quarantine and the outbox record it: printable, one line.
+
+    A byte of a name that is not UTF-8 (which SQLite cannot store) is written
+    ``\\xNN``, and a line break, a direction override or any other unprintable
+    character ``\\xNN``/``\\uNNNN``, so a name can neither fail the outbox nor forge
+    or disguise a log line.
+    """
+    return "".join(_printable(c) for c in path.name)
+
+
+def _printable(char: str) -> str:
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte os.fsdecode kept from a name that is not UTF-8
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +114,7 @@ class FolderSource:
             with path.open("rb") as handle:
                 return hashlib.file_digest(handle, "sha256").hexdigest()
         except OSError as exc:  # gone since listed, an I/O error, a link to something unreadable
-            raise SourceError(f"{path.name}: unreadable ({type(exc).__name__})") from exc
+            raise SourceError(f"{file_label(path)}: unreadable ({type(exc).__name__})") from exc
 
     def rows(self, path: Path, required: frozenset[str]) -> Iterator[SourceRow]:
         """Rows of one file; raises ``SourceError`` if the file as a whole is unreadable.
@@ -104,11 +125,11 @@ class FolderSource:
         try:
             text = path.read_text(encoding="utf-8-sig", errors="surrogateescape")
         except OSError as exc:
-            raise SourceError(f"{path.name}: unreadable ({type(exc).__name__})") from exc
+            raise SourceError(f"{file_label(path)}: unreadable ({type(exc).__name__})") from exc
         if self.kind == "csv":
-            yield from _csv_rows(path.name, text, required)
+            yield from _csv_rows(file_label(path), text, required)
         else:
-            yield from _jsonl_rows(path.name, text)
+            yield from _jsonl_rows(file_label(path), text)
 
     def finish(self, path: Path, *, ok: bool) -> Path:
         target = self.directory / ("done" if ok else "failed")

@@ -6,6 +6,8 @@ Each test failed on the code before its fix.
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 import threading
 from dataclasses import replace
@@ -266,5 +268,36 @@ def test_a_running_connector_outlives_a_source_that_cannot_be_read(
             "fedbroker_connector_source_unavailable_total", {"source": "housing"}
         )
         assert sample == 3
+    finally:
+        connector.close()
+
+
+def test_a_file_name_that_is_not_utf8_or_holds_a_line_break_is_read_and_labelled_safely(
+    tmp_path, federation, synthetic, linkage_keys, caplog
+):
+    """A name in another encoding (a share's latin-1 "café.csv") could not be written to
+    the outbox (SQLite takes only UTF-8): the pass failed at it, every pass. A line
+    break or a direction override in a name forged or disguised the connector's log
+    lines and the operator's quarantine report."""
+    caplog.set_level(logging.INFO, logger="connectors")
+    connector, inbox = offline_connector(
+        tmp_path, federation, synthetic, linkage_keys, tmp_path / "outbox.sqlite"
+    )
+    good = _synthetic_rows(synthetic, 2)
+    names = {
+        os.fsdecode(b"caf\xe9.csv"): "caf\\xe9.csv",
+        "a\nERROR connectors forged.csv": "a\\x0aERROR connectors forged.csv",
+        "b\u202evsc.csv": "b\\u202evsc.csv",
+    }
+    try:
+        for index, name in enumerate(names):
+            (inbox / name).write_text(good + f"{index},x,y,z,extra" + ",x" * 20 + "\n")
+        report = connector.ingest()
+        assert report.read == 9
+        assert sorted(q.location for q in connector.outbox.quarantined()) == sorted(names.values())
+        assert sorted(p.name for p in (inbox / "done").iterdir()) == sorted(names)
+        for record in caplog.records:
+            message = record.getMessage()
+            assert message.isprintable(), message
     finally:
         connector.close()
