@@ -81,7 +81,7 @@ def _normalised(
         raise InvalidIdentifier("row", row.malformed)
     if any(v is not None and len(v) > MAX_CELL_CHARS for v in row.values.values()):
         raise InvalidIdentifier("row", "cell-too-large")
-    lost = _undecodable(row, mapping) if row.undecodable else ()
+    lost = _unusable(row, mapping) if row.unusable else ()
     raw = {name: row.values.get(column) for name, column in mapping.identity.items()}
     raw.update({name: row.values.get(column) for name, column in mapping.extra.items()})
     identity, dropped = normalise_fields(
@@ -93,11 +93,12 @@ def _normalised(
     return identity, (*dropped, *lost)
 
 
-def _undecodable(row: SourceRow, mapping: SourceMapping) -> tuple[DroppedField, ...]:
-    """The mapped values a byte that is not UTF-8 cost (the reader made them None).
+def _unusable(row: SourceRow, mapping: SourceMapping) -> tuple[DroppedField, ...]:
+    """The mapped values the reader could not use (``SourceRow.unusable``; None here),
+    each with the reader's reason (``not-utf8``, ``duplicate-key``).
 
     Raises:
-        InvalidIdentifier: ``<field>``/``not-utf8`` when it is a value no record
+        InvalidIdentifier: ``<field>``/``<reason>`` when it is a value no record
             can be made without (the reference, the time, the type, scope, state).
     """
     needed = {"reference": mapping.reference}
@@ -106,13 +107,13 @@ def _undecodable(row: SourceRow, mapping: SourceMapping) -> tuple[DroppedField, 
              ("scope", mapping.scope), ("state", mapping.state))  # fmt: skip
     needed.update((field, spec.column) for field, spec in named if spec and spec.column)
     for field, column in needed.items():
-        if column in row.undecodable:
-            raise InvalidIdentifier(field, "not-utf8")
+        if column in row.unusable:
+            raise InvalidIdentifier(field, row.unusable[column])
     read = {**mapping.identity, **mapping.extra, **mapping.attributes, **mapping.payload}
     return tuple(
-        DroppedField(field, "not-utf8")
+        DroppedField(field, row.unusable[column])
         for field, column in sorted(read.items())
-        if column in row.undecodable
+        if column in row.unusable
     )
 
 

@@ -14,8 +14,8 @@ import json
 import logging
 import re
 import shutil
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -80,9 +80,11 @@ class SourceRow:
     row: int
     values: Mapping[str, str | None]
     malformed: MalformedReason | None = None
-    #: Columns whose cell was not UTF-8 (or held half a surrogate pair): their value
-    #: is None here, and the mapping reports each it reads as ``not-utf8``.
-    undecodable: frozenset[str] = frozenset()
+    #: Columns whose value could not be used, and why: ``not-utf8`` (a byte that is
+    #: not UTF-8, or half a surrogate pair), ``duplicate-key`` (a JSON key given twice
+    #: with different values). Their value is None here; each the mapping reads is
+    #: reported as dropped with that code.
+    unusable: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +121,7 @@ class FolderSource:
     def rows(self, path: Path, required: frozenset[str]) -> Iterator[SourceRow]:
         """Rows of one file; raises ``SourceError`` if the file as a whole is unreadable.
 
-        A byte that is not UTF-8 costs the value it is in (``SourceRow.undecodable``),
+        A byte that is not UTF-8 costs the value it is in (``SourceRow.unusable``),
         not the file: one latin-1 "Siân" refused every row of its extract.
         """
         try:
@@ -246,13 +248,36 @@ def _csv_rows(name: str, text: str, required: frozenset[str]) -> Iterator[Source
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _decoded(name: str, number: int, values: dict[str, str | None]) -> SourceRow:
-    bad = frozenset(
-        k for k, v in values.items() if v is not None and not v.isascii() and _SURROGATE.search(v)
+def _decoded(
+    name: str, number: int, values: dict[str, str | None], twice: Iterable[str] = ()
+) -> SourceRow:
+    unusable = dict.fromkeys(twice, "duplicate-key")
+    unusable.update(
+        (k, "not-utf8")
+        for k, v in values.items()
+        if v is not None and not v.isascii() and _SURROGATE.search(v)
     )
-    for key in bad:
+    for key in unusable:
         values[key] = None
-    return SourceRow(name, number, values, undecodable=bad)
+    return SourceRow(name, number, values, unusable=unusable)  # a dict: rows are pickled
+
+
+class _JsonObject(dict[str, Any]):
+    """A JSON object and the keys it gave twice with different values (the parser
+    keeps the last; which one a row is linked on must not hang on key order)."""
+
+    twice: frozenset[str] = frozenset()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _JsonObject:
+    made = _JsonObject()
+    twice = set()
+    for key, value in pairs:
+        if key in made and made[key] != value:
+            twice.add(key)
+        made[key] = value
+    made.twice = frozenset(twice)
+    return made
 
 
 def _jsonl_rows(name: str, text: str) -> Iterator[SourceRow]:
@@ -265,14 +290,15 @@ def _jsonl_rows(name: str, text: str) -> Iterator[SourceRow]:
         if not line.strip():
             continue
         try:
-            record: Any = json.loads(line)
+            record: Any = json.loads(line, object_pairs_hook=_object)
         except (ValueError, RecursionError):  # a line nested a few thousand deep is not a row
             yield SourceRow(name, number, {}, malformed="not-json")
             continue
-        if not isinstance(record, dict):
+        if not isinstance(record, _JsonObject):  # every object is one (``_object``)
             yield SourceRow(name, number, {}, malformed="not-an-object")
             continue
-        yield _decoded(name, number, {str(k): _text(v) for k, v in record.items()})
+        values = {str(k): _text(v) for k, v in record.items()}
+        yield _decoded(name, number, values, record.twice)
 
 
 def _text(value: Any) -> str | None:

@@ -207,9 +207,9 @@ def test_a_lone_surrogate_in_a_json_line_costs_its_value(tmp_path):
     path = tmp_path / "f.jsonl"
     path.write_text('{"ref": "r\\udc801", "name": "Ann"}\n{"ref": "r2", "name": "A\\ud83d"}\n')
     rows = list(FolderSource("s", tmp_path, "jsonl").rows(path, frozenset()))
-    assert [(dict(r.values), r.undecodable) for r in rows] == [
-        ({"ref": None, "name": "Ann"}, frozenset({"ref"})),
-        ({"ref": "r2", "name": None}, frozenset({"name"})),
+    assert [(dict(r.values), dict(r.unusable)) for r in rows] == [
+        ({"ref": None, "name": "Ann"}, {"ref": "not-utf8"}),
+        ({"ref": "r2", "name": None}, {"name": "not-utf8"}),
     ]
 
 
@@ -301,3 +301,19 @@ def test_a_file_name_that_is_not_utf8_or_holds_a_line_break_is_read_and_labelled
             assert message.isprintable(), message
     finally:
         connector.close()
+
+
+def test_a_key_given_twice_in_a_json_line_costs_that_value(tmp_path):
+    """JSON allows a key twice and the parser kept the last: which NHS number a row
+    was linked on hung on the order of its keys (a viewer shows the first), where a
+    CSV naming a mapped column twice is refused."""
+    path = tmp_path / "f.jsonl"
+    path.write_text(
+        '{"ref": "r1", "nhs": "9434765919", "name": "Ann", "nhs": "4010232137"}\n'
+        '{"ref": "r2", "nhs": "9434765919", "nhs": "9434765919"}\n'
+    )
+    rows = list(FolderSource("s", tmp_path, "jsonl").rows(path, frozenset()))
+    assert [(dict(r.values), dict(r.unusable)) for r in rows] == [
+        ({"ref": "r1", "nhs": None, "name": "Ann"}, {"nhs": "duplicate-key"}),
+        ({"ref": "r2", "nhs": "9434765919"}, {}),  # the same value twice is no doubt
+    ]
