@@ -134,9 +134,18 @@ class FolderSource:
             yield from _jsonl_rows(file_label(path), text)
 
     def finish(self, path: Path, *, ok: bool) -> Path:
+        """Moves the file to ``done/`` or ``failed/``, beside any earlier file of its name.
+
+        Systems drop the same name every day: moved over it, a refused file kept
+        there only to be put back once fixed was gone. A later one is
+        ``<stem>.<n><suffix>`` (``extract.2.csv``), still a ``.csv`` to put back.
+        """
         target = self.directory / ("done" if ok else "failed")
         target.mkdir(exist_ok=True)
-        destination = target / path.name
+        destination, copy = target / path.name, 1
+        while destination.exists() or destination.is_symlink():
+            copy += 1
+            destination = target / f"{path.stem}.{copy}{path.suffix}"
         shutil.move(str(path), destination)
         return destination
 

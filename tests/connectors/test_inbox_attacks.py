@@ -317,3 +317,29 @@ def test_a_key_given_twice_in_a_json_line_costs_that_value(tmp_path):
         ({"ref": "r1", "nhs": None, "name": "Ann"}, {"nhs": "duplicate-key"}),
         ({"ref": "r2", "nhs": "9434765919"}, {}),  # the same value twice is no doubt
     ]
+
+
+def test_a_second_file_of_the_same_name_does_not_overwrite_the_first_in_failed(
+    tmp_path, federation, synthetic, linkage_keys
+):
+    """Systems drop the same name each day. Moved to failed/ (or done/) under its own
+    name, a file replaced the one before it there: a refused file, never read, kept
+    only in failed/ for the operator to put back once the mapping is fixed, was lost."""
+    connector, inbox = offline_connector(
+        tmp_path, federation, synthetic, linkage_keys, tmp_path / "outbox.sqlite"
+    )
+    monday = _synthetic_rows(synthetic, 2).replace(",nhs_no,", ",nhs,", 1)
+    tuesday = _synthetic_rows(synthetic, 3).replace(",nhs_no,", ",nhs,", 1)
+    try:
+        for text in (monday, tuesday, _synthetic_rows(synthetic, 2), _synthetic_rows(synthetic, 3)):
+            (inbox / "extract.csv").write_text(text)
+            connector.ingest()
+        kept = {
+            folder: sorted(p.read_text() for p in (inbox / folder).iterdir())
+            for folder in ("failed", "done")
+        }
+        assert kept["failed"] == sorted([monday, tuesday])
+        assert len(kept["done"]) == 2
+        assert all(p.suffix == ".csv" for p in (inbox / "failed").iterdir())
+    finally:
+        connector.close()
