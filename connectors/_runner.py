@@ -10,11 +10,12 @@ read (``connectors._send_ahead``).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -152,7 +153,9 @@ class Connector:
                 if self.outbox.file_done(source.name, digest):
                     self._finish(folder, path, ok=True)  # committed before a crash, not moved
                     continue
-                rows = list(folder.rows(path, mapping.columns))
+                rows = folder.rows(path, mapping.columns)
+                # Reads up to the first row: a file refused as a whole (its header) raises here.
+                head = list(itertools.islice(rows, 1))
             except SourceError as exc:
                 logger.warning("source %s: file refused: %s", source.name, exc)
                 # Not marked done: nothing of it was read, and the usual fix is the
@@ -164,8 +167,9 @@ class Connector:
                     self._left_in_place.add((source.name, digest or f"name:{path}"))
                 continue
             report = self._ingest_file(
-                pool, source.name, mapping, file_label(path), digest, rows, after_step
-            )
+                pool, source.name, mapping, file_label(path), digest,
+                itertools.chain(head, rows), after_step,
+            )  # fmt: skip
             self._finish(folder, path, ok=True)
             total = _sum(total, report)
             logger.info(
@@ -209,7 +213,7 @@ class Connector:
         mapping: SourceMapping,
         name: str,
         digest: str,
-        rows: Sequence[SourceRow],
+        rows: Iterable[SourceRow],
         after_step: Callable[[], None],
     ) -> IngestReport:
         """A file in steps of ``ROWS_PER_STEP`` rows, from where an earlier run stopped.
@@ -217,21 +221,27 @@ class Connector:
         Each step commits its records with the count of rows read so far, and
         the last marks the file done, so a crash mid-file redoes only the step
         it interrupted (which had committed nothing). The pool builds the next
-        steps while this one is committed and sent.
+        steps while this one is committed and sent. Rows are parsed as the pool
+        takes steps, never all at once: held as rows, a file takes some 13 times
+        its size in memory.
         """
         total = IngestReport()
-        first = self.outbox.rows_done(source, digest)
-        # An empty file, or one fully read before a crash, is one empty step that marks it done.
-        starts = range(first, len(rows), ROWS_PER_STEP) if first < len(rows) else [first]
-        steps = (rows[start : start + ROWS_PER_STEP] for start in starts)
-        for start, outcome in zip(starts, pool.build(source, steps, self.clock), strict=True):
-            end = min(start + ROWS_PER_STEP, len(rows))
+        taken: deque[tuple[int, list[SourceRow], bool]] = deque()
+
+        def steps() -> Iterator[list[SourceRow]]:
+            for step in _steps(rows, self.outbox.rows_done(source, digest)):
+                taken.append(step)
+                yield step[1]
+
+        for outcome in pool.build(source, steps(), self.clock):
+            start, step, last = taken.popleft()
+            end = start + len(step)
             with self.outbox.transaction() as batch:
-                self._record(batch, source, rows[start:end], outcome)
-                if end < len(rows):
-                    batch.set_rows_done(source, digest, end)
-                else:
+                self._record(batch, source, step, outcome)
+                if last:
                     batch.mark_file(source, digest, name)
+                else:
+                    batch.set_rows_done(source, digest, end)
             total = _sum(
                 total, IngestReport(end - start, batch.added, batch.quarantined, batch.dropped)
             )
@@ -382,6 +392,22 @@ class Connector:
     def close(self) -> None:
         self.publisher.close()
         self.outbox.close()
+
+
+def _steps(rows: Iterable[SourceRow], first: int) -> Iterator[tuple[int, list[SourceRow], bool]]:
+    """``(start, rows, last)`` of each step of ``ROWS_PER_STEP`` rows after the ``first``
+    (committed by an earlier run). An empty file, or one fully read before a crash,
+    is one empty last step, which marks it done."""
+    held: list[SourceRow] = []
+    start = first
+    for index, row in enumerate(rows):
+        if index < first:
+            continue
+        if len(held) == ROWS_PER_STEP:
+            yield start, held, False
+            start, held = start + len(held), []
+        held.append(row)
+    yield start, held, True
 
 
 def quarantine_report(outbox_path: Path) -> list[tuple[str, str, int, str, str]]:

@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import threading
+import tracemalloc
 from dataclasses import replace
 from pathlib import Path
 
@@ -343,3 +344,32 @@ def test_a_second_file_of_the_same_name_does_not_overwrite_the_first_in_failed(
         assert all(p.suffix == ".csv" for p in (inbox / "failed").iterdir())
     finally:
         connector.close()
+
+
+def test_a_large_file_is_read_in_steps_not_held_whole_as_rows(
+    tmp_path, federation, synthetic, linkage_keys
+):
+    """Every row of a file was parsed into a dict before the first step was built: some
+    13 times the file's size in memory. A 40 MB extract took more than the 512 MiB the
+    connector's deployment is given, and killed, it met the same file at every restart."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    source = SourceConfig("revenues", "csv", synthetic.mapping, path=inbox)
+    # One worker: the steps in flight (two per worker) are the part that does not grow.
+    config = offline_config(federation, linkage_keys, tmp_path / "o.sqlite", (source,))
+    connector = open_connector(replace(config, build_workers=1))
+    header = synthetic.files[COUNCILS[0]].read_text().splitlines()[0]
+    blanks = "," * (header.count(",") - 2)  # no identifier: each row is refused quickly
+    rows = [f"r{n}{blanks},CT_OPEN,2026-10-03,{'x' * 120}" for n in range(30_000)]
+    path = inbox / "large.csv"
+    path.write_text("\n".join([header + ",notes", *rows]) + "\n")
+    tracemalloc.start()
+    try:
+        report = connector.ingest()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        connector.close()
+    assert report.read == 30_000 and report.quarantined == 30_000
+    # The file's text (twice while it is decoded) and the steps in flight, not its rows.
+    assert peak < 3 * (inbox / "done" / "large.csv").stat().st_size, peak
