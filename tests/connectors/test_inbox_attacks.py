@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client import generate_latest
 
 from connectors import FolderSource, SourceConfig, SourceError, open_connector
 from tests.connectors.conftest import COUNCILS, offline_config, offline_connector
+from tests.connectors.test_attack_regressions import _everything_stored
 
 
 def _synthetic_rows(synthetic, count: int) -> str:
@@ -373,3 +375,42 @@ def test_a_large_file_is_read_in_steps_not_held_whole_as_rows(
     assert report.read == 30_000 and report.quarantined == 30_000
     # The file's text (twice while it is decoded) and the steps in flight, not its rows.
     assert peak < 3 * (inbox / "done" / "large.csv").stat().st_size, peak
+
+
+SENTINELS = ("Zebedee", "Quaxley", "SW1A 2AA", "9434765919", "QQ123456C")
+
+
+def test_no_value_of_an_attacking_file_reaches_a_log_metric_or_the_outbox_in_clear(
+    tmp_path, federation, synthetic, linkage_keys, caplog
+):
+    """Recognisable values through every attack above, in one inbox; none may appear
+    in a log line, a metric or the outbox's tables (the records are sealed and signed:
+    names, numbers and postcodes travel only as tokens and sealed payloads)."""
+    caplog.set_level(logging.DEBUG)
+    header = "ref,forename,surname,dob,postcode,address_1,uprn,nhs_no,ni_number,event,event_date"
+    person = "Zebedee,Quaxley,01/02/1980,SW1A 2AA,1 High St,,9434765919,QQ123456C"
+    lines = [
+        f"r1,{person},MOVE,2026-10-03",
+        f'r2,"{person},MOVE,2026-10-03',  # a quote left open
+        f"r3,{person},MOVE,2026-10-03,an extra cell",
+        "r4,J\u043ehn Zebedee,Quaxley,01/02/1980,SW1A 2AA,,,9434765918,,MOVE,2026-10-03",
+        f"r5,{'Zebedee' * 10_000},Quaxley,,,,,,,MOVE,2026-10-03",
+        f"r6,{person},MOVE,2062-10-03",
+    ]
+    connector, inbox = offline_connector(
+        tmp_path, federation, synthetic, linkage_keys, tmp_path / "outbox.sqlite"
+    )
+    metrics = connector.metrics
+    try:
+        body = "\n".join([header, *lines]) + "\n"
+        (inbox / "attack.csv").write_bytes(body.encode().replace(b"1 High St", b"1 H\xefgh St"))
+        (inbox / "headless.csv").write_text("\n".join(lines) + "\n")  # no header row
+        report = connector.ingest()
+        stored = _everything_stored(connector.outbox.path)
+    finally:
+        connector.close()
+    assert report.read == len(lines)
+    scrape = generate_latest(metrics.registry).decode()
+    for sentinel in SENTINELS:
+        for where, text in (("logs", caplog.text), ("metrics", scrape), ("outbox", stored)):
+            assert sentinel not in text, f"{sentinel!r} in {where}"
