@@ -147,13 +147,15 @@ class Connector:
         for path in folder.ready_files():
             digest: str | None = None
             try:
-                digest = folder.digest(path)
+                data = folder.read(path)
+                digest = folder.digest(data)
                 if (source.name, digest) in self._left_in_place:
                     continue  # refused already, and could not be moved out of the way
                 if self.outbox.file_done(source.name, digest):
                     self._finish(folder, path, ok=True)  # committed before a crash, not moved
                     continue
-                rows = folder.rows(path, mapping.columns)
+                rows = folder.parse(file_label(path), data, mapping.columns)
+                del data  # the rows' reader keeps the text, not the bytes too
                 # Reads up to the first row: a file refused as a whole (its header) raises here.
                 head = list(itertools.islice(rows, 1))
             except SourceError as exc:

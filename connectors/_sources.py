@@ -12,8 +12,10 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 import shutil
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,28 +112,55 @@ class FolderSource:
         )
 
     @staticmethod
-    def digest(path: Path) -> str:
-        """The file's SHA-256, read in chunks; ``SourceError`` if it cannot be read."""
+    def read(path: Path) -> bytes:
+        """The file's bytes, from one open of it as a regular file.
+
+        Read once, for its digest and its rows alike (read twice, a file changed in
+        between was marked done under a digest of other bytes). Opened without
+        blocking and checked after opening: a file swapped for a named pipe after
+        the folder was listed held ``open`` for ever, waiting for a writer.
+
+        Raises:
+            SourceError: it cannot be read (gone since listed, an I/O error), or is
+                no regular file.
+        """
+        label = file_label(path)
         try:
-            with path.open("rb") as handle:
-                return hashlib.file_digest(handle, "sha256").hexdigest()
-        except OSError as exc:  # gone since listed, an I/O error, a link to something unreadable
-            raise SourceError(f"{file_label(path)}: unreadable ({type(exc).__name__})") from exc
+            descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            raise SourceError(f"{label}: unreadable ({type(exc).__name__})") from exc
+        try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise SourceError(f"{label}: unreadable (not a regular file)")
+            with os.fdopen(descriptor, "rb", closefd=False) as handle:
+                return handle.read()
+        except OSError as exc:  # an I/O error, a link to something unreadable
+            raise SourceError(f"{label}: unreadable ({type(exc).__name__})") from exc
+        finally:
+            os.close(descriptor)
+
+    @staticmethod
+    def digest(data: bytes) -> str:
+        """The SHA-256 a file is known by (``read``'s bytes)."""
+        return hashlib.sha256(data).hexdigest()
 
     def rows(self, path: Path, required: frozenset[str]) -> Iterator[SourceRow]:
-        """Rows of one file; raises ``SourceError`` if the file as a whole is unreadable.
+        """Rows of one file; raises ``SourceError`` if the file as a whole is unreadable."""
+        return self.parse(file_label(path), self.read(path), required)
+
+    def parse(self, label: str, data: bytes, required: frozenset[str]) -> Iterator[SourceRow]:
+        """Rows of a file's bytes (``read``), ``label`` naming it (``file_label``);
+        raises ``SourceError`` when they are unreadable as a whole (a CSV's header).
 
         A byte that is not UTF-8 costs the value it is in (``SourceRow.unusable``),
         not the file: one latin-1 "Siân" refused every row of its extract.
         """
-        try:
-            text = path.read_text(encoding="utf-8-sig", errors="surrogateescape")
-        except OSError as exc:
-            raise SourceError(f"{file_label(path)}: unreadable ({type(exc).__name__})") from exc
+        text = data.decode("utf-8-sig", errors="surrogateescape")
+        del data  # only the text is kept while the rows are read
         if self.kind == "csv":
-            yield from _csv_rows(file_label(path), text, required)
+            yield from _csv_rows(label, text, required)
         else:
-            yield from _jsonl_rows(file_label(path), text)
+            yield from _jsonl_rows(label, text)
 
     def finish(self, path: Path, *, ok: bool) -> Path:
         """Moves the file to ``done/`` or ``failed/``, beside any earlier file of its name.

@@ -6,6 +6,7 @@ Each test failed on the code before its fix.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -414,3 +415,40 @@ def test_no_value_of_an_attacking_file_reaches_a_log_metric_or_the_outbox_in_cle
     for sentinel in SENTINELS:
         for where, text in (("logs", caplog.text), ("metrics", scrape), ("outbox", stored)):
             assert sentinel not in text, f"{sentinel!r} in {where}"
+
+
+def test_a_file_swapped_for_a_fifo_after_listing_does_not_wedge_the_connector(
+    tmp_path, federation, synthetic, linkage_keys, monkeypatch
+):
+    """The folder is listed, then each file opened: an insider who swaps a file for a
+    named pipe in between (or a link to one) held the connector in ``open`` for ever,
+    waiting for a writer that never comes, with every later file and source behind it."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    fifo = inbox / "a.csv"
+    os.mkfifo(fifo)
+    (inbox / "b.csv").write_text(_synthetic_rows(synthetic, 3))
+    monkeypatch.setattr(FolderSource, "ready_files", lambda self: [fifo, inbox / "b.csv"])
+    outcome: list[tuple[int, list[tuple[str, str]]]] = []
+
+    def read() -> None:  # in its own thread, outbox and all: the outbox is per thread
+        connector, _ = offline_connector(
+            tmp_path, federation, synthetic, linkage_keys, tmp_path / "outbox.sqlite"
+        )
+        try:
+            report = connector.ingest()
+            refused = [(q.location, q.reason) for q in connector.outbox.quarantined()]
+            outcome.append((report.read, refused))
+        finally:
+            connector.close()
+
+    reading = threading.Thread(target=read, daemon=True)
+    reading.start()
+    reading.join(timeout=60)  # a bound on the wait, reached only when wedged
+    wedged = reading.is_alive()
+    while reading.is_alive():  # let the reader go: a writer opens the pipe, closes it
+        with contextlib.suppress(OSError):  # ENXIO: no reader has it open this moment
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reading.join(timeout=1)
+    assert not wedged
+    assert outcome == [(3, [("a.csv", "source-unreadable")])]
