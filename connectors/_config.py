@@ -201,6 +201,13 @@ def load_config(path: Path, *, bootstrap: str | None = None) -> ConnectorConfig:
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         _fail(path, "sources", "source names must be unique")
+    watched: set[tuple[str, Path]] = set()
+    for index, source in enumerate(sources):  # the first would take every file of both
+        if source.path is not None:
+            folder = (source.kind, Path(os.path.realpath(source.path)))
+            if folder in watched:
+                _fail(path, f"sources[{index}].path", "another source watches this folder")
+            watched.add(folder)
     return ConnectorConfig(
         council=required("council"),
         directory=local(required("directory")),

@@ -119,3 +119,16 @@ def test_a_wrong_mapping_value_is_refused_naming_the_key(change, key):
     with pytest.raises(MappingInvalid) as caught:
         parse_mapping({**GOOD_MAPPING, **change})
     assert f": {key}:" in str(caught.value)
+
+
+def test_two_sources_watching_one_folder_are_refused(tmp_path):
+    """A source block copied and its path left as it was: the first source took every
+    file dropped for the second, read it under the wrong mapping (or refused it to
+    failed/), and the second never saw one."""
+    path = _config(tmp_path)
+    document = yaml.safe_load(path.read_text())
+    document["sources"].append(dict(document["sources"][0], name="t", mapping="other.yaml"))
+    document["sources"][1]["path"] = str(tmp_path / "in")  # the same folder, spelt otherwise
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(ConfigInvalid, match=r"sources\[1\]\.path"):
+        load_config(path)
