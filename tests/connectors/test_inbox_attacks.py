@@ -452,3 +452,29 @@ def test_a_file_swapped_for_a_fifo_after_listing_does_not_wedge_the_connector(
         reading.join(timeout=1)
     assert not wedged
     assert outcome == [(3, [("a.csv", "source-unreadable")])]
+
+
+def test_a_reference_of_white_space_is_missing_not_one_shared_by_every_such_row(
+    tmp_path, federation, synthetic, linkage_keys
+):
+    """A blank reference is refused as missing, but one of spaces was taken as a
+    reference: two residents' events of one type and day got one event id, and the
+    second was dropped by the outbox as a repeat, uncounted and unreported."""
+    lines = _synthetic_rows(synthetic, 2).splitlines()
+    header, first = lines[0], lines[1].split(",")
+    second = list(first)
+    ref = header.split(",").index("ref")
+    forename = header.split(",").index("forename")
+    first[ref], second[ref], second[forename] = " ", " ", "Someone Else"
+    connector, inbox = offline_connector(
+        tmp_path, federation, synthetic, linkage_keys, tmp_path / "outbox.sqlite"
+    )
+    try:
+        (inbox / "a.csv").write_text("\n".join([header, ",".join(first), ",".join(second)]))
+        report = connector.ingest()
+        assert (report.read, report.enqueued, report.quarantined) == (2, 0, 2)
+        assert {(q.field, q.reason) for q in connector.outbox.quarantined()} == {
+            ("reference", "missing")
+        }
+    finally:
+        connector.close()
