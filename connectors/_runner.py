@@ -255,7 +255,10 @@ class Connector:
         self, pool: BuildPool, source: SourceConfig, after_step: Callable[[], None]
     ) -> IngestReport:
         assert source.dsn and source.table and source.high_water_column
-        table = PostgresSource(source.name, source.dsn, source.table, source.high_water_column)
+        table = PostgresSource(
+            source.name, source.dsn, source.table, source.high_water_column,
+            max_ahead=self.config.time_bounds.max_skew,
+        )  # fmt: skip
         read = enqueued = quarantined = dropped = 0
         while True:
             batch_rows = table.batch_after(self.outbox.high_water(source.name))

@@ -18,10 +18,12 @@ import shutil
 import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from connectors._errors import SourceError
+from connectors._timestamps import DEFAULT_MAX_SKEW
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -358,6 +360,9 @@ class PostgresSource:
     table: str
     high_water_column: str
     batch_rows: int = DEFAULT_BATCH_ROWS
+    #: A date or time high-water value further ahead of the database's clock than
+    #: this is not read until it is not (``max_clock_skew_s``).
+    max_ahead: timedelta = DEFAULT_MAX_SKEW
 
     def batch_after(self, high_water: str | None) -> list[tuple[str, SourceRow]]:
         import psycopg
@@ -374,10 +379,20 @@ class PostgresSource:
             else sql.SQL("WHERE {} IS NOT NULL").format(column)
         )
         params: tuple[Any, ...] = (high_water,) if high_water is not None else ()
-        query = sql.SQL("SELECT * FROM {} {} ORDER BY {} LIMIT %s").format(table, where, column)
         try:
             with psycopg.connect(self.dsn, connect_timeout=10) as connection:
                 _out_of_range_times_as_text(connection)
+                probe = sql.SQL("SELECT {} FROM {} LIMIT 0").format(column, table)
+                described = connection.execute(probe).description or ()
+                clock = _CLOCKS.get(described[0].type_code) if described else None
+                if clock is not None:
+                    # A time ahead of the clock (a clerk's 2062) made the mark, and no
+                    # row written after it was ever read: such a row waits for its time.
+                    where = sql.SQL("{} AND {} <= {} + %s").format(where, column, sql.SQL(clock))
+                    params = (*params, self.max_ahead)
+                query = sql.SQL("SELECT * FROM {} {} ORDER BY {} LIMIT %s").format(
+                    table, where, column
+                )
                 cursor = connection.execute(query, (*params, self.batch_rows))
                 rows = cursor.fetchall()
                 names = [d.name for d in cursor.description or ()]
@@ -403,6 +418,11 @@ class PostgresSource:
             )
             for number, row in enumerate(rows, start=1)
         ]
+
+
+#: The database's "now" for a high-water column of each date or time type (by OID):
+#: ``timestamptz``, and the session's wall clock for ``timestamp`` and ``date``.
+_CLOCKS = {1184: "now()", 1114: "localtimestamp", 1082: "localtimestamp"}
 
 
 def _out_of_range_times_as_text(connection: Any) -> None:

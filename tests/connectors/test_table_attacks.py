@@ -65,3 +65,24 @@ def test_a_date_no_python_date_holds_costs_that_value_not_the_table(postgres_dsn
     # what a Python date or time can hold reads as before
     assert values[3]["at"] == "2026-03-01 09:30:00"
     assert values[3]["seen"].startswith("2026-03-01 09:30:00")
+
+
+def test_a_time_typed_into_the_future_does_not_move_the_mark_past_every_later_row(
+    postgres_dsn, table
+):
+    """A high-water column of update times, and a clerk's 2062 for 2026: the mark moved
+    to 2062, and every row written after it (dated now) was never read, silently. A
+    row dated ahead of the clock is read when its time comes, as a file still being
+    written is read once it is dropped."""
+    _load(postgres_dsn, f"CREATE TABLE {table} (ref text, updated_at timestamptz)")
+    _load(
+        postgres_dsn,
+        f"INSERT INTO {table} VALUES ('a', now() - interval '1 hour'), "
+        "('typo', now() + interval '36 years'), ('b', now() - interval '30 minutes')",
+    )
+    source = PostgresSource("t", postgres_dsn, table, "updated_at")
+    first = source.batch_after(None)
+    assert [row.values["ref"] for _, row in first] == ["a", "b"]
+    _load(postgres_dsn, f"INSERT INTO {table} VALUES ('c', now())")
+    later = source.batch_after(first[-1][0])
+    assert [row.values["ref"] for _, row in later] == ["c"]
