@@ -147,7 +147,8 @@ class FolderSource:
         return hashlib.sha256(data).hexdigest()
 
     def rows(self, path: Path, required: frozenset[str]) -> Iterator[SourceRow]:
-        """Rows of one file; raises ``SourceError`` if the file as a whole is unreadable."""
+        """Rows of one file, each with the ``required`` columns (the ones its mapping
+        reads) only; raises ``SourceError`` if the file as a whole is unreadable."""
         return self.parse(file_label(path), self.read(path), required)
 
     def parse(self, label: str, data: bytes, required: frozenset[str]) -> Iterator[SourceRow]:
@@ -162,7 +163,7 @@ class FolderSource:
         if self.kind == "csv":
             yield from _csv_rows(label, text, required)
         else:
-            yield from _jsonl_rows(label, text)
+            yield from _jsonl_rows(label, text, required)
 
     def finish(self, path: Path, *, ok: bool) -> Path:
         """Moves the file to ``done/`` or ``failed/``, beside any earlier file of its name.
@@ -249,6 +250,9 @@ def _csv_rows(name: str, text: str, required: frozenset[str]) -> Iterator[Source
     twice = sorted(n for n in required if names.count(n) > 1)
     if twice:
         raise SourceError(f"{name}: columns named twice {twice}")
+    # Only the cells the mapping reads are kept: a row of every cell of a header of
+    # thousands of columns took hundreds of kilobytes, a step of them gigabytes.
+    mapped = [(index, column) for index, column in enumerate(names) if column in required]
     number = 0
     while True:
         start = lines.at
@@ -278,8 +282,7 @@ def _csv_rows(name: str, text: str, required: frozenset[str]) -> Iterator[Source
         if malformed is not None:
             yield SourceRow(name, number, {}, malformed=malformed)
             continue
-        values: dict[str, str | None] = dict.fromkeys(names)
-        values.update((k, v if v != "" else None) for k, v in zip(names, cells, strict=False))
+        values = {k: cells[i] or None if i < len(cells) else None for i, k in mapped}
         yield _decoded(name, number, values)
 
 
@@ -320,7 +323,7 @@ def _object(pairs: list[tuple[str, Any]]) -> _JsonObject:
     return made
 
 
-def _jsonl_rows(name: str, text: str) -> Iterator[SourceRow]:
+def _jsonl_rows(name: str, text: str, required: frozenset[str]) -> Iterator[SourceRow]:
     # Lines end at "\n" only (JSON Lines): str.splitlines() also splits at U+2028,
     # U+0085 and others, which JSON allows raw inside a string value.
     for number, line in enumerate(text.split("\n"), start=1):
@@ -337,8 +340,8 @@ def _jsonl_rows(name: str, text: str) -> Iterator[SourceRow]:
         if not isinstance(record, _JsonObject):  # every object is one (``_object``)
             yield SourceRow(name, number, {}, malformed="not-an-object")
             continue
-        values = {str(k): _text(v) for k, v in record.items()}
-        yield _decoded(name, number, values, record.twice)
+        values = {key: _text(v) for k, v in record.items() if (key := str(k)) in required}
+        yield _decoded(name, number, values, record.twice & required)
 
 
 def _text(value: Any) -> str | None:

@@ -210,7 +210,7 @@ def test_a_lone_surrogate_in_a_json_line_costs_its_value(tmp_path):
     reference or payload it failed the row's building as an unexpected error."""
     path = tmp_path / "f.jsonl"
     path.write_text('{"ref": "r\\udc801", "name": "Ann"}\n{"ref": "r2", "name": "A\\ud83d"}\n')
-    rows = list(FolderSource("s", tmp_path, "jsonl").rows(path, frozenset()))
+    rows = list(FolderSource("s", tmp_path, "jsonl").rows(path, frozenset({"ref", "name"})))
     assert [(dict(r.values), dict(r.unusable)) for r in rows] == [
         ({"ref": None, "name": "Ann"}, {"ref": "not-utf8"}),
         ({"ref": "r2", "name": None}, {"name": "not-utf8"}),
@@ -316,7 +316,8 @@ def test_a_key_given_twice_in_a_json_line_costs_that_value(tmp_path):
         '{"ref": "r1", "nhs": "9434765919", "name": "Ann", "nhs": "4010232137"}\n'
         '{"ref": "r2", "nhs": "9434765919", "nhs": "9434765919"}\n'
     )
-    rows = list(FolderSource("s", tmp_path, "jsonl").rows(path, frozenset()))
+    columns = frozenset({"ref", "nhs", "name"})
+    rows = list(FolderSource("s", tmp_path, "jsonl").rows(path, columns))
     assert [(dict(r.values), dict(r.unusable)) for r in rows] == [
         ({"ref": "r1", "nhs": None, "name": "Ann"}, {"nhs": "duplicate-key"}),
         ({"ref": "r2", "nhs": "9434765919"}, {}),  # the same value twice is no doubt
@@ -478,3 +479,30 @@ def test_a_reference_of_white_space_is_missing_not_one_shared_by_every_such_row(
         }
     finally:
         connector.close()
+
+
+def test_a_file_of_thousands_of_unmapped_columns_costs_no_more_than_its_mapped_ones(
+    tmp_path, federation, synthetic, linkage_keys
+):
+    """Every cell of a row became a dict entry, mapped or not: a header of 5,000
+    columns made each short row hundreds of kilobytes in memory, so a file of a few
+    megabytes (an insider's, or an export of the wrong table) took gigabytes per step."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    source = SourceConfig("revenues", "csv", synthetic.mapping, path=inbox)
+    config = offline_config(federation, linkage_keys, tmp_path / "o.sqlite", (source,))
+    connector = open_connector(replace(config, build_workers=1))
+    lines = _synthetic_rows(synthetic, 1).splitlines()
+    wide = ",".join(f"c{n}" for n in range(5_000))
+    body = [f"{lines[0]},{wide}", *(f"{lines[1]}{',' * 5_000}" for _ in range(200))]
+    (inbox / "wide.csv").write_text("\n".join(body) + "\n")
+    size = (inbox / "wide.csv").stat().st_size
+    tracemalloc.start()
+    try:
+        report = connector.ingest()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        connector.close()
+    assert report.read == 200
+    assert peak < 5 * size, peak
