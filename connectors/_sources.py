@@ -110,7 +110,9 @@ class FolderSource:
         return sorted(
             p
             for p in self.directory.iterdir()
-            if p.is_file() and p.suffix == f".{self.kind}" and not p.name.startswith(".")
+            if p.is_file()
+            and p.suffix.lower() == f".{self.kind}"  # EXTRACT.CSV was never read, nor reported
+            and not p.name.startswith(".")
         )
 
     @staticmethod

@@ -506,3 +506,18 @@ def test_a_file_of_thousands_of_unmapped_columns_costs_no_more_than_its_mapped_o
         connector.close()
     assert report.read == 200
     assert peak < 5 * size, peak
+
+
+def test_a_file_whose_suffix_a_windows_system_wrote_in_capitals_is_read(
+    tmp_path, federation, synthetic, linkage_keys
+):
+    """``EXTRACT.CSV`` sat in the inbox for ever, never read and never reported."""
+    connector, inbox = offline_connector(
+        tmp_path, federation, synthetic, linkage_keys, tmp_path / "outbox.sqlite"
+    )
+    try:
+        (inbox / "EXTRACT.CSV").write_text(_synthetic_rows(synthetic, 3))
+        assert connector.ingest().read == 3
+        assert (inbox / "done" / "EXTRACT.CSV").exists()
+    finally:
+        connector.close()
