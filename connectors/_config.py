@@ -7,7 +7,9 @@ from the environment (``FEDBROKER_LINKAGE_KEYS``), so no secret need be on disk.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -106,8 +108,39 @@ class ConnectorConfig:
         return f"{self.topic_prefix}.{role}.{self.council}"
 
 
+_TOP_KEYS = frozenset({
+    "council", "directory", "trust_anchor", "signing_key", "linkage_keys", "outbox", "kafka",
+    "metrics_port", "metrics_bind", "poll_interval_s", "max_clock_skew_s", "occurred_at_floor",
+    "recorded_at_floor", "max_record_bytes", "build_workers", "directory_serials", "sources",
+})  # fmt: skip
+_KAFKA_KEYS = frozenset({"bootstrap", "topic_prefix", "security"})
+_SOURCE_KEYS = frozenset({"name", "kind", "mapping", "path", "dsn", "table", "high_water_column"})
+#: The characters Kafka allows in a topic name.
+_TOPIC_PART = re.compile(r"[A-Za-z0-9._-]+")
+
+
 def _fail(origin: Path, key: str, problem: str) -> NoReturn:
     raise ConfigInvalid(f"{origin}: {key}: {problem}")
+
+
+def _known(origin: Path, doc: dict[Any, Any], known: frozenset[str], prefix: str = "") -> None:
+    """A key the loader does not read is a typo, and would leave its setting at the default."""
+    for key in doc:
+        if key not in known:
+            _fail(origin, f"{prefix}{key}", f"unknown key (expected one of {sorted(known)})")
+
+
+def _optional_text(
+    origin: Path, doc: dict[str, Any], key: str, name: str | None = None
+) -> str | None:
+    """A text value or None; anything else (a list, a mapping, a number) is refused
+    here, never made text with ``str()`` (which also expands a YAML alias bomb)."""
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        _fail(origin, name or key, "must be text")
+    return value
 
 
 def load_config(path: Path, *, bootstrap: str | None = None) -> ConnectorConfig:
@@ -122,6 +155,7 @@ def load_config(path: Path, *, bootstrap: str | None = None) -> ConnectorConfig:
         raise ConfigInvalid(f"{path}: cannot read ({type(exc).__name__})") from exc
     if not isinstance(doc, dict):
         _fail(path, "(top level)", "must be a mapping")
+    _known(path, doc, _TOP_KEYS)
     base = path.parent
 
     def required(key: str) -> str:
@@ -137,9 +171,15 @@ def load_config(path: Path, *, bootstrap: str | None = None) -> ConnectorConfig:
     kafka = doc.get("kafka", {})
     if not isinstance(kafka, dict):
         _fail(path, "kafka", "must be a mapping with 'bootstrap' and optional 'topic_prefix'")
+    _known(path, kafka, _KAFKA_KEYS, "kafka.")
     resolved_bootstrap = (  # a flag beats the file; the file beats the environment
-        bootstrap or kafka.get("bootstrap") or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        bootstrap
+        or _optional_text(path, kafka, "bootstrap", "kafka.bootstrap")
+        or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     )
+    topic_prefix = _optional_text(path, kafka, "topic_prefix", "kafka.topic_prefix")
+    if topic_prefix is not None and not _TOPIC_PART.fullmatch(topic_prefix):
+        _fail(path, "kafka.topic_prefix", "may hold only letters, digits, '.', '_' and '-'")
     if not resolved_bootstrap:
         _fail(path, "kafka.bootstrap", "is required (or set KAFKA_BOOTSTRAP_SERVERS)")
     try:  # the file's kafka.security beats FEDBROKER_KAFKA_* (docs/operations.md)
@@ -151,7 +191,7 @@ def load_config(path: Path, *, bootstrap: str | None = None) -> ConnectorConfig:
         )
     except KeyInvalid as exc:
         _fail(path, "kafka.security", str(exc))
-    linkage = doc.get("linkage_keys")
+    linkage = _optional_text(path, doc, "linkage_keys")
     if linkage is None and LINKAGE_KEYS_ENV not in os.environ:
         _fail(path, "linkage_keys", f"is required unless {LINKAGE_KEYS_ENV} is set")
     raw_sources = doc.get("sources")
@@ -161,27 +201,56 @@ def load_config(path: Path, *, bootstrap: str | None = None) -> ConnectorConfig:
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         _fail(path, "sources", "source names must be unique")
+    watched: set[tuple[str, Path]] = set()
+    for index, source in enumerate(sources):  # the first would take every file of both
+        if source.path is not None:
+            folder = (source.kind, Path(os.path.realpath(source.path)))
+            if folder in watched:
+                _fail(path, f"sources[{index}].path", "another source watches this folder")
+            watched.add(folder)
     return ConnectorConfig(
         council=required("council"),
         directory=local(required("directory")),
         trust_anchor=local(required("trust_anchor")),
         signing_key=local(required("signing_key")),
-        linkage_keys=None if linkage is None else local(str(linkage)),
+        linkage_keys=None if linkage is None else local(linkage),
         outbox=local(required("outbox")),
         bootstrap=str(resolved_bootstrap),
         sources=sources,
-        topic_prefix=str(kafka.get("topic_prefix", DEFAULT_TOPIC_PREFIX)),
-        metrics_port=int(doc.get("metrics_port", 0)),
-        metrics_bind=str(doc.get("metrics_bind") or DEFAULT_METRICS_BIND),
-        poll_interval_s=float(doc.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S)),
+        topic_prefix=topic_prefix or DEFAULT_TOPIC_PREFIX,
+        metrics_port=_port(path, doc, "metrics_port"),
+        metrics_bind=_optional_text(path, doc, "metrics_bind") or DEFAULT_METRICS_BIND,
+        poll_interval_s=_interval(path, doc, "poll_interval_s", DEFAULT_POLL_INTERVAL_S),
         time_bounds=_time_bounds(path, doc),
         max_record_bytes=_positive_int(path, doc, "max_record_bytes", DEFAULT_MAX_RECORD_BYTES),
         build_workers=_positive_int(path, doc, "build_workers", DEFAULT_BUILD_WORKERS),
         directory_serials=(
-            None if doc.get("directory_serials") is None else local(str(doc["directory_serials"]))
-        ),
+            None
+            if (serials := _optional_text(path, doc, "directory_serials")) is None
+            else local(serials)
+        ),  # fmt: skip
         security=security,
     )
+
+
+def _port(origin: Path, doc: dict[str, Any], key: str) -> int:
+    value = doc.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        _fail(origin, key, "must be a port number from 0 (off) to 65535")
+    return value
+
+
+def _interval(origin: Path, doc: dict[str, Any], key: str, default: float) -> float:
+    """A pause in seconds: more than zero (none would read the sources in a busy loop)."""
+    value = doc.get(key, default)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        _fail(origin, key, "must be a number of seconds above zero")
+    return float(value)
 
 
 def _positive_int(origin: Path, doc: dict[str, Any], key: str, default: int) -> int:
@@ -225,6 +294,8 @@ def _source(origin: Path, index: int, raw: Any, local: Any) -> SourceConfig:
     key = f"sources[{index}]"
     if not isinstance(raw, dict):
         _fail(origin, key, "must be a mapping")
+    _known(origin, raw, _SOURCE_KEYS, f"{key}.")
+    text = {name: _optional_text(origin, raw, name, f"{key}.{name}") for name in _SOURCE_KEYS}
     kind = raw.get("kind")
     if kind not in ("csv", "jsonl", "postgres"):
         _fail(origin, f"{key}.kind", "must be csv, jsonl or postgres")
@@ -238,11 +309,11 @@ def _source(origin: Path, index: int, raw: Any, local: Any) -> SourceConfig:
     elif not raw.get("path"):
         _fail(origin, f"{key}.path", "is required (the watched folder)")
     return SourceConfig(
-        name=str(raw["name"]),
+        name=str(text["name"]),
         kind=kind,
-        mapping=local(str(raw["mapping"])),
-        path=local(str(raw["path"])) if raw.get("path") else None,
-        dsn=raw.get("dsn"),
-        table=raw.get("table"),
-        high_water_column=raw.get("high_water_column"),
+        mapping=local(str(text["mapping"])),
+        path=local(text["path"]) if text["path"] else None,
+        dsn=text["dsn"],
+        table=text["table"],
+        high_water_column=text["high_water_column"],
     )

@@ -91,7 +91,9 @@ class EventFactory:
 
     def _reference(self, row: SourceRow, mapping: SourceMapping) -> str:
         local = row.values.get(mapping.reference)
-        if local is None:
+        # White space alone is no reference (as ``fedbroker link`` has it): taken as one,
+        # every such row of a type and time had one event id, and all but one were lost.
+        if local is None or not local.strip():
             raise InvalidIdentifier("reference", "missing")
         return opaque_reference(self.reference_key, self.council, mapping.system, local)
 

@@ -122,6 +122,9 @@ def parse_mapping(document: Any, *, origin: str = "mapping") -> SourceMapping:
         check.fail("record", "must be 'event' or 'consent'")
     identity_doc = dict(check.mapping(doc.get("identity"), "identity"))
     extra = check.str_map(identity_doc.pop("extra", {}), "identity.extra")
+    for name in extra:  # read under an identifier's name, it replaced that identifier's column
+        if name in IDENTITY_FIELDS:
+            check.fail(f"identity.extra.{name}", "is an identifier's name: map it under identity")
     identity = check.str_map(identity_doc, "identity")
     for name in identity:
         if name not in IDENTITY_FIELDS:
@@ -256,6 +259,9 @@ class _Checker:
             self.fail(f"{key}.{sorted(unknown)[0]}", "unknown key")
         if ("column" in doc) == ("fixed" in doc):
             self.fail(key, "give exactly one of 'column' or 'fixed'")
+        for name in ("column", "fixed"):
+            if name in doc:  # a list or number here failed later, or at every file
+                self.text(doc[name], f"{key}.{name}")
         values = self.str_map(doc.get("values", {}), f"{key}.values")
         fmt = doc.get("format")
         if fmt is not None and not isinstance(fmt, str):

@@ -68,6 +68,13 @@ class ConnectorMetrics:
             "Publish attempts that found Kafka unavailable",
             registry=r,
         )
+        self.source_unavailable = Counter(
+            "fedbroker_connector_source_unavailable",
+            "Reading passes in which a source could not be read (its database down, its "
+            "folder gone), by source; the other sources are read, and it is tried again",
+            ["source"],
+            registry=r,
+        )
         self.build_worker_failures = Counter(
             "fedbroker_connector_build_worker_failures",
             "Build worker pools lost mid-step, by reason (worker-died, worker-stuck); "

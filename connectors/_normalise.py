@@ -97,6 +97,13 @@ def normalise_name(value: str, field_name: str = "name") -> str:
     keep her surname (and her row).
     """
     text = _fold(value).replace("'", "").replace("\u2019", "")
+    if not text.isascii():
+        # A modifier letter left by the folding is an apostrophe (OʼBrien, an okina).
+        text = "".join(c for c in text if unicodedata.category(c) != "Lm")
+        # Any other letter outside a-z (a Cyrillic o in "John", a Greek capital alpha)
+        # was dropped as if punctuation: a different name, linked on. Refused instead.
+        if any(c.isalpha() and not c.isascii() for c in text):
+            raise InvalidIdentifier(field_name, "unsupported-letters")
     words = re.sub(r"[^a-z]+", " ", text).split()
     if field_name != "family_name":
         while len(words) > 1 and words[0] in _TITLES:

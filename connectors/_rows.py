@@ -81,6 +81,7 @@ def _normalised(
         raise InvalidIdentifier("row", row.malformed)
     if any(v is not None and len(v) > MAX_CELL_CHARS for v in row.values.values()):
         raise InvalidIdentifier("row", "cell-too-large")
+    lost = _unusable(row, mapping) if row.unusable else ()
     raw = {name: row.values.get(column) for name, column in mapping.identity.items()}
     raw.update({name: row.values.get(column) for name, column in mapping.extra.items()})
     identity, dropped = normalise_fields(
@@ -89,7 +90,31 @@ def _normalised(
         free_text=mapping.free_text,
         two_digit_year_pivot=mapping.two_digit_year_pivot,
     )
-    return identity, tuple(dropped)
+    return identity, (*dropped, *lost)
+
+
+def _unusable(row: SourceRow, mapping: SourceMapping) -> tuple[DroppedField, ...]:
+    """The mapped values the reader could not use (``SourceRow.unusable``; None here),
+    each with the reader's reason (``not-utf8``, ``duplicate-key``).
+
+    Raises:
+        InvalidIdentifier: ``<field>``/``<reason>`` when it is a value no record
+            can be made without (the reference, the time, the type, scope, state).
+    """
+    needed = {"reference": mapping.reference}
+    time = "recorded_at" if mapping.record == "consent" else "occurred_at"
+    named = ((time, mapping.occurred_at), ("event_type", mapping.event_type),
+             ("scope", mapping.scope), ("state", mapping.state))  # fmt: skip
+    needed.update((field, spec.column) for field, spec in named if spec and spec.column)
+    for field, column in needed.items():
+        if column in row.unusable:
+            raise InvalidIdentifier(field, row.unusable[column])
+    read = {**mapping.identity, **mapping.extra, **mapping.attributes, **mapping.payload}
+    return tuple(
+        DroppedField(field, row.unusable[column])
+        for field, column in sorted(read.items())
+        if column in row.unusable
+    )
 
 
 def _usable(tokens: Tokens, dropped: tuple[DroppedField, ...]) -> EncodedRow | InvalidIdentifier:

@@ -10,11 +10,12 @@ read (``connectors._send_ahead``).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ from connectors._metrics import ConnectorMetrics
 from connectors._outbox import PUBLISH_SOURCE, Outbox, OutboxBatch
 from connectors._publisher import Publisher, PublishOutcome
 from connectors._send_ahead import ROWS_PER_STEP, SendAhead
-from connectors._sources import FolderSource, PostgresSource, SourceRow
+from connectors._sources import FolderSource, PostgresSource, SourceRow, file_label
 from schemas import Codec
 
 __all__ = ["DEFAULT_PUBLISH_BATCH", "Connector", "IngestReport"]
@@ -95,6 +96,9 @@ class Connector:
         self.mappings: dict[str, SourceMapping] = {
             s.name: load_mapping(s.mapping) for s in config.sources
         }
+        # Files handled but not moved out of the inbox (``_finish``), by source.
+        self._left_in_place: set[tuple[str, str]] = set()
+        self._unmovable_warned: set[tuple[str, str]] = set()
 
     # -- reading -----------------------------------------------------------
 
@@ -103,20 +107,34 @@ class Connector:
 
         ``after_step`` is called after each committed step (``run`` sends the
         step to Kafka from there).
+
+        Raises:
+            SourceError: the first source that could not be read (its database
+                down, its folder gone), once every other source has been read:
+                one source's outage must not starve the rest.
         """
         total = IngestReport()
+        failed: SourceError | None = None
         builder = StepBuilder(self.factory, self.codec, self.config.max_record_bytes)
         workers = self.config.build_workers
         with BuildPool(
             builder, self.mappings, workers, on_worker_failure=self._worker_failed
         ) as pool:
             for source in self.config.sources:
-                if source.kind == "postgres":
-                    report = self._ingest_table(pool, source, after_step)
-                else:
-                    report = self._ingest_folder(pool, source, after_step)
+                try:
+                    if source.kind == "postgres":
+                        report = self._ingest_table(pool, source, after_step)
+                    else:
+                        report = self._ingest_folder(pool, source, after_step)
+                except SourceError as exc:
+                    self.metrics.source_unavailable.labels(source.name).inc()
+                    logger.error("source %s cannot be read this pass: %s", source.name, exc)
+                    failed = failed or exc
+                    continue
                 total = _sum(total, report)
         self.metrics.outbox_depth.set(self.outbox.depth())
+        if failed is not None:
+            raise failed
         return total
 
     def _ingest_folder(
@@ -127,35 +145,68 @@ class Connector:
         folder = FolderSource(source.name, source.path, "csv" if source.kind == "csv" else "jsonl")
         total = IngestReport()
         for path in folder.ready_files():
-            digest = folder.digest(path)
-            if self.outbox.file_done(source.name, digest):
-                folder.finish(path, ok=True)  # committed before a crash, not yet moved
-                continue
+            digest: str | None = None
             try:
-                rows = list(folder.rows(path, mapping.columns))
+                data = folder.read(path)
+                digest = folder.digest(data)
+                if (source.name, digest) in self._left_in_place:
+                    continue  # refused already, and could not be moved out of the way
+                if self.outbox.file_done(source.name, digest):
+                    self._finish(folder, path, ok=True)  # committed before a crash, not moved
+                    continue
+                rows = folder.parse(file_label(path), data, mapping.columns)
+                del data  # the rows' reader keeps the text, not the bytes too
+                # Reads up to the first row: a file refused as a whole (its header) raises here.
+                head = list(itertools.islice(rows, 1))
             except SourceError as exc:
                 logger.warning("source %s: file refused: %s", source.name, exc)
+                # Not marked done: nothing of it was read, and the usual fix is the
+                # mapping's, after which the same bytes are dropped again to be read.
                 with self.outbox.transaction() as batch:
-                    batch.quarantine(source.name, path.name, 0, "file", exc.reason)
-                    batch.mark_file(source.name, digest, path.name)
+                    batch.quarantine(source.name, file_label(path), 0, "file", exc.reason)
                 self.metrics.rows_quarantined.labels(source.name, "file", exc.reason).inc()
-                folder.finish(path, ok=False)
+                if not self._finish(folder, path, ok=False):
+                    self._left_in_place.add((source.name, digest or f"name:{path}"))
                 continue
             report = self._ingest_file(
-                pool, source.name, mapping, path.name, digest, rows, after_step
-            )
-            folder.finish(path, ok=True)
+                pool, source.name, mapping, file_label(path), digest,
+                itertools.chain(head, rows), after_step,
+            )  # fmt: skip
+            self._finish(folder, path, ok=True)
             total = _sum(total, report)
             logger.info(
                 "source %s: %s: %d rows, %d records, %d quarantined, %d malformed values dropped",
                 source.name,
-                path.name,
+                file_label(path),
                 report.read,
                 report.enqueued,
                 report.quarantined,
                 report.dropped,
             )
         return total
+
+    def _finish(self, folder: FolderSource, path: Path, *, ok: bool) -> bool:
+        """Moves a handled file out of the inbox; whether it could.
+
+        A file that cannot be moved (the folder read-only to the connector, a file
+        where ``done/`` should be, the file removed meanwhile) is left where it is:
+        read, it is known done by its digest; refused, it is not refused again by
+        this process. Raising here failed every pass, at the first such file.
+        """
+        try:
+            folder.finish(path, ok=ok)
+        except OSError as exc:
+            if (folder.name, path.name) not in self._unmovable_warned:
+                self._unmovable_warned.add((folder.name, path.name))
+                logger.error(
+                    "source %s: %s: cannot move it to %s/ (%s); left in the inbox",
+                    folder.name,
+                    file_label(path),
+                    "done" if ok else "failed",
+                    type(exc).__name__,
+                )
+            return False
+        return True
 
     def _ingest_file(
         self,
@@ -164,7 +215,7 @@ class Connector:
         mapping: SourceMapping,
         name: str,
         digest: str,
-        rows: Sequence[SourceRow],
+        rows: Iterable[SourceRow],
         after_step: Callable[[], None],
     ) -> IngestReport:
         """A file in steps of ``ROWS_PER_STEP`` rows, from where an earlier run stopped.
@@ -172,21 +223,27 @@ class Connector:
         Each step commits its records with the count of rows read so far, and
         the last marks the file done, so a crash mid-file redoes only the step
         it interrupted (which had committed nothing). The pool builds the next
-        steps while this one is committed and sent.
+        steps while this one is committed and sent. Rows are parsed as the pool
+        takes steps, never all at once: held as rows, a file takes some 13 times
+        its size in memory.
         """
         total = IngestReport()
-        first = self.outbox.rows_done(source, digest)
-        # An empty file, or one fully read before a crash, is one empty step that marks it done.
-        starts = range(first, len(rows), ROWS_PER_STEP) if first < len(rows) else [first]
-        steps = (rows[start : start + ROWS_PER_STEP] for start in starts)
-        for start, outcome in zip(starts, pool.build(source, steps, self.clock), strict=True):
-            end = min(start + ROWS_PER_STEP, len(rows))
+        taken: deque[tuple[int, list[SourceRow], bool]] = deque()
+
+        def steps() -> Iterator[list[SourceRow]]:
+            for step in _steps(rows, self.outbox.rows_done(source, digest)):
+                taken.append(step)
+                yield step[1]
+
+        for outcome in pool.build(source, steps(), self.clock):
+            start, step, last = taken.popleft()
+            end = start + len(step)
             with self.outbox.transaction() as batch:
-                self._record(batch, source, rows[start:end], outcome)
-                if end < len(rows):
-                    batch.set_rows_done(source, digest, end)
-                else:
+                self._record(batch, source, step, outcome)
+                if last:
                     batch.mark_file(source, digest, name)
+                else:
+                    batch.set_rows_done(source, digest, end)
             total = _sum(
                 total, IngestReport(end - start, batch.added, batch.quarantined, batch.dropped)
             )
@@ -198,7 +255,10 @@ class Connector:
         self, pool: BuildPool, source: SourceConfig, after_step: Callable[[], None]
     ) -> IngestReport:
         assert source.dsn and source.table and source.high_water_column
-        table = PostgresSource(source.name, source.dsn, source.table, source.high_water_column)
+        table = PostgresSource(
+            source.name, source.dsn, source.table, source.high_water_column,
+            max_ahead=self.config.time_bounds.max_skew,
+        )  # fmt: skip
         read = enqueued = quarantined = dropped = 0
         while True:
             batch_rows = table.batch_after(self.outbox.high_water(source.name))
@@ -314,10 +374,11 @@ class Connector:
             ahead = SendAhead(self.outbox, self.publisher, self._account)
             try:
                 self.ingest(after_step=ahead.step_committed)
-            except BuildFailed as exc:  # the failing step committed nothing: tried next pass
+            except (BuildFailed, SourceError) as exc:  # committed nothing: tried next pass
                 if once:
                     raise
-                logger.error("%s", exc)
+                if isinstance(exc, BuildFailed):  # a SourceError was logged by its source
+                    logger.error("%s", exc)
             finally:
                 ahead.settle()
             published += ahead.acknowledged
@@ -336,6 +397,22 @@ class Connector:
     def close(self) -> None:
         self.publisher.close()
         self.outbox.close()
+
+
+def _steps(rows: Iterable[SourceRow], first: int) -> Iterator[tuple[int, list[SourceRow], bool]]:
+    """``(start, rows, last)`` of each step of ``ROWS_PER_STEP`` rows after the ``first``
+    (committed by an earlier run). An empty file, or one fully read before a crash,
+    is one empty last step, which marks it done."""
+    held: list[SourceRow] = []
+    start = first
+    for index, row in enumerate(rows):
+        if index < first:
+            continue
+        if len(held) == ROWS_PER_STEP:
+            yield start, held, False
+            start, held = start + len(held), []
+        held.append(row)
+    yield start, held, True
 
 
 def quarantine_report(outbox_path: Path) -> list[tuple[str, str, int, str, str]]:

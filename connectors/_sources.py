@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
+import os
+import re
 import shutil
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from connectors._errors import SourceError
+from connectors._timestamps import DEFAULT_MAX_SKEW
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -27,6 +33,7 @@ __all__ = [
     "MalformedReason",
     "PostgresSource",
     "SourceRow",
+    "file_label",
 ]
 
 logger = logging.getLogger(__name__)
@@ -34,13 +41,33 @@ logger = logging.getLogger(__name__)
 FileKind = Literal["csv", "jsonl"]
 #: Why a reader could not parse a record; a closed set, never a source value.
 MalformedReason = Literal[
-    "unparseable", "extra-cells", "not-json", "not-an-object", "line-too-long"
+    "unparseable", "extra-cells", "unclosed-quote", "not-json", "not-an-object", "line-too-long"
 ]
 DEFAULT_BATCH_ROWS = 5000
 #: No line of a council extract is this long. One that is (a lost line end, a
 #: file of commas) costs its record before parsing: the csv module would make
 #: a string per cell, some 25 times the line's size in memory.
 MAX_LINE_CHARS = 1_048_576
+
+
+def file_label(path: Path) -> str:
+    """A file's name as logs, the quarantine and the outbox record it: printable, one line.
+
+    A byte of a name that is not UTF-8 (which SQLite cannot store) is written
+    ``\\xNN``, and a line break, a direction override or any other unprintable
+    character ``\\xNN``/``\\uNNNN``, so a name can neither fail the outbox nor forge
+    or disguise a log line.
+    """
+    return "".join(_printable(c) for c in path.name)
+
+
+def _printable(char: str) -> str:
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte os.fsdecode kept from a name that is not UTF-8
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +84,11 @@ class SourceRow:
     row: int
     values: Mapping[str, str | None]
     malformed: MalformedReason | None = None
+    #: Columns whose value could not be used, and why: ``not-utf8`` (a byte that is
+    #: not UTF-8, or half a surrogate pair), ``duplicate-key`` (a JSON key given twice
+    #: with different values). Their value is None here; each the mapping reads is
+    #: reported as dropped with that code.
+    unusable: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,28 +110,76 @@ class FolderSource:
         return sorted(
             p
             for p in self.directory.iterdir()
-            if p.is_file() and p.suffix == f".{self.kind}" and not p.name.startswith(".")
+            if p.is_file()
+            and p.suffix.lower() == f".{self.kind}"  # EXTRACT.CSV was never read, nor reported
+            and not p.name.startswith(".")
         )
 
     @staticmethod
-    def digest(path: Path) -> str:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+    def read(path: Path) -> bytes:
+        """The file's bytes, from one open of it as a regular file.
+
+        Read once, for its digest and its rows alike (read twice, a file changed in
+        between was marked done under a digest of other bytes). Opened without
+        blocking and checked after opening: a file swapped for a named pipe after
+        the folder was listed held ``open`` for ever, waiting for a writer.
+
+        Raises:
+            SourceError: it cannot be read (gone since listed, an I/O error), or is
+                no regular file.
+        """
+        label = file_label(path)
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            raise SourceError(f"{label}: unreadable ({type(exc).__name__})") from exc
+        try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise SourceError(f"{label}: unreadable (not a regular file)")
+            with os.fdopen(descriptor, "rb", closefd=False) as handle:
+                return handle.read()
+        except OSError as exc:  # an I/O error, a link to something unreadable
+            raise SourceError(f"{label}: unreadable ({type(exc).__name__})") from exc
+        finally:
+            os.close(descriptor)
+
+    @staticmethod
+    def digest(data: bytes) -> str:
+        """The SHA-256 a file is known by (``read``'s bytes)."""
+        return hashlib.sha256(data).hexdigest()
 
     def rows(self, path: Path, required: frozenset[str]) -> Iterator[SourceRow]:
-        """Rows of one file; raises ``SourceError`` if the file as a whole is unreadable."""
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SourceError(f"{path.name}: unreadable ({type(exc).__name__})") from exc
+        """Rows of one file, each with the ``required`` columns (the ones its mapping
+        reads) only; raises ``SourceError`` if the file as a whole is unreadable."""
+        return self.parse(file_label(path), self.read(path), required)
+
+    def parse(self, label: str, data: bytes, required: frozenset[str]) -> Iterator[SourceRow]:
+        """Rows of a file's bytes (``read``), ``label`` naming it (``file_label``);
+        raises ``SourceError`` when they are unreadable as a whole (a CSV's header).
+
+        A byte that is not UTF-8 costs the value it is in (``SourceRow.unusable``),
+        not the file: one latin-1 "Siân" refused every row of its extract.
+        """
+        text = data.decode("utf-8-sig", errors="surrogateescape")
+        del data  # only the text is kept while the rows are read
         if self.kind == "csv":
-            yield from _csv_rows(path.name, text, required)
+            yield from _csv_rows(label, text, required)
         else:
-            yield from _jsonl_rows(path.name, text)
+            yield from _jsonl_rows(label, text, required)
 
     def finish(self, path: Path, *, ok: bool) -> Path:
+        """Moves the file to ``done/`` or ``failed/``, beside any earlier file of its name.
+
+        Systems drop the same name every day: moved over it, a refused file kept
+        there only to be put back once fixed was gone. A later one is
+        ``<stem>.<n><suffix>`` (``extract.2.csv``), still a ``.csv`` to put back.
+        """
         target = self.directory / ("done" if ok else "failed")
         target.mkdir(exist_ok=True)
-        destination = target / path.name
+        destination, copy = target / path.name, 1
+        while destination.exists() or destination.is_symlink():
+            copy += 1
+            destination = target / f"{path.stem}.{copy}{path.suffix}"
         shutil.move(str(path), destination)
         return destination
 
@@ -112,68 +192,140 @@ class _LineTooLong(SourceError):
 class _CappedLines:
     """The text's lines for ``csv``; a line over ``MAX_LINE_CHARS`` raises ``_LineTooLong``
     (once, then reading goes on after it) instead of reaching the parser. Lines are
-    sliced from the text as they are read, never copied whole."""
+    sliced from the text as they are read, never copied whole. ``at`` is where the
+    next line starts, and reading can be taken back to any line start (``at = ...``)."""
 
     def __init__(self, text: str) -> None:
-        self._text = text
-        self._at = 0
+        self.text = text
+        self.at = 0
 
     def __iter__(self) -> _CappedLines:
         return self
 
-    def __next__(self) -> str:
-        text, start = self._text, self._at
-        if start >= len(text):
-            raise StopIteration
+    def end_of_line(self, start: int) -> int:
+        """Where the line starting at ``start`` ends (after its line break)."""
+        text = self.text
         # A line ends at "\r\n", "\r" or "\n", as ``io.StringIO(newline="")`` splits it.
         end = text.find("\n", start)
         end = len(text) if end < 0 else end + 1
         cr = text.find("\r", start, end)
         if cr >= 0:
             end = cr + 2 if text.startswith("\r\n", cr) else cr + 1
-        self._at = end
+        return end
+
+    def __next__(self) -> str:
+        start = self.at
+        if start >= len(self.text):
+            raise StopIteration
+        end = self.at = self.end_of_line(start)
         if end - start > MAX_LINE_CHARS:
             raise _LineTooLong("a line is too long")
-        return text[start:end]
+        return self.text[start:end]
+
+
+def _closed(record: str, cells: int) -> bool:
+    """Whether a record read over several lines is one well-formed record of at least
+    ``cells`` cells, and not a quote left open that ran on over the records after it
+    (the lenient reader takes the rest of the file, or up to some later quote, as one
+    cell, so the record is short of cells or is no strict CSV)."""
+    try:
+        parsed = list(csv.reader(io.StringIO(record, newline=""), strict=True))
+    except csv.Error:
+        return False
+    return len(parsed) == 1 and len(parsed[0]) >= cells
 
 
 def _csv_rows(name: str, text: str, required: frozenset[str]) -> Iterator[SourceRow]:
-    reader = csv.DictReader(_CappedLines(text))
+    lines = _CappedLines(text)
+    reader = csv.reader(lines)
     try:
-        names = list(reader.fieldnames or ())
+        names = next(reader, [])
     except (csv.Error, _LineTooLong) as exc:  # a header over a size limit: no row can be read
         raise SourceError(f"{name}: header unparseable") from exc
+    if any(_SURROGATE.search(n) for n in names):  # not a header: binary, or another encoding
+        raise SourceError(f"{name}: unreadable (its header is not UTF-8)")
     missing = sorted(required - set(names))
     if missing:
         raise SourceError(f"{name}: missing columns {missing}")
-    # csv.DictReader keeps the last of two same-named cells: which value a row
-    # is linked on would hang on column order, so a mapped column named twice
-    # refuses the file.
+    # Of two same-named cells the last would be kept: which value a row is linked
+    # on would hang on column order, so a mapped column named twice refuses the file.
     twice = sorted(n for n in required if names.count(n) > 1)
     if twice:
         raise SourceError(f"{name}: columns named twice {twice}")
+    # Only the cells the mapping reads are kept: a row of every cell of a header of
+    # thousands of columns took hundreds of kilobytes, a step of them gigabytes.
+    mapped = [(index, column) for index, column in enumerate(names) if column in required]
     number = 0
     while True:
-        number += 1
+        start = lines.at
+        malformed: MalformedReason | None = None
         try:
-            record = next(reader)
+            cells = next(reader)
         except StopIteration:
             return
         except csv.Error:
             # One unparseable record (a cell over the csv module's size limit, a
             # stray NUL) costs that record; the reader resumes at the next line.
-            yield SourceRow(name, number, {}, malformed="unparseable")
-            continue
+            malformed, cells = "unparseable", []
         except _LineTooLong:
-            yield SourceRow(name, number, {}, malformed="line-too-long")
+            malformed, cells = "line-too-long", []
+        if not cells and malformed is None:  # a blank line is no record
             continue
-        if None in record:  # more cells than the header names
-            yield SourceRow(name, number, {}, malformed="extra-cells")
+        number += 1
+        first_end = lines.end_of_line(start)
+        if lines.at > first_end and (
+            malformed is not None or not _closed(text[start : lines.at], len(names))
+        ):
+            # A record over several lines that is not one record: a quote left open
+            # took the lines after it. It costs its own first line; they are read again.
+            malformed, lines.at = "unclosed-quote", first_end
+        if malformed is None and len(cells) > len(names):
+            malformed = "extra-cells"
+        if malformed is not None:
+            yield SourceRow(name, number, {}, malformed=malformed)
             continue
-        yield SourceRow(name, number, {k: (v if v != "" else None) for k, v in record.items()})
+        values = {k: cells[i] or None if i < len(cells) else None for i, k in mapped}
+        yield _decoded(name, number, values)
 
 
-def _jsonl_rows(name: str, text: str) -> Iterator[SourceRow]:
+#: A lone surrogate: a byte ``surrogateescape`` kept from invalid UTF-8, or half a
+#: pair from a JSON escape. No UTF-8 text holds one.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _decoded(
+    name: str, number: int, values: dict[str, str | None], twice: Iterable[str] = ()
+) -> SourceRow:
+    unusable = dict.fromkeys(twice, "duplicate-key")
+    unusable.update(
+        (k, "not-utf8")
+        for k, v in values.items()
+        if v is not None and not v.isascii() and _SURROGATE.search(v)
+    )
+    for key in unusable:
+        values[key] = None
+    return SourceRow(name, number, values, unusable=unusable)  # a dict: rows are pickled
+
+
+class _JsonObject(dict[str, Any]):
+    """A JSON object and the keys it gave twice with different values (the parser
+    keeps the last; which one a row is linked on must not hang on key order)."""
+
+    twice: frozenset[str] = frozenset()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _JsonObject:
+    made = _JsonObject()
+    twice = set()
+    for key, value in pairs:
+        if key in made and made[key] != value:
+            twice.add(key)
+        made[key] = value
+    made.twice = frozenset(twice)
+    return made
+
+
+def _jsonl_rows(name: str, text: str, required: frozenset[str]) -> Iterator[SourceRow]:
     # Lines end at "\n" only (JSON Lines): str.splitlines() also splits at U+2028,
     # U+0085 and others, which JSON allows raw inside a string value.
     for number, line in enumerate(text.split("\n"), start=1):
@@ -183,14 +335,15 @@ def _jsonl_rows(name: str, text: str) -> Iterator[SourceRow]:
         if not line.strip():
             continue
         try:
-            record: Any = json.loads(line)
+            record: Any = json.loads(line, object_pairs_hook=_object)
         except (ValueError, RecursionError):  # a line nested a few thousand deep is not a row
             yield SourceRow(name, number, {}, malformed="not-json")
             continue
-        if not isinstance(record, dict):
+        if not isinstance(record, _JsonObject):  # every object is one (``_object``)
             yield SourceRow(name, number, {}, malformed="not-an-object")
             continue
-        yield SourceRow(name, number, {str(k): _text(v) for k, v in record.items()})
+        values = {key: _text(v) for k, v in record.items() if (key := str(k)) in required}
+        yield _decoded(name, number, values, record.twice & required)
 
 
 def _text(value: Any) -> str | None:
@@ -212,6 +365,9 @@ class PostgresSource:
     table: str
     high_water_column: str
     batch_rows: int = DEFAULT_BATCH_ROWS
+    #: A date or time high-water value further ahead of the database's clock than
+    #: this is not read until it is not (``max_clock_skew_s``).
+    max_ahead: timedelta = DEFAULT_MAX_SKEW
 
     def batch_after(self, high_water: str | None) -> list[tuple[str, SourceRow]]:
         import psycopg
@@ -219,11 +375,29 @@ class PostgresSource:
 
         table = sql.Identifier(*self.table.split("."))
         column = sql.Identifier(self.high_water_column)
-        where = sql.SQL("WHERE {} > %s").format(column) if high_water is not None else sql.SQL("")
+        # A row without a high-water value cannot be read past, so it is not read
+        # until it has one: as the last of a batch it made the text "None" the mark,
+        # which every later pass failed to compare with (or, in a text column, skipped by).
+        where = (
+            sql.SQL("WHERE {} > %s").format(column)
+            if high_water is not None
+            else sql.SQL("WHERE {} IS NOT NULL").format(column)
+        )
         params: tuple[Any, ...] = (high_water,) if high_water is not None else ()
-        query = sql.SQL("SELECT * FROM {} {} ORDER BY {} LIMIT %s").format(table, where, column)
         try:
             with psycopg.connect(self.dsn, connect_timeout=10) as connection:
+                _out_of_range_times_as_text(connection)
+                probe = sql.SQL("SELECT {} FROM {} LIMIT 0").format(column, table)
+                described = connection.execute(probe).description or ()
+                clock = _CLOCKS.get(described[0].type_code) if described else None
+                if clock is not None:
+                    # A time ahead of the clock (a clerk's 2062) made the mark, and no
+                    # row written after it was ever read: such a row waits for its time.
+                    where = sql.SQL("{} AND {} <= {} + %s").format(where, column, sql.SQL(clock))
+                    params = (*params, self.max_ahead)
+                query = sql.SQL("SELECT * FROM {} {} ORDER BY {} LIMIT %s").format(
+                    table, where, column
+                )
                 cursor = connection.execute(query, (*params, self.batch_rows))
                 rows = cursor.fetchall()
                 names = [d.name for d in cursor.description or ()]
@@ -249,3 +423,32 @@ class PostgresSource:
             )
             for number, row in enumerate(rows, start=1)
         ]
+
+
+#: The database's "now" for a high-water column of each date or time type (by OID):
+#: ``timestamptz``, and the session's wall clock for ``timestamp`` and ``date``.
+_CLOCKS = {1184: "now()", 1114: "localtimestamp", 1082: "localtimestamp"}
+
+
+def _out_of_range_times_as_text(connection: Any) -> None:
+    """Dates and times that no Python ``date``/``datetime`` holds ('infinity', year
+    10000, BC) load as PostgreSQL's text for them, so they cost that value (which then
+    fails to parse as any date) instead of failing the batch at every pass: psycopg
+    raises ``DataError`` for them, and the batch could never be read past."""
+    from psycopg import DataError
+    from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
+
+    for name, base in (
+        ("date", DateLoader),
+        ("timestamp", TimestampLoader),
+        ("timestamptz", TimestamptzLoader),
+    ):
+
+        class _AsTextOutOfRange(base):  # type: ignore[valid-type, misc]
+            def load(self, data: Any) -> Any:
+                try:
+                    return super().load(data)
+                except DataError:
+                    return bytes(data).decode("utf-8", "replace")
+
+        connection.adapters.register_loader(name, _AsTextOutOfRange)

@@ -118,6 +118,16 @@ def council_factory(
     return make
 
 
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    result = subprocess.run(
+        [str(REPO / "deploy/postgres/ensure.sh")], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        pytest.fail(f"PostgreSQL could not be started: {result.stderr[-2000:]}", pytrace=False)
+    return result.stdout.strip().splitlines()[-1]
+
+
 def read_topic(
     bootstrap: str, topic: str, *, expect: int | None = None
 ) -> list[tuple[bytes, bytes]]:

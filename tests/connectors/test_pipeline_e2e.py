@@ -106,16 +106,6 @@ def test_jsonl_folder_with_a_bad_row_quarantines_it(council_factory, kafka_boots
     verify_events(setup, kafka_bootstrap, len(rows) + 2 - len(reasons))
 
 
-@pytest.fixture(scope="session")
-def postgres_dsn() -> str:
-    result = subprocess.run(
-        [str(REPO / "deploy/postgres/ensure.sh")], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        pytest.fail(f"PostgreSQL could not be started: {result.stderr[-2000:]}", pytrace=False)
-    return result.stdout.strip().splitlines()[-1]
-
-
 @pytest.mark.postgres
 def test_postgres_table_read_incrementally(
     council_factory, kafka_bootstrap, postgres_dsn, topic_factory
