@@ -1,0 +1,76 @@
+"""Attacks on the federation's trust roots: the directory, its anchor and the serial store."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from consent import (
+    DirectoryExpired,
+    DirectoryInvalid,
+    DirectoryWatcher,
+    SerialStore,
+    SignatureInvalid,
+    generate_signing_key,
+    verify_signature,
+)
+from tests.consent.conftest import T0
+from tests.consent.test_directory_rollback import COUNCIL, signed, with_council_key
+
+
+def test_a_revocation_signed_a_moment_ahead_of_the_local_clock_takes_effect_once_valid(
+    federation, tmp_path
+):
+    """A directory issued seconds "in the future" (the authority's clock runs ahead) is
+    refused as not yet valid; once its ``issued_at`` has passed it must be taken up, not
+    stay refused until someone happens to change the file again."""
+    path = tmp_path / "directory.signed"
+    path.write_bytes(signed(federation))
+    watcher = DirectoryWatcher(
+        path,
+        trust_anchor=federation.trust_anchor,
+        serial_store=SerialStore(tmp_path / "serials.json"),
+        now=T0,
+    )
+    k2 = generate_signing_key()
+    issued = T0 + timedelta(seconds=5)
+    path.write_bytes(
+        signed(
+            federation,
+            serial=2,
+            issued_at=issued.isoformat(),
+            members=with_council_key(k2),
+        )
+    )
+    with pytest.raises(DirectoryExpired) as caught:
+        watcher.poll(T0)
+    assert caught.value.reason == "directory-not-yet-valid"
+    assert watcher.current.serial == 1
+    assert watcher.poll(T0 + timedelta(seconds=1)) is None  # still early: reported once
+    assert watcher.current.serial == 1
+
+    change = watcher.poll(issued + timedelta(seconds=1))
+    assert change is not None and change.current.serial == 2
+    k1 = federation.signing_key(COUNCIL)
+    with pytest.raises(SignatureInvalid):  # the old key is revoked
+        verify_signature(watcher.current.signing_key(COUNCIL), b"m", k1.sign(b"m"))
+
+
+def test_a_reload_refused_while_the_serial_store_was_unreadable_is_taken_up_once_repaired(
+    federation, tmp_path
+):
+    path, store = tmp_path / "directory.signed", tmp_path / "serials.json"
+    path.write_bytes(signed(federation))
+    watcher = DirectoryWatcher(
+        path, trust_anchor=federation.trust_anchor, serial_store=SerialStore(store), now=T0
+    )
+    good = store.read_bytes()
+    store.write_text("{")  # a restore from backup under way, a full disk, ...
+    path.write_bytes(signed(federation, serial=2))
+    with pytest.raises(DirectoryInvalid) as caught:
+        watcher.poll(T0)
+    assert caught.value.reason == "serial-store-invalid"
+    store.write_bytes(good)
+    change = watcher.poll(T0)
+    assert change is not None and watcher.current.serial == 2
