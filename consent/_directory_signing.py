@@ -28,6 +28,7 @@ from schemas import SignatureDomain
 __all__ = [
     "SIGNED_DIRECTORY_FORMAT",
     "load_directory",
+    "load_trust_anchor",
     "sign_directory",
     "verify_directory",
 ]
@@ -82,7 +83,7 @@ def verify_directory(
             ``directory-invalid`` (content).
         DirectoryExpired: reason ``directory-expired`` or ``directory-not-yet-valid``.
     """
-    anchor = _anchor(trust_anchor)
+    anchor = load_trust_anchor(trust_anchor)
     try:
         envelope = json.loads(signed.decode("utf-8"))
         ok = isinstance(envelope, dict) and envelope.get("format") == SIGNED_DIRECTORY_FORMAT
@@ -149,7 +150,12 @@ def load_directory(
     return verify_directory(data, trust_anchor=trust_anchor, now=now)
 
 
-def _anchor(trust_anchor: PublicKey | str | Path) -> Ed25519PublicKey:
+def load_trust_anchor(trust_anchor: PublicKey | str | Path) -> Ed25519PublicKey:
+    """The authority's Ed25519 public key from a key, PEM text or a path (read now, once).
+
+    Raises:
+        KeyInvalid: unreadable, malformed, or not an Ed25519 public key.
+    """
     if isinstance(trust_anchor, Ed25519PublicKey):
         return trust_anchor
     if not isinstance(trust_anchor, str | Path):

@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from consent._directory import Directory, MemberKind
-from consent._directory_signing import verify_directory
+from consent._directory_signing import load_trust_anchor, verify_directory
 from consent._errors import ConsentError, DirectoryExpired, DirectoryInvalid
 from consent._keys import PublicKey
 from consent._serial_store import SerialStore
@@ -81,7 +81,10 @@ class DirectoryWatcher:
 
     Args:
         path: the signed directory file.
-        trust_anchor: the combined authority's public key (key, PEM or path).
+        trust_anchor: the combined authority's public key (key, PEM or path). A
+            path is read once, here: the root of trust is pinned for the process's
+            life, so whoever can write that file cannot swap it under a running
+            process (nor can its deletion stop reloads); a new anchor needs a restart.
         serial_store: where accepted serials are kept (None: no rollback check;
             only for tests of other things; every process should pass one).
         now: the time to verify the first load against.
@@ -99,7 +102,7 @@ class DirectoryWatcher:
         now: datetime,
     ) -> None:
         self.path = Path(path)
-        self._anchor = trust_anchor
+        self._anchor = load_trust_anchor(trust_anchor)
         self._store = serial_store
         data = self._read()
         self._digest = hashlib.sha256(data).digest()

@@ -74,3 +74,25 @@ def test_a_reload_refused_while_the_serial_store_was_unreadable_is_taken_up_once
     store.write_bytes(good)
     change = watcher.poll(T0)
     assert change is not None and watcher.current.serial == 2
+
+
+def test_the_trust_anchor_is_pinned_when_the_watcher_starts(federation_factory, tmp_path):
+    """Whoever can write the anchor file must not swap the federation's root of trust
+    under a running process: with a new anchor, a directory of the attacker's own
+    authority (its own serial count, so no rollback check stops it) would be taken up."""
+    ours, theirs = federation_factory(), federation_factory()
+    anchor, path = tmp_path / "anchor.pem", tmp_path / "directory.signed"
+    anchor.write_bytes(ours.trust_anchor.read_bytes())
+    path.write_bytes(signed(ours))
+    watcher = DirectoryWatcher(
+        path, trust_anchor=anchor, serial_store=SerialStore(tmp_path / "serials.json"), now=T0
+    )
+    anchor.write_bytes(theirs.trust_anchor.read_bytes())
+    path.write_bytes(signed(theirs, serial=2))
+    with pytest.raises(DirectoryInvalid) as caught:
+        watcher.poll(T0)
+    assert caught.value.reason == "directory-signature-invalid"
+    assert watcher.current.serial == 1
+    anchor.unlink()  # a careless clean-up of the anchor file does not stop reloads either
+    path.write_bytes(signed(ours, serial=3))
+    assert watcher.poll(T0) is not None and watcher.current.serial == 3
