@@ -93,12 +93,12 @@ def make_faust_app(settings: BrokerSettings, replication: int) -> faust.App:
 def build_app(settings: BrokerSettings, *, clock: Clock | None = None) -> faust.App:
     """Load and check keys and the directory, then assemble topics, tables and agents."""
     clock = clock or Clock()
-    watch = DirectoryWatch.open(settings.directory, settings.trust_anchor,
-                                SerialStore(settings.data_dir / "directory-serials.json"),
-                                clock.now())  # fmt: skip
     key = load_private_key(settings.signing_key)
     if not isinstance(key, Ed25519PrivateKey):
         raise Rejected("the broker's signing key is not Ed25519", reason="bad-key")
+    watch = DirectoryWatch.open(settings.directory, settings.trust_anchor,
+                                SerialStore(settings.data_dir / "directory-serials.json"),
+                                clock.now(), signing_key=key.public_key())  # fmt: skip
     listed = watch.current.broker
     if listed.signing_key is None or public_key_b64(listed.signing_key) != public_key_b64(key):
         # every notification and checkpoint signed with it would be refused downstream
