@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker._agents import install_agents
 from broker._consumer import StallFreeApp
-from broker._errors import BrokerError
 from broker._directory_watch import DirectoryWatch
+from broker._errors import BrokerError
 from broker._histograms import read_attempts
 from broker._kafka_client import cluster_replication, faust_credentials
 from broker._matching import Matcher
