@@ -107,6 +107,13 @@ def build_app(settings: BrokerSettings, *, clock: Clock | None = None) -> faust.
             f"broker '{listed.member_id}'",
             reason="broker-key-mismatch",
         )
+    unsigned = (settings.accepted_epochs or frozenset()) - watch.current.accepted_epochs
+    if unsigned:
+        raise BrokerError(
+            f"--key-epoch {', '.join(map(str, sorted(unsigned)))}: not accepted by directory "
+            f"serial {watch.current.serial}; the directory decides which epochs are in force",
+            reason="key-epoch-not-in-directory",
+        )
     threshold = choose_threshold(settings.threshold, None)
     metrics = BrokerMetrics()
     metrics.threshold.set(threshold.threshold)
