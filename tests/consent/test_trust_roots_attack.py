@@ -96,3 +96,30 @@ def test_the_trust_anchor_is_pinned_when_the_watcher_starts(federation_factory, 
     anchor.unlink()  # a careless clean-up of the anchor file does not stop reloads either
     path.write_bytes(signed(ours, serial=3))
     assert watcher.poll(T0) is not None and watcher.current.serial == 3
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("serial", "9" * 5000, "'serial' must be a whole number"),
+        ("serial", str(2**63), "'serial' must be a whole number"),
+        ("key_epoch", "9" * 5000, "'key_epoch' must be a positive whole number"),
+        ("key_epoch", str(2**31), "'key_epoch' must be a positive whole number"),
+        ("accepted_epochs", ["1", "9" * 5000], "'accepted_epochs' items must be positive"),
+    ],
+)
+def test_oversized_serials_and_epochs_are_listed_problems_not_crashes(
+    federation, field, value, message
+):
+    """A 5,000-digit serial raised a bare ValueError out of ``parse_directory`` (and so out
+    of ``directory sign``); an epoch past Avro's ``int`` was accepted although no token
+    can ever carry it, so no event would be admitted again."""
+    import yaml
+
+    from consent import parse_directory
+
+    document = yaml.safe_load(federation.document_path.read_text())
+    document[field] = value
+    with pytest.raises(DirectoryInvalid) as caught:
+        parse_directory(yaml.safe_dump(document, sort_keys=False))
+    assert message in str(caught.value)
