@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from consent._agreement import Agreement, ConsentModel, LawfulBasis, MatchRule, Routing
 from consent._agreement_loader import load_agreement, parse_agreement
+from consent._atomic import write_atomically
 from consent._audit import (
     DEFAULT_CHECKPOINT_EVERY,
     DEFAULT_CHECKPOINT_INTERVAL,
@@ -245,6 +246,7 @@ __all__ = [
     "verify_directory",
     "verify_signature",
     "warn_if_exposed",
+    "write_atomically",
     "write_key_pair",
     "write_secret_file",
 ]

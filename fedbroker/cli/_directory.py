@@ -21,6 +21,7 @@ from consent import (
     load_directory,
     load_private_key,
     sign_directory,
+    write_atomically,
 )
 from fedbroker._acl_apply import apply_acls
 from fedbroker._acls import AclNames, derive_acls, format_acls, strimzi_users
@@ -72,7 +73,8 @@ def sign(key_path: Path, in_path: Path, out_path: Path) -> None:
     key = load_private_key(key_path)
     if not isinstance(key, Ed25519PrivateKey):
         raise CommandError("--key must be an Ed25519 signing key")
-    out_path.write_bytes(sign_directory(in_path.read_text(encoding="utf-8"), key))
+    # --out is often the live file: a reader (or a failed write) never sees half of it
+    write_atomically(out_path, sign_directory(in_path.read_text(encoding="utf-8"), key))
     click.echo(f"signed {in_path} -> {out_path}")
 
 

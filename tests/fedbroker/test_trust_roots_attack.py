@@ -43,3 +43,38 @@ def test_subscribe_refuses_a_key_or_service_the_directory_does_not_list(
     with pytest.raises(FedbrokerError) as caught:
         CliRunner().invoke(cli, args, catch_exceptions=False, standalone_mode=False)
     assert caught.value.reason == reason
+
+
+def test_directory_sign_that_fails_midway_leaves_the_signed_directory_in_force_intact(
+    federation, tmp_path
+):
+    """The disk fills while the authority re-signs over the live file: the directory every
+    process loads at its next start must still be the old, whole, signed one, not a
+    truncated file that would lock the whole federation out."""
+    import os
+    import resource
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    live = tmp_path / "directory.signed"
+    live.write_bytes(federation.directory_path.read_bytes())
+    before = live.read_bytes()
+    limit = len(before) // 2
+
+    def small_disk() -> None:  # writes past ``limit`` bytes fail with EFBIG, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run(
+        [sys.executable, "-c", "from fedbroker.cli import main; main()", "directory", "sign",
+         "--key", str(federation.keys["gmca"].signing.private),
+         "--in", str(federation.document_path), "--out", str(live)],
+        capture_output=True, text=True, timeout=120, preexec_fn=small_disk,
+        env={**os.environ, "PYTHONPATH": str(repo), "PYTHONDONTWRITEBYTECODE": "1"}, cwd=repo,
+    )  # fmt: skip
+    assert done.returncode != 0, "the write should have failed"
+    assert live.read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".directory.signed")]
