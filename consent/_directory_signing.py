@@ -11,7 +11,6 @@ to disagree on: what was signed is what is parsed.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
 from datetime import datetime
@@ -100,9 +99,10 @@ def verify_directory(
             "signed directory lacks its document or signature", reason="directory-unsigned"
         )
     try:
+        # ValueError: non-ASCII base64, or a lone surrogate that no signed bytes can hold
         signature = base64.b64decode(signature_b64, validate=True)
         verify_detached(anchor, _DOMAIN, document.encode("utf-8"), signature)
-    except (binascii.Error, SignatureInvalid) as exc:
+    except (ValueError, SignatureInvalid) as exc:
         raise DirectoryInvalid(
             "directory signature does not verify under the trust anchor",
             reason="directory-signature-invalid",

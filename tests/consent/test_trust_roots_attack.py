@@ -123,3 +123,34 @@ def test_oversized_serials_and_epochs_are_listed_problems_not_crashes(
     with pytest.raises(DirectoryInvalid) as caught:
         parse_directory(yaml.safe_dump(document, sort_keys=False))
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda env: {**env, "document": env["document"] + "\ud800"},  # a lone surrogate
+        lambda env: {**env, "signature": "é" + env["signature"]},  # not ASCII base64
+    ],
+)
+def test_a_tampered_envelope_is_a_typed_refusal_not_a_crash(federation, tmp_path, tamper):
+    """Whoever can write the directory file could make every loading process (and the
+    broker's reload) fail with a bare UnicodeEncodeError or ValueError: an internal error
+    at start instead of ``directory-signature-invalid``."""
+    import json
+
+    from consent import verify_directory
+
+    envelope = json.loads(signed(federation))
+    data = json.dumps(tamper(envelope)).encode()
+    with pytest.raises(DirectoryInvalid) as caught:
+        verify_directory(data, trust_anchor=federation.trust_anchor, now=T0)
+    assert caught.value.reason == "directory-signature-invalid"
+    path = tmp_path / "directory.signed"
+    path.write_bytes(signed(federation))
+    watcher = DirectoryWatcher(
+        path, trust_anchor=federation.trust_anchor, serial_store=None, now=T0
+    )
+    path.write_bytes(data)
+    with pytest.raises(DirectoryInvalid):
+        watcher.poll(T0)
+    assert watcher.current.serial == 1
