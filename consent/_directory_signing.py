@@ -86,7 +86,7 @@ def verify_directory(
     try:
         envelope = json.loads(signed.decode("utf-8"))
         ok = isinstance(envelope, dict) and envelope.get("format") == SIGNED_DIRECTORY_FORMAT
-    except (UnicodeDecodeError, ValueError):
+    except (ValueError, RecursionError):  # RecursionError: a file of nested brackets
         ok = False
     if not ok:
         raise DirectoryInvalid(
