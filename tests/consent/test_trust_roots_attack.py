@@ -154,3 +154,26 @@ def test_a_tampered_envelope_is_a_typed_refusal_not_a_crash(federation, tmp_path
     with pytest.raises(DirectoryInvalid):
         watcher.poll(T0)
     assert watcher.current.serial == 1
+
+
+@pytest.mark.parametrize("data", [b"[" * 100_000, b'{"a":' * 100_000, b"\xff\xfe"])
+def test_a_deeply_nested_or_undecodable_file_is_refused_as_unsigned(federation, data):
+    """A file of 100,000 '[' made ``json.loads`` raise RecursionError out of
+    ``verify_directory``: an untyped crash of every process that loads it."""
+    from consent import verify_directory
+
+    with pytest.raises(DirectoryInvalid) as caught:
+        verify_directory(data, trust_anchor=federation.trust_anchor, now=T0)
+    assert caught.value.reason == "directory-unsigned"
+
+
+@pytest.mark.parametrize("text", ["[" * 1_500, "members: " + "[" * 1_500 + "]" * 1_500])
+def test_deeply_nested_yaml_is_a_listed_problem_not_a_crash(text):
+    """``directory sign`` and ``directory check-agreement`` read files people hand them:
+    nesting deep enough made YAML's composer raise RecursionError (an internal error)."""
+    from consent import AgreementInvalid, parse_agreement, parse_directory
+
+    with pytest.raises(DirectoryInvalid):
+        parse_directory(text)
+    with pytest.raises(AgreementInvalid):
+        parse_agreement(text)
