@@ -75,7 +75,12 @@ from consent._directory import (
     directory_expires_in,
     parse_directory,
 )
-from consent._directory_signing import load_directory, sign_directory, verify_directory
+from consent._directory_signing import (
+    MAX_DIRECTORY_BYTES,
+    load_directory,
+    sign_directory,
+    verify_directory,
+)
 from consent._directory_watch import DirectoryChange, DirectoryWatcher, restart_reasons
 from consent._durations import format_duration, parse_duration
 from consent._envelope import (
@@ -149,6 +154,7 @@ __all__ = [
     "DIRECTORY_FORMAT",
     "GENESIS_HASH",
     "GM_COUNCILS",
+    "MAX_DIRECTORY_BYTES",
     "NOTIFY_ROLE",
     "SEALING_SUITE",
     "SERIAL_STORE_FORMAT",

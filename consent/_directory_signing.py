@@ -25,15 +25,20 @@ from consent._keys import PublicKey, load_public_key, public_key_b64
 from schemas import SignatureDomain
 
 __all__ = [
+    "MAX_DIRECTORY_BYTES",
     "SIGNED_DIRECTORY_FORMAT",
     "load_directory",
     "load_trust_anchor",
+    "read_signed_directory",
     "sign_directory",
     "verify_directory",
 ]
 
 SIGNED_DIRECTORY_FORMAT = "fedbroker-signed-directory/2"
 """Version 2 (release 0.2.0): the signature is in the ``fedbroker/directory/v3`` domain."""
+MAX_DIRECTORY_BYTES = 4 * 1024 * 1024
+"""The largest signed directory read (a real one is tens of kilobytes): a bigger
+file, or one linked to ``/dev/zero``, is refused before it is read whole."""
 _DOMAIN = SignatureDomain.DIRECTORY
 _log = logging.getLogger(__name__)
 
@@ -78,11 +83,13 @@ def verify_directory(
 
     Raises:
         DirectoryInvalid: reason ``directory-unsigned`` (no envelope),
+            ``directory-too-large`` (over ``MAX_DIRECTORY_BYTES``),
             ``directory-signature-invalid``, ``directory-signer-mismatch`` or
             ``directory-invalid`` (content).
         DirectoryExpired: reason ``directory-expired`` or ``directory-not-yet-valid``.
     """
     anchor = load_trust_anchor(trust_anchor)
+    _check_size(len(signed))
     try:
         envelope = json.loads(signed.decode("utf-8"))
         ok = isinstance(envelope, dict) and envelope.get("format") == SIGNED_DIRECTORY_FORMAT
@@ -143,11 +150,30 @@ def load_directory(
         DirectoryInvalid: unreadable, unsigned, wrongly signed or malformed.
         DirectoryExpired: outside its validity window at ``now``.
     """
+    return verify_directory(read_signed_directory(path), trust_anchor=trust_anchor, now=now)
+
+
+def read_signed_directory(path: Path | str) -> bytes:
+    """The bytes of a signed directory file, at most ``MAX_DIRECTORY_BYTES`` of them.
+
+    Raises:
+        DirectoryInvalid: unreadable, or reason ``directory-too-large``.
+    """
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_DIRECTORY_BYTES + 1)
     except OSError as exc:
         raise DirectoryInvalid(f"cannot read directory {path}") from exc
-    return verify_directory(data, trust_anchor=trust_anchor, now=now)
+    _check_size(len(data))
+    return data
+
+
+def _check_size(size: int) -> None:
+    if size > MAX_DIRECTORY_BYTES:
+        raise DirectoryInvalid(
+            f"signed directory larger than {MAX_DIRECTORY_BYTES} bytes: refused unread",
+            reason="directory-too-large",
+        )
 
 
 def load_trust_anchor(trust_anchor: PublicKey | str | Path) -> Ed25519PublicKey:

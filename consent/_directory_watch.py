@@ -25,8 +25,12 @@ from datetime import datetime
 from pathlib import Path
 
 from consent._directory import Directory, MemberKind
-from consent._directory_signing import load_trust_anchor, verify_directory
-from consent._errors import ConsentError, DirectoryExpired, DirectoryInvalid
+from consent._directory_signing import (
+    load_trust_anchor,
+    read_signed_directory,
+    verify_directory,
+)
+from consent._errors import ConsentError, DirectoryExpired
 from consent._keys import PublicKey
 from consent._serial_store import SerialStore
 
@@ -115,10 +119,7 @@ class DirectoryWatcher:
         return self._current
 
     def _read(self) -> bytes:
-        try:
-            return self.path.read_bytes()
-        except OSError as exc:
-            raise DirectoryInvalid(f"cannot read directory {self.path}") from exc
+        return read_signed_directory(self.path)
 
     def _accept(self, data: bytes, now: datetime) -> Directory:
         directory = verify_directory(data, trust_anchor=self._anchor, now=now)

@@ -177,3 +177,28 @@ def test_deeply_nested_yaml_is_a_listed_problem_not_a_crash(text):
         parse_directory(text)
     with pytest.raises(AgreementInvalid):
         parse_agreement(text)
+
+
+def test_a_huge_directory_file_is_refused_without_being_read_whole(federation, tmp_path):
+    """Whoever can write the directory file (or link it to /dev/zero) must not make every
+    process, and the broker at each poll, read gigabytes into memory: the size is capped
+    before anything is read, parsed or hashed."""
+    from consent import MAX_DIRECTORY_BYTES, load_directory
+
+    huge = tmp_path / "huge.signed"
+    with huge.open("wb") as handle:
+        handle.truncate(MAX_DIRECTORY_BYTES + 1)  # sparse: no disk is used
+    with pytest.raises(DirectoryInvalid) as caught:
+        load_directory(huge, trust_anchor=federation.trust_anchor, now=T0)
+    assert caught.value.reason == "directory-too-large"
+    path = tmp_path / "directory.signed"
+    path.write_bytes(signed(federation))
+    watcher = DirectoryWatcher(
+        path, trust_anchor=federation.trust_anchor, serial_store=None, now=T0
+    )
+    path.unlink()
+    path.symlink_to("/dev/zero")
+    with pytest.raises(DirectoryInvalid) as caught:
+        watcher.poll(T0)
+    assert caught.value.reason == "directory-too-large"
+    assert watcher.current.serial == 1
