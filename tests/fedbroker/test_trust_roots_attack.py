@@ -78,3 +78,17 @@ def test_directory_sign_that_fails_midway_leaves_the_signed_directory_in_force_i
     assert done.returncode != 0, "the write should have failed"
     assert live.read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".directory.signed")]
+
+
+def test_a_broker_key_file_given_beside_a_directory_is_refused_not_preferred(federation):
+    """``audit verify --directory d --trust-anchor a --broker-key old.pub`` trusted the
+    loose key file and silently skipped the signed directory, its rollback check and its
+    revocations: the auditor believed the directory was the root of trust."""
+    from fedbroker._errors import CommandError
+    from fedbroker.cli._broker_key import load_broker_key
+
+    other = federation.keys["E08000001"].signing.public
+    with pytest.raises(CommandError, match="not both"):
+        load_broker_key(federation.directory_path, federation.trust_anchor, other)
+    with pytest.raises(CommandError, match="not both"):
+        load_broker_key(None, federation.trust_anchor, other)
