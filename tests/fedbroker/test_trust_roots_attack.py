@@ -92,3 +92,28 @@ def test_a_broker_key_file_given_beside_a_directory_is_refused_not_preferred(fed
         load_broker_key(federation.directory_path, federation.trust_anchor, other)
     with pytest.raises(CommandError, match="not both"):
         load_broker_key(None, federation.trust_anchor, other)
+
+
+def test_directory_acls_refuses_a_directory_older_than_one_it_accepted(
+    federation, tmp_path, monkeypatch
+):
+    """Serial 2 removed a council (its key leaked); ``directory acls --apply`` on the old
+    serial 1 file, still valid for weeks, would grant the removed council its write rights
+    back. The command keeps the serials it accepted, as ``audit verify`` does."""
+    import yaml
+
+    from consent import DirectoryRolledBack, sign_directory
+
+    monkeypatch.setenv("FEDBROKER_DIRECTORY_SERIALS", str(tmp_path / "serials.json"))
+    document = yaml.safe_load(federation.document_path.read_text())
+    document["serial"] = 2
+    newer = tmp_path / "directory-2.signed"
+    newer.write_bytes(sign_directory(yaml.safe_dump(document), federation.signing_key("gmca")))
+
+    def acls(path):
+        args = ["directory", "acls", str(path), "--trust-anchor", str(federation.trust_anchor)]
+        return CliRunner().invoke(cli, args, catch_exceptions=False, standalone_mode=False)
+
+    assert acls(newer).exit_code == 0
+    with pytest.raises(DirectoryRolledBack):
+        acls(federation.directory_path)
