@@ -202,3 +202,31 @@ def test_a_huge_directory_file_is_refused_without_being_read_whole(federation, t
         watcher.poll(T0)
     assert caught.value.reason == "directory-too-large"
     assert watcher.current.serial == 1
+
+
+def test_loading_kafka_credentials_warns_about_a_key_or_password_others_can_read(
+    tmp_path, caplog
+):
+    """A party's Ed25519 key warns when group- or world-readable; its Kafka TLS key and
+    password files did not, though anyone on the host could then log in to Kafka as the
+    party (read a service's notification topic, write a council's)."""
+    import logging
+
+    from consent import KafkaSecurity
+
+    files = {name: tmp_path / name for name in ("ca.pem", "cert.pem", "key.pem", "password")}
+    for path in files.values():
+        path.write_text("SECRET-CONTENT\n")
+        path.chmod(0o600)
+    files["ca.pem"].chmod(0o644)  # public: no warning
+    files["key.pem"].chmod(0o644)
+    files["password"].chmod(0o640)
+    with caplog.at_level(logging.WARNING):
+        KafkaSecurity.from_mapping(
+            {"ca_file": "ca.pem", "cert_file": "cert.pem", "key_file": "key.pem",
+             "key_password_file": "password"},
+            base=tmp_path,
+        )  # fmt: skip
+    assert str(files["key.pem"]) in caplog.text and str(files["password"]) in caplog.text
+    assert str(files["ca.pem"]) not in caplog.text
+    assert "SECRET-CONTENT" not in caplog.text
