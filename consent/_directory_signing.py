@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import stat
 from datetime import datetime
 from pathlib import Path
 
@@ -186,6 +187,25 @@ def load_trust_anchor(trust_anchor: PublicKey | str | Path) -> Ed25519PublicKey:
         return trust_anchor
     if not isinstance(trust_anchor, str | Path):
         raise KeyInvalid("the trust anchor must be an Ed25519 public key")
+    named = trust_anchor if isinstance(trust_anchor, Path) else Path(trust_anchor.strip())
+    if "\n" not in str(named) and named.is_file():
+        _warn_if_writable(named)
     key = load_public_key(trust_anchor, kind="signing")
     assert isinstance(key, Ed25519PublicKey)
     return key
+
+
+def _warn_if_writable(path: Path) -> None:
+    """The anchor is public, but whoever can write it picks the root of trust."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return  # reading it reports the problem
+    if mode & 0o022:
+        _log.warning(
+            "trust anchor %s has mode %04o: group or others can write the federation's "
+            "root of trust; run 'chmod 644 %s'",
+            path,
+            mode,
+            path,
+        )

@@ -204,9 +204,7 @@ def test_a_huge_directory_file_is_refused_without_being_read_whole(federation, t
     assert watcher.current.serial == 1
 
 
-def test_loading_kafka_credentials_warns_about_a_key_or_password_others_can_read(
-    tmp_path, caplog
-):
+def test_loading_kafka_credentials_warns_about_a_key_or_password_others_can_read(tmp_path, caplog):
     """A party's Ed25519 key warns when group- or world-readable; its Kafka TLS key and
     password files did not, though anyone on the host could then log in to Kafka as the
     party (read a service's notification topic, write a council's)."""
@@ -230,3 +228,24 @@ def test_loading_kafka_credentials_warns_about_a_key_or_password_others_can_read
     assert str(files["key.pem"]) in caplog.text and str(files["password"]) in caplog.text
     assert str(files["ca.pem"]) not in caplog.text
     assert "SECRET-CONTENT" not in caplog.text
+
+
+def test_a_trust_anchor_file_others_can_write_is_warned_about(federation, tmp_path, caplog):
+    """The anchor is public, so reading it is fine; but whoever can write it chooses the
+    federation's root of trust at the next start."""
+    import logging
+
+    from consent import load_directory
+
+    anchor = tmp_path / "anchor.pem"
+    anchor.write_bytes(federation.trust_anchor.read_bytes())
+    anchor.chmod(0o644)
+    with caplog.at_level(logging.WARNING):
+        load_directory(federation.directory_path, trust_anchor=anchor, now=T0)
+    assert str(anchor) not in caplog.text
+    anchor.chmod(0o666)
+    for given in (anchor, str(anchor)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            load_directory(federation.directory_path, trust_anchor=given, now=T0)
+        assert str(anchor) in caplog.text and "write" in caplog.text
