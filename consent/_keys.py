@@ -164,8 +164,13 @@ def load_private_key(path: Path | str) -> PrivateKey:
     path = Path(path)
     try:
         data = path.read_bytes()
+    except OSError as exc:
+        raise KeyInvalid(f"cannot read a private key from {path}") from exc
+    if b"PUBLIC KEY-----" in data and b"PRIVATE KEY-----" not in data:
+        raise KeyInvalid(f"{path} holds a public key; give the private key file")
+    try:
         key = serialization.load_pem_private_key(data, password=None)
-    except (OSError, ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:
         raise KeyInvalid(f"cannot read a private key from {path}") from exc
     if not isinstance(key, Ed25519PrivateKey | X25519PrivateKey):
         raise KeyInvalid(f"{path} holds a {type(key).__name__}, not Ed25519 or X25519")
@@ -212,6 +217,9 @@ def _parse_public(value: str | bytes | Path) -> PublicKey:
         if isinstance(value, str) and "\n" not in stripped and Path(stripped).is_file():
             return _parse_public(Path(stripped))
         raise KeyInvalid("not a PEM public key, a key file or '<alg>:<base64>'")
+    if "PRIVATE KEY-----" in stripped.partition("\n")[0]:
+        # never parsed, never echoed: a secret where a public key belongs
+        raise KeyInvalid("a private key where a public key belongs: give its public half")
     try:
         key = serialization.load_pem_public_key(stripped.encode("ascii"))
     except ValueError as exc:

@@ -249,3 +249,24 @@ def test_a_trust_anchor_file_others_can_write_is_warned_about(federation, tmp_pa
         with caplog.at_level(logging.WARNING):
             load_directory(federation.directory_path, trust_anchor=given, now=T0)
         assert str(anchor) in caplog.text and "write" in caplog.text
+
+
+def test_a_private_key_where_a_public_one_belongs_and_the_reverse_say_so(federation, tmp_path):
+    """``--trust-anchor gmca.key`` or a private PEM pasted into the directory was refused as
+    a "malformed" public key, and ``--signing-key broker.pub`` as unreadable: an admin
+    could not tell what was wrong. The errors name the mix-up (never the key)."""
+    import yaml
+
+    from consent import KeyInvalid, load_private_key, load_public_key, parse_directory
+
+    private = federation.keys["gmca"].signing.private
+    with pytest.raises(KeyInvalid, match="private key"):
+        load_public_key(private)
+    with pytest.raises(KeyInvalid, match="holds a public key"):
+        load_private_key(federation.keys["gmca"].signing.public)
+    document = yaml.safe_load(federation.document_path.read_text())
+    document["members"][0]["signing_key"] = private.read_text()
+    with pytest.raises(DirectoryInvalid) as caught:
+        parse_directory(yaml.safe_dump(document))
+    assert "private key" in str(caught.value)
+    assert "PRIVATE KEY-----\n" not in str(caught.value)
