@@ -17,6 +17,7 @@ floor for consent records' ``recorded_at`` (``consent.check_times``).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,6 +72,9 @@ _TOP = frozenset(
 )
 _INLINE_PREFIXES = ("-----BEGIN", "ed25519:", "x25519:")
 _MEMBER = frozenset({"id", "kind", "name", "council", "signing_key", "sealing_key", "topics"})
+# An id is a Kafka principal, a certificate's CN, a folder and part of topic names:
+# ASCII letters, digits, '.', '_' and '-', so no look-alike, separator or subject part.
+_MEMBER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class MemberKind(StrEnum):
@@ -233,6 +237,13 @@ def _member(reader: NodeReader, node: yaml.Node) -> Member | None:
     member_id = reader.text(node, fields, "id")
     kind_text = reader.text(node, fields, "kind")
     if member_id is None or kind_text is None:
+        return None
+    if not _MEMBER_ID.fullmatch(member_id):
+        reader.problem(
+            fields["id"],
+            f"member id {member_id!r} must be 1 to 64 ASCII letters, digits, '.', '_' or '-' "
+            "(starting with a letter or digit): it names a Kafka principal and topics",
+        )
         return None
     try:
         kind = MemberKind(kind_text)

@@ -13,6 +13,7 @@ from consent import (
     SerialStore,
     SignatureInvalid,
     generate_signing_key,
+    public_key_b64,
     verify_signature,
 )
 from tests.consent.conftest import T0
@@ -270,3 +271,31 @@ def test_a_private_key_where_a_public_one_belongs_and_the_reverse_say_so(federat
         parse_directory(yaml.safe_dump(document))
     assert "private key" in str(caught.value)
     assert "PRIVATE KEY-----\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "member_id",
+    [
+        "\u0415\u0030\u0038\u0030\u0030\u0030\u0030\u0030\u0033",  # Cyrillic 'Е' + "08000003"
+        "E08000003,O=gmca",  # a second attribute in its certificate subject
+        "../broker",  # a folder outside the principals' folder
+        "E08000003 extra",
+        "x" * 65,
+    ],
+)
+def test_a_member_id_that_cannot_name_a_topic_or_principal_is_refused(federation, member_id):
+    """A member's id is its Kafka principal, its certificate's CN and part of its topic
+    names. A look-alike of another council's id (a reviewer cannot tell them apart), or
+    one that adds to a certificate subject or names no valid topic, must not be signed."""
+    import yaml
+
+    from consent import parse_directory
+
+    document = yaml.safe_load(federation.document_path.read_text())
+    member = dict(next(m for m in document["members"] if m["kind"] == "council"))
+    member["id"] = member_id
+    member["signing_key"] = "ed25519:" + public_key_b64(generate_signing_key())
+    document["members"].append(member)
+    with pytest.raises(DirectoryInvalid) as caught:
+        parse_directory(yaml.safe_dump(document))
+    assert "member id" in str(caught.value)
