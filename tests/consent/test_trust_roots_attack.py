@@ -299,3 +299,17 @@ def test_a_member_id_that_cannot_name_a_topic_or_principal_is_refused(federation
     with pytest.raises(DirectoryInvalid) as caught:
         parse_directory(yaml.safe_dump(document))
     assert "member id" in str(caught.value)
+
+
+def test_a_serial_store_that_cannot_be_written_is_a_typed_refusal(federation, tmp_path):
+    """A full disk or a mistyped state path made ``SerialStore.accept`` raise a bare
+    OSError: a broker refused to start with an "internal error", and a running one's
+    reload failed untyped. It is ``serial-store-invalid`` (retried at the next poll)."""
+    from consent import verify_directory
+
+    (tmp_path / "not-a-folder").write_text("")
+    store = SerialStore(tmp_path / "not-a-folder" / "serials.json")
+    directory = verify_directory(signed(federation), trust_anchor=federation.trust_anchor, now=T0)
+    with pytest.raises(DirectoryInvalid) as caught:
+        store.accept(directory)
+    assert caught.value.reason == "serial-store-invalid"
