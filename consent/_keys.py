@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from consent._atomic import write_atomically
 from consent._errors import KeyInvalid, SignatureInvalid
 
 __all__ = [
@@ -129,7 +130,8 @@ def write_key_pair(key: PrivateKey, prefix: Path | str) -> KeyPairPaths:
     prefix = Path(prefix)
     private = write_secret_file(prefix.with_name(prefix.name + ".key"), private_key_pem(key))
     public = prefix.with_name(prefix.name + ".pub")
-    public.write_text(public_key_pem(key), encoding="ascii")
+    # replaced, never written through: a link planted at that path must not be followed
+    write_atomically(public, public_key_pem(key).encode("ascii"))
     return KeyPairPaths(private, public)
 
 

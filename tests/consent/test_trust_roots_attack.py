@@ -313,3 +313,28 @@ def test_a_serial_store_that_cannot_be_written_is_a_typed_refusal(federation, tm
     with pytest.raises(DirectoryInvalid) as caught:
         store.accept(directory)
     assert caught.value.reason == "serial-store-invalid"
+
+
+def test_writing_a_key_pair_never_writes_through_a_planted_symlink(tmp_path):
+    """``keys gen --out shared/x``: someone who can write ``shared/`` plants ``x.pub`` as a
+    link to a file only the admin may write; the public key was written through the link,
+    clobbering that file. Both files of the pair replace whatever is at their path."""
+    from consent import write_key_pair
+
+    victim = tmp_path / "victim.conf"
+    victim.write_text("precious\n")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "x.pub").symlink_to(victim)
+    (shared / "x.key").symlink_to(victim)
+    key = generate_signing_key()
+    paths = write_key_pair(key, shared / "x")
+    assert victim.read_text() == "precious\n"
+    assert not paths.public.is_symlink() and not paths.private.is_symlink()
+    assert public_key_b64(key) in load_public_key_b64(paths.public)
+
+
+def load_public_key_b64(path):
+    from consent import load_public_key
+
+    return public_key_b64(load_public_key(path))
