@@ -72,6 +72,7 @@ class DirectoryWatch:
     why: str = ""
     signing_key: str = ""
     _usable: bool = field(default=True)
+    _rotated: bool = field(default=False)  # worked out per directory, not per message
 
     @classmethod
     def open(
@@ -86,8 +87,10 @@ class DirectoryWatch:
             raise _not_usable(exc) from exc
         directory = watcher.current
         held = "" if signing_key is None else public_key_b64(signing_key)
-        return cls(watcher, _councils(directory), frozenset(directory.agreements), directory,
-                   signing_key=held)  # fmt: skip
+        watch = cls(watcher, _councils(directory), frozenset(directory.agreements), directory,
+                    signing_key=held)  # fmt: skip
+        watch._rotated = watch._key_rotated()
+        return watch
 
     def _key_rotated(self) -> bool:
         listed = self.current.broker.signing_key
@@ -102,7 +105,7 @@ class DirectoryWatch:
             why = (f"directory serial {self.current.serial} expired at "
                    f"{self.current.expires_at.isoformat()}; not deciding until a "
                    "valid one is installed")  # fmt: skip
-        elif self._key_rotated():
+        elif self._rotated:
             why = (f"directory serial {self.current.serial} lists another broker key than "
                    "the one this worker signs with; not deciding until it is restarted "
                    "with the new key")  # fmt: skip
@@ -133,7 +136,8 @@ class DirectoryWatch:
         kept = {k: v for k, v in directory.agreements.items() if k in self.agreements}
         self.current = replace(directory, agreements=MappingProxyType(kept))
         reasons = tuple(change.needs_restart) or tuple(f"added: {n}" for n in new)
-        if self._key_rotated():
+        self._rotated = self._key_rotated()
+        if self._rotated:
             reasons += ("broker key rotated: restart with the new key",)
         if reasons:
             logger.warning("directory serial %d in force; restart the workers to serve: %s",
