@@ -8,7 +8,10 @@ withdrawn agreements take effect at once; councils and agreements the worker
 did not start with need topics and agents it does not have, so they are
 reported as ``restart-needed`` and served after a restart. Past ``expires_at``
 the worker stops deciding (``usable`` is False and ``why`` says so) until a
-valid directory arrives. Consent errors become ``DirectoryNotUsable``.
+valid directory arrives, and likewise once the directory lists another broker
+key than the one the worker signs with (its key was rotated: everything signed
+with the old one would be refused downstream; restart with the new key).
+Consent errors become ``DirectoryNotUsable``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from broker._errors import DirectoryNotUsable
 from consent import (
     ConsentError,
@@ -27,6 +32,7 @@ from consent import (
     MemberKind,
     SerialStore,
     consent_scopes,
+    public_key_b64,
 )
 
 __all__ = ["DirectoryWatch", "Reload"]
@@ -54,14 +60,20 @@ def _not_usable(exc: ConsentError) -> DirectoryNotUsable:
 
 @dataclass
 class DirectoryWatch:
-    """The worker's current directory, limited to what it started with, and its expiry."""
+    """The worker's current directory, limited to what it started with, and its expiry.
+
+    ``signing_key`` is the public half of the key the worker signs with ("" when
+    unchecked): a directory that lists another broker key stops the deciding.
+    """
 
     watcher: DirectoryWatcher
     councils: frozenset[str]
     agreements: frozenset[str]
     current: Directory
     why: str = ""
+    signing_key: str = ""
     _usable: bool = field(default=True)
+    _rotated: bool = field(default=False)  # worked out per directory, not per message
     consent_scopes: frozenset[str] = field(init=False)
     """The consent scopes of the newest signed directory, served agreements or not yet."""
     services: frozenset[str] = field(init=False)
@@ -73,8 +85,9 @@ class DirectoryWatch:
 
     @classmethod
     def open(
-        cls, path: Path, trust_anchor: Path, serials: SerialStore, now: datetime
-    ) -> DirectoryWatch:
+        cls, path: Path, trust_anchor: Path, serials: SerialStore, now: datetime, *,
+        signing_key: Ed25519PublicKey | None = None,
+    ) -> DirectoryWatch:  # fmt: skip
         """Load the directory at start; refuse one older than a serial already accepted."""
         try:
             watcher = DirectoryWatcher(path, trust_anchor=trust_anchor, serial_store=serials,
@@ -82,19 +95,32 @@ class DirectoryWatch:
         except ConsentError as exc:
             raise _not_usable(exc) from exc
         directory = watcher.current
-        return cls(watcher, _councils(directory), frozenset(directory.agreements), directory)
+        held = "" if signing_key is None else public_key_b64(signing_key)
+        watch = cls(watcher, _councils(directory), frozenset(directory.agreements), directory,
+                    signing_key=held)  # fmt: skip
+        watch._rotated = watch._key_rotated()
+        return watch
+
+    def _key_rotated(self) -> bool:
+        listed = self.current.broker.signing_key
+        return bool(self.signing_key) and (
+            listed is None or public_key_b64(listed) != self.signing_key
+        )
 
     def usable(self, now: datetime) -> bool:
         """Whether decisions may be taken now; if not, ``why`` says why (logged once)."""
+        why = ""
         if now >= self.current.expires_at:
-            if self._usable:
-                self.why = (f"directory serial {self.current.serial} expired at "
-                            f"{self.current.expires_at.isoformat()}; not deciding until a "
-                            "valid one is installed")  # fmt: skip
-                logger.error("%s", self.why)
-            self._usable = False
-        else:
-            self._usable, self.why = True, ""
+            why = (f"directory serial {self.current.serial} expired at "
+                   f"{self.current.expires_at.isoformat()}; not deciding until a "
+                   "valid one is installed")  # fmt: skip
+        elif self._rotated:
+            why = (f"directory serial {self.current.serial} lists another broker key than "
+                   "the one this worker signs with; not deciding until it is restarted "
+                   "with the new key")  # fmt: skip
+        if why and (self._usable or why != self.why):
+            logger.error("%s", why)
+        self._usable, self.why = not why, why
         return self._usable
 
     def expires_in(self, now: datetime) -> float:
@@ -128,6 +154,9 @@ class DirectoryWatch:
         # Consent to an agreement served only after a restart is admitted and kept now.
         self.consent_scopes = consent_scopes(directory)
         reasons = tuple(change.needs_restart) or tuple(f"added: {n}" for n in new)
+        self._rotated = self._key_rotated()
+        if self._rotated:
+            reasons += ("broker key rotated: restart with the new key",)
         if reasons:
             logger.warning("directory serial %d in force; restart the workers to serve: %s",
                            directory.serial, "; ".join(reasons))  # fmt: skip

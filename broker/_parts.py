@@ -89,10 +89,15 @@ class Parts:
         return self.policy.max_age + self.policy.max_skew
 
     def admission(self) -> AdmissionPolicy:
-        """The policy now: linkage-key epochs from the directory in force unless configured."""
+        """The policy now: the linkage-key epochs the directory in force accepts.
+
+        ``--key-epoch`` can only narrow them: an epoch the directory has retired
+        (a signed act) stays refused whatever the worker was started with.
+        """
+        accepted = self.watch.current.accepted_epochs
         if self.settings.accepted_epochs is not None:
-            return self.policy
-        return replace(self.policy, accepted_epochs=self.watch.current.accepted_epochs)
+            accepted &= self.settings.accepted_epochs
+        return replace(self.policy, accepted_epochs=accepted)
 
     def rejection(self, origin: str, reason: str, event_id: str | None) -> Send:
         """The quarantine record of the message read at ``origin`` (counted once sent)."""

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from broker._agents import install_agents
 from broker._consumer import StallFreeApp
 from broker._directory_watch import DirectoryWatch
+from broker._errors import BrokerError
 from broker._histograms import read_attempts
 from broker._kafka_client import cluster_replication, faust_credentials
 from broker._matching import Matcher
@@ -42,7 +43,7 @@ from broker._timers import Clock, install_timers
 from broker._timers import side as _side
 from broker._topics import declare_topics, ensure_topics
 from broker._verify import Rejected
-from consent import SerialStore, load_private_key
+from consent import SerialStore, load_private_key, public_key_b64
 from schemas import Codec
 
 __all__ = [
@@ -92,12 +93,27 @@ def make_faust_app(settings: BrokerSettings, replication: int) -> faust.App:
 def build_app(settings: BrokerSettings, *, clock: Clock | None = None) -> faust.App:
     """Load and check keys and the directory, then assemble topics, tables and agents."""
     clock = clock or Clock()
-    watch = DirectoryWatch.open(settings.directory, settings.trust_anchor,
-                                SerialStore(settings.data_dir / "directory-serials.json"),
-                                clock.now())  # fmt: skip
     key = load_private_key(settings.signing_key)
     if not isinstance(key, Ed25519PrivateKey):
         raise Rejected("the broker's signing key is not Ed25519", reason="bad-key")
+    watch = DirectoryWatch.open(settings.directory, settings.trust_anchor,
+                                SerialStore(settings.data_dir / "directory-serials.json"),
+                                clock.now(), signing_key=key.public_key())  # fmt: skip
+    listed = watch.current.broker
+    if listed.signing_key is None or public_key_b64(listed.signing_key) != public_key_b64(key):
+        # every notification and checkpoint signed with it would be refused downstream
+        raise BrokerError(
+            f"{settings.signing_key} is not the key the directory lists for "
+            f"broker '{listed.member_id}'",
+            reason="broker-key-mismatch",
+        )
+    unsigned = (settings.accepted_epochs or frozenset()) - watch.current.accepted_epochs
+    if unsigned:
+        raise BrokerError(
+            f"--key-epoch {', '.join(map(str, sorted(unsigned)))}: not accepted by directory "
+            f"serial {watch.current.serial}; the directory decides which epochs are in force",
+            reason="key-epoch-not-in-directory",
+        )
     threshold = choose_threshold(settings.threshold, None)
     metrics = BrokerMetrics()
     metrics.threshold.set(threshold.threshold)

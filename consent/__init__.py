@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from consent._agreement import Agreement, ConsentModel, LawfulBasis, MatchRule, Routing
 from consent._agreement_loader import load_agreement, parse_agreement
+from consent._atomic import write_atomically
 from consent._audit import (
     DEFAULT_CHECKPOINT_EVERY,
     DEFAULT_CHECKPOINT_INTERVAL,
@@ -75,7 +76,12 @@ from consent._directory import (
     directory_expires_in,
     parse_directory,
 )
-from consent._directory_signing import load_directory, sign_directory, verify_directory
+from consent._directory_signing import (
+    MAX_DIRECTORY_BYTES,
+    load_directory,
+    sign_directory,
+    verify_directory,
+)
 from consent._directory_watch import DirectoryChange, DirectoryWatcher, restart_reasons
 from consent._durations import format_duration, parse_duration
 from consent._envelope import (
@@ -149,6 +155,7 @@ __all__ = [
     "DIRECTORY_FORMAT",
     "GENESIS_HASH",
     "GM_COUNCILS",
+    "MAX_DIRECTORY_BYTES",
     "NOTIFY_ROLE",
     "SEALING_SUITE",
     "SERIAL_STORE_FORMAT",
@@ -247,6 +254,7 @@ __all__ = [
     "verify_directory",
     "verify_signature",
     "warn_if_exposed",
+    "write_atomically",
     "write_key_pair",
     "write_secret_file",
 ]

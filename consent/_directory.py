@@ -17,6 +17,7 @@ floor for consent records' ``recorded_at`` (``consent.check_times``).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +39,8 @@ from consent._yamlnodes import NodeReader, compose
 __all__ = [
     "DEFAULT_KEY_EPOCH",
     "DIRECTORY_FORMAT",
+    "MAX_KEY_EPOCH",
+    "MAX_SERIAL",
     "Directory",
     "Member",
     "MemberKind",
@@ -48,6 +51,10 @@ __all__ = [
 DIRECTORY_FORMAT = "fedbroker-directory/1"
 DEFAULT_KEY_EPOCH = 1
 """The linkage-key epoch when the directory names none."""
+MAX_SERIAL = 2**63 - 1
+"""The largest serial (a signed 64-bit number, as metrics and stores hold it)."""
+MAX_KEY_EPOCH = 2**31 - 1
+"""The largest linkage-key epoch: tokens carry it as an Avro ``int``."""
 
 _TOP = frozenset(
     {
@@ -65,6 +72,9 @@ _TOP = frozenset(
 )
 _INLINE_PREFIXES = ("-----BEGIN", "ed25519:", "x25519:")
 _MEMBER = frozenset({"id", "kind", "name", "council", "signing_key", "sealing_key", "topics"})
+# An id is a Kafka principal, a certificate's CN, a folder and part of topic names:
+# ASCII letters, digits, '.', '_' and '-', so no look-alike, separator or subject part.
+_MEMBER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class MemberKind(StrEnum):
@@ -228,6 +238,13 @@ def _member(reader: NodeReader, node: yaml.Node) -> Member | None:
     kind_text = reader.text(node, fields, "kind")
     if member_id is None or kind_text is None:
         return None
+    if not _MEMBER_ID.fullmatch(member_id):
+        reader.problem(
+            fields["id"],
+            f"member id {member_id!r} must be 1 to 64 ASCII letters, digits, '.', '_' or '-' "
+            "(starting with a letter or digit): it names a Kafka principal and topics",
+        )
+        return None
     try:
         kind = MemberKind(kind_text)
     except ValueError:
@@ -258,24 +275,41 @@ def _member(reader: NodeReader, node: yaml.Node) -> Member | None:
     )
 
 
+def _whole(text: str, maximum: int) -> int | None:
+    """``text`` as a whole number up to ``maximum``, or None (length first: ``int`` of
+    thousands of digits raises, and is slow before it does)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(maximum)):
+        return None
+    value = int(text)
+    return value if value <= maximum else None
+
+
 def _epochs(
     reader: NodeReader, root: yaml.Node, fields: dict[str, yaml.Node]
 ) -> tuple[int, frozenset[int]]:
     current_text = reader.text(root, fields, "key_epoch", required=False)
     current = DEFAULT_KEY_EPOCH
     if current_text is not None:
-        if not (current_text.isascii() and current_text.isdigit()) or int(current_text) < 1:
-            reader.problem(fields["key_epoch"], "'key_epoch' must be a positive whole number")
+        value = _whole(current_text, MAX_KEY_EPOCH)
+        if not value:
+            reader.problem(
+                fields["key_epoch"],
+                f"'key_epoch' must be a positive whole number up to {MAX_KEY_EPOCH}",
+            )
         else:
-            current = int(current_text)
+            current = value
     if "accepted_epochs" not in fields:
         return current, frozenset({current})
     accepted: set[int] = set()
-    for value, node in reader.text_list(root, fields, "accepted_epochs"):
-        if not (value.isascii() and value.isdigit()) or int(value) < 1:
-            reader.problem(node, "'accepted_epochs' items must be positive whole numbers")
+    for text, node in reader.text_list(root, fields, "accepted_epochs"):
+        epoch = _whole(text, MAX_KEY_EPOCH)
+        if not epoch:
+            reader.problem(
+                node,
+                f"'accepted_epochs' items must be positive whole numbers up to {MAX_KEY_EPOCH}",
+            )
         else:
-            accepted.add(int(value))
+            accepted.add(epoch)
     if accepted and current not in accepted:
         reader.problem(fields["accepted_epochs"], "'accepted_epochs' must include 'key_epoch'")
     return current, frozenset(accepted or {current})
@@ -318,9 +352,10 @@ def parse_directory(text: str, *, source: str = "<directory>") -> Directory:
     reader.unknown_keys(fields, _TOP, "directory")
     if reader.text(root, fields, "format") not in (None, DIRECTORY_FORMAT):
         reader.problem(fields["format"], f"format must be '{DIRECTORY_FORMAT}'")
-    serial_text = reader.text(root, fields, "serial", required=False) or "1"
-    if not (serial_text.isascii() and serial_text.isdigit()):
-        reader.problem(fields.get("serial"), "'serial' must be a whole number")
+    serial = _whole(reader.text(root, fields, "serial", required=False) or "1", MAX_SERIAL)
+    if serial is None:
+        reader.problem(fields.get("serial"), f"'serial' must be a whole number up to {MAX_SERIAL}")
+        serial = 0  # never used: the problem is raised below
     authority = reader.text(root, fields, "authority") or ""
     issued_at = _time(reader, root, fields, "issued_at")
     expires_at = _time(reader, root, fields, "expires_at")
@@ -374,7 +409,7 @@ def parse_directory(text: str, *, source: str = "<directory>") -> Directory:
         raise DirectoryInvalid(f"{len(reader.problems)} problem(s) in directory:\n{listing}")
     return Directory(
         authority=authority,
-        serial=int(serial_text),
+        serial=serial,
         issued_at=issued_at,
         expires_at=expires_at,
         members=MappingProxyType(members),

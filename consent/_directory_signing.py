@@ -11,9 +11,9 @@ to disagree on: what was signed is what is parsed.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
+import stat
 from datetime import datetime
 from pathlib import Path
 
@@ -26,14 +26,20 @@ from consent._keys import PublicKey, load_public_key, public_key_b64
 from schemas import SignatureDomain
 
 __all__ = [
+    "MAX_DIRECTORY_BYTES",
     "SIGNED_DIRECTORY_FORMAT",
     "load_directory",
+    "load_trust_anchor",
+    "read_signed_directory",
     "sign_directory",
     "verify_directory",
 ]
 
 SIGNED_DIRECTORY_FORMAT = "fedbroker-signed-directory/2"
 """Version 2 (release 0.2.0): the signature is in the ``fedbroker/directory/v3`` domain."""
+MAX_DIRECTORY_BYTES = 4 * 1024 * 1024
+"""The largest signed directory read (a real one is tens of kilobytes): a bigger
+file, or one linked to ``/dev/zero``, is refused before it is read whole."""
 _DOMAIN = SignatureDomain.DIRECTORY
 _log = logging.getLogger(__name__)
 
@@ -78,15 +84,17 @@ def verify_directory(
 
     Raises:
         DirectoryInvalid: reason ``directory-unsigned`` (no envelope),
+            ``directory-too-large`` (over ``MAX_DIRECTORY_BYTES``),
             ``directory-signature-invalid``, ``directory-signer-mismatch`` or
             ``directory-invalid`` (content).
         DirectoryExpired: reason ``directory-expired`` or ``directory-not-yet-valid``.
     """
-    anchor = _anchor(trust_anchor)
+    anchor = load_trust_anchor(trust_anchor)
+    _check_size(len(signed))
     try:
         envelope = json.loads(signed.decode("utf-8"))
         ok = isinstance(envelope, dict) and envelope.get("format") == SIGNED_DIRECTORY_FORMAT
-    except (UnicodeDecodeError, ValueError):
+    except (ValueError, RecursionError):  # RecursionError: a file of nested brackets
         ok = False
     if not ok:
         raise DirectoryInvalid(
@@ -99,9 +107,10 @@ def verify_directory(
             "signed directory lacks its document or signature", reason="directory-unsigned"
         )
     try:
+        # ValueError: non-ASCII base64, or a lone surrogate that no signed bytes can hold
         signature = base64.b64decode(signature_b64, validate=True)
         verify_detached(anchor, _DOMAIN, document.encode("utf-8"), signature)
-    except (binascii.Error, SignatureInvalid) as exc:
+    except (ValueError, SignatureInvalid) as exc:
         raise DirectoryInvalid(
             "directory signature does not verify under the trust anchor",
             reason="directory-signature-invalid",
@@ -142,18 +151,61 @@ def load_directory(
         DirectoryInvalid: unreadable, unsigned, wrongly signed or malformed.
         DirectoryExpired: outside its validity window at ``now``.
     """
+    return verify_directory(read_signed_directory(path), trust_anchor=trust_anchor, now=now)
+
+
+def read_signed_directory(path: Path | str) -> bytes:
+    """The bytes of a signed directory file, at most ``MAX_DIRECTORY_BYTES`` of them.
+
+    Raises:
+        DirectoryInvalid: unreadable, or reason ``directory-too-large``.
+    """
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_DIRECTORY_BYTES + 1)
     except OSError as exc:
         raise DirectoryInvalid(f"cannot read directory {path}") from exc
-    return verify_directory(data, trust_anchor=trust_anchor, now=now)
+    _check_size(len(data))
+    return data
 
 
-def _anchor(trust_anchor: PublicKey | str | Path) -> Ed25519PublicKey:
+def _check_size(size: int) -> None:
+    if size > MAX_DIRECTORY_BYTES:
+        raise DirectoryInvalid(
+            f"signed directory larger than {MAX_DIRECTORY_BYTES} bytes: refused unread",
+            reason="directory-too-large",
+        )
+
+
+def load_trust_anchor(trust_anchor: PublicKey | str | Path) -> Ed25519PublicKey:
+    """The authority's Ed25519 public key from a key, PEM text or a path (read now, once).
+
+    Raises:
+        KeyInvalid: unreadable, malformed, or not an Ed25519 public key.
+    """
     if isinstance(trust_anchor, Ed25519PublicKey):
         return trust_anchor
     if not isinstance(trust_anchor, str | Path):
         raise KeyInvalid("the trust anchor must be an Ed25519 public key")
+    named = trust_anchor if isinstance(trust_anchor, Path) else Path(trust_anchor.strip())
+    if "\n" not in str(named) and named.is_file():
+        _warn_if_writable(named)
     key = load_public_key(trust_anchor, kind="signing")
     assert isinstance(key, Ed25519PublicKey)
     return key
+
+
+def _warn_if_writable(path: Path) -> None:
+    """The anchor is public, but whoever can write it picks the root of trust."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return  # reading it reports the problem
+    if mode & 0o022:
+        _log.warning(
+            "trust anchor %s has mode %04o: group or others can write the federation's "
+            "root of trust; run 'chmod 644 %s'",
+            path,
+            mode,
+            path,
+        )

@@ -25,14 +25,24 @@ from datetime import datetime
 from pathlib import Path
 
 from consent._directory import Directory, MemberKind
-from consent._directory_signing import verify_directory
-from consent._errors import DirectoryExpired, DirectoryInvalid
+from consent._directory_signing import (
+    load_trust_anchor,
+    read_signed_directory,
+    verify_directory,
+)
+from consent._errors import ConsentError, DirectoryExpired
 from consent._keys import PublicKey
 from consent._serial_store import SerialStore
 
 __all__ = ["DirectoryChange", "DirectoryWatcher", "restart_reasons"]
 
 _log = logging.getLogger(__name__)
+
+_RETRIED = frozenset({"directory-not-yet-valid", "serial-store-invalid"})
+"""Refusals that time or a repair can lift without the file changing: a directory
+issued a moment ahead of this host's clock, a serial store being restored. The
+same bytes are tried again at every poll (reported once); every other refusal
+is final for those bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +85,10 @@ class DirectoryWatcher:
 
     Args:
         path: the signed directory file.
-        trust_anchor: the combined authority's public key (key, PEM or path).
+        trust_anchor: the combined authority's public key (key, PEM or path). A
+            path is read once, here: the root of trust is pinned for the process's
+            life, so whoever can write that file cannot swap it under a running
+            process (nor can its deletion stop reloads); a new anchor needs a restart.
         serial_store: where accepted serials are kept (None: no rollback check;
             only for tests of other things; every process should pass one).
         now: the time to verify the first load against.
@@ -93,11 +106,12 @@ class DirectoryWatcher:
         now: datetime,
     ) -> None:
         self.path = Path(path)
-        self._anchor = trust_anchor
+        self._anchor = load_trust_anchor(trust_anchor)
         self._store = serial_store
         data = self._read()
         self._digest = hashlib.sha256(data).digest()
         self._current = self._accept(data, now)
+        self._retry = False
 
     @property
     def current(self) -> Directory:
@@ -105,10 +119,7 @@ class DirectoryWatcher:
         return self._current
 
     def _read(self) -> bytes:
-        try:
-            return self.path.read_bytes()
-        except OSError as exc:
-            raise DirectoryInvalid(f"cannot read directory {self.path}") from exc
+        return read_signed_directory(self.path)
 
     def _accept(self, data: bytes, now: datetime) -> Directory:
         directory = verify_directory(data, trust_anchor=self._anchor, now=now)
@@ -121,16 +132,26 @@ class DirectoryWatcher:
 
         A new version that fails (unsigned, wrongly signed, expired, rolled back)
         raises once, the first time it is seen, and the current directory stays.
+        One refused as not yet valid, or because the serial store could not be
+        read, is tried again at every later poll and taken up once it passes.
 
         Raises:
             DirectoryInvalid: with the failed version's reason code.
         """
         data = self._read()
         digest = hashlib.sha256(data).digest()
-        if digest == self._digest:
+        seen = digest == self._digest
+        if seen and not self._retry:
             return None
         self._digest = digest  # a failed version is reported once, not at every poll
-        directory = self._accept(data, now)
+        try:
+            directory = self._accept(data, now)
+        except ConsentError as exc:
+            self._retry = exc.reason in _RETRIED
+            if seen:
+                return None
+            raise
+        self._retry = False
         if directory.digest == self._current.digest:
             return None  # back to the version in force after a refused one
         previous, self._current = self._current, directory

@@ -12,7 +12,8 @@ Tree (mirrored in docs/errors.md)::
         ├── DirectoryInvalid           "directory-invalid"  malformed content (every problem listed)
         │   │                          also: "directory-unsigned", "directory-signature-invalid",
         │   │                          "directory-signer-mismatch", "unknown-member", "no-key",
-        │   │                          "unknown-topic", "serial-store-invalid"
+        │   │                          "unknown-topic", "serial-store-invalid",
+        │   │                          "directory-too-large" (over 4 MiB: refused unread)
         │   ├── DirectoryExpired       "directory-expired", "directory-not-yet-valid"
         │   └── DirectoryRolledBack    "directory-rolled-back"  a lower serial than one accepted,
         │                              or "directory-serial-reused" (same serial, other content)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from consent._errors import KeyInvalid
+from consent._keys import warn_if_exposed
 
 __all__ = ["ENV_PREFIX", "KafkaSecurity", "Secret", "SecurityProtocol"]
 
@@ -132,6 +133,10 @@ class KafkaSecurity:
 
         key_password_file = path("key_password_file")
         sasl_password_file = path("sasl_password_file")
+        # whoever reads these can log in to Kafka as the party (the CA and certificate are public)
+        for secret in (path("key_file"), key_password_file, sasl_password_file):
+            if secret is not None:
+                warn_if_exposed(secret)
         return cls(
             ca_file=path("ca_file"),
             cert_file=path("cert_file"),

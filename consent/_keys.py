@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from consent._atomic import write_atomically
 from consent._errors import KeyInvalid, SignatureInvalid
 
 __all__ = [
@@ -129,7 +130,8 @@ def write_key_pair(key: PrivateKey, prefix: Path | str) -> KeyPairPaths:
     prefix = Path(prefix)
     private = write_secret_file(prefix.with_name(prefix.name + ".key"), private_key_pem(key))
     public = prefix.with_name(prefix.name + ".pub")
-    public.write_text(public_key_pem(key), encoding="ascii")
+    # replaced, never written through: a link planted at that path must not be followed
+    write_atomically(public, public_key_pem(key).encode("ascii"))
     return KeyPairPaths(private, public)
 
 
@@ -164,8 +166,13 @@ def load_private_key(path: Path | str) -> PrivateKey:
     path = Path(path)
     try:
         data = path.read_bytes()
+    except OSError as exc:
+        raise KeyInvalid(f"cannot read a private key from {path}") from exc
+    if b"PUBLIC KEY-----" in data and b"PRIVATE KEY-----" not in data:
+        raise KeyInvalid(f"{path} holds a public key; give the private key file")
+    try:
         key = serialization.load_pem_private_key(data, password=None)
-    except (OSError, ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:
         raise KeyInvalid(f"cannot read a private key from {path}") from exc
     if not isinstance(key, Ed25519PrivateKey | X25519PrivateKey):
         raise KeyInvalid(f"{path} holds a {type(key).__name__}, not Ed25519 or X25519")
@@ -212,6 +219,9 @@ def _parse_public(value: str | bytes | Path) -> PublicKey:
         if isinstance(value, str) and "\n" not in stripped and Path(stripped).is_file():
             return _parse_public(Path(stripped))
         raise KeyInvalid("not a PEM public key, a key file or '<alg>:<base64>'")
+    if "PRIVATE KEY-----" in stripped.partition("\n")[0]:
+        # never parsed, never echoed: a secret where a public key belongs
+        raise KeyInvalid("a private key where a public key belongs: give its public half")
     try:
         key = serialization.load_pem_public_key(stripped.encode("ascii"))
     except ValueError as exc:

@@ -95,9 +95,22 @@ class SerialStore:
             DirectoryRolledBack: reason ``directory-rolled-back`` (a lower serial
                 than one accepted) or ``directory-serial-reused`` (the accepted
                 serial, but another document).
-            DirectoryInvalid: reason ``serial-store-invalid``: the store is unreadable.
+            DirectoryInvalid: reason ``serial-store-invalid``: the store cannot be
+                read or written.
         """
         authority = _authority_id(directory)
+        try:
+            recorded = self._accept_locked(directory, authority)
+        except OSError as exc:  # a full disk, a read-only or mistyped folder
+            raise DirectoryInvalid(
+                f"cannot write the directory serial store {self.path}",
+                reason="serial-store-invalid",
+            ) from exc
+        if recorded:
+            _log.info("directory serial %d accepted and recorded", directory.serial)
+
+    def _accept_locked(self, directory: Directory, authority: str) -> bool:
+        """Whether ``directory`` was recorded (False: its serial and content already were)."""
         with self._locked():
             authorities = self._read()
             held = authorities.get(authority)
@@ -115,10 +128,10 @@ class SerialStore:
                             "content: a changed directory needs a new serial",
                             reason="directory-serial-reused",
                         )
-                    return
+                    return False
             authorities[authority] = {"serial": directory.serial, "digest": directory.digest.hex()}
             body = {"format": SERIAL_STORE_FORMAT, "authorities": authorities}
             write_atomically(
                 self.path, (json.dumps(body, indent=1, sort_keys=True) + "\n").encode()
             )
-        _log.info("directory serial %d accepted and recorded", directory.serial)
+        return True

@@ -15,8 +15,16 @@ __all__ = ["NodeReader", "compose", "line_of"]
 
 
 def compose(text: str) -> yaml.Node | None:
-    """The node graph of one YAML document (safe: no Python tags are constructed)."""
-    return yaml.compose(text, Loader=yaml.SafeLoader)
+    """The node graph of one YAML document (safe: no Python tags are constructed).
+
+    Raises:
+        yaml.YAMLError: not YAML, or nested too deeply for the composer (which
+            recurses once per level and would otherwise raise RecursionError).
+    """
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError as exc:
+        raise yaml.YAMLError("nested too deeply") from exc
 
 
 def line_of(node: yaml.Node | None) -> int:

@@ -21,6 +21,7 @@ import yaml
 
 from consent import Directory, MemberKind
 from fedbroker._errors import CommandError
+from fedbroker._tls import ADMIN_PRINCIPAL, NODE_PRINCIPAL
 
 __all__ = [
     "DEFAULT_APP_ID",
@@ -117,6 +118,7 @@ def derive_acls(directory: Directory, names: AclNames = AclNames()) -> frozenset
     The broker may also create the federation topics it reads or writes
     (``broker run`` makes them up front) but never write a council's topic.
     """
+    _refuse_reserved(directory)
     prefix = names.topic_prefix
     acls: list[AclEntry] = []
     broker = directory.broker.member_id
@@ -143,6 +145,26 @@ def derive_acls(directory: Directory, names: AclNames = AclNames()) -> frozenset
     for auditor in directory.of_kind(MemberKind.AUTHORITY):
         acls += _rules(auditor.member_id, _TOPIC, f"{prefix}.audit", _LIT, (_R, _D))
     return frozenset(acls)
+
+
+def _refuse_reserved(directory: Directory) -> None:
+    """A member id is its TLS principal; the cluster's own super users' names are not free.
+
+    Compared as Strimzi folds names (``Admin`` and ``kafka_node`` become ``admin``
+    and ``kafka-node``), so no spelling of a super user's name passes.
+
+    Raises:
+        CommandError: reason ``member-id-reserved``.
+    """
+    reserved = {_k8s_name(name): name for name in (ADMIN_PRINCIPAL, NODE_PRINCIPAL)}
+    for member_id in sorted(directory.members):
+        held = reserved.get(_k8s_name(member_id))
+        if held is not None:
+            raise CommandError(
+                f"member id '{member_id}' is reserved: as a Kafka principal it would be "
+                f"the cluster's super user '{held}'",
+                reason="member-id-reserved",
+            )
 
 
 def plan_acls(

@@ -11,7 +11,6 @@ from __future__ import annotations
 from consent import Directory
 from fedbroker._acl_apply import apply_acls
 from fedbroker._acls import AclNames, derive_acls
-from fedbroker._errors import CommandError
 from fedbroker._localkafka import KafkaCluster
 from fedbroker._tls import ADMIN_PRINCIPAL
 
@@ -20,14 +19,8 @@ __all__ = ["provision"]
 
 def provision(cluster: KafkaCluster, loaded: Directory, names: AclNames) -> int:
     """Issue every party's credentials and set the directory's ACLs; return the party count."""
+    desired = derive_acls(loaded, names)  # first: it refuses a super user's name as an id
     for member_id in loaded.members:
-        if member_id == ADMIN_PRINCIPAL:
-            raise CommandError(f"member id '{ADMIN_PRINCIPAL}' is reserved for the Kafka admin")
         cluster.credentials(member_id)
-    apply_acls(
-        cluster.bootstrap,
-        cluster.security(),
-        derive_acls(loaded, names),
-        keep=[f"User:{ADMIN_PRINCIPAL}"],
-    )
+    apply_acls(cluster.bootstrap, cluster.security(), desired, keep=[f"User:{ADMIN_PRINCIPAL}"])
     return len(loaded.members)

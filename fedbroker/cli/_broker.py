@@ -63,7 +63,8 @@ def broker() -> None:
     "key_epochs",
     type=int,
     multiple=True,
-    help="Accept events under this linkage-key epoch (repeat; default: any).",
+    help="Accept only these of the directory's accepted linkage-key epochs (repeat; "
+    "default: all the directory accepts).",
 )
 @click.option(
     "--checkpoint-interval",

@@ -61,9 +61,13 @@ def load_broker_key(
     """The key named by the options.
 
     Raises:
-        CommandError: neither a directory with its trust anchor nor a key file given.
+        CommandError: neither a directory with its trust anchor nor a key file given,
+            or a key file together with either.
     """
     key: object
+    if broker_key is not None and (directory is not None or trust_anchor is not None):
+        # one would silently win: the auditor must know which root of trust was used
+        raise CommandError("give --directory with --trust-anchor, or --broker-key, not both")
     if broker_key is not None:
         key = load_public_key(broker_key, kind="signing")
     elif directory is not None and trust_anchor is not None:

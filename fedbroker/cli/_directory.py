@@ -16,16 +16,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consent import (
     KafkaSecurity,
+    SerialStore,
     build_dev_federation,
     load_agreement,
     load_directory,
     load_private_key,
     sign_directory,
+    write_atomically,
 )
 from fedbroker._acl_apply import apply_acls
 from fedbroker._acls import AclNames, derive_acls, format_acls, strimzi_users
 from fedbroker._errors import CommandError
 from fedbroker._tls import ADMIN_PRINCIPAL
+from fedbroker.cli._state_files import default_serials_path
 
 __all__ = ["directory"]
 
@@ -72,7 +75,8 @@ def sign(key_path: Path, in_path: Path, out_path: Path) -> None:
     key = load_private_key(key_path)
     if not isinstance(key, Ed25519PrivateKey):
         raise CommandError("--key must be an Ed25519 signing key")
-    out_path.write_bytes(sign_directory(in_path.read_text(encoding="utf-8"), key))
+    # --out is often the live file: a reader (or a failed write) never sees half of it
+    write_atomically(out_path, sign_directory(in_path.read_text(encoding="utf-8"), key))
     click.echo(f"signed {in_path} -> {out_path}")
 
 
@@ -184,6 +188,8 @@ def acls(
 ) -> None:  # fmt: skip
     """Print (or --apply) the Kafka ACLs the signed directory implies: nothing else is allowed."""
     loaded = load_directory(path, trust_anchor=trust_anchor, now=datetime.now(UTC))
+    # an older directory, still valid, would grant a removed member its rights back
+    SerialStore(default_serials_path()).accept(loaded)
     desired = derive_acls(loaded, AclNames(topic_prefix=prefix, app_id=app_id))
     if output == "strimzi":
         click.echo(strimzi_users(desired, cluster=strimzi_cluster, namespace=namespace), nl=False)

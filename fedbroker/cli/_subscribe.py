@@ -16,7 +16,13 @@ from types import FrameType
 import click
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from consent import DirectoryWatcher, KafkaSecurity, SerialStore, load_private_key
+from consent import (
+    DirectoryWatcher,
+    KafkaSecurity,
+    SerialStore,
+    load_private_key,
+    public_key_b64,
+)
 from fedbroker._errors import CommandError
 from fedbroker._localkafka import fedbroker_home
 from subscriber import (
@@ -94,6 +100,13 @@ def subscribe(
     key = load_private_key(key_path)
     if not isinstance(key, X25519PrivateKey):
         raise CommandError("--key must be the service's X25519 sealing key")
+    # Another service's key (or an old one) opens nothing: every notification would be
+    # dead-lettered and committed as handled. An unknown --service raises unknown-member.
+    if public_key_b64(watcher.current.sealing_key(service)) != public_key_b64(key):
+        raise CommandError(
+            f"--key is not the sealing key the directory lists for service '{service}'",
+            reason="service-key-mismatch",
+        )
     settings = SubscriberSettings(
         bootstrap=bootstrap, service=service, prefix=prefix, topic=topic, group=group,
         agreement=agreement, store=folder / "delivered.sqlite",

@@ -161,7 +161,9 @@ def test_a_private_key_is_never_written_into_a_looser_file(tmp_path, monkeypatch
     monkeypatch.setattr(os, "fdopen", spy)
     write_key_pair(generate_sealing_key(), tmp_path / "svc")
     path = write_secret_file(tmp_path / "linkage-keys.json", b'{"1": "00"}')
-    assert seen == [0o600, 0o600]
+    # the key, the public half (a temporary file too, made 0644 once whole), the secret
+    assert seen == [0o600, 0o600, 0o600]
+    assert stat.S_IMODE((tmp_path / "svc.pub").stat().st_mode) == 0o644
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.read_bytes() == b'{"1": "00"}'
 

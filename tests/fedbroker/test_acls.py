@@ -226,3 +226,30 @@ def test_two_members_folded_to_one_strimzi_user_are_refused_not_merged():
     ]  # fmt: skip
     with pytest.raises(CommandError, match="share the Kafka user"):
         strimzi_users(rules)
+
+
+@pytest.mark.parametrize("member_id", ["kafka-node", "admin", "Admin", "kafka_node"])
+def test_a_member_named_as_a_kafka_super_user_is_refused(tmp_path, member_id):
+    """A directory member's id is its TLS principal (Strimzi lower-cases it and folds '_'
+    to '-'): one named like the cluster's admin or its nodes would be issued a super
+    user's certificate, with every right on every topic."""
+    from fedbroker._errors import CommandError
+    from fedbroker._provision import provision
+
+    federation = build_dev_federation(
+        tmp_path / "fed", councils=COUNCILS[:1], services={member_id: None}
+    )
+    loaded = federation.load()
+    with pytest.raises(CommandError, match="reserved"):
+        strimzi_users(derive_acls(loaded))
+
+    class Cluster:
+        issued: list[str] = []
+
+        def credentials(self, principal):
+            self.issued.append(principal)
+
+    cluster = Cluster()
+    with pytest.raises(CommandError, match="reserved"):
+        provision(cluster, loaded, AclNames())  # type: ignore[arg-type]
+    assert cluster.issued == []  # no certificate for anyone before the refusal
