@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_POLL_INTERVAL_S",
     "DEFAULT_TOPIC_PREFIX",
     "LINKAGE_KEYS_ENV",
+    "MAX_BUILD_WORKERS_PER_CORE",
     "ConnectorConfig",
     "SourceConfig",
     "SourceKind",
@@ -55,6 +56,9 @@ def _usable_cores() -> int:
 
 #: Building records is CPU-bound: one worker process per usable core by default.
 DEFAULT_BUILD_WORKERS = _usable_cores()
+#: Workers beyond this many per usable core only cost memory (each is a forked copy
+#: of the connector); a config asking for more is a typo (5000 for 50), refused.
+MAX_BUILD_WORKERS_PER_CORE = 8
 #: The serial store's file name in the outbox's folder when the config names none.
 DEFAULT_DIRECTORY_SERIALS_NAME = "directory-serials.json"
 
@@ -223,7 +227,7 @@ def load_config(path: Path, *, bootstrap: str | None = None) -> ConnectorConfig:
         poll_interval_s=_interval(path, doc, "poll_interval_s", DEFAULT_POLL_INTERVAL_S),
         time_bounds=_time_bounds(path, doc),
         max_record_bytes=_positive_int(path, doc, "max_record_bytes", DEFAULT_MAX_RECORD_BYTES),
-        build_workers=_positive_int(path, doc, "build_workers", DEFAULT_BUILD_WORKERS),
+        build_workers=_build_workers(path, doc),
         directory_serials=(
             None
             if (serials := _optional_text(path, doc, "directory_serials")) is None
@@ -251,6 +255,14 @@ def _interval(origin: Path, doc: dict[str, Any], key: str, default: float) -> fl
     ):
         _fail(origin, key, "must be a number of seconds above zero")
     return float(value)
+
+
+def _build_workers(origin: Path, doc: dict[str, Any]) -> int:
+    workers = _positive_int(origin, doc, "build_workers", DEFAULT_BUILD_WORKERS)
+    most = MAX_BUILD_WORKERS_PER_CORE * max(_usable_cores(), 1)
+    if workers > most:
+        _fail(origin, "build_workers", f"at most {most} ({MAX_BUILD_WORKERS_PER_CORE} per core)")
+    return workers
 
 
 def _positive_int(origin: Path, doc: dict[str, Any], key: str, default: int) -> int:

@@ -132,3 +132,11 @@ def test_two_sources_watching_one_folder_are_refused(tmp_path):
     path.write_text(yaml.safe_dump(document))
     with pytest.raises(ConfigInvalid, match=r"sources\[1\]\.path"):
         load_config(path)
+
+
+def test_more_build_workers_than_the_host_can_hold_are_refused(tmp_path):
+    """``build_workers: 5000`` (a 5 for a 50, or a copied row count) forked five
+    thousand copies of the connector at the first file."""
+    with pytest.raises(ConfigInvalid, match="build_workers"):
+        load_config(_config(tmp_path, build_workers=5000))
+    assert load_config(_config(tmp_path, build_workers=2)).build_workers == 2
