@@ -349,7 +349,7 @@ def load_public_key_b64(path):
     ],
 )
 def test_a_time_that_overflows_in_utc_is_a_listed_problem_not_a_crash(federation, field, value):
-    """"Never expires" written as year 9999 west of Greenwich is year 10000 in UTC:
+    """ "Never expires" written as year 9999 west of Greenwich is year 10000 in UTC:
     ``parse_directory`` (and so ``directory sign``) raised a bare OverflowError."""
     import yaml
 
