@@ -107,13 +107,16 @@ def _date(
             start = datetime.combine(date.fromisoformat(value), time(), UTC)
             return start + timedelta(days=1) if end_of_day else start
         parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            reader.problem(node, f"'{key}' needs a timezone (e.g. Z or +00:00)")
+            return None
+        return parsed.astimezone(UTC)
     except ValueError:
         reader.problem(node, f"'{key}' must be a date (YYYY-MM-DD) or an ISO datetime")
         return None
-    if parsed.tzinfo is None:
-        reader.problem(node, f"'{key}' needs a timezone (e.g. Z or +00:00)")
+    except OverflowError:  # 9999-12-31 ends in year 10000, past what a datetime holds
+        reader.problem(node, f"'{key}' is out of range: use 9999-12-30 or earlier")
         return None
-    return parsed.astimezone(UTC)
 
 
 def _duration(reader: NodeReader, node: yaml.Node | None, key: str) -> timedelta | None:

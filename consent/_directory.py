@@ -207,7 +207,11 @@ def _time(
     if value.tzinfo is None:
         reader.problem(fields[key], f"'{key}' needs a timezone")
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # year 9999 west of Greenwich is year 10000 in UTC
+        reader.problem(fields[key], f"'{key}' is out of range in UTC")
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def _key(

@@ -338,3 +338,38 @@ def load_public_key_b64(path):
     from consent import load_public_key
 
     return public_key_b64(load_public_key(path))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("expires_at", "9999-12-31T23:59:59-01:00"),
+        ("issued_at", "0001-01-01T00:00:00+01:00"),
+        ("federation_start", "9999-12-31T23:59:59-05:00"),
+    ],
+)
+def test_a_time_that_overflows_in_utc_is_a_listed_problem_not_a_crash(federation, field, value):
+    """ "Never expires" written as year 9999 west of Greenwich is year 10000 in UTC:
+    ``parse_directory`` (and so ``directory sign``) raised a bare OverflowError."""
+    import yaml
+
+    from consent import parse_directory
+
+    document = yaml.safe_load(federation.document_path.read_text())
+    document[field] = value
+    with pytest.raises(DirectoryInvalid) as caught:
+        parse_directory(yaml.safe_dump(document, sort_keys=False))
+    assert f"'{field}'" in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["9999-12-31", "9999-12-31T23:59:59-01:00"])
+def test_an_agreement_valid_until_the_end_of_time_is_a_listed_problem_not_a_crash(
+    agreement_yaml, value
+):
+    """``valid_until: 9999-12-31`` (an admin's "never ends") ends at the start of year
+    10000: ``parse_agreement``, and every directory embedding it, raised OverflowError."""
+    from consent import AgreementInvalid, parse_agreement
+
+    with pytest.raises(AgreementInvalid) as caught:
+        parse_agreement(agreement_yaml(valid_until=value))
+    assert "'valid_until'" in str(caught.value)
