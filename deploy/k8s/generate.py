@@ -127,8 +127,10 @@ def _kafka_volumes(user: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]
 def _deployment(
     name: str, user: str, args: list[str], port: int, *, replicas: int = 1,
     volumes: list[dict[str, Any]] = (), mounts: list[dict[str, Any]] = (),  # type: ignore[assignment]
-    memory: str = "512Mi", recreate: bool = False,
+    memory: str = "512Mi", recreate: bool = False, state_claim: tuple[str, str] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
+    """A Deployment; with ``state_claim`` (volume name, size) a StatefulSet whose every
+    pod keeps a volume of its own under that name across restarts and moves."""
     kafka_volumes, kafka_mounts, env = _kafka_volumes(user)
     probe = {"httpGet": {"path": "/metrics", "port": "metrics"}, "periodSeconds": 10}
     spec: dict[str, Any] = {
@@ -160,8 +162,26 @@ def _deployment(
     }  # fmt: skip
     if recreate:  # one writer of a durable outbox or id store at a time
         spec["strategy"] = {"type": "Recreate"}
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
+    kind = "Deployment"
+    if state_claim is not None:
+        claim, size = state_claim
+        kind = "StatefulSet"
+        spec |= {"serviceName": name, "podManagementPolicy": "Parallel",
+                 "volumeClaimTemplates": [{
+                     "metadata": {"name": claim},
+                     "spec": {"accessModes": ["ReadWriteOnce"],
+                              "resources": {"requests": {"storage": size}}}}]}  # fmt: skip
+    return {"apiVersion": "apps/v1", "kind": kind,
             "metadata": {"name": name, "namespace": NAMESPACE}, "spec": spec}  # fmt: skip
+
+
+def _headless_service(name: str, port: int) -> dict[str, Any]:
+    """The network identity a StatefulSet's pods are named under (no load balancing)."""
+    ports = [{"name": "metrics", "port": port, "targetPort": "metrics"}]
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {"clusterIP": "None", "selector": {"app.kubernetes.io/name": name},
+                     "ports": ports}}  # fmt: skip
 
 
 def _claim(name: str, size: str) -> dict[str, Any]:
@@ -187,14 +207,17 @@ def workloads() -> list[dict[str, Any]]:
     anchor = ["--directory", "/etc/fedbroker/directory/directory.signed",
               "--trust-anchor", "/etc/fedbroker/directory/gmca.signing.pub"]  # fmt: skip
     keys_volume, keys_mount = _keys("broker")
-    documents = [_deployment(
+    # Each worker keeps its data folder on a volume of its own: the directory's
+    # serial store lives there, and a worker that started as a fresh host at every
+    # restart would accept a rolled-back directory put back in the ConfigMap.
+    documents = [_headless_service("fedbroker-broker", BROKER_METRICS_PORT), _deployment(
         "fedbroker-broker", "broker",
         ["broker", "run", "--bootstrap", BOOTSTRAP, *anchor,
          "--signing-key", "/etc/fedbroker/keys/broker.signing.key", "--prefix", PREFIX,
          "--partitions", str(PARTITIONS), "--metrics-port", str(BROKER_METRICS_PORT),
          "--metrics-bind", POD_BIND, "--data-dir", "/var/lib/fedbroker/broker"],
         BROKER_METRICS_PORT, replicas=BROKER_WORKERS, memory="1Gi",
-        volumes=[_DIRECTORY, keys_volume, {"name": "state", "emptyDir": {}}],
+        volumes=[_DIRECTORY, keys_volume], state_claim=("state", "10Gi"),
         mounts=[_DIRECTORY_MOUNT, keys_mount, {"name": "state", "mountPath": "/var/lib/fedbroker"}],
     )]  # fmt: skip
     for council in COUNCILS:

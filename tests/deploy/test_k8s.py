@@ -37,6 +37,10 @@ def _of(kind: str) -> list[dict[str, Any]]:
     return [d for d in _documents() if d["kind"] == kind]
 
 
+def _workloads() -> list[dict[str, Any]]:
+    return _of("Deployment") + _of("StatefulSet")
+
+
 def test_generated_manifests_are_what_the_generator_writes(generator):
     for name, text in generator.render().items():
         assert (K8S / name).read_text() == text, f"run: python deploy/k8s/generate.py ({name})"
@@ -55,8 +59,8 @@ def _core_problems(document: dict[str, Any]) -> str | None:
 
 def test_core_kinds_are_valid_against_the_kubernetes_schemas():
     core = [d for d in _documents() if d["kind"] not in STRIMZI_KINDS]
-    assert {d["kind"] for d in core} >= {"Namespace", "Deployment", "ConfigMap",
-                                          "PersistentVolumeClaim"}  # fmt: skip
+    assert {d["kind"] for d in core} >= {"Namespace", "Deployment", "StatefulSet", "Service",
+                                          "ConfigMap", "PersistentVolumeClaim"}  # fmt: skip
     problems = {f"{d['kind']}/{d['metadata']['name']}": _core_problems(d) for d in core}
     assert not {k: v for k, v in problems.items() if v}
 
@@ -166,7 +170,7 @@ def _flag(args: list[str], name: str) -> str:
 
 
 def test_workloads_probe_their_metrics_port_and_bound_their_resources(generator, tmp_path):
-    deployments = {d["metadata"]["name"]: d for d in _of("Deployment")}
+    deployments = {d["metadata"]["name"]: d for d in _workloads()}
     councils = {f"fedbroker-connector-{c.lower()}" for c in generator.COUNCILS}
     assert set(deployments) == {"fedbroker-broker", "fedbroker-subscriber", *councils}
     assert deployments["fedbroker-broker"]["spec"]["replicas"] >= 2
@@ -197,7 +201,28 @@ def test_workloads_probe_their_metrics_port_and_bound_their_resources(generator,
 
 def test_each_workload_uses_the_certificate_of_its_own_party(directory):
     users = {u["metadata"]["name"] for u in _of("KafkaUser")}
-    for deployment in _of("Deployment"):
+    for deployment in _workloads():
         volumes = deployment["spec"]["template"]["spec"]["volumes"]
         (secret,) = [v["secret"]["secretName"] for v in volumes if v["name"] == "kafka-user"]
         assert secret in users, f"{deployment['metadata']['name']} mounts no KafkaUser's secret"
+
+
+def test_every_component_keeps_its_state_on_a_volume_that_outlives_its_pod():
+    """The broker's data folder holds the directory's serial store: on an emptyDir,
+    every restart was a fresh host that accepted a rolled-back directory once."""
+    for workload in _workloads():
+        name, spec = workload["metadata"]["name"], workload["spec"]
+        volumes = spec["template"]["spec"]["volumes"]
+        assert not [v for v in volumes if "emptyDir" in v], name
+        mounted = {m["name"] for m in _container(workload)["volumeMounts"]
+                   if m["mountPath"] == "/var/lib/fedbroker"}  # fmt: skip
+        claims = {v["name"] for v in volumes if "persistentVolumeClaim" in v}
+        claims |= {c["metadata"]["name"] for c in spec.get("volumeClaimTemplates", [])}
+        assert mounted and mounted <= claims, name
+    (broker,) = [w for w in _workloads() if w["metadata"]["name"] == "fedbroker-broker"]
+    # One volume per worker: a shared claim would put two workers' RocksDB in one folder.
+    assert broker["kind"] == "StatefulSet" and broker["spec"]["replicas"] >= 2
+    (service,) = [
+        s for s in _of("Service") if s["metadata"]["name"] == broker["spec"]["serviceName"]
+    ]
+    assert service["spec"]["clusterIP"] == "None"
