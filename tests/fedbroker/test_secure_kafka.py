@@ -33,6 +33,7 @@ from kafka.errors import KafkaError, TopicAuthorizationFailedError
 from consent import DevFederation, KafkaSecurity, build_dev_federation, sign_directory
 from fedbroker import KafkaCluster
 from fedbroker._tls import LocalPki
+from fedbroker.cli._state_files import SERIALS_ENV
 from tests.ports import kafka_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -269,7 +270,8 @@ def test_a_revoked_council_loses_its_rights_and_reapplying_is_idempotent(
     secured: Secured, fedbroker_home: Path, tmp_path: Path
 ):
     federation = secured.federation
-    document = yaml.safe_load(federation.document_path.read_text())
+    original = federation.document_path.read_text()
+    document = yaml.safe_load(original)
     document["members"] = [m for m in document["members"] if m["id"] != "E08000003"]
     for agreement in document["agreements"]:
         agreement["controllers"] = [c for c in agreement["controllers"] if c != "E08000003"]
@@ -277,11 +279,20 @@ def test_a_revoked_council_loses_its_rights_and_reapplying_is_idempotent(
     document["serial"] = 2
     revoked = tmp_path / "directory.signed"
     revoked.write_bytes(sign_directory(yaml.safe_dump(document), federation.signing_key("gmca")))
+    # Re-admitting the council is a newer directory, never the older one put back
+    # (that is refused as a rollback); this test keeps its serials to itself.
+    readmitted_document = yaml.safe_load(original)
+    readmitted_document["serial"] = 3
+    readmitted = tmp_path / "readmitted.signed"
+    readmitted.write_bytes(
+        sign_directory(yaml.safe_dump(readmitted_document), federation.signing_key("gmca"))
+    )
     admin_env = {
         "FEDBROKER_KAFKA_SECURITY_FILE": str(
             secured.cluster.pki.client_files("admin").cert_file.parent / "kafka-security.yaml"
         ),
         "KAFKA_BOOTSTRAP_SERVERS": secured.bootstrap,
+        SERIALS_ENV: str(tmp_path / "directory-serials.json"),
     }
 
     def apply(directory: Path) -> str:
@@ -299,8 +310,13 @@ def test_a_revoked_council_loses_its_rights_and_reapplying_is_idempotent(
         assert "applied: 0 created, 10 stale deleted" in apply(revoked)
         _refused_write(secured, "E08000003", "fed.events.E08000003")
         assert "applied: 0 created, 0 stale deleted" in apply(revoked)
+        rolled_back = _fedbroker(
+            fedbroker_home, "directory", "acls", str(federation.directory_path),
+            "--trust-anchor", str(federation.trust_anchor), "--apply", env=admin_env,
+        )  # fmt: skip
+        assert rolled_back.returncode == 1 and "directory-rolled-back" in rolled_back.stderr
     finally:
-        restored = apply(federation.directory_path)
+        restored = apply(readmitted)
     assert "applied: 10 created, 0 stale deleted" in restored
     _write(secured, "E08000003", "fed.events.E08000003")
 
