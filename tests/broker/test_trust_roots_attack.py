@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from broker import BrokerError, BrokerSettings
@@ -14,24 +17,8 @@ def test_a_broker_started_with_a_key_the_directory_does_not_list_refuses_to_star
     """A careless admin hands the broker a council's key (or its pre-rotation key): every
     notification and checkpoint it signed would be refused by every service and auditor,
     while the broker itself ran on. It must refuse at start, before reaching Kafka."""
-    import broker.app
-
-    def reached(*args, **kwargs):
-        raise AssertionError("Kafka was reached before the broker's key was checked")
-
-    monkeypatch.setattr(broker.app, "cluster_replication", reached)
-    federation = build_dev_federation(tmp_path / "fed", councils=["E08000001"])
-    settings = BrokerSettings(
-        bootstrap="127.0.0.1:9",
-        directory=federation.directory_path,
-        trust_anchor=federation.trust_anchor,
-        signing_key=federation.keys["E08000001"].signing.private,
-        data_dir=tmp_path / "data",
-        store="memory://",
-    )
-    with pytest.raises(BrokerError) as caught:
-        broker.app.build_app(settings)
-    assert caught.value.reason == "broker-key-mismatch"
+    refused = _refused_at_start(tmp_path, monkeypatch, signer="E08000001")
+    assert refused.reason == "broker-key-mismatch"
 
 
 def test_a_directory_that_rotates_the_broker_key_stops_a_worker_holding_the_old_one(
@@ -120,22 +107,29 @@ def test_key_epoch_flags_narrow_the_directorys_epochs_and_never_revive_a_retired
 
 
 def test_a_key_epoch_flag_the_directory_does_not_accept_refuses_to_start(tmp_path, monkeypatch):
+    refused = _refused_at_start(
+        tmp_path, monkeypatch, signer="broker", accepted_epochs=frozenset({1, 7})
+    )
+    assert refused.reason == "key-epoch-not-in-directory"
+
+
+def _refused_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, signer: str, **settings: Any
+) -> BrokerError:
+    """What ``build_app`` refuses with, signing as ``signer``; Kafka is never reached."""
     import broker.app
 
-    def reached(*args, **kwargs):
-        raise AssertionError("Kafka was reached before the epochs were checked")
+    def reached(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Kafka was reached before the start-up checks")
 
     monkeypatch.setattr(broker.app, "cluster_replication", reached)
     federation = build_dev_federation(tmp_path / "fed", councils=["E08000001"])
-    settings = BrokerSettings(
-        bootstrap="127.0.0.1:9",
-        directory=federation.directory_path,
-        trust_anchor=federation.trust_anchor,
-        signing_key=federation.keys["broker"].signing.private,
-        data_dir=tmp_path / "data",
-        store="memory://",
-        accepted_epochs=frozenset({1, 7}),
-    )
+    signing = federation.keys[signer].signing
+    assert signing is not None
     with pytest.raises(BrokerError) as caught:
-        broker.app.build_app(settings)
-    assert caught.value.reason == "key-epoch-not-in-directory"
+        broker.app.build_app(BrokerSettings(
+            bootstrap="127.0.0.1:9", directory=federation.directory_path,
+            trust_anchor=federation.trust_anchor, signing_key=signing.private,
+            data_dir=tmp_path / "data", store="memory://", **settings,
+        ))  # fmt: skip
+    return caught.value
