@@ -65,6 +65,10 @@ def generate_linkage_key(epoch: int) -> LinkageKey:
     return LinkageKey(epoch, os.urandom(32))
 
 
+#: An epoch travels in an Avro ``int`` in every token.
+_MAX_EPOCH = 2**31 - 1
+
+
 def load_linkage_keys(source: Path | str) -> tuple[LinkageKey, ...]:
     """Keys from a JSON file or JSON text: ``{"<epoch>": "<hex secret>", ...}``.
 
@@ -84,10 +88,17 @@ def load_linkage_keys(source: Path | str) -> tuple[LinkageKey, ...]:
                 key=lambda k: k.epoch,
             )
         )
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise ConfigInvalid("linkage keys: expected a JSON map of epoch to hex secret") from exc
+    except (ValueError, AttributeError, TypeError):
+        # Not chained: the parser's own message quotes the text it choked on, and an
+        # epoch and secret given the wrong way round would put the secret in a log.
+        raise ConfigInvalid("linkage keys: expected a JSON map of epoch to hex secret") from None
     if not keys:
         raise ConfigInvalid("linkage keys: none given")
+    epochs = [k.epoch for k in keys]
+    if len(set(epochs)) != len(epochs):
+        raise ConfigInvalid("linkage keys: one epoch given twice (for example 1 and 01)")
+    if not all(0 <= epoch <= _MAX_EPOCH for epoch in epochs):
+        raise ConfigInvalid(f"linkage keys: epochs run from 0 to {_MAX_EPOCH}")
     return keys
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import traceback
 from collections import defaultdict
 from datetime import date
 from itertools import combinations
@@ -93,6 +94,32 @@ def test_linkage_keys_file_and_errors(tmp_path: Path):
     assert opaque_reference(KEY, "E08000006", "rev", "A1") != opaque_reference(
         KEY, "E08000006", "rev", "A2"
     )
+
+
+def test_a_key_file_written_the_wrong_way_round_never_quotes_the_secret(tmp_path: Path):
+    """A careless admin swaps epoch and secret: the refusal, its cause and its
+    traceback must not carry the federation's most valuable secret into a log."""
+    secret = generate_linkage_key(1).secret.hex()
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({secret: "1"}))
+    with pytest.raises(ConfigInvalid) as refused:
+        load_linkage_keys(path)
+    shown = "".join(traceback.format_exception(refused.value))
+    assert secret not in shown and secret[:16] not in shown
+
+
+@pytest.mark.parametrize(
+    ("document", "why"),
+    [({"1": "00" * 32, "01": "11" * 32}, "given twice"), ({"-1": "00" * 32}, "epochs run"),
+     ({str(2**31): "00" * 32}, "epochs run")],
+)  # fmt: skip
+def test_epochs_a_token_cannot_carry_or_given_twice_are_refused(
+    tmp_path: Path, document: dict[str, str], why: str
+):
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ConfigInvalid, match=why):
+        load_linkage_keys(path)
 
 
 def test_blocking_keeps_true_pairs_together_under_realistic_errors(tmp_path: Path):
