@@ -18,8 +18,10 @@ from connectors._errors import (
     ConnectorError,
     InvalidIdentifier,
     KafkaUnavailable,
+    KeyEpochNotAccepted,
     MappingInvalid,
     OutboxError,
+    SigningKeyMismatch,
     SourceError,
 )
 from connectors._events import EventFactory, event_id_for
@@ -77,6 +79,7 @@ __all__ = [
     "IngestReport",
     "InvalidIdentifier",
     "KafkaUnavailable",
+    "KeyEpochNotAccepted",
     "LinkageKey",
     "MappingInvalid",
     "Outbox",
@@ -86,6 +89,7 @@ __all__ = [
     "PublishOutcome",
     "Publisher",
     "QuarantineEntry",
+    "SigningKeyMismatch",
     "SourceConfig",
     "SourceError",
     "SourceMapping",

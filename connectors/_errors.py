@@ -64,6 +64,20 @@ class ConfigInvalid(ConnectorError):
     reason = "config-invalid"
 
 
+class SigningKeyMismatch(ConfigInvalid):
+    """The connector's key is not the one the directory lists for its council:
+    the broker would refuse every event it signed (``wrong-council``)."""
+
+    reason = "signing-key-mismatch"
+
+
+class KeyEpochNotAccepted(ConfigInvalid):
+    """The newest linkage-key epoch is not among the directory's accepted ones:
+    the broker would refuse every event it made (``key-epoch``)."""
+
+    reason = "key-epoch-not-in-directory"
+
+
 class SourceError(ConnectorError):
     reason = "source-unreadable"
 
