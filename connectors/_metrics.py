@@ -48,6 +48,13 @@ class ConnectorMetrics:
             ["source"],
             registry=r,
         )
+        self.events_repeated = Counter(
+            "fedbroker_connector_events_repeated",
+            "Records whose event id was already in the outbox (same reference, type "
+            "and time as an earlier row): kept once",
+            ["source"],
+            registry=r,
+        )
         self.events_published = Counter(
             "fedbroker_connector_events_published",
             "Records acknowledged by Kafka",

@@ -323,8 +323,16 @@ class Connector:
             for lost in outcome.dropped:
                 batch.drop_field(source, row.location, row.row, lost.field, lost.code)
             added.append((result.record_id, topic, result.key, result.value))
-            enqueued.inc()
+        before = batch.added
         batch.add_many(added)
+        fresh = batch.added - before
+        enqueued.inc(fresh)
+        if repeated := len(added) - fresh:
+            # Ids are the event's own digest: a repeat is a row of the same reference,
+            # type and time as one already held, or a row read again after a crash.
+            self.metrics.events_repeated.labels(source).inc(repeated)
+            logger.warning("%s: %d row(s) repeated an event already in the outbox; kept once",
+                           source, repeated)  # fmt: skip
 
     # -- publishing --------------------------------------------------------
 
