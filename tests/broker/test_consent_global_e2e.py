@@ -14,12 +14,11 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 
 from connectors import load_linkage_keys
 from connectors._tokens import opaque_reference
 from schemas import AuditKind, AuditRecord, CitizenEvent, Codec
-from tests.broker.test_decisions_e2e import CONSENT_MAPPING, _drop
+from tests.broker.test_decisions_e2e import _drop, add_consent_source
 from tests.broker.workers import settled, start_worker
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
 from tests.wire import body_of, read_notifications
@@ -50,14 +49,8 @@ def test_an_objection_recorded_without_the_nhs_number_denies_a_match_decided_by_
     council_factory, kafka_bootstrap, federation, topic_factory, tmp_path: Path
 ):
     prefix = topic_factory("fed")
-    consent_inbox = tmp_path / "consent-inbox"
-    consent_inbox.mkdir()
-    (tmp_path / "consent.yaml").write_text(yaml.safe_dump(CONSENT_MAPPING))
     a = council_factory(A, prefix=prefix)
-    document = yaml.safe_load(a.config.read_text())
-    document["sources"].append({"name": "consent", "kind": "csv", "path": str(consent_inbox),
-                                "mapping": str(tmp_path / "consent.yaml")})  # fmt: skip
-    a.config.write_text(yaml.safe_dump(document))
+    consent_inbox = add_consent_source(a, tmp_path)
     b, c = council_factory(B, prefix=prefix), council_factory(C, prefix=prefix)
     group = topic_factory("broker")
     worker = start_worker(kafka_bootstrap, federation, group=group, prefix=prefix,

@@ -17,6 +17,7 @@ from collections import defaultdict
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -127,19 +128,24 @@ def _widened(setup, row: dict[str, str]) -> CitizenEvent:  # type: ignore[no-unt
     return replace(event, sealed=sealed)
 
 
+def add_consent_source(setup: Any, folder: Path) -> Path:
+    """Give a council's connector a CSV consent source; returns its inbox."""
+    inbox = folder / "consent-inbox"
+    inbox.mkdir()
+    (folder / "consent.yaml").write_text(yaml.safe_dump(CONSENT_MAPPING))
+    document = yaml.safe_load(setup.config.read_text())
+    document["sources"].append({"name": "consent", "kind": "csv", "path": str(inbox),
+                                "mapping": str(folder / "consent.yaml")})  # fmt: skip
+    setup.config.write_text(yaml.safe_dump(document))
+    return inbox
+
+
 def test_each_refusal_is_audited_with_its_reason_and_only_the_control_is_notified(
     council_factory, kafka_bootstrap, federation, topic_factory, tmp_path
 ):
     prefix = topic_factory("fed")
-    consent_inbox = tmp_path / "consent-inbox"
-    consent_inbox.mkdir()
-    (tmp_path / "consent.yaml").write_text(yaml.safe_dump(CONSENT_MAPPING))
-    consent_source = {"name": "consent", "kind": "csv", "path": str(consent_inbox),
-                      "mapping": str(tmp_path / "consent.yaml")}  # fmt: skip
     a = council_factory(A, prefix=prefix)
-    document = yaml.safe_load(a.config.read_text())
-    document["sources"].append(consent_source)
-    a.config.write_text(yaml.safe_dump(document))
+    consent_inbox = add_consent_source(a, tmp_path)
     b, c = council_factory(B, prefix=prefix), council_factory(C, prefix=prefix)
 
     group = topic_factory("broker")

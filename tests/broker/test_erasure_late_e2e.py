@@ -14,13 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import yaml
 from kafka import KafkaProducer
 
 from connectors import EventFactory, SourceRow, Tokeniser, load_linkage_keys, load_mapping
 from consent import seal_envelope
 from schemas import AuditKind, AuditRecord, CitizenEvent, Codec, SignatureDomain
-from tests.broker.test_decisions_e2e import CONSENT_MAPPING, _consent, _day, _drop, _row
+from tests.broker.test_decisions_e2e import _consent, _day, _drop, _row, add_consent_source
 from tests.broker.workers import settled, start_worker
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
 from tests.wire import read_notifications
@@ -45,14 +44,8 @@ def test_an_event_published_before_an_erasure_and_read_after_it_is_never_disclos
     council_factory, kafka_bootstrap, federation, topic_factory, tmp_path: Path
 ):
     prefix = topic_factory("fed")
-    consent_inbox = tmp_path / "consent-inbox"
-    consent_inbox.mkdir()
-    (tmp_path / "consent.yaml").write_text(yaml.safe_dump(CONSENT_MAPPING))
     a = council_factory(A, prefix=prefix)
-    document = yaml.safe_load(a.config.read_text())
-    document["sources"].append({"name": "consent", "kind": "csv", "path": str(consent_inbox),
-                                "mapping": str(tmp_path / "consent.yaml")})  # fmt: skip
-    a.config.write_text(yaml.safe_dump(document))
+    consent_inbox = add_consent_source(a, tmp_path)
     b = council_factory(B, prefix=prefix)
     late = _signed_earlier(b, _row(ERASED, B, "MOVE", _day(3)), datetime.now(UTC))
     today = datetime.now(UTC).date().isoformat()
