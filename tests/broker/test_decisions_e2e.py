@@ -166,7 +166,7 @@ def test_each_refusal_is_audited_with_its_reason_and_only_the_control_is_notifie
                      _day(-31)),
         ])  # fmt: skip
         run_connector(a, "--once")
-        settled(kafka_bootstrap, group, prefix)
+        settled(kafka_bootstrap, group, prefix, log=tmp_path / "worker.log")
 
         # 2. The first council's events.
         _drop(a.inbox, "events.csv", [
@@ -179,13 +179,13 @@ def test_each_refusal_is_audited_with_its_reason_and_only_the_control_is_notifie
             _row("allowed", A, "CT_CLOSE", _day(0)),
         ])  # fmt: skip
         run_connector(a, "--once")
-        settled(kafka_bootstrap, group, prefix)
+        settled(kafka_bootstrap, group, prefix, log=tmp_path / "worker.log")
 
         # 3. An erasure request at the first council forgets what it held.
         _drop(consent_inbox, "erasure.csv", [_consent("erased", "*", "erasure-requested",
                                                       _day(1))])  # fmt: skip
         run_connector(a, "--once")
-        settled(kafka_bootstrap, group, prefix)
+        settled(kafka_bootstrap, group, prefix, log=tmp_path / "worker.log")
 
         # 4. The other councils' events, and one faulty connector's over-wide payload.
         _drop(b.inbox, "events.csv", [
@@ -212,7 +212,7 @@ def test_each_refusal_is_audited_with_its_reason_and_only_the_control_is_notifie
                                           b.federation.signing_key(B), B, codec=codec))  # fmt: skip
         producer.flush()
         producer.close()
-        settled(kafka_bootstrap, group, prefix)
+        settled(kafka_bootstrap, group, prefix, log=tmp_path / "worker.log")
         # The worker lives through a checkpoint tick after the last decision.
         until(lambda: audit_sealed(kafka_bootstrap, prefix),
               "a checkpoint after every chain's last decision", timeout=60)  # fmt: skip

@@ -226,7 +226,14 @@ def drained(bootstrap: str, group: str, prefix: str, timeout: float) -> list[Top
         progress.close()
 
 
-def settled(bootstrap: str, group: str, prefix: str, timeout: float = 180) -> None:
-    """Wait until the worker group has committed every message of its inputs."""
+def settled(
+    bootstrap: str, group: str, prefix: str, timeout: float = 180, *, log: Path | None = None
+) -> None:
+    """Wait until the worker group has committed every message of its inputs.
+
+    ``log``: the worker's log, whose tail the failure then shows (a group that
+    stopped committing says why there, not in the test's own output).
+    """
     late = drained(bootstrap, group, prefix, timeout)
-    assert not late, f"worker group still behind on {late[:3]}"
+    tail = log.read_text(errors="replace")[-4000:] if log is not None and log.exists() else ""
+    assert not late, f"worker group still behind on {late[:3]}\n{tail}"
