@@ -3,9 +3,11 @@ Strimzi's schemas, and consistent with the code (topics, ACLs, commands, metrics
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +75,29 @@ def test_the_kubernetes_check_refuses_a_careless_deployment():
     assert _core_problems(broken)
 
 
+def _install_strimzi_schemas(npm: str) -> None:
+    """Installs into a staging folder and renames it into place, because two xdist workers
+    may both find no node_modules: a worker seeing another's half-written folder ran node
+    against a package not yet unpacked (a CI failure). A rename onto a folder that exists
+    fails, so the first finished install wins and the other is discarded."""
+    if (STRIMZI / "node_modules").exists():
+        return
+    staging = Path(tempfile.mkdtemp(prefix=".install-", dir=STRIMZI))
+    try:
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy2(STRIMZI / name, staging / name)
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=staging, check=True,
+                       capture_output=True, timeout=300)  # fmt: skip
+        with contextlib.suppress(OSError):
+            (staging / "node_modules").rename(STRIMZI / "node_modules")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _strimzi_problems(documents: list[dict[str, Any]]) -> list[str]:
     node, npm = shutil.which("node"), shutil.which("npm")
     assert node and npm, "Node.js and npm are needed for the Strimzi CRD schemas"
-    if not (STRIMZI / "node_modules").exists():
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=STRIMZI, check=True,
-                       capture_output=True, timeout=300)  # fmt: skip
+    _install_strimzi_schemas(npm)
     result = subprocess.run([node, "validate.mjs"], cwd=STRIMZI, input=json.dumps(documents),
                             capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert result.stdout, result.stderr
