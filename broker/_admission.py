@@ -14,7 +14,7 @@ and the clock, and gets the record or a ``Rejected`` with a reason code.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -26,12 +26,13 @@ from broker._verify import (
     Rejected,
     verify_record,
 )
-from consent import Directory, consent_scopes
+from consent import Directory, consent_grantors
 from schemas import (
     EVENT_CATALOGUE,
     CitizenEvent,
     Codec,
     ConsentRecord,
+    ConsentState,
     SchemaError,
     canonical_attribute,
     event_id_bound,
@@ -221,17 +222,31 @@ def check_opaque(record: CitizenEvent | ConsentRecord) -> None:
 def check_scope(
     record: CitizenEvent | ConsentRecord,
     directory: Directory,
-    scopes: frozenset[str] | None = None,
+    scopes: Mapping[str, frozenset[str]] | None = None,
 ) -> None:
-    """Refuse a consent scope the directory does not name (free text, a resident's name).
+    """Refuse a consent scope the directory does not name, and a grant its council may not record.
 
-    ``scopes`` are those of the newest signed directory (default: ``directory``'s):
-    a worker serves an agreement added since it started only after a restart,
-    but a resident's objection to it must be kept meanwhile, not refused and lost.
+    ``scopes`` maps each scope of the newest signed directory to the councils
+    that may record a grant under it (``consent.consent_grantors``; default
+    ``directory``'s): a worker serves an agreement added since it started only
+    after a restart, but a resident's objection to it must be kept meanwhile,
+    not refused and lost. Reasons: ``unknown-scope`` (free text, a resident's
+    name), ``grant-not-controller`` (a grant from a council that does not
+    supply every agreement the scope covers; it would count for them, and
+    override an objection recorded by one that does). A withdrawal, objection
+    or erasure request is never refused on that ground: it only restricts.
     """
-    known = scopes if scopes is not None else consent_scopes(directory)
-    if isinstance(record, ConsentRecord) and record.scope not in known:
+    if not isinstance(record, ConsentRecord):
+        return
+    known = scopes if scopes is not None else consent_grantors(directory)
+    grantors = known.get(record.scope)
+    if grantors is None:
         raise Rejected("the consent scope is not in the directory", reason="unknown-scope")
+    if record.state is ConsentState.GRANTED and record.council not in grantors:
+        raise Rejected(
+            "a grant from a council that does not supply every agreement its scope covers",
+            reason="grant-not-controller",
+        )
 
 
 def admit(
@@ -242,12 +257,12 @@ def admit(
     codec: Codec,
     now: datetime,
     policy: AdmissionPolicy,
-    scopes: frozenset[str] | None = None,
+    scopes: Mapping[str, frozenset[str]] | None = None,
 ) -> CitizenEvent | ConsentRecord:
     """The verified record in ``raw`` from ``topic``, or ``Rejected`` with a reason code.
 
-    ``scopes`` are the consent scopes to accept (``check_scope``; default those
-    of ``directory``).
+    ``scopes`` are the consent scopes to accept, each with the councils that
+    may record a grant under it (``check_scope``; default those of ``directory``).
 
     Order: size, then ``verify_record`` (the signed envelope's domain for the
     topic, council, signature over the exact bytes, then decoding with the

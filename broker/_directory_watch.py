@@ -17,6 +17,7 @@ Consent errors become ``DirectoryNotUsable``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +32,7 @@ from consent import (
     DirectoryWatcher,
     MemberKind,
     SerialStore,
-    consent_scopes,
+    consent_grantors,
     public_key_b64,
 )
 
@@ -74,13 +75,14 @@ class DirectoryWatch:
     signing_key: str = ""
     _usable: bool = field(default=True)
     _rotated: bool = field(default=False)  # worked out per directory, not per message
-    consent_scopes: frozenset[str] = field(init=False)
-    """The consent scopes of the newest signed directory, served agreements or not yet."""
+    consent_scopes: Mapping[str, frozenset[str]] = field(init=False)
+    """The consent scopes of the newest signed directory, served agreements or not yet,
+    each with the councils that may record a grant under it (``consent_grantors``)."""
     services: frozenset[str] = field(init=False)
     """The services the worker started with: it has a notification topic for each."""
 
     def __post_init__(self) -> None:
-        self.consent_scopes = consent_scopes(self.current)
+        self.consent_scopes = consent_grantors(self.current)
         self.services = frozenset(s.member_id for s in self.current.services)
 
     @classmethod
@@ -152,7 +154,7 @@ class DirectoryWatch:
         }
         self.current = replace(directory, agreements=MappingProxyType(kept))
         # Consent to an agreement served only after a restart is admitted and kept now.
-        self.consent_scopes = consent_scopes(directory)
+        self.consent_scopes = consent_grantors(directory)
         reasons = tuple(change.needs_restart) or tuple(f"added: {n}" for n in new)
         self._rotated = self._key_rotated()
         if self._rotated:

@@ -121,7 +121,7 @@ from consent._keys import (
     write_key_pair,
     write_secret_file,
 )
-from consent._routing import agreements_for, consent_scopes, route
+from consent._routing import agreements_for, consent_grantors, consent_scopes, route
 from consent._sealing import (
     SEALING_SUITE,
     open_fields,
@@ -211,6 +211,7 @@ __all__ = [
     "audit_record_to_dict",
     "build_dev_federation",
     "check_times",
+    "consent_grantors",
     "consent_scopes",
     "decide",
     "decision_id",

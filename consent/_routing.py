@@ -9,14 +9,15 @@ test the whole disclosure rule in one package.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 
 from consent._agreement import Agreement, Routing
 from consent._consent_state import ALL_SCOPES
 from consent._directory import Directory
 from schemas import EventType
 
-__all__ = ["agreements_for", "consent_scopes", "route"]
+__all__ = ["agreements_for", "consent_grantors", "consent_scopes", "route"]
 
 
 def agreements_for(
@@ -72,7 +73,34 @@ def consent_scopes(directory: Directory) -> frozenset[str]:
     must not trust a forged or old connector): anything else, such as a
     resident's name typed into the scope column, never leaves the council.
     """
-    agreements = directory.agreements.values()
-    return frozenset(
-        {ALL_SCOPES} | {a.agreement_id for a in agreements} | {a.purpose_scope for a in agreements}
-    )
+    return frozenset(consent_grantors(directory))
+
+
+def consent_grantors(directory: Directory) -> Mapping[str, frozenset[str]]:
+    """Each consent scope the directory names, and the councils that may record a grant under it.
+
+    Consent is given to a controller for its own processing, and an agreement
+    names its controllers (the supplying councils): a grant recorded by a
+    council that supplies nothing under an agreement would otherwise count
+    for it, and, being the later record for its scope, override the
+    resident's objection recorded by a council that does. A scope covers
+    agreements: its own for an agreement id, every agreement of the purpose
+    for ``purpose:<name>``, every agreement for ``*``; a grant under it counts
+    for each, so only a council that supplies every one of them may record it
+    (a council supplying only some records grants per agreement). Refusals
+    (withdrawal, objection, erasure request) are for anyone to record under
+    any of these scopes: they only restrict, and refusing one would let
+    consent lose.
+    """
+    agreements = tuple(directory.agreements.values())
+    covered: dict[str, list[Agreement]] = {ALL_SCOPES: list(agreements)}
+    for agreement in agreements:
+        covered[agreement.agreement_id] = [agreement]
+        covered.setdefault(agreement.purpose_scope, []).append(agreement)
+    return MappingProxyType({scope: _supplying_all(each) for scope, each in covered.items()})
+
+
+def _supplying_all(agreements: Iterable[Agreement]) -> frozenset[str]:
+    """The councils that are controllers of every one of ``agreements`` (none for none)."""
+    sets = [agreement.controllers for agreement in agreements]
+    return frozenset.intersection(*sets) if sets else frozenset()
