@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -133,26 +133,39 @@ class TokenConsent:
 
     ``entries`` holds the latest non-erasure record per scope; ``erasure`` the
     latest erasure request, a tombstone that hides everything recorded before it.
-    Applying the same records in any order gives the same value.
+    ``erased_until`` is the latest *publication* time of any erasure request
+    applied, which need not be the tombstone's: an erasure recorded first can
+    be published last, and every event published before it is state it
+    removes (``erased_since``). Applying the same records in any order gives
+    the same value.
     """
 
     entries: tuple[ConsentEntry, ...] = ()
     erasure: ConsentEntry | None = None
+    erased_until: datetime | None = None
 
     def apply(self, record: ConsentRecord) -> TokenConsent:
-        """The state after ``record``; a record older than what is held changes nothing."""
+        """The state after ``record``; a record older than what is held changes nothing.
+
+        An erasure request older than the tombstone changes only ``erased_until``.
+        """
         entry = ConsentEntry.from_record(record)
+        erased_until = self.erased_until
+        if entry.state is ConsentState.ERASURE_REQUESTED:
+            erased_until = max(entry.published_at, erased_until or entry.published_at)
         if self.erasure is not None and entry <= self.erasure:
-            return self  # recorded before an erasure that already removed the subject
+            # recorded before an erasure that already removed the subject
+            return replace(self, erased_until=erased_until)
         if entry.state is ConsentState.ERASURE_REQUESTED:
             later = tuple(e for e in self.entries if e > entry)
-            return TokenConsent(later, entry)
+            return TokenConsent(later, entry, erased_until)
         current = {e.scope: e for e in self.entries}
         held = current.get(entry.scope)
         if held is not None and held >= entry:
             return self
         current[entry.scope] = entry
-        return TokenConsent(tuple(sorted(current.values(), key=_by_scope)), self.erasure)
+        entries = tuple(sorted(current.values(), key=_by_scope))
+        return TokenConsent(entries, self.erasure, self.erased_until)
 
     @property
     def erased(self) -> bool:
@@ -164,21 +177,34 @@ class TokenConsent:
         return self.entries if self.erasure is None else (*self.entries, self.erasure)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "v": _STATE_VERSION,
             "entries": [e.to_dict() for e in self.entries],
             "erasure": self.erasure.to_dict() if self.erasure is not None else None,
         }
+        if self.erased_until is not None:
+            # An optional key, not a new version: a worker of the previous release
+            # still reads the rest during a rolling upgrade.
+            data["erased_until"] = self.erased_until.isoformat()
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TokenConsent:
+        """Read what ``to_dict`` wrote; without ``erased_until``, the tombstone's publication."""
         if not isinstance(data, Mapping) or data.get("v") not in _READABLE_VERSIONS:
             raise ConsentStateInvalid("unknown consent state version")
-        raw, erasure = data.get("entries"), data.get("erasure")
+        raw, erasure, until = data.get("entries"), data.get("erasure"), data.get("erased_until")
         if not isinstance(raw, list) or not (erasure is None or isinstance(erasure, Mapping)):
             raise ConsentStateInvalid("malformed consent state")
         entries = tuple(sorted((ConsentEntry.from_dict(e) for e in raw), key=_by_scope))
-        return cls(entries, ConsentEntry.from_dict(erasure) if erasure is not None else None)
+        tombstone = ConsentEntry.from_dict(erasure) if erasure is not None else None
+        try:
+            erased_until = datetime.fromisoformat(until) if until is not None else None
+        except (TypeError, ValueError) as exc:
+            raise ConsentStateInvalid("malformed consent state") from exc
+        if tombstone is not None:
+            erased_until = max(tombstone.published_at, erased_until or tombstone.published_at)
+        return cls(entries, tombstone, erased_until)
 
     def to_bytes(self) -> bytes:
         """Compact JSON: the value to store in a Faust table keyed by the token."""
@@ -287,12 +313,14 @@ def erased_since(view: ConsentView, tokens: Iterable[str], published_at: datetim
 
     An event published before its subject's erasure is state the erasure
     removed, whenever it is read: councils' topics are read at their own pace,
-    so it may arrive after the erasure. Any token counts, as for
-    ``effective_consent`` a refusal under any of them does.
+    so it may arrive after the erasure. Any erasure counts, not only the one
+    that ranks latest (``TokenConsent.erased_until``): one recorded first may
+    be published last. Any token counts, as for ``effective_consent`` a
+    refusal under any of them does.
     """
     for token in tokens:
         held = view.get(token)
-        if held is not None and held.erasure is not None:
-            if held.erasure.published_at >= published_at:
+        if held is not None and held.erased_until is not None:
+            if held.erased_until >= published_at:
                 return True
     return False

@@ -90,3 +90,34 @@ def test_an_event_published_after_the_erasure_is_kept(federation):
     state, _ = _sight(core, directory, token, fresh, None, _ledger(federation, regrant=False),
                       chain)  # fmt: skip
     assert state.sighting_count() == 1
+
+
+def test_two_erasures_published_out_of_their_recorded_order_still_erase_a_late_event(federation):
+    """Attack: a clerk's erasure (recorded 00:01) is published late (00:10), after another's.
+
+    The second request (recorded 00:05, published 00:06) ranks latest and was
+    the only one kept, so an event published at 00:08 and read late was taken
+    as published after every erasure: kept, matched, and once the resident
+    granted again (00:07) disclosed, though read in publication order the
+    00:10 erasure removes it.
+    """
+    directory, core, chain = _core(federation)
+    tokens = _event(federation, TO, "M", "2026-09-04", "r").tokens
+    first = ConsentRecord("e" * 32, TO, tokens, "*", ConsentState.ERASURE_REQUESTED,
+                          NOW + timedelta(minutes=1), NOW + timedelta(minutes=10), 1)  # fmt: skip
+    second = replace(first, record_id="d" * 32, recorded_at=NOW + timedelta(minutes=5),
+                     published_at=NOW + timedelta(minutes=6))  # fmt: skip
+    at = NOW + timedelta(minutes=7)
+    regrant = replace(first, record_id="f" * 32, state=ConsentState.GRANTED, recorded_at=at,
+                      published_at=at)  # fmt: skip
+    late = _published(federation, FROM, "C", "2026-09-01", "a-1", NOW + timedelta(minutes=8))
+    fresh = _published(federation, TO, "M", "2026-09-10", "b-7", NOW + timedelta(minutes=11))
+    for order in ([first, second], [second, first]):
+        consent = ConsentLedger.from_records([*order, regrant])
+        token = min(t.key() for t in late.tokens)
+        state, effects = _sight(core, directory, token, late, None, consent, chain)
+        assert state.sighting_count() == 0, "the erased subject's state came back"
+        state, effects = _sight(core, directory, token, fresh, state, consent, chain)
+        disclosed = {e.event_id for n in effects.notifications for e in n.events}
+        assert late.event_id not in disclosed
+        assert state.sighting_count() == 1, "the event published after both is kept"

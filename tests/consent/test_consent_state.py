@@ -14,6 +14,7 @@ from consent import (
     TokenConsent,
     effective_consent,
     effective_time,
+    erased_since,
 )
 from schemas import ConsentRecord, ConsentState, LinkageToken
 
@@ -250,3 +251,31 @@ def test_a_namesakes_grant_is_not_the_residents_consent():
     # A's own grant, recorded with a unique identifier only, is A's
     ledger = ledger.apply(rec("r-a", ConsentState.GRANTED, at=1, tokens=(a_nino,)))
     assert state_of(ledger, tokens=(a_nhs, a_nino, shared)) is ConsentState.GRANTED
+
+
+# --- two erasures whose recorded and published orders disagree ----------------------
+
+
+def test_an_event_published_before_either_of_two_erasures_is_erased_whatever_their_order():
+    """Attack: the first erasure request is published late, after a second one.
+
+    Only the erasure that ranks latest (recorded 10:05) was kept, with its own
+    publication time (10:06); the one recorded at 10:01 but published at 10:10
+    was forgotten. An event published at 10:08, read late, was then taken as
+    published after every erasure and kept, though the 10:10 erasure removes
+    it when read in publication order.
+    """
+    first = typo("r1", ConsentState.ERASURE_REQUESTED, recorded=T + timedelta(minutes=1),
+                 published=T + timedelta(minutes=10))  # fmt: skip
+    second = typo("r2", ConsentState.ERASURE_REQUESTED, recorded=T + timedelta(minutes=5),
+                  published=T + timedelta(minutes=6))  # fmt: skip
+    event_published = T + timedelta(minutes=8)
+    for order in ([first, second], [second, first]):
+        ledger = ConsentLedger.from_records(order)
+        assert erased_since(ledger, [TOK.key()], event_published), order
+        held = ledger.get(TOK.key())
+        again = TokenConsent.from_bytes(held.to_bytes())  # as the consent table keeps it
+        assert again == held and erased_since(ConsentLedger({TOK.key(): again}), [TOK.key()],
+                                              event_published)  # fmt: skip
+    assert not erased_since(ConsentLedger.from_records([first, second]), [TOK.key()],
+                            T + timedelta(minutes=11))  # fmt: skip
