@@ -24,7 +24,7 @@ from consent import (
     open_envelope,
     time_problem,
 )
-from schemas import CitizenEvent, Codec, ConsentRecord, SignatureDomain
+from schemas import CitizenEvent, Codec, ConsentRecord, ConsentState, SignatureDomain
 
 __all__ = [
     "DEFAULT_MAX_AGE",
@@ -110,7 +110,7 @@ def verify_record(
     problem = key_epoch_problem(record, accepted_epochs)
     if problem is not None:
         raise Rejected(f"{topic}: a linkage-key epoch is refused", reason=problem)
-    if record.published_at < now - max_age:
+    if record.published_at < now - max_age and not _kept_however_old(record):
         raise Rejected(f"{topic}: published too long ago", reason="stale")
     if record.published_at > now + max_skew:
         raise Rejected(f"{topic}: published in the future", reason="from-the-future")
@@ -120,6 +120,27 @@ def verify_record(
     if problem is not None:
         raise Rejected(f"{topic}: a source time is out of bounds", reason=problem)
     return record
+
+
+#: Consent states a broker applies however long ago they were published.
+_NEVER_STALE = frozenset({ConsentState.WITHDRAWN, ConsentState.OBJECTED})
+
+
+def _kept_however_old(record: CitizenEvent | ConsentRecord) -> bool:
+    """Whether ``record`` is admitted past ``max_age``: a withdrawal or an objection.
+
+    A refusal only restricts: refused as stale, it is lost to a worker group
+    lagging more than ``max_age`` behind a consent topic, or rebuilding state
+    from it, and a grant read while fresh goes on disclosing. Its age gives
+    nothing to an attacker: it ranks by its own time (``consent.effective_time``),
+    so an old one replayed cannot undo a newer grant, and applying the same
+    record again changes nothing (``TokenConsent.apply``), which is how a replay
+    is recognised; it writes no audit record. A grant (it only widens) and an
+    erasure request are still refused: an erasure is audited under an id a
+    worker remembers for the freshness window only (``OnceChain``), so one read
+    again later would be audited twice and fail ``audit verify``.
+    """
+    return isinstance(record, ConsentRecord) and record.state in _NEVER_STALE
 
 
 def key_epoch_problem(

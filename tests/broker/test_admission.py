@@ -191,3 +191,57 @@ def test_limits_are_settings(federation):
     raw = _sealed(federation, _event(federation, FROM, "C", "2026-09-01", "a-1"))
     tight = Limits(message_bytes=len(raw) - 1)
     assert _reason(lambda: _admit(federation, raw, limits=tight)) == "too-large"
+
+
+def _stale(federation, state: ConsentState, record_id: str = "d" * 32) -> ConsentRecord:
+    """A record published 31 days before the broker reads it (a group lagging, a rebuild)."""
+    published = NOW - timedelta(days=31)
+    record = _consent_record(federation, published - timedelta(days=1))
+    return replace(record, record_id=record_id, state=state, published_at=published)
+
+
+def _ledger_state(records) -> ConsentState | None:
+    """The state that governs the records' subject under the cross-boundary move agreement."""
+    from consent import ConsentLedger, effective_consent
+
+    tokens = [t.key() for t in records[0].tokens]
+    purpose = "council-tax-and-electoral-registration-accuracy"
+    ledger = ConsentLedger.from_records(records)
+    entry = effective_consent(ledger, tokens, agreement_id="gm-cross-boundary-move",
+                              purpose=purpose)  # fmt: skip
+    return entry.state if entry is not None else None
+
+
+@pytest.mark.parametrize("state", [ConsentState.WITHDRAWN, ConsentState.OBJECTED])
+def test_a_withdrawal_or_objection_read_after_the_freshness_window_is_applied(federation, state):
+    """Attack (a crashing machine): the group lags 31 days on a council's consent topic.
+
+    The resident's grant was read while fresh; their withdrawal, read late, was
+    refused as ``stale`` and lost: the grant went on disclosing. A refusal only
+    restricts, so its age is no reason to refuse it; it still ranks by its own
+    time, so an old one replayed cannot undo a newer grant.
+    """
+    long_ago = NOW - timedelta(days=40)  # read while it was fresh
+    grant = replace(_stale(federation, ConsentState.GRANTED, "a" * 32), recorded_at=long_ago,
+                    published_at=long_ago)  # fmt: skip
+    refusal = _stale(federation, state)
+    admitted = _admit(federation, _sealed(federation, refusal), topic=CONSENT)
+    assert admitted == refusal
+    assert _ledger_state([grant, admitted]) is state
+    # A replay of the same record, read again later, changes nothing.
+    assert _ledger_state([grant, admitted, admitted]) is state
+    an_hour_ago = NOW - timedelta(hours=1)
+    newer = replace(grant, record_id="b" * 32, recorded_at=an_hour_ago, published_at=an_hour_ago)
+    assert _ledger_state([grant, newer, admitted]) is ConsentState.GRANTED
+
+
+def test_a_stale_grant_or_erasure_is_still_refused(federation):
+    """A grant only widens, so an old one is refused like an old event.
+
+    An erasure request is refused too (a documented limit): its audit record id
+    is remembered for the freshness window only, so one re-read later, as a
+    rebuild does, would be audited twice and fail ``audit verify``.
+    """
+    for state in (ConsentState.GRANTED, ConsentState.ERASURE_REQUESTED):
+        raw = _sealed(federation, _stale(federation, state))
+        assert _reason(lambda raw=raw: _admit(federation, raw, topic=CONSENT)) == "stale"
