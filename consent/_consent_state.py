@@ -268,16 +268,27 @@ class ConsentLedger:
 
 
 def effective_consent(
-    view: ConsentView, tokens: Iterable[str], *, agreement_id: str, purpose: str
+    view: ConsentView,
+    tokens: Iterable[str],
+    *,
+    agreement_id: str,
+    purpose: str,
+    controllers: frozenset[str],
 ) -> ConsentEntry | None:
     """The record that governs one subject under one agreement, or None if none does.
 
     A subject is known by several tokens. Under each token the latest applicable
     entry (scope the agreement, its purpose or ``*``; an erasure request under
-    any scope) governs that token. Across tokens a refusal wins: the latest
-    governing refusal if any token has one, else the latest governing grant,
-    because a shared token (``name+dob`` of two namesakes) may carry another
-    person's newer grant, but never lets it override this subject's refusal.
+    any scope) governs that token. A grant applies only if the council that
+    recorded it is one of the agreement's ``controllers``: consent is given to
+    a controller for its own processing, and a purpose or ``*`` grant admitted
+    while its council supplied every agreement it covered must not count for
+    one a later directory adds without it. A refusal applies whoever recorded it.
+
+    Across tokens a refusal wins: the latest governing refusal if any token has
+    one, else the latest governing grant, because a shared token (``name+dob``
+    of two namesakes) may carry another person's newer grant, but never lets it
+    override this subject's refusal.
     For the same reason a grant held only under shared tokens does not count
     for a subject who has a unique one (``UNIQUE_DOMAINS``) that holds none.
     """
@@ -293,7 +304,8 @@ def effective_consent(
         applicable = [
             entry
             for entry in held.governing()
-            if entry.scope in scopes or entry.state is ConsentState.ERASURE_REQUESTED
+            if (entry.scope in scopes or entry.state is ConsentState.ERASURE_REQUESTED)
+            and (entry.refusal or entry.council in controllers)
         ]
         if applicable:
             governing.append(max(applicable))

@@ -118,7 +118,11 @@ def _consent_reasons(
     reasons: set[Reason] = set()
     for subject in candidate.subjects:
         entry = effective_consent(
-            consent, subject, agreement_id=agreement.agreement_id, purpose=agreement.purpose
+            consent,
+            subject,
+            agreement_id=agreement.agreement_id,
+            purpose=agreement.purpose,
+            controllers=agreement.controllers,
         )
         state = entry.state.value if entry is not None else None
         if state == "erasure-requested":

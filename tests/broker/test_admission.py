@@ -208,7 +208,7 @@ def _ledger_state(records) -> ConsentState | None:
     purpose = "council-tax-and-electoral-registration-accuracy"
     ledger = ConsentLedger.from_records(records)
     entry = effective_consent(ledger, tokens, agreement_id="gm-cross-boundary-move",
-                              purpose=purpose)  # fmt: skip
+                              purpose=purpose, controllers=frozenset({FROM}))  # fmt: skip
     return entry.state if entry is not None else None
 
 

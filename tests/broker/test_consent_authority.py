@@ -33,13 +33,14 @@ NOW = datetime(2026, 9, 10, tzinfo=UTC)
 AB_ONLY = "ab-early-help"  # supplied by A and B only, purpose of its own
 AB_SHARED = "ab-shared-purpose"  # supplied by A and B, the purpose of gm-multiple-disadvantage
 GM = "gm-multiple-disadvantage"  # supplied by A, B and C; consent model: objection
+REQUIRED = "ab-consented"  # supplied by A and B; consent model: required
 TOKENS = (LinkageToken("nhs", 1, b"\x01" * 32),)
 REFUSALS = (ConsentState.WITHDRAWN, ConsentState.OBJECTED, ConsentState.ERASURE_REQUESTED)
 
 
-def _agreement(folder: Path, agreement_id: str, purpose: str) -> Path:
+def _agreement(folder: Path, agreement_id: str, purpose: str, model: str = "objection") -> Path:
     authored = yaml.safe_load((AGREEMENTS_DIR / f"{GM}.yaml").read_text(encoding="utf-8"))
-    authored.update(id=agreement_id, purpose=purpose, controllers=[A, B])
+    authored.update(id=agreement_id, purpose=purpose, controllers=[A, B], consent_model=model)
     path = folder / f"{agreement_id}.yaml"
     path.write_text(yaml.safe_dump(authored, sort_keys=False), encoding="utf-8")
     return path
@@ -52,6 +53,7 @@ def federation(tmp_path_factory):
         *example_agreement_paths(),
         _agreement(folder, AB_ONLY, "ab-only"),
         _agreement(folder, AB_SHARED, "supporting-families-early-help"),
+        _agreement(folder, REQUIRED, "ab-consented", "required"),
     )
     return build_dev_federation(folder / "fed", councils=[A, B, C], agreements=agreements,
                                 now=NOW)  # fmt: skip
@@ -91,14 +93,16 @@ def test_a_council_cannot_grant_consent_under_an_agreement_it_does_not_supply(fe
     grant = _record(C, AB_ONLY, ConsentState.GRANTED, minutes=2)
     assert _reason(federation, grant) == "grant-not-controller"
     # What the admitted grant did: the objection no longer governed.
-    agreement = federation.load(NOW).agreements[AB_ONLY]
-    event = DisclosedEvent("e" * 32, A, EventType.RENT_ARREARS, NOW - timedelta(days=1))
-    candidate = CandidateDisclosure(AB_ONLY, "gmca.supporting-families", (event,),
-                                    (tuple(t.key() for t in TOKENS),))  # fmt: skip
     kept = ConsentLedger.from_records([_admit(federation, objection)])
-    assert not decide(agreement, candidate, kept, NOW).allowed
-    overridden = ConsentLedger.from_records([objection, grant])
-    assert decide(agreement, candidate, overridden, NOW).allowed, "why admission must refuse it"
+    assert not _decide(federation, AB_ONLY, kept).allowed
+
+
+def _decide(federation, agreement_id: str, consent: ConsentLedger):
+    agreement = federation.load(NOW).agreements[agreement_id]
+    event = DisclosedEvent("e" * 32, A, EventType.RENT_ARREARS, NOW - timedelta(days=1))
+    candidate = CandidateDisclosure(agreement_id, "gmca.supporting-families", (event,),
+                                    (tuple(t.key() for t in TOKENS),))  # fmt: skip
+    return decide(agreement, candidate, consent, NOW)
 
 
 def test_a_purpose_or_all_scope_grant_needs_every_agreement_it_covers_supplied(federation):
@@ -124,3 +128,33 @@ def test_any_council_may_record_a_refusal_under_any_scope_the_directory_names(fe
     for scope in (AB_ONLY, AB_SHARED, "purpose:ab-only", "*"):
         assert _admit(federation, _record(C, scope, state)).state is state, scope
     assert _reason(federation, _record(C, "purpose:marketing", state)) == "unknown-scope"
+
+
+def test_a_grant_counts_only_for_agreements_its_council_supplies_whatever_the_directory_was(
+    federation,
+):
+    """Attack (a roll-out): C's ``*`` grant was admitted when C supplied every agreement.
+
+    A later directory adds an agreement, needing consent, that only A and B
+    supply. C's old grant, still held, counted for it and disclosed the
+    resident under an agreement C has no part in. The rule admission applies
+    holds at every decision too: a grant counts only where its council is a
+    controller; a refusal counts wherever it is held.
+    """
+    over = ConsentLedger.from_records([_record(C, "*", ConsentState.GRANTED)])
+    denied = _decide(federation, REQUIRED, over)
+    assert not denied.allowed and [r.value for r in denied.reasons] == ["consent-not-granted"]
+    assert _decide(federation, GM, ConsentLedger.from_records(
+        [_record(C, "*", ConsentState.OBJECTED)])).reasons[0].value == "objected"  # fmt: skip
+    own = ConsentLedger.from_records([_record(A, "*", ConsentState.GRANTED)])
+    assert _decide(federation, REQUIRED, own).allowed
+    withdrawn = ConsentLedger.from_records([
+        _record(A, REQUIRED, ConsentState.WITHDRAWN, minutes=1),
+        _record(C, "*", ConsentState.GRANTED, minutes=2),
+    ])  # fmt: skip
+    assert not _decide(federation, REQUIRED, withdrawn).allowed, "the later grant is not A's"
+    both = ConsentLedger.from_records([
+        _record(A, REQUIRED, ConsentState.GRANTED, minutes=1),
+        _record(C, "*", ConsentState.GRANTED, minutes=2),
+    ])  # fmt: skip
+    assert _decide(federation, REQUIRED, both).allowed, "C's grant hides no one else's"

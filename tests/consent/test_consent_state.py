@@ -21,6 +21,7 @@ from schemas import ConsentRecord, ConsentState, LinkageToken
 T = datetime(2026, 6, 1, tzinfo=UTC)
 TOK = LinkageToken("nhs", 1, b"\x07" * 32)
 OTHER = LinkageToken("name+dob", 1, b"\x08" * 32)
+COUNCILS = frozenset({"E08000006"})  # the controllers of every agreement here
 
 
 def rec(rid: str, state: ConsentState, *, scope: str = "a1", at: int = 0, tokens=(TOK,)):
@@ -30,8 +31,9 @@ def rec(rid: str, state: ConsentState, *, scope: str = "a1", at: int = 0, tokens
 
 def state_of(ledger: ConsentLedger, agreement: str = "a1", purpose: str = "p", tokens=(TOK,)):
     entry = effective_consent(
-        ledger, [t.key() for t in tokens], agreement_id=agreement, purpose=purpose
-    )
+        ledger, [t.key() for t in tokens], agreement_id=agreement, purpose=purpose,
+        controllers=COUNCILS,
+    )  # fmt: skip
     return entry.state if entry is not None else None
 
 
@@ -191,8 +193,9 @@ def test_a_grant_dated_2062_does_not_beat_a_later_withdrawal_or_erasure(later):
 def test_the_rank_is_clamped_to_publication_and_survives_serialisation():
     grant = typo("r1", ConsentState.GRANTED, recorded=CLERK_TYPO, published=T)
     entry = effective_consent(
-        ConsentLedger.from_records([grant]), [TOK.key()], agreement_id="a1", purpose="p"
-    )
+        ConsentLedger.from_records([grant]), [TOK.key()], agreement_id="a1", purpose="p",
+        controllers=COUNCILS,
+    )  # fmt: skip
     assert entry is not None and entry.effective_at == T
     assert effective_time(grant) == T
     held = ConsentLedger.from_records([grant]).get(TOK.key())
