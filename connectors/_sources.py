@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from connectors._errors import SourceError
+from connectors._errors import SourceError, TableUnreadable
 from connectors._timestamps import DEFAULT_MAX_SKEW
 
 __all__ = [
@@ -384,6 +384,7 @@ class PostgresSource:
             else sql.SQL("WHERE {} IS NOT NULL").format(column)
         )
         params: tuple[Any, ...] = (high_water,) if high_water is not None else ()
+        refused: TableUnreadable | None = None
         try:
             with psycopg.connect(self.dsn, connect_timeout=10) as connection:
                 _out_of_range_times_as_text(connection)
@@ -410,7 +411,11 @@ class PostgresSource:
                     rows.extend(all_ties)
                     logger.debug("batch ended in %d of %d tied rows", seen, len(all_ties))
         except psycopg.Error as exc:
-            raise SourceError(f"source {self.name}: {type(exc).__name__}") from exc
+            # Raised below, outside this block: raised here, the driver's exception
+            # (whose text quotes row values) would ride along as ``__context__``.
+            refused = TableUnreadable(self.name, type(exc).__name__, exc.sqlstate)
+        if refused is not None:
+            raise refused
         index = names.index(self.high_water_column)
         return [
             (
