@@ -162,9 +162,15 @@ class Connector:
                 logger.warning("source %s: file refused: %s", source.name, exc)
                 # Not marked done: nothing of it was read, and the usual fix is the
                 # mapping's, after which the same bytes are dropped again to be read.
+                # Keyed by the digest: killed before the move below, the next start
+                # refuses the same file again, and finds its refusal recorded.
                 with self.outbox.transaction() as batch:
-                    batch.quarantine(source.name, file_label(path), 0, "file", exc.reason)
-                self.metrics.rows_quarantined.labels(source.name, "file", exc.reason).inc()
+                    fresh = batch.quarantine(
+                        source.name, file_label(path), 0, "file", exc.reason,
+                        position=None if digest is None else f"file:{digest}",
+                    )  # fmt: skip
+                if fresh:
+                    self.metrics.rows_quarantined.labels(source.name, "file", exc.reason).inc()
                 if not self._finish(folder, path, ok=False):
                     self._left_in_place.add((source.name, digest or f"name:{path}"))
                 continue
@@ -239,7 +245,7 @@ class Connector:
             start, step, last = taken.popleft()
             end = start + len(step)
             with self.outbox.transaction() as batch:
-                self._record(batch, source, step, outcome)
+                self._record(batch, source, step, outcome, digest)
                 if last:
                     batch.mark_file(source, digest, name)
                 else:
@@ -272,7 +278,7 @@ class Connector:
             built = list(pool.build(source.name, steps, self.clock))
             with self.outbox.transaction() as batch:
                 for step, outcome in zip(steps, built, strict=True):
-                    self._record(batch, source.name, step, outcome)
+                    self._record(batch, source.name, step, outcome, None)
                 batch.set_high_water(source.name, batch_rows[-1][0])
             self.metrics.outbox_depth.inc(batch.added)
             after_step()
@@ -286,9 +292,18 @@ class Connector:
         logger.error("a build worker failed (%s); its steps are built again", failure)
 
     def _record(
-        self, batch: OutboxBatch, source: str, rows: Sequence[SourceRow], step: StepOutcome
+        self,
+        batch: OutboxBatch,
+        source: str,
+        rows: Sequence[SourceRow],
+        step: StepOutcome,
+        digest: str | None,
     ) -> None:
-        """A built step into the outbox, row by row: records, refusals, dropped fields."""
+        """A built step into the outbox, row by row: records, refusals, dropped fields.
+
+        A refusal's position is the file's ``digest`` and the row's number, or, for
+        a table (``digest`` None), the row's location (its high-water value) and number.
+        """
         mapping = self.mappings[source]
         topic = self.config.topic("consent" if mapping.record == "consent" else "events")
         rows_read = self.metrics.rows_read.labels(source)
@@ -317,8 +332,12 @@ class Connector:
                 self.metrics.fields_dropped.labels(source, lost.field, lost.code).inc()
             result = outcome.result
             if isinstance(result, Refused):
-                batch.quarantine(source, row.location, row.row, result.field, result.code)
-                self.metrics.rows_quarantined.labels(source, result.field, result.code).inc()
+                where = row.location if digest is None else f"file:{digest}"
+                if batch.quarantine(
+                    source, row.location, row.row, result.field, result.code,
+                    position=f"{where}:{row.row}",
+                ):  # fmt: skip
+                    self.metrics.rows_quarantined.labels(source, result.field, result.code).inc()
                 continue
             for lost in outcome.dropped:
                 batch.drop_field(source, row.location, row.row, lost.field, lost.code)
