@@ -41,7 +41,13 @@ logger = logging.getLogger(__name__)
 FileKind = Literal["csv", "jsonl"]
 #: Why a reader could not parse a record; a closed set, never a source value.
 MalformedReason = Literal[
-    "unparseable", "extra-cells", "unclosed-quote", "not-json", "not-an-object", "line-too-long"
+    "unparseable",
+    "extra-cells",
+    "missing-cells",
+    "unclosed-quote",
+    "not-json",
+    "not-an-object",
+    "line-too-long",
 ]
 DEFAULT_BATCH_ROWS = 5000
 #: No line of a council extract is this long. One that is (a lost line end, a
@@ -281,10 +287,14 @@ def _csv_rows(name: str, text: str, required: frozenset[str]) -> Iterator[Source
             malformed, lines.at = "unclosed-quote", first_end
         if malformed is None and len(cells) > len(names):
             malformed = "extra-cells"
+        elif malformed is None and len(cells) < len(names):
+            # Which cell was lost cannot be known: read from the left, every value
+            # after it sat under the next column's name (a postcode as a surname).
+            malformed = "missing-cells"
         if malformed is not None:
             yield SourceRow(name, number, {}, malformed=malformed)
             continue
-        values = {k: cells[i] or None if i < len(cells) else None for i, k in mapped}
+        values = {k: cells[i] or None for i, k in mapped}
         yield _decoded(name, number, values)
 
 
