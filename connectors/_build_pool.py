@@ -29,7 +29,7 @@ import os
 import signal
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -112,7 +112,7 @@ class BuildPool:
         source: str,
         steps: Iterable[Sequence[SourceRow]],
         clock: Callable[[], datetime],
-    ) -> Iterator[StepOutcome]:
+    ) -> Generator[StepOutcome, None, None]:
         """Each step's outcome in order, up to two steps per worker built ahead.
 
         Each step is built at the time ``clock`` gives when it is handed over

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,11 +103,19 @@ class Connector:
 
     # -- reading -----------------------------------------------------------
 
-    def ingest(self, *, after_step: Callable[[], None] = _nothing) -> IngestReport:
+    def ingest(
+        self,
+        *,
+        after_step: Callable[[], None] = _nothing,
+        stop: threading.Event | None = None,
+    ) -> IngestReport:
         """Read every source once, as far as it goes, into the outbox.
 
         ``after_step`` is called after each committed step (``run`` sends the
-        step to Kafka from there).
+        step to Kafka from there). Once ``stop`` is set, reading ends after the
+        step in hand is committed: a file read in part stays in the inbox with
+        its rows read so far recorded, and the next pass reads on from there.
+        Reading to the end of a large file first held a stopping pod for minutes.
 
         Raises:
             SourceError: the first source that could not be read (its database
@@ -115,17 +124,20 @@ class Connector:
         """
         total = IngestReport()
         failed: SourceError | None = None
+        stop = stop or threading.Event()
         builder = StepBuilder(self.factory, self.codec, self.config.max_record_bytes)
         workers = self.config.build_workers
         with BuildPool(
             builder, self.mappings, workers, on_worker_failure=self._worker_failed
         ) as pool:
             for source in self.config.sources:
+                if stop.is_set():
+                    break
                 try:
                     if source.kind == "postgres":
-                        report = self._ingest_table(pool, source, after_step)
+                        report = self._ingest_table(pool, source, after_step, stop)
                     else:
-                        report = self._ingest_folder(pool, source, after_step)
+                        report = self._ingest_folder(pool, source, after_step, stop)
                 except SourceError as exc:
                     self.metrics.source_unavailable.labels(source.name).inc()
                     logger.error("source %s cannot be read this pass: %s", source.name, exc)
@@ -138,13 +150,19 @@ class Connector:
         return total
 
     def _ingest_folder(
-        self, pool: BuildPool, source: SourceConfig, after_step: Callable[[], None]
+        self,
+        pool: BuildPool,
+        source: SourceConfig,
+        after_step: Callable[[], None],
+        stop: threading.Event,
     ) -> IngestReport:
         assert source.path is not None
         mapping = self.mappings[source.name]
         folder = FolderSource(source.name, source.path, "csv" if source.kind == "csv" else "jsonl")
         total = IngestReport()
         for path in folder.ready_files():
+            if stop.is_set():
+                break
             digest: str | None = None
             try:
                 data = folder.read(path)
@@ -174,12 +192,16 @@ class Connector:
                 if not self._finish(folder, path, ok=False):
                     self._left_in_place.add((source.name, digest or f"name:{path}"))
                 continue
-            report = self._ingest_file(
+            report, whole = self._ingest_file(
                 pool, source.name, mapping, file_label(path), digest,
-                itertools.chain(head, rows), after_step,
+                itertools.chain(head, rows), after_step, stop,
             )  # fmt: skip
-            self._finish(folder, path, ok=True)
             total = _sum(total, report)
+            if not whole:  # stopped: the file stays, its progress committed
+                logger.info("source %s: %s: stopped after %d rows; read on next time",
+                            source.name, file_label(path), report.read)  # fmt: skip
+                break
+            self._finish(folder, path, ok=True)
             logger.info(
                 "source %s: %s: %d rows, %d records, %d quarantined, %d malformed values dropped",
                 source.name,
@@ -223,8 +245,10 @@ class Connector:
         digest: str,
         rows: Iterable[SourceRow],
         after_step: Callable[[], None],
-    ) -> IngestReport:
-        """A file in steps of ``ROWS_PER_STEP`` rows, from where an earlier run stopped.
+        stop: threading.Event,
+    ) -> tuple[IngestReport, bool]:
+        """A file in steps of ``ROWS_PER_STEP`` rows, from where an earlier run stopped;
+        its report, and whether it was read to its end (not stopped, ``ingest``).
 
         Each step commits its records with the count of rows read so far, and
         the last marks the file done, so a crash mid-file redoes only the step
@@ -241,24 +265,45 @@ class Connector:
                 taken.append(step)
                 yield step[1]
 
-        for outcome in pool.build(source, steps(), self.clock):
-            start, step, last = taken.popleft()
-            end = start + len(step)
-            with self.outbox.transaction() as batch:
-                self._record(batch, source, step, outcome, digest)
+        with closing(pool.build(source, steps(), self.clock)) as built:
+            for outcome in built:
+                start, step, last = taken.popleft()
+                total = _sum(total, self._commit_step(source, digest, name, start, step,
+                                                      last, outcome))  # fmt: skip
+                after_step()
                 if last:
-                    batch.mark_file(source, digest, name)
-                else:
-                    batch.set_rows_done(source, digest, end)
-            total = _sum(
-                total, IngestReport(end - start, batch.added, batch.quarantined, batch.dropped)
-            )
-            self.metrics.outbox_depth.inc(batch.added)
-            after_step()
-        return total
+                    return total, True
+                if stop.is_set():  # the steps built ahead are dropped, never committed
+                    return total, False
+        return total, True
+
+    def _commit_step(
+        self,
+        source: str,
+        digest: str,
+        name: str,
+        start: int,
+        step: list[SourceRow],
+        last: bool,
+        outcome: StepOutcome,
+    ) -> IngestReport:
+        """One step of a file into the outbox with the file's progress, in one transaction."""
+        end = start + len(step)
+        with self.outbox.transaction() as batch:
+            self._record(batch, source, step, outcome, digest)
+            if last:
+                batch.mark_file(source, digest, name)
+            else:
+                batch.set_rows_done(source, digest, end)
+        self.metrics.outbox_depth.inc(batch.added)
+        return IngestReport(end - start, batch.added, batch.quarantined, batch.dropped)
 
     def _ingest_table(
-        self, pool: BuildPool, source: SourceConfig, after_step: Callable[[], None]
+        self,
+        pool: BuildPool,
+        source: SourceConfig,
+        after_step: Callable[[], None],
+        stop: threading.Event,
     ) -> IngestReport:
         assert source.dsn and source.table and source.high_water_column
         table = PostgresSource(
@@ -266,7 +311,7 @@ class Connector:
             max_ahead=self.config.time_bounds.max_skew,
         )  # fmt: skip
         read = enqueued = quarantined = dropped = 0
-        while True:
+        while not stop.is_set():  # between batches, each committed whole with its mark
             batch_rows = table.batch_after(self.outbox.high_water(source.name))
             if not batch_rows:
                 return IngestReport(read, enqueued, quarantined, dropped)
@@ -286,6 +331,7 @@ class Connector:
             enqueued += batch.added
             quarantined += batch.quarantined
             dropped += batch.dropped
+        return IngestReport(read, enqueued, quarantined, dropped)
 
     def _worker_failed(self, failure: str) -> None:
         self.metrics.build_worker_failures.labels(failure).inc()
@@ -355,15 +401,19 @@ class Connector:
 
     # -- publishing --------------------------------------------------------
 
-    def publish(self, *, batch_size: int = DEFAULT_PUBLISH_BATCH) -> int:
-        """Drain the outbox into Kafka until empty; raises ``KafkaUnavailable`` if it cannot.
+    def publish(
+        self, *, batch_size: int = DEFAULT_PUBLISH_BATCH, stop: threading.Event | None = None
+    ) -> int:
+        """Drain the outbox into Kafka until empty (or ``stop`` is set: what is left
+        waits in the outbox); raises ``KafkaUnavailable`` if it cannot.
 
         Every acknowledged record leaves the outbox, whatever became of the
         others in its batch, so none is ever sent twice by this connector; a
         record Kafka refuses for good moves to the quarantine.
         """
         published = 0
-        while entries := self.outbox.pending(batch_size):
+        stop = stop or threading.Event()
+        while not stop.is_set() and (entries := self.outbox.pending(batch_size)):
             outcome = self.publisher.publish(entries)
             self._account(outcome)
             published += len(outcome.acknowledged)
@@ -400,7 +450,7 @@ class Connector:
                 self.factory = self.directory.refresh(self.factory, self.clock())
             ahead = SendAhead(self.outbox, self.publisher, self._account)
             try:
-                self.ingest(after_step=ahead.step_committed)
+                self.ingest(after_step=ahead.step_committed, stop=stop)
             except (BuildFailed, SourceError) as exc:  # committed nothing: tried next pass
                 if once:
                     raise
@@ -410,7 +460,7 @@ class Connector:
                 ahead.settle()
             published += ahead.acknowledged
             try:
-                published += self.publish()
+                published += self.publish(stop=stop)
             except KafkaUnavailable as exc:
                 self.metrics.kafka_unavailable.inc()
                 logger.warning("%s; %d records wait in the outbox", exc, self.outbox.depth())
