@@ -310,7 +310,8 @@ class Connector:
             source.name, source.dsn, source.table, source.high_water_column,
             max_ahead=self.config.time_bounds.max_skew,
         )  # fmt: skip
-        read = enqueued = quarantined = dropped = 0
+        read = enqueued = dropped = 0
+        quarantined = self._refuse_ahead(table)
         while not stop.is_set():  # between batches, each committed whole with its mark
             batch_rows = table.batch_after(self.outbox.high_water(source.name))
             if not batch_rows:
@@ -332,6 +333,32 @@ class Connector:
             quarantined += batch.quarantined
             dropped += batch.dropped
         return IngestReport(read, enqueued, quarantined, dropped)
+
+    def _refuse_ahead(self, table: PostgresSource) -> int:
+        """Quarantines the rows ``batch_after`` leaves out as implausibly far ahead;
+        how many were new. Each is refused once (keyed by its place), and counted and
+        logged then, by count and reason only; they are met again on every pass until
+        the clock or the sequence reaches them."""
+        mark = self.outbox.high_water(table.name)
+        ahead = table.rows_ahead(mark)
+        if not ahead:
+            return 0
+        with self.outbox.transaction() as batch:
+            fresh = Counter(
+                row.reason
+                for row in ahead
+                if batch.quarantine(
+                    table.name, row.location, 0, "row", row.reason, position=row.position
+                )  # fmt: skip
+            )
+        for reason, count in sorted(fresh.items()):
+            self.metrics.rows_quarantined.labels(table.name, "row", reason).inc(count)
+            logger.warning(
+                "source %s: %d row(s) refused: high-water value %s; the rows after them "
+                "are read, the mark never moves past them",
+                table.name, count, reason,
+            )  # fmt: skip
+        return sum(fresh.values())
 
     def _worker_failed(self, failure: str) -> None:
         self.metrics.build_worker_failures.labels(failure).inc()
