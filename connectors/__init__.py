@@ -23,6 +23,7 @@ from connectors._errors import (
     OutboxError,
     SigningKeyMismatch,
     SourceError,
+    TableUnreadable,
 )
 from connectors._events import EventFactory, event_id_for
 from connectors._mapping import SourceMapping, load_mapping, parse_mapping
@@ -95,6 +96,7 @@ __all__ = [
     "SourceMapping",
     "SourceRow",
     "SyntheticFederation",
+    "TableUnreadable",
     "TimeBounds",
     "Tokeniser",
     "Tokens",

@@ -9,7 +9,9 @@ serialised or sent anywhere. Only the rows go to a worker, over a local pipe,
 and only the encoded records, refusals and reason codes come back; the
 connector records them in row order in its own outbox, metrics and logs
 (``connectors._build``). Several steps are in flight at once, so the workers
-build ahead while the connector commits and sends what is done.
+build ahead while the connector commits and sends what is done. Of the
+descriptors a fork copies, a worker keeps only its pipes and standard streams:
+no Kafka socket, no outbox file (``_drop_inherited_descriptors``).
 
 A worker that dies (killed, out of memory, a crash in native code) or stays
 silent past a deadline (then it is killed) costs no row: the steps it and its
@@ -27,9 +29,10 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import stat
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -68,10 +71,45 @@ def _start_worker(
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != connector_pid:  # it died before the line above took effect
         os._exit(1)
+    _drop_inherited_descriptors()
     # Ctrl-C and a service manager's stop reach the whole process group: the
     # connector decides when to stop, and its workers end with it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _drop_inherited_descriptors() -> None:
+    """Puts /dev/null in place of every socket and regular file the fork inherited.
+
+    A fork copies every descriptor: the producer's connections to Kafka (held
+    open in the worker after the connector closed them), the metrics listener,
+    and the outbox's database, WAL and shared-memory files (SQLite must not be
+    used across a fork, and a worker held the outbox open past its connector).
+    A worker needs none: its rows come and its results go over the pool's pipes,
+    which are FIFOs and are kept, as are stdin, stdout and stderr. The numbers
+    stay taken (by /dev/null) rather than closed: an object the fork copied that
+    still believes it owns a number must not reach whatever would open it next.
+
+    Forking from a process that never held them (``spawn``, ``forkserver``)
+    would cost each worker an import of the connector (~3.5 s measured on the
+    shared machine, ``bench/RESULTS.md``) and pickling its keys to the worker;
+    this costs a listing of ``/proc/self/fd`` and a ``dup2`` per descriptor.
+    """
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        listing = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+        for name in os.listdir(listing):
+            descriptor = int(name)
+            if descriptor <= 2 or descriptor == null:
+                continue
+            try:
+                mode = os.fstat(descriptor).st_mode
+            except OSError:  # the listing's own descriptor, closed since
+                continue
+            if stat.S_ISSOCK(mode) or stat.S_ISREG(mode):
+                os.dup2(null, descriptor, inheritable=False)
+    finally:
+        os.close(null)
 
 
 def _build_step(source: str, rows: Sequence[SourceRow], now: datetime) -> StepOutcome:
@@ -112,7 +150,7 @@ class BuildPool:
         source: str,
         steps: Iterable[Sequence[SourceRow]],
         clock: Callable[[], datetime],
-    ) -> Iterator[StepOutcome]:
+    ) -> Generator[StepOutcome, None, None]:
         """Each step's outcome in order, up to two steps per worker built ahead.
 
         Each step is built at the time ``clock`` gives when it is handed over

@@ -8,6 +8,7 @@ Tree (mirrored in docs/errors.md)::
         ├── MappingInvalid         "mapping-invalid": a mapping file is wrong (names the key)
         ├── ConfigInvalid          "config-invalid": a connector config file is wrong
         ├── SourceError            "source-unreadable": a file or table cannot be read
+        │   └── TableUnreadable    the same, for a table: keeps the SQLSTATE, not the text
         ├── OutboxError            "outbox-failed": the local outbox cannot be written
         ├── BuildFailed            "build-failed": build workers fail on row after row
         └── KafkaUnavailable       "kafka-unavailable": Kafka did not acknowledge in time
@@ -29,6 +30,7 @@ __all__ = [
     "MappingInvalid",
     "OutboxError",
     "SourceError",
+    "TableUnreadable",
 ]
 
 
@@ -80,6 +82,24 @@ class KeyEpochNotAccepted(ConfigInvalid):
 
 class SourceError(ConnectorError):
     reason = "source-unreadable"
+
+
+class TableUnreadable(SourceError):
+    """PostgreSQL refused a table read: the error's class and SQLSTATE, never its text.
+
+    A server message quotes the value it could not take (``invalid input syntax
+    for type date: "..."``, ``DETAIL: Key (name)=(...)``), so the driver's
+    exception is neither kept nor chained: a traceback printing ``__cause__``
+    put a resident's value in the connector's log. The SQLSTATE (``22007``)
+    names the kind of fault, which is what an operator needs to fix it.
+    """
+
+    def __init__(self, source: str, error: str, sqlstate: str | None) -> None:
+        code = sqlstate or "no-sqlstate"
+        super().__init__(f"source {source}: {error} (SQLSTATE {code})")
+        self.source = source
+        self.error = error
+        self.sqlstate = sqlstate
 
 
 class OutboxError(ConnectorError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
@@ -120,10 +121,7 @@ class EventFactory:
         assert mapping.event_type is not None
         tokens = self._identity_and_tokens(row, mapping, dropped, encoded)
         code = mapping.event_type.read(row.values)
-        try:
-            event_type = EventType(code or "")
-        except ValueError as exc:
-            raise InvalidIdentifier("event_type", "unknown") from exc
+        event_type = _member(EventType, code, "event_type")
         occurred_at = self._time(row, mapping, "occurred_at", now)
         source_ref = self._reference(row, mapping)
         event_id = citizen_event_id(
@@ -215,10 +213,7 @@ class EventFactory:
             # A free-text cell (a clerk's note, a resident's name) must never be
             # signed and published as the scope: only the directory's own names.
             raise InvalidIdentifier("scope", "unknown-scope")
-        try:
-            state = ConsentState(mapping.state.read(row.values) or "")
-        except ValueError as exc:
-            raise InvalidIdentifier("state", "unknown") from exc
+        state = _member(ConsentState, mapping.state.read(row.values), "state")
         recorded_at = self._time(row, mapping, "recorded_at", now)
         source_ref = self._reference(row, mapping)
         record = ConsentRecord(
@@ -247,6 +242,24 @@ class EventFactory:
             SignatureDomain.EVENT if isinstance(record, CitizenEvent) else SignatureDomain.CONSENT
         )
         return seal_envelope(domain, record, self.signing_key, self.council, codec=codec)
+
+
+_Member = TypeVar("_Member", EventType, ConsentState)
+
+
+def _member(kind: type[_Member], code: str | None, field: str) -> _Member:
+    """``kind``'s member for a mapped code, or ``InvalidIdentifier(field, "unknown")``.
+
+    Raised after the ``except``: raised inside it, the enum's ``ValueError``
+    (``'<the cell>' is not a valid EventType``) would be chained to it.
+    """
+    try:
+        member: _Member | None = kind(code or "")
+    except ValueError:
+        member = None
+    if member is None:
+        raise InvalidIdentifier(field, "unknown")
+    return member
 
 
 def _payload(row: SourceRow, mapping: SourceMapping) -> dict[str, str]:

@@ -49,13 +49,22 @@ CREATE TABLE IF NOT EXISTS file_progress (
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     source TEXT NOT NULL, location TEXT NOT NULL, row INTEGER NOT NULL,
-    field TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL
+    field TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL,
+    position TEXT
 );
 CREATE TABLE IF NOT EXISTS dropped_fields (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     source TEXT NOT NULL, location TEXT NOT NULL, row INTEGER NOT NULL,
     field TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL
 );
+"""
+
+
+#: A refusal is recorded once per source position (``OutboxBatch.quarantine``).
+#: Added after the table, so an outbox written before it gains the column here;
+#: its older entries have none, and SQLite keeps NULLs apart in a unique index.
+_QUARANTINE_POSITION = """
+CREATE UNIQUE INDEX IF NOT EXISTS quarantine_position ON quarantine (source, position)
 """
 
 
@@ -112,13 +121,33 @@ class OutboxBatch:
         )
         self.added += cursor.rowcount
 
-    def quarantine(self, source: str, location: str, row: int, field: str, reason: str) -> None:
-        self._db.execute(
-            "INSERT INTO quarantine (source, location, row, field, reason, at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (source, location, row, field, reason, time.time()),
+    def quarantine(
+        self,
+        source: str,
+        location: str,
+        row: int,
+        field: str,
+        reason: str,
+        *,
+        position: str | None,
+    ) -> bool:
+        """Records a refusal once per ``position``; whether it is new (to count and log it).
+
+        ``position`` is where the refused thing is in its source, the same on
+        every reading of it: a file's digest (with the row's number), a table
+        row's high-water value and place in its batch. A refusal committed apart
+        from the progress it belongs to (a file refused whole, then moved to
+        ``failed/``) is met again after a crash between the two, and a second
+        entry counted one refusal twice. None (a file unreadable before its
+        digest was known) has no such key and is always recorded.
+        """
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO quarantine (source, location, row, field, reason, at, position) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (source, location, row, field, reason, time.time(), position),
         )
-        self.quarantined += 1
+        self.quarantined += cursor.rowcount
+        return cursor.rowcount > 0
 
     def drop_field(self, source: str, location: str, row: int, field: str, reason: str) -> None:
         """Record an identifier left out of a row that was kept."""
@@ -164,6 +193,10 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(quarantine)")}
+            if "position" not in columns:  # an outbox written before refusals had a key
+                self._db.execute("ALTER TABLE quarantine ADD COLUMN position TEXT")
+            self._db.execute(_QUARANTINE_POSITION)
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot open outbox {path}: {exc}") from exc
         self.path = path
@@ -229,9 +262,10 @@ class Outbox:
         now = time.time()
         with self.transaction():
             self._db.executemany(
-                "INSERT INTO quarantine (source, location, row, field, reason, at) "
-                "VALUES (?, ?, 0, 'record', ?, ?)",
-                [(PUBLISH_SOURCE, e.event_id, reason, now) for e in entries],
+                "INSERT OR IGNORE INTO quarantine "
+                "(source, location, row, field, reason, at, position) "
+                "VALUES (?, ?, 0, 'record', ?, ?, ?)",
+                [(PUBLISH_SOURCE, e.event_id, reason, now, e.event_id) for e in entries],
             )
             self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(e.seq,) for e in entries])
 

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,11 +103,19 @@ class Connector:
 
     # -- reading -----------------------------------------------------------
 
-    def ingest(self, *, after_step: Callable[[], None] = _nothing) -> IngestReport:
+    def ingest(
+        self,
+        *,
+        after_step: Callable[[], None] = _nothing,
+        stop: threading.Event | None = None,
+    ) -> IngestReport:
         """Read every source once, as far as it goes, into the outbox.
 
         ``after_step`` is called after each committed step (``run`` sends the
-        step to Kafka from there).
+        step to Kafka from there). Once ``stop`` is set, reading ends after the
+        step in hand is committed: a file read in part stays in the inbox with
+        its rows read so far recorded, and the next pass reads on from there.
+        Reading to the end of a large file first held a stopping pod for minutes.
 
         Raises:
             SourceError: the first source that could not be read (its database
@@ -115,17 +124,20 @@ class Connector:
         """
         total = IngestReport()
         failed: SourceError | None = None
+        stop = stop or threading.Event()
         builder = StepBuilder(self.factory, self.codec, self.config.max_record_bytes)
         workers = self.config.build_workers
         with BuildPool(
             builder, self.mappings, workers, on_worker_failure=self._worker_failed
         ) as pool:
             for source in self.config.sources:
+                if stop.is_set():
+                    break
                 try:
                     if source.kind == "postgres":
-                        report = self._ingest_table(pool, source, after_step)
+                        report = self._ingest_table(pool, source, after_step, stop)
                     else:
-                        report = self._ingest_folder(pool, source, after_step)
+                        report = self._ingest_folder(pool, source, after_step, stop)
                 except SourceError as exc:
                     self.metrics.source_unavailable.labels(source.name).inc()
                     logger.error("source %s cannot be read this pass: %s", source.name, exc)
@@ -138,13 +150,19 @@ class Connector:
         return total
 
     def _ingest_folder(
-        self, pool: BuildPool, source: SourceConfig, after_step: Callable[[], None]
+        self,
+        pool: BuildPool,
+        source: SourceConfig,
+        after_step: Callable[[], None],
+        stop: threading.Event,
     ) -> IngestReport:
         assert source.path is not None
         mapping = self.mappings[source.name]
         folder = FolderSource(source.name, source.path, "csv" if source.kind == "csv" else "jsonl")
         total = IngestReport()
         for path in folder.ready_files():
+            if stop.is_set():
+                break
             digest: str | None = None
             try:
                 data = folder.read(path)
@@ -162,18 +180,28 @@ class Connector:
                 logger.warning("source %s: file refused: %s", source.name, exc)
                 # Not marked done: nothing of it was read, and the usual fix is the
                 # mapping's, after which the same bytes are dropped again to be read.
+                # Keyed by the digest: killed before the move below, the next start
+                # refuses the same file again, and finds its refusal recorded.
                 with self.outbox.transaction() as batch:
-                    batch.quarantine(source.name, file_label(path), 0, "file", exc.reason)
-                self.metrics.rows_quarantined.labels(source.name, "file", exc.reason).inc()
+                    fresh = batch.quarantine(
+                        source.name, file_label(path), 0, "file", exc.reason,
+                        position=None if digest is None else f"file:{digest}",
+                    )  # fmt: skip
+                if fresh:
+                    self.metrics.rows_quarantined.labels(source.name, "file", exc.reason).inc()
                 if not self._finish(folder, path, ok=False):
                     self._left_in_place.add((source.name, digest or f"name:{path}"))
                 continue
-            report = self._ingest_file(
+            report, whole = self._ingest_file(
                 pool, source.name, mapping, file_label(path), digest,
-                itertools.chain(head, rows), after_step,
+                itertools.chain(head, rows), after_step, stop,
             )  # fmt: skip
-            self._finish(folder, path, ok=True)
             total = _sum(total, report)
+            if not whole:  # stopped: the file stays, its progress committed
+                logger.info("source %s: %s: stopped after %d rows; read on next time",
+                            source.name, file_label(path), report.read)  # fmt: skip
+                break
+            self._finish(folder, path, ok=True)
             logger.info(
                 "source %s: %s: %d rows, %d records, %d quarantined, %d malformed values dropped",
                 source.name,
@@ -217,8 +245,10 @@ class Connector:
         digest: str,
         rows: Iterable[SourceRow],
         after_step: Callable[[], None],
-    ) -> IngestReport:
-        """A file in steps of ``ROWS_PER_STEP`` rows, from where an earlier run stopped.
+        stop: threading.Event,
+    ) -> tuple[IngestReport, bool]:
+        """A file in steps of ``ROWS_PER_STEP`` rows, from where an earlier run stopped;
+        its report, and whether it was read to its end (not stopped, ``ingest``).
 
         Each step commits its records with the count of rows read so far, and
         the last marks the file done, so a crash mid-file redoes only the step
@@ -235,32 +265,54 @@ class Connector:
                 taken.append(step)
                 yield step[1]
 
-        for outcome in pool.build(source, steps(), self.clock):
-            start, step, last = taken.popleft()
-            end = start + len(step)
-            with self.outbox.transaction() as batch:
-                self._record(batch, source, step, outcome)
+        with closing(pool.build(source, steps(), self.clock)) as built:
+            for outcome in built:
+                start, step, last = taken.popleft()
+                total = _sum(total, self._commit_step(source, digest, name, start, step,
+                                                      last, outcome))  # fmt: skip
+                after_step()
                 if last:
-                    batch.mark_file(source, digest, name)
-                else:
-                    batch.set_rows_done(source, digest, end)
-            total = _sum(
-                total, IngestReport(end - start, batch.added, batch.quarantined, batch.dropped)
-            )
-            self.metrics.outbox_depth.inc(batch.added)
-            after_step()
-        return total
+                    return total, True
+                if stop.is_set():  # the steps built ahead are dropped, never committed
+                    return total, False
+        return total, True
+
+    def _commit_step(
+        self,
+        source: str,
+        digest: str,
+        name: str,
+        start: int,
+        step: list[SourceRow],
+        last: bool,
+        outcome: StepOutcome,
+    ) -> IngestReport:
+        """One step of a file into the outbox with the file's progress, in one transaction."""
+        end = start + len(step)
+        with self.outbox.transaction() as batch:
+            self._record(batch, source, step, outcome, digest)
+            if last:
+                batch.mark_file(source, digest, name)
+            else:
+                batch.set_rows_done(source, digest, end)
+        self.metrics.outbox_depth.inc(batch.added)
+        return IngestReport(end - start, batch.added, batch.quarantined, batch.dropped)
 
     def _ingest_table(
-        self, pool: BuildPool, source: SourceConfig, after_step: Callable[[], None]
+        self,
+        pool: BuildPool,
+        source: SourceConfig,
+        after_step: Callable[[], None],
+        stop: threading.Event,
     ) -> IngestReport:
         assert source.dsn and source.table and source.high_water_column
         table = PostgresSource(
             source.name, source.dsn, source.table, source.high_water_column,
             max_ahead=self.config.time_bounds.max_skew,
         )  # fmt: skip
-        read = enqueued = quarantined = dropped = 0
-        while True:
+        read = enqueued = dropped = 0
+        quarantined = self._refuse_ahead(table)
+        while not stop.is_set():  # between batches, each committed whole with its mark
             batch_rows = table.batch_after(self.outbox.high_water(source.name))
             if not batch_rows:
                 return IngestReport(read, enqueued, quarantined, dropped)
@@ -272,7 +324,7 @@ class Connector:
             built = list(pool.build(source.name, steps, self.clock))
             with self.outbox.transaction() as batch:
                 for step, outcome in zip(steps, built, strict=True):
-                    self._record(batch, source.name, step, outcome)
+                    self._record(batch, source.name, step, outcome, None)
                 batch.set_high_water(source.name, batch_rows[-1][0])
             self.metrics.outbox_depth.inc(batch.added)
             after_step()
@@ -280,15 +332,51 @@ class Connector:
             enqueued += batch.added
             quarantined += batch.quarantined
             dropped += batch.dropped
+        return IngestReport(read, enqueued, quarantined, dropped)
+
+    def _refuse_ahead(self, table: PostgresSource) -> int:
+        """Quarantines the rows ``batch_after`` leaves out as implausibly far ahead;
+        how many were new. Each is refused once (keyed by its place), and counted and
+        logged then, by count and reason only; they are met again on every pass until
+        the clock or the sequence reaches them."""
+        mark = self.outbox.high_water(table.name)
+        ahead = table.rows_ahead(mark)
+        if not ahead:
+            return 0
+        with self.outbox.transaction() as batch:
+            fresh = Counter(
+                row.reason
+                for row in ahead
+                if batch.quarantine(
+                    table.name, row.location, 0, "row", row.reason, position=row.position
+                )  # fmt: skip
+            )
+        for reason, count in sorted(fresh.items()):
+            self.metrics.rows_quarantined.labels(table.name, "row", reason).inc(count)
+            logger.warning(
+                "source %s: %d row(s) refused: high-water value %s; the rows after them "
+                "are read, the mark never moves past them",
+                table.name, count, reason,
+            )  # fmt: skip
+        return sum(fresh.values())
 
     def _worker_failed(self, failure: str) -> None:
         self.metrics.build_worker_failures.labels(failure).inc()
         logger.error("a build worker failed (%s); its steps are built again", failure)
 
     def _record(
-        self, batch: OutboxBatch, source: str, rows: Sequence[SourceRow], step: StepOutcome
+        self,
+        batch: OutboxBatch,
+        source: str,
+        rows: Sequence[SourceRow],
+        step: StepOutcome,
+        digest: str | None,
     ) -> None:
-        """A built step into the outbox, row by row: records, refusals, dropped fields."""
+        """A built step into the outbox, row by row: records, refusals, dropped fields.
+
+        A refusal's position is the file's ``digest`` and the row's number, or, for
+        a table (``digest`` None), the row's location (its high-water value) and number.
+        """
         mapping = self.mappings[source]
         topic = self.config.topic("consent" if mapping.record == "consent" else "events")
         rows_read = self.metrics.rows_read.labels(source)
@@ -317,8 +405,12 @@ class Connector:
                 self.metrics.fields_dropped.labels(source, lost.field, lost.code).inc()
             result = outcome.result
             if isinstance(result, Refused):
-                batch.quarantine(source, row.location, row.row, result.field, result.code)
-                self.metrics.rows_quarantined.labels(source, result.field, result.code).inc()
+                where = row.location if digest is None else f"file:{digest}"
+                if batch.quarantine(
+                    source, row.location, row.row, result.field, result.code,
+                    position=f"{where}:{row.row}",
+                ):  # fmt: skip
+                    self.metrics.rows_quarantined.labels(source, result.field, result.code).inc()
                 continue
             for lost in outcome.dropped:
                 batch.drop_field(source, row.location, row.row, lost.field, lost.code)
@@ -336,15 +428,19 @@ class Connector:
 
     # -- publishing --------------------------------------------------------
 
-    def publish(self, *, batch_size: int = DEFAULT_PUBLISH_BATCH) -> int:
-        """Drain the outbox into Kafka until empty; raises ``KafkaUnavailable`` if it cannot.
+    def publish(
+        self, *, batch_size: int = DEFAULT_PUBLISH_BATCH, stop: threading.Event | None = None
+    ) -> int:
+        """Drain the outbox into Kafka until empty (or ``stop`` is set: what is left
+        waits in the outbox); raises ``KafkaUnavailable`` if it cannot.
 
         Every acknowledged record leaves the outbox, whatever became of the
         others in its batch, so none is ever sent twice by this connector; a
         record Kafka refuses for good moves to the quarantine.
         """
         published = 0
-        while entries := self.outbox.pending(batch_size):
+        stop = stop or threading.Event()
+        while not stop.is_set() and (entries := self.outbox.pending(batch_size)):
             outcome = self.publisher.publish(entries)
             self._account(outcome)
             published += len(outcome.acknowledged)
@@ -381,7 +477,7 @@ class Connector:
                 self.factory = self.directory.refresh(self.factory, self.clock())
             ahead = SendAhead(self.outbox, self.publisher, self._account)
             try:
-                self.ingest(after_step=ahead.step_committed)
+                self.ingest(after_step=ahead.step_committed, stop=stop)
             except (BuildFailed, SourceError) as exc:  # committed nothing: tried next pass
                 if once:
                     raise
@@ -391,7 +487,7 @@ class Connector:
                 ahead.settle()
             published += ahead.acknowledged
             try:
-                published += self.publish()
+                published += self.publish(stop=stop)
             except KafkaUnavailable as exc:
                 self.metrics.kafka_unavailable.inc()
                 logger.warning("%s; %d records wait in the outbox", exc, self.outbox.depth())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -22,16 +23,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from connectors._errors import SourceError
+from connectors._errors import SourceError, TableUnreadable
 from connectors._timestamps import DEFAULT_MAX_SKEW
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
     "MAX_LINE_CHARS",
+    "AheadReason",
     "FileKind",
     "FolderSource",
     "MalformedReason",
     "PostgresSource",
+    "RowAhead",
     "SourceRow",
     "file_label",
 ]
@@ -41,8 +44,16 @@ logger = logging.getLogger(__name__)
 FileKind = Literal["csv", "jsonl"]
 #: Why a reader could not parse a record; a closed set, never a source value.
 MalformedReason = Literal[
-    "unparseable", "extra-cells", "unclosed-quote", "not-json", "not-an-object", "line-too-long"
+    "unparseable",
+    "extra-cells",
+    "missing-cells",
+    "unclosed-quote",
+    "not-json",
+    "not-an-object",
+    "line-too-long",
 ]
+#: Why a table row's high-water value is not read past (``PostgresSource.rows_ahead``).
+AheadReason = Literal["ahead-of-clock", "ahead-of-sequence"]
 DEFAULT_BATCH_ROWS = 5000
 #: No line of a council extract is this long. One that is (a lost line end, a
 #: file of commas) costs its record before parsing: the csv module would make
@@ -281,10 +292,14 @@ def _csv_rows(name: str, text: str, required: frozenset[str]) -> Iterator[Source
             malformed, lines.at = "unclosed-quote", first_end
         if malformed is None and len(cells) > len(names):
             malformed = "extra-cells"
+        elif malformed is None and len(cells) < len(names):
+            # Which cell was lost cannot be known: read from the left, every value
+            # after it sat under the next column's name (a postcode as a surname).
+            malformed = "missing-cells"
         if malformed is not None:
             yield SourceRow(name, number, {}, malformed=malformed)
             continue
-        values = {k: cells[i] or None if i < len(cells) else None for i, k in mapped}
+        values = {k: cells[i] or None for i, k in mapped}
         yield _decoded(name, number, values)
 
 
@@ -353,11 +368,23 @@ def _text(value: Any) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class RowAhead:
+    """A table row whose high-water value is implausibly far ahead: where it is (its
+    table and value, never its other columns), its key for the quarantine, and why."""
+
+    location: str
+    position: str
+    reason: AheadReason
+
+
+@dataclass(frozen=True, slots=True)
 class PostgresSource:
     """A table read incrementally by a high-water-mark column (an id or a timestamp).
 
     Rows that share the last high-water value of a batch are always read together,
-    so moving the mark past them can never skip a tie.
+    so moving the mark past them can never skip a tie. A row whose value is
+    implausibly far ahead is never read past (``rows_ahead``): as the mark, it hid
+    every row written after it.
     """
 
     name: str
@@ -366,35 +393,29 @@ class PostgresSource:
     high_water_column: str
     batch_rows: int = DEFAULT_BATCH_ROWS
     #: A date or time high-water value further ahead of the database's clock than
-    #: this is not read until it is not (``max_clock_skew_s``).
+    #: this is refused until it is not (``max_clock_skew_s``).
     max_ahead: timedelta = DEFAULT_MAX_SKEW
 
     def batch_after(self, high_water: str | None) -> list[tuple[str, SourceRow]]:
+        """The next rows past ``high_water``, each with its high-water value as text;
+        rows ``rows_ahead`` refuses are left out.
+
+        Raises:
+            TableUnreadable: PostgreSQL refused the read (its SQLSTATE only).
+        """
         import psycopg
         from psycopg import sql
 
-        table = sql.Identifier(*self.table.split("."))
-        column = sql.Identifier(self.high_water_column)
-        # A row without a high-water value cannot be read past, so it is not read
-        # until it has one: as the last of a batch it made the text "None" the mark,
-        # which every later pass failed to compare with (or, in a text column, skipped by).
-        where = (
-            sql.SQL("WHERE {} > %s").format(column)
-            if high_water is not None
-            else sql.SQL("WHERE {} IS NOT NULL").format(column)
-        )
-        params: tuple[Any, ...] = (high_water,) if high_water is not None else ()
+        table, column = self._names()
+        refused: TableUnreadable | None = None
         try:
             with psycopg.connect(self.dsn, connect_timeout=10) as connection:
                 _out_of_range_times_as_text(connection)
-                probe = sql.SQL("SELECT {} FROM {} LIMIT 0").format(column, table)
-                described = connection.execute(probe).description or ()
-                clock = _CLOCKS.get(described[0].type_code) if described else None
-                if clock is not None:
-                    # A time ahead of the clock (a clerk's 2062) made the mark, and no
-                    # row written after it was ever read: such a row waits for its time.
-                    where = sql.SQL("{} AND {} <= {} + %s").format(where, column, sql.SQL(clock))
-                    params = (*params, self.max_ahead)
+                where, params = self._after(high_water)
+                bound = self._bound(connection)
+                if bound is not None:
+                    where = sql.SQL("{} AND {} <= {}").format(where, column, bound[0])
+                    params = (*params, bound[1])
                 query = sql.SQL("SELECT * FROM {} {} ORDER BY {} LIMIT %s").format(
                     table, where, column
                 )
@@ -410,7 +431,11 @@ class PostgresSource:
                     rows.extend(all_ties)
                     logger.debug("batch ended in %d of %d tied rows", seen, len(all_ties))
         except psycopg.Error as exc:
-            raise SourceError(f"source {self.name}: {type(exc).__name__}") from exc
+            # Raised below, outside this block: raised here, the driver's exception
+            # (whose text quotes row values) would ride along as ``__context__``.
+            refused = TableUnreadable(self.name, type(exc).__name__, exc.sqlstate)
+        if refused is not None:
+            raise refused
         index = names.index(self.high_water_column)
         return [
             (
@@ -424,10 +449,106 @@ class PostgresSource:
             for number, row in enumerate(rows, start=1)
         ]
 
+    def rows_ahead(self, high_water: str | None) -> list[RowAhead]:
+        """Rows past ``high_water`` whose value is implausibly far ahead (up to
+        ``batch_rows`` of them): ``batch_after`` leaves them out, for the connector to
+        refuse. Only their high-water column is read.
+
+        A date or time is ahead when it is further ahead of the database's clock
+        than ``max_ahead`` ('infinity' always is: as the mark, a clerk's 2062 hid
+        every row written after it, and left out silently it waited for ever). An
+        id is ahead when its column's sequence (``serial``, identity) never
+        handed it out: a clerk's 999999999 typed over the sequence. An id column
+        without a sequence, or whose sequence the connector may not read (grant
+        it SELECT on it), has no such bound.
+
+        Raises:
+            TableUnreadable: PostgreSQL refused the read (its SQLSTATE only).
+        """
+        import psycopg
+        from psycopg import sql
+
+        table, column = self._names()
+        refused: TableUnreadable | None = None
+        values: list[Any] = []
+        reason: AheadReason = "ahead-of-clock"
+        try:
+            with psycopg.connect(self.dsn, connect_timeout=10) as connection:
+                _out_of_range_times_as_text(connection)
+                bound = self._bound(connection)
+                if bound is not None:
+                    where, params = self._after(high_water)
+                    reason = bound[2]
+                    query = sql.SQL("SELECT {} FROM {} {} AND NOT ({} <= {}) ORDER BY {} LIMIT %s")
+                    cursor = connection.execute(
+                        query.format(column, table, where, column, bound[0], column),
+                        (*params, bound[1], self.batch_rows),
+                    )
+                    values = [row[0] for row in cursor.fetchall()]
+        except psycopg.Error as exc:
+            refused = TableUnreadable(self.name, type(exc).__name__, exc.sqlstate)
+        if refused is not None:
+            raise refused
+        ahead: list[RowAhead] = []
+        for value, same in itertools.groupby(str(v) for v in values):
+            location = f"{self.table}@{value}"
+            # Rows tied on one value are told apart by their place among the ties.
+            ahead.extend(
+                RowAhead(location, f"{location}#{tie}", reason)
+                for tie, _ in enumerate(same, start=1)
+            )
+        return ahead
+
+    def _names(self) -> tuple[Any, Any]:
+        from psycopg import sql
+
+        return sql.Identifier(*self.table.split(".")), sql.Identifier(self.high_water_column)
+
+    def _after(self, high_water: str | None) -> tuple[Any, tuple[Any, ...]]:
+        """The condition for rows past ``high_water``, and its parameters.
+
+        A row without a high-water value cannot be read past, so it is not read
+        until it has one: as the last of a batch it made the text "None" the mark,
+        which every later pass failed to compare with (or, in a text column,
+        skipped by).
+        """
+        from psycopg import sql
+
+        column = sql.Identifier(self.high_water_column)
+        if high_water is None:
+            return sql.SQL("WHERE {} IS NOT NULL").format(column), ()
+        return sql.SQL("WHERE {} > %s").format(column), (high_water,)
+
+    def _bound(self, connection: Any) -> tuple[Any, Any, AheadReason] | None:
+        """The highest plausible high-water value as SQL and its parameter, and the
+        reason a row past it is refused; None for a column that has no such bound."""
+        from psycopg import sql
+
+        table, column = self._names()
+        probe = sql.SQL("SELECT {} FROM {} LIMIT 0").format(column, table)
+        described = connection.execute(probe).description or ()
+        type_code = described[0].type_code if described else None
+        clock = _CLOCKS.get(type_code) if type_code is not None else None
+        if clock is not None:
+            return sql.SQL(clock + " + %s"), self.max_ahead, "ahead-of-clock"
+        if type_code not in _INTEGERS:
+            return None
+        # A sequence the role may not read has no bound here, rather than failing the read.
+        last = connection.execute(
+            "SELECT pg_sequence_last_value(s::regclass) FROM pg_get_serial_sequence(%s, %s) AS s "
+            "WHERE s IS NOT NULL AND has_sequence_privilege(s, 'SELECT')",
+            (table.as_string(connection), self.high_water_column),
+        ).fetchone()
+        if last is None or last[0] is None:  # no sequence, or one never used
+            return None
+        return sql.SQL("%s"), int(last[0]), "ahead-of-sequence"
+
 
 #: The database's "now" for a high-water column of each date or time type (by OID):
 #: ``timestamptz``, and the session's wall clock for ``timestamp`` and ``date``.
 _CLOCKS = {1184: "now()", 1114: "localtimestamp", 1082: "localtimestamp"}
+#: ``smallint``, ``integer`` and ``bigint`` (by OID): the types a sequence numbers.
+_INTEGERS = frozenset({21, 23, 20})
 
 
 def _out_of_range_times_as_text(connection: Any) -> None:

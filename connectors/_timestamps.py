@@ -125,18 +125,27 @@ def parse_timestamp(
         raise InvalidIdentifier(field, "missing")
     if len(value) > _MAX_TIMESTAMP_CHARS:
         raise InvalidIdentifier(field, "bad-format")
+    # Each refusal is raised after its ``except``: raised inside it, the parser's error
+    # (whose text quotes the value) would be chained to it as ``__context__``.
+    fmt = spec.format or _ISO
     try:
-        fmt = spec.format or _ISO
-        parsed = datetime.fromisoformat(value) if fmt == _ISO else strptime(value, fmt)
-    except ValueError as exc:
-        raise InvalidIdentifier(field, "bad-format") from exc
+        parsed: datetime | None = (
+            datetime.fromisoformat(value) if fmt == _ISO else strptime(value, fmt)
+        )
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise InvalidIdentifier(field, "bad-format")
     try:
         local = parsed.replace(tzinfo=zone, fold=0) if parsed.tzinfo is None else parsed
         at = local.astimezone(UTC)
         # Downstream adds windows and retention to it: keep a margin from the end of time.
         at + timedelta(days=366 * 200)  # noqa: B018 - the overflow is the check
-    except OverflowError as exc:
-        raise InvalidIdentifier(field, "out-of-range") from exc
+        in_range = True
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise InvalidIdentifier(field, "out-of-range")
     if published_at is not None and bounds is not None:
         kind: TimeKind = "recorded" if field == "recorded_at" else "occurred"
         reason = time_bound_reason(kind, at, published_at, bounds)

@@ -89,9 +89,15 @@ def load_linkage_keys(source: Path | str) -> tuple[LinkageKey, ...]:
             )
         )
     except (ValueError, AttributeError, TypeError):
-        # Not chained: the parser's own message quotes the text it choked on, and an
-        # epoch and secret given the wrong way round would put the secret in a log.
-        raise ConfigInvalid("linkage keys: expected a JSON map of epoch to hex secret") from None
+        # Not chained, nor raised in here (``from None`` still keeps ``__context__``):
+        # the parser's own message quotes the text it choked on, and an epoch and
+        # secret given the wrong way round would put the secret in a log.
+        keys = ()
+        readable = False
+    else:
+        readable = True
+    if not readable:
+        raise ConfigInvalid("linkage keys: expected a JSON map of epoch to hex secret")
     if not keys:
         raise ConfigInvalid("linkage keys: none given")
     epochs = [k.epoch for k in keys]

@@ -37,6 +37,8 @@ def run(config_path: Path, once: bool, bootstrap: str | None) -> None:
     running = open_connector(config, metrics=metrics)
     stop = threading.Event()
 
+    # Honoured between steps (``Connector.ingest``): a pod's grace period is
+    # seconds, and a large file's pass is minutes.
     def _stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
 

@@ -260,9 +260,11 @@ def test_a_running_connector_outlives_a_source_that_cannot_be_read(
 
     def counted(**kwargs):  # type: ignore[no-untyped-def]
         passes.append(1)
-        if len(passes) == 3:
-            stop.set()
-        return ingest(**kwargs)
+        try:
+            return ingest(**kwargs)
+        finally:  # after the pass: a pass begun once stop is set reads nothing
+            if len(passes) == 3:
+                stop.set()
 
     connector.ingest = counted  # type: ignore[method-assign]
     try:

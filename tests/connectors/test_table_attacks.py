@@ -86,3 +86,38 @@ def test_a_time_typed_into_the_future_does_not_move_the_mark_past_every_later_ro
     _load(postgres_dsn, f"INSERT INTO {table} VALUES ('c', now())")
     later = source.batch_after(first[-1][0])
     assert [row.values["ref"] for _, row in later] == ["c"]
+
+
+def test_a_serial_id_typed_far_ahead_is_refused_and_later_rows_still_flow(postgres_dsn, table):
+    """A clerk's id 999999999 in a serial column became the mark, and every row the
+    sequence numbered after it (1000, 1001, ...) was below the mark: never read. An id
+    past the column's sequence was never handed out by it; it is refused, and the
+    mark moves only over ids the sequence gave."""
+    _load(postgres_dsn, f"CREATE TABLE {table} (id serial PRIMARY KEY, name text)")
+    _load(postgres_dsn, f"INSERT INTO {table} (name) VALUES ('a'), ('b')")
+    _load(postgres_dsn, f"INSERT INTO {table} (id, name) VALUES (999999999, 'typo')")
+    _load(postgres_dsn, f"INSERT INTO {table} (name) VALUES ('c')")
+    source = PostgresSource("t", postgres_dsn, table, "id")
+    first = source.batch_after(None)
+    assert [row.values["name"] for _, row in first] == ["a", "b", "c"]
+    ahead = source.rows_ahead(first[-1][0])
+    assert [(r.location, r.reason) for r in ahead] == [(f"{table}@999999999", "ahead-of-sequence")]
+    _load(postgres_dsn, f"INSERT INTO {table} (name) VALUES ('d')")
+    assert [row.values["name"] for _, row in source.batch_after(first[-1][0])] == ["d"]
+
+
+def test_a_time_mark_of_infinity_is_refused_not_left_waiting(postgres_dsn, table):
+    """'infinity' (or a clerk's 2062) in a time column was left out of every batch
+    without a word: it waited for a time that never comes. It is refused, visibly."""
+    _load(postgres_dsn, f"CREATE TABLE {table} (ref text, updated_at timestamptz)")
+    _load(
+        postgres_dsn,
+        f"INSERT INTO {table} VALUES ('a', now() - interval '1 hour'), ('inf', 'infinity'), "
+        "('typo', now() + interval '36 years'), ('b', now() - interval '30 minutes')",
+    )
+    source = PostgresSource("t", postgres_dsn, table, "updated_at")
+    assert [row.values["ref"] for _, row in source.batch_after(None)] == ["a", "b"]
+    ahead = source.rows_ahead(None)
+    assert [r.reason for r in ahead] == ["ahead-of-clock", "ahead-of-clock"]
+    assert ahead[-1].location == f"{table}@infinity"
+    assert len({r.position for r in ahead}) == 2

@@ -34,6 +34,7 @@ def test_a_table_batch_is_built_in_steps_and_committed_whole(
     assert len(rows) == 25
     batches = [[(f"{i:04d}", row) for i, row in enumerate(rows, start=1)], []]
     monkeypatch.setattr(PostgresSource, "batch_after", lambda self, high_water: batches.pop(0))
+    monkeypatch.setattr(PostgresSource, "rows_ahead", lambda self, high_water: [])
     steps: list[int] = []
     build = BuildPool.build
 
