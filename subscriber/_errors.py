@@ -15,7 +15,8 @@ Tree (mirrored in docs/errors.md)::
         ├── HandoverFailed             "handover-failed"    transient: retried, never lost;
         │                                                    also "webhook-redirected",
         │                                                    "webhook-misconfigured", "interrupted"
-        │   └── HandoverRefused        "handover-refused"   the service said no for good
+        │   └── HandoverRefused        "handover-refused"   the service said no for good;
+        │                                                    also "bad-url", "webhook-not-https"
         ├── DeliveryStoreError         "store-failed"       the delivered-id store is unusable;
         │   │                                                also "store-in-use"
         │   └── DeliveryStoreDamaged   "store-damaged"      truncated, emptied or corrupt: refused,

@@ -62,7 +62,11 @@ _out = click.Path(dir_okay=False, path_type=Path)
     "--dead-letters", type=_out, default=None, help="[default: <state>/dead-letters.jsonl]"
 )
 @click.option("--jsonl", type=str, default=None, help="Append notifications to FILE ('-': stdout).")
-@click.option("--webhook", default=None, help="POST each notification to this URL.")
+@click.option(
+    "--webhook", default=None,
+    help="POST each notification to this https:// URL (http:// only to this host); "
+    "HTTP(S)_PROXY is not used.",
+)  # fmt: skip
 @click.option(
     "--webhook-attempts", type=click.IntRange(1), default=DEFAULT_BACKOFF.attempts,
     show_default=True, help="Tries per hand-over before backing off and trying again later.",

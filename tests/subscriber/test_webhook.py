@@ -6,6 +6,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -207,3 +208,78 @@ def test_an_answer_about_the_notification_is_still_a_refusal(status):
     with serve(port, statuses=[status]) as hook, pytest.raises(HandoverRefused):
         _sink(port).deliver(NOTIFICATION)
     assert hook.answered == [status]
+
+
+@contextlib.contextmanager
+def _ambient_proxy(monkeypatch) -> Iterator[list[bytes]]:
+    """A proxy named in the environment, as a shared host or a careless image sets it:
+    it records the first bytes of every connection and answers 200 to each."""
+    seen: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    proxy = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # closed at the end of the test
+            while True:
+                conn, _ = listener.accept()
+                with conn:
+                    seen.append(conn.recv(65536))
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, proxy)
+    try:
+        yield seen
+    finally:
+        listener.close()
+        thread.join(timeout=10)
+
+
+def test_a_proxy_in_the_environment_never_sees_a_notification(monkeypatch):
+    """Attack: urllib routes through whatever ``HTTP_PROXY`` names, so a proxy set in a
+    service's environment (or injected into it) received every notification, sealed
+    payload and pseudonymous references, and its 200 counted as the hand-over."""
+    port = free_port()
+    with _ambient_proxy(monkeypatch) as seen, serve(port) as hook:
+        _sink(port).deliver(NOTIFICATION)
+    assert seen == []
+    assert hook.ids() == ["ntf-1"]
+
+
+def test_a_proxy_in_the_environment_is_not_asked_to_tunnel_to_an_https_webhook(monkeypatch):
+    with _ambient_proxy(monkeypatch) as seen:
+        sink = WebhookSink("https://webhook.invalid/hook", backoff=Backoff(attempts=1))
+        with pytest.raises(HandoverFailed):  # the name does not resolve: never sent
+            sink.deliver(NOTIFICATION)
+    assert seen == []  # no ``CONNECT webhook.invalid:443`` to the proxy
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://revenues.example.internal/fedbroker",
+        "http://10.0.0.5:8080/hook",
+        "http://localhost.attacker.example/hook",
+        "http://127.0.0.1.nip.io/hook",
+        "HTTP://revenues.example.internal/hook",
+    ],
+)
+def test_a_webhook_in_clear_is_refused_when_configured(url):
+    """Notifications in clear cross a network anyone on it can read: ``http://`` is
+    refused when the sink is made (before any notification), except to this host."""
+    with pytest.raises(HandoverRefused) as caught:
+        WebhookSink(url)
+    assert caught.value.reason == "webhook-not-https"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8080/hook", "http://[::1]:8080/hook", "http://localhost:8080/h"]
+)
+def test_a_webhook_in_clear_on_this_host_is_allowed(url):
+    """A service listening on loopback (a sidecar, the tests and the demo): nothing
+    crosses a network."""
+    assert WebhookSink(url).url == url
