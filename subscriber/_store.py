@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from subscriber._durable import fsync_folder, make_folders
 from subscriber._errors import DeliveryStoreDamaged, DeliveryStoreError
 
 __all__ = ["DEFAULT_RETENTION_SECONDS", "DeliveryState", "DeliveryStore"]
@@ -119,6 +120,7 @@ class DeliveryStore:
             finally:
                 os.close(fd)
             os.replace(making, self.path)
+            fsync_folder(self.path.parent)  # or a power cut may take the rename back
         except (OSError, sqlite3.Error) as exc:
             raise DeliveryStoreError(f"cannot make the delivered-id store {self.path}") from exc
 
@@ -178,7 +180,7 @@ class DeliveryStore:
         the other's notifications, and each lose the other's. The OS drops the lock
         when the process dies, however it dies."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_folders(self.path.parent, mode=0o700)
             handle = open(self.path.with_name(self.path.name + ".lock"), "ab")
         except OSError as exc:
             raise DeliveryStoreError(f"cannot open the delivered-id store {self.path}") from exc
