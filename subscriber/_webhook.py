@@ -180,7 +180,13 @@ def _cut(sock: socket.socket) -> None:
         pass  # already closed: the request ended first
 
 
-class _HTTPConnection(http.client.HTTPConnection):
+class _WatchedConnection(http.client.HTTPConnection):
+    """A connection whose socket the request's deadline can cut.
+
+    The HTTPS connection below is this one over ``HTTPSConnection`` (TLS set up
+    inside ``super().connect()``), so both schemes connect through this one path.
+    """
+
     def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
         super().__init__(host, **kwargs)
         self._deadline = deadline
@@ -190,32 +196,28 @@ class _HTTPConnection(http.client.HTTPConnection):
         self._deadline.watch(self.sock)
 
 
-class _HTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
-        super().__init__(host, **kwargs)
-        self._deadline = deadline
-
-    def connect(self) -> None:
-        super().connect()
-        self._deadline.watch(self.sock)
+class _WatchedTLSConnection(_WatchedConnection, http.client.HTTPSConnection):
+    """``_WatchedConnection`` over TLS: nothing of its own."""
 
 
-class _HTTPHandler(urllib.request.HTTPHandler):
+class _WatchedHandler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+    """Opens ``http`` and ``https`` through the watched connections; being both
+    handlers, it replaces urllib's default ones."""
+
     def __init__(self, deadline: _Deadline) -> None:
         super().__init__()
         self._deadline = deadline
 
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(partial(_HTTPConnection, deadline=self._deadline), req)
-
-
-class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, deadline: _Deadline) -> None:
-        super().__init__()
-        self._deadline = deadline
+        return self._open(_WatchedConnection, req)
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(partial(_HTTPSConnection, deadline=self._deadline), req)
+        return self._open(_WatchedTLSConnection, req)
+
+    def _open(
+        self, connection: type[_WatchedConnection], req: urllib.request.Request
+    ) -> http.client.HTTPResponse:
+        return self.do_open(partial(connection, deadline=self._deadline), req)
 
 
 class WebhookSink(Sink):
@@ -254,10 +256,7 @@ class WebhookSink(Sink):
         # An empty ProxyHandler replaces urllib's default one, which reads the
         # environment's proxies: notifications go to the webhook and nowhere else.
         self._opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler({}),
-            _NoRedirect,
-            _HTTPHandler(self._deadline),
-            _HTTPSHandler(self._deadline),
+            urllib.request.ProxyHandler({}), _NoRedirect, _WatchedHandler(self._deadline)
         )
 
     def _post_once(self, body: bytes, headers: Mapping[str, str]) -> int:

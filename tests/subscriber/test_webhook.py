@@ -235,6 +235,8 @@ def _ambient_proxy(monkeypatch) -> Iterator[list[bytes]]:
     try:
         yield seen
     finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (close alone does not)
         listener.close()
         thread.join(timeout=10)
 
@@ -252,10 +254,11 @@ def test_a_proxy_in_the_environment_never_sees_a_notification(monkeypatch):
 
 def test_a_proxy_in_the_environment_is_not_asked_to_tunnel_to_an_https_webhook(monkeypatch):
     with _ambient_proxy(monkeypatch) as seen:
-        sink = WebhookSink("https://webhook.invalid/hook", backoff=Backoff(attempts=1))
-        with pytest.raises(HandoverFailed):  # the name does not resolve: never sent
+        port = free_port()  # nothing listens
+        sink = WebhookSink(f"https://127.0.0.1:{port}/hook", backoff=Backoff(attempts=1))
+        with pytest.raises(HandoverFailed):  # refused: never sent
             sink.deliver(NOTIFICATION)
-    assert seen == []  # no ``CONNECT webhook.invalid:443`` to the proxy
+    assert seen == []  # no ``CONNECT 127.0.0.1:<port>`` to the proxy
 
 
 @pytest.mark.parametrize(
@@ -283,3 +286,89 @@ def test_a_webhook_in_clear_on_this_host_is_allowed(url):
     """A service listening on loopback (a sidecar, the tests and the demo): nothing
     crosses a network."""
     assert WebhookSink(url).url == url
+
+
+def _self_signed(folder) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 that is its own CA, and its key (PEM files)."""
+    import ipaddress
+    from datetime import timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webhook")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = folder / "webhook.pem", folder / "webhook.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ))  # fmt: skip
+    return str(cert_file), str(key_file)
+
+
+@pytest.mark.parametrize("answer", ["prompt", "a byte at a time"])
+def test_an_https_webhook_goes_through_the_same_watched_connection(tmp_path, monkeypatch, answer):
+    """The HTTPS connection is the HTTP one over TLS, one code path: it delivers, and
+    an answer trickled inside TLS is cut at the request's deadline as in clear."""
+    import ssl
+
+    cert_file, key_file = _self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", cert_file)  # the sink's default context trusts it
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+    requests: list[bytes] = []
+
+    def serve_once() -> None:
+        raw, _ = listener.accept()
+        with contextlib.suppress(OSError), context.wrap_socket(raw, server_side=True) as conn:
+            request = conn.recv(65536)
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(65536)
+            head, _, body = request.partition(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            while len(body) < length:
+                body += conn.recv(65536)
+            requests.append(head)
+            if answer == "prompt":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                return
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            deadline = time.monotonic() + 15
+            while not stop.wait(0.2) and time.monotonic() < deadline:
+                conn.sendall(b"a")
+            conn.sendall(b"\r\nContent-Length: 0\r\n\r\n")
+
+    server = threading.Thread(target=serve_once, daemon=True)
+    server.start()
+    sink = WebhookSink(f"https://127.0.0.1:{port}/hook", timeout=1.0,
+                       backoff=Backoff(attempts=1))  # fmt: skip
+    started = time.monotonic()
+    try:
+        if answer == "prompt":
+            sink.deliver(NOTIFICATION)
+        else:
+            with pytest.raises(HandoverFailed):
+                sink.deliver(NOTIFICATION)
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        server.join(timeout=10)
+        listener.close()
+    assert requests and requests[0].startswith(b"POST /hook ")
+    assert took < 3.0
