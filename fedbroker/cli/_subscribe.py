@@ -90,6 +90,12 @@ def subscribe(
     """Receive this service's notifications: verified, opened, once each, committed after."""
     if jsonl is not None and webhook is not None:
         raise click.UsageError("give one of --jsonl and --webhook")
+    # Made first: a webhook URL in clear is refused before anything is read or written.
+    hook = (
+        None
+        if webhook is None
+        else WebhookSink(webhook, backoff=Backoff(attempts=webhook_attempts))
+    )
     folder = state or fedbroker_home() / "subscriber" / (group or default_group(prefix, service))
     # The highest serial accepted is kept with the delivered ids: an older file put
     # back must not bring a revoked broker key (or a withdrawn agreement) back. The
@@ -117,11 +123,7 @@ def subscribe(
         dead_letters=dead_letters or folder / "dead-letters.jsonl",
         security=KafkaSecurity.from_env(os.environ),
     )  # fmt: skip
-    sink: Sink
-    if webhook is not None:
-        sink = WebhookSink(webhook, backoff=Backoff(attempts=webhook_attempts))
-    else:
-        sink = JsonLinesSink(jsonl or "-")
+    sink: Sink = hook if hook is not None else JsonLinesSink(jsonl or "-")
     with Subscriber(settings, directory=watcher, key=key, sink=sink) as running:
         running.metrics.serve(metrics_port, metrics_bind)
 

@@ -372,3 +372,27 @@ def test_an_https_webhook_goes_through_the_same_watched_connection(tmp_path, mon
         listener.close()
     assert requests and requests[0].startswith(b"POST /hook ")
     assert took < 3.0
+
+
+def test_the_command_refuses_a_webhook_in_clear_before_it_reads_or_writes_anything(
+    federation, tmp_path
+):
+    """A careless clerk's ``--webhook http://...`` is refused when the command starts,
+    before the directory's serial is recorded in the state folder or Kafka is asked."""
+    import subprocess
+    import sys
+
+    from tests.subscriber.factory import SERVICE
+
+    state = tmp_path / "state"
+    result = subprocess.run(
+        [sys.executable, "-m", "fedbroker", "subscribe", "--bootstrap", "127.0.0.1:1",
+         "--service", SERVICE, "--key", str(federation.keys[SERVICE].sealing.private),
+         "--directory", str(federation.directory_path),
+         "--trust-anchor", str(federation.trust_anchor), "--state", str(state),
+         "--webhook", "http://revenues.example.internal/fedbroker"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "error [webhook-not-https]" in result.stderr
+    assert not state.exists()
