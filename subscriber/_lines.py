@@ -14,7 +14,7 @@ import os
 import stat
 from pathlib import Path
 
-from subscriber._durable import fsync_folder, make_folders
+from consent import fsync_folder, make_folders
 
 __all__ = ["append_line", "is_regular", "last_line", "open_for_lines", "reopened_if_moved"]
 

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from subscriber._durable import fsync_folder, make_folders
+from consent import fsync_folder, make_folders
 from subscriber._errors import DeliveryStoreDamaged, DeliveryStoreError
 
 __all__ = ["DEFAULT_RETENTION_SECONDS", "DeliveryState", "DeliveryStore"]
