@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from consent._agreement import Agreement, ConsentModel, LawfulBasis, MatchRule, Routing
 from consent._agreement_loader import load_agreement, parse_agreement
-from consent._atomic import write_atomically
+from consent._atomic import fsync_folder, make_folders, write_atomically
 from consent._audit import (
     DEFAULT_CHECKPOINT_EVERY,
     DEFAULT_CHECKPOINT_INTERVAL,
@@ -222,6 +222,7 @@ __all__ = [
     "erased_since",
     "example_agreement_paths",
     "format_duration",
+    "fsync_folder",
     "generate_sealing_key",
     "generate_signing_key",
     "load_agreement",
@@ -229,6 +230,7 @@ __all__ = [
     "load_directory",
     "load_private_key",
     "load_public_key",
+    "make_folders",
     "notify_topic",
     "open_envelope",
     "open_fields",

@@ -1,4 +1,4 @@
-"""The directory: who is in the federation, their keys and topics, and the agreements.
+"""The directory: who is in the federation, their keys, and the agreements.
 
 Like X-Road's global configuration, it is one document signed by the combined
 authority (see ``consent._directory_signing``). Every component loads it and
@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
@@ -71,7 +71,7 @@ _TOP = frozenset(
     }
 )
 _INLINE_PREFIXES = ("-----BEGIN", "ed25519:", "x25519:")
-_MEMBER = frozenset({"id", "kind", "name", "council", "signing_key", "sealing_key", "topics"})
+_MEMBER = frozenset({"id", "kind", "name", "council", "signing_key", "sealing_key"})
 # An id is a Kafka principal, a certificate's CN, a folder and part of topic names:
 # ASCII letters, digits, '.', '_' and '-', so no look-alike, separator or subject part.
 _MEMBER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -88,8 +88,8 @@ class MemberKind(StrEnum):
 class Member:
     """One party: a council (by GSS code), a service, the broker or the authority.
 
-    ``council`` is the council a service belongs to (used for routing);
-    ``topics`` maps roles (``events``, ``consent``) to topic names.
+    ``council`` is the council a service belongs to (used for routing). Its topics
+    are not here: they derive from the prefix and its id (``consent._topics``).
     """
 
     member_id: str
@@ -97,7 +97,6 @@ class Member:
     name: str
     signing_key: Ed25519PublicKey | None = None
     sealing_key: X25519PublicKey | None = None
-    topics: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     council: str | None = None
 
 
@@ -179,15 +178,6 @@ class Directory:
         """The agreement with that id, if the directory has it in force."""
         return self.agreements.get(agreement_id)
 
-    def topic(self, member_id: str, role: str) -> str:
-        """A member's topic for a role (``events``, ``consent``)."""
-        try:
-            return self.member(member_id).topics[role]
-        except KeyError:
-            raise DirectoryInvalid(
-                f"member '{member_id}' has no '{role}' topic", reason="unknown-topic"
-            ) from None
-
 
 def directory_expires_in(directory: Directory, now: datetime) -> float:
     """Seconds ``directory`` has left at ``now`` (negative once expired): the metric's value."""
@@ -237,9 +227,20 @@ def _key(
 
 def _member(reader: NodeReader, node: yaml.Node) -> Member | None:
     fields = reader.mapping(node, "member")
+    # Once parsed and kept but never read: a council that set it believed its events
+    # went elsewhere. Refused by name below, not as an unknown field.
+    topics = fields.pop("topics", None)
     reader.unknown_keys(fields, _MEMBER, "member")
     member_id = reader.text(node, fields, "id")
     kind_text = reader.text(node, fields, "kind")
+    if topics is not None:
+        reader.problem(
+            topics,
+            f"member '{member_id}': 'topics' cannot be set: topic names derive from the "
+            "prefix and the member id (<prefix>.events.<id>, <prefix>.consent.<id>, "
+            "<prefix>.notify.<id>), as the connectors, the broker, the ACLs and the topics "
+            "`kafka up` creates use them; remove it",
+        )
     if member_id is None or kind_text is None:
         return None
     if not _MEMBER_ID.fullmatch(member_id):
@@ -260,12 +261,6 @@ def _member(reader: NodeReader, node: yaml.Node) -> Member | None:
         reader.problem(node, f"member '{member_id}': a {kind} needs a signing_key")
     if kind is MemberKind.SERVICE and sealing is None:
         reader.problem(node, f"member '{member_id}': a service needs a sealing_key")
-    topics: dict[str, str] = {}
-    if kind is MemberKind.COUNCIL:
-        topics = {"events": f"fed.events.{member_id}", "consent": f"fed.consent.{member_id}"}
-    if "topics" in fields:
-        for role, value in reader.mapping(fields["topics"], "topics").items():
-            topics[role] = str(value.value)
     assert signing is None or isinstance(signing, Ed25519PublicKey)
     assert sealing is None or isinstance(sealing, X25519PublicKey)
     return Member(
@@ -274,7 +269,6 @@ def _member(reader: NodeReader, node: yaml.Node) -> Member | None:
         name=reader.text(node, fields, "name", required=False) or member_id,
         signing_key=signing,
         sealing_key=sealing,
-        topics=MappingProxyType(topics),
         council=reader.text(node, fields, "council", required=False),
     )
 

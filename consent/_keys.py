@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from consent._atomic import write_atomically
+from consent._atomic import fsync_folder, make_folders, write_atomically
 from consent._errors import KeyInvalid, SignatureInvalid
 
 __all__ = [
@@ -105,7 +105,7 @@ def write_secret_file(path: Path | str, data: bytes) -> Path:
     secret. The umask can only narrow 0600.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folders(path.parent)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, _PRIVATE_MODE)  # mkstemp creates 0600 already; be explicit
@@ -117,6 +117,7 @@ def write_secret_file(path: Path | str, data: bytes) -> Path:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    fsync_folder(path.parent)  # a key whose name a power cut takes back is lost
     return path
 
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from consent._atomic import write_atomically
+from consent._atomic import make_folders, write_atomically
 from consent._directory import Directory
 from consent._errors import DirectoryInvalid, DirectoryRolledBack
 from consent._keys import public_key_b64
@@ -52,7 +52,7 @@ class SerialStore:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(self.path.parent)
         with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:

@@ -18,6 +18,7 @@ from subscriber._deadletter import DeadLetter, DeadLetterFile
 from subscriber._delivery import Delivery, Outcome, Place, Retry
 from subscriber._errors import (
     AgreementMismatch,
+    DeliveryStoreDamaged,
     DeliveryStoreError,
     FieldNotGranted,
     FieldsMismatch,
@@ -59,6 +60,7 @@ __all__ = [
     "Delivery",
     "DeliveryState",
     "DeliveryStore",
+    "DeliveryStoreDamaged",
     "DeliveryStoreError",
     "FieldNotGranted",
     "FieldsMismatch",

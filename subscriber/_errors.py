@@ -15,9 +15,12 @@ Tree (mirrored in docs/errors.md)::
         ├── HandoverFailed             "handover-failed"    transient: retried, never lost;
         │                                                    also "webhook-redirected",
         │                                                    "webhook-misconfigured", "interrupted"
-        │   └── HandoverRefused        "handover-refused"   the service said no for good
+        │   └── HandoverRefused        "handover-refused"   the service said no for good;
+        │                                                    also "bad-url", "webhook-not-https"
         ├── DeliveryStoreError         "store-failed"       the delivered-id store is unusable;
-        │                                                    also "store-in-use"
+        │   │                                                also "store-in-use"
+        │   └── DeliveryStoreDamaged   "store-damaged"      truncated, emptied or corrupt: refused,
+        │                                                    never taken for a new store
         └── KafkaUnavailable           "kafka-unavailable"  the Kafka client failed
 
 A refused notification is dead-lettered under its ``reason`` (consent's
@@ -32,6 +35,7 @@ from schemas import FedbrokerError
 
 __all__ = [
     "AgreementMismatch",
+    "DeliveryStoreDamaged",
     "DeliveryStoreError",
     "FieldNotGranted",
     "FieldsMismatch",
@@ -102,6 +106,15 @@ class DeliveryStoreError(SubscriberError):
     """The delivered-id store cannot be read or written; nothing is handed over."""
 
     reason = "store-failed"
+
+
+class DeliveryStoreDamaged(DeliveryStoreError):
+    """The store's file is there but is not a whole store: cut to 0 bytes or short by a
+    crash or a full disk, its tables gone, or corrupt. Opening it as new would hand
+    every notification still on the topic over again, so the subscriber refuses to
+    start until an operator decides (docs/subscriber.md, "A damaged store")."""
+
+    reason = "store-damaged"
 
 
 class KafkaUnavailable(SubscriberError):

@@ -14,6 +14,8 @@ import os
 import stat
 from pathlib import Path
 
+from consent import fsync_folder, make_folders
+
 __all__ = ["append_line", "is_regular", "last_line", "open_for_lines", "reopened_if_moved"]
 
 log = logging.getLogger(__name__)
@@ -22,7 +24,8 @@ _CHUNK = 1 << 16
 
 
 def open_for_lines(path: Path) -> io.FileIO:
-    """Open ``path`` to append (created 0600), first cutting off a torn last line.
+    """Open ``path`` to append (created 0600, its folder synced), first cutting off a
+    torn last line.
 
     Only the tail is read, back to its last newline, so a file of years of lines
     opens as fast as an empty one. A file object, not a bare descriptor: one
@@ -32,7 +35,7 @@ def open_for_lines(path: Path) -> io.FileIO:
     Raises:
         OSError: the file cannot be opened or cut.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folders(path.parent)
     # Write-only: a pipe (``/dev/stdout`` in a container) opened to read as well
     # would be read by us; it has no tail to cut, so it is appended to as it is.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -40,6 +43,8 @@ def open_for_lines(path: Path) -> io.FileIO:
     try:
         if not is_regular(file):
             return file
+        # The file may have just been made: its lines are fsynced, its name too.
+        fsync_folder(path.parent)
         end = os.fstat(fd).st_size
         keep = end
         while keep > 0:

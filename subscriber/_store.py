@@ -16,6 +16,7 @@ subscriber knows which single notification is in doubt and asks the sink
 from __future__ import annotations
 
 import fcntl
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -23,7 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from subscriber._errors import DeliveryStoreError
+from consent import fsync_folder, make_folders
+from subscriber._errors import DeliveryStoreDamaged, DeliveryStoreError
 
 __all__ = ["DEFAULT_RETENTION_SECONDS", "DeliveryState", "DeliveryStore"]
 
@@ -33,24 +35,43 @@ DEFAULT_RETENTION_SECONDS = 400 * 24 * 3600
 DeliveryState = Literal["pending", "delivered"]
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS delivered (
+CREATE TABLE delivered (
     notification_id TEXT PRIMARY KEY,
     state TEXT NOT NULL CHECK (state IN ('pending', 'delivered')),
     at REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS offsets (
+CREATE TABLE offsets (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
     PRIMARY KEY (topic, partition)
 );
-CREATE TABLE IF NOT EXISTS attempts (
+CREATE TABLE attempts (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
     count INTEGER NOT NULL, PRIMARY KEY (topic, partition, offset)
 );
 """
 
 
+_TABLES = frozenset({"delivered", "offsets", "attempts"})
+
+_RECOVERY = (
+    "Refusing to start as if nothing had been handed over; see docs/subscriber.md, "
+    '"A damaged store"'
+)
+
+
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """SQLite says the file is not (or no longer) a database, as opposed to "cannot
+    read it now" (permissions, I/O, a lock): only the former is refused for good."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+
+
 class DeliveryStore:
     """A SQLite file in WAL mode with ``synchronous=FULL``: each commit survives a crash.
+
+    A store that does not exist (nor its write-ahead log) is made new; one that
+    exists but is not whole (cut to 0 bytes, short, corrupt, tables missing) is
+    refused with ``DeliveryStoreDamaged``, never taken for a new one.
 
     Args:
         path: the database file; its folder is created (mode 0700).
@@ -65,19 +86,93 @@ class DeliveryStore:
         self.retention_seconds = retention_seconds
         self._lock = self._take_lock()
         try:
+            if not self.path.exists():
+                self._create()
+            self._db = self._open_existing()
+        except BaseException:
+            self._lock.close()
+            raise
+
+    def _create(self) -> None:
+        """Make a new store whole beside its place, then rename it in: a crash while it
+        is made leaves no file at ``path`` (the next start makes it again), never a
+        0-byte one, which would be indistinguishable from a store a crash emptied."""
+        log_file = self.path.with_name(self.path.name + "-wal")
+        if log_file.exists() and log_file.stat().st_size > 0:
+            raise DeliveryStoreDamaged(
+                f"the delivered-id store {self.path} is missing but its write-ahead log "
+                f"{log_file.name} is there: the file was lost. {_RECOVERY}"
+            )
+        making = self.path.with_name(self.path.name + ".new")
+        try:
+            for stale in (making, making.with_name(making.name + "-journal")):
+                stale.unlink(missing_ok=True)  # a crash while making it last time
+            # Rollback-journal mode while it is made: no -wal file to carry over.
+            db = sqlite3.connect(making, isolation_level=None)
+            try:
+                db.execute("PRAGMA synchronous=FULL")
+                db.executescript(_SCHEMA)
+            finally:
+                db.close()
+            fd = os.open(making, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(making, self.path)
+            fsync_folder(self.path.parent)  # or a power cut may take the rename back
+        except (OSError, sqlite3.Error) as exc:
+            raise DeliveryStoreError(f"cannot make the delivered-id store {self.path}") from exc
+
+    def _open_existing(self) -> sqlite3.Connection:
+        """Open the store at ``path``, which must exist and be whole.
+
+        ``mode=rw``: SQLite must never make the file itself (it would make an empty
+        one). SQLite opens a 0-byte file as an empty database and a cut one until a
+        lost page is read; the check and the tables make either a refusal at start.
+        """
+        try:
             # Built in one thread, run in another (a service starts it in a worker
             # thread); used by one thread at a time, as the consumer is.
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "DELETE FROM delivered WHERE state = 'delivered' AND at < ?",
-                (time.time() - retention_seconds,),
-            )
+            db = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=rw",
+                uri=True, isolation_level=None, check_same_thread=False,
+            )  # fmt: skip
         except (OSError, sqlite3.Error) as exc:
-            self._lock.close()
             raise DeliveryStoreError(f"cannot open the delivered-id store {self.path}") from exc
+        try:
+            # Checked before anything is written: setting WAL mode on a 0-byte file
+            # writes a database header into it.
+            problems = [row[0] for row in db.execute("PRAGMA quick_check").fetchall()]
+            if problems != ["ok"]:
+                raise DeliveryStoreDamaged(
+                    f"the delivered-id store {self.path} is corrupt "
+                    f"({len(problems)} problems found). {_RECOVERY}"
+                )
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            if not _TABLES <= tables:
+                raise DeliveryStoreDamaged(
+                    f"the delivered-id store {self.path} is empty or has lost its tables "
+                    f"(cut short by a crash or a full disk?). {_RECOVERY}"
+                )
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute(
+                "DELETE FROM delivered WHERE state = 'delivered' AND at < ?",
+                (time.time() - self.retention_seconds,),
+            )
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            if _is_damage(exc):
+                raise DeliveryStoreDamaged(
+                    f"the delivered-id store {self.path} is not a whole store "
+                    f"({exc.sqlite_errorname}). {_RECOVERY}"
+                ) from exc
+            raise DeliveryStoreError(f"cannot open the delivered-id store {self.path}") from exc
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def _take_lock(self) -> IO[bytes]:
         """One process per store: two subscribers sharing one (one per agreement, on
@@ -85,7 +180,7 @@ class DeliveryStore:
         the other's notifications, and each lose the other's. The OS drops the lock
         when the process dies, however it dies."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_folders(self.path.parent, mode=0o700)
             handle = open(self.path.with_name(self.path.name + ".lock"), "ab")
         except OSError as exc:
             raise DeliveryStoreError(f"cannot open the delivered-id store {self.path}") from exc

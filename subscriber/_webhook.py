@@ -16,17 +16,27 @@ redirected by 301/302/303 into a GET without the body, whose 2xx would count as
 a hand-over of nothing, and it forwards every header (the service's token) to
 wherever ``Location`` points. It is retried as ``webhook-redirected`` until the
 URL is put right.
+
+A notification carries sealed payloads and pseudonymous references, so it goes
+to the webhook directly and encrypted. ``HTTP_PROXY``, ``HTTPS_PROXY`` and the
+like are ignored: a proxy set in a service's environment for other traffic (or
+slipped into it) would otherwise receive every notification, and its 200 would
+count as the hand-over. ``http://`` is refused when the sink is made
+(``webhook-not-https``) unless the host is this one (``localhost``, 127.0.0.0/8,
+``::1``: a sidecar, the tests and the demo), where nothing crosses a network.
 """
 
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import logging
 import random
 import socket
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -85,6 +95,35 @@ def _never_sent(exc: BaseException) -> bool:
     return isinstance(cause, ConnectionRefusedError | socket.gaierror)
 
 
+def _checked_url(url: str) -> str:
+    """``url`` if it is ``https://``, or ``http://`` to this host.
+
+    Raises:
+        HandoverRefused: ``bad-url`` (not HTTP, or no host) or ``webhook-not-https``.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HandoverRefused(
+            "a webhook URL must be https:// (or http:// to this host)", reason="bad-url"
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise HandoverRefused(
+            f"the webhook {parts.hostname} would receive notifications in clear: use "
+            "https:// (http:// is allowed only to localhost, 127.0.0.0/8 or ::1)",
+            reason="webhook-not-https",
+        )
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: where it resolves is not ours to vouch for
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: object, **kwargs: object) -> None:
         return None  # urllib then raises HTTPError with the 3xx status
@@ -141,7 +180,13 @@ def _cut(sock: socket.socket) -> None:
         pass  # already closed: the request ended first
 
 
-class _HTTPConnection(http.client.HTTPConnection):
+class _WatchedConnection(http.client.HTTPConnection):
+    """A connection whose socket the request's deadline can cut.
+
+    The HTTPS connection below is this one over ``HTTPSConnection`` (TLS set up
+    inside ``super().connect()``), so both schemes connect through this one path.
+    """
+
     def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
         super().__init__(host, **kwargs)
         self._deadline = deadline
@@ -151,39 +196,36 @@ class _HTTPConnection(http.client.HTTPConnection):
         self._deadline.watch(self.sock)
 
 
-class _HTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
-        super().__init__(host, **kwargs)
-        self._deadline = deadline
-
-    def connect(self) -> None:
-        super().connect()
-        self._deadline.watch(self.sock)
+class _WatchedTLSConnection(_WatchedConnection, http.client.HTTPSConnection):
+    """``_WatchedConnection`` over TLS: nothing of its own."""
 
 
-class _HTTPHandler(urllib.request.HTTPHandler):
+class _WatchedHandler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+    """Opens ``http`` and ``https`` through the watched connections; being both
+    handlers, it replaces urllib's default ones."""
+
     def __init__(self, deadline: _Deadline) -> None:
         super().__init__()
         self._deadline = deadline
 
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(partial(_HTTPConnection, deadline=self._deadline), req)
-
-
-class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, deadline: _Deadline) -> None:
-        super().__init__()
-        self._deadline = deadline
+        return self._open(_WatchedConnection, req)
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(partial(_HTTPSConnection, deadline=self._deadline), req)
+        return self._open(_WatchedTLSConnection, req)
+
+    def _open(
+        self, connection: type[_WatchedConnection], req: urllib.request.Request
+    ) -> http.client.HTTPResponse:
+        return self.do_open(partial(connection, deadline=self._deadline), req)
 
 
 class WebhookSink(Sink):
     """POSTs each notification to ``url``.
 
     Args:
-        url: an ``http`` or ``https`` URL.
+        url: an ``https`` URL, or ``http`` to this host (``localhost``, 127.0.0.0/8,
+            ``::1``); proxies named in the environment are not used.
         timeout: seconds per request, from connecting to the last byte of the answer
             (default ``DEFAULT_WEBHOOK_TIMEOUT``).
         backoff: retry policy within one hand-over (default ``DEFAULT_BACKOFF``).
@@ -200,9 +242,7 @@ class WebhookSink(Sink):
         headers: Mapping[str, str] | None = None,
         sleep: Callable[[float], object] | None = None,
     ) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise HandoverRefused("a webhook URL must be http:// or https://", reason="bad-url")
-        self.url = url
+        self.url = _checked_url(url)
         self._timeout = timeout
         self._backoff = backoff
         self._headers = dict(headers or {})
@@ -213,8 +253,10 @@ class WebhookSink(Sink):
         self._in_hand = False
         self._sleep = sleep or self._interrupted.wait
         self._deadline = _Deadline()
+        # An empty ProxyHandler replaces urllib's default one, which reads the
+        # environment's proxies: notifications go to the webhook and nowhere else.
         self._opener = urllib.request.build_opener(
-            _NoRedirect, _HTTPHandler(self._deadline), _HTTPSHandler(self._deadline)
+            urllib.request.ProxyHandler({}), _NoRedirect, _WatchedHandler(self._deadline)
         )
 
     def _post_once(self, body: bytes, headers: Mapping[str, str]) -> int:

@@ -1,8 +1,11 @@
 """``fedbroker kafka up|down|status``: a local KRaft Kafka for development and tests.
 
-``up --secure --directory D`` also issues a client certificate to every party
-in the signed directory and sets the ACLs it implies; credentials stay in the
-cluster's folder (0600) and only their paths are printed.
+``up --secure --directory D --trust-anchor A`` also issues a client certificate
+to every party in the signed directory and sets the ACLs it implies; credentials
+stay in the cluster's folder (0600) and only their paths are printed. The anchor
+is always given, never looked for beside the directory, and the directory's
+serial is recorded in the serial store ``directory acls`` keeps, so an older
+directory (one that still lists a removed member) is refused.
 """
 
 from __future__ import annotations
@@ -12,23 +15,14 @@ from pathlib import Path
 
 import click
 
-from consent import load_directory
+from consent import SerialStore, load_directory
 from fedbroker._acls import AclNames
 from fedbroker._errors import CommandError
 from fedbroker._localkafka import DEFAULT_PORT, KAFKA_VERSION, KafkaCluster, known_clusters
 from fedbroker._provision import provision
+from fedbroker.cli._state_files import default_serials_path
 
 _file = click.Path(exists=True, dir_okay=False, path_type=Path)
-
-
-def _trust_anchor(directory: Path, given: Path | None) -> Path:
-    """The given anchor, or the development federation's (``keys/gmca.signing.pub``)."""
-    if given is not None:
-        return given
-    dev = directory.parent / "keys" / "gmca.signing.pub"
-    if not dev.exists():
-        raise CommandError("--directory needs --trust-anchor (the authority's public key)")
-    return dev
 
 
 __all__ = ["kafka"]
@@ -61,7 +55,10 @@ def kafka() -> None:
     default=None,
     help="Signed directory: issue each party's credentials and set its ACLs (with --secure).",
 )
-@click.option("--trust-anchor", type=_file, default=None, help="The authority's public key.")
+@click.option(
+    "--trust-anchor", type=_file, default=None,
+    help="The authority's public key (required with --directory; never looked for beside it).",
+)  # fmt: skip
 @click.option("--prefix", default="fed", show_default=True, help="Topic name prefix.")
 @click.option("--app-id", default="fedbroker-broker", show_default=True, help="Broker app id.")
 def up(
@@ -75,8 +72,13 @@ def up(
         raise CommandError("--directory is for a --secure cluster")
     loaded = None
     if directory_path is not None:  # refuse a bad directory before starting anything
-        anchor = _trust_anchor(directory_path, trust_anchor)
-        loaded = load_directory(directory_path, trust_anchor=anchor, now=datetime.now(UTC))
+        if trust_anchor is None:
+            # A key found beside the directory vouches for nothing: whoever could put
+            # a forged directory there could put their own key beside it.
+            raise CommandError("--directory needs --trust-anchor (the authority's public key)")
+        loaded = load_directory(directory_path, trust_anchor=trust_anchor, now=datetime.now(UTC))
+        # An older directory, still valid, would give a removed member its rights back.
+        SerialStore(default_serials_path()).accept(loaded)
     cluster = KafkaCluster(int(brokers), port, secure=secure)
     bootstrap = cluster.up(fresh=fresh)
     mode = "TLS, client certificates, ACLs" if secure else "plaintext"

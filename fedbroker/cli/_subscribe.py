@@ -62,7 +62,11 @@ _out = click.Path(dir_okay=False, path_type=Path)
     "--dead-letters", type=_out, default=None, help="[default: <state>/dead-letters.jsonl]"
 )
 @click.option("--jsonl", type=str, default=None, help="Append notifications to FILE ('-': stdout).")
-@click.option("--webhook", default=None, help="POST each notification to this URL.")
+@click.option(
+    "--webhook", default=None,
+    help="POST each notification to this https:// URL (http:// only to this host); "
+    "HTTP(S)_PROXY is not used.",
+)  # fmt: skip
 @click.option(
     "--webhook-attempts", type=click.IntRange(1), default=DEFAULT_BACKOFF.attempts,
     show_default=True, help="Tries per hand-over before backing off and trying again later.",
@@ -86,6 +90,12 @@ def subscribe(
     """Receive this service's notifications: verified, opened, once each, committed after."""
     if jsonl is not None and webhook is not None:
         raise click.UsageError("give one of --jsonl and --webhook")
+    # Made first: a webhook URL in clear is refused before anything is read or written.
+    hook = (
+        None
+        if webhook is None
+        else WebhookSink(webhook, backoff=Backoff(attempts=webhook_attempts))
+    )
     folder = state or fedbroker_home() / "subscriber" / (group or default_group(prefix, service))
     # The highest serial accepted is kept with the delivered ids: an older file put
     # back must not bring a revoked broker key (or a withdrawn agreement) back. The
@@ -113,11 +123,7 @@ def subscribe(
         dead_letters=dead_letters or folder / "dead-letters.jsonl",
         security=KafkaSecurity.from_env(os.environ),
     )  # fmt: skip
-    sink: Sink
-    if webhook is not None:
-        sink = WebhookSink(webhook, backoff=Backoff(attempts=webhook_attempts))
-    else:
-        sink = JsonLinesSink(jsonl or "-")
+    sink: Sink = hook if hook is not None else JsonLinesSink(jsonl or "-")
     with Subscriber(settings, directory=watcher, key=key, sink=sink) as running:
         running.metrics.serve(metrics_port, metrics_bind)
 

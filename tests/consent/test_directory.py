@@ -26,8 +26,6 @@ def test_dev_federation_loads_with_members_keys_topics_and_agreements(federation
     directory = federation.load(T0)
     assert [m.member_id for m in directory.councils] == list(COUNCILS)
     assert directory.broker.member_id == "broker"
-    assert directory.member("E08000006").topics["events"] == "fed.events.E08000006"
-    assert directory.topic("E08000006", "consent") == "fed.consent.E08000006"
     assert {m.member_id for m in directory.services_of("E08000009")} == {
         "E08000009.revenues",
         "E08000009.electoral-registration",
@@ -60,8 +58,6 @@ def test_unknown_member_and_missing_keys_are_typed(federation):
         directory.sealing_key("E08000006")
     with pytest.raises(DirectoryInvalid):
         directory.signing_key("E08000009.revenues")
-    with pytest.raises(DirectoryInvalid):
-        directory.topic("broker", "events")
 
 
 def test_unsigned_directory_is_refused(federation):
@@ -177,7 +173,6 @@ def test_member_and_top_level_problems(federation):
     doc["serial"] = "one"
     doc["issued_at"] = "2026-06-01T00:00:00"
     doc["authority"] = "broker"
-    doc["members"][2]["topics"] = {"events": "custom.events"}
     doc["members"].append("not a mapping")
     doc["members"].append(
         {"id": "svc", "kind": "service", "council": "E08000099", "sealing_key": "x25519:AAAA"}
@@ -213,14 +208,21 @@ def test_member_and_top_level_problems(federation):
     assert "'issued_at' must be an ISO 8601 datetime" in message
 
 
-def test_custom_topics_are_kept(federation):
+def test_a_topics_override_is_refused_not_silently_ignored(federation):
+    """A careless clerk's ``topics: {events: custom.events}`` was parsed and kept, but
+    no connector, broker worker, ACL or topic provisioning ever read it (every topic
+    name derives from the prefix and the member id): the council believed its events
+    went to ``custom.events`` while everything ran on ``fed.events.<id>``. Refused,
+    saying why and what the names are."""
     doc = _doc(federation)
     council = next(m for m in doc["members"] if m["kind"] == "council")
     council["topics"] = {"events": "custom.events"}
-    directory = parse_directory(yaml.safe_dump(doc, sort_keys=False))
-    topics = directory.member(council["id"]).topics
-    assert topics["events"] == "custom.events"
-    assert topics["consent"] == f"fed.consent.{council['id']}"
+    with pytest.raises(DirectoryInvalid) as caught:
+        parse_directory(yaml.safe_dump(doc, sort_keys=False))
+    message = str(caught.value)
+    assert f"member '{council['id']}': 'topics' cannot be set" in message
+    assert "<prefix>.events.<id>" in message
+    assert "unknown field 'topics'" not in message  # one problem, said once
 
 
 def test_unreadable_directory_file(tmp_path, federation):

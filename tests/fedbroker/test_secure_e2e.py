@@ -35,6 +35,8 @@ HEAP = "-Xmx320m -Xms96m"
 
 def _env(home: Path, security: Path | None = None) -> dict[str, str]:
     env = {**os.environ, "FEDBROKER_HOME": str(home), "FEDBROKER_KAFKA_HEAP": HEAP}
+    # ``kafka up --directory`` records the serial it accepted: here, not in ~/.local/state
+    env["FEDBROKER_DIRECTORY_SERIALS"] = str(home / "directory-serials.json")
     env.pop("FEDBROKER_KAFKA_SECURITY_FILE", None)
     if security is not None:
         env["FEDBROKER_KAFKA_SECURITY_FILE"] = str(security)

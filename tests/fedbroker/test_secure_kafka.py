@@ -53,6 +53,8 @@ def _fedbroker(home: Path, *args: str, env: dict[str, str] | None = None):
             **os.environ,
             "FEDBROKER_HOME": str(home),
             "FEDBROKER_KAFKA_HEAP": HEAP,
+            # ``kafka up --directory`` records the serial it accepted: not in ~/.local/state
+            SERIALS_ENV: str(home / "directory-serials.json"),
             **(env or {}),
         },
         timeout=240,

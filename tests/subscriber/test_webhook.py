@@ -6,6 +6,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -207,3 +208,191 @@ def test_an_answer_about_the_notification_is_still_a_refusal(status):
     with serve(port, statuses=[status]) as hook, pytest.raises(HandoverRefused):
         _sink(port).deliver(NOTIFICATION)
     assert hook.answered == [status]
+
+
+@contextlib.contextmanager
+def _ambient_proxy(monkeypatch) -> Iterator[list[bytes]]:
+    """A proxy named in the environment, as a shared host or a careless image sets it:
+    it records the first bytes of every connection and answers 200 to each."""
+    seen: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    proxy = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # closed at the end of the test
+            while True:
+                conn, _ = listener.accept()
+                with conn:
+                    seen.append(conn.recv(65536))
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, proxy)
+    try:
+        yield seen
+    finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (close alone does not)
+        listener.close()
+        thread.join(timeout=10)
+
+
+def test_a_proxy_in_the_environment_never_sees_a_notification(monkeypatch):
+    """Attack: urllib routes through whatever ``HTTP_PROXY`` names, so a proxy set in a
+    service's environment (or injected into it) received every notification, sealed
+    payload and pseudonymous references, and its 200 counted as the hand-over."""
+    port = free_port()
+    with _ambient_proxy(monkeypatch) as seen, serve(port) as hook:
+        _sink(port).deliver(NOTIFICATION)
+    assert seen == []
+    assert hook.ids() == ["ntf-1"]
+
+
+def test_a_proxy_in_the_environment_is_not_asked_to_tunnel_to_an_https_webhook(monkeypatch):
+    with _ambient_proxy(monkeypatch) as seen:
+        port = free_port()  # nothing listens
+        sink = WebhookSink(f"https://127.0.0.1:{port}/hook", backoff=Backoff(attempts=1))
+        with pytest.raises(HandoverFailed):  # refused: never sent
+            sink.deliver(NOTIFICATION)
+    assert seen == []  # no ``CONNECT 127.0.0.1:<port>`` to the proxy
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://revenues.example.internal/fedbroker",
+        "http://10.0.0.5:8080/hook",
+        "http://localhost.attacker.example/hook",
+        "http://127.0.0.1.nip.io/hook",
+        "HTTP://revenues.example.internal/hook",
+    ],
+)
+def test_a_webhook_in_clear_is_refused_when_configured(url):
+    """Notifications in clear cross a network anyone on it can read: ``http://`` is
+    refused when the sink is made (before any notification), except to this host."""
+    with pytest.raises(HandoverRefused) as caught:
+        WebhookSink(url)
+    assert caught.value.reason == "webhook-not-https"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8080/hook", "http://[::1]:8080/hook", "http://localhost:8080/h"]
+)
+def test_a_webhook_in_clear_on_this_host_is_allowed(url):
+    """A service listening on loopback (a sidecar, the tests and the demo): nothing
+    crosses a network."""
+    assert WebhookSink(url).url == url
+
+
+def _self_signed(folder) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 that is its own CA, and its key (PEM files)."""
+    import ipaddress
+    from datetime import timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webhook")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = folder / "webhook.pem", folder / "webhook.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ))  # fmt: skip
+    return str(cert_file), str(key_file)
+
+
+@pytest.mark.parametrize("answer", ["prompt", "a byte at a time"])
+def test_an_https_webhook_goes_through_the_same_watched_connection(tmp_path, monkeypatch, answer):
+    """The HTTPS connection is the HTTP one over TLS, one code path: it delivers, and
+    an answer trickled inside TLS is cut at the request's deadline as in clear."""
+    import ssl
+
+    cert_file, key_file = _self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", cert_file)  # the sink's default context trusts it
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+    requests: list[bytes] = []
+
+    def serve_once() -> None:
+        raw, _ = listener.accept()
+        with contextlib.suppress(OSError), context.wrap_socket(raw, server_side=True) as conn:
+            request = conn.recv(65536)
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(65536)
+            head, _, body = request.partition(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            while len(body) < length:
+                body += conn.recv(65536)
+            requests.append(head)
+            if answer == "prompt":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                return
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            deadline = time.monotonic() + 15
+            while not stop.wait(0.2) and time.monotonic() < deadline:
+                conn.sendall(b"a")
+            conn.sendall(b"\r\nContent-Length: 0\r\n\r\n")
+
+    server = threading.Thread(target=serve_once, daemon=True)
+    server.start()
+    sink = WebhookSink(f"https://127.0.0.1:{port}/hook", timeout=1.0,
+                       backoff=Backoff(attempts=1))  # fmt: skip
+    started = time.monotonic()
+    try:
+        if answer == "prompt":
+            sink.deliver(NOTIFICATION)
+        else:
+            with pytest.raises(HandoverFailed):
+                sink.deliver(NOTIFICATION)
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        server.join(timeout=10)
+        listener.close()
+    assert requests and requests[0].startswith(b"POST /hook ")
+    assert took < 3.0
+
+
+def test_the_command_refuses_a_webhook_in_clear_before_it_reads_or_writes_anything(
+    federation, tmp_path
+):
+    """A careless clerk's ``--webhook http://...`` is refused when the command starts,
+    before the directory's serial is recorded in the state folder or Kafka is asked."""
+    import subprocess
+    import sys
+
+    from tests.subscriber.factory import SERVICE
+
+    state = tmp_path / "state"
+    result = subprocess.run(
+        [sys.executable, "-m", "fedbroker", "subscribe", "--bootstrap", "127.0.0.1:1",
+         "--service", SERVICE, "--key", str(federation.keys[SERVICE].sealing.private),
+         "--directory", str(federation.directory_path),
+         "--trust-anchor", str(federation.trust_anchor), "--state", str(state),
+         "--webhook", "http://revenues.example.internal/fedbroker"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "error [webhook-not-https]" in result.stderr
+    assert not state.exists()
