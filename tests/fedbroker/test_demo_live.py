@@ -65,7 +65,13 @@ def _demo_until(
 
 
 def _children(pid: int) -> dict[int, str]:
-    """Live child processes of ``pid`` and their command lines."""
+    """Live child processes of ``pid`` that run a component, and their command lines.
+
+    Not the connectors' build workers: forks of the demo itself (its command
+    line), alive only while a connector's pass builds rows, so whether one is
+    there depends on the instant looked at.
+    """
+    own = (Path(f"/proc/{pid}/cmdline")).read_bytes().replace(b"\0", b" ").decode()
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -76,7 +82,7 @@ def _children(pid: int) -> dict[int, str]:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
+        if int(fields[1]) == pid and fields[0] != "Z" and cmdline != own:
             found[int(entry.name)] = cmdline
     return found
 
