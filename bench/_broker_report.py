@@ -74,7 +74,7 @@ class Costs:
         kafka = ("n/a" if self.kafka_cpu_s is None
                  else f"{self.per_event(self.kafka_cpu_s) * 1e6:,.0f} us")  # fmt: skip
         return (f"CPU per event per worker {cpu}, Kafka process {kafka}; routed messages "
-                f"per event {self.per_event(self.routed_messages):.3f}; token-state changelog "
+                f"per event {self.per_event(self.routed_messages):.3f}; state changelogs "
                 f"{self.per_event(self.changelog_records):.2f} records, "
                 f"{self.per_event(self.changelog_bytes):,.0f} bytes per event; "
                 f"peak RSS {rss}")  # fmt: skip
@@ -251,7 +251,7 @@ class Report:
              f"<= {AIM_ROUTED_PER_EVENT:.0f}",
              _met(self.one_costs.per_event(self.one_costs.routed_messages)
                   <= AIM_ROUTED_PER_EVENT)),
-            ("token-state changelog per event (1 worker)",
+            ("state changelogs per event (token states and sightings, 1 worker)",
              f"{self.one_costs.per_event(self.one_costs.changelog_records):.2f} records, "
              f"{self.one_costs.per_event(self.one_costs.changelog_bytes):,.0f} B",
              "-", "-", "-"),

@@ -143,8 +143,9 @@ def run_passthrough(data: BenchData, bootstrap: str, work: Path, partitions: int
 
 
 def _changelog(bootstrap: str, group: str) -> tuple[int, int]:
-    """Records and value bytes on the token-state table's changelog."""
-    records = read_topic(bootstrap, f"{group}-token-state-changelog")
+    """Records and value bytes on the changelogs of token state: references and sightings."""
+    records = [record for table in ("token-state", "sightings")
+               for record in read_topic(bootstrap, f"{group}-{table}-changelog")]  # fmt: skip
     return len(records), sum(len(v or b"") for _, v, _ in records)
 
 

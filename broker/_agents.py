@@ -7,9 +7,10 @@ admits each one inside ``guarded`` (one bad message is quarantined alone), and
 sends one routed message per (batch, target partition) (``broker._routed``).
 
 ``match`` takes one routed message at a time, which is already a batch: every
-token it touches is read once and written once (``StateBatch``), and each item
-runs inside ``guarded`` on its own, staged so that a failed item leaves no half
-of its effects behind. The effects of the whole message are published after
+token it touches is read once and written once (``StateBatch``: states hold
+references, each sighting is stored once per partition), and each item runs
+inside ``guarded`` on its own, staged so that a failed item leaves no half of
+its effects behind. The effects of the whole message are published after
 its states are written, in order: matches, notifications, audit records.
 While the directory is expired both agents wait, deciding nothing.
 """
@@ -244,7 +245,7 @@ def install_agents(parts: Parts) -> None:
         items = decode_batch(event.value or b"")
         partition = message.partition
         chain = await p.chain_for(partition)
-        batch = StateBatch(p.states, p.state_cache)
+        batch = StateBatch(p.states, p.sightings, p.state_cache)
 
         def handle(item: RoutedItem, staged: dict[str, TokenState], read: Read,
                    mine: Outbox) -> None:  # fmt: skip
@@ -262,7 +263,9 @@ def install_agents(parts: Parts) -> None:
         routed_items.inc(succeeded)
         if out.scores:
             p.keep_scores(partition, out.scores)
-        metrics.state_writes.inc(batch.flush())
+        states_written, rows_written = batch.flush()
+        metrics.state_writes.inc(states_written)
+        metrics.sighting_rows.inc(rows_written)
         if out.audit:  # the head moved
             p.store_head(chain)
         for topic, key, value in out.sends:

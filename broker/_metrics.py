@@ -58,6 +58,11 @@ class BrokerMetrics:
             "Token states written (one changelog record each), at most once per token per batch",
             registry=r,
         )
+        self.sighting_rows = Counter(
+            "fedbroker_broker_sighting_rows_written",
+            "Sightings stored (one changelog record each), once per event per partition",
+            registry=r,
+        )
         self.notified_latency = Histogram(
             "fedbroker_broker_published_to_notified_seconds",
             "From the connector's publish time to the notification",

@@ -68,6 +68,7 @@ class Parts:
     clock: Clock
     topics: BrokerTopics
     states: Any
+    sightings: Any
     consent_table: Any
     heads: Any
     histograms: Any

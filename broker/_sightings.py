@@ -5,8 +5,8 @@ type, time, fuzzy encoding, non-identifying attributes and sealed payloads, and
 the time after which no agreement lets the broker keep it (the longest retention
 of the agreements that use the event). Each of an event's exact and blocking
 tokens keeps a ``TokenState``: the live sightings seen under that token, in
-arrival order. That is the Faust table value, keyed by ``LinkageToken.key()``,
-so it serialises to plain dicts (``to_dict``) or bytes (``to_bytes``).
+arrival order. Stored in the Faust tables as references to each sighting's row
+(``broker/_state_cache.py``); ``to_dict`` gives the whole state as plain data.
 
 Expiry uses event time (``occurred_at + retention``) so that a replay, a second
 worker and the batch dry run forget the same things at the same points.
@@ -215,9 +215,8 @@ class Seen:
             raise StateInvalid(f"seen entry cannot be read back ({type(exc).__name__})") from exc
 
 
-_SEEN_ROW = 3  # a state row of three items is a ``Seen``; a sighting row has twelve
 #: ``json.dumps(row, separators=(",", ":"), ensure_ascii=False)`` without building
-#: an encoder per call (a state write encodes one row per token, several per event).
+#: an encoder per call.
 _ROW_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 #: Seen ids whose row stays encoded: every token of an event remembers the same
 #: ``Seen``, and a state rewritten whole re-encodes its token's recent ids.
@@ -316,42 +315,7 @@ class TokenState:
         except (KeyError, TypeError, AttributeError) as exc:
             raise StateInvalid("token state has no sightings list") from exc
 
-    def to_bytes(self) -> bytes:
-        """Compact UTF-8 JSON, one positional row per sighting or seen id (a Faust raw value)."""
-        rows = [s.to_row() for s in self.sightings] + [s.to_row() for s in self.seen]
-        return json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode()
-
     @staticmethod
     def encode_seen(seen: Seen) -> bytes:
-        """One seen id as ``to_bytes`` writes it inside the list (encoded once per value)."""
+        """One seen id as a stored state lists it (encoded once per value)."""
         return _seen_row(seen)
-
-    @staticmethod
-    def encode_row(sighting: Sighting) -> bytes:
-        """One sighting as ``to_bytes`` writes it inside the list."""
-        return _ROW_ENCODER.encode(sighting.to_row()).encode()
-
-    @staticmethod
-    def append_encoded(encoded: bytes, row: bytes) -> bytes:
-        """``to_bytes`` of a state with one more sighting, given the state's bytes and
-        the sighting's ``encode_row``."""
-        if encoded.strip() in (b"", b"[]"):
-            return b"[" + row + b"]"
-        if not encoded.endswith(b"]"):
-            raise StateInvalid("token state bytes are not a JSON list")
-        return encoded[:-1] + b"," + row + b"]"
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> TokenState:
-        """Inverse of ``to_bytes``; raises ``StateInvalid`` on malformed input."""
-        try:
-            decoded = json.loads(data)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise StateInvalid("token state bytes are not JSON") from exc
-        if not isinstance(decoded, list):
-            raise StateInvalid("token state is not a list of sightings")
-        rows = [row for row in decoded if not (isinstance(row, list) and len(row) == _SEEN_ROW)]
-        seen = [row for row in decoded if isinstance(row, list) and len(row) == _SEEN_ROW]
-        return cls(
-            tuple(Sighting.from_row(row) for row in rows), tuple(Seen.from_row(r) for r in seen)
-        )

@@ -1,94 +1,182 @@
-"""Keeping token states decoded between messages, and encoding them incrementally.
+"""Token states stored as references; each event's sighting stored once per partition.
 
-A token's state is stored as bytes in a Faust table (RocksDB and a changelog);
-decoding it on every message and re-encoding every sighting on every write cost
-more than the matching itself. Most messages only append one sighting, so the
-new bytes are the old ones with one row added, and the decoded state from the
-previous message is still valid if the stored bytes are unchanged. The cache is
-bounded and checked against the stored bytes, so a rebalance or a restart never
-serves a stale state: at worst it decodes again.
+A token's state is the list of events seen under it. Stored whole in every
+token's state, an event's sighting (references, tokens, encoding, sealed
+payloads: about 2 KB) was written once per token, and again with every later
+change to that token, so a busy blocking token re-sent every sighting it held
+at each batch: 18 KB of changelog per event in a 60,000-event backfill, more
+per event as the data grew (issue 15). So two tables hold the state:
+
+- ``token-state``: per token, a JSON list of references to its sightings
+  (``[key]``) and of the ids it has seen (``[event_id, origin, until]``, see
+  ``Seen``), in arrival order: a few dozen bytes per sighting.
+- ``sightings``: each event's sighting row (``Sighting.to_row``) once per
+  partition the event reaches, under ``event_id/digest``, the digest being
+  of the row itself: two different events claiming one id never share a row.
+  Written once, when the event first enters a state of that partition;
+  deleted when a state drops the sighting, which only erasure, withdrawal
+  at source and expiry do, and each of those drops it from every token.
+
+A reference whose row is gone is an event another token of the partition
+already dropped (erased, withdrawn or expired: the same for every token), and
+is skipped. Decoded states and rows are kept between batches; a state is
+checked against its stored bytes, so a rebalance or a restart never serves a
+stale one, and a row is found by its content digest, so never a wrong one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import OrderedDict
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 
-from broker._sightings import Sighting, TokenState
+from broker._errors import StateInvalid
+from broker._sightings import Seen, Sighting, TokenState
 
-__all__ = ["DEFAULT_CACHED_TOKENS", "StateBatch", "StateCache"]
+__all__ = ["DEFAULT_CACHED_TOKENS", "StateBatch", "StateCache", "decode_state", "encode_state"]
 
 DEFAULT_CACHED_TOKENS = 50_000
+#: Decoded sightings kept by key: the rows of the events the recent batches touched.
+_CACHED_SIGHTINGS = 100_000
+#: Encoded rows kept by event id: an event reaches one partition per batch, and
+#: its keys are needed again when its states are written.
 _CACHED_ROWS = 4096
+#: Ids of deleted rows remembered, so that no decoded state serves one again.
+_CACHED_GONE = 100_000
+_SEEN_ROW = 3
+_REF_ROW = 1
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+RowReader = Callable[[str], Sighting | None]
+
+
+def row_key(sighting: Sighting, row: bytes) -> str:
+    """The sightings-table key of ``row``: the event id and a digest of the row."""
+    return f"{sighting.event_id}/{hashlib.blake2b(row, digest_size=8).hexdigest()}"
+
+
+def encode_state(state: TokenState, key_of: Callable[[Sighting], str]) -> bytes:
+    """A token's stored value: a reference per sighting, then the ids it has seen."""
+    rows = [_ENCODER.encode([key_of(s)]).encode() for s in state.sightings]
+    rows += [TokenState.encode_seen(s) for s in state.seen]
+    return b"[" + b",".join(rows) + b"]"
+
+
+def decode_state(data: bytes, read: RowReader) -> TokenState:
+    """Inverse of ``encode_state``; ``read`` gives the sighting a reference names.
+
+    Raises:
+        StateInvalid: the bytes are not a list of references and seen ids.
+    """
+    try:
+        decoded = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise StateInvalid("token state bytes are not JSON") from exc
+    if not isinstance(decoded, list):
+        raise StateInvalid("token state is not a list")
+    sightings: list[Sighting] = []
+    seen: list[Seen] = []
+    for row in decoded:
+        if isinstance(row, list) and len(row) == _SEEN_ROW:
+            seen.append(Seen.from_row(row))
+        elif isinstance(row, list) and len(row) == _REF_ROW and isinstance(row[0], str):
+            sighting = read(row[0])
+            if sighting is not None:  # dropped by another token of this partition
+                sightings.append(sighting)
+        else:
+            raise StateInvalid("token state holds a row that is neither a reference nor an id")
+    return TokenState(tuple(sightings), tuple(seen))
 
 
 @dataclass
 class StateCache:
-    """Decoded states of the most recently used tokens, keyed by token."""
+    """Decoded states of the recent tokens, decoded sightings, and encoded rows."""
 
     capacity: int = DEFAULT_CACHED_TOKENS
     _held: OrderedDict[str, tuple[bytes, TokenState]] = field(default_factory=OrderedDict)
-    _rows: OrderedDict[str, tuple[Sighting, bytes]] = field(default_factory=OrderedDict)
+    _sightings: OrderedDict[str, Sighting] = field(default_factory=OrderedDict)
+    _rows: OrderedDict[str, tuple[Sighting, str, bytes]] = field(default_factory=OrderedDict)
+    _gone: set[str] = field(default_factory=set)  # ids of rows deleted by this process
 
-    def load(self, token: str, stored: bytes | None) -> TokenState | None:
+    def load(self, token: str, stored: bytes | None, rows: MutableMapping[str, bytes | None]
+             ) -> TokenState | None:  # fmt: skip
         """The state the stored bytes encode (decoded only if the cache is stale)."""
         if not stored:
             self._held.pop(token, None)
             return None
         held = self._held.get(token)
-        if held is not None and held[0] == stored:
+        if held is not None and held[0] == stored and not self._holds_gone(held[1]):
             self._held.move_to_end(token)
             return held[1]
-        state = TokenState.from_bytes(stored)
+        state = decode_state(stored, lambda key: self._sighting(key, rows))
         self._remember(token, stored, state)
         return state
 
-    def encode(
-        self, token: str, before: TokenState | None, stored: bytes | None, after: TokenState
-    ) -> bytes:
-        """The bytes to store for ``after``, appending to ``stored`` when that is all it takes."""
-        rows = self._added(before, after) if stored else None
-        if rows is not None and stored is not None:
-            encoded = TokenState.append_encoded(stored, b",".join(rows))
-        else:  # what ``to_bytes`` writes, from rows encoded once per event, not per token
-            every = [self._row(s) for s in after.sightings]
-            every += [TokenState.encode_seen(s) for s in after.seen]
-            encoded = b"[" + b",".join(every) + b"]"
-        self._remember(token, encoded, after)
+    def encode(self, token: str, state: TokenState) -> bytes:
+        """The bytes to store for ``state`` (its rows are the caller's to store)."""
+        encoded = encode_state(state, lambda s: self.keyed(s)[0])
+        self._remember(token, encoded, state)
         return encoded
 
-    def _added(self, before: TokenState | None, after: TokenState) -> list[bytes] | None:
-        """The encoded rows ``after`` adds to ``before`` (sightings and seen ids appended
-        at the end: a batch may add several), or None if it changed anything else."""
-        if before is None:
-            return None
-        old_sightings, old_seen = len(before.sightings), len(before.seen)
-        new_sightings = len(after.sightings) - old_sightings
-        new_seen = len(after.seen) - old_seen
-        if new_sightings < 0 or new_seen < 0 or not new_sightings + new_seen:
-            return None
-        if after.sightings[:old_sightings] != before.sightings:
-            return None
-        if after.seen[:old_seen] != before.seen:
-            return None
-        rows = [self._row(s) for s in after.sightings[old_sightings:]]
-        return rows + [TokenState.encode_seen(s) for s in after.seen[old_seen:]]
+    def keyed(self, sighting: Sighting) -> tuple[str, bytes]:
+        """The sighting's key and row, encoded once per event.
 
-    def _row(self, sighting: Sighting) -> bytes:
-        """An event reaches one partition per token: encode its row once.
-
-        Kept by event id with the sighting it encodes, and served only for that
-        same sighting: two different events claiming one id never share a row.
+        Served only for that same sighting: two events claiming one id never
+        share a row (their digests differ).
         """
         held = self._rows.get(sighting.event_id)
         if held is not None and (held[0] is sighting or held[0] == sighting):
-            return held[1]
-        row = TokenState.encode_row(sighting)
-        self._rows[sighting.event_id] = (sighting, row)
+            return held[1], held[2]
+        row = _ENCODER.encode(sighting.to_row()).encode()
+        key = row_key(sighting, row)
+        self._rows[sighting.event_id] = (sighting, key, row)
         while len(self._rows) > _CACHED_ROWS:
             self._rows.popitem(last=False)
-        return row
+        self._keep(key, sighting)
+        return key, row
+
+    def forget(self, key: str) -> None:
+        """A row deleted: never served again from memory, under any token.
+
+        Another token's state decoded before still lists the sighting, with
+        the same stored bytes: it is decoded again (without it) when next
+        read. Past ``_CACHED_GONE`` ids every decoded state is dropped instead.
+        """
+        self._sightings.pop(key, None)
+        if len(self._gone) >= _CACHED_GONE:
+            self._gone.clear()
+            self._held.clear()
+        self._gone.add(key.rsplit("/", 1)[0])
+
+    def _holds_gone(self, state: TokenState) -> bool:
+        gone = self._gone
+        return bool(gone) and any(s.event_id in gone for s in state.sightings)
+
+    def _sighting(self, key: str, rows: MutableMapping[str, bytes | None]) -> Sighting | None:
+        held = self._sightings.get(key)
+        if held is not None:
+            self._sightings.move_to_end(key)
+            return held
+        stored = rows.get(key)
+        if not stored:
+            return None
+        try:
+            decoded = json.loads(stored)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise StateInvalid("sighting row is not JSON") from exc
+        if not isinstance(decoded, list):
+            raise StateInvalid("sighting row is not a list")
+        sighting = Sighting.from_row(decoded)
+        self._keep(key, sighting)
+        return sighting
+
+    def _keep(self, key: str, sighting: Sighting) -> None:
+        self._sightings[key] = sighting
+        self._sightings.move_to_end(key)
+        while len(self._sightings) > _CACHED_SIGHTINGS:
+            self._sightings.popitem(last=False)
 
     def _remember(self, token: str, encoded: bytes, state: TokenState) -> None:
         self._held[token] = (encoded, state)
@@ -102,25 +190,24 @@ class StateBatch:
     """The token states one routed batch touches: each read once, each written once.
 
     A routed batch holds many sightings that share tokens (a busy blocking
-    token, a person's several events); reading and writing the table per
-    sighting made one changelog record per sighting, holding the token's whole
-    list. Here a token is read on first use, changed in memory as often as the
-    batch needs, and ``flush`` writes each changed token once: changelog
-    records grow with the tokens changed, not the sightings.
+    token, a person's several events); a token is read on first use, changed
+    in memory as often as the batch needs, and ``flush`` writes each changed
+    token once, each sighting new to the partition's states once, and deletes
+    the row of each sighting a state dropped.
     """
 
     table: MutableMapping[str, bytes | None]
+    rows: MutableMapping[str, bytes | None]
     cache: StateCache
-    _loaded: dict[str, tuple[bytes | None, TokenState | None]] = field(default_factory=dict)
+    _loaded: dict[str, TokenState | None] = field(default_factory=dict)
     _current: dict[str, TokenState | None] = field(default_factory=dict)
 
     def get(self, token: str) -> TokenState | None:
         """The token's state as this batch has left it so far."""
         if token in self._current:
             return self._current[token]
-        stored = self.table.get(token)
-        state = self.cache.load(token, stored)
-        self._loaded[token] = (stored, state)
+        state = self.cache.load(token, self.table.get(token), self.rows)
+        self._loaded[token] = state
         self._current[token] = state
         return state
 
@@ -129,15 +216,32 @@ class StateBatch:
             self.get(token)
         self._current[token] = state
 
-    def flush(self) -> int:
-        """Write every changed token once; returns how many were written."""
+    def flush(self) -> tuple[int, int]:
+        """Write every changed token once; returns (states written, rows written)."""
         written = 0
+        added: dict[str, bytes] = {}
+        dropped: set[str] = set()
         for token, state in self._current.items():
-            stored, before = self._loaded[token]
+            before = self._loaded[token]
             if state is None or state is before:
                 continue
-            self.table[token] = self.cache.encode(token, before, stored, state)
+            held = {s.event_id: s for s in before.sightings} if before is not None else {}
+            for sighting in state.sightings:
+                old = held.pop(sighting.event_id, None)
+                if old is not None and (old is sighting or old == sighting):
+                    continue
+                if old is not None:  # another event under the same id: its row goes
+                    dropped.add(self.cache.keyed(old)[0])
+                key, row = self.cache.keyed(sighting)
+                added[key] = row
+            dropped.update(self.cache.keyed(s)[0] for s in held.values())
+            self.table[token] = self.cache.encode(token, state)
             written += 1
+        for key, row in added.items():
+            self.rows[key] = row
+        for key in dropped - added.keys():
+            self.rows.pop(key, None)
+            self.cache.forget(key)
         self._loaded.clear()
         self._current.clear()
-        return written
+        return written, len(added)

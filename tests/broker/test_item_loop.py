@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +13,7 @@ from broker._errors import StateInvalid
 from broker._item_loop import Outbox, Read, run_items
 from broker._poison import INTERNAL_ERROR, AttemptCounts, guarded
 from broker._routed import ItemKind, RoutedItem
-from broker._state_cache import StateBatch, StateCache
+from broker._state_cache import StateBatch, StateCache, decode_state
 from consent import AuditChain, ChainHead, Decision, Reason, generate_signing_key, verify_audit
 from schemas import AuditKind, EventType, Outcome
 
@@ -44,7 +45,8 @@ def _run(items: list[RoutedItem], handle: Callable[..., None], chain: AuditChain
         return guarded(coords, "match", work, attempts=attempts, reject=refuse,
                        count_failure=lambda s, e: None, sleep=nosleep)  # fmt: skip
 
-    batch = StateBatch(table, StateCache())
+    rows: dict[str, bytes | None] = {}
+    batch = StateBatch(table, rows, StateCache())
     out, succeeded = asyncio.run(
         run_items(
             items,
@@ -56,9 +58,19 @@ def _run(items: list[RoutedItem], handle: Callable[..., None], chain: AuditChain
             chain=chain,
         )  # fmt: skip
     )
-    written = batch.flush()
-    states = {k: TokenState.from_bytes(v) for k, v in table.items() if v}
+    written, _ = batch.flush()
+    states = {k: decode_state(v, _reader(rows)) for k, v in table.items() if v}
     return out, succeeded, written, states, rejected
+
+
+def _reader(rows: dict[str, bytes | None]) -> Callable[[str], Sighting | None]:
+    """The sighting a stored reference names, read from ``rows`` afresh."""
+
+    def read(key: str) -> Sighting | None:
+        stored = rows.get(key)
+        return Sighting.from_row(json.loads(stored)) if stored else None
+
+    return read
 
 
 def _adding(fail: dict[str, BaseException]) -> Callable[..., None]:

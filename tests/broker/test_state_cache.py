@@ -1,39 +1,182 @@
-"""The state cache gives exactly what decoding and encoding from scratch would."""
+"""Token states as references, sightings stored once per partition (issue 15 item 1).
+
+The tables here are dicts that count their reads and writes: what a Faust
+table would send to its changelog is one record per write or delete.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
-from broker import Sighting, TokenState
-from broker._state_cache import StateCache
+import pytest
+
+from broker import Sighting, StateInvalid, TokenState
+from broker._sightings import Seen
+from broker._state_cache import StateBatch, StateCache, decode_state
+from schemas import EventType, SealedPayload
+from tests.broker.conftest import T0
 
 
-def test_appending_encodes_as_a_full_encoding_would(sighting_factory: Callable[..., Sighting]):
+class Table(dict[str, bytes | None]):
+    """A table that counts what it is asked, as a changelog would see it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = self.writes = self.deletes = 0
+
+    def get(self, key, default=None):  # type: ignore[no-untyped-def, override]
+        self.reads += 1
+        return super().get(key, default)
+
+    def __setitem__(self, key: str, value: bytes | None) -> None:
+        self.writes += 1
+        super().__setitem__(key, value)
+
+    def pop(self, key, default=None):  # type: ignore[no-untyped-def, override]
+        self.deletes += 1
+        return super().pop(key, default)
+
+
+def _payload(n: int) -> SealedPayload:
+    return SealedPayload("E08000009.revenues", "agr", b"e" * 32, bytes([n]) * 900, ("name",))
+
+
+@pytest.fixture
+def make(sighting_factory: Callable[..., Sighting]) -> Callable[..., Sighting]:
+    def sighting(n: int, **fields: object) -> Sighting:
+        values: dict[str, object] = {
+            "fuzzy": bytes([n]) * 128,
+            "sealed": (_payload(n),),
+            "expires_at": T0 + timedelta(days=30),
+        }
+        values.update(fields)
+        return sighting_factory(f"ev-{n}", **values)
+
+    return sighting
+
+
+def test_each_sighting_is_stored_once_however_many_tokens_hold_it(make):
+    states, rows = Table(), Table()
+    batch = StateBatch(states, rows, StateCache())
+    events = [make(n) for n in range(5)]
+    for token in ("exact", "block-1", "block-2"):
+        state = batch.get(token) or TokenState()
+        for sighting in events:
+            state = state.add(sighting)
+        batch.set(token, state)
+    batch.get("untouched")
+    assert batch.flush() == (3, 5)
+    assert (states.reads, states.writes, rows.writes) == (4, 3, 5)
+    # a restarted worker (nothing in memory) reads the same states back
+    fresh = StateBatch(states, rows, StateCache())
+    for token in ("exact", "block-1", "block-2"):
+        assert fresh.get(token) == TokenState(tuple(events))
+
+
+def test_a_token_state_holds_references_not_payloads(make):
+    states, rows = Table(), Table()
+    batch = StateBatch(states, rows, StateCache())
+    state = TokenState()
+    for n in range(20):
+        state = state.add(make(n))
+    batch.set("busy", state)
+    batch.flush()
+    stored = states["busy"] or b""
+    assert len(stored) < 20 * 60  # an id and a digest per sighting
+    assert b"ev-3" in stored and b"revenues" not in stored
+    # one more sighting rewrites the references, never the 20 stored rows
+    more = StateBatch(states, rows, StateCache())
+    more.set("busy", (more.get("busy") or TokenState()).add(make(20)))
+    assert more.flush() == (1, 1)
+    assert rows.writes == 21
+
+
+def test_an_erased_sighting_loses_its_row_and_no_other_token_serves_it(make):
+    states, rows = Table(), Table()
     cache = StateCache()
-    stored: bytes | None = None
-    state: TokenState | None = None
-    for n in range(5):
-        after = (state or TokenState()).add(sighting_factory(f"e{n}", fuzzy=bytes([n]) * 128))
-        stored = cache.encode("t", state, stored, after)
-        assert stored == after.to_bytes()
-        state = cache.load("t", stored)
-        assert state == after
+    kept, erased = make(1), make(2)
+    batch = StateBatch(states, rows, cache)
+    for token in ("a", "b"):
+        batch.set(token, TokenState((kept, erased)))
+    batch.flush()
+    # erasure reaches token "a" first (its cascade reaches "b" later)
+    batch = StateBatch(states, rows, cache)
+    batch.set("a", (batch.get("a") or TokenState()).without({"ev-2"}))
+    assert batch.flush() == (1, 0)
+    assert rows.deletes == 1 and len(rows) == 1
+    assert [
+        s.event_id for s in (StateBatch(states, rows, cache).get("b") or TokenState()).sightings
+    ] == ["ev-1"]
+    restarted = StateBatch(states, rows, StateCache())
+    assert (restarted.get("b") or TokenState()).sightings == (kept,)
 
 
-def test_a_shrunk_state_is_encoded_in_full(sighting_factory: Callable[..., Sighting]):
-    cache = StateCache()
-    full = TokenState((sighting_factory("a"), sighting_factory("b")))
-    stored = cache.encode("t", None, None, full)
-    shrunk = full.without({"a"})
-    assert cache.encode("t", full, stored, shrunk) == shrunk.to_bytes()
+def test_an_expired_sighting_loses_its_row(make):
+    states, rows = Table(), Table()
+    old = make(1, expires_at=T0 + timedelta(days=1))
+    batch = StateBatch(states, rows, StateCache())
+    batch.set("t", TokenState((old, make(2))))
+    batch.flush()
+    batch = StateBatch(states, rows, StateCache())
+    batch.set("t", (batch.get("t") or TokenState()).live(T0 + timedelta(days=2)).add(make(3)))
+    assert batch.flush() == (1, 1)
+    assert sorted(k.split("/")[0] for k in rows) == ["ev-2", "ev-3"]
 
 
-def test_stale_or_evicted_entries_are_decoded_again(sighting_factory: Callable[..., Sighting]):
+def test_two_events_claiming_one_id_keep_their_own_rows(make):
+    states, rows = Table(), Table()
+    first = make(1)
+    forged = Sighting(first.event_id, "E08000006", "other-ref", EventType.RENT_ARREARS, T0, 3)
+    batch = StateBatch(states, rows, StateCache())
+    batch.set("a", TokenState((first,)))
+    batch.set("b", TokenState((forged,)))
+    assert batch.flush() == (2, 2)
+    fresh = StateBatch(states, rows, StateCache())
+    assert (fresh.get("a") or TokenState()).sightings == (first,)
+    assert (fresh.get("b") or TokenState()).sightings == (forged,)
+
+
+def test_seen_ids_survive_and_a_stale_cache_is_decoded_again(make):
+    states, rows = Table(), Table()
     cache = StateCache(capacity=1)
-    one = TokenState((sighting_factory("a"),))
-    two = TokenState((sighting_factory("b"),))
-    cache.encode("t", None, None, one)
-    assert cache.load("t", two.to_bytes()) == two, "other bytes stored: the cache is stale"
-    cache.encode("u", None, None, one)  # evicts "t"
-    assert cache.load("t", one.to_bytes()) == one
-    assert cache.load("t", None) is None
+    seen = Seen("ev-9", "fed.events.X/0/9", T0 + timedelta(days=30))
+    batch = StateBatch(states, rows, cache)
+    batch.set("t", TokenState((make(1),), (seen,)))
+    batch.set("u", TokenState((make(2),)))  # evicts "t" from a cache of one
+    batch.flush()
+    other = StateCache()
+    states["t"] = other.encode("t", TokenState((make(3),)))  # written elsewhere
+    rows.update({other.keyed(make(3))[0]: other.keyed(make(3))[1]})
+    assert cache.load("t", states["t"], rows) == TokenState((make(3),))
+    assert cache.load("t", None, rows) is None
+    assert StateCache().load("u", states["u"], rows) == TokenState((make(2),))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"not json",
+        b"{}",
+        b'[["e", "f"]]',
+        b"[[7]]",
+        # a whole sighting inline: the per-token format of an earlier release
+        b'[["e", "c", "r", "address-change", "2026-06-01T00:00:00+00:00", 1, [], [], null, {},'
+        b" [], null]]",
+    ],
+)
+def test_bad_state_bytes_are_refused(data):
+    with pytest.raises(StateInvalid) as caught:
+        decode_state(data, lambda key: None)
+    assert caught.value.reason == "state-invalid"
+
+
+def test_a_bad_sighting_row_is_refused(make):
+    states, rows = Table(), Table()
+    cache = StateCache()
+    states["t"] = cache.encode("t", TokenState((make(1),)))
+    key = cache.keyed(make(1))[0]
+    for junk in (b"not json", b"{}", b'["e"]'):
+        rows[key] = junk
+        with pytest.raises(StateInvalid):
+            StateCache().load("t", states["t"], rows)
