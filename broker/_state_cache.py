@@ -97,7 +97,8 @@ class StateCache:
     capacity: int = DEFAULT_CACHED_TOKENS
     _held: OrderedDict[str, tuple[bytes, TokenState]] = field(default_factory=OrderedDict)
     _sightings: OrderedDict[str, Sighting] = field(default_factory=OrderedDict)
-    _rows: OrderedDict[str, tuple[Sighting, str, bytes]] = field(default_factory=OrderedDict)
+    _keys: OrderedDict[str, tuple[Sighting, str]] = field(default_factory=OrderedDict)
+    _rows: OrderedDict[str, tuple[Sighting, bytes]] = field(default_factory=OrderedDict)
     _gone: set[str] = field(default_factory=set)  # ids of rows deleted by this process
 
     def load(self, token: str, stored: bytes | None, rows: MutableMapping[str, bytes | None]
@@ -116,24 +117,33 @@ class StateCache:
 
     def encode(self, token: str, state: TokenState) -> bytes:
         """The bytes to store for ``state`` (its rows are the caller's to store)."""
-        encoded = encode_state(state, lambda s: self.keyed(s)[0])
+        encoded = encode_state(state, self.key_of)
         self._remember(token, encoded, state)
         return encoded
 
-    def keyed(self, sighting: Sighting) -> tuple[str, bytes]:
-        """The sighting's key and row, encoded once per event.
+    def key_of(self, sighting: Sighting) -> str:
+        """The sighting's row key: known for any sighting read or written lately.
 
         Served only for that same sighting: two events claiming one id never
-        share a row (their digests differ).
+        share a key (their rows' digests differ).
         """
+        held = self._keys.get(sighting.event_id)
+        if held is not None and (held[0] is sighting or held[0] == sighting):
+            self._keys.move_to_end(sighting.event_id)
+            return held[1]
+        return self.keyed(sighting)[0]
+
+    def keyed(self, sighting: Sighting) -> tuple[str, bytes]:
+        """The sighting's key and row, the row encoded once per event."""
         held = self._rows.get(sighting.event_id)
         if held is not None and (held[0] is sighting or held[0] == sighting):
-            return held[1], held[2]
-        row = _ENCODER.encode(sighting.to_row()).encode()
+            row = held[1]
+        else:
+            row = _ENCODER.encode(sighting.to_row()).encode()
+            self._rows[sighting.event_id] = (sighting, row)
+            while len(self._rows) > _CACHED_ROWS:
+                self._rows.popitem(last=False)
         key = row_key(sighting, row)
-        self._rows[sighting.event_id] = (sighting, key, row)
-        while len(self._rows) > _CACHED_ROWS:
-            self._rows.popitem(last=False)
         self._keep(key, sighting)
         return key, row
 
@@ -177,6 +187,10 @@ class StateCache:
         self._sightings.move_to_end(key)
         while len(self._sightings) > _CACHED_SIGHTINGS:
             self._sightings.popitem(last=False)
+        self._keys[sighting.event_id] = (sighting, key)
+        self._keys.move_to_end(sighting.event_id)
+        while len(self._keys) > _CACHED_SIGHTINGS:
+            self._keys.popitem(last=False)
 
     def _remember(self, token: str, encoded: bytes, state: TokenState) -> None:
         self._held[token] = (encoded, state)
@@ -231,10 +245,10 @@ class StateBatch:
                 if old is not None and (old is sighting or old == sighting):
                     continue
                 if old is not None:  # another event under the same id: its row goes
-                    dropped.add(self.cache.keyed(old)[0])
+                    dropped.add(self.cache.key_of(old))
                 key, row = self.cache.keyed(sighting)
                 added[key] = row
-            dropped.update(self.cache.keyed(s)[0] for s in held.values())
+            dropped.update(self.cache.key_of(s) for s in held.values())
             self.table[token] = self.cache.encode(token, state)
             written += 1
         for key, row in added.items():
