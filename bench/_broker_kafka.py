@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from broker.app import ensure_topics
 __all__ = [
     "POLL_S",
     "Drain",
+    "DrainStuck",
     "GroupCaughtUp",
     "ProcessUsage",
     "Worker",
@@ -32,6 +34,7 @@ __all__ = [
     "free_port",
     "kafka_pid",
     "metric_counts",
+    "new_prefix",
     "passthrough_worker",
     "read_topic",
     "source_topics",
@@ -159,6 +162,11 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=30)
+
+
+def new_prefix() -> str:
+    """A fresh topic prefix (and group name stem): each run's topics are its own."""
+    return f"bench-{uuid.uuid4().hex[:8]}"
 
 
 def broker_worker(
@@ -303,6 +311,14 @@ class Drain:
         return self.reached(high) - self.reached(low), high - low
 
 
+class DrainStuck(RuntimeError):
+    """A drain made no progress for the stall limit (or passed its timeout): where it stood."""
+
+    def __init__(self, done: float, total: int, seconds: float, logs: str) -> None:
+        super().__init__(f"drain stuck at {done:.0f}/{total} after {seconds:.0f} s:\n{logs}")
+        self.done, self.total, self.seconds = done, total, seconds
+
+
 def watch(
     progress: Callable[[], tuple[float, list[float]]],
     total: int,
@@ -339,7 +355,7 @@ def watch(
             last_check = now if now - last_check > 1 else last_check
         if now - started > timeout or (done > 0 and now - last_change > stall):
             logs = "\n".join(f"--- {w.name}\n{w.tail()}" for w in workers)
-            raise RuntimeError(f"drain stuck at {done:.0f}/{total}:\n{logs}")
+            raise DrainStuck(done, total, now - started, logs)
         time.sleep(POLL_S)
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "AIM_SCALE",
     "AIM_VS_BASELINE",
     "Backfill",
+    "BackfillStuck",
     "Costs",
     "Latency",
     "Quality",
@@ -90,6 +91,29 @@ class Costs:
             "changelog_bytes_per_event": self.per_event(self.changelog_bytes),
             "peak_rss_bytes": list(self.worker_peak_rss),
         }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillStuck:
+    """A backfill that stopped moving: how far it got, and when (the other figures stand)."""
+
+    people: int
+    events: int
+    done_steps: float
+    total_steps: int
+    seconds: float
+
+    def figures(self) -> dict[str, Any]:
+        return {"people": self.people, "events": self.events, "stuck": True,
+                "done_steps": self.done_steps, "total_steps": self.total_steps,
+                "seconds_until_stuck": self.seconds}  # fmt: skip
+
+    def line(self) -> str:
+        return (
+            f"backfill ({self.people:,} people, {self.events:,} events): did NOT drain, "
+            f"stuck at {self.done_steps:,.0f} of {self.total_steps:,} steps "
+            f"({self.done_steps / self.total_steps:.0%}) after {self.seconds:.0f} s"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +249,7 @@ class Report:
     seconds: float
     one_costs: Costs = field(default_factory=lambda: Costs(0))
     two_costs: Costs = field(default_factory=lambda: Costs(0))
-    backfill: Backfill | None = None
+    backfill: Backfill | BackfillStuck | None = None
     recovery: Recovery | None = None
 
     def rows(self) -> list[tuple[str, str, str, str, str]]:
@@ -265,7 +289,19 @@ class Report:
             ("recall", f"{q.kept.recall:.4f}", "-", "-", "-"),
             ("F1", f"{q.kept.f1:.4f}", "-", f">= {AIM_F1}", _met(q.kept.f1 >= AIM_F1)),
         ]  # fmt: skip
-        if self.backfill is not None:
+        if isinstance(self.backfill, BackfillStuck):
+            stuck = self.backfill
+            rows.append(
+                (
+                    f"backfill {stuck.events:,} events, 1 worker",
+                    f"stuck at {stuck.done_steps / stuck.total_steps:.0%} of its steps "
+                    f"after {stuck.seconds:.0f} s",
+                    "-",
+                    "drains",
+                    _met(False),
+                )
+            )
+        elif self.backfill is not None:
             b = self.backfill.throughput
             share = b.steady_rate / one.steady_rate
             rss = max(self.backfill.costs.worker_peak_rss, default=0)
@@ -390,7 +426,9 @@ class Report:
         if q.pairs_two_workers_equal is not None:
             out.append(f"two workers reported the same pairs as one: "
                        f"{'yes' if q.pairs_two_workers_equal else 'NO'}")  # fmt: skip
-        if self.backfill is not None:
+        if isinstance(self.backfill, BackfillStuck):
+            out.append(self.backfill.line())
+        elif self.backfill is not None:
             b = self.backfill
             out.append(f"backfill ({b.people:,} people): {b.throughput.events:,} events, steady "
                        f"{b.throughput.steady_rate:,.0f} ev/s, whole drain "

@@ -33,28 +33,23 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import threading
 import time
-import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer
 
 from bench._broker_data import (
     COUNCILS,
     BenchData,
     build_data,
-    notify_topics,
-    open_notification,
-    resigned,
 )
 from bench._broker_kafka import (
     POLL_S,
     Drain,
+    DrainStuck,
     GroupCaughtUp,
     ProcessUsage,
     Worker,
@@ -63,26 +58,27 @@ from bench._broker_kafka import (
     fill,
     kafka_pid,
     metric_counts,
+    new_prefix,
     passthrough_worker,
     read_topic,
     source_topics,
     watch,
 )
+from bench._broker_latency import run_latency
 from bench._broker_report import (
     Backfill,
+    BackfillStuck,
     Costs,
-    Latency,
     Quality,
     Recovery,
     Report,
     Throughput,
 )
-from bench._security import bench_security, client_config
+from bench._security import client_config
 from bench.linkage_quality import quality
 from broker import DEFAULT_DICE_THRESHOLD
 from broker.app import FAUST_TUNING, SESSION_TIMEOUT_S
 from fedbroker import KafkaCluster
-from schemas import Codec
 
 __all__ = ["main", "run"]
 
@@ -92,6 +88,8 @@ DEFAULT_SEED = 20261123
 DEFAULT_PARTITIONS = 4
 MAX_AUTO_RATE = 1000
 AUTO_SHARE = 0.5
+#: 200,000 events at a few hundred a second take longer than a small drain's limit.
+BACKFILL_TIMEOUT_S = 3600.0
 Pair = tuple[str, str]
 
 
@@ -101,10 +99,6 @@ def _bootstrap(home: Path) -> tuple[str, KafkaCluster | None]:
         return existing, None
     cluster = KafkaCluster(1, BENCH_PORT, home)
     return cluster.up(fresh=True), cluster
-
-
-def _prefix() -> str:
-    return f"bench-{uuid.uuid4().hex[:8]}"
 
 
 def _throughput(label: str, drain: Drain, workers: int, events: int, expected: int) -> Throughput:
@@ -119,7 +113,7 @@ def _stop(workers: Sequence[Worker]) -> None:
 
 
 def run_passthrough(data: BenchData, bootstrap: str, work: Path, partitions: int) -> Throughput:
-    prefix = _prefix()
+    prefix = new_prefix()
     sink = f"{prefix}.passthrough"
     fill(bootstrap, prefix, data, COUNCILS, partitions, extra=[sink])
     worker = passthrough_worker("passthrough", bootstrap=bootstrap,
@@ -151,10 +145,10 @@ def _changelog(bootstrap: str, group: str) -> tuple[int, int]:
 
 def run_pipeline(
     data: BenchData, bootstrap: str, work: Path, partitions: int, workers: int,
-    threshold: float,
+    threshold: float, timeout: float = 900.0,
 ) -> tuple[Throughput, str, Costs]:  # fmt: skip
     """Drain the filled topics with ``workers`` broker workers; returns the prefix used."""
-    prefix = _prefix()
+    prefix = new_prefix()
     fill(bootstrap, prefix, data, COUNCILS, partitions)
     group = f"{prefix}-broker"
     started = [broker_worker(data, f"broker-{workers}w-{i}", bootstrap=bootstrap, prefix=prefix,
@@ -178,7 +172,7 @@ def run_pipeline(
         caught_up = GroupCaughtUp(bootstrap, group, [*source_topics(prefix, COUNCILS),
                                                      f"{prefix}.broker.routed"])  # fmt: skip
         try:
-            drain = watch(progress, data.routed, started, caught_up=caught_up)
+            drain = watch(progress, data.routed, started, caught_up=caught_up, timeout=timeout)
         finally:
             caught_up.close()
         first = at_first[0] if at_first else [ProcessUsage() for _ in started]
@@ -259,111 +253,6 @@ def run_quality(
     )
 
 
-class _Subscriber(threading.Thread):
-    """Reads the match topics as a recipient service would, noting when each arrives."""
-
-    def __init__(self, bootstrap: str, topics: list[str]) -> None:
-        super().__init__(daemon=True)
-        self.consumer = KafkaConsumer(
-            *topics, bootstrap_servers=bootstrap, group_id=f"bench-sub-{uuid.uuid4().hex[:6]}",
-            auto_offset_reset="earliest", fetch_max_wait_ms=5, enable_auto_commit=False,
-            **client_config(),
-        )  # fmt: skip
-        self.seen: list[tuple[float, bytes]] = []
-        self.stopping = threading.Event()
-        self.ready = threading.Event()
-
-    def run(self) -> None:
-        try:
-            while not self.stopping.is_set():
-                batch = self.consumer.poll(timeout_ms=50)
-                now = time.time()
-                if self.consumer.assignment():
-                    self.ready.set()
-                for records in batch.values():
-                    self.seen.extend((now, r.value) for r in records)
-        finally:
-            self.consumer.close()
-
-
-def run_latency(
-    data: BenchData, bootstrap: str, work: Path, partitions: int, threshold: float,
-    rate: float, seconds: float,
-) -> Latency:  # fmt: skip
-    prefix = _prefix()
-    group = f"{prefix}-broker"
-    ensure = [*source_topics(prefix, COUNCILS)]
-    from broker.app import ensure_topics
-
-    ensure_topics(bootstrap, ensure, partitions=partitions, replication=1,
-                  security=bench_security())  # fmt: skip
-    worker = broker_worker(data, "broker-latency", bootstrap=bootstrap, prefix=prefix,
-                           group=group, work=work, partitions=partitions,
-                           threshold=threshold)  # fmt: skip
-    directory = data.federation.load()
-    subscriber = _Subscriber(bootstrap, notify_topics(prefix, directory))
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0,
-                             enable_idempotence=True, **client_config())  # fmt: skip
-    keys, codec = data.signing_keys(), Codec()
-    count = min(int(rate * seconds), len(data.events))
-    items = data.events[:count]
-    published: dict[str, datetime] = {}
-    try:
-        worker.start()
-        # Warm up: the first event is processed before the clock starts.
-        first = items[0]
-        event, value = resigned(first, keys[first.event.source_council], codec,
-                                datetime.now(UTC))  # fmt: skip
-        published[event.event_id] = event.published_at
-        producer.send(f"{prefix}.{first.topic_suffix}", key=first.key, value=value).get(30)
-
-        def matched() -> tuple[float, list[float]]:
-            counts = metric_counts(worker.metrics_port)
-            return (counts["match"] if counts else 0.0), [1.0]
-
-        watch(matched, first.routed, [worker], timeout=300)
-        subscriber.start()
-        if not subscriber.ready.wait(60):
-            raise RuntimeError("the subscriber was never assigned the match topics")
-        cpu_before = worker.usage().cpu_seconds
-        start = time.perf_counter()
-        for i, item in enumerate(items[1:], start=1):
-            delay = start + (i - 1) / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            event, value = resigned(item, keys[item.event.source_council], codec,
-                                    datetime.now(UTC))  # fmt: skip
-            published[event.event_id] = event.published_at
-            producer.send(f"{prefix}.{item.topic_suffix}", key=item.key, value=value)
-        producer.flush(timeout=60)
-        achieved = (count - 1) / (time.perf_counter() - start)
-        watch(matched, sum(i.routed for i in items), [worker], timeout=600)
-        cpu_us = (worker.usage().cpu_seconds - cpu_before) / max(count - 1, 1) * 1e6
-        # Every notification the worker sent reaches the subscriber (one message each).
-        sent = (metric_counts(worker.metrics_port) or {}).get("notifications", 0.0)
-        deadline = time.monotonic() + 60
-        while len(subscriber.seen) < sent and time.monotonic() < deadline:
-            time.sleep(0.1)  # polling interval of a condition
-    finally:
-        producer.close()
-        subscriber.stopping.set()
-        if subscriber.is_alive():
-            subscriber.join(timeout=10)
-        worker.stop()
-    created, seen = [], []
-    noted: set[str] = set()
-    for arrived, raw in subscriber.seen:
-        notification = open_notification(raw, directory, codec)
-        if notification.notification_id in noted:
-            continue
-        noted.add(notification.notification_id)
-        times = [published[e.event_id] for e in notification.events if e.event_id in published]
-        trigger = max(times)
-        created.append((notification.created_at - trigger).total_seconds() * 1000)
-        seen.append((arrived - trigger.timestamp()) * 1000)
-    return Latency(rate, achieved, count, len(noted), tuple(created), tuple(seen), cpu_us)
-
-
 def run_recovery(data: BenchData, bootstrap: str, work: Path, partitions: int,
                  threshold: float) -> Recovery:  # fmt: skip
     """Two workers drain the backlog; one is killed (SIGKILL) a third of the way in.
@@ -373,7 +262,7 @@ def run_recovery(data: BenchData, bootstrap: str, work: Path, partitions: int,
     restored from their changelogs (no standby replicas), and the messages the
     victim had not committed processed again.
     """
-    prefix = _prefix()
+    prefix = new_prefix()
     fill(bootstrap, prefix, data, COUNCILS, partitions)
     group = f"{prefix}-broker"
     survivor, victim = (broker_worker(data, f"recovery-{i}", bootstrap=bootstrap, prefix=prefix,
@@ -427,14 +316,23 @@ def run_recovery(data: BenchData, bootstrap: str, work: Path, partitions: int,
 
 
 def run_backfill(people: int, seed: int, bootstrap: str, work: Path, partitions: int,
-                 threshold: float) -> Backfill:  # fmt: skip
-    """One worker drains ``people``'s events (about two each) from a full backlog."""
+                 threshold: float) -> Backfill | BackfillStuck:  # fmt: skip
+    """One worker drains ``people``'s events (about two each) from a full backlog.
+
+    A drain that stops moving is reported as such, with the other figures of
+    the run, not raised: it is the finding.
+    """
     print(f"backfill: building {people} people's events ...", flush=True)
     data = build_data(work / "backfill", people=people, seed=seed)
     print(f"backfill: one worker drains {len(data.events):,} events ...", flush=True)
     # Its own folder: a worker's RocksDB files are named by table, not by app id,
     # so the small run's data dir would hand this group that run's offsets.
-    drained, _, costs = run_pipeline(data, bootstrap, work / "backfill", partitions, 1, threshold)
+    try:
+        drained, _, costs = run_pipeline(data, bootstrap, work / "backfill", partitions, 1,
+                                         threshold, timeout=BACKFILL_TIMEOUT_S)  # fmt: skip
+    except DrainStuck as stuck:
+        print(f"backfill: {stuck}", flush=True)
+        return BackfillStuck(people, len(data.events), stuck.done, stuck.total, stuck.seconds)
     return Backfill(people, drained, costs)
 
 

@@ -5,10 +5,14 @@ drains them. Every (event, token) step the per-token design sent as its own
 message arrives inside routed batches, at most one routed message per event,
 every one of them binary Avro that decodes, and the token-state changelog holds
 fewer records than (event, token) steps: each token written once per batch.
+Each sighting, sealed payloads included, is stored once per partition its
+tokens reach, and the token states hold references to it, no payload.
 """
 
 from __future__ import annotations
 
+import json
+from base64 import b64encode
 from datetime import date, timedelta
 
 import pytest
@@ -35,6 +39,12 @@ def _row(n: int, council: str, event: str, when: date) -> dict[str, str]:
             "surname": f"{SURNAMES[n % len(SURNAMES)]}-{n}", "dob": f"{1 + n % 28:02d}/03/1980",
             "postcode": "M1 1AE", "address_1": f"{n} Piccadilly", "uprn": "", "nhs_no": "",
             "ni_number": "", "event": event, "event_date": when.isoformat()}  # fmt: skip
+
+
+def _text(key: bytes | None) -> str:
+    """A table key as Faust wrote it (JSON-quoted or raw)."""
+    text = (key or b"").decode()
+    return str(json.loads(text)) if text.startswith('"') else text
 
 
 def test_at_most_one_routed_message_per_event_and_one_state_write_per_token_per_batch(
@@ -79,6 +89,14 @@ def test_at_most_one_routed_message_per_event_and_one_state_write_per_token_per_
     assert delivered == steps  # every (event, token) step arrived, each in its partition
     changelog = read_topic(kafka_bootstrap, f"{group}-token-state-changelog")
     assert 0 < len(changelog) < len(steps)
+    # Each sighting stored once per partition its tokens reach, never once per token;
+    # token states hold references only: no sealed payload in them.
+    rows = [r for r in read_to_end(kafka_bootstrap, f"{group}-sightings-changelog") if r.value]
+    stored = sorted((_text(r.key).split("/")[0], r.partition) for r in rows)
+    assert stored == sorted({(event_id, partition_for(token, 3)) for event_id, token in steps})
+    sealed = {b64encode(p.ciphertext) for e in events for p in e.sealed}
+    assert sealed and all(any(c in (r.value or b"") for c in sealed) for r in rows)
+    assert not any(c in (value or b"") for _, value in changelog for c in sealed)
 
     notified = read_notifications(kafka_bootstrap, prefix, federation.load())
     assert notified, "the batched path still decides and notifies"
