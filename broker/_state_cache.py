@@ -31,6 +31,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from broker._errors import StateInvalid
 from broker._sightings import Seen, Sighting, TokenState
@@ -64,18 +65,24 @@ def encode_state(state: TokenState, key_of: Callable[[Sighting], str]) -> bytes:
     return b"[" + b",".join(rows) + b"]"
 
 
+def _json_list(data: bytes, what: str) -> list[Any]:
+    """``data`` as the JSON list it must be; ``StateInvalid`` naming ``what`` otherwise."""
+    try:
+        decoded = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise StateInvalid(f"{what} is not JSON") from exc
+    if not isinstance(decoded, list):
+        raise StateInvalid(f"{what} is not a list")
+    return decoded
+
+
 def decode_state(data: bytes, read: RowReader) -> TokenState:
     """Inverse of ``encode_state``; ``read`` gives the sighting a reference names.
 
     Raises:
         StateInvalid: the bytes are not a list of references and seen ids.
     """
-    try:
-        decoded = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise StateInvalid("token state bytes are not JSON") from exc
-    if not isinstance(decoded, list):
-        raise StateInvalid("token state is not a list")
+    decoded = _json_list(data, "token state")
     sightings: list[Sighting] = []
     seen: list[Seen] = []
     for row in decoded:
@@ -172,13 +179,7 @@ class StateCache:
         stored = rows.get(key)
         if not stored:
             return None
-        try:
-            decoded = json.loads(stored)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise StateInvalid("sighting row is not JSON") from exc
-        if not isinstance(decoded, list):
-            raise StateInvalid("sighting row is not a list")
-        sighting = Sighting.from_row(decoded)
+        sighting = Sighting.from_row(_json_list(stored, "sighting row"))
         self._keep(key, sighting)
         return sighting
 

@@ -1,5 +1,8 @@
 """Session-wide fixtures: one real Kafka broker for the whole run, unique names per test.
 
+Also ``synced_folders``, for the tests that folders are fsynced (consent's and
+the subscriber's files).
+
 ``make test`` runs the suite on two pytest-xdist workers (``--dist loadgroup``)
 sharing one Kafka it started. ``pytest_collection_modifyitems`` keeps each
 module on one worker (module fixtures start clusters on fixed ports), sends the
@@ -10,6 +13,8 @@ workers by ``quickstart_demo`` itself (``tests.demo_run.shared_quickstart_demo``
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -84,3 +89,18 @@ def quickstart_demo(
     if worker_id == "master":  # not distributed
         return run_quickstart_demo(kafka_bootstrap, tmp_path_factory.mktemp("quickstart-demo"))
     return shared_quickstart_demo(kafka_bootstrap, tmp_path_factory.getbasetemp().parent)
+
+
+@pytest.fixture
+def synced_folders(monkeypatch) -> list[Path]:
+    """Every folder fsynced from now on, in order."""
+    folders: list[Path] = []
+    real = os.fsync
+
+    def recording(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            folders.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    return folders

@@ -6,10 +6,19 @@ helpers are for tests that only need to see what a topic holds.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping
 from typing import TypeVar
 
 from consent import Directory, notify_topic, open_envelope
-from schemas import Codec, MatchNotification, SignatureDomain, SignedEnvelope
+from schemas import (
+    AuditKind,
+    AuditRecord,
+    Codec,
+    MatchNotification,
+    SignatureDomain,
+    SignedEnvelope,
+)
 from tests.connectors.conftest import read_topic
 
 _T = TypeVar("_T")
@@ -39,3 +48,17 @@ def read_notifications(
             assert record.recipient == service.member_id, "a notification on another's topic"
             found.append(record)
     return found
+
+
+def decision_reasons(
+    bootstrap: str, prefix: str, agreement: str, person_of_event: Mapping[str, str]
+) -> dict[str, set[str]]:
+    """Each person's decision reasons under ``agreement``, from the audit topic."""
+    codec = Codec()
+    reasons: dict[str, set[str]] = defaultdict(set)
+    for _, value in read_topic(bootstrap, f"{prefix}.audit"):
+        record = codec.decode_as(value, AuditRecord)
+        if record.kind is AuditKind.DECISION and record.agreement_id == agreement:
+            (person,) = {person_of_event[e] for e in record.event_ids}
+            reasons[person].update(record.reasons)
+    return dict(reasons)

@@ -10,7 +10,6 @@ want of consent, while a control resident whose grant A recorded is notified.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -20,11 +19,11 @@ import yaml
 from connectors import load_linkage_keys
 from connectors._tokens import opaque_reference
 from consent import AGREEMENTS_DIR, DevFederation, build_dev_federation, example_agreement_paths
-from schemas import AuditKind, AuditRecord, CitizenEvent, Codec, RejectedRecord
+from schemas import CitizenEvent, Codec, RejectedRecord
 from tests.broker.test_decisions_e2e import _drop, add_consent_source
 from tests.broker.workers import settled, start_worker, until
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
-from tests.wire import body_of
+from tests.wire import body_of, decision_reasons
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -113,11 +112,6 @@ def test_a_grant_from_a_council_that_does_not_supply_the_agreement_is_refused_an
         for _, value in read_topic(kafka_bootstrap, setup.events_topic):
             event = body_of(codec, value, CitizenEvent)
             person_of_event[event.event_id] = person_of_ref[event.source_ref]
-    reasons: dict[str, set[str]] = defaultdict(set)
-    for _, value in read_topic(kafka_bootstrap, f"{prefix}.audit"):
-        record = codec.decode_as(value, AuditRecord)
-        if record.kind is AuditKind.DECISION and record.agreement_id == AGREEMENT:
-            (person,) = {person_of_event[e] for e in record.event_ids}
-            reasons[person].update(record.reasons)
-    assert dict(reasons) == {"granted-at-c": {"consent-not-granted"},
+    reasons = decision_reasons(kafka_bootstrap, prefix, AGREEMENT, person_of_event)
+    assert reasons == {"granted-at-c": {"consent-not-granted"},
                              "granted-at-a": {"allowed"}}, log.read_text()[-3000:]  # fmt: skip

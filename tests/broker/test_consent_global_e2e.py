@@ -17,11 +17,11 @@ import pytest
 
 from connectors import load_linkage_keys
 from connectors._tokens import opaque_reference
-from schemas import AuditKind, AuditRecord, CitizenEvent, Codec
+from schemas import CitizenEvent, Codec
 from tests.broker.test_decisions_e2e import _drop, add_consent_source
 from tests.broker.workers import settled, start_worker
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
-from tests.wire import body_of, read_notifications
+from tests.wire import body_of, decision_reasons, read_notifications
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -92,13 +92,8 @@ def test_an_objection_recorded_without_the_nhs_number_denies_a_match_decided_by_
     for person, token_sets in shared.items():  # the setting: only the NHS token is shared
         common = set.intersection(*token_sets)
         assert len(token_sets) == 3 and {t.split(":")[0] for t in common} == {"nhs"}, person
-    reasons: dict[str, set[str]] = defaultdict(set)
-    for _, value in read_topic(kafka_bootstrap, f"{prefix}.audit"):
-        record = codec.decode_as(value, AuditRecord)
-        if record.kind is AuditKind.DECISION and record.agreement_id == AGREEMENT:
-            (person,) = {person_of_event[e] for e in record.event_ids}
-            reasons[person].update(record.reasons)
-    assert dict(reasons) == {"objector": {"objected"}, "control": {"allowed"}}, log
+    reasons = decision_reasons(kafka_bootstrap, prefix, AGREEMENT, person_of_event)
+    assert reasons == {"objector": {"objected"}, "control": {"allowed"}}, log
     notified = [n for n in read_notifications(kafka_bootstrap, prefix, federation.load())
                 if n.agreement_id == AGREEMENT]  # fmt: skip
     assert notified and {person_of_event[e.event_id] for n in notified for e in n.events} == {

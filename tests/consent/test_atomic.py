@@ -7,29 +7,10 @@ for a file, and the folder a file is renamed into, must be synced.
 
 from __future__ import annotations
 
-import os
-import stat
-from pathlib import Path
-
 import pytest
 
 from consent import SerialStore, write_atomically, write_secret_file
 from tests.consent.conftest import T0
-
-
-@pytest.fixture
-def synced_folders(monkeypatch) -> list[Path]:
-    """Every folder fsynced from now on, in order."""
-    folders: list[Path] = []
-    real = os.fsync
-
-    def recording(fd: int) -> None:
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
-            folders.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", recording)
-    return folders
 
 
 def test_a_state_file_in_new_folders_syncs_each_folder_made(tmp_path, synced_folders):

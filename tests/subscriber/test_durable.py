@@ -7,10 +7,7 @@ or the file's fsynced contents can vanish with its entry.
 
 from __future__ import annotations
 
-import os
-import stat
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -20,21 +17,6 @@ NOTIFICATION = OpenedNotification(
     notification_id="ntf-1", agreement_id="a", purpose="p", service="s",
     created_at=datetime(2026, 12, 1, tzinfo=UTC), score=1.0, method="exact", events=(),
 )  # fmt: skip
-
-
-@pytest.fixture
-def synced_folders(monkeypatch) -> list[Path]:
-    """Every folder fsynced from now on, in order."""
-    folders: list[Path] = []
-    real = os.fsync
-
-    def recording(fd: int) -> None:
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
-            folders.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", recording)
-    return folders
 
 
 def test_a_new_store_and_the_folders_made_for_it_are_synced(tmp_path, synced_folders):
