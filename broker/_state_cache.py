@@ -11,8 +11,9 @@ per event as the data grew (issue 15). So two tables hold the state:
   (``[key]``) and of the ids it has seen (``[event_id, origin, until]``, see
   ``Seen``), in arrival order: a few dozen bytes per sighting.
 - ``sightings``: each event's sighting row (``Sighting.to_row``) once per
-  partition the event reaches, under ``event_id/digest``, the digest being
-  of the row itself: two different events claiming one id never share a row.
+  partition the event reaches, under ``event_id/digest/partition``, the
+  digest being of the row itself: two different events claiming one id never
+  share a row.
   Written once, when the event first enters a state of that partition;
   deleted when a state drops the sighting, which only erasure, withdrawal
   at source and expiry do, and each of those drops it from every token.
@@ -108,7 +109,7 @@ class StateCache:
     _rows: OrderedDict[str, tuple[Sighting, bytes]] = field(default_factory=OrderedDict)
     _gone: set[str] = field(default_factory=set)  # ids of rows deleted by this process
 
-    def load(self, token: str, stored: bytes | None, rows: MutableMapping[str, bytes | None]
+    def load(self, token: str, stored: bytes | None, read_row: Callable[[str], bytes | None]
              ) -> TokenState | None:  # fmt: skip
         """The state the stored bytes encode (decoded only if the cache is stale)."""
         if not stored:
@@ -118,7 +119,7 @@ class StateCache:
         if held is not None and held[0] == stored and not self._holds_gone(held[1]):
             self._held.move_to_end(token)
             return held[1]
-        state = decode_state(stored, lambda key: self._sighting(key, rows))
+        state = decode_state(stored, lambda key: self._sighting(key, read_row))
         self._remember(token, stored, state)
         return state
 
@@ -171,12 +172,12 @@ class StateCache:
         gone = self._gone
         return bool(gone) and any(s.event_id in gone for s in state.sightings)
 
-    def _sighting(self, key: str, rows: MutableMapping[str, bytes | None]) -> Sighting | None:
+    def _sighting(self, key: str, read_row: Callable[[str], bytes | None]) -> Sighting | None:
         held = self._sightings.get(key)
         if held is not None:
             self._sightings.move_to_end(key)
             return held
-        stored = rows.get(key)
+        stored = read_row(key)
         if not stored:
             return None
         sighting = Sighting.from_row(_json_list(stored, "sighting row"))
@@ -214,6 +215,7 @@ class StateBatch:
     table: MutableMapping[str, bytes | None]
     rows: MutableMapping[str, bytes | None]
     cache: StateCache
+    partition: int
     _loaded: dict[str, TokenState | None] = field(default_factory=dict)
     _current: dict[str, TokenState | None] = field(default_factory=dict)
 
@@ -221,10 +223,22 @@ class StateBatch:
         """The token's state as this batch has left it so far."""
         if token in self._current:
             return self._current[token]
-        state = self.cache.load(token, self.table.get(token), self.rows)
+        state = self.cache.load(token, self.table.get(token), self._read_row)
         self._loaded[token] = state
         self._current[token] = state
         return state
+
+    def _at(self, key: str) -> str:
+        """The row's table key in this batch's partition.
+
+        The same row stands in every partition its event reaches; one table key
+        per partition keeps Faust's store deleting it from this partition's
+        database (it deletes a key where it last saw it), never another's.
+        """
+        return f"{key}/{self.partition}"
+
+    def _read_row(self, key: str) -> bytes | None:
+        return self.rows.get(self._at(key))
 
     def set(self, token: str, state: TokenState) -> None:
         if token not in self._current:
@@ -253,9 +267,9 @@ class StateBatch:
             self.table[token] = self.cache.encode(token, state)
             written += 1
         for key, row in added.items():
-            self.rows[key] = row
+            self.rows[self._at(key)] = row
         for key in dropped - added.keys():
-            self.rows.pop(key, None)
+            self.rows.pop(self._at(key), None)
             self.cache.forget(key)
         self._loaded.clear()
         self._current.clear()

@@ -6,9 +6,10 @@ helpers are for tests that only need to see what a topic holds.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Mapping
-from typing import TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
 from consent import Directory, notify_topic, open_envelope
 from schemas import (
@@ -62,3 +63,17 @@ def decision_reasons(
             (person,) = {person_of_event[e] for e in record.event_ids}
             reasons[person].update(record.reasons)
     return dict(reasons)
+
+
+def table_key(key: bytes | None) -> str:
+    """A Faust table's key as its changelog holds it (JSON-quoted or raw)."""
+    text = (key or b"").decode()
+    return str(json.loads(text)) if text.startswith('"') else text
+
+
+def live_rows(records: Iterable[Any]) -> dict[tuple[str, int], bytes]:
+    """What a compacted changelog keeps: each (key, partition)'s last value, tombstones gone."""
+    last: dict[tuple[str, int], bytes | None] = {}
+    for record in records:
+        last[(table_key(record.key), record.partition)] = record.value
+    return {where: value for where, value in last.items() if value is not None}

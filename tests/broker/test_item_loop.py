@@ -46,7 +46,7 @@ def _run(items: list[RoutedItem], handle: Callable[..., None], chain: AuditChain
                        count_failure=lambda s, e: None, sleep=nosleep)  # fmt: skip
 
     rows: dict[str, bytes | None] = {}
-    batch = StateBatch(table, rows, StateCache())
+    batch = StateBatch(table, rows, StateCache(), 0)
     out, succeeded = asyncio.run(
         run_items(
             items,
@@ -67,7 +67,7 @@ def _reader(rows: dict[str, bytes | None]) -> Callable[[str], Sighting | None]:
     """The sighting a stored reference names, read from ``rows`` afresh."""
 
     def read(key: str) -> Sighting | None:
-        stored = rows.get(key)
+        stored = rows.get(f"{key}/0")
         return Sighting.from_row(json.loads(stored)) if stored else None
 
     return read

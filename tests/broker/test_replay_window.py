@@ -98,6 +98,6 @@ def test_seen_ids_survive_the_state_encoding_and_expire_with_the_window(federati
                                 seen_until=NOW + DEFAULT_MAX_AGE)  # fmt: skip
     assert state.sighting_count() == 0 and state.remembered(first.event_id) is not None
     encoded = StateCache().encode("t", state)
-    assert StateCache().load("t", encoded, {}) == state
+    assert StateCache().load("t", encoded, lambda key: None) == state
     assert TokenState.from_dict(state.to_dict()) == state
     assert state.live(NOW + DEFAULT_MAX_AGE).remembered(first.event_id) is None

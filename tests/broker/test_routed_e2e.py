@@ -11,7 +11,6 @@ tokens reach, and the token states hold references to it, no payload.
 
 from __future__ import annotations
 
-import json
 from base64 import b64encode
 from datetime import date, timedelta
 
@@ -23,7 +22,7 @@ from schemas import CitizenEvent, Codec
 from tests.broker.test_app_e2e import _write
 from tests.broker.workers import settled, start_worker
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
-from tests.wire import body_of, read_notifications
+from tests.wire import body_of, read_notifications, table_key
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -39,12 +38,6 @@ def _row(n: int, council: str, event: str, when: date) -> dict[str, str]:
             "surname": f"{SURNAMES[n % len(SURNAMES)]}-{n}", "dob": f"{1 + n % 28:02d}/03/1980",
             "postcode": "M1 1AE", "address_1": f"{n} Piccadilly", "uprn": "", "nhs_no": "",
             "ni_number": "", "event": event, "event_date": when.isoformat()}  # fmt: skip
-
-
-def _text(key: bytes | None) -> str:
-    """A table key as Faust wrote it (JSON-quoted or raw)."""
-    text = (key or b"").decode()
-    return str(json.loads(text)) if text.startswith('"') else text
 
 
 def test_at_most_one_routed_message_per_event_and_one_state_write_per_token_per_batch(
@@ -92,7 +85,7 @@ def test_at_most_one_routed_message_per_event_and_one_state_write_per_token_per_
     # Each sighting stored once per partition its tokens reach, never once per token;
     # token states hold references only: no sealed payload in them.
     rows = [r for r in read_to_end(kafka_bootstrap, f"{group}-sightings-changelog") if r.value]
-    stored = sorted((_text(r.key).split("/")[0], r.partition) for r in rows)
+    stored = sorted((table_key(r.key).split("/")[0], r.partition) for r in rows)
     assert stored == sorted({(event_id, partition_for(token, 3)) for event_id, token in steps})
     sealed = {b64encode(p.ciphertext) for e in events for p in e.sealed}
     assert sealed and all(any(c in (r.value or b"") for c in sealed) for r in rows)

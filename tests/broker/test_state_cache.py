@@ -58,7 +58,7 @@ def make(sighting_factory: Callable[..., Sighting]) -> Callable[..., Sighting]:
 
 def test_each_sighting_is_stored_once_however_many_tokens_hold_it(make):
     states, rows = Table(), Table()
-    batch = StateBatch(states, rows, StateCache())
+    batch = StateBatch(states, rows, StateCache(), 0)
     events = [make(n) for n in range(5)]
     for token in ("exact", "block-1", "block-2"):
         state = batch.get(token) or TokenState()
@@ -69,14 +69,14 @@ def test_each_sighting_is_stored_once_however_many_tokens_hold_it(make):
     assert batch.flush() == (3, 5)
     assert (states.reads, states.writes, rows.writes) == (4, 3, 5)
     # a restarted worker (nothing in memory) reads the same states back
-    fresh = StateBatch(states, rows, StateCache())
+    fresh = StateBatch(states, rows, StateCache(), 0)
     for token in ("exact", "block-1", "block-2"):
         assert fresh.get(token) == TokenState(tuple(events))
 
 
 def test_a_token_state_holds_references_not_payloads(make):
     states, rows = Table(), Table()
-    batch = StateBatch(states, rows, StateCache())
+    batch = StateBatch(states, rows, StateCache(), 0)
     state = TokenState()
     for n in range(20):
         state = state.add(make(n))
@@ -86,7 +86,7 @@ def test_a_token_state_holds_references_not_payloads(make):
     assert len(stored) < 20 * 60  # an id and a digest per sighting
     assert b"ev-3" in stored and b"revenues" not in stored
     # one more sighting rewrites the references, never the 20 stored rows
-    more = StateBatch(states, rows, StateCache())
+    more = StateBatch(states, rows, StateCache(), 0)
     more.set("busy", (more.get("busy") or TokenState()).add(make(20)))
     assert more.flush() == (1, 1)
     assert rows.writes == 21
@@ -96,43 +96,44 @@ def test_an_erased_sighting_loses_its_row_and_no_other_token_serves_it(make):
     states, rows = Table(), Table()
     cache = StateCache()
     kept, erased = make(1), make(2)
-    batch = StateBatch(states, rows, cache)
+    batch = StateBatch(states, rows, cache, 0)
     for token in ("a", "b"):
         batch.set(token, TokenState((kept, erased)))
     batch.flush()
     # erasure reaches token "a" first (its cascade reaches "b" later)
-    batch = StateBatch(states, rows, cache)
+    batch = StateBatch(states, rows, cache, 0)
     batch.set("a", (batch.get("a") or TokenState()).without({"ev-2"}))
     assert batch.flush() == (1, 0)
     assert rows.deletes == 1 and len(rows) == 1
     assert [
-        s.event_id for s in (StateBatch(states, rows, cache).get("b") or TokenState()).sightings
+        s.event_id for s in (StateBatch(states, rows, cache, 0).get("b") or TokenState()).sightings
     ] == ["ev-1"]
-    restarted = StateBatch(states, rows, StateCache())
+    restarted = StateBatch(states, rows, StateCache(), 0)
     assert (restarted.get("b") or TokenState()).sightings == (kept,)
 
 
 def test_an_expired_sighting_loses_its_row(make):
     states, rows = Table(), Table()
     old = make(1, expires_at=T0 + timedelta(days=1))
-    batch = StateBatch(states, rows, StateCache())
+    batch = StateBatch(states, rows, StateCache(), 0)
     batch.set("t", TokenState((old, make(2))))
     batch.flush()
-    batch = StateBatch(states, rows, StateCache())
+    batch = StateBatch(states, rows, StateCache(), 0)
     batch.set("t", (batch.get("t") or TokenState()).live(T0 + timedelta(days=2)).add(make(3)))
     assert batch.flush() == (1, 1)
     assert sorted(k.split("/")[0] for k in rows) == ["ev-2", "ev-3"]
+    assert all(k.endswith("/0") for k in rows), "each row's key names its partition"
 
 
 def test_two_events_claiming_one_id_keep_their_own_rows(make):
     states, rows = Table(), Table()
     first = make(1)
     forged = Sighting(first.event_id, "E08000006", "other-ref", EventType.RENT_ARREARS, T0, 3)
-    batch = StateBatch(states, rows, StateCache())
+    batch = StateBatch(states, rows, StateCache(), 0)
     batch.set("a", TokenState((first,)))
     batch.set("b", TokenState((forged,)))
     assert batch.flush() == (2, 2)
-    fresh = StateBatch(states, rows, StateCache())
+    fresh = StateBatch(states, rows, StateCache(), 0)
     assert (fresh.get("a") or TokenState()).sightings == (first,)
     assert (fresh.get("b") or TokenState()).sightings == (forged,)
 
@@ -141,16 +142,21 @@ def test_seen_ids_survive_and_a_stale_cache_is_decoded_again(make):
     states, rows = Table(), Table()
     cache = StateCache(capacity=1)
     seen = Seen("ev-9", "fed.events.X/0/9", T0 + timedelta(days=30))
-    batch = StateBatch(states, rows, cache)
+    batch = StateBatch(states, rows, cache, 0)
     batch.set("t", TokenState((make(1),), (seen,)))
     batch.set("u", TokenState((make(2),)))  # evicts "t" from a cache of one
     batch.flush()
+
+    def read(key: str) -> bytes | None:
+        return rows.get(f"{key}/0")
+
+    assert StateCache().load("t", states["t"], read) == TokenState((make(1),), (seen,))
     other = StateCache()
     states["t"] = other.encode("t", TokenState((make(3),)))  # written elsewhere
-    rows.update({other.keyed(make(3))[0]: other.keyed(make(3))[1]})
-    assert cache.load("t", states["t"], rows) == TokenState((make(3),))
-    assert cache.load("t", None, rows) is None
-    assert StateCache().load("u", states["u"], rows) == TokenState((make(2),))
+    rows.update({f"{other.keyed(make(3))[0]}/0": other.keyed(make(3))[1]})
+    assert cache.load("t", states["t"], read) == TokenState((make(3),))
+    assert cache.load("t", None, read) is None
+    assert StateCache().load("u", states["u"], read) == TokenState((make(2),))
 
 
 @pytest.mark.parametrize(
@@ -177,6 +183,6 @@ def test_a_bad_sighting_row_is_refused(make):
     states["t"] = cache.encode("t", TokenState((make(1),)))
     key = cache.keyed(make(1))[0]
     for junk in (b"not json", b"{}", b'["e"]'):
-        rows[key] = junk
+        rows[f"{key}/0"] = junk
         with pytest.raises(StateInvalid):
-            StateCache().load("t", states["t"], rows)
+            StateBatch(states, rows, StateCache(), 0).get("t")
