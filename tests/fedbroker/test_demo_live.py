@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -44,12 +44,16 @@ def _demo(*options: str) -> list[str]:
 def _demo_until(
     bootstrap: str, tmp_path: Path, people: int, markers: tuple[str, ...]
 ) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
-    """A plain demo read until a line starts with one of ``markers``; killed if still running
-    when the block ends."""
+    """A plain demo read until a line starts with one of ``markers``.
+
+    It runs in a session of its own: when the block ends, whatever of it is still
+    running is killed, its children too (a failed assertion once left a demo's
+    four subscribers running after the demo was killed).
+    """
     demo = subprocess.Popen(
         _demo("--people", str(people), "--duration", "60", "--plain"),
         cwd=tmp_path, env=_env(bootstrap, tmp_path / "home"), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     lines: list[str] = []
     try:
@@ -60,8 +64,9 @@ def _demo_until(
                 break
         yield demo, lines
     finally:
-        if demo.poll() is None:
-            demo.kill()
+        with suppress(ProcessLookupError):
+            os.killpg(demo.pid, signal.SIGKILL)
+        demo.wait(timeout=30)
 
 
 def _children(pid: int) -> dict[int, str]:
