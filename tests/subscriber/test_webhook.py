@@ -89,6 +89,16 @@ def test_a_redirect_is_not_a_delivery_and_is_not_followed(status):
     assert hook.fetched == [] and hook.answered == [status] * QUICK.attempts
 
 
+def _trickle(conn: socket.socket, stop: threading.Event) -> None:
+    """A 200 whose header comes a byte every 0.2 s (each read well inside the sink's
+    timeout), until ``stop`` or 15 s, so the test ends either way."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+    deadline = time.monotonic() + 15
+    while not stop.wait(0.2) and time.monotonic() < deadline:
+        conn.sendall(b"a")
+    conn.sendall(b"\r\nContent-Length: 0\r\n\r\n")
+
+
 def test_a_webhook_that_answers_a_byte_at_a_time_cannot_hold_a_hand_over_past_its_timeout():
     """Attack round 5: the timeout bounded each socket read, not the request, so a
     webhook trickling its answer a byte a second held the subscriber (deaf to ``stop``)
@@ -101,12 +111,7 @@ def test_a_webhook_that_answers_a_byte_at_a_time_cannot_hold_a_hand_over_past_it
         conn, _ = listener.accept()
         with conn, contextlib.suppress(OSError):  # the client hangs up at its deadline
             conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-            deadline = time.monotonic() + 15  # bounded, so the test ends either way
-            # Each read waits 0.2 s, well inside the timeout.
-            while not stop.wait(0.2) and time.monotonic() < deadline:
-                conn.sendall(b"a")
-            conn.sendall(b"\r\nContent-Length: 0\r\n\r\n")
+            _trickle(conn, stop)
 
     server = threading.Thread(target=trickle, daemon=True)
     server.start()
@@ -348,11 +353,7 @@ def test_an_https_webhook_goes_through_the_same_watched_connection(tmp_path, mon
             if answer == "prompt":
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
                 return
-            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-            deadline = time.monotonic() + 15
-            while not stop.wait(0.2) and time.monotonic() < deadline:
-                conn.sendall(b"a")
-            conn.sendall(b"\r\nContent-Length: 0\r\n\r\n")
+            _trickle(conn, stop)
 
     server = threading.Thread(target=serve_once, daemon=True)
     server.start()
