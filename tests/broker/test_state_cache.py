@@ -186,3 +186,34 @@ def test_a_bad_sighting_row_is_refused(make):
         rows[f"{key}/0"] = junk
         with pytest.raises(StateInvalid):
             StateBatch(states, rows, StateCache(), 0).get("t")
+
+
+def test_rows_and_their_deletions_are_queued_before_the_states(make):
+    """A worker killed between them leaves nothing that names a missing row."""
+    order: list[str] = []
+
+    class Logged(Table):
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+        def __setitem__(self, key: str, value: bytes | None) -> None:
+            order.append(self.name)
+            super().__setitem__(key, value)
+
+        def pop(self, key, default=None):  # type: ignore[no-untyped-def, override]
+            order.append(f"{self.name}-deleted")
+            return super().pop(key, default)
+
+    states, rows = Logged("state"), Logged("row")
+    cache = StateCache()
+    batch = StateBatch(states, rows, cache, 0)
+    batch.set("a", TokenState((make(1), make(2))))
+    batch.flush()
+    assert order == ["row", "row", "state"]
+    order.clear()
+    batch = StateBatch(states, rows, cache, 0)
+    batch.set("a", (batch.get("a") or TokenState()).without({"ev-1"}).add(make(3)))
+    batch.set("b", TokenState((make(3),)))
+    batch.flush()
+    assert order == ["row-deleted", "row", "state", "state"]
