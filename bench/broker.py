@@ -137,9 +137,8 @@ def run_passthrough(data: BenchData, bootstrap: str, work: Path, partitions: int
 
 
 def _changelog(bootstrap: str, group: str) -> tuple[int, int]:
-    """Records and value bytes on the changelogs of token state: references and sightings."""
-    records = [record for table in ("token-state", "sightings")
-               for record in read_topic(bootstrap, f"{group}-{table}-changelog")]  # fmt: skip
+    """Records and value bytes on the token-state changelog: references and sightings."""
+    records = read_topic(bootstrap, f"{group}-token-state-changelog")
     return len(records), sum(len(v or b"") for _, v, _ in records)
 
 

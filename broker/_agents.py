@@ -245,7 +245,7 @@ def install_agents(parts: Parts) -> None:
         items = decode_batch(event.value or b"")
         partition = message.partition
         chain = await p.chain_for(partition)
-        batch = StateBatch(p.states, p.sightings, p.state_cache, partition)
+        batch = StateBatch(p.states, p.states, p.state_cache, partition)  # rows beside states
 
         def handle(item: RoutedItem, staged: dict[str, TokenState], read: Read,
                    mine: Outbox) -> None:  # fmt: skip

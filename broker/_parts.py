@@ -68,7 +68,6 @@ class Parts:
     clock: Clock
     topics: BrokerTopics
     states: Any
-    sightings: Any
     consent_table: Any
     heads: Any
     histograms: Any

@@ -5,18 +5,28 @@ token's state, an event's sighting (references, tokens, encoding, sealed
 payloads: about 2 KB) was written once per token, and again with every later
 change to that token, so a busy blocking token re-sent every sighting it held
 at each batch: 18 KB of changelog per event in a 60,000-event backfill, more
-per event as the data grew (issue 15). So two tables hold the state:
+per event as the data grew (issue 15). So the ``token-state`` table holds two
+kinds of entry:
 
-- ``token-state``: per token, a JSON list of references to its sightings
-  (``[key]``) and of the ids it has seen (``[event_id, origin, until]``, see
-  ``Seen``), in arrival order: a few dozen bytes per sighting.
-- ``sightings``: each event's sighting row (``Sighting.to_row``) once per
-  partition the event reaches, under ``event_id/digest/partition``, the
-  digest being of the row itself: two different events claiming one id never
-  share a row.
-  Written once, when the event first enters a state of that partition;
-  deleted when a state drops the sighting, which only erasure, withdrawal
-  at source and expiry do, and each of those drops it from every token.
+- per token, a JSON list of references to its sightings (``[key]``) and of
+  the ids it has seen (``[event_id, origin, until]``, see ``Seen``), in
+  arrival order: a few dozen bytes per sighting;
+- per sighting, its row (``Sighting.to_row``) once per partition the event
+  reaches, under ``event_id/digest/partition``, the digest being of the row
+  itself: two different events claiming one id never share a row. Written
+  once, when the event first enters a state of that partition; deleted when
+  a state drops the sighting, which only erasure, withdrawal at source and
+  expiry do, and each of those drops it from every token.
+
+Rows live in the same table as the states, so in the same changelog
+partition, and a batch queues its rows (and their deletions) before its
+states: Kafka keeps that order within a partition, so a worker killed at any
+point never leaves a state naming a row that was not written, nor a dropped
+row that a state no longer names. (In a table of their own, a kill -9 once
+left references to rows that never landed, and a redelivered event then met a
+different set of held sightings: a replay sent two notifications of other
+event sets.) A row key always holds a ``/`` after its last ``:``, so it can
+never be a token's key (``domain:epoch:hex``).
 
 A reference whose row is gone is an event another token of the partition
 already dropped (erased, withdrawn or expired: the same for every token), and
@@ -249,11 +259,11 @@ class StateBatch:
         """Write every changed token once; returns (states written, rows written).
 
         Rows and their deletions are queued before the states that reference or
-        stop referencing them: a worker killed between the two leaves a row no
-        state references yet (written again when the event is redelivered), or
-        a reference to a deleted row (skipped), not a reference to a missing
-        row nor a dropped row kept. Kafka delivers them in that order within a
-        partition only, so this narrows the window; it does not close it.
+        stop referencing them; in one table they share a changelog partition,
+        where Kafka keeps that order: a worker killed between the two leaves a
+        row no state references yet (written again when the event is
+        redelivered) or a reference to a deleted row (skipped), never a
+        reference to a missing row nor a dropped row kept.
         """
         changed: dict[str, TokenState] = {}
         added: dict[str, bytes] = {}

@@ -140,7 +140,6 @@ def build_app(settings: BrokerSettings, *, clock: Clock | None = None) -> faust.
         core=PartitionCore(watch.current, Matcher(threshold.threshold), key),
         key=key, codec=Codec(), metrics=metrics, clock=clock, topics=topics,
         states=app.Table("token-state", **table),
-        sightings=app.Table("sightings", **table),  # broker/_state_cache.py
         # a full copy in every partition, fed by a broadcast (broker/_consent_view.py)
         consent_table=app.Table("consent-by-token", **table),
         heads=app.Table("audit-heads", **table),

@@ -77,3 +77,9 @@ def live_rows(records: Iterable[Any]) -> dict[tuple[str, int], bytes]:
     for record in records:
         last[(table_key(record.key), record.partition)] = record.value
     return {where: value for where, value in last.items() if value is not None}
+
+
+def is_row(key: str) -> bool:
+    """Whether a token-state table key is a sighting's row (``event/digest/partition``),
+    not a token's state (``domain:epoch:hex``)."""
+    return "/" in key.rsplit(":", 1)[-1]

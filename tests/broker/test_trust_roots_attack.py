@@ -97,7 +97,7 @@ def test_key_epoch_flags_narrow_the_directorys_epochs_and_never_revive_a_retired
     )
     parts = Parts(
         app=None, settings=settings, watch=watch, core=None, key=None, codec=None,
-        metrics=None, clock=None, topics=None, states=None, sightings=None, consent_table={},
+        metrics=None, clock=None, topics=None, states=None, consent_table={},
         heads=None, histograms=None, attempts=None, policy=settings.policy(),
     )  # fmt: skip
     assert parts.admission().accepted_epochs == frozenset({1, 2})
