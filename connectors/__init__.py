@@ -26,6 +26,8 @@ from connectors._errors import (
     TableUnreadable,
 )
 from connectors._events import EventFactory, event_id_for
+from connectors._folder_source import MAX_LINE_CHARS, FolderSource
+from connectors._ingest_pass import IngestReport
 from connectors._mapping import SourceMapping, load_mapping, parse_mapping
 from connectors._metrics import ConnectorMetrics
 from connectors._normalise import (
@@ -43,10 +45,11 @@ from connectors._normalise import (
     postcode_outward,
 )
 from connectors._outbox import Outbox, OutboxEntry, QuarantineEntry
+from connectors._postgres_source import PostgresSource
 from connectors._publisher import Publisher, PublishOutcome
 from connectors._rows import MAX_CELL_CHARS, EncodedRow, encode_row, encode_rows, row_tokens
-from connectors._runner import Connector, IngestReport
-from connectors._sources import MAX_LINE_CHARS, FolderSource, PostgresSource, SourceRow
+from connectors._runner import Connector
+from connectors._sources import SourceRow
 from connectors._synth import SyntheticFederation, generate_federation, nhs_number, ni_number
 from connectors._timestamps import TimeBounds, parse_timestamp, time_bound_reason
 from connectors._tokens import (

@@ -1,7 +1,7 @@
 """From a step of source rows to the records to publish: the connector's CPU-bound work.
 
 Pure apart from the randomness in sealing, and free of I/O: the outbox, the
-metrics and the logs stay with the connector (``connectors._runner``), which
+metrics and the logs stay with the connector (``connectors._ingest_pass``), which
 records each ``RowOutcome`` in row order. That is what lets the work run in
 other processes (``connectors._build_pool``) and its results be recorded as if
 built in place.

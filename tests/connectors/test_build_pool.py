@@ -22,7 +22,7 @@ import pytest
 
 from connectors import BuildFailed, load_config, open_connector
 from connectors import _build_pool as build_pool
-from connectors import _runner as runner
+from connectors import _folder_ingest as folder_ingest
 from connectors._build import Refused, RowOutcome, StepBuilder, StepOutcome
 from connectors._build_pool import BuildPool
 from schemas import CitizenEvent, Codec
@@ -67,7 +67,7 @@ def _failures(connector, reason: str) -> float:
 def test_a_worker_killed_mid_step_costs_a_rebuild_not_a_row(
     tmp_path, federation, synthetic, linkage_keys, monkeypatch
 ):
-    monkeypatch.setattr(runner, "ROWS_PER_STEP", STEP)
+    monkeypatch.setattr(folder_ingest, "ROWS_PER_STEP", STEP)
     _, expected = uninterrupted(tmp_path, federation, synthetic, linkage_keys)
     _kill_one_worker_once(monkeypatch, tmp_path / "armed")
     connector, inbox = offline_connector(
@@ -95,7 +95,7 @@ def test_rows_that_kill_every_worker_are_refused_one_by_one(
 ):
     """A row crashing native code (or exhausting memory) must not stop the file at
     it; poisoned rows side by side must not pass for a sick host and wedge it."""
-    monkeypatch.setattr(runner, "ROWS_PER_STEP", STEP)
+    monkeypatch.setattr(folder_ingest, "ROWS_PER_STEP", STEP)
     _, expected = uninterrupted(tmp_path, federation, synthetic, linkage_keys)
     build = StepBuilder.build
 
@@ -130,7 +130,7 @@ def test_a_row_that_hangs_its_worker_is_refused_alone(
 ):
     """A value that sends some code into an endless loop (or a lock inherited
     through fork that is never released) must not wedge the connector."""
-    monkeypatch.setattr(runner, "ROWS_PER_STEP", STEP)
+    monkeypatch.setattr(folder_ingest, "ROWS_PER_STEP", STEP)
     monkeypatch.setattr(build_pool, "STEP_DEADLINE_S", 5.0)
     monkeypatch.setattr(build_pool, "ROW_DEADLINE_S", 2.0)
     build = StepBuilder.build
@@ -178,7 +178,7 @@ def test_a_stop_signal_to_the_process_group_leaves_the_workers_to_the_connector(
 def test_a_worker_killed_while_running_costs_nothing_on_the_topic(
     council_factory, kafka_bootstrap, monkeypatch, tmp_path
 ):
-    monkeypatch.setattr(runner, "ROWS_PER_STEP", STEP)
+    monkeypatch.setattr(folder_ingest, "ROWS_PER_STEP", STEP)
     _kill_one_worker_once(monkeypatch, tmp_path / "armed")
     setup = council_factory(COUNCILS[1])
     shutil.copy(setup.synth.files[COUNCILS[1]], setup.inbox / "extract.csv")
@@ -235,7 +235,7 @@ def test_each_step_is_built_at_the_time_it_is_handed_over(
     tmp_path, federation, synthetic, linkage_keys, monkeypatch
 ):
     """A long file's records carry the time their step was built, not the file's start."""
-    monkeypatch.setattr(runner, "ROWS_PER_STEP", STEP)
+    monkeypatch.setattr(folder_ingest, "ROWS_PER_STEP", STEP)
     connector, inbox = offline_connector(
         tmp_path / "clock", federation, synthetic, linkage_keys, tmp_path / "clock.sqlite"
     )
@@ -260,7 +260,7 @@ def test_workers_failing_on_row_after_row_leave_the_step_for_a_later_pass(
     tmp_path, federation, synthetic, linkage_keys, monkeypatch
 ):
     """A host out of memory kills every worker: that is no reason to refuse good rows."""
-    monkeypatch.setattr(runner, "ROWS_PER_STEP", STEP)
+    monkeypatch.setattr(folder_ingest, "ROWS_PER_STEP", STEP)
     _, expected = uninterrupted(tmp_path, federation, synthetic, linkage_keys)
     build = StepBuilder.build
     sick, healed = tmp_path / "host-sick", tmp_path / "host-healed"

@@ -26,7 +26,7 @@ from connectors import (
     load_config,
     open_connector,
 )
-from connectors._sources import FolderSource
+from connectors._folder_source import FolderSource
 from schemas import CitizenEvent, Codec, ConsentRecord
 from tests.connectors.conftest import offline_config
 from tests.connectors.poison import poison_consent, poison_events, write_mappings

@@ -20,6 +20,7 @@ from connectors import (
     load_config,
     open_connector,
 )
+from connectors import _folder_ingest as folder_ingest
 from connectors import _runner as runner
 from connectors._publisher import Publisher, PublishOutcome, Sending
 from connectors._send_ahead import SendAhead
@@ -43,7 +44,7 @@ class _Crash(Exception):
 def test_a_crash_between_steps_resumes_after_the_last_committed_one(
     tmp_path, federation, synthetic, linkage_keys, monkeypatch
 ):
-    monkeypatch.setattr(runner, "ROWS_PER_STEP", STEP)
+    monkeypatch.setattr(folder_ingest, "ROWS_PER_STEP", STEP)
     rows, expected = uninterrupted(tmp_path, federation, synthetic, linkage_keys)
     assert rows > 2 * STEP and len(expected) > 2 * STEP
 
@@ -111,7 +112,7 @@ def test_sending_ahead_stops_for_the_pass_when_kafka_is_down_and_loses_nothing(t
 def test_a_file_of_many_steps_is_published_once_each_by_sending_ahead(
     council_factory, kafka_bootstrap, monkeypatch
 ):
-    monkeypatch.setattr(runner, "ROWS_PER_STEP", STEP)
+    monkeypatch.setattr(folder_ingest, "ROWS_PER_STEP", STEP)
     setup = council_factory(COUNCILS[1])
     shutil.copy(setup.synth.files[COUNCILS[1]], setup.inbox / "extract.csv")
     connector = open_connector(load_config(setup.config))

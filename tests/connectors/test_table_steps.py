@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from connectors import _runner as runner
-from connectors import open_connector
+from connectors import _table_ingest as table_ingest
+from connectors import load_mapping, open_connector
 from connectors._build_pool import BuildPool
 from connectors._config import SourceConfig
-from connectors._sources import FolderSource, PostgresSource
+from connectors._folder_source import FolderSource
+from connectors._postgres_source import PostgresSource
 from tests.connectors.conftest import COUNCILS, offline_connector
 
 STEP = 10
@@ -24,12 +25,12 @@ STEP = 10
 def test_a_table_batch_is_built_in_steps_and_committed_whole(
     tmp_path, federation, synthetic, linkage_keys, monkeypatch
 ):
-    monkeypatch.setattr(runner, "ROWS_PER_STEP", STEP)
+    monkeypatch.setattr(table_ingest, "ROWS_PER_STEP", STEP)
     folder, _ = offline_connector(tmp_path, federation, synthetic, linkage_keys, tmp_path / "o")
     config = folder.config
     folder.close()
     extract = synthetic.files[COUNCILS[0]]
-    columns = runner.load_mapping(synthetic.mapping).columns
+    columns = load_mapping(synthetic.mapping).columns
     rows = list(FolderSource("t", extract.parent, "csv").rows(extract, columns))[:25]
     assert len(rows) == 25
     batches = [[(f"{i:04d}", row) for i, row in enumerate(rows, start=1)], []]
