@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 from broker._producer import CommitFlushBuffer
 
@@ -65,18 +65,47 @@ def test_the_flush_returns_once_the_records_before_it_are_sent_not_those_after()
     assert 3 <= asyncio.run(scenario()) < 10
 
 
+class CountedPolls(asyncio.Event):
+    """The buffer's "a record was sent" event, counting the waits on it that ended
+    with nothing sent: a flush's polls that timed out (``asyncio.wait_for`` cancels
+    the wait). ``polled`` is set once ``polls`` of them have."""
+
+    def __init__(self, polls: int) -> None:
+        super().__init__()
+        self.polls = polls
+        self.idle = 0
+        self.polled = asyncio.Event()
+
+    async def wait(self) -> Literal[True]:
+        try:
+            return await super().wait()
+        except asyncio.CancelledError:
+            self.idle += 1
+            if self.idle >= self.polls:
+                self.polled.set()
+            raise
+
+
 def test_a_send_held_longer_than_a_poll_does_not_end_the_flush_early():
+    """Faust's own flush returned here before the record was sent (the record taken
+    off its queue, the buffer looked empty; or a poll passed with nothing sent)."""
+
     async def scenario() -> tuple[bool, list[int]]:
         gate, buffer = Gate(), await _buffer()
+        polls = buffer.message_sent = CountedPolls(5)
+        polled = asyncio.create_task(polls.polled.wait())
         try:
             buffer.put(gate.record(0))
             flushing = asyncio.create_task(buffer.flush())
-            await asyncio.sleep(0.5)  # five polls with nothing sent
+            # Five polls with nothing sent, or the flush's end, whichever comes first.
+            await asyncio.wait({flushing, polled}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
             early = flushing.done()
+            assert early or polls.idle >= 5
             gate.released.release()
             await asyncio.wait_for(flushing, timeout=5)
             return early, list(gate.sent)
         finally:
+            polled.cancel()
             await buffer.stop()
 
     assert asyncio.run(scenario()) == (False, [0])
