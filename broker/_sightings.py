@@ -24,7 +24,7 @@ import json
 from binascii import Error as BinasciiError
 from binascii import a2b_base64, b2a_base64
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -183,10 +183,6 @@ class Sighting:
             )
         except (KeyError, TypeError, ValueError, AttributeError, BinasciiError) as exc:
             raise StateInvalid(f"sighting cannot be read back ({type(exc).__name__})") from exc
-
-    def without_sealed(self) -> Sighting:
-        """The same sighting without payloads (when the app keeps them by event id)."""
-        return replace(self, sealed=())
 
 
 @dataclass(frozen=True, slots=True)

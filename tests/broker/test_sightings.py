@@ -39,7 +39,6 @@ def test_from_event_keeps_references_tokens_and_retention():
     assert sighting.expires_at == T0 + timedelta(days=90)
     assert not sighting.expired(T0 + timedelta(days=89))
     assert sighting.expired(T0 + timedelta(days=90))
-    assert sighting.without_sealed().sealed == ()
     assert not Sighting.from_event(_event(), retention=None).expired(T0 + timedelta(days=10**4))
 
 
