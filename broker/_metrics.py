@@ -118,6 +118,18 @@ class BrokerMetrics:
             "1 while the worker holds partitions, its tables recovered, no rebalance under way",
             registry=r,
         )
+        self.gc_pauses = Histogram(
+            "fedbroker_broker_gc_pause_seconds",
+            "Garbage collections by generation and how long each held the interpreter",
+            ["generation"],
+            buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.gc_frozen = Gauge(
+            "fedbroker_broker_gc_frozen_objects",
+            "Objects full collections skip (survivors of one, see broker/_gc_policy.py)",
+            registry=r,
+        )
         self.checkpoint_age = CheckpointAge()  # the app points it at its chains
         r.register(self.checkpoint_age)
 

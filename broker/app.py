@@ -22,6 +22,7 @@ from broker._agents import install_agents
 from broker._consumer import StallFreeApp
 from broker._directory_watch import DirectoryWatch
 from broker._errors import BrokerError
+from broker._gc_policy import FrozenHeap
 from broker._histograms import read_attempts
 from broker._kafka_client import cluster_replication, faust_credentials
 from broker._matching import Matcher
@@ -154,6 +155,14 @@ def build_app(settings: BrokerSettings, *, clock: Clock | None = None) -> faust.
     )
     install_agents(parts)
     install_timers(parts)
+    pauses = [metrics.gc_pauses.labels(str(generation)) for generation in range(3)]
+    heap = FrozenHeap(observe=lambda generation, seconds: pauses[generation].observe(seconds))
+    metrics.gc_frozen.set_function(heap.frozen)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def freeze_survivors() -> None:
+        """In the worker process only (a test building the app leaves ``gc`` alone)."""
+        heap.install()
 
     async def forget_chains(sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
         """A chain whose routed partition leaves, or is assigned, is recovered from the topic.

@@ -20,8 +20,9 @@ from broker._routed import BATCH_KEY, TICK_KEY, ItemKind, decode_batch, partitio
 from fedbroker import read_to_end
 from schemas import CitizenEvent, Codec
 from tests.broker.test_app_e2e import _write
-from tests.broker.workers import settled, start_worker
+from tests.broker.workers import metric, settled, start_worker, until
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
+from tests.ports import free_port
 from tests.wire import body_of, is_row, read_notifications, table_key
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -53,13 +54,16 @@ def test_at_most_one_routed_message_per_event_and_one_state_write_per_token_per_
     events = [body_of(codec, v, CitizenEvent) for t in (a.events_topic, b.events_topic)
               for _, v in read_topic(kafka_bootstrap, t)]  # fmt: skip
     assert len(events) == 2 * PEOPLE
-    group = topic_factory("broker")
+    group, port = topic_factory("broker"), free_port()
     worker = start_worker(kafka_bootstrap, federation, group=group, prefix=prefix,
                           data_dir=tmp_path / "broker", log=tmp_path / "worker.log",
-                          options=["--partitions", "3"])  # fmt: skip
+                          options=["--partitions", "3", "--metrics-port", str(port)])  # fmt: skip
     try:
         settled(kafka_bootstrap, group, prefix)
         assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+        # full collections skip what survived one (broker/_gc_policy.py)
+        until(lambda: (metric(port, "fedbroker_broker_gc_frozen_objects") or 0) > 0,
+              "a full collection froze its survivors", timeout=60)  # fmt: skip
     finally:
         worker.terminate()
         worker.wait(timeout=60)
