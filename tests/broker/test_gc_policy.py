@@ -73,5 +73,6 @@ def test_a_cycle_that_dies_while_frozen_is_reclaimed_once_the_frozen_set_doubles
         gc.collect()  # which reclaims the dead cycle
         assert gone() is None
         assert gc.get_freeze_count() >= len(grown)  # and then freezes again
+        assert heap.frozen() == gc.get_freeze_count()  # as counted then, not at each scrape
     finally:
         heap.uninstall()
