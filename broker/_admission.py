@@ -14,7 +14,7 @@ and the clock, and gets the record or a ``Rejected`` with a reason code.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -43,6 +43,7 @@ __all__ = [
     "AdmissionPolicy",
     "Limits",
     "admit",
+    "admit_each",
     "check_opaque",
     "check_scope",
     "check_shape",
@@ -296,3 +297,30 @@ def admit(
     if isinstance(record, CitizenEvent) and not event_id_bound(record):
         raise Rejected(f"{topic}: event id is not its own", reason="event-id-unbound")
     return record
+
+
+def admit_each(
+    messages: Sequence[tuple[bytes, str]],
+    *,
+    directory: Directory,
+    codec: Codec,
+    now: datetime,
+    policy: AdmissionPolicy,
+    scopes: Mapping[str, frozenset[str]] | None = None,
+) -> list[CitizenEvent | ConsentRecord | Exception]:
+    """``admit`` for each ``(raw, topic)``: its record, or the error it raised.
+
+    The verify agent runs this in threads off the event loop: ``admit`` is a
+    pure function of its arguments, and its Ed25519 check releases the GIL,
+    so a batch's signatures are checked while the loop matches and sends.
+    One message's error is returned in its place, never raised: it is
+    refused alone (``guarded``), and the others go on.
+    """
+    outcomes: list[CitizenEvent | ConsentRecord | Exception] = []
+    for raw, topic in messages:
+        try:
+            outcomes.append(admit(raw, topic=topic, directory=directory, codec=codec, now=now,
+                                  policy=policy, scopes=scopes))  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - returned in the message's place
+            outcomes.append(exc)
+    return outcomes

@@ -3,8 +3,11 @@
 ``verify`` takes the councils' messages in batches (Faust's ``take_events``: it
 acks a batch's events only once the loop body that handled them has returned,
 so no offset is committed before its records were handed to the producer),
-admits each one inside ``guarded`` (one bad message is quarantined alone), and
-sends one routed message per (batch, target partition) (``broker._routed``).
+admits them in two threads off the event loop (``admit_each``: the Ed25519
+checks release the GIL, so they run beside the loop's matching and sending),
+handles each outcome inside ``guarded`` (one bad message is quarantined
+alone), and sends one routed message per (batch, target partition)
+(``broker._routed``).
 
 ``match`` takes one routed message at a time, which is already a batch: every
 token it touches is read once and written once (``StateBatch``: states hold
@@ -24,9 +27,10 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from broker._admission import admit
+from broker._admission import admit, admit_each
 from broker._consent_view import applied_entries
 from broker._errors import KafkaUnavailable
 from broker._item_loop import YIELD_EVERY, Outbox, Read, run_items
@@ -45,7 +49,7 @@ from broker._routed import (
 from broker._sightings import Sighting, TokenState
 from broker._state_cache import StateBatch
 from consent import AuditChain
-from schemas import ConsentRecord
+from schemas import CitizenEvent, ConsentRecord
 
 __all__ = ["VERIFY_BATCH", "VERIFY_WITHIN_S", "install_agents"]
 
@@ -56,6 +60,11 @@ logger = logging.getLogger(__name__)
 #: budget; under a backlog batches fill at once and routing costs ~1/100 message.
 VERIFY_BATCH = 500
 VERIFY_WITHIN_S = 0.05
+#: Threads admitting a verify batch, each a share of it: on two cores, two let
+#: signature checks overlap each other and the loop; more only contend for the GIL.
+ADMISSION_THREADS = 2
+
+Admitted = CitizenEvent | ConsentRecord | Exception
 
 
 def _coords(message: Any) -> str:
@@ -134,10 +143,33 @@ def install_agents(parts: Parts) -> None:
                 await _send(routed, BATCH_KEY, body, partition)
                 routed_messages.inc()
 
-    async def verify_one(message: Any, found: list[RoutedItem]) -> None:
-        record = admit(message.value or b"", topic=message.topic, directory=p.watch.current,
-                       codec=p.codec, now=clock.now(), policy=p.admission(),
-                       scopes=p.watch.consent_scopes)  # fmt: skip
+    admission = ThreadPoolExecutor(ADMISSION_THREADS, thread_name_prefix="fedbroker-admit")
+
+    async def admit_batch(messages: Sequence[Any]) -> list[Admitted]:
+        """Each message's record or error, admitted in the admission threads."""
+        if not messages:
+            return []
+        run = functools.partial(admit_each, directory=p.watch.current, codec=p.codec,
+                                now=clock.now(), policy=p.admission(),
+                                scopes=p.watch.consent_scopes)  # fmt: skip
+        share = -(-len(messages) // ADMISSION_THREADS)
+        loop = asyncio.get_running_loop()
+        parts = await asyncio.gather(*(
+            loop.run_in_executor(admission, run, [(m.value or b"", m.topic) for m in chunk])
+            for chunk in (messages[i:i + share] for i in range(0, len(messages), share))
+        ))  # fmt: skip
+        return [outcome for part in parts for outcome in part]
+
+    async def verify_one(message: Any, admitted: list[Admitted], found: list[RoutedItem]) -> None:
+        """Route the admitted record; a retry (after a bug) admits the message again."""
+        if admitted:
+            record = admitted.pop()
+        else:
+            record = admit(message.value or b"", topic=message.topic, directory=p.watch.current,
+                           codec=p.codec, now=clock.now(), policy=p.admission(),
+                           scopes=p.watch.consent_scopes)  # fmt: skip
+        if isinstance(record, Exception):
+            raise record
         origin = _coords(message)
         if isinstance(record, ConsentRecord):
             tokens = dict.fromkeys(t.key() for t in record.tokens + record.blocking_tokens)
@@ -156,12 +188,13 @@ def install_agents(parts: Parts) -> None:
             started = time.perf_counter()
             items: list[RoutedItem] = []
             last: dict[Any, Any] = {}  # each source partition's last message, for its lag
-            for event in events:
+            outcomes = await admit_batch([event.message for event in events])
+            for event, outcome in zip(events, outcomes, strict=True):
                 message = event.message
                 found: list[RoutedItem] = []
                 coords = _coords(message)
                 await guard(coords, coords, "verify",
-                            functools.partial(verify_one, message, found))  # fmt: skip
+                            functools.partial(verify_one, message, [outcome], found))  # fmt: skip
                 items.extend(found)
                 last[message.tp] = message
                 if len(items) % YIELD_EVERY == 0:

@@ -15,7 +15,7 @@ import pytest
 
 import consent._envelope as envelope_module
 from broker import Rejected, Sighting
-from broker._admission import AdmissionPolicy, Limits, admit
+from broker._admission import AdmissionPolicy, Limits, admit, admit_each
 from consent import seal_envelope
 from schemas import (
     CitizenEvent,
@@ -87,6 +87,31 @@ def test_a_good_event_is_admitted_with_one_decode_and_one_signature_check(federa
     event = _event(federation, FROM, "C", "2026-09-01", "a-1")
     assert _admit(federation, _sealed(federation, event), codec) == event
     assert codec.decodes == 1 and len(signatures) == 1
+
+
+def test_a_batch_admitted_off_the_loop_keeps_each_outcome_in_its_place(federation):
+    """Forged, truncated and oversized messages among good ones: each refused alone, in order."""
+    good = [_event(federation, FROM, "C", "2026-09-01", f"a-{n}") for n in range(3)]
+    forged = bytearray(_sealed(federation, good[1]))
+    forged[-1] ^= 1  # a signature byte flipped
+    batch = [
+        (_sealed(federation, good[0]), EVENTS),
+        (bytes(forged), EVENTS),
+        (_sealed(federation, good[1])[:40], EVENTS),
+        (b"\x00" * 70_000, EVENTS),
+        (_sealed(federation, good[2]), CONSENT),  # an event on a consent topic
+        (_sealed(federation, good[1]), EVENTS),
+    ]
+    outcomes = admit_each(batch, directory=federation.load(NOW), codec=Codec(), now=NOW,
+                          policy=AdmissionPolicy())  # fmt: skip
+    assert outcomes[0] == good[0] and outcomes[5] == good[1]
+    refused = [o.reason if isinstance(o, Rejected) else o for o in outcomes[1:5]]
+    expected = [
+        _reason(lambda raw=raw, topic=topic: _admit(federation, raw, topic=topic))
+        for raw, topic in batch[1:5]
+    ]
+    assert refused == expected
+    assert expected[0] == "bad-signature" and expected[2] == "too-large"
 
 
 def test_an_unsigned_770_kb_message_is_refused_before_any_decoding(federation, signatures):
