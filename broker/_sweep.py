@@ -33,12 +33,14 @@ pass over a partition of K keys takes K / ``keys`` ticks, then starts again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from faust.exceptions import KeyDecodeError
 from faust.stores.memory import Store as MemoryStore
 from faust.stores.rocksdb import Store as RocksStore
 
@@ -141,11 +143,14 @@ class RocksKeyScan:
         after = self._after.pop(partition, None)
         serializers, serializer = self.table.app.serializers, self.table.key_serializer
         keys: list[str] = []
+        examined = 0
         for raw in db.keys(from_key=after):
             if raw == after or raw == store.offset_key:
                 continue
-            keys.append(serializers.loads_key(str, raw, serializer=serializer))
-            if len(keys) >= limit:
+            examined += 1
+            with contextlib.suppress(KeyDecodeError):  # not a key Faust wrote: not ours
+                keys.append(serializers.loads_key(str, raw, serializer=serializer))
+            if examined >= limit:
                 self._after[partition] = raw  # the pass goes on from here
                 break
         return keys

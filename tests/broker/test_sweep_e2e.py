@@ -37,8 +37,9 @@ PERSON = {"ref": "p1@sweep", "forename": "Ffion", "surname": "Untouched-Sweep",
 SWEPT_WITHIN_S = 120.0
 
 
+@pytest.mark.parametrize("store", ["rocksdb://", "memory://"])
 def test_an_untouched_tokens_expired_sighting_is_swept_and_its_row_tombstoned(
-    council_factory, kafka_bootstrap, federation, topic_factory, tmp_path
+    store, council_factory, kafka_bootstrap, federation, topic_factory, tmp_path
 ):
     retention = max(
         a.retention for a in agreements_for(federation.load(), EventType.ADDRESS_CHANGE, A)
@@ -60,7 +61,7 @@ def test_an_untouched_tokens_expired_sighting_is_swept_and_its_row_tombstoned(
     worker = start_worker(
         kafka_bootstrap, federation, group=group, prefix=prefix, data_dir=tmp_path / "broker",
         log=tmp_path / "worker.log",
-        options=["--checkpoint-interval", "1", "--metrics-port", str(port)],
+        options=["--checkpoint-interval", "1", "--metrics-port", str(port), "--store", store],
         program=[sys.executable, "-m", "tests.broker.clocked_worker", str(clock)],
     )  # fmt: skip
     reference = f'["{event.event_id}/'.encode()
