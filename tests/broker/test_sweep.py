@@ -10,16 +10,20 @@ through real Kafka is ``test_sweep_e2e.py``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import pytest
 
-from broker import Sighting, TokenState
+from broker import Matcher, Sighting, TokenState
+from broker._partition import PartitionCore, retention_for
 from broker._sightings import Seen
 from broker._state_cache import StateBatch, StateCache
 from broker._sweep import MemoryKeyScan, Sweeper, still_empty, sweep_state
+from consent import AuditChain, ChainHead, build_dev_federation
 from tests.broker.conftest import T0
+from tests.broker.test_partition import FROM, NOW, TO, _event
+from tests.broker.test_state_cache import Table
 
 DAY = timedelta(days=1)
 
@@ -81,14 +85,17 @@ def _rows(table) -> list[str]:
 
 
 def test_untouched_tokens_lose_expired_sightings_their_rows_and_then_themselves(make):
-    table: dict[str, bytes | None] = {}
+    table = Table()  # counts writes and deletes, as a changelog would see them
     shared, live, _ = _stored(make, table)
     assert _rows(table) == ["ev-1", "ev-2", "ev-3"]
     cache = StateCache()
     sweeper = Sweeper(MemoryKeyScan(table, partitions=1), keys=1000)
 
+    written = (table.writes, table.deletes)
     assert _sweep(table, cache, sweeper, T0 + DAY / 2) == (0, 0, [])  # nothing expired yet
-    assert _rows(table) == ["ev-1", "ev-2", "ev-3"]
+    assert (table.writes, table.deletes) == written, "a sweep with nothing to drop writes nothing"
+    assert _sweep(table, StateCache(), sweeper, T0 + DAY / 2) == (0, 0, [])  # nor when restarted
+    assert (table.writes, table.deletes) == written
 
     # a token left with nothing (no sighting, no id in its window) goes whole
     assert _sweep(table, cache, sweeper, T0 + DAY) == (4, 0, ["blk:1:dd"])
@@ -139,3 +146,40 @@ def test_a_slice_is_bounded_and_a_pass_starts_again_at_its_end():
     mine = [k for _ in range(3) for k in other.next_keys(0, 4)]
     theirs = [k for _ in range(3) for k in other.next_keys(1, 4)]
     assert not set(mine) & set(theirs) and len(set(mine) | set(theirs)) == 10
+
+
+def test_a_swept_sighting_changes_no_decision_notification_or_audit_record(tmp_path):
+    """Swept an hour before the next event, or expired by that event itself: the same."""
+    federation = build_dev_federation(tmp_path / "fed", councils=[FROM, TO], now=NOW)
+    directory = federation.load(NOW)
+    key = federation.signing_key("broker")
+
+    def sighting(event):
+        return Sighting.from_event(event, retention=retention_for(directory, event))
+
+    # the same person: an event that expired yesterday, one still kept, and a new one
+    expired = replace(sighting(_event(federation, FROM, "B", "2026-08-01", "a-0")),
+                      expires_at=NOW - DAY)  # fmt: skip
+    kept = sighting(_event(federation, FROM, "C", "2026-09-01", "a-1"))
+    arriving = sighting(_event(federation, TO, "M", "2026-09-04", "b-7"))
+    token = min(kept.tokens)
+    held = TokenState((expired, kept), (Seen(expired.event_id, "t/0/1", NOW - DAY),))
+
+    def run(state):
+        chain = AuditChain(ChainHead("test/0"), key)
+        core = PartitionCore(directory, Matcher(), key)
+        return core.on_sighting(token, arriving, state, None, chain, NOW, origin="t/0/9",
+                                seen_until=NOW + 30 * DAY)  # fmt: skip
+
+    expired_by_event, by_event = run(held)
+    swept = sweep_state(held, NOW - timedelta(hours=1))
+    assert (swept.sightings, swept.seen) == (1, 1)
+    expired_by_sweep, by_sweep = run(swept.state)
+    assert by_event.notifications and by_event.notifications == by_sweep.notifications
+    assert [a.record_hash for a in by_event.audit] == [a.record_hash for a in by_sweep.audit]
+    assert by_event.decisions == by_sweep.decisions
+    assert [m.pair_id for m in by_event.matches] == [m.pair_id for m in by_sweep.matches]
+    assert expired_by_event == expired_by_sweep
+    # kept, the old event would have been matched too: what is compared is not trivially equal
+    _, if_kept = run(TokenState((replace(expired, expires_at=None), kept)))
+    assert len(if_kept.matches) > len(by_event.matches)

@@ -35,6 +35,8 @@ PERSON = {"ref": "p1@sweep", "forename": "Ffion", "surname": "Untouched-Sweep",
           "dob": "03/07/1961", "postcode": "M4 5JD", "address_1": "7 Ancoats Lane",
           "uprn": "", "nhs_no": "", "ni_number": "", "event": "MOVE"}  # fmt: skip
 SWEPT_WITHIN_S = 120.0
+#: Routed messages the match agent handled (ticks included).
+MATCHED = 'fedbroker_broker_processing_seconds_count{stage="match"}'
 
 
 @pytest.mark.parametrize("store", ["rocksdb://", "memory://"])
@@ -77,6 +79,11 @@ def test_an_untouched_tokens_expired_sighting_is_swept_and_its_row_tombstoned(
     try:
         until(lambda: bool(rows()) and bool(naming()), "the event's rows and references are stored")
         stored, holders = rows(), naming()
+        # ticks sweep the partitions while nothing has expired: not one changelog record
+        records = len(read_to_end(kafka_bootstrap, changelog))
+        handled = metric(port, MATCHED) or 0
+        until(lambda: (metric(port, MATCHED) or 0) >= handled + 9, "three ticks per partition")
+        assert len(read_to_end(kafka_bootstrap, changelog)) == records
         # nothing arrives under these tokens again; only the worker's time moves on
         ahead = expires_at - datetime.now(UTC) + timedelta(hours=1)
         clock.write_text(str(ahead.total_seconds()))
