@@ -9,7 +9,9 @@ tokens again. Before the retention sweep, expiry was applied only when a
 later record was routed by the same token, so the row and the references
 stayed for ever; now the partition's ticks sweep them: the row is
 tombstoned, the states no longer name it, and the seen id (whose window
-has not ended) stays.
+has not ended) stays. Once the clock passes the end of the event's
+freshness window, the seen id goes too, and each token's state, left with
+nothing, is tombstoned.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from consent import agreements_for
+from broker._verify import DEFAULT_MAX_AGE, DEFAULT_MAX_SKEW
+from consent import DevFederation, agreements_for, build_dev_federation
 from fedbroker import read_to_end
 from schemas import CitizenEvent, Codec, EventType
 from tests.broker.test_app_e2e import _write
@@ -35,8 +38,24 @@ PERSON = {"ref": "p1@sweep", "forename": "Ffion", "surname": "Untouched-Sweep",
           "dob": "03/07/1961", "postcode": "M4 5JD", "address_1": "7 Ancoats Lane",
           "uprn": "", "nhs_no": "", "ni_number": "", "event": "MOVE"}  # fmt: skip
 SWEPT_WITHIN_S = 120.0
+#: How long an event id stays seen after its publication: the freshness window.
+WINDOW = DEFAULT_MAX_AGE + DEFAULT_MAX_SKEW
+#: The event is published this long before its retention ends.
+RETENTION_LEFT = timedelta(days=2)
 #: Routed messages the match agent handled (ticks included).
 MATCHED = 'fedbroker_broker_processing_seconds_count{stage="match"}'
+SWEPT = 'fedbroker_broker_swept_total{{what="{}"}}'
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory) -> DevFederation:
+    """The councils' federation, its directory valid past the end of a freshness window.
+
+    (The session's is valid for 30 days: a worker whose clock ran past that
+    would stop deciding, and its ticks with it.)
+    """
+    folder = tmp_path_factory.mktemp("federation")
+    return build_dev_federation(folder, councils=list(COUNCILS), validity=2 * WINDOW)
 
 
 @pytest.mark.parametrize("store", ["rocksdb://", "memory://"])
@@ -48,7 +67,7 @@ def test_an_untouched_tokens_expired_sighting_is_swept_and_its_row_tombstoned(
     )
     prefix = topic_factory("fed")
     council = council_factory(A, prefix=prefix)
-    occurred = date.today() - retention + timedelta(days=2)  # kept, for about two more days
+    occurred = date.today() - retention + RETENTION_LEFT  # kept, for about two more days
     _write(council.inbox, [{**PERSON, "event_date": occurred.isoformat()}])
     run_connector(council, "--once")
     ((_, value),) = read_topic(kafka_bootstrap, council.events_topic)
@@ -95,9 +114,22 @@ def test_an_untouched_tokens_expired_sighting_is_swept_and_its_row_tombstoned(
         assert set(stored) <= tombstoned, "each partition's row of the event is tombstoned"
         live = live_rows(records)
         # the seen id outlives the sighting (its window has not ended): the tokens stay
-        assert holders and all(event.event_id.encode() in v for (t, _), v in live.items()
-                               if t in holders)  # fmt: skip
-        assert (metric(port, 'fedbroker_broker_swept_total{what="sightings"}') or 0) >= len(holders)
+        still = {t: v for (t, _), v in live.items() if t in holders}
+        assert set(still) == set(holders)
+        assert all(event.event_id.encode() in v for v in still.values())
+        assert (metric(port, SWEPT.format("sightings")) or 0) >= len(holders)
+
+        # once the window ends the id goes too, and each token, left with nothing, with it
+        ahead = event.published_at + WINDOW - datetime.now(UTC) + timedelta(hours=1)
+        clock.write_text(str(ahead.total_seconds()))
+
+        def holding() -> set[str]:
+            return {t for t, _ in live_rows(read_to_end(kafka_bootstrap, changelog))} & set(holders)
+
+        until(lambda: not holding(), "the tokens are deleted", timeout=SWEPT_WITHIN_S)
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+        assert (metric(port, SWEPT.format("seen")) or 0) >= len(holders)
+        assert (metric(port, SWEPT.format("states")) or 0) >= len(holders)
     finally:
         worker.terminate()
         worker.wait(timeout=60)
