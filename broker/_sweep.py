@@ -22,6 +22,9 @@ routed message handled by the ``match`` agent like any other, so:
   partition: a worker killed in between leaves an empty state, which the
   next pass deletes.
 
+A Faust timer could not carry it: a table written outside a message has no
+changelog partition to write to, and a timer runs between a batch's items.
+
 What it removes is exactly what the next event under the token would have
 removed at the same time (the same function), so decisions, audit records
 and notifications are unchanged.
@@ -118,7 +121,11 @@ class KeyScan(Protocol):
     """The keys one partition's table holds, a bounded slice per call, from a cursor."""
 
     def next_keys(self, partition: int, limit: int) -> list[str]:
-        """Up to ``limit`` keys after the last call's; fewer (maybe none) when a pass ends."""
+        """The keys of the next slice: at most ``limit`` examined after the last call's.
+
+        Some may be rows' keys (the sweep passes over them); after the last
+        slice of a pass the next call starts again at the first key.
+        """
         ...
 
 
