@@ -50,7 +50,7 @@ from faust.stores.rocksdb import Store as RocksStore
 from broker._errors import StateInvalid
 from broker._routed import partition_for
 from broker._sightings import TokenState
-from broker._state_cache import StateBatch, encode_state
+from broker._state_cache import StateBatch, decode_state
 
 __all__ = [
     "DEFAULT_SWEEP_KEYS",
@@ -255,12 +255,26 @@ class Sweeper:
                 batch.set(token, swept.state)
             if is_empty(swept.state):
                 report.emptied.append(token)
-            elif not swept.changed and encode_state(state, batch.cache.key_of) != stored.get(token):
+            elif not swept.changed and _references(stored.get(token)) > len(state.sightings):
                 # It names rows another token's sweep (or expiry) deleted: decoding
                 # skips them, but the references would stay for ever. A new object
                 # equal to the loaded one: written whole, no row added or deleted.
                 batch.set(token, TokenState(state.sightings, state.seen))
         return report
+
+
+def _references(stored: bytes | None) -> int:
+    """How many sightings a stored state names, whether their rows still stand or not.
+
+    Counted by the table's own decoder (each reference is handed to the
+    reader), never by re-deriving row keys, which a row written by an older
+    release would not reproduce.
+    """
+    if not stored:
+        return 0
+    named: list[str] = []
+    decode_state(stored, lambda key: named.append(key))  # the reader answers None: no row
+    return len(named)
 
 
 def still_empty(batch: StateBatch, emptied: list[str]) -> list[str]:
