@@ -183,3 +183,29 @@ def test_a_swept_sighting_changes_no_decision_notification_or_audit_record(tmp_p
     # kept, the old event would have been matched too: what is compared is not trivially equal
     _, if_kept = run(TokenState((replace(expired, expires_at=None), kept)))
     assert len(if_kept.matches) > len(by_event.matches)
+
+
+def test_a_state_left_empty_by_a_crash_or_naming_only_deleted_rows_is_deleted(make):
+    table: dict[str, bytes | None] = {}
+    _stored(make, table)
+    # a worker killed between the emptied state's write and its deletion left "[]";
+    # another token names only a row that is gone (its event dropped elsewhere)
+    table["nhs:1:ee"] = b"[]"
+    table["blk:1:ff"] = b'[["ev-9/00112233aabbccdd"]]'
+    sweeper = Sweeper(Only([["nhs:1:ee", "blk:1:ff", "nhs:1:aa"]]))
+    assert _sweep(table, StateCache(), sweeper, T0) == (0, 0, ["nhs:1:ee", "blk:1:ff"])
+    assert "nhs:1:ee" not in table and "blk:1:ff" not in table and "nhs:1:aa" in table
+
+
+def test_a_state_that_does_not_decode_is_left_counted_and_the_slice_goes_on(make, caplog):
+    table: dict[str, bytes | None] = {}
+    _stored(make, table)
+    table["nhs:1:bad"] = b"{not a list"
+    sweeper = Sweeper(Only([["nhs:1:bad", "blk:1:dd"]]))
+    batch = StateBatch(table, table, StateCache(), 0)
+    report = sweeper.sweep(batch, table, T0 + DAY)
+    assert (report.invalid, report.sightings, report.emptied) == (1, 1, ["blk:1:dd"])
+    batch.flush()
+    assert table["nhs:1:bad"] == b"{not a list", "never the sweep's to drop"
+    assert "does not decode" in caplog.text
+    assert "nhs:1:bad" not in caplog.text  # the log names the partition, never the token
