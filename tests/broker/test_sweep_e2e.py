@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from broker._routed import partition_for
 from broker._verify import DEFAULT_MAX_AGE, DEFAULT_MAX_SKEW
 from consent import DevFederation, agreements_for, build_dev_federation
 from fedbroker import read_to_end
@@ -38,6 +39,7 @@ PERSON = {"ref": "p1@sweep", "forename": "Ffion", "surname": "Untouched-Sweep",
           "dob": "03/07/1961", "postcode": "M4 5JD", "address_1": "7 Ancoats Lane",
           "uprn": "", "nhs_no": "", "ni_number": "", "event": "MOVE"}  # fmt: skip
 SWEPT_WITHIN_S = 120.0
+PARTITIONS = 3
 #: How long an event id stays seen after its publication: the freshness window.
 WINDOW = DEFAULT_MAX_AGE + DEFAULT_MAX_SKEW
 #: The event is published this long before its retention ends.
@@ -82,7 +84,8 @@ def test_an_untouched_tokens_expired_sighting_is_swept_and_its_row_tombstoned(
     worker = start_worker(
         kafka_bootstrap, federation, group=group, prefix=prefix, data_dir=tmp_path / "broker",
         log=tmp_path / "worker.log",
-        options=["--checkpoint-interval", "1", "--metrics-port", str(port), "--store", store],
+        options=["--checkpoint-interval", "1", "--metrics-port", str(port), "--store", store,
+                 "--partitions", str(PARTITIONS)],
         program=[sys.executable, "-m", "tests.broker.clocked_worker", str(clock)],
     )  # fmt: skip
     reference = f'["{event.event_id}/'.encode()
@@ -96,7 +99,10 @@ def test_an_untouched_tokens_expired_sighting_is_swept_and_its_row_tombstoned(
         return [k for (k, _), v in live.items() if not is_row(k) and reference in v]
 
     try:
-        until(lambda: bool(rows()) and bool(naming()), "the event's rows and references are stored")
+        tokens = {t.key() for t in (*event.tokens, *event.blocking_tokens)}
+        reached = {partition_for(token, PARTITIONS) for token in tokens}
+        until(lambda: {p for _, p in rows()} == reached and set(naming()) == tokens,
+              "every partition's row and every token's reference are stored")  # fmt: skip
         stored, holders = rows(), naming()
         # ticks sweep the partitions while nothing has expired: not one changelog record
         records = len(read_to_end(kafka_bootstrap, changelog))
