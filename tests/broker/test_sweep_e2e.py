@@ -16,8 +16,10 @@ nothing, is tombstoned.
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +49,13 @@ RETENTION_LEFT = timedelta(days=2)
 #: Routed messages the match agent handled (ticks included).
 MATCHED = 'fedbroker_broker_processing_seconds_count{stage="match"}'
 SWEPT = 'fedbroker_broker_swept_total{{what="{}"}}'
+
+
+def _move(clock: Path, ahead: timedelta) -> None:
+    """Run the worker's clock ``ahead`` of the wall clock (replaced whole: never read half)."""
+    staged = clock.with_suffix(".new")
+    staged.write_text(str(ahead.total_seconds()))
+    os.replace(staged, clock)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +120,7 @@ def test_an_untouched_tokens_expired_sighting_is_swept_and_its_row_tombstoned(
         assert len(read_to_end(kafka_bootstrap, changelog)) == records
         # nothing arrives under these tokens again; only the worker's time moves on
         ahead = expires_at - datetime.now(UTC) + timedelta(hours=1)
-        clock.write_text(str(ahead.total_seconds()))
+        _move(clock, ahead)
         until(lambda: not rows() and not naming(), "the expired sighting is swept",
               timeout=SWEPT_WITHIN_S)  # fmt: skip
         assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
@@ -127,7 +136,7 @@ def test_an_untouched_tokens_expired_sighting_is_swept_and_its_row_tombstoned(
 
         # once the window ends the id goes too, and each token, left with nothing, with it
         ahead = event.published_at + WINDOW - datetime.now(UTC) + timedelta(hours=1)
-        clock.write_text(str(ahead.total_seconds()))
+        _move(clock, ahead)
 
         def holding() -> set[str]:
             return {t for t, _ in live_rows(read_to_end(kafka_bootstrap, changelog))} & set(holders)
