@@ -48,8 +48,9 @@ from broker._routed import (
 )
 from broker._sightings import Sighting, TokenState
 from broker._state_cache import StateBatch
+from broker._sweep import Sweeper, SweepReport, key_scan, still_empty
 from consent import AuditChain
-from schemas import CitizenEvent, ConsentRecord
+from schemas import AuditRecord, CitizenEvent, ConsentRecord
 
 __all__ = ["VERIFY_BATCH", "VERIFY_WITHIN_S", "install_agents"]
 
@@ -103,6 +104,7 @@ def install_agents(parts: Parts) -> None:
     routed_tokens = metrics.routed.labels("tokens")
     verify_seconds = metrics.processing.labels("verify")
     match_seconds = metrics.processing.labels("match")
+    sweeper = Sweeper(key_scan(p.states, settings.partitions), keys=settings.sweep_keys)
 
     async def until_deciding() -> None:
         """Wait while the directory is expired: deciding on it would trust stale keys.
@@ -285,10 +287,25 @@ def install_agents(parts: Parts) -> None:
             kind = on_event if item.kind is ItemKind.EVENT else on_consent
             kind(item, chain, staged, read, mine)
 
+        swept = SweepReport()
+
+        def tick() -> AuditRecord | None:
+            """Sign a checkpoint if one is due, and sweep a slice of the partition's tokens.
+
+            In the tick, so in partition order: never beside half a batch.
+            """
+            checkpoint = p.checkpoint_if_due(chain)
+            done = sweeper.sweep(batch, p.states, clock.now())
+            swept.sightings += done.sightings
+            swept.seen += done.seen
+            swept.invalid += done.invalid
+            swept.emptied.extend(done.emptied)
+            return checkpoint
+
         out, succeeded = await run_items(
             items, _coords(message), batch,
             handle=handle,
-            tick=lambda: p.checkpoint_if_due(chain),
+            tick=tick,
             guard=lambda coords, origin, work, event_id: guard(
                 coords, origin, "match", work, event_id),
             chain=chain,
@@ -296,9 +313,19 @@ def install_agents(parts: Parts) -> None:
         routed_items.inc(succeeded)
         if out.scores:
             p.keep_scores(partition, out.scores)
+        emptied = still_empty(batch, swept.emptied)
         states_written, rows_written = batch.flush()
+        for token in emptied:  # after its rows' deletions and last state, in one partition
+            p.states.pop(token, None)
         metrics.state_writes.inc(states_written)
         metrics.sighting_rows.inc(rows_written)
+        if swept.sightings or swept.seen or emptied or swept.invalid:
+            metrics.swept.labels("sightings").inc(swept.sightings)
+            metrics.swept.labels("seen").inc(swept.seen)
+            metrics.swept.labels("states").inc(len(emptied))
+            metrics.sightings.dec(swept.sightings)
+            if swept.invalid:
+                metrics.failures.labels("sweep", "StateInvalid").inc(swept.invalid)
         if out.audit:  # the head moved
             p.store_head(chain)
         for topic, key, value in out.sends:

@@ -63,6 +63,12 @@ class BrokerMetrics:
             "Sightings stored (one changelog record each), once per event per partition",
             registry=r,
         )
+        self.swept = Counter(
+            "fedbroker_broker_swept",
+            "Removed by the retention sweep from tokens no event touched since they expired:"
+            " sightings (one per token), seen ids, and token states left empty (deleted whole)",
+            ["what"], registry=r,
+        )  # fmt: skip
         self.notified_latency = Histogram(
             "fedbroker_broker_published_to_notified_seconds",
             "From the connector's publish time to the notification",

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from broker._admission import AdmissionPolicy, Limits
+from broker._sweep import DEFAULT_SWEEP_KEYS
 from broker._verify import DEFAULT_MAX_SKEW, DEFAULT_OCCURRED_FLOOR, DEFAULT_RECORDED_FLOOR
 from broker._worker import QuietWorker
 from consent import KafkaSecurity
@@ -71,6 +72,8 @@ class BrokerSettings:
     """Everything ``fedbroker broker run`` needs; the CLI builds it from flags.
 
     ``recorded_floor`` is the federation's start: no consent is older.
+    ``sweep_keys`` is how many table keys each partition's retention sweep
+    examines per checkpoint tick (``broker/_sweep.py``).
     """
 
     bootstrap: str
@@ -89,6 +92,7 @@ class BrokerSettings:
     accepted_epochs: frozenset[int] | None = None
     refit_interval_s: float = 30.0
     checkpoint_interval_s: float = 60.0
+    sweep_keys: int = DEFAULT_SWEEP_KEYS
     directory_poll_s: float = DEFAULT_DIRECTORY_POLL_S
     max_skew: timedelta = DEFAULT_MAX_SKEW
     occurred_floor: datetime = DEFAULT_OCCURRED_FLOOR

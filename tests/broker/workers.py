@@ -34,6 +34,7 @@ def start_worker(
     log: Path,
     options: Sequence[str] = (),
     wait_ready: bool = True,
+    program: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
     """``fedbroker broker run`` as its own process, output to ``log``, once it is ready.
 
@@ -43,6 +44,8 @@ def start_worker(
     timing what the worker does therefore does not time its start as well
     (under load, starting took longer than the 40 s some tests allow for a
     decision). The metrics port is ``options``' ``--metrics-port`` or a free one.
+    ``program`` replaces the ``fedbroker`` executable (``clocked_worker``: the
+    same command on a clock the test moves).
     With ``wait_ready=False`` it returns at once: for the start-up tests, whose
     point is a group forming while events arrive.
     """
@@ -53,7 +56,8 @@ def start_worker(
         options += ["--metrics-port", str(free_port())]
     port = int(options[options.index("--metrics-port") + 1])
     command = [
-        str(REPO / ".venv/bin/fedbroker"), "broker", "run", "--bootstrap", bootstrap,
+        *(program or [str(REPO / ".venv/bin/fedbroker")]), "broker", "run",
+        "--bootstrap", bootstrap,
         "--directory", str(federation.directory_path),
         "--trust-anchor", str(federation.trust_anchor), "--signing-key", str(keys.private),
         "--app-id", group, "--prefix", prefix, "--data-dir", str(data_dir), *options,
