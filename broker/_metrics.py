@@ -133,7 +133,7 @@ class BrokerMetrics:
         )
         self.gc_frozen = Gauge(
             "fedbroker_broker_gc_frozen_objects",
-            "Objects full collections skip (survivors of one, see broker/_gc_policy.py)",
+            "Objects full collections skip (survivors of one, counted at most every 30 s)",
             registry=r,
         )
         self.checkpoint_age = CheckpointAge()  # the app points it at its chains

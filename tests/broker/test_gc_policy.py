@@ -57,7 +57,7 @@ def test_an_acyclic_object_frozen_and_dropped_is_freed_at_once(
 
 
 def test_a_cycle_that_dies_while_frozen_is_reclaimed_once_the_frozen_set_doubles() -> None:
-    heap = FrozenHeap(growth=2.0)
+    heap = FrozenHeap(growth=2.0, count_every_s=0)
     gc.collect()
     heap.install()
     try:
