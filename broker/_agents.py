@@ -104,7 +104,8 @@ def install_agents(parts: Parts) -> None:
     routed_tokens = metrics.routed.labels("tokens")
     verify_seconds = metrics.processing.labels("verify")
     match_seconds = metrics.processing.labels("match")
-    sweeper = Sweeper(key_scan(p.states, settings.partitions), keys=settings.sweep_keys)
+    sweeper = Sweeper(key_scan(p.states, settings.partitions), settings.partitions,
+                      keys=settings.sweep_keys)  # fmt: skip
 
     async def until_deciding() -> None:
         """Wait while the directory is expired: deciding on it would trust stale keys.
@@ -296,10 +297,7 @@ def install_agents(parts: Parts) -> None:
             """
             checkpoint = p.checkpoint_if_due(chain)
             done = sweeper.sweep(batch, p.states, clock.now())
-            swept.sightings += done.sightings
-            swept.seen += done.seen
-            swept.invalid += done.invalid
-            swept.emptied.extend(done.emptied)
+            swept.add(done)
             return checkpoint
 
         out, succeeded = await run_items(
@@ -319,9 +317,10 @@ def install_agents(parts: Parts) -> None:
             p.states.pop(token, None)
         metrics.state_writes.inc(states_written)
         metrics.sighting_rows.inc(rows_written)
-        if swept.sightings or swept.seen or emptied or swept.invalid:
+        if swept.sightings or swept.seen or swept.rows or emptied or swept.invalid:
             metrics.swept.labels("sightings").inc(swept.sightings)
             metrics.swept.labels("seen").inc(swept.seen)
+            metrics.swept.labels("rows").inc(swept.rows)
             metrics.swept.labels("states").inc(len(emptied))
             metrics.sightings.dec(swept.sightings)
             if swept.invalid:

@@ -228,6 +228,7 @@ class StateBatch:
     partition: int
     _loaded: dict[str, TokenState | None] = field(default_factory=dict)
     _current: dict[str, TokenState | None] = field(default_factory=dict)
+    _unnamed: set[str] = field(default_factory=set)  # rows no state names: deleted at flush
 
     def get(self, token: str) -> TokenState | None:
         """The token's state as this batch has left it so far."""
@@ -249,6 +250,23 @@ class StateBatch:
 
     def _read_row(self, key: str) -> bytes | None:
         return self.rows.get(self._at(key))
+
+    def row(self, key: str) -> Sighting | None:
+        """The sighting this partition's row ``key`` (``event_id/digest``) holds, if it stands.
+
+        Raises:
+            StateInvalid: the row does not decode.
+        """
+        return self.cache._sighting(key, self._read_row)  # noqa: SLF001 - one module
+
+    def drop_row(self, key: str) -> None:
+        """Delete row ``key`` at the flush, before any state: one no state will name again.
+
+        For the retention sweep: a row whose sighting has expired, or that no
+        token of the partition names (a worker killed between a batch's rows
+        and its states, the event then not kept when redelivered).
+        """
+        self._unnamed.add(key)
 
     def set(self, token: str, state: TokenState) -> None:
         if token not in self._current:
@@ -283,9 +301,10 @@ class StateBatch:
                 added[key] = row
             dropped.update(self.cache.key_of(s) for s in held.values())
             changed[token] = state
-        for key in dropped - added.keys():
+        for key in (dropped | self._unnamed) - added.keys():
             self.rows.pop(self._at(key), None)
             self.cache.forget(key)
+        self._unnamed.clear()
         for key, row in added.items():
             self.rows[self._at(key)] = row
         for token, state in changed.items():

@@ -85,6 +85,14 @@ def _is_token(key: str) -> bool:
     return "/" not in key.rsplit(":", 1)[-1]
 
 
+def _row_of(key: str, partition: int) -> str | None:
+    """The row's reference (``event_id/digest``) if ``key`` is a row of ``partition``."""
+    if _is_token(key):
+        return None
+    reference, _, at = key.rpartition("/")
+    return reference if at == str(partition) else None
+
+
 def is_empty(state: TokenState | None) -> bool:
     """Whether a state holds nothing worth its key: no sighting, no id still in its window."""
     return state is not None and not state.sightings and not state.seen
@@ -187,7 +195,11 @@ class MemoryKeyScan:
             self._passes[partition] = (snapshot, at + limit)
         else:
             self._passes.pop(partition, None)  # the pass ends: the next call copies anew
-        return [k for k in part if _is_token(k) and partition_for(k, self.partitions) == partition]
+        return [
+            k for k in part
+            if (partition_for(k, self.partitions) == partition if _is_token(k)
+                else _row_of(k, partition) is not None)
+        ]  # fmt: skip
 
 
 def key_scan(table: Any, partitions: int) -> KeyScan:
@@ -211,9 +223,20 @@ class SweepReport:
     keys: int = 0
     sightings: int = 0
     seen: int = 0
+    #: Rows deleted with no token's state dropping them: expired, or named by none.
+    rows: int = 0
     invalid: int = 0
     #: Tokens the sweep left with nothing: deleted once the batch is flushed.
     emptied: list[str] = field(default_factory=list)
+
+    def add(self, other: SweepReport) -> None:
+        """Count ``other``'s slice in this report too (a message holding several ticks)."""
+        self.keys += other.keys
+        self.sightings += other.sightings
+        self.seen += other.seen
+        self.rows += other.rows
+        self.invalid += other.invalid
+        self.emptied.extend(other.emptied)
 
 
 @dataclass
@@ -221,6 +244,7 @@ class Sweeper:
     """Sweeps each partition a slice at a time, its cursor kept in the ``scan``."""
 
     scan: KeyScan
+    partitions: int
     keys: int = DEFAULT_SWEEP_KEYS
 
     def sweep(self, batch: StateBatch, stored: Mapping[str, bytes | None], now: datetime
@@ -238,6 +262,7 @@ class Sweeper:
         for token in self.scan.next_keys(batch.partition, self.keys):
             report.keys += 1
             if not _is_token(token):
+                self._sweep_row(batch, stored, token, now, report)
                 continue
             try:
                 state = batch.get(token)
@@ -262,19 +287,53 @@ class Sweeper:
                 batch.set(token, TokenState(state.sightings, state.seen))
         return report
 
+    def _sweep_row(self, batch: StateBatch, stored: Mapping[str, bytes | None], key: str,
+                   now: datetime, report: SweepReport) -> None:  # fmt: skip
+        """Delete the row if its sighting has expired, or if no token of the partition names it.
 
-def _references(stored: bytes | None) -> int:
-    """How many sightings a stored state names, whether their rows still stand or not.
+        States drop a sighting's row when they drop the sighting; a row left
+        behind is one a worker wrote before being killed ahead of the states
+        naming it, for an event then not kept when redelivered (expired by
+        then, or its subject erased): it would hold sealed payloads for ever.
+        Whether a token names it is read from the stored references, as
+        ``_references`` does, never by re-deriving row keys.
+        """
+        reference = _row_of(key, batch.partition)
+        if reference is None:
+            return
+        try:
+            sighting = batch.row(reference)
+        except StateInvalid:
+            report.invalid += 1
+            return
+        if sighting is None:
+            return
+        if not sighting.expired(now):
+            tokens = (t for t in sighting.all_tokens()
+                      if partition_for(t, self.partitions) == batch.partition)  # fmt: skip
+            if any(reference in _named(stored.get(t)) for t in tokens):
+                return
+        batch.drop_row(reference)
+        report.rows += 1
 
-    Counted by the table's own decoder (each reference is handed to the
+
+def _named(stored: bytes | None) -> list[str]:
+    """The row references a stored state holds, whether their rows still stand or not.
+
+    Read by the table's own decoder (each reference is handed to the
     reader), never by re-deriving row keys, which a row written by an older
     release would not reproduce.
     """
     if not stored:
-        return 0
+        return []
     named: list[str] = []
     decode_state(stored, lambda key: named.append(key))  # the reader answers None: no row
-    return len(named)
+    return named
+
+
+def _references(stored: bytes | None) -> int:
+    """How many sightings a stored state names, whether their rows still stand or not."""
+    return len(_named(stored))
 
 
 def still_empty(batch: StateBatch, emptied: list[str]) -> list[str]:

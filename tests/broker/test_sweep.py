@@ -30,8 +30,10 @@ DAY = timedelta(days=1)
 
 @pytest.fixture
 def make(sighting_factory: Callable[..., Sighting]) -> Callable[..., Sighting]:
-    def sighting(n: int, expires_in: timedelta) -> Sighting:
-        return sighting_factory(f"ev-{n}", fuzzy=bytes([n]) * 64, expires_at=T0 + expires_in)
+    def sighting(n: int, expires_in: timedelta, tokens: tuple[str, ...] = (),
+                 blocking: tuple[str, ...] = ()) -> Sighting:  # fmt: skip
+        return sighting_factory(f"ev-{n}", fuzzy=bytes([n]) * 64, expires_at=T0 + expires_in,
+                                tokens=tokens, blocking=blocking)  # fmt: skip
 
     return sighting
 
@@ -59,7 +61,8 @@ def test_a_sweep_drops_what_has_expired_at_its_time_and_nothing_else(make):
 
 def _stored(make, table: dict[str, bytes | None]) -> tuple[Sighting, Sighting, Sighting]:
     """Tokens of one partition: three share an expiring event, one holds only old things."""
-    shared, live, lonely = make(1, DAY), make(2, 30 * DAY), make(3, DAY)
+    shared = make(1, DAY, ("nhs:1:aa",), ("blk:1:bb", "blk:1:dd"))
+    live, lonely = make(2, 30 * DAY, ("nhs:1:aa",)), make(3, DAY, ("nhs:1:cc",))
     batch = StateBatch(table, table, StateCache(), 0)
     batch.set("nhs:1:aa", TokenState((shared, live), (Seen("ev-2", "t/0/2", T0 + 30 * DAY),)))
     batch.set("blk:1:bb", TokenState((shared,), (Seen("ev-1", "t/0/1", T0 + 30 * DAY),)))
@@ -89,7 +92,7 @@ def test_untouched_tokens_lose_expired_sightings_their_rows_and_then_themselves(
     shared, live, _ = _stored(make, table)
     assert _rows(table) == ["ev-1", "ev-2", "ev-3"]
     cache = StateCache()
-    sweeper = Sweeper(MemoryKeyScan(table, partitions=1), keys=1000)
+    sweeper = Sweeper(MemoryKeyScan(table, partitions=1), 1, keys=1000)
 
     written = (table.writes, table.deletes)
     assert _sweep(table, cache, sweeper, T0 + DAY / 2) == (0, 0, [])  # nothing expired yet
@@ -127,7 +130,7 @@ def test_a_token_naming_a_row_another_token_swept_is_rewritten(make):
     table: dict[str, bytes | None] = {}
     _stored(make, table)
     cache = StateCache()
-    sweeper = Sweeper(Only([["nhs:1:aa"], ["blk:1:bb"]]))
+    sweeper = Sweeper(Only([["nhs:1:aa"], ["blk:1:bb"]]), 1)
     # the first token's sweep deletes the shared row; the other token still names it
     assert _sweep(table, cache, sweeper, T0 + DAY)[0] == 1
     assert b"ev-1/" in (table["blk:1:bb"] or b"") and _rows(table) == ["ev-2", "ev-3"]
@@ -137,15 +140,16 @@ def test_a_token_naming_a_row_another_token_swept_is_rewritten(make):
 
 
 def test_a_slice_is_bounded_and_a_pass_starts_again_at_its_end():
-    keys = {f"nhs:1:{n:02x}": b"[]" for n in range(10)} | {"ev/ab/0": b"[]"}
+    keys = {f"nhs:1:{n:02x}": b"[]" for n in range(10)} | {"ev/ab/0": b"[]", "ev/ab/1": b"[]"}
     scan = MemoryKeyScan(keys, partitions=1)
     slices = [scan.next_keys(0, 4) for _ in range(4)]
-    assert [len(s) for s in slices] == [4, 4, 2, 4]  # the row key is examined, not returned
-    assert set(slices[0] + slices[1] + slices[2]) == {k for k in keys if "/" not in k}
+    assert [len(s) for s in slices] == [4, 4, 3, 4]  # another partition's row: examined only
+    assert set(slices[0] + slices[1] + slices[2]) == set(keys) - {"ev/ab/1"}
     other = MemoryKeyScan(keys, partitions=2)
     mine = [k for _ in range(3) for k in other.next_keys(0, 4)]
     theirs = [k for _ in range(3) for k in other.next_keys(1, 4)]
-    assert not set(mine) & set(theirs) and len(set(mine) | set(theirs)) == 10
+    assert not set(mine) & set(theirs) and len(set(mine) | set(theirs)) == 12
+    assert "ev/ab/0" in mine and "ev/ab/1" in theirs
 
 
 def test_a_swept_sighting_changes_no_decision_notification_or_audit_record(tmp_path):
@@ -192,7 +196,7 @@ def test_a_state_left_empty_by_a_crash_or_naming_only_deleted_rows_is_deleted(ma
     # another token names only a row that is gone (its event dropped elsewhere)
     table["nhs:1:ee"] = b"[]"
     table["blk:1:ff"] = b'[["ev-9/00112233aabbccdd"]]'
-    sweeper = Sweeper(Only([["nhs:1:ee", "blk:1:ff", "nhs:1:aa"]]))
+    sweeper = Sweeper(Only([["nhs:1:ee", "blk:1:ff", "nhs:1:aa"]]), 1)
     assert _sweep(table, StateCache(), sweeper, T0) == (0, 0, ["nhs:1:ee", "blk:1:ff"])
     assert "nhs:1:ee" not in table and "blk:1:ff" not in table and "nhs:1:aa" in table
 
@@ -201,7 +205,7 @@ def test_a_state_that_does_not_decode_is_left_counted_and_the_slice_goes_on(make
     table: dict[str, bytes | None] = {}
     _stored(make, table)
     table["nhs:1:bad"] = b"{not a list"
-    sweeper = Sweeper(Only([["nhs:1:bad", "blk:1:dd"]]))
+    sweeper = Sweeper(Only([["nhs:1:bad", "blk:1:dd"]]), 1)
     batch = StateBatch(table, table, StateCache(), 0)
     report = sweeper.sweep(batch, table, T0 + DAY)
     assert (report.invalid, report.sightings, report.emptied) == (1, 1, ["blk:1:dd"])
@@ -209,3 +213,35 @@ def test_a_state_that_does_not_decode_is_left_counted_and_the_slice_goes_on(make
     assert table["nhs:1:bad"] == b"{not a list", "never the sweep's to drop"
     assert "does not decode" in caplog.text
     assert "nhs:1:bad" not in caplog.text  # the log names the partition, never the token
+
+
+def test_a_row_no_state_names_is_deleted_and_an_expired_one_too(make):
+    """A worker killed after a batch's rows but before its states leaves a row nobody names.
+
+    Redelivered, its event may no longer be kept (expired by then, or its
+    subject erased meanwhile): the row, sealed payloads and all, would stay
+    for ever. The sweep deletes such a row, and an expired row whoever names
+    it, and never a live row a token of the partition names.
+    """
+    table = Table()
+    _, live, _ = _stored(make, table)
+    cache = StateCache()
+    for sighting in (make(7, 30 * DAY, ("nhs:1:aa",)), make(8, DAY, ("nhs:1:ee",))):
+        key, row = cache.keyed(sighting)  # the killed worker's rows, and no state
+        table[f"{key}/0"] = row
+    sweeper = Sweeper(MemoryKeyScan(table, partitions=1), 1, keys=1000)
+
+    batch = StateBatch(table, table, StateCache(), 0)
+    report = sweeper.sweep(batch, table, T0)
+    batch.flush()
+    assert report.rows == 2 and _rows(table) == ["ev-1", "ev-2", "ev-3"]
+    assert not report.sightings and not report.emptied, "no token lost anything"
+
+    shared_row = next(k for k in table if k.startswith("ev-1/"))
+    batch = StateBatch(table, table, StateCache(), 0)
+    report = Sweeper(Only([[shared_row]]), 1).sweep(batch, table, T0 + DAY)  # the row alone
+    batch.flush()
+    assert report.rows == 1 and _rows(table) == ["ev-2", "ev-3"]
+    assert b"ev-1/" in (table["nhs:1:aa"] or b""), "still named, as after another's expiry"
+    fresh = StateBatch(table, table, StateCache(), 0)
+    assert fresh.get("nhs:1:aa") == TokenState((live,), (Seen("ev-2", "t/0/2", T0 + 30 * DAY),))
