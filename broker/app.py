@@ -38,7 +38,7 @@ from broker._settings import (
     SESSION_TIMEOUT_S,
     BrokerSettings,
 )
-from broker._table import UnknownPartitionsTable
+from broker._table import BrokerTable
 from broker._threshold import choose_threshold
 from broker._timers import Clock, install_timers
 from broker._timers import side as _side
@@ -83,7 +83,7 @@ def make_faust_app(settings: BrokerSettings, replication: int) -> faust.App:
         broker_session_timeout=SESSION_TIMEOUT_S,
         broker_heartbeat_interval=SESSION_TIMEOUT_S / 5,
         consumer_auto_offset_reset="earliest",
-        Table=UnknownPartitionsTable,
+        Table=BrokerTable,
         **FAUST_TUNING,
     )
     # Faust pauses every stream once 100 table and topic writes await sending.

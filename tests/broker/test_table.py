@@ -11,7 +11,7 @@ import pytest
 from faust.exceptions import PartitionsMismatch
 
 from broker._settings import BrokerSettings
-from broker._table import UnknownPartitionsTable
+from broker._table import BrokerTable
 from broker.app import make_faust_app
 
 SOURCE = "fed.broker.routed"
@@ -34,7 +34,7 @@ def test_the_app_makes_its_tables_with_the_broker_table_class(tmp_path: Path):
         bootstrap="127.0.0.1:1", directory=tmp_path / "d", trust_anchor=tmp_path / "t",
         signing_key=tmp_path / "k", app_id="group", data_dir=tmp_path / "data",
     )  # fmt: skip
-    assert isinstance(make_faust_app(settings, 1).Table("t"), UnknownPartitionsTable)
+    assert isinstance(make_faust_app(settings, 1).Table("t"), BrokerTable)
 
 
 def test_upstream_calls_a_changelog_it_has_no_metadata_for_a_mismatch(tmp_path: Path):
@@ -45,10 +45,43 @@ def test_upstream_calls_a_changelog_it_has_no_metadata_for_a_mismatch(tmp_path: 
 
 def test_an_unknown_changelog_is_checked_again_once_known(tmp_path: Path):
     known = {SOURCE: 3}
-    table = _table(tmp_path, known, UnknownPartitionsTable)
+    table = _table(tmp_path, known, BrokerTable)
     table._verify_source_topic_partitions(SOURCE)  # 3 against "not known yet": goes on
     known[table.changelog_topic_name] = 2  # the metadata arrives, and disagrees
     with pytest.raises(PartitionsMismatch):
         table._verify_source_topic_partitions(SOURCE)
     known[table.changelog_topic_name] = 3
     table._verify_source_topic_partitions(SOURCE)
+
+
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_a_lookup_reads_the_store_once_and_an_absent_key_gives_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: str
+):
+    """``Mapping.get`` asked the store whether it held the key, then read it: two reads."""
+    settings = BrokerSettings(
+        bootstrap="127.0.0.1:1", directory=tmp_path / "d", trust_anchor=tmp_path / "t",
+        signing_key=tmp_path / "k", app_id="group", data_dir=tmp_path / "data", store=store,
+    )  # fmt: skip
+    table = make_faust_app(settings, 1).Table("t", key_type=str, value_type=bytes)
+    reads: list[str] = []
+    if store == "memory://":
+        table.data.data["present"] = b"value"
+        lookup = type(table.data).__getitem__
+    else:
+        stored = {table.data._encode_key("present"): table.data._encode_value(b"value")}
+        monkeypatch.setattr(table.data, "_get", stored.get)  # as RocksDB answers
+        lookup = type(table.data).__getitem__
+
+    def counted(data: Any, key: Any) -> Any:
+        reads.append(key)
+        return lookup(data, key)
+
+    def refused(data: Any, key: object) -> bool:
+        raise AssertionError("a second read: asked first whether the key is there")
+
+    monkeypatch.setattr(type(table.data), "__getitem__", counted)
+    monkeypatch.setattr(type(table.data), "__contains__", refused)
+    assert table.get("present") == b"value"
+    assert table.get("absent") is None and table.get("absent", b"d") == b"d"
+    assert reads == ["present", "absent", "absent"]
