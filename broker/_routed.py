@@ -39,7 +39,7 @@ from broker._routed_wire import (
     avro_strings,
     micros,
     sighting_bytes,
-    sighting_from_datum,
+    sighting_from_bytes,
 )
 from broker._sightings import Sighting
 
@@ -172,7 +172,7 @@ def _item_bytes(item: RoutedItem, sightings: dict[int, bytes]) -> bytes:
         held = sightings.get(id(item.sighting))
         if held is None:
             held = sightings[id(item.sighting)] = sighting_bytes(item.sighting)
-        parts.append(b"\x02" + held)
+        parts.append(b"\x02" + avro_long(len(held)) + held)
     parts.append(
         b"\x00" if item.record is None else b"\x02" + avro_long(len(item.record)) + item.record
     )
@@ -204,7 +204,7 @@ def _item(datum: Mapping[str, Any]) -> RoutedItem:
         tuple(datum["tokens"]),
         datum["origin"],
         datum["published_at"],
-        None if sighting is None else sighting_from_datum(sighting),
+        None if sighting is None else sighting_from_bytes(sighting),
         datum["record"],
         tuple(datum["forget"]),
     )

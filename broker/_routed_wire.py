@@ -5,10 +5,17 @@ each item once and joining the bytes (Avro's binary encoding of an array is a
 count, the items, then zero) is what lets a batch be cut to size without
 encoding anything twice. These helpers write exactly what fastavro would for
 ``ROUTED_SCHEMA``, and fastavro reads it back (a test compares them).
+
+An item's sighting travels as ``bytes`` holding a ``RoutedSighting`` record
+(version 2): an event reaches three or four partitions, each reading the same
+bytes, and a worker decodes them once (``sighting_from_bytes`` keeps the
+recent ones). Decoding the record in every partition's copy, objects and all,
+took 57 us per item, half of it building the objects.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -29,10 +36,13 @@ __all__ = [
     "avro_strings",
     "micros",
     "sighting_bytes",
-    "sighting_from_datum",
+    "sighting_from_bytes",
 ]
 
-ROUTED_VERSION = 1
+ROUTED_VERSION = 2
+#: Decoded sightings kept by their bytes: one verify batch's events, each read
+#: again by every partition it reaches (a few hundred events, a few partitions).
+_DECODED_SIGHTINGS = 8192
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_BYTE = 64  # zig-zag 0..63 fits one varint byte
 _SMALL = tuple(bytes((n << 1,)) for n in range(_ONE_BYTE))
@@ -105,7 +115,8 @@ ROUTED_SCHEMA: dict[str, Any] = {
                             "name": "published_at",
                             "type": ["null", {"type": "long", "logicalType": "timestamp-micros"}],
                         },
-                        {"name": "sighting", "type": ["null", _SIGHTING]},
+                        # a RoutedSighting (_SIGHTING) in Avro binary, decoded once per worker
+                        {"name": "sighting", "type": ["null", "bytes"]},
                         {"name": "record", "type": ["null", "bytes"]},
                         {"name": "forget", "type": {"type": "array", "items": "string"}},
                     ],
@@ -180,7 +191,21 @@ def _sighting_datum(s: Sighting) -> dict[str, Any]:
     }
 
 
-def sighting_from_datum(d: Mapping[str, Any]) -> Sighting:
+@functools.lru_cache(maxsize=_DECODED_SIGHTINGS)
+def sighting_from_bytes(data: bytes) -> Sighting:
+    """Inverse of ``sighting_bytes``; the same bytes give the same (immutable) sighting.
+
+    Raises:
+        ValueError, TypeError, KeyError, EOFError, IndexError, StopIteration:
+            the bytes are not a ``RoutedSighting`` (the caller translates them).
+    """
+    datum = fastavro.schemaless_reader(io.BytesIO(data), _PARSED_SIGHTING, None)
+    if not isinstance(datum, dict):
+        raise ValueError("not a RoutedSighting record")
+    return _sighting_from_datum(datum)
+
+
+def _sighting_from_datum(d: Mapping[str, Any]) -> Sighting:
     attributes = d["attributes"]
     return Sighting(
         event_id=d["event_id"],

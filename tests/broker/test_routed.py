@@ -150,7 +150,7 @@ def test_hand_written_encoding_is_what_fastavro_writes_for_the_schema():
 
     import fastavro
 
-    from broker._routed_wire import ROUTED_SCHEMA
+    from broker._routed_wire import _SIGHTING, ROUTED_SCHEMA
 
     item = _event_item(5)
     s = item.sighting
@@ -164,9 +164,12 @@ def test_hand_written_encoding_is_what_fastavro_writes_for_the_schema():
                             "enc": p.enc, "ciphertext": p.ciphertext, "fields": list(p.fields)}
                            for p in s.sealed],
                 "expires_at": s.expires_at, "encoding": s.encoding}  # fmt: skip
-    datum = {"version": 1, "items": [
+    sighting_out = io.BytesIO()
+    fastavro.schemaless_writer(sighting_out, fastavro.parse_schema(_SIGHTING), sighting)
+    datum = {"version": 2, "items": [
         {"kind": "event", "tokens": list(item.tokens), "origin": item.origin,
-         "published_at": item.published_at, "sighting": sighting, "record": None, "forget": []},
+         "published_at": item.published_at, "sighting": sighting_out.getvalue(),
+         "record": None, "forget": []},
         {"kind": "cascade", "tokens": ["t"], "origin": "o/1/2", "published_at": None,
          "sighting": None, "record": b"rec", "forget": ["ev-1"]},
     ]}  # fmt: skip
@@ -196,3 +199,41 @@ def test_a_sighting_bound_for_several_partitions_is_encoded_once(monkeypatch):
     for partition, bound in grouped.items():  # and each partition still decodes its own items
         (body,) = bodies[partition]
         assert decode_batch(body) == tuple(bound)
+
+
+def test_a_sighting_read_by_several_partitions_is_decoded_once(monkeypatch):
+    import broker._routed_wire as wire
+
+    decoded: list[str] = []
+    real = wire._sighting_from_datum
+
+    def counting(datum):  # type: ignore[no-untyped-def]
+        decoded.append(datum["event_id"])
+        return real(datum)
+
+    monkeypatch.setattr(wire, "_sighting_from_datum", counting)
+    wire.sighting_from_bytes.cache_clear()
+    items = [_event_item(n) for n in range(20, 26)]
+    grouped = group_by_partition(items, 4)
+    shared: dict[int, bytes] = {}
+    read = [i for bound in grouped.values() for i in decode_batch(
+        encode_batches(bound, encoded=shared)[0])]  # fmt: skip
+    assert len(read) > len(items)  # some events reach several partitions
+    assert sorted(decoded) == sorted(i.sighting.event_id for i in items)  # type: ignore[union-attr]
+
+
+def test_a_batch_whose_sighting_bytes_are_garbage_is_refused_as_state_invalid():
+    """A well-formed batch around a sighting that is not one: refused, never a crash."""
+    from broker._routed_wire import avro_long, avro_string, avro_strings
+
+    good = decode_batch(
+        avro_long(2) + b"\x02" + avro_long(0) + avro_strings(("t",)) + avro_string("o")
+        + b"\x00" + b"\x00" + b"\x00" + avro_strings(()) + b"\x00"
+    )  # fmt: skip
+    assert good == (RoutedItem(ItemKind.EVENT, ("t",), "o"),)  # the frame itself reads
+    for garbage in (b"", b"\x02\x00", b"\xff" * 40, b"\x08abcd" + b"\x00" * 3):
+        body = (avro_long(2) + b"\x02" + avro_long(0) + avro_strings(("t",)) + avro_string("o")
+                + b"\x00" + b"\x02" + avro_long(len(garbage)) + garbage
+                + b"\x00" + avro_strings(()) + b"\x00")  # fmt: skip
+        with pytest.raises(StateInvalid):
+            decode_batch(body)
