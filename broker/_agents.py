@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from broker._admission import admit, admit_each
-from broker._consent_view import applied_entries
+from broker._consent_view import ItemConsent, applied_entries
 from broker._errors import KafkaUnavailable
 from broker._item_loop import YIELD_EVERY, Outbox, Read, run_items
 from broker._kafka_edge import kafka_errors
@@ -215,11 +215,12 @@ def install_agents(parts: Parts) -> None:
         assert sighting is not None and item.published_at is not None
         now = clock.now()
         seen_until = item.published_at + p.window
+        consent = ItemConsent(p.consent_view)  # read once per item, not once per token
         added = 0
         for token in item.tokens:
             state = states[token] if token in states else read(token)
             new_state, effects = p.core.on_sighting(
-                token, sighting, state, p.consent_view, chain, now,
+                token, sighting, state, consent, chain, now,
                 origin=item.origin, seen_until=seen_until, published_at=item.published_at,
             )  # fmt: skip
             states[token] = new_state

@@ -24,10 +24,10 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from consent import ConsentLedger, TokenConsent
+from consent import ConsentLedger, ConsentView, TokenConsent
 from schemas import ConsentRecord
 
-__all__ = ["ConsentTableView", "applied_entries"]
+__all__ = ["ConsentTableView", "ItemConsent", "applied_entries"]
 
 _CACHED = 10_000
 
@@ -56,6 +56,28 @@ class ConsentTableView:
         """What is held for the record's exact tokens, as a ledger to apply it to."""
         held = {t.key(): self.get(t.key()) for t in record.tokens}
         return ConsentLedger({k: v for k, v in held.items() if v is not None})
+
+
+@dataclass
+class ItemConsent:
+    """One event item's reads of the consent copy: each token read from the table once.
+
+    Each (event, token) step of an item asks whether the event's subject was
+    erased since it was published, under each of its exact tokens, and each
+    decision reads its subjects' consent: the same few tokens, each a RocksDB
+    read, again at every step. Only consent items write the consent table, so
+    while one event item is handled (synchronously, in one partition) the
+    answers cannot change; a new ``ItemConsent`` is made for each item.
+    """
+
+    view: ConsentView
+    _read: dict[str, TokenConsent | None] = field(default_factory=dict)
+
+    def get(self, token: str) -> TokenConsent | None:
+        if token in self._read:
+            return self._read[token]
+        held = self._read[token] = self.view.get(token)
+        return held
 
 
 def applied_entries(view: ConsentTableView, record: ConsentRecord) -> dict[str, bytes]:
