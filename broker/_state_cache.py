@@ -125,7 +125,7 @@ class StateCache:
     _held: OrderedDict[str, tuple[bytes, TokenState]] = field(default_factory=OrderedDict)
     _sightings: OrderedDict[str, Sighting] = field(default_factory=OrderedDict)
     _keys: OrderedDict[str, tuple[Sighting, str]] = field(default_factory=OrderedDict)
-    _rows: OrderedDict[str, tuple[Sighting, bytes]] = field(default_factory=OrderedDict)
+    _rows: OrderedDict[str, tuple[Sighting, str, bytes]] = field(default_factory=OrderedDict)
     _gone: set[str] = field(default_factory=set)  # ids of rows deleted by this process
 
     def load(self, token: str, stored: bytes | None, read_row: Callable[[str], bytes | None]
@@ -164,13 +164,13 @@ class StateCache:
         """The sighting's key and row, the row encoded once per event."""
         held = self._rows.get(sighting.event_id)
         if held is not None and (held[0] is sighting or held[0] == sighting):
-            row = held[1]
+            _, key, row = held
         else:
             row = _ENCODER.encode(sighting.to_row()).encode()
-            self._rows[sighting.event_id] = (sighting, row)
+            key = row_key(sighting, row)
+            self._rows[sighting.event_id] = (sighting, key, row)
             while len(self._rows) > _CACHED_ROWS:
                 self._rows.popitem(last=False)
-        key = row_key(sighting, row)
         self._keep(key, sighting)
         return key, row
 
