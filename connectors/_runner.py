@@ -18,7 +18,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 from connectors._build import StepBuilder
 from connectors._build_pool import BuildPool
@@ -210,12 +209,3 @@ class Connector:
     def close(self) -> None:
         self.publisher.close()
         self.outbox.close()
-
-
-def quarantine_report(outbox_path: Path) -> list[tuple[str, str, int, str, str]]:
-    """Rows refused so far, for the operator: source, file, row, field, reason."""
-    outbox = Outbox(outbox_path)
-    try:
-        return [(q.source, q.location, q.row, q.field, q.reason) for q in outbox.quarantined()]
-    finally:
-        outbox.close()
