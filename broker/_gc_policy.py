@@ -25,7 +25,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -75,7 +75,7 @@ class FrozenHeap:
     _frozen_count: int = 0
     _rescanning: bool = False
     _started: float = 0.0
-    _installed: list[Callable[[str, dict[str, Any]], None]] = field(default_factory=list)
+    _installed: bool = False
 
     def install(self) -> None:
         """Collect once and freeze what survives (the process's machinery), then follow."""
@@ -84,14 +84,14 @@ class FrozenHeap:
         gc.collect()
         gc.freeze()
         self._at_last_scan = self._count()
-        self._installed.append(self._on_gc)
+        self._installed = True
         gc.callbacks.append(self._on_gc)
 
     def uninstall(self) -> None:
         """Stop, and unfreeze everything (the next full collection scans it all)."""
-        for callback in self._installed:
-            gc.callbacks.remove(callback)
-        self._installed.clear()
+        if self._installed:
+            gc.callbacks.remove(self._on_gc)  # bound methods of one object compare equal
+            self._installed = False
         gc.unfreeze()
 
     def frozen(self) -> int:

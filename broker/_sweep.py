@@ -177,8 +177,9 @@ class MemoryKeyScan:
 
     A pass works through a copy of the dict's keys taken when it starts (a dict
     cannot be iterated while it changes); a key added since is swept by the
-    next pass, one deleted since reads as no state. A key belongs to the
-    partition ``partition_for`` routes it to. Copying costs about 10 ms per
+    next pass, one deleted since reads as no state. A token's key belongs to
+    the partition ``partition_for`` routes it to, a row's to the partition
+    its key ends with. Copying costs about 10 ms per
     million keys, once per pass: the memory store is for tests and demos.
     """
 
