@@ -282,7 +282,8 @@ def install_agents(parts: Parts) -> None:
         items = decode_batch(event.value or b"")
         partition = message.partition
         chain = await p.chain_for(partition)
-        batch = StateBatch(p.states, p.states, p.state_cache, partition)  # rows beside states
+        writes = p.states.writes(partition)  # made at the end, as whole record batches
+        batch = StateBatch(writes, writes, p.state_cache, partition)  # rows beside states
 
         def handle(item: RoutedItem, staged: dict[str, TokenState], read: Read,
                    mine: Outbox) -> None:  # fmt: skip
@@ -315,7 +316,8 @@ def install_agents(parts: Parts) -> None:
         emptied = still_empty(batch, swept.emptied)
         states_written, rows_written = batch.flush()
         for token in emptied:  # after its rows' deletions and last state, in one partition
-            p.states.pop(token, None)
+            writes.pop(token)
+        await writes.commit()
         metrics.state_writes.inc(states_written)
         metrics.sighting_rows.inc(rows_written)
         if swept.sightings or swept.seen or swept.rows or emptied or swept.invalid:

@@ -41,9 +41,9 @@ import functools
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from broker._errors import StateInvalid
 from broker._sightings import Seen, Sighting, TokenState
@@ -220,6 +220,19 @@ class StateCache:
             self._held.popitem(last=False)
 
 
+class KeyValues(Protocol):
+    """What a ``StateBatch`` reads and writes: ``TableWrites`` in a worker, a dict in tests.
+
+    ``pop`` is only ever a deletion: its result is not used.
+    """
+
+    def get(self, key: str, default: None = None, /) -> bytes | None: ...
+
+    def __setitem__(self, key: str, value: bytes, /) -> None: ...
+
+    def pop(self, key: str, default: None = None, /) -> object: ...
+
+
 @dataclass
 class StateBatch:
     """The token states one routed batch touches: each read once, each written once.
@@ -231,8 +244,8 @@ class StateBatch:
     the row of each sighting a state dropped.
     """
 
-    table: MutableMapping[str, bytes | None]
-    rows: MutableMapping[str, bytes | None]
+    table: KeyValues
+    rows: KeyValues
     cache: StateCache
     partition: int
     _loaded: dict[str, TokenState | None] = field(default_factory=dict)

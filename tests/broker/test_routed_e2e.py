@@ -5,6 +5,10 @@ drains them. Every (event, token) step the per-token design sent as its own
 message arrives inside routed batches, at most one routed message per event,
 every one of them binary Avro that decodes, and the token-state changelog holds
 fewer records than (event, token) steps: each token written once per batch.
+The worker writes those records itself, as whole record batches
+(``TableWrites``): what its store holds is exactly what the changelog says
+(so a worker restoring the partition from it gets the same), and the store
+knows how far the changelog holds it.
 Each sighting, sealed payloads included, is stored once per partition its
 tokens reach, and the token states hold references to it, no payload.
 """
@@ -13,8 +17,10 @@ from __future__ import annotations
 
 from base64 import b64encode
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
+import rocksdict
 
 from broker._routed import BATCH_KEY, TICK_KEY, ItemKind, decode_batch, partition_for
 from fedbroker import read_to_end
@@ -39,6 +45,22 @@ def _row(n: int, council: str, event: str, when: date) -> dict[str, str]:
             "surname": f"{SURNAMES[n % len(SURNAMES)]}-{n}", "dob": f"{1 + n % 28:02d}/03/1980",
             "postcode": "M1 1AE", "address_1": f"{n} Piccadilly", "uprn": "", "nhs_no": "",
             "ni_number": "", "event": event, "event_date": when.isoformat()}  # fmt: skip
+
+
+#: Where Faust's RocksDB store keeps how far the changelog holds a partition.
+OFFSET_KEY = b"__faust\0offset__"
+
+
+def _stored(tables: Path, partition: int) -> tuple[dict[bytes, bytes], bytes | None]:
+    """A stopped worker's token-state store for ``partition``: its entries and persisted offset."""
+    path = tables / f"token-state-{partition}.db"
+    db = rocksdict.Rdict(str(path), rocksdict.Options(raw_mode=True),
+                         access_type=rocksdict.AccessType.read_only())  # fmt: skip
+    try:
+        entries = {k: v for k, v in db.items() if k != OFFSET_KEY}
+        return entries, db.get(OFFSET_KEY)
+    finally:
+        db.close()
 
 
 def test_at_most_one_routed_message_per_event_and_one_state_write_per_token_per_batch(
@@ -95,6 +117,17 @@ def test_at_most_one_routed_message_per_event_and_one_state_write_per_token_per_
     sealed = {b64encode(p.ciphertext) for e in events for p in e.sealed}
     assert sealed and all(any(c in (r.value or b"") for c in sealed) for r in rows)
     assert not any(c in (value or b"") for _, value in changelog for c in sealed)
+
+    # The store holds what the changelog says, key for key, and knows up to where.
+    (tables,) = (tmp_path / "broker").glob("*/v1/tables")
+    for partition in range(3):
+        held = [r for r in records if r.partition == partition]
+        latest: dict[bytes, bytes | None] = {}
+        for r in held:
+            latest[r.key] = r.value
+        entries, persisted = _stored(tables, partition)
+        assert entries == {k: v for k, v in latest.items() if v is not None}
+        assert persisted == str(max(r.offset for r in held)).encode()
 
     notified = read_notifications(kafka_bootstrap, prefix, federation.load())
     assert notified, "the batched path still decides and notifies"
