@@ -22,6 +22,11 @@ offsets were committed before them. ``CommitFlushBuffer.flush`` waits until
 every record queued before the call has been handed to aiokafka, however long
 that takes, and no longer; the producer's flush then waits for aiokafka to
 deliver them.
+
+Record batches. ``send_records`` hands aiokafka a list of records for one
+partition as whole record batches (``TableWrites.commit`` writes a routed
+batch's token states so), skipping Faust's buffer; aiokafka's flush, which the
+commit awaits, covers them too.
 """
 
 from __future__ import annotations
