@@ -314,9 +314,9 @@ def install_agents(parts: Parts) -> None:
         if out.scores:
             p.keep_scores(partition, out.scores)
         emptied = still_empty(batch, swept.emptied)
+        for token in emptied:
+            batch.drop(token)
         states_written, rows_written = batch.flush()
-        for token in emptied:  # after its rows' deletions and last state, in one partition
-            writes.pop(token)
         await writes.commit()
         metrics.state_writes.inc(states_written)
         metrics.sighting_rows.inc(rows_written)

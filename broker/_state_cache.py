@@ -138,7 +138,7 @@ class StateCache:
         if held is not None and held[0] == stored and not self._holds_gone(held[1]):
             self._held.move_to_end(token)
             return held[1]
-        state = decode_state(stored, lambda key: self._sighting(key, read_row))
+        state = decode_state(stored, lambda key: self.sighting(key, read_row))
         self._remember(token, stored, state)
         return state
 
@@ -191,7 +191,12 @@ class StateCache:
         gone = self._gone
         return bool(gone) and any(s.event_id in gone for s in state.sightings)
 
-    def _sighting(self, key: str, read_row: Callable[[str], bytes | None]) -> Sighting | None:
+    def sighting(self, key: str, read_row: Callable[[str], bytes | None]) -> Sighting | None:
+        """The sighting of row ``key``, decoded once and kept; ``None`` if the row is gone.
+
+        Raises:
+            StateInvalid: the row does not decode.
+        """
         held = self._sightings.get(key)
         if held is not None:
             self._sightings.move_to_end(key)
@@ -251,6 +256,7 @@ class StateBatch:
     _loaded: dict[str, TokenState | None] = field(default_factory=dict)
     _current: dict[str, TokenState | None] = field(default_factory=dict)
     _unnamed: set[str] = field(default_factory=set)  # rows no state names: deleted at flush
+    _dropped: list[str] = field(default_factory=list)  # emptied tokens: deleted last
 
     def get(self, token: str) -> TokenState | None:
         """The token's state as this batch has left it so far."""
@@ -279,7 +285,7 @@ class StateBatch:
         Raises:
             StateInvalid: the row does not decode.
         """
-        return self.cache._sighting(key, self._read_row)  # noqa: SLF001 - one module
+        return self.cache.sighting(key, self._read_row)
 
     def drop_row(self, key: str) -> None:
         """Delete row ``key`` at the flush, before any state: one no state will name again.
@@ -289,6 +295,15 @@ class StateBatch:
         and its states, the event then not kept when redelivered).
         """
         self._unnamed.add(key)
+
+    def drop(self, token: str) -> None:
+        """Delete the token's state at the flush, after every row and state it writes.
+
+        For the retention sweep's emptied tokens (``still_empty``): the
+        deletion follows its rows' deletions and its last state in the
+        changelog partition.
+        """
+        self._dropped.append(token)
 
     def set(self, token: str, state: TokenState) -> None:
         if token not in self._current:
@@ -331,6 +346,9 @@ class StateBatch:
             self.rows[self._at(key)] = row
         for token, state in changed.items():
             self.table[token] = self.cache.encode(token, state)
+        for token in self._dropped:
+            self.table.pop(token, None)
+        self._dropped.clear()
         self._loaded.clear()
         self._current.clear()
         return len(changed), len(added)

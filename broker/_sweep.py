@@ -281,7 +281,7 @@ class Sweeper:
                 batch.set(token, swept.state)
             if is_empty(swept.state):
                 report.emptied.append(token)
-            elif not swept.changed and _references(stored.get(token)) > len(state.sightings):
+            elif not swept.changed and len(_named(stored.get(token))) > len(state.sightings):
                 # It names rows another token's sweep (or expiry) deleted: decoding
                 # skips them, but the references would stay for ever. A new object
                 # equal to the loaded one: written whole, no row added or deleted.
@@ -297,7 +297,7 @@ class Sweeper:
         naming it, for an event then not kept when redelivered (expired by
         then, or its subject erased): it would hold sealed payloads for ever.
         Whether a token names it is read from the stored references, as
-        ``_references`` does, never by re-deriving row keys.
+        ``_named`` does, never by re-deriving row keys.
         """
         reference = _row_of(key, batch.partition)
         if reference is None:
@@ -332,17 +332,12 @@ def _named(stored: bytes | None) -> list[str]:
     return named
 
 
-def _references(stored: bytes | None) -> int:
-    """How many sightings a stored state names, whether their rows still stand or not."""
-    return len(_named(stored))
-
-
 def still_empty(batch: StateBatch, emptied: list[str]) -> list[str]:
-    """The emptied tokens still empty at the end of the batch: the caller deletes them.
+    """The emptied tokens still empty at the end of the batch: the caller drops them.
 
     Call before ``batch.flush`` (a later item of the same message may have
-    routed an event by one of them); delete the tokens returned after it, so
-    each deletion follows its rows' deletions and its last state in the
-    changelog partition.
+    routed an event by one of them), and ``batch.drop`` each token returned:
+    the flush deletes it after its rows' deletions and its last state, in the
+    same changelog partition.
     """
     return [token for token in emptied if is_empty(batch.get(token))]

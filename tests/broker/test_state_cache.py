@@ -217,3 +217,11 @@ def test_rows_and_their_deletions_are_queued_before_the_states(make):
     batch.set("b", TokenState((make(3),)))
     batch.flush()
     assert order == ["row-deleted", "row", "state", "state"]
+    order.clear()
+    # A token the sweep emptied is deleted after every row and state of the batch.
+    batch = StateBatch(states, rows, cache, 0)
+    batch.drop("b")
+    batch.set("a", (batch.get("a") or TokenState()).add(make(4)))
+    batch.flush()
+    assert order == ["row", "state", "state-deleted"]
+    assert "b" not in states

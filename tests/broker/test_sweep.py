@@ -73,13 +73,13 @@ def _stored(make, table: dict[str, bytes | None]) -> tuple[Sighting, Sighting, S
 
 
 def _sweep(table, cache, sweeper, now) -> tuple[int, int, list[str]]:
-    """One tick's sweep as the match agent runs it: sweep, flush, delete what emptied."""
+    """One tick's sweep as the match agent runs it: sweep, drop what emptied, flush."""
     batch = StateBatch(table, table, cache, 0)
     report = sweeper.sweep(batch, table, now)
     emptied = still_empty(batch, report.emptied)
-    batch.flush()
     for token in emptied:
-        table.pop(token, None)
+        batch.drop(token)
+    batch.flush()
     return report.sightings, report.seen, emptied
 
 

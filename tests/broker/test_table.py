@@ -85,3 +85,23 @@ def test_a_lookup_reads_the_store_once_and_an_absent_key_gives_the_default(
     assert table.get("present") == b"value"
     assert table.get("absent") is None and table.get("absent", b"d") == b"d"
     assert reads == ["present", "absent", "absent"]
+
+
+def test_queued_writes_are_read_back_and_touch_nothing_until_committed(tmp_path: Path):
+    """A routed batch reads its own writes; the store and changelog see them at ``commit``."""
+    settings = BrokerSettings(
+        bootstrap="127.0.0.1:1", directory=tmp_path / "d", trust_anchor=tmp_path / "t",
+        signing_key=tmp_path / "k", app_id="group", data_dir=tmp_path / "data",
+        store="memory://",
+    )  # fmt: skip
+    table = make_faust_app(settings, 1).Table("t", key_type=str, value_type=bytes)
+    table.data.data["a"] = b"stored"
+    writes = table.writes(0)
+    assert writes.get("a") == b"stored" and writes.get("b") is None
+    writes["a"] = b"changed"
+    writes["b"] = b"new"
+    assert (writes.get("a"), writes.get("b")) == (b"changed", b"new")
+    assert writes.pop("a") is None  # a deletion is queued, nothing is read
+    assert writes.get("a") is None and writes.get("a", b"default") == b"default"
+    assert len(writes) == 3
+    assert table.data.data == {"a": b"stored"}  # not applied until commit
