@@ -26,9 +26,9 @@ Faust's producer buffer, one record at a time: about 100 us of the event loop
 each, nine records an event, and when the buffer holds 2,000 records every
 stream stops until it is sent (a batch's state writes filled it: seconds of
 latency at 150 events a second). ``writes(partition)`` collects a routed
-batch's writes instead; ``TableWrites.commit`` applies them to the store and
-hands them to aiokafka as whole record batches, in the order made, on the
-partition's changelog (``IdempotentProducer.send_records``). The records are
+batch's writes instead; ``TableWrites.commit`` hands them to aiokafka as whole
+record batches, in the order made, on the partition's changelog
+(``IdempotentProducer.send_records``), then applies them to the store. The records are
 the ones Faust would have sent (same key and value bytes, same partition), so
 Faust's recovery restores them as its own; the store's persisted offset moves
 once per record batch, when Kafka has it, as Faust moves it once per record.
@@ -72,8 +72,8 @@ class BrokerTable(faust.Table[Any, Any]):
 class TableWrites:
     """Writes to one partition of a ``BrokerTable``, read back until made, made in order.
 
-    Reads see the writes queued so far (``get``); ``commit`` applies them to
-    the store and queues them on the changelog. ``pop`` queues a deletion and
+    Reads see the writes queued so far (``get``); ``commit`` queues them on
+    the changelog and applies them to the store. ``pop`` queues a deletion and
     does not read: it returns ``None`` whatever the key held.
     """
 
@@ -102,13 +102,30 @@ class TableWrites:
         return len(self._order)
 
     async def commit(self) -> None:
-        """Apply the writes to the store, then hand them to the changelog, in order."""
+        """Hand the writes to the changelog, then apply them to the store, in order.
+
+        The changelog first: if queuing them fails (the producer closing,
+        aiokafka's queue full past its timeout), the store is untouched and a
+        retry of the batch writes them all again. The other way round, the
+        retry would find its effects already in the store, write nothing, and
+        the changelog (what a moved partition is restored from) would lack them.
+        """
         if not self._order:
             return
         table, store = self.table, self.table.data
         topic = table.changelog_topic
         records: list[tuple[bytes, bytes | None]] = []
-        for key, value in self._order:  # the store first, as Faust's own writes
+        for key, value in self._order:
+            raw_key, _ = topic.prepare_key(key, table.key_serializer)
+            raw_value = None
+            if value is not None:
+                raw_value, _ = topic.prepare_value(value, table.value_serializer)
+            records.append((raw_key, raw_value))
+        name = topic.get_topic_name()
+        producer: Any = table.app.producer
+        for future, count in await producer.send_records(name, self.partition, records):
+            future.add_done_callback(self._persisted(TP(name, self.partition), count))
+        for key, value in self._order:
             if value is None:
                 try:
                     del store[key]
@@ -116,17 +133,8 @@ class TableWrites:
                     pass
             else:
                 store[key] = value
-            raw_key, _ = topic.prepare_key(key, table.key_serializer)
-            raw_value = None
-            if value is not None:
-                raw_value, _ = topic.prepare_value(value, table.value_serializer)
-            records.append((raw_key, raw_value))
         self._pending.clear()
         self._order.clear()
-        name = topic.get_topic_name()
-        producer: Any = table.app.producer
-        for future, count in await producer.send_records(name, self.partition, records):
-            future.add_done_callback(self._persisted(TP(name, self.partition), count))
 
     def _persisted(self, tp: TP, count: int) -> Callable[[Any], None]:
         """Record in the store how far the changelog holds it, once Kafka has the batch."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -105,3 +106,28 @@ def test_queued_writes_are_read_back_and_touch_nothing_until_committed(tmp_path:
     assert writes.get("a") is None and writes.get("a", b"default") == b"default"
     assert len(writes) == 3
     assert table.data.data == {"a": b"stored"}  # not applied until commit
+
+
+def test_writes_that_cannot_be_queued_on_the_changelog_leave_the_store_untouched(tmp_path: Path):
+    """The batch is then retried and writes them all again; store-first, the retry would
+    find its effects already stored, write nothing, and the changelog would lack them."""
+    settings = BrokerSettings(
+        bootstrap="127.0.0.1:1", directory=tmp_path / "d", trust_anchor=tmp_path / "t",
+        signing_key=tmp_path / "k", app_id="group", data_dir=tmp_path / "data",
+        store="memory://",
+    )  # fmt: skip
+    app = make_faust_app(settings, 1)
+    table = app.Table("t", key_type=str, value_type=bytes)
+    table.data.data["a"] = b"stored"
+
+    class Closing:
+        async def send_records(self, topic: str, partition: int, records: Any) -> Any:
+            raise RuntimeError("producer closed")
+
+    app.producer = Closing()  # type: ignore[assignment]
+    writes = table.writes(0)
+    writes["a"] = b"changed"
+    writes.pop("b")
+    with pytest.raises(RuntimeError):
+        asyncio.run(writes.commit())
+    assert table.data.data == {"a": b"stored"}
