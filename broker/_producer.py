@@ -97,14 +97,10 @@ class IdempotentProducer(faust_aiokafka.Producer):
     ) -> list[tuple[asyncio.Future[Any], int]]:
         """Queue ``records`` (key, value) for one partition, in order, as whole record batches.
 
-        Faust sends each record on its own: a pending message in its buffer, a
-        hop through the task that drains it, an aiokafka call and a callback,
-        about 100 us of the event loop per record, and a full buffer (2,000
-        records) stops every stream until it is sent (issue 15: seconds of
-        latency, behind a batch's table writes). Here a batch of records is
-        built once and handed over whole. Returns each batch's future (its
-        first record's metadata) and how many records it holds; the commit's
-        flush waits for them like any other (aiokafka's ``flush``).
+        Not through Faust's buffer, which stops every stream once it holds
+        2,000 records (why: ``broker._table``). Returns each batch's future
+        (its first record's metadata) and how many records it holds; the
+        commit's flush waits for them like any other (aiokafka's ``flush``).
         """
         producer = self._ensure_producer()
         sent: list[tuple[asyncio.Future[Any], int]] = []
