@@ -166,6 +166,8 @@ class _Offsets(StallFreeConsumer):
     """A consumer holding only the ack bookkeeping ``_new_offset`` reads."""
 
     def __init__(self, committed: int | None, acked: list[int]) -> None:  # no Faust service set-up
+        self._read_offset = defaultdict(lambda: None)
+        self._commit_fut = None
         self._committed_offset = defaultdict(lambda: None, {EVENTS: committed})
         self._acked = defaultdict(list, {EVENTS: list(acked)})
         self._acked_index = defaultdict(set, {EVENTS: set(acked)})
@@ -249,3 +251,45 @@ def test_a_seek_during_another_rebalance_sets_no_heads_and_does_not_crash_the_wo
     asyncio.run(StallFreeConsumer.perform_seek(stand))
     assert stand.heads.awaited(EVENTS) is None
     assert stand._committed_offset[EVENTS] == 4
+
+
+class _Record:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+
+def test_records_already_done_are_not_handed_out_again_when_read_again(monkeypatch):
+    """Read again from a hole at 5: 6 and 7 were processed (acked), so only 5 and 8 are redone."""
+
+    async def fetched(self: Any, timeout: float) -> Any:  # Faust's fetch after the seek to 5
+        for offset in (5, 6, 7, 8):
+            yield EVENTS, _Record(offset)
+
+    monkeypatch.setattr(FaustConsumer, "getmany", fetched)
+    stand = _Offsets(committed=5, acked=[6, 7])
+
+    async def handed_out() -> list[int]:
+        return [message.offset async for _, message in stand.getmany(timeout=1.0)]
+
+    assert asyncio.run(handed_out()) == [5, 8]
+    assert stand._new_offset(EVENTS) is None, "the hole at 5 still holds the commit back"
+
+
+def test_acks_are_committed_before_faust_forgets_a_revoked_partition(monkeypatch):
+    """faust-streaming clears a revoked partition's acks before its own last commit."""
+    stand = _Offsets(committed=5, acked=[5, 6, 7])
+    seen: list[str] = []
+
+    async def commit(*args: Any, **kwargs: Any) -> bool:
+        seen.append(f"commit {stand._new_offset(EVENTS)}")
+        return True
+
+    async def upstream(self: Any, revoked: set[TP]) -> None:
+        seen.append("forget")
+        for tp in revoked:
+            self._acked.pop(tp, None)
+
+    stand.commit = commit  # type: ignore[method-assign]
+    monkeypatch.setattr(FaustConsumer, "on_partitions_revoked", upstream)
+    asyncio.run(stand.on_partitions_revoked({EVENTS}))
+    assert seen == ["commit 8", "forget"]
