@@ -37,16 +37,21 @@ offset whatever its read offset says, a jump stays a hole, and a partition
 whose acks do not start at its committed offset is read again from there,
 never committed past.
 
-Read again, a partition's records that this worker already acked are passed
-over, and a revoked partition's acks are committed before Faust forgets them
-(it clears them ahead of its own last commit). Without both, a second worker
-joining a draining one had up to 30,000 (event, token) steps redone.
+Three more kept a second worker joining a draining one from having up to
+30,000 (event, token) steps redone: a revoked partition's acks are committed
+before Faust forgets them (it clears them ahead of its own last commit); the
+seek after a rebalance runs with the flow stopped and no fetch under way, so
+no record fetched after it is handed out just before Faust clears the streams'
+queues (a hole, read again with all that followed it); and a partition read
+again passes over the records this worker already acked.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Set
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Set
 from typing import Any
 
 import faust
@@ -60,9 +65,41 @@ from broker._consumer_thread import BoundedStopConsumerThread
 from broker._producer import IdempotentProducer
 from broker._read_heads import MAX_REREADS, ReadHeads
 
-__all__ = ["StallFreeApp", "StallFreeConsumer", "StallFreeTransport", "uncommitted"]
+__all__ = ["Fetches", "StallFreeApp", "StallFreeConsumer", "StallFreeTransport", "uncommitted"]
 
 logger = logging.getLogger(__name__)
+
+
+#: Faust fetches with a 1 s timeout; a fetch under way longer than this is stuck.
+FETCH_WAIT_S = 10.0
+
+
+class Fetches:
+    """How many fetches are under way, and a way to wait until none is."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.contextmanager
+    def one(self) -> Iterator[None]:
+        self._count += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._count -= 1
+            if not self._count:
+                self._idle.set()
+
+    async def done(self, timeout: float) -> bool:
+        """Wait until no fetch is under way; False if one still is after ``timeout``."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
 
 def uncommitted(committed: Mapping[Any, int | None]) -> list[Any]:
@@ -90,6 +127,18 @@ class StallFreeConsumer(faust_aiokafka.Consumer):
             heads = self.__dict__["_heads"] = ReadHeads()
         return heads
 
+    @property
+    def fetches(self) -> Fetches:
+        """The fetches under way (made on first use, as ``heads``)."""
+        fetches: Fetches | None = self.__dict__.get("_fetches")
+        if fetches is None:
+            fetches = self.__dict__["_fetches"] = Fetches()
+        return fetches
+
+    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:
+        with self.fetches.one():
+            return await super()._getmany(active_partitions, timeout)
+
     async def perform_seek(self) -> None:
         """Seek every partition to its committed offset, and the never-committed to the start.
 
@@ -97,7 +146,18 @@ class StallFreeConsumer(faust_aiokafka.Consumer):
         its last (dropped) fetch reached, and keeps whatever offset it once
         believed committed there. Each input partition's head is then awaited
         (``ReadHeads``).
+
+        Faust resumes the input partitions just before this seek, with the
+        flow running (table recovery started it), and clears every stream's
+        queue just after. A record fetched after the seek and handed out
+        before that clear was lost, and read again only when the commit found
+        the hole, redoing all that followed it. So the flow stops first, the
+        seek waits for any fetch under way, and nothing is handed out until
+        Faust resumes the flow after the clear.
         """
+        self.stop_flow()
+        if not await self.fetches.done(FETCH_WAIT_S):
+            logger.warning("a fetch outlived %.0f s; seeking anyway", FETCH_WAIT_S)
         committed = await self.seek_to_committed()
         absent = uncommitted(committed)
         if absent:

@@ -16,7 +16,7 @@ from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from broker._consumer import StallFreeConsumer, uncommitted
+from broker._consumer import Fetches, StallFreeConsumer, uncommitted
 from broker._read_heads import MAX_REREADS, ReadHeads
 
 EVENTS = TP("fed.events.E08000001", 0)
@@ -38,6 +38,8 @@ class _Stand:
         self._committed_offset: defaultdict[TP, int | None] = defaultdict(lambda: None)
         self._read_offset: defaultdict[TP, int | None] = defaultdict(lambda: None)
         self.heads: ReadHeads[TP] = ReadHeads()
+        self.fetches, self.flow_active = Fetches(), True
+        self.sought_while_flowing: list[bool] = []
         self.earliest: dict[TP, int] = {}
         self.sought_to_beginning: list[Any] = []
         self.log = _Log()
@@ -77,7 +79,11 @@ class _Stand:
     async def _commit(self, offsets: dict[TP, int]) -> bool:
         return self.accepted  # False: Kafka refused (UnknownMemberId during a rebalance)
 
+    def stop_flow(self) -> None:
+        self.flow_active = False
+
     async def seek_to_committed(self) -> dict[Any, int | None]:
+        self.sought_while_flowing.append(self.flow_active)
         return self._committed_map
 
     async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
@@ -293,3 +299,21 @@ def test_acks_are_committed_before_faust_forgets_a_revoked_partition(monkeypatch
     monkeypatch.setattr(FaustConsumer, "on_partitions_revoked", upstream)
     asyncio.run(stand.on_partitions_revoked({EVENTS}))
     assert seen == ["commit 8", "forget"]
+
+
+def test_the_seek_waits_for_the_fetch_under_way_with_the_flow_stopped():
+    """A record fetched after the seek and handed out before Faust clears the queues is lost."""
+    stand = _Stand(accepted=True, committed={AioTP(EVENTS.topic, 0): 4})
+
+    async def seek_during_a_fetch() -> list[str]:
+        order: list[str] = []
+        with stand.fetches.one():
+            seeking = asyncio.ensure_future(StallFreeConsumer.perform_seek(stand))
+            await asyncio.sleep(0.05)
+            order.append(f"fetch ends, sought {len(stand.sought_while_flowing)}")
+        await seeking
+        order.append(f"sought {len(stand.sought_while_flowing)}")
+        return order
+
+    assert asyncio.run(seek_during_a_fetch()) == ["fetch ends, sought 0", "sought 1"]
+    assert stand.sought_while_flowing == [False]
