@@ -38,7 +38,7 @@ whose acks do not start at its committed offset is read again from there,
 never committed past.
 
 Three more kept a second worker joining a draining one from having up to
-30,000 (event, token) steps redone: a revoked partition's acks are committed
+32,000 (event, token) steps redone: a revoked partition's acks are committed
 before Faust forgets them (it clears them ahead of its own last commit); the
 seek after a rebalance runs with the flow stopped and no fetch under way, so
 no record fetched after it is handed out just before Faust clears the streams'
@@ -48,10 +48,8 @@ again passes over the records this worker already acked.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Set
+from collections.abc import AsyncIterator, Iterable, Mapping, Set
 from typing import Any
 
 import faust
@@ -62,44 +60,13 @@ from faust.types import TP, Message
 from faust.types.transports import TransportT
 
 from broker._consumer_thread import BoundedStopConsumerThread
+from broker._fetches import FETCH_WAIT_S, Fetches
 from broker._producer import IdempotentProducer
 from broker._read_heads import MAX_REREADS, ReadHeads
 
-__all__ = ["Fetches", "StallFreeApp", "StallFreeConsumer", "StallFreeTransport", "uncommitted"]
+__all__ = ["StallFreeApp", "StallFreeConsumer", "StallFreeTransport", "uncommitted"]
 
 logger = logging.getLogger(__name__)
-
-
-#: Faust fetches with a 1 s timeout; a fetch under way longer than this is stuck.
-FETCH_WAIT_S = 10.0
-
-
-class Fetches:
-    """How many fetches are under way, and a way to wait until none is."""
-
-    def __init__(self) -> None:
-        self._count = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    @contextlib.contextmanager
-    def one(self) -> Iterator[None]:
-        self._count += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._count -= 1
-            if not self._count:
-                self._idle.set()
-
-    async def done(self, timeout: float) -> bool:
-        """Wait until no fetch is under way; False if one still is after ``timeout``."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
 
 
 def uncommitted(committed: Mapping[Any, int | None]) -> list[Any]:

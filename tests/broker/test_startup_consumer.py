@@ -16,7 +16,8 @@ from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from broker._consumer import Fetches, StallFreeConsumer, uncommitted
+from broker._consumer import StallFreeConsumer, uncommitted
+from broker._fetches import Fetches
 from broker._read_heads import MAX_REREADS, ReadHeads
 
 EVENTS = TP("fed.events.E08000001", 0)
@@ -317,3 +318,14 @@ def test_the_seek_waits_for_the_fetch_under_way_with_the_flow_stopped():
 
     assert asyncio.run(seek_during_a_fetch()) == ["fetch ends, sought 0", "sought 1"]
     assert stand.sought_while_flowing == [False]
+
+
+def test_a_fetch_that_never_ends_holds_the_seek_back_only_until_the_timeout():
+    fetches = Fetches()
+
+    async def wait_on_a_stuck_fetch() -> bool:
+        with fetches.one():
+            return await fetches.done(timeout=0.01)
+
+    assert asyncio.run(wait_on_a_stuck_fetch()) is False
+    assert asyncio.run(fetches.done(timeout=0.01)) is True
