@@ -41,6 +41,7 @@ class _Stand:
         self.heads: ReadHeads[TP] = ReadHeads()
         self.fetches, self.flow_active = Fetches(), True
         self.sought_while_flowing: list[bool] = []
+        self.flow_stopped = asyncio.Event()
         self.earliest: dict[TP, int] = {}
         self.sought_to_beginning: list[Any] = []
         self.log = _Log()
@@ -82,6 +83,7 @@ class _Stand:
 
     def stop_flow(self) -> None:
         self.flow_active = False
+        self.flow_stopped.set()
 
     async def seek_to_committed(self) -> dict[Any, int | None]:
         self.sought_while_flowing.append(self.flow_active)
@@ -310,7 +312,8 @@ def test_the_seek_waits_for_the_fetch_under_way_with_the_flow_stopped():
         order: list[str] = []
         with stand.fetches.one():
             seeking = asyncio.ensure_future(StallFreeConsumer.perform_seek(stand))
-            await asyncio.sleep(0.05)
+            # The seek has stopped the flow and now waits on the fetch (or has sought).
+            await asyncio.wait_for(stand.flow_stopped.wait(), timeout=5)
             order.append(f"fetch ends, sought {len(stand.sought_while_flowing)}")
         await seeking
         order.append(f"sought {len(stand.sought_while_flowing)}")
