@@ -33,6 +33,14 @@ record batches, in the order made, on the partition's changelog
 the ones Faust would have sent (same key and value bytes, same partition), so
 Faust's recovery restores them as its own; the store's persisted offset moves
 once per record batch, when Kafka has it, as Faust moves it once per record.
+
+**Keys.** Faust encodes table keys with its ``json`` codec, through its
+serializer registry, at every store read and write and every changelog record:
+about 30 times an event, 2.8 us each (4% of the worker draining a backlog).
+``TableKeys`` gives the same bytes: a plain key (token, row reference) is
+printable ASCII with nothing JSON escapes, so its encoding is the key in
+quotes; any other goes to Faust's ``json`` codec. Stores and changelogs
+written before read the same.
 """
 
 from __future__ import annotations
@@ -43,15 +51,39 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
+from faust.serializers import codecs
 from faust.types import TP
 
-__all__ = ["BrokerTable", "TableWrites"]
+__all__ = ["TABLE_KEYS", "BrokerTable", "TableKeys", "TableWrites"]
 
 logger = logging.getLogger(__name__)
 
 
+class TableKeys(codecs.Codec):
+    """Faust's ``json`` codec for table keys, a plain key encoded without it (same bytes)."""
+
+    _json = codecs.get_codec("json")
+
+    def _dumps(self, key: Any) -> bytes:
+        if (type(key) is str and key.isascii() and key.isprintable()
+                and '"' not in key and "\\" not in key):  # fmt: skip
+            return b'"' + key.encode("ascii") + b'"'
+        return self._json.dumps(key)
+
+    def _loads(self, data: bytes) -> Any:
+        return self._json.loads(data)
+
+
+#: The codec every broker table's keys are written with.
+TABLE_KEYS = TableKeys()
+
+
 class BrokerTable(faust.Table[Any, Any]):
     """``faust.Table`` reading once per lookup, checking partition counts once both are known."""
+
+    def _serializer_from_type(self, typ: Any) -> Any:
+        """Keys typed ``str`` (every broker table's) go through ``TABLE_KEYS``."""
+        return TABLE_KEYS if typ is str else super()._serializer_from_type(typ)
 
     def get(self, key: Any, default: Any = None) -> Any:
         self.on_key_get(key)

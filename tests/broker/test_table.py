@@ -10,9 +10,12 @@ from typing import Any
 import faust
 import pytest
 from faust.exceptions import PartitionsMismatch
+from faust.serializers import codecs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from broker._settings import BrokerSettings
-from broker._table import BrokerTable
+from broker._table import TABLE_KEYS, BrokerTable
 from broker.app import make_faust_app
 
 SOURCE = "fed.broker.routed"
@@ -131,3 +134,27 @@ def test_writes_that_cannot_be_queued_on_the_changelog_leave_the_store_untouched
     with pytest.raises(RuntimeError):
         asyncio.run(writes.commit())
     assert table.data.data == {"a": b"stored"}
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text())
+def test_table_keys_are_the_bytes_fausts_json_codec_writes(key: str):
+    """Stores and changelogs written before read the same after the change of codec."""
+    expected = codecs.get_codec("json").dumps(key)
+    assert TABLE_KEYS.dumps(key) == expected
+    assert TABLE_KEYS.loads(expected) == key
+
+
+@pytest.mark.parametrize(
+    "key", ["pc:1:0a1b", "ev-1/00ff/3", 'a"b', "a\\b", "tab\there", "caf\u00e9", "\x7f", ""]
+)
+def test_plain_keys_and_the_ones_json_escapes_encode_alike(key: str):
+    assert TABLE_KEYS.dumps(key) == codecs.get_codec("json").dumps(key)
+
+
+def test_the_broker_tables_write_their_keys_with_the_table_codec(tmp_path: Path):
+    app = _table(tmp_path, {}, BrokerTable).app
+    table = BrokerTable(app, name="token-state", key_type=str, value_type=bytes)  # as build_app
+    assert table.key_serializer is TABLE_KEYS and table.value_serializer == "raw"
+    raw, _ = table.changelog_topic.prepare_key("pc:1:0a1b", table.key_serializer)
+    assert raw == b'"pc:1:0a1b"'
