@@ -196,6 +196,12 @@ class Latency:
     #: The worker's CPU while the paced events were offered and drained, per
     #: event: set beside a drain's CPU per event, it shows what small batches cost.
     cpu_us_per_event: float = float("nan")
+    #: The bench process's own CPU over the same span, per event: publishing
+    #: (re-signing, kafka-python) and subscribing run on the same cores as the
+    #: worker and Kafka, so at a high rate they take CPU the worker needs.
+    load_cpu_us_per_event: float = float("nan")
+    #: The local Kafka broker process's CPU over the same span, per event.
+    kafka_cpu_us_per_event: float = float("nan")
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +354,8 @@ class Report:
             "latency": {"offered_rate": lat.offered_rate, "achieved_rate": lat.achieved_rate,
                         "sent": lat.sent, "notifications": lat.notifications,
                         "cpu_us_per_event": lat.cpu_us_per_event,
+                        "load_cpu_us_per_event": lat.load_cpu_us_per_event,
+                        "kafka_cpu_us_per_event": lat.kafka_cpu_us_per_event,
                         "seen_p50_ms": _percentile(lat.seen_ms, 50),
                         "seen_p99_ms": _percentile(lat.seen_ms, 99),
                         "created_p50_ms": _percentile(lat.created_ms, 50),
@@ -413,8 +421,9 @@ class Report:
             f"published -> created_at p50 {_percentile(lat.created_ms, 50):,.0f} ms, "
             f"p99 {_percentile(lat.created_ms, 99):,.0f} ms; published -> read by a "
             f"subscriber p50 {_percentile(lat.seen_ms, 50):,.0f} ms, "
-            f"p99 {_percentile(lat.seen_ms, 99):,.0f} ms; worker CPU per event "
-            f"{lat.cpu_us_per_event:,.0f} us",
+            f"p99 {_percentile(lat.seen_ms, 99):,.0f} ms; CPU per event: worker "
+            f"{lat.cpu_us_per_event:,.0f} us, Kafka {lat.kafka_cpu_us_per_event:,.0f} us, "
+            f"the bench's publisher and subscriber {lat.load_cpu_us_per_event:,.0f} us",
             f"threshold: {q.fit}",
             f"quality on the {q.kept_events:,} events an agreement uses (kept for later "
             f"matches): {q.kept.line()}",
