@@ -283,7 +283,7 @@ def install_agents(parts: Parts) -> None:
         partition = message.partition
         chain = await p.chain_for(partition)
         writes = p.states.writes(partition)  # made at the end, as whole record batches
-        batch = StateBatch(writes, writes, p.state_cache, partition)  # rows beside states
+        batch = StateBatch(writes, p.state_cache, partition)
 
         def handle(item: RoutedItem, staged: dict[str, TokenState], read: Read,
                    mine: Outbox) -> None:  # fmt: skip

@@ -249,8 +249,8 @@ class StateBatch:
     the row of each sighting a state dropped.
     """
 
-    table: KeyValues
-    rows: KeyValues
+    #: Token states and sighting rows, in one table (so one changelog partition).
+    store: KeyValues
     cache: StateCache
     partition: int
     _loaded: dict[str, TokenState | None] = field(default_factory=dict)
@@ -262,7 +262,7 @@ class StateBatch:
         """The token's state as this batch has left it so far."""
         if token in self._current:
             return self._current[token]
-        state = self.cache.load(token, self.table.get(token), self._read_row)
+        state = self.cache.load(token, self.store.get(token), self._read_row)
         self._loaded[token] = state
         self._current[token] = state
         return state
@@ -277,7 +277,7 @@ class StateBatch:
         return f"{key}/{self.partition}"
 
     def _read_row(self, key: str) -> bytes | None:
-        return self.rows.get(self._at(key))
+        return self.store.get(self._at(key))
 
     def row(self, key: str) -> Sighting | None:
         """The sighting this partition's row ``key`` (``event_id/digest``) holds, if it stands.
@@ -339,15 +339,15 @@ class StateBatch:
             dropped.update(self.cache.key_of(s) for s in held.values())
             changed[token] = state
         for key in (dropped | self._unnamed) - added.keys():
-            self.rows.pop(self._at(key), None)
+            self.store.pop(self._at(key), None)
             self.cache.forget(key)
         self._unnamed.clear()
         for key, row in added.items():
-            self.rows[self._at(key)] = row
+            self.store[self._at(key)] = row
         for token, state in changed.items():
-            self.table[token] = self.cache.encode(token, state)
+            self.store[token] = self.cache.encode(token, state)
         for token in self._dropped:
-            self.table.pop(token, None)
+            self.store.pop(token, None)
         self._dropped.clear()
         self._loaded.clear()
         self._current.clear()

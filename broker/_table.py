@@ -131,10 +131,6 @@ class TableWrites:
         self._pending[key] = None
         self._order.append((key, None))
 
-    def __len__(self) -> int:
-        """How many writes are queued (a key written twice counts twice)."""
-        return len(self._order)
-
     async def commit(self) -> None:
         """Hand the writes to the changelog, then apply them to the store, in order.
 

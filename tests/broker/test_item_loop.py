@@ -45,8 +45,7 @@ def _run(items: list[RoutedItem], handle: Callable[..., None], chain: AuditChain
         return guarded(coords, "match", work, attempts=attempts, reject=refuse,
                        count_failure=lambda s, e: None, sleep=nosleep)  # fmt: skip
 
-    rows: dict[str, bytes | None] = {}
-    batch = StateBatch(table, rows, StateCache(), 0)
+    batch = StateBatch(table, StateCache(), 0)
     out, succeeded = asyncio.run(
         run_items(
             items,
@@ -59,12 +58,12 @@ def _run(items: list[RoutedItem], handle: Callable[..., None], chain: AuditChain
         )  # fmt: skip
     )
     written, _ = batch.flush()
-    states = {k: decode_state(v, _reader(rows)) for k, v in table.items() if v}
+    states = {k: decode_state(v, _reader(table)) for k, v in table.items() if v and "/" not in k}
     return out, succeeded, written, states, rejected
 
 
 def _reader(rows: dict[str, bytes | None]) -> Callable[[str], Sighting | None]:
-    """The sighting a stored reference names, read from ``rows`` afresh."""
+    """The sighting a stored reference names, read from the table's rows afresh."""
 
     def read(key: str) -> Sighting | None:
         stored = rows.get(f"{key}/0")

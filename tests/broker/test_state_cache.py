@@ -6,6 +6,7 @@ table would send to its changelog is one record per write or delete.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -18,24 +19,35 @@ from schemas import EventType, SealedPayload
 from tests.broker.conftest import T0
 
 
+def _kind(key: str) -> str:
+    """A sighting row's key holds a ``/`` (``event/digest/partition``); the tokens here do not."""
+    return "row" if "/" in key else "state"
+
+
 class Table(dict[str, bytes | None]):
-    """A table that counts what it is asked, as a changelog would see it."""
+    """The worker's one table of states and rows, counting what it is asked by kind,
+    as the changelog would see it."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.reads = self.writes = self.deletes = 0
+        self.reads: Counter[str] = Counter()
+        self.writes: Counter[str] = Counter()
+        self.deletes: Counter[str] = Counter()
 
     def get(self, key, default=None):  # type: ignore[no-untyped-def, override]
-        self.reads += 1
+        self.reads[_kind(key)] += 1
         return super().get(key, default)
 
     def __setitem__(self, key: str, value: bytes | None) -> None:
-        self.writes += 1
+        self.writes[_kind(key)] += 1
         super().__setitem__(key, value)
 
     def pop(self, key, default=None):  # type: ignore[no-untyped-def, override]
-        self.deletes += 1
+        self.deletes[_kind(key)] += 1
         return super().pop(key, default)
+
+    def rows(self) -> list[str]:
+        return [key for key in self if _kind(key) == "row"]
 
 
 def _payload(n: int) -> SealedPayload:
@@ -57,8 +69,8 @@ def make(sighting_factory: Callable[..., Sighting]) -> Callable[..., Sighting]:
 
 
 def test_each_sighting_is_stored_once_however_many_tokens_hold_it(make):
-    states, rows = Table(), Table()
-    batch = StateBatch(states, rows, StateCache(), 0)
+    table = Table()
+    batch = StateBatch(table, StateCache(), 0)
     events = [make(n) for n in range(5)]
     for token in ("exact", "block-1", "block-2"):
         state = batch.get(token) or TokenState()
@@ -67,96 +79,96 @@ def test_each_sighting_is_stored_once_however_many_tokens_hold_it(make):
         batch.set(token, state)
     batch.get("untouched")
     assert batch.flush() == (3, 5)
-    assert (states.reads, states.writes, rows.writes) == (4, 3, 5)
+    assert (table.reads["state"], table.writes["state"], table.writes["row"]) == (4, 3, 5)
     # a restarted worker (nothing in memory) reads the same states back
-    fresh = StateBatch(states, rows, StateCache(), 0)
+    fresh = StateBatch(table, StateCache(), 0)
     for token in ("exact", "block-1", "block-2"):
         assert fresh.get(token) == TokenState(tuple(events))
 
 
 def test_a_token_state_holds_references_not_payloads(make):
-    states, rows = Table(), Table()
-    batch = StateBatch(states, rows, StateCache(), 0)
+    table = Table()
+    batch = StateBatch(table, StateCache(), 0)
     state = TokenState()
     for n in range(20):
         state = state.add(make(n))
     batch.set("busy", state)
     batch.flush()
-    stored = states["busy"] or b""
+    stored = table["busy"] or b""
     assert len(stored) < 20 * 60  # an id and a digest per sighting
     assert b"ev-3" in stored and b"revenues" not in stored
     # one more sighting rewrites the references, never the 20 stored rows
-    more = StateBatch(states, rows, StateCache(), 0)
+    more = StateBatch(table, StateCache(), 0)
     more.set("busy", (more.get("busy") or TokenState()).add(make(20)))
     assert more.flush() == (1, 1)
-    assert rows.writes == 21
+    assert table.writes["row"] == 21
 
 
 def test_an_erased_sighting_loses_its_row_and_no_other_token_serves_it(make):
-    states, rows = Table(), Table()
+    table = Table()
     cache = StateCache()
     kept, erased = make(1), make(2)
-    batch = StateBatch(states, rows, cache, 0)
+    batch = StateBatch(table, cache, 0)
     for token in ("a", "b"):
         batch.set(token, TokenState((kept, erased)))
     batch.flush()
     # erasure reaches token "a" first (its cascade reaches "b" later)
-    batch = StateBatch(states, rows, cache, 0)
+    batch = StateBatch(table, cache, 0)
     batch.set("a", (batch.get("a") or TokenState()).without({"ev-2"}))
     assert batch.flush() == (1, 0)
-    assert rows.deletes == 1 and len(rows) == 1
+    assert table.deletes["row"] == 1 and len(table.rows()) == 1
     assert [
-        s.event_id for s in (StateBatch(states, rows, cache, 0).get("b") or TokenState()).sightings
+        s.event_id for s in (StateBatch(table, cache, 0).get("b") or TokenState()).sightings
     ] == ["ev-1"]
-    restarted = StateBatch(states, rows, StateCache(), 0)
+    restarted = StateBatch(table, StateCache(), 0)
     assert (restarted.get("b") or TokenState()).sightings == (kept,)
 
 
 def test_an_expired_sighting_loses_its_row(make):
-    states, rows = Table(), Table()
+    table = Table()
     old = make(1, expires_at=T0 + timedelta(days=1))
-    batch = StateBatch(states, rows, StateCache(), 0)
+    batch = StateBatch(table, StateCache(), 0)
     batch.set("t", TokenState((old, make(2))))
     batch.flush()
-    batch = StateBatch(states, rows, StateCache(), 0)
+    batch = StateBatch(table, StateCache(), 0)
     batch.set("t", (batch.get("t") or TokenState()).live(T0 + timedelta(days=2)).add(make(3)))
     assert batch.flush() == (1, 1)
-    assert sorted(k.split("/")[0] for k in rows) == ["ev-2", "ev-3"]
-    assert all(k.endswith("/0") for k in rows), "each row's key names its partition"
+    assert sorted(k.split("/")[0] for k in table.rows()) == ["ev-2", "ev-3"]
+    assert all(k.endswith("/0") for k in table.rows()), "each row's key names its partition"
 
 
 def test_two_events_claiming_one_id_keep_their_own_rows(make):
-    states, rows = Table(), Table()
+    table = Table()
     first = make(1)
     forged = Sighting(first.event_id, "E08000006", "other-ref", EventType.RENT_ARREARS, T0, 3)
-    batch = StateBatch(states, rows, StateCache(), 0)
+    batch = StateBatch(table, StateCache(), 0)
     batch.set("a", TokenState((first,)))
     batch.set("b", TokenState((forged,)))
     assert batch.flush() == (2, 2)
-    fresh = StateBatch(states, rows, StateCache(), 0)
+    fresh = StateBatch(table, StateCache(), 0)
     assert (fresh.get("a") or TokenState()).sightings == (first,)
     assert (fresh.get("b") or TokenState()).sightings == (forged,)
 
 
 def test_seen_ids_survive_and_a_stale_cache_is_decoded_again(make):
-    states, rows = Table(), Table()
+    table = Table()
     cache = StateCache(capacity=1)
     seen = Seen("ev-9", "fed.events.X/0/9", T0 + timedelta(days=30))
-    batch = StateBatch(states, rows, cache, 0)
+    batch = StateBatch(table, cache, 0)
     batch.set("t", TokenState((make(1),), (seen,)))
     batch.set("u", TokenState((make(2),)))  # evicts "t" from a cache of one
     batch.flush()
 
     def read(key: str) -> bytes | None:
-        return rows.get(f"{key}/0")
+        return table.get(f"{key}/0")
 
-    assert StateCache().load("t", states["t"], read) == TokenState((make(1),), (seen,))
+    assert StateCache().load("t", table["t"], read) == TokenState((make(1),), (seen,))
     other = StateCache()
-    states["t"] = other.encode("t", TokenState((make(3),)))  # written elsewhere
-    rows.update({f"{other.keyed(make(3))[0]}/0": other.keyed(make(3))[1]})
-    assert cache.load("t", states["t"], read) == TokenState((make(3),))
+    table["t"] = other.encode("t", TokenState((make(3),)))  # written elsewhere
+    table.update({f"{other.keyed(make(3))[0]}/0": other.keyed(make(3))[1]})
+    assert cache.load("t", table["t"], read) == TokenState((make(3),))
     assert cache.load("t", None, read) is None
-    assert StateCache().load("u", states["u"], read) == TokenState((make(2),))
+    assert StateCache().load("u", table["u"], read) == TokenState((make(2),))
 
 
 @pytest.mark.parametrize(
@@ -178,14 +190,14 @@ def test_bad_state_bytes_are_refused(data):
 
 
 def test_a_bad_sighting_row_is_refused(make):
-    states, rows = Table(), Table()
+    table = Table()
     cache = StateCache()
-    states["t"] = cache.encode("t", TokenState((make(1),)))
+    table["t"] = cache.encode("t", TokenState((make(1),)))
     key = cache.keyed(make(1))[0]
     for junk in (b"not json", b"{}", b'["e"]'):
-        rows[f"{key}/0"] = junk
+        table[f"{key}/0"] = junk
         with pytest.raises(StateInvalid):
-            StateBatch(states, rows, StateCache(), 0).get("t")
+            StateBatch(table, StateCache(), 0).get("t")
 
 
 def test_rows_and_their_deletions_are_queued_before_the_states(make):
@@ -193,35 +205,31 @@ def test_rows_and_their_deletions_are_queued_before_the_states(make):
     order: list[str] = []
 
     class Logged(Table):
-        def __init__(self, name: str) -> None:
-            super().__init__()
-            self.name = name
-
         def __setitem__(self, key: str, value: bytes | None) -> None:
-            order.append(self.name)
+            order.append(_kind(key))
             super().__setitem__(key, value)
 
         def pop(self, key, default=None):  # type: ignore[no-untyped-def, override]
-            order.append(f"{self.name}-deleted")
+            order.append(f"{_kind(key)}-deleted")
             return super().pop(key, default)
 
-    states, rows = Logged("state"), Logged("row")
+    table = Logged()
     cache = StateCache()
-    batch = StateBatch(states, rows, cache, 0)
+    batch = StateBatch(table, cache, 0)
     batch.set("a", TokenState((make(1), make(2))))
     batch.flush()
     assert order == ["row", "row", "state"]
     order.clear()
-    batch = StateBatch(states, rows, cache, 0)
+    batch = StateBatch(table, cache, 0)
     batch.set("a", (batch.get("a") or TokenState()).without({"ev-1"}).add(make(3)))
     batch.set("b", TokenState((make(3),)))
     batch.flush()
     assert order == ["row-deleted", "row", "state", "state"]
     order.clear()
     # A token the sweep emptied is deleted after every row and state of the batch.
-    batch = StateBatch(states, rows, cache, 0)
+    batch = StateBatch(table, cache, 0)
     batch.drop("b")
     batch.set("a", (batch.get("a") or TokenState()).add(make(4)))
     batch.flush()
     assert order == ["row", "state", "state-deleted"]
-    assert "b" not in states
+    assert "b" not in table

@@ -63,7 +63,7 @@ def _stored(make, table: dict[str, bytes | None]) -> tuple[Sighting, Sighting, S
     """Tokens of one partition: three share an expiring event, one holds only old things."""
     shared = make(1, DAY, ("nhs:1:aa",), ("blk:1:bb", "blk:1:dd"))
     live, lonely = make(2, 30 * DAY, ("nhs:1:aa",)), make(3, DAY, ("nhs:1:cc",))
-    batch = StateBatch(table, table, StateCache(), 0)
+    batch = StateBatch(table, StateCache(), 0)
     batch.set("nhs:1:aa", TokenState((shared, live), (Seen("ev-2", "t/0/2", T0 + 30 * DAY),)))
     batch.set("blk:1:bb", TokenState((shared,), (Seen("ev-1", "t/0/1", T0 + 30 * DAY),)))
     batch.set("nhs:1:cc", TokenState((lonely,), (Seen("ev-3", "t/0/3", T0 + 2 * DAY),)))
@@ -74,7 +74,7 @@ def _stored(make, table: dict[str, bytes | None]) -> tuple[Sighting, Sighting, S
 
 def _sweep(table, cache, sweeper, now) -> tuple[int, int, list[str]]:
     """One tick's sweep as the match agent runs it: sweep, drop what emptied, flush."""
-    batch = StateBatch(table, table, cache, 0)
+    batch = StateBatch(table, cache, 0)
     report = sweeper.sweep(batch, table, now)
     emptied = still_empty(batch, report.emptied)
     for token in emptied:
@@ -103,7 +103,7 @@ def test_untouched_tokens_lose_expired_sightings_their_rows_and_then_themselves(
     # a token left with nothing (no sighting, no id in its window) goes whole
     assert _sweep(table, cache, sweeper, T0 + DAY) == (4, 0, ["blk:1:dd"])
     assert _rows(table) == ["ev-2"]
-    fresh = StateBatch(table, table, StateCache(), 0)  # as a restarted worker reads it
+    fresh = StateBatch(table, StateCache(), 0)  # as a restarted worker reads it
     assert fresh.get("nhs:1:aa") == TokenState((live,), (Seen("ev-2", "t/0/2", T0 + 30 * DAY),))
     assert fresh.get("blk:1:bb") == TokenState((), (Seen("ev-1", "t/0/1", T0 + 30 * DAY),))
     assert fresh.get("blk:1:dd") is None
@@ -206,7 +206,7 @@ def test_a_state_that_does_not_decode_is_left_counted_and_the_slice_goes_on(make
     _stored(make, table)
     table["nhs:1:bad"] = b"{not a list"
     sweeper = Sweeper(Only([["nhs:1:bad", "blk:1:dd"]]), 1)
-    batch = StateBatch(table, table, StateCache(), 0)
+    batch = StateBatch(table, StateCache(), 0)
     report = sweeper.sweep(batch, table, T0 + DAY)
     assert (report.invalid, report.sightings, report.emptied) == (1, 1, ["blk:1:dd"])
     batch.flush()
@@ -231,17 +231,17 @@ def test_a_row_no_state_names_is_deleted_and_an_expired_one_too(make):
         table[f"{key}/0"] = row
     sweeper = Sweeper(MemoryKeyScan(table, partitions=1), 1, keys=1000)
 
-    batch = StateBatch(table, table, StateCache(), 0)
+    batch = StateBatch(table, StateCache(), 0)
     report = sweeper.sweep(batch, table, T0)
     batch.flush()
     assert report.rows == 2 and _rows(table) == ["ev-1", "ev-2", "ev-3"]
     assert not report.sightings and not report.emptied, "no token lost anything"
 
     shared_row = next(k for k in table if k.startswith("ev-1/"))
-    batch = StateBatch(table, table, StateCache(), 0)
+    batch = StateBatch(table, StateCache(), 0)
     report = Sweeper(Only([[shared_row]]), 1).sweep(batch, table, T0 + DAY)  # the row alone
     batch.flush()
     assert report.rows == 1 and _rows(table) == ["ev-2", "ev-3"]
     assert b"ev-1/" in (table["nhs:1:aa"] or b""), "still named, as after another's expiry"
-    fresh = StateBatch(table, table, StateCache(), 0)
+    fresh = StateBatch(table, StateCache(), 0)
     assert fresh.get("nhs:1:aa") == TokenState((live,), (Seen("ev-2", "t/0/2", T0 + 30 * DAY),))

@@ -107,8 +107,35 @@ def test_queued_writes_are_read_back_and_touch_nothing_until_committed(tmp_path:
     assert (writes.get("a"), writes.get("b")) == (b"changed", b"new")
     assert writes.pop("a") is None  # a deletion is queued, nothing is read
     assert writes.get("a") is None and writes.get("a", b"default") == b"default"
-    assert len(writes) == 3
     assert table.data.data == {"a": b"stored"}  # not applied until commit
+
+
+def test_a_commit_sends_every_write_in_the_order_made_then_applies_them(tmp_path: Path):
+    """A key written twice is sent twice: the changelog replays to the last value."""
+    settings = BrokerSettings(
+        bootstrap="127.0.0.1:1", directory=tmp_path / "d", trust_anchor=tmp_path / "t",
+        signing_key=tmp_path / "k", app_id="group", data_dir=tmp_path / "data",
+        store="memory://",
+    )  # fmt: skip
+    app = make_faust_app(settings, 1)
+    table = app.Table("t", key_type=str, value_type=bytes)
+    table.data.data["a"] = b"stored"
+    sent: list[tuple[str, int, list[tuple[bytes, bytes | None]]]] = []
+
+    class Recording:
+        async def send_records(self, topic: str, partition: int, records: Any) -> Any:
+            sent.append((topic, partition, list(records)))
+            return []
+
+    app.producer = Recording()  # type: ignore[assignment]
+    writes = table.writes(2)
+    writes["a"] = b"changed"
+    writes["b"] = b"new"
+    writes.pop("a")
+    asyncio.run(writes.commit())
+    assert sent == [(table.changelog_topic.get_topic_name(), 2,
+                     [(b'"a"', b"changed"), (b'"b"', b"new"), (b'"a"', None)])]  # fmt: skip
+    assert table.data.data == {"b": b"new"}
 
 
 def test_writes_that_cannot_be_queued_on_the_changelog_leave_the_store_untouched(tmp_path: Path):
