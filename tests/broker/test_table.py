@@ -91,14 +91,19 @@ def test_a_lookup_reads_the_store_once_and_an_absent_key_gives_the_default(
     assert reads == ["present", "absent", "absent"]
 
 
-def test_queued_writes_are_read_back_and_touch_nothing_until_committed(tmp_path: Path):
-    """A routed batch reads its own writes; the store and changelog see them at ``commit``."""
+def _memory_app(tmp_path: Path) -> faust.App:
+    """A broker's Faust app on the memory store: tables without RocksDB files."""
     settings = BrokerSettings(
         bootstrap="127.0.0.1:1", directory=tmp_path / "d", trust_anchor=tmp_path / "t",
         signing_key=tmp_path / "k", app_id="group", data_dir=tmp_path / "data",
         store="memory://",
     )  # fmt: skip
-    table = make_faust_app(settings, 1).Table("t", key_type=str, value_type=bytes)
+    return make_faust_app(settings, 1)
+
+
+def test_queued_writes_are_read_back_and_touch_nothing_until_committed(tmp_path: Path):
+    """A routed batch reads its own writes; the store and changelog see them at ``commit``."""
+    table = _memory_app(tmp_path).Table("t", key_type=str, value_type=bytes)
     table.data.data["a"] = b"stored"
     writes = table.writes(0)
     assert writes.get("a") == b"stored" and writes.get("b") is None
@@ -112,12 +117,7 @@ def test_queued_writes_are_read_back_and_touch_nothing_until_committed(tmp_path:
 
 def test_a_commit_sends_every_write_in_the_order_made_then_applies_them(tmp_path: Path):
     """A key written twice is sent twice: the changelog replays to the last value."""
-    settings = BrokerSettings(
-        bootstrap="127.0.0.1:1", directory=tmp_path / "d", trust_anchor=tmp_path / "t",
-        signing_key=tmp_path / "k", app_id="group", data_dir=tmp_path / "data",
-        store="memory://",
-    )  # fmt: skip
-    app = make_faust_app(settings, 1)
+    app = _memory_app(tmp_path)
     table = app.Table("t", key_type=str, value_type=bytes)
     table.data.data["a"] = b"stored"
     sent: list[tuple[str, int, list[tuple[bytes, bytes | None]]]] = []
@@ -141,12 +141,7 @@ def test_a_commit_sends_every_write_in_the_order_made_then_applies_them(tmp_path
 def test_writes_that_cannot_be_queued_on_the_changelog_leave_the_store_untouched(tmp_path: Path):
     """The batch is then retried and writes them all again; store-first, the retry would
     find its effects already stored, write nothing, and the changelog would lack them."""
-    settings = BrokerSettings(
-        bootstrap="127.0.0.1:1", directory=tmp_path / "d", trust_anchor=tmp_path / "t",
-        signing_key=tmp_path / "k", app_id="group", data_dir=tmp_path / "data",
-        store="memory://",
-    )  # fmt: skip
-    app = make_faust_app(settings, 1)
+    app = _memory_app(tmp_path)
     table = app.Table("t", key_type=str, value_type=bytes)
     table.data.data["a"] = b"stored"
 
