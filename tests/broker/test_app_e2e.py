@@ -33,7 +33,7 @@ from schemas import (
     SignedEnvelope,
 )
 from subscriber import CallbackSink, OpenedNotification, Subscriber, SubscriberSettings
-from tests.broker.workers import start_worker
+from tests.broker.workers import start_worker, stop_worker
 from tests.connectors.conftest import COUNCILS, REPO, read_topic, run_connector
 from tests.demo_run import DEMO_TIMEOUT_S
 from tests.subscriber.conftest import publish
@@ -214,8 +214,7 @@ def test_move_is_notified_audited_and_forgeries_refused(
         finally:
             library.close()
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        stop_worker(worker)
 
 
 def test_cli_help_lists_every_command():

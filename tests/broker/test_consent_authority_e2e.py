@@ -21,7 +21,7 @@ from connectors._tokens import opaque_reference
 from consent import AGREEMENTS_DIR, DevFederation, build_dev_federation, example_agreement_paths
 from schemas import CitizenEvent, Codec, RejectedRecord
 from tests.broker.test_decisions_e2e import _drop, add_consent_source
-from tests.broker.workers import settled, start_worker, until
+from tests.broker.workers import settled, start_worker, stop_worker, until
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
 from tests.wire import body_of, decision_reasons
 
@@ -95,8 +95,7 @@ def test_a_grant_from_a_council_that_does_not_supply_the_agreement_is_refused_an
         until(lambda: len(read_topic(kafka_bootstrap, f"{prefix}.rejected")) >= 1,
               "the over-reaching grant on the rejected topic", timeout=60)  # fmt: skip
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        stop_worker(worker)
 
     rejected = [codec.decode_as(v, RejectedRecord)
                 for _, v in read_topic(kafka_bootstrap, f"{prefix}.rejected")]  # fmt: skip

@@ -19,7 +19,7 @@ from connectors import load_linkage_keys
 from connectors._tokens import opaque_reference
 from schemas import CitizenEvent, Codec
 from tests.broker.test_decisions_e2e import _drop, add_consent_source
-from tests.broker.workers import settled, start_worker
+from tests.broker.workers import settled, start_worker, stop_worker
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
 from tests.wire import body_of, decision_reasons, read_notifications
 
@@ -74,8 +74,7 @@ def test_an_objection_recorded_without_the_nhs_number_denies_a_match_decided_by_
         # No wait for a last flush: Faust flushes the producer before each commit,
         # so once every input is committed its outputs are on their topics.
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        stop_worker(worker)
     log = (tmp_path / "worker.log").read_text()[-3000:]
 
     codec = Codec()

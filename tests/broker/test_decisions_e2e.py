@@ -34,7 +34,7 @@ from schemas import (
     Codec,
     SignatureDomain,
 )
-from tests.broker.workers import audit_sealed, settled, start_worker, until
+from tests.broker.workers import audit_sealed, settled, start_worker, stop_worker, until
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
 from tests.ports import SERVERS
 from tests.wire import body_of, is_row, live_rows, read_notifications, table_key
@@ -220,8 +220,7 @@ def test_each_refusal_is_audited_with_its_reason_and_only_the_control_is_notifie
         with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics") as response:
             metrics = response.read().decode()
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        stop_worker(worker)
     log = (tmp_path / "worker.log").read_text()[-3000:]
 
     key = load_linkage_keys(a.linkage_keys)[-1]

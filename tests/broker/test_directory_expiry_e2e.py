@@ -23,7 +23,7 @@ from connectors import EventFactory, SourceRow, Tokeniser
 from consent import build_dev_federation, load_private_key, sign_directory
 from schemas import Codec
 from tests.broker.test_partition import FROM, KEY, MAPPING, PERSON, TO
-from tests.broker.workers import metric, start_worker
+from tests.broker.workers import metric, start_worker, stop_worker
 from tests.connectors.conftest import read_topic
 from tests.ports import free_port
 from tests.wire import read_notifications
@@ -100,5 +100,4 @@ def test_an_expired_directory_stops_decisions_until_a_new_one_is_installed(
         assert worker.poll() is None
     finally:
         # Stopped while expired, a worker exits at once without committing (not tested here).
-        worker.terminate()
-        worker.wait(timeout=60)
+        stop_worker(worker)

@@ -20,7 +20,7 @@ from connectors import EventFactory, SourceRow, Tokeniser, load_linkage_keys, lo
 from consent import seal_envelope
 from schemas import AuditKind, AuditRecord, CitizenEvent, Codec, SignatureDomain
 from tests.broker.test_decisions_e2e import _consent, _day, _drop, _row, add_consent_source
-from tests.broker.workers import settled, start_worker
+from tests.broker.workers import settled, start_worker, stop_worker
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
 from tests.wire import read_notifications
 
@@ -78,8 +78,7 @@ def test_an_event_published_before_an_erasure_and_read_after_it_is_never_disclos
         run_connector(a, "--once")
         settled(kafka_bootstrap, group, prefix)
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        stop_worker(worker)
     log = (tmp_path / "worker.log").read_text()[-3000:]
 
     assert read_topic(kafka_bootstrap, f"{prefix}.rejected") == [], log

@@ -32,7 +32,7 @@ from schemas import (
     SignedEnvelope,
 )
 from tests.broker.test_decisions_e2e import _drop
-from tests.broker.workers import audit_sealed, settled, start_worker, until
+from tests.broker.workers import audit_sealed, settled, start_worker, stop_worker, until
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
 from tests.wire import body_of, read_notifications
 
@@ -139,8 +139,7 @@ def test_every_poison_kind_is_rejected_and_every_good_move_still_notified(
               "a checkpoint after every chain's last decision", timeout=60)  # fmt: skip
         assert worker.poll() is None, "the worker is still running"
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        stop_worker(worker)
     log = (tmp_path / "worker.log").read_text()
     assert "Traceback" not in log and "crashed" not in log.lower(), log[-3000:]
 

@@ -26,7 +26,7 @@ from broker._routed import BATCH_KEY, TICK_KEY, ItemKind, decode_batch, partitio
 from fedbroker import read_to_end
 from schemas import CitizenEvent, Codec
 from tests.broker.test_app_e2e import _write
-from tests.broker.workers import metric, settled, start_worker, until
+from tests.broker.workers import metric, settled, start_worker, stop_worker, until
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
 from tests.ports import free_port
 from tests.wire import body_of, is_row, read_notifications, table_key
@@ -87,8 +87,7 @@ def test_at_most_one_routed_message_per_event_and_one_state_write_per_token_per_
         until(lambda: (metric(port, "fedbroker_broker_gc_frozen_objects") or 0) > 0,
               "a full collection froze its survivors", timeout=60)  # fmt: skip
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        stop_worker(worker)
 
     routed = read_to_end(kafka_bootstrap, f"{prefix}.broker.routed")
     batches = [r for r in routed if r.key == BATCH_KEY]

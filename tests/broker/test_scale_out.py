@@ -13,7 +13,7 @@ import pytest
 
 from connectors import load_config, open_connector
 from schemas import MatchNotification
-from tests.broker.workers import audit_records, behind, settled, start_worker, until
+from tests.broker.workers import audit_records, behind, settled, start_worker, stop_worker, until
 from tests.connectors.conftest import COUNCILS
 from tests.wire import read_notifications
 
@@ -66,8 +66,7 @@ class _Run:
     def stop(self) -> None:
         for worker in self.workers:
             if worker.poll() is None:
-                worker.terminate()
-                worker.wait(timeout=60)
+                stop_worker(worker)
 
 
 def test_two_workers_and_a_killed_worker_match_one_worker(

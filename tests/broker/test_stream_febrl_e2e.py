@@ -24,7 +24,7 @@ from bench.linkage_quality import quality
 from connectors import load_linkage_keys
 from connectors._tokens import opaque_reference
 from fedbroker.link import link_files
-from tests.broker.workers import settled, start_worker
+from tests.broker.workers import settled, start_worker, stop_worker
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -81,8 +81,7 @@ def test_the_stream_links_febrl_as_link_does_at_f1_0995(
             run_connector(setup, "--once")
         settled(kafka_bootstrap, group, prefix, timeout=240)
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        stop_worker(worker)
 
     system = str(MAPPING["system"])
     local = {

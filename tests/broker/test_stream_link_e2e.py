@@ -22,7 +22,7 @@ from broker import DEFAULT_DICE_THRESHOLD
 from connectors import generate_federation, load_linkage_keys
 from connectors._tokens import opaque_reference
 from fedbroker.link import link_files
-from tests.broker.workers import settled, start_worker
+from tests.broker.workers import settled, start_worker, stop_worker
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
 from tests.ports import free_port
 
@@ -73,8 +73,7 @@ def test_stream_and_link_find_the_same_pairs(
             run_connector(setup, "--once")
         settled(kafka_bootstrap, group, prefix, timeout=240)
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        stop_worker(worker)
 
     keys = load_linkage_keys(linkage_keys)
     local = {
@@ -133,8 +132,7 @@ def test_the_stream_fits_its_threshold_from_every_partitions_scores(
             time.sleep(1)  # polling interval of a condition
     finally:
         for worker in workers:
-            worker.terminate()
-            worker.wait(timeout=60)
+            stop_worker(worker)
     assert 0.5 < thresholds[0] < 0.95
     logs = [(tmp_path / f"worker-{n}.log").read_text() for n in range(2)]
     assert all("Dice threshold now" in log and "fitted by EM" in log for log in logs)

@@ -29,7 +29,7 @@ from consent import DevFederation, agreements_for, build_dev_federation
 from fedbroker import read_to_end
 from schemas import CitizenEvent, Codec, EventType
 from tests.broker.test_app_e2e import _write
-from tests.broker.workers import metric, start_worker, until
+from tests.broker.workers import metric, start_worker, stop_worker, until
 from tests.connectors.conftest import COUNCILS, read_topic, run_connector
 from tests.ports import free_port
 from tests.wire import body_of, is_row, live_rows, table_key
@@ -146,5 +146,4 @@ def test_an_untouched_tokens_expired_sighting_is_swept_and_its_row_tombstoned(
         assert (metric(port, SWEPT.format("seen")) or 0) >= len(holders)
         assert (metric(port, SWEPT.format("states")) or 0) >= len(holders)
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        stop_worker(worker)

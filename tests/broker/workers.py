@@ -241,3 +241,19 @@ def settled(
     late = drained(bootstrap, group, prefix, timeout)
     tail = log.read_text(errors="replace")[-4000:] if log is not None and log.exists() else ""
     assert not late, f"worker group still behind on {late[:3]}\n{tail}"
+
+
+def stop_worker(worker: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Stop a worker as an operator does (SIGTERM); one that outlives ``timeout`` is killed.
+
+    A worker wedged on stop used to be left running after its test failed,
+    writing to a stopped Kafka for the rest of the suite. It is killed, and
+    the timeout still fails the test: a stop that hangs is a defect to see.
+    """
+    worker.terminate()
+    try:
+        worker.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+        raise
