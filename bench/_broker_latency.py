@@ -7,7 +7,7 @@ would and notes when each notification arrives.
 
 from __future__ import annotations
 
-import resource
+import os
 import threading
 import time
 import uuid
@@ -153,6 +153,6 @@ def run_latency(
 
 
 def _own_cpu_s() -> float:
-    """This process's CPU seconds, every thread's (the publisher and the subscriber)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """This process's CPU seconds, every thread's: the publisher, the subscriber and the
+    polling of the worker's metrics."""
+    return ProcessUsage.of(os.getpid()).cpu_seconds

@@ -197,8 +197,9 @@ class Latency:
     #: event: set beside a drain's CPU per event, it shows what small batches cost.
     cpu_us_per_event: float = float("nan")
     #: The bench process's own CPU over the same span, per event: publishing
-    #: (re-signing, kafka-python) and subscribing run on the same cores as the
-    #: worker and Kafka, so at a high rate they take CPU the worker needs.
+    #: (re-signing, kafka-python), subscribing and polling the worker's metrics
+    #: run on the same cores as the worker and Kafka, so at a high rate they
+    #: take CPU the worker needs.
     load_cpu_us_per_event: float = float("nan")
     #: The local Kafka broker process's CPU over the same span, per event.
     kafka_cpu_us_per_event: float = float("nan")

@@ -14,6 +14,7 @@ from broker._item_loop import Outbox, Read, run_items
 from broker._poison import INTERNAL_ERROR, AttemptCounts, guarded
 from broker._routed import ItemKind, RoutedItem
 from broker._state_cache import StateBatch, StateCache, decode_state
+from broker._sweep import _is_token
 from consent import AuditChain, ChainHead, Decision, Reason, generate_signing_key, verify_audit
 from schemas import AuditKind, EventType, Outcome
 
@@ -58,7 +59,7 @@ def _run(items: list[RoutedItem], handle: Callable[..., None], chain: AuditChain
         )  # fmt: skip
     )
     written, _ = batch.flush()
-    states = {k: decode_state(v, _reader(table)) for k, v in table.items() if v and "/" not in k}
+    states = {k: decode_state(v, _reader(table)) for k, v in table.items() if v and _is_token(k)}
     return out, succeeded, written, states, rejected
 
 

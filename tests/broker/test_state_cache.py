@@ -15,13 +15,13 @@ import pytest
 from broker import Sighting, StateInvalid, TokenState
 from broker._sightings import Seen
 from broker._state_cache import StateBatch, StateCache, decode_state
+from broker._sweep import _is_token
 from schemas import EventType, SealedPayload
 from tests.broker.conftest import T0
 
 
 def _kind(key: str) -> str:
-    """A sighting row's key holds a ``/`` (``event/digest/partition``); the tokens here do not."""
-    return "row" if "/" in key else "state"
+    return "state" if _is_token(key) else "row"
 
 
 class Table(dict[str, bytes | None]):

@@ -11,7 +11,7 @@ import faust
 import pytest
 from faust.exceptions import PartitionsMismatch
 from faust.serializers import codecs
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from broker._settings import BrokerSettings
@@ -160,18 +160,19 @@ def test_writes_that_cannot_be_queued_on_the_changelog_leave_the_store_untouched
 
 @settings(max_examples=500, deadline=None)
 @given(st.text())
+@example("pc:1:0a1b")  # a plain key, or one JSON escapes
+@example("ev-1/00ff/3")
+@example('a"b')
+@example("a\\b")
+@example("tab\there")
+@example("caf\u00e9")
+@example("\x7f")
+@example("")
 def test_table_keys_are_the_bytes_fausts_json_codec_writes(key: str):
     """Stores and changelogs written before read the same after the change of codec."""
     expected = codecs.get_codec("json").dumps(key)
     assert TABLE_KEYS.dumps(key) == expected
     assert TABLE_KEYS.loads(expected) == key
-
-
-@pytest.mark.parametrize(
-    "key", ["pc:1:0a1b", "ev-1/00ff/3", 'a"b', "a\\b", "tab\there", "caf\u00e9", "\x7f", ""]
-)
-def test_plain_keys_and_the_ones_json_escapes_encode_alike(key: str):
-    assert TABLE_KEYS.dumps(key) == codecs.get_codec("json").dumps(key)
 
 
 def test_the_broker_tables_write_their_keys_with_the_table_codec(tmp_path: Path):
