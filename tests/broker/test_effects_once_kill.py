@@ -29,6 +29,7 @@ from tests.broker.workers import (
     settled,
     split_extract,
     start_worker,
+    stop_workers,
     until,
 )
 from tests.connectors.conftest import COUNCILS, read_topic
@@ -141,12 +142,10 @@ def _run(council_factory, federation, bootstrap, prefix, group, tmp_path, synthe
         until(lambda: len({n.notification_id for n in services.handed}) >= len(distinct),
               "every notification was handed over", timeout=120)  # fmt: skip
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.terminate()
-        for worker in workers:
-            worker.wait(timeout=60)
-        services.close()
+        try:
+            stop_workers(workers)
+        finally:
+            services.close()
     replayed = sum(
         log.read_text().count("a replayed decision is already") for log in tmp_path.glob("*.log")
     )

@@ -25,6 +25,8 @@ from tests.broker.workers import (
     settled,
     split_extract,
     start_worker,
+    stop_worker,
+    stop_workers,
     until,
 )
 from tests.connectors.conftest import COUNCILS
@@ -62,18 +64,13 @@ def test_a_worker_stopped_and_started_under_traffic_leaves_unforked_verified_cha
         # Stop a worker once decisions on this part are being made, under traffic.
         until(lambda: len(audit_records(kafka_bootstrap, prefix)) > before
               or not behind(kafka_bootstrap, group, prefix), "decisions were audited")  # fmt: skip
-        workers[0].terminate()  # a clean stop: it hands its partitions over
-        workers[0].wait(timeout=60)
+        stop_worker(workers[0])  # a clean stop: it hands its partitions over
         workers[0] = start(0, life=1)  # the same worker again, on its own state folder
         for publisher in publishing + publish(2):
             assert publisher.wait(timeout=240) == 0
         settled(kafka_bootstrap, group, prefix, timeout=300)
     finally:
-        for worker in workers.values():
-            if worker.poll() is None:
-                worker.terminate()
-        for worker in workers.values():
-            worker.wait(timeout=60)
+        stop_workers(workers.values())
     audit = audit_records(kafka_bootstrap, prefix)
     report = verify_audit(audit, federation.load().member("broker").signing_key)
     assert report.ok, [str(p) for p in report.problems]

@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.broker.workers import drained, publish_together, split_extract, start_worker
+from tests.broker.workers import (
+    drained,
+    publish_together,
+    split_extract,
+    start_worker,
+    stop_workers,
+)
 from tests.connectors.conftest import COUNCILS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(420)]
@@ -44,8 +50,5 @@ def test_workers_and_publishers_started_together_commit_every_input(
             late[start] = drained(kafka_bootstrap, group, prefix, timeout=120)
             assert all(w.poll() is None for w in workers), "a worker died"
         finally:
-            for worker in workers:
-                worker.terminate()
-            for worker in workers:
-                worker.wait(timeout=60)
+            stop_workers(workers)
     assert late == dict.fromkeys(range(STARTS), []), late

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -250,10 +250,27 @@ def stop_worker(worker: subprocess.Popen[bytes], timeout: float = 60) -> None:
     writing to a stopped Kafka for the rest of the suite. It is killed, and
     the timeout still fails the test: a stop that hangs is a defect to see.
     """
-    worker.terminate()
-    try:
-        worker.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
-        raise
+    stop_workers([worker], timeout)
+
+
+def stop_workers(workers: Iterable[subprocess.Popen[bytes]], timeout: float = 60) -> None:
+    """``stop_worker`` for several at once: all are sent SIGTERM, then all get ``timeout``.
+
+    They stop together, as a group shutting down does (each hands its
+    partitions to none). Every one that outlives the shared deadline is
+    killed before ``TimeoutExpired`` is raised for the first of them.
+    """
+    running = [w for w in workers if w.poll() is None]
+    for worker in running:
+        worker.terminate()
+    deadline = time.monotonic() + timeout
+    late: list[subprocess.TimeoutExpired] = []
+    for worker in running:
+        try:
+            worker.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired as exc:
+            worker.kill()
+            worker.wait()
+            late.append(exc)
+    if late:
+        raise late[0]
