@@ -30,13 +30,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from broker._admission import admit, admit_each
+from broker._admission import admit_each
 from broker._consent_view import ItemConsent, applied_entries
 from broker._errors import KafkaUnavailable
 from broker._item_loop import YIELD_EVERY, Outbox, Read, run_items
 from broker._kafka_edge import kafka_errors
 from broker._partition import retention_for
 from broker._parts import EXIT_DIRECTORY_EXPIRED, Parts
+from broker._pending_sends import PendingSends
 from broker._poison import Backoff, guarded
 from broker._routed import (
     BATCH_KEY,
@@ -77,16 +78,19 @@ def _split(origin: str) -> tuple[str, int, int]:
     return topic, int(partition), int(offset)
 
 
-async def _send(topic: Any, key: bytes | None, value: bytes, partition: int | None = None) -> None:
+async def _send(pending: PendingSends, topic: Any, key: bytes | None, value: bytes,
+                partition: int | None = None) -> None:  # fmt: skip
     """Send; a Kafka outage is retried with backoff for as long as it lasts, never lost.
 
+    The delivery is then ``pending``'s to watch until Kafka acknowledges it.
     Anything else (a bug) propagates to the message's ``guarded``.
     """
     backoff = Backoff()
     while True:
         try:
             with kafka_errors("sending"):
-                await topic.send(key=key, value=value, partition=partition)
+                sent = await topic.send(key=key, value=value, partition=partition)
+            pending.track(sent, topic.get_topic_name())
             return
         except KafkaUnavailable as exc:
             delay = backoff.failed(0.0)
@@ -143,18 +147,22 @@ def install_agents(parts: Parts) -> None:
         encoded: dict[int, bytes] = {}  # each sighting once, whatever its partitions
         for partition, bound in sorted(group_by_partition(items, settings.partitions).items()):
             for body in encode_batches(bound, encoded=encoded):
-                await _send(routed, BATCH_KEY, body, partition)
+                await _send(p.pending_sends, routed, BATCH_KEY, body, partition)
                 routed_messages.inc()
 
     admission = ThreadPoolExecutor(ADMISSION_THREADS, thread_name_prefix="fedbroker-admit")
+
+    def admitter() -> Callable[[Sequence[tuple[bytes, str]]], list[Admitted]]:
+        """``admit_each`` under the directory, policy and time in force now."""
+        return functools.partial(admit_each, directory=p.watch.current, codec=p.codec,
+                                 now=clock.now(), policy=p.admission(),
+                                 scopes=p.watch.consent_scopes)  # fmt: skip
 
     async def admit_batch(messages: Sequence[Any]) -> list[Admitted]:
         """Each message's record or error, admitted in the admission threads."""
         if not messages:
             return []
-        run = functools.partial(admit_each, directory=p.watch.current, codec=p.codec,
-                                now=clock.now(), policy=p.admission(),
-                                scopes=p.watch.consent_scopes)  # fmt: skip
+        run = admitter()
         share = -(-len(messages) // ADMISSION_THREADS)
         loop = asyncio.get_running_loop()
         parts = await asyncio.gather(*(
@@ -168,9 +176,7 @@ def install_agents(parts: Parts) -> None:
         if admitted:
             record = admitted.pop()
         else:
-            record = admit(message.value or b"", topic=message.topic, directory=p.watch.current,
-                           codec=p.codec, now=clock.now(), policy=p.admission(),
-                           scopes=p.watch.consent_scopes)  # fmt: skip
+            [record] = admitter()([(message.value or b"", message.topic)])
         if isinstance(record, Exception):
             raise record
         origin = _coords(message)
@@ -331,11 +337,12 @@ def install_agents(parts: Parts) -> None:
         if out.audit:  # the head moved
             p.store_head(chain)
         for topic, key, value in out.sends:
-            await _send(topic, key, value)
+            await _send(p.pending_sends, topic, key, value)
         for reason in out.rejected:  # counted once written
             metrics.rejected.labels(reason).inc()
         for record in out.audit:
-            await _send(p.topics.audit, chain.head.chain.encode(), p.codec.encode(record))
+            await _send(p.pending_sends, p.topics.audit, chain.head.chain.encode(),
+                        p.codec.encode(record))  # fmt: skip
         if out.cascade:
             await send_routed(out.cascade)
 

@@ -124,6 +124,11 @@ class BrokerMetrics:
             "1 while the worker holds partitions, its tables recovered, no rebalance under way",
             registry=r,
         )
+        self.oldest_pending_send = Gauge(
+            "fedbroker_broker_oldest_pending_send_seconds",
+            "Seconds the oldest send not yet acknowledged by Kafka has waited (0: none waits)",
+            registry=r,
+        )
         self.gc_pauses = Histogram(
             "fedbroker_broker_gc_pause_seconds",
             "Garbage collections by generation and how long each held the interpreter",

@@ -30,6 +30,7 @@ from broker._matching import Match
 from broker._metrics import BrokerMetrics
 from broker._notifications import seal_notification
 from broker._partition import PartitionCore
+from broker._pending_sends import PendingSends
 from broker._poison import AttemptCounts
 from broker._settings import BrokerSettings
 from broker._state_cache import StateCache
@@ -74,6 +75,7 @@ class Parts:
     attempts: AttemptCounts
     policy: AdmissionPolicy
     consent_view: ConsentTableView = field(init=False)
+    pending_sends: PendingSends = field(init=False)
     state_cache: StateCache = field(default_factory=StateCache)
     renewed: asyncio.Event = field(default_factory=asyncio.Event)
     chains: dict[str, AuditChain] = field(default_factory=dict)
@@ -82,6 +84,7 @@ class Parts:
 
     def __post_init__(self) -> None:
         self.consent_view = ConsentTableView(self.consent_table)
+        self.pending_sends = PendingSends(self.clock.monotonic)
 
     @property
     def window(self) -> timedelta:

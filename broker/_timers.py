@@ -1,5 +1,5 @@
 """The worker's clock and its periodic side work: checkpoint ticks, threshold refit,
-directory reloads, readiness.
+directory reloads, the watch on unacknowledged sends, readiness.
 
 One ``Clock`` is injected into the app and read everywhere a time is needed
 (decisions, admission, backoff), so a test can drive time and every part of a
@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 #: How often ``fedbroker_broker_ready`` is brought up to date.
 READY_POLL_S = 0.5
+#: How often the oldest unacknowledged send is measured (``broker._pending_sends``).
+PENDING_POLL_S = 10.0
 
 
 def _wall() -> datetime:
@@ -80,7 +82,7 @@ async def side(
 
 
 def install_timers(parts: Parts) -> None:
-    """Define the checkpoint tick, the threshold refit and the directory check."""
+    """Define the checkpoint tick, the threshold refit, the directory check and the send watch."""
     p, settings, metrics, clock = parts, parts.settings, parts.metrics, parts.clock
     tick_body = encode_batches([RoutedItem(ItemKind.TICK)])[0]
     tick_backoff = Backoff(base_s=settings.checkpoint_interval_s / 3)
@@ -148,6 +150,14 @@ def install_timers(parts: Parts) -> None:
     async def directory_check() -> None:
         """Apply a changed directory at once, refuse a rollback, and report its expiry."""
         await side("directory", directory_backoff, metrics, reload_directory, clock)
+
+    @p.app.timer(interval=PENDING_POLL_S)  # type: ignore[untyped-decorator]
+    async def pending_sends() -> None:
+        """Report the oldest unacknowledged send, and log each one that seems stuck."""
+        metrics.oldest_pending_send.set(p.pending_sends.oldest_s())
+        for topic, waited in p.pending_sends.newly_stuck():
+            logger.error("a send to %s is unacknowledged after %.0f s (%d sends pending)",
+                         topic, waited, len(p.pending_sends))  # fmt: skip
 
     @p.app.timer(interval=READY_POLL_S)  # type: ignore[untyped-decorator]
     async def readiness() -> None:

@@ -80,6 +80,7 @@ def test_key_epoch_flags_narrow_the_directorys_epochs_and_never_revive_a_retired
     keep the retired epoch alive: retiring an epoch is a signed act, not a worker's flag."""
     from broker._directory_watch import DirectoryWatch
     from broker._parts import Parts
+    from broker._timers import Clock
     from consent import SerialStore
     from tests.broker.test_partition import NOW
 
@@ -97,7 +98,7 @@ def test_key_epoch_flags_narrow_the_directorys_epochs_and_never_revive_a_retired
     )
     parts = Parts(
         app=None, settings=settings, watch=watch, core=None, key=None, codec=None,
-        metrics=None, clock=None, topics=None, states=None, consent_table={},
+        metrics=None, clock=Clock(), topics=None, states=None, consent_table={},
         heads=None, histograms=None, attempts=None, policy=settings.policy(),
     )  # fmt: skip
     assert parts.admission().accepted_epochs == frozenset({1, 2})
