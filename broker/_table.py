@@ -33,6 +33,11 @@ record batches, in the order made, on the partition's changelog
 the ones Faust would have sent (same key and value bytes, same partition), so
 Faust's recovery restores them as its own; the store's persisted offset moves
 once per record batch, when Kafka has it, as Faust moves it once per record.
+On RocksDB a batch's writes are applied as one write batch of those same
+bytes, and its reads go to the partition's database directly, as Faust's
+store would for the routed message being handled: Faust's per-key path
+encoded each key again and kept an index of it (a write 9-11 us, a read
+5.5-7.3 us, against 3 and 2.3 us; about 100 us an event).
 
 **Keys.** Faust encodes table keys with its ``json`` codec, through its
 serializer registry, at every store read and write and every changelog record:
@@ -47,11 +52,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
+import rocksdict
 from faust.serializers import codecs
+from faust.stores import rocksdb
 from faust.types import TP
 
 __all__ = ["TABLE_KEYS", "BrokerTable", "TableKeys", "TableWrites"]
@@ -104,6 +111,26 @@ class BrokerTable(faust.Table[Any, Any]):
         return TableWrites(self, partition)
 
 
+def _write_batch(db: Any, records: Sequence[tuple[bytes, bytes | None]]) -> None:
+    """Apply changelog ``records`` to a partition's RocksDB as one write batch.
+
+    As Faust's own recovery applies them (``apply_changelog_batch``): the same
+    bytes, in order, in one atomic write. Put one at a time through Faust's
+    store (``store[key] = value``, about nine times an event), each key was
+    encoded again, entered in Faust's key index and written to RocksDB on its
+    own: 9-11 us a key against 3 us, in-process. Faust's key index only
+    guides reads made outside a partition's event, which the broker's
+    token-state table never has.
+    """
+    batch = rocksdict.WriteBatch(raw_mode=True)  # the binding Faust uses (a pinned dependency)
+    for key, value in records:
+        if value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, value)
+    db.write(batch)
+
+
 class TableWrites:
     """Writes to one partition of a ``BrokerTable``, read back until made, made in order.
 
@@ -117,12 +144,20 @@ class TableWrites:
         self.partition = partition
         self._pending: dict[Any, bytes | None] = {}
         self._order: list[tuple[Any, bytes | None]] = []
+        # The partition's RocksDB, read and written in the changelog's own bytes
+        # (the memory store keeps keys unencoded: Faust's own calls serve it).
+        store = table.data
+        self._db = (store._db_for_partition(partition)  # noqa: SLF001 - Faust has no batch API
+                    if isinstance(store, rocksdb.Store) else None)  # fmt: skip
 
     def get(self, key: Any, default: Any = None) -> Any:
         if key in self._pending:
             value = self._pending[key]
             return default if value is None else value
-        return self.table.get(key, default)
+        if self._db is None:
+            return self.table.get(key, default)
+        stored = self._db.get(TABLE_KEYS.dumps(key))  # one read, 2.3 us against 5.5-7.3
+        return default if stored is None else stored
 
     def __setitem__(self, key: Any, value: bytes) -> None:
         self._pending[key] = value
@@ -156,14 +191,15 @@ class TableWrites:
         producer: Any = table.app.producer
         for future, count in await producer.send_records(name, self.partition, records):
             future.add_done_callback(self._persisted(TP(name, self.partition), count))
-        # Faust's RocksDB store writes to the current event's partition: the
-        # routed message being handled, whose partition is ``self.partition``.
-        for key, value in self._order:
-            if value is None:
-                with contextlib.suppress(KeyError):  # the memory store raises, RocksDB's does not
-                    del store[key]
-            else:
-                store[key] = value
+        if self._db is not None:
+            _write_batch(self._db, records)
+        else:  # the memory store holds keys unencoded
+            for key, value in self._order:
+                if value is None:
+                    with contextlib.suppress(KeyError):
+                        del store[key]
+                else:
+                    store[key] = value
         self._pending.clear()
         self._order.clear()
 

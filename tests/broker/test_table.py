@@ -138,6 +138,48 @@ def test_a_commit_sends_every_write_in_the_order_made_then_applies_them(tmp_path
     assert table.data.data == {"b": b"new"}
 
 
+def test_a_commit_applies_to_the_partitions_rocksdb_the_records_the_changelog_gets(
+    tmp_path: Path,
+):
+    """One write batch of the changelog's own bytes, as Faust's recovery writes them:
+    Faust's store and later batches read them back, and no other partition's
+    database is touched."""
+    settings = BrokerSettings(
+        bootstrap="127.0.0.1:1", directory=tmp_path / "d", trust_anchor=tmp_path / "t",
+        signing_key=tmp_path / "k", app_id="group", data_dir=tmp_path / "data",
+        store="rocksdb://",
+    )  # fmt: skip
+    app = make_faust_app(settings, 1)
+    table = app.Table("t", key_type=str, value_type=bytes, partitions=3)
+    sent: list[tuple[bytes, bytes | None]] = []
+
+    class Recording:
+        async def send_records(self, topic: str, partition: int, records: Any) -> Any:
+            sent.extend(records)
+            return []
+
+    app.producer = Recording()  # type: ignore[assignment]
+    here, other = table.data._db_for_partition(2), table.data._db_for_partition(0)
+    here[b'"a"'] = b"stored"
+    other[b'"a"'] = b"another partition's"
+    writes = table.writes(2)
+    writes["a"] = b"changed"
+    writes["b"] = b"new"
+    writes.pop("a")
+    writes["c"] = b"one"
+    writes["c"] = b"two"
+    asyncio.run(writes.commit())
+    assert sent == [(b'"a"', b"changed"), (b'"b"', b"new"), (b'"a"', None),
+                    (b'"c"', b"one"), (b'"c"', b"two")]  # fmt: skip
+    assert (here.get(b'"a"'), here.get(b'"b"'), here.get(b'"c"')) == (None, b"new", b"two")
+    assert (table.data["b"], table.data["c"]) == (b"new", b"two")  # as Faust's store reads
+    assert other.get(b'"a"') == b"another partition's" and other.get(b'"b"') is None
+    # A later batch reads its own partition's database, and only that one.
+    later, elsewhere = table.writes(2), table.writes(0)
+    assert (later.get("b"), later.get("a"), later.get("a", b"d")) == (b"new", None, b"d")
+    assert (elsewhere.get("a"), elsewhere.get("b")) == (b"another partition's", None)
+
+
 def test_writes_that_cannot_be_queued_on_the_changelog_leave_the_store_untouched(tmp_path: Path):
     """The batch is then retried and writes them all again; store-first, the retry would
     find its effects already stored, write nothing, and the changelog would lack them."""
