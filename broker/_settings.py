@@ -54,6 +54,14 @@ SESSION_TIMEOUT_S = 10.0
 #:   recovery time this costs.
 #: - ``QuietWorker``: Faust's worker set the root logger to DEBUG for its
 #:   terminal spinner, and every Kafka message paid for a dropped debug record.
+#: - a producer request timeout of 30 s, Kafka's own default, not Faust's 20
+#:   minutes: Faust sets it high so that batches do not expire, but with
+#:   idempotence aiokafka never expires a batch, and an unanswered produce
+#:   request would hold a send, and the worker's stop, for those 20 minutes
+#:   with nothing logged (a CI run saw a send pending 17 minutes so; the
+#:   cause is not shown). Now such a request times out, is logged and is
+#:   retried (idempotence: the retry cannot land twice), and a send waiting
+#:   30 s for room is retried by the agents like any other Kafka outage.
 FAUST_TUNING: MappingProxyType[str, Any] = MappingProxyType(
     {
         "producer_linger": 0.005,
@@ -62,6 +70,7 @@ FAUST_TUNING: MappingProxyType[str, Any] = MappingProxyType(
         "consumer_max_fetch_size": 4 * 1024 * 1024,
         "stream_buffer_maxsize": 16_384,
         "table_standby_replicas": 0,
+        "producer_request_timeout": 30.0,
         "Worker": QuietWorker,
     }
 )
