@@ -281,11 +281,13 @@ def test_workers_failing_on_row_after_row_leave_the_step_for_a_later_pass(
         with pytest.raises(BuildFailed):
             connector.ingest()
         assert connector.outbox.quarantined() == [], "no good row refused"
-        # Two workers build side by side: the one given the second step may start
-        # it only after the other has fallen sick on the third. Either way, what
-        # is committed is the whole steps built before, in file order.
+        # Two workers build side by side, each process starting when it starts:
+        # the one given the first or second step may begin it only after the
+        # other has built the next and fallen sick on the third (a CI rehearsal
+        # committed nothing so). Whichever, what is committed is the whole
+        # steps built before the first it could not build, in file order.
         committed = outbox_ids(connector.outbox.pending(10_000))
-        assert committed in (expected[:STEP], expected[: 2 * STEP])
+        assert committed in (expected[:0], expected[:STEP], expected[: 2 * STEP])
         healed.touch()  # the host recovers
         sick.unlink()
         connector.ingest()
