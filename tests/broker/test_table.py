@@ -63,11 +63,7 @@ def test_a_lookup_reads_the_store_once_and_an_absent_key_gives_the_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: str
 ):
     """``Mapping.get`` asked the store whether it held the key, then read it: two reads."""
-    settings = BrokerSettings(
-        bootstrap="127.0.0.1:1", directory=tmp_path / "d", trust_anchor=tmp_path / "t",
-        signing_key=tmp_path / "k", app_id="group", data_dir=tmp_path / "data", store=store,
-    )  # fmt: skip
-    table = make_faust_app(settings, 1).Table("t", key_type=str, value_type=bytes)
+    table = broker_app(tmp_path, store).Table("t", key_type=str, value_type=bytes)
     reads: list[str] = []
     if store == "memory://":
         table.data.data["present"] = b"value"
@@ -91,19 +87,19 @@ def test_a_lookup_reads_the_store_once_and_an_absent_key_gives_the_default(
     assert reads == ["present", "absent", "absent"]
 
 
-def _memory_app(tmp_path: Path) -> faust.App:
-    """A broker's Faust app on the memory store: tables without RocksDB files."""
+def broker_app(tmp_path: Path, store: str = "memory://") -> faust.App:
+    """A broker's Faust app, not connected; on the memory store, tables without RocksDB files."""
     settings = BrokerSettings(
         bootstrap="127.0.0.1:1", directory=tmp_path / "d", trust_anchor=tmp_path / "t",
         signing_key=tmp_path / "k", app_id="group", data_dir=tmp_path / "data",
-        store="memory://",
+        store=store,
     )  # fmt: skip
     return make_faust_app(settings, 1)
 
 
 def test_queued_writes_are_read_back_and_touch_nothing_until_committed(tmp_path: Path):
     """A routed batch reads its own writes; the store and changelog see them at ``commit``."""
-    table = _memory_app(tmp_path).Table("t", key_type=str, value_type=bytes)
+    table = broker_app(tmp_path).Table("t", key_type=str, value_type=bytes)
     table.data.data["a"] = b"stored"
     writes = table.writes(0)
     assert writes.get("a") == b"stored" and writes.get("b") is None
@@ -117,7 +113,7 @@ def test_queued_writes_are_read_back_and_touch_nothing_until_committed(tmp_path:
 
 def test_a_commit_sends_every_write_in_the_order_made_then_applies_them(tmp_path: Path):
     """A key written twice is sent twice: the changelog replays to the last value."""
-    app = _memory_app(tmp_path)
+    app = broker_app(tmp_path)
     table = app.Table("t", key_type=str, value_type=bytes)
     table.data.data["a"] = b"stored"
     sent: list[tuple[str, int, list[tuple[bytes, bytes | None]]]] = []
@@ -144,12 +140,7 @@ def test_a_commit_applies_to_the_partitions_rocksdb_the_records_the_changelog_ge
     """One write batch of the changelog's own bytes, as Faust's recovery writes them:
     Faust's store and later batches read them back, and no other partition's
     database is touched."""
-    settings = BrokerSettings(
-        bootstrap="127.0.0.1:1", directory=tmp_path / "d", trust_anchor=tmp_path / "t",
-        signing_key=tmp_path / "k", app_id="group", data_dir=tmp_path / "data",
-        store="rocksdb://",
-    )  # fmt: skip
-    app = make_faust_app(settings, 1)
+    app = broker_app(tmp_path, "rocksdb://")
     table = app.Table("t", key_type=str, value_type=bytes, partitions=3)
     sent: list[tuple[bytes, bytes | None]] = []
 
@@ -183,7 +174,7 @@ def test_a_commit_applies_to_the_partitions_rocksdb_the_records_the_changelog_ge
 def test_writes_that_cannot_be_queued_on_the_changelog_leave_the_store_untouched(tmp_path: Path):
     """The batch is then retried and writes them all again; store-first, the retry would
     find its effects already stored, write nothing, and the changelog would lack them."""
-    app = _memory_app(tmp_path)
+    app = broker_app(tmp_path)
     table = app.Table("t", key_type=str, value_type=bytes)
     table.data.data["a"] = b"stored"
 
