@@ -10,12 +10,13 @@ import pytest
 from tests.broker.workers import stop_workers
 
 #: A process that ignores SIGTERM (as a worker wedged on its stop does), and says
-#: so once it does: the test stops it only after that line, never before.
+#: so once it does: the test stops it only after that line, never before. It
+#: then waits for a signal that ends it (an ignored one does not).
 _STUBBORN = (
-    "import signal, sys, time\n"
+    "import signal\n"
     "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
     "print('ready', flush=True)\n"
-    "time.sleep(120)\n"
+    "signal.pause()\n"
 )
 
 
@@ -27,7 +28,7 @@ def _stubborn() -> subprocess.Popen[bytes]:
 
 
 def _obedient() -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    return subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
 
 
 def test_workers_that_stop_are_waited_for() -> None:
